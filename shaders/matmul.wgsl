@@ -1,0 +1,152 @@
+// Tiled matrix product with a fused epilogue: C[M, N] = A(M, K) · B(K, N).
+//
+//   A(m, k) = TRANS_A ? a[k * a_cols + m] : a[m * a_cols + k]
+//   B(k, n) = TRANS_B ? b[n * b_cols + k] : b[k * b_cols + n]
+//
+// AUG_A appends a column of ones to the stored A: the column index `a_cols`
+// reads 1.0. With the parameter block [W; b] as B this fuses the bias add into
+// the forward product ([X, 1]·[W; b] = X·W + b) and the bias gradient into the
+// weight gradient ([X, 1]ᵀ·dY = [dW; db]).
+//
+// Each workgroup computes a 64×64 tile of C, each invocation a 4×4 register
+// tile, stepping through K 16 at a time with both operand tiles staged in
+// workgroup memory. Edges are guarded where tiles are loaded and stored, never
+// inside the unrolled multiply-add loop, so any shape is correct.
+
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_cols: u32,
+    b_cols: u32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override AUG_A: bool = false;
+// 0: C = acc; 1: C = max(acc, 0) (Relu); 2: C = acc where aux > 0 else 0
+// (Relu backward, aux holding the layer's output); 3: C -= lr · acc (SGD).
+override EPILOGUE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+// Tiles stored k-major as vec4 along m / n, so one invocation reads its four
+// rows (or columns) of a k-slice with a single load.
+var<workgroup> tile_a: array<vec4<f32>, 256>; // [BK][BM / 4]
+var<workgroup> tile_b: array<vec4<f32>, 256>; // [BK][BN / 4]
+
+fn load_a(m: u32, k: u32) -> f32 {
+    if m >= dims.m || k >= dims.k {
+        return 0.0;
+    }
+    var row = m;
+    var col = k;
+    if TRANS_A {
+        row = k;
+        col = m;
+    }
+    if AUG_A && col == dims.a_cols {
+        return 1.0;
+    }
+    return a[row * dims.a_cols + col];
+}
+
+fn load_b(k: u32, n: u32) -> f32 {
+    if k >= dims.k || n >= dims.n {
+        return 0.0;
+    }
+    if TRANS_B {
+        return b[n * dims.b_cols + k];
+    }
+    return b[k * dims.b_cols + n];
+}
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let m0 = wg.y * BM;
+    let n0 = wg.x * BN;
+    var acc: array<vec4<f32>, 4>;
+
+    for (var k0 = 0u; k0 < dims.k; k0 += BK) {
+        // 256 invocations stage 1024 elements of each tile, four each. The
+        // index that is contiguous in memory varies fastest between
+        // neighbouring invocations.
+        for (var r = 0u; r < 4u; r++) {
+            let e = li + r * 256u;
+            var ka: u32;
+            var ma: u32;
+            if TRANS_A {
+                ka = e / BM;
+                ma = e % BM;
+            } else {
+                ka = e % BK;
+                ma = e / BK;
+            }
+            tile_a[ka * 16u + ma / 4u][ma % 4u] = load_a(m0 + ma, k0 + ka);
+            var kb: u32;
+            var nb: u32;
+            if TRANS_B {
+                kb = e % BK;
+                nb = e / BK;
+            } else {
+                kb = e / BN;
+                nb = e % BN;
+            }
+            tile_b[kb * 16u + nb / 4u][nb % 4u] = load_b(k0 + kb, n0 + nb);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let av = tile_a[kk * 16u + lid.y];
+            let bv = tile_b[kk * 16u + lid.x];
+            acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
+            acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
+            acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
+            acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + lid.y * 4u + i;
+        if m >= dims.m {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + lid.x * 4u + j;
+            if n >= dims.n {
+                break;
+            }
+            let v = acc[i][j];
+            let idx = m * dims.n + n;
+            switch EPILOGUE {
+                case 1u: {
+                    c[idx] = max(v, 0.0);
+                }
+                case 2u: {
+                    c[idx] = select(0.0, v, aux[idx] > 0.0);
+                }
+                case 3u: {
+                    c[idx] = c[idx] - dims.lr * v;
+                }
+                default: {
+                    c[idx] = v;
+                }
+            }
+        }
+    }
+}

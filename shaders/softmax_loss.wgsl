@@ -1,0 +1,78 @@
+// SoftmaxWithLoss, forward and backward in one pass over the rows.
+//
+// Per row r of the logits y (rows × classes): the loss
+// logsumexp(y_r) - y_r[t_r], whether argmax(y_r) == t_r (first maximum wins,
+// as numpy's argmax), and, when `want_grad`, dy_r = (softmax(y_r) - onehot(t_r)) / rows.
+// Sums over rows are added to `stats`. One workgroup does every row with a
+// fixed tree reduction, so the sums are bit-for-bit repeatable: no atomics.
+
+struct Dims {
+    rows: u32,
+    classes: u32,
+    want_grad: u32,
+    _pad: u32,
+}
+
+struct Stats {
+    loss_sum: f32,
+    correct: u32,
+    rows: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> t: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: Stats;
+
+const WG: u32 = 256u;
+var<workgroup> part_loss: array<f32, WG>;
+var<workgroup> part_correct: array<u32, WG>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32) {
+    let cls = dims.classes;
+    var loss = 0.0;
+    var correct = 0u;
+    for (var r = li; r < dims.rows; r += WG) {
+        let base = r * cls;
+        var best = 0u;
+        var mx = y[base];
+        for (var k = 1u; k < cls; k++) {
+            if y[base + k] > mx {
+                mx = y[base + k];
+                best = k;
+            }
+        }
+        var sum = 0.0;
+        for (var k = 0u; k < cls; k++) {
+            sum += exp(y[base + k] - mx);
+        }
+        let label = t[r];
+        loss += log(sum) - (y[base + label] - mx);
+        correct += select(0u, 1u, best == label);
+        if dims.want_grad != 0u {
+            let inv = 1.0 / sum;
+            for (var k = 0u; k < cls; k++) {
+                let p = exp(y[base + k] - mx) * inv;
+                dy[base + k] = (p - select(0.0, 1.0, k == label)) / f32(dims.rows);
+            }
+        }
+    }
+    part_loss[li] = loss;
+    part_correct[li] = correct;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if li < s {
+            part_loss[li] += part_loss[li + s];
+            part_correct[li] += part_correct[li + s];
+        }
+        workgroupBarrier();
+    }
+    if li == 0u {
+        stats.loss_sum += part_loss[0];
+        stats.correct += part_correct[0];
+        stats.rows += dims.rows;
+    }
+}

@@ -1,0 +1,64 @@
+//! The numerical gradient (`common/gradient.py`): central differences,
+//! `(f(x + h) - f(x - h)) / 2h` with `h = 1e-4`, for every parameter.
+
+use crate::model::{Params, Tensor};
+
+/// The book's step.
+pub const H: f64 = 1e-4;
+
+/// Central-difference gradient of `f` at `params` for the elements `which`
+/// picks in each tensor (all of them by default). Work is split over the
+/// available cores; each element's value depends only on `f`, so the result
+/// does not depend on the split.
+pub fn numerical_gradient<F>(f: F, params: &Params, tensors: &[(Tensor, Vec<usize>)]) -> Params
+where
+    F: Fn(&Params) -> f64 + Sync,
+{
+    let elements: Vec<usize> = tensors
+        .iter()
+        .flat_map(|(t, idx)| idx.iter().map(move |&i| t.offset + i))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(elements.len().max(1));
+    let chunk = elements.len().div_ceil(threads).max(1);
+    let mut grads = Params::zeros(&params.arch);
+    let parts: Vec<Vec<(usize, f64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = elements
+            .chunks(chunk)
+            .map(|part| {
+                let f = &f;
+                scope.spawn(move || {
+                    let mut p = params.clone();
+                    part.iter()
+                        .map(|&e| {
+                            let tmp = p.values[e];
+                            p.values[e] = tmp + H;
+                            let fxh1 = f(&p);
+                            p.values[e] = tmp - H;
+                            let fxh2 = f(&p);
+                            p.values[e] = tmp;
+                            (e, (fxh1 - fxh2) / (2.0 * H))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("numerical gradient thread"))
+            .collect()
+    });
+    for (e, g) in parts.into_iter().flatten() {
+        grads.values[e] = g;
+    }
+    grads
+}
+
+/// Every element of every tensor.
+pub fn all_elements(tensors: &[Tensor]) -> Vec<(Tensor, Vec<usize>)> {
+    tensors
+        .iter()
+        .map(|t| (t.clone(), (0..t.len()).collect()))
+        .collect()
+}

@@ -1,0 +1,373 @@
+//! IDX reading and validation: MNIST and anything shaped like it.
+//!
+//! An IDX file is a big-endian header (magic `0x00000801` for labels,
+//! `0x00000803` for images, then one u32 per dimension) followed by the u8
+//! data. Files may be gzipped (detected by content, not by name). Images stay
+//! u8 in memory: the GPU receives them packed four to a u32 and scales by 1/255
+//! itself, so the 60000×784 training set costs 47 MB instead of 188 MB.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+/// Number of classes every dataset here has (digits, Fashion-MNIST items).
+pub const CLASSES: usize = 10;
+
+const MAGIC_LABELS: u32 = 0x0000_0801;
+const MAGIC_IMAGES: u32 = 0x0000_0803;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(
+        "{}: file not found (looked for it and for its .gz form); pass --data DIR with the four MNIST-style IDX files",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not gzip data (the name ends in .gz but the content does not start with the gzip magic 1f 8b)", path.display())]
+    NotGzip { path: PathBuf },
+    #[error("{}: wrong magic {found:#010x}, expected {expected:#010x} ({what})", path.display())]
+    BadMagic {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+        what: &'static str,
+    },
+    #[error("{}: {what}", path.display())]
+    BadHeader { path: PathBuf, what: String },
+    #[error("{}: truncated: the header promises {expected} data bytes but the file holds {found}", path.display())]
+    Truncated {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{}: {extra} bytes after the {expected} data bytes the header promises", path.display())]
+    TrailingData {
+        path: PathBuf,
+        expected: usize,
+        extra: usize,
+    },
+    #[error("{} holds {images} images but {} holds {labels} labels", images_path.display(), labels_path.display())]
+    CountMismatch {
+        images_path: PathBuf,
+        images: usize,
+        labels_path: PathBuf,
+        labels: usize,
+    },
+    #[error("{}: label {label} at index {index} is out of range (must be below {CLASSES})", path.display())]
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+    },
+    #[error("{}: images are {found} pixels but the training images are {expected}", path.display())]
+    ShapeMismatch {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
+}
+
+/// One split of an image-classification dataset: u8 pixels, u8 labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `len × rows × cols` pixels, row-major, 0..=255.
+    pub images: Vec<u8>,
+    /// `len` labels, each below [`CLASSES`].
+    pub labels: Vec<u8>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image (784 for MNIST).
+    pub fn pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn image(&self, i: usize) -> &[u8] {
+        let p = self.pixels();
+        &self.images[i * p..(i + 1) * p]
+    }
+
+    /// The images at `indices` as f64 in [0, 1], row-major `[indices.len(), pixels]`.
+    pub fn batch_f64(&self, indices: &[usize]) -> Vec<f64> {
+        let mut x = Vec::with_capacity(indices.len() * self.pixels());
+        for &i in indices {
+            x.extend(self.image(i).iter().map(|&p| p as f64 / 255.0));
+        }
+        x
+    }
+
+    pub fn batch_labels(&self, indices: &[usize]) -> Vec<u8> {
+        indices.iter().map(|&i| self.labels[i]).collect()
+    }
+
+    /// A dataset built in memory (tests, synthetic benchmarks).
+    pub fn from_parts(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> Self {
+        assert_eq!(images.len(), labels.len() * rows * cols);
+        Dataset {
+            images,
+            labels,
+            rows,
+            cols,
+        }
+    }
+}
+
+/// The training and test splits of one dataset folder.
+#[derive(Clone, Debug)]
+pub struct Mnist {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// The folder of the MNIST copy bundled with the crate.
+pub fn bundled_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+}
+
+/// Loads the four standard files (`train-images-idx3-ubyte` and so on, each
+/// gzipped or raw) from `dir`.
+pub fn load_dir(dir: &Path) -> Result<Mnist, DataError> {
+    let train = load_split(dir, "train")?;
+    let test = load_split(dir, "t10k")?;
+    if test.pixels() != train.pixels() {
+        return Err(DataError::ShapeMismatch {
+            path: find(dir, "t10k-images-idx3-ubyte")?,
+            found: test.pixels(),
+            expected: train.pixels(),
+        });
+    }
+    Ok(Mnist { train, test })
+}
+
+/// Loads `{prefix}-images-idx3-ubyte` and `{prefix}-labels-idx1-ubyte`.
+pub fn load_split(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
+    let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let images = read_idx(&images_path)?;
+    let labels = read_idx(&labels_path)?;
+    expect_magic(
+        &images_path,
+        &images,
+        MAGIC_IMAGES,
+        "images: u8, 3 dimensions",
+    )?;
+    expect_magic(
+        &labels_path,
+        &labels,
+        MAGIC_LABELS,
+        "labels: u8, 1 dimension",
+    )?;
+    let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+    if rows == 0 || cols == 0 {
+        return Err(DataError::BadHeader {
+            path: images_path,
+            what: format!("images of {rows}×{cols} pixels"),
+        });
+    }
+    if n != labels.dims[0] {
+        return Err(DataError::CountMismatch {
+            images_path,
+            images: n,
+            labels_path,
+            labels: labels.dims[0],
+        });
+    }
+    if let Some((index, &label)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| l as usize >= CLASSES)
+    {
+        return Err(DataError::LabelOutOfRange {
+            path: labels_path,
+            index,
+            label,
+        });
+    }
+    Ok(Dataset {
+        images: images.data,
+        labels: labels.data,
+        rows,
+        cols,
+    })
+}
+
+/// `dir/name.gz` if present, else `dir/name`.
+fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
+    let gz = dir.join(format!("{name}.gz"));
+    if gz.is_file() {
+        return Ok(gz);
+    }
+    let raw = dir.join(name);
+    if raw.is_file() {
+        return Ok(raw);
+    }
+    Err(DataError::Missing { path: gz })
+}
+
+/// The parsed contents of one IDX file.
+#[derive(Debug)]
+pub struct Idx {
+    pub magic: u32,
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Reads one IDX file, gzipped or raw, checking that the data length matches
+/// the header exactly. The data is read incrementally, so a header claiming
+/// gigabytes on a small file fails as truncated without allocating them.
+pub fn read_idx(path: &Path) -> Result<Idx, DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = BufReader::new(File::open(path).map_err(io)?);
+    let mut head = [0u8; 2];
+    let got = read_full(&mut file, &mut head).map_err(io)?;
+    let is_gzip = got == 2 && head == [0x1f, 0x8b];
+    let named_gz = path.extension().is_some_and(|e| e == "gz");
+    if named_gz && !is_gzip {
+        return Err(DataError::NotGzip {
+            path: path.to_path_buf(),
+        });
+    }
+    let prefix = std::io::Cursor::new(head[..got].to_vec());
+    let mut reader: Box<dyn Read> = if is_gzip {
+        Box::new(GzDecoder::new(prefix.chain(file)))
+    } else {
+        Box::new(prefix.chain(file))
+    };
+    parse_idx(path, &mut reader)
+}
+
+fn parse_idx(path: &Path, reader: &mut dyn Read) -> Result<Idx, DataError> {
+    let header = |what: String| DataError::BadHeader {
+        path: path.to_path_buf(),
+        what,
+    };
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut word = [0u8; 4];
+    if read_full(reader, &mut word).map_err(io)? < 4 {
+        return Err(header("too short for an IDX header".into()));
+    }
+    let magic = u32::from_be_bytes(word);
+    let (kind, ndims) = ((magic >> 8) & 0xff, (magic & 0xff) as usize);
+    if magic >> 16 != 0 || kind != 0x08 || !(1..=3).contains(&ndims) {
+        return Err(DataError::BadMagic {
+            path: path.to_path_buf(),
+            found: magic,
+            expected: if ndims == 1 {
+                MAGIC_LABELS
+            } else {
+                MAGIC_IMAGES
+            },
+            what: "an IDX file of u8 data",
+        });
+    }
+    let mut dims = Vec::with_capacity(ndims);
+    for d in 0..ndims {
+        if read_full(reader, &mut word).map_err(io)? < 4 {
+            return Err(header(format!("header ends before dimension {d}")));
+        }
+        dims.push(u32::from_be_bytes(word) as usize);
+    }
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| header(format!("dimensions {dims:?} overflow")))?;
+    // `take` bounds the read; `read_to_end` grows the buffer as data arrives,
+    // so memory follows the real file size, not the header's claim.
+    let mut data = Vec::new();
+    reader
+        .take(expected as u64)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    if data.len() < expected {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found: data.len(),
+        });
+    }
+    let mut rest = Vec::new();
+    reader.take(1 << 20).read_to_end(&mut rest).map_err(io)?;
+    if !rest.is_empty() {
+        return Err(DataError::TrailingData {
+            path: path.to_path_buf(),
+            expected,
+            extra: rest.len(),
+        });
+    }
+    Ok(Idx { magic, dims, data })
+}
+
+fn expect_magic(
+    path: &Path,
+    idx: &Idx,
+    expected: u32,
+    what: &'static str,
+) -> Result<(), DataError> {
+    if idx.magic != expected {
+        return Err(DataError::BadMagic {
+            path: path.to_path_buf(),
+            found: idx.magic,
+            expected,
+            what,
+        });
+    }
+    Ok(())
+}
+
+/// Like `read_exact`, but returns how many bytes it got instead of failing at EOF.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Writes an IDX file (raw, or gzipped when the name ends in .gz). Used by the
+/// tests and handy for building small datasets.
+pub fn write_idx(path: &Path, magic: u32, dims: &[u32], data: &[u8]) -> std::io::Result<()> {
+    let mut bytes = magic.to_be_bytes().to_vec();
+    for d in dims {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    if path.extension().is_some_and(|e| e == "gz") {
+        use std::io::Write;
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(path)?, flate2::Compression::fast());
+        enc.write_all(&bytes)?;
+        enc.finish()?;
+        Ok(())
+    } else {
+        std::fs::write(path, bytes)
+    }
+}

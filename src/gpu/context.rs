@@ -1,0 +1,303 @@
+//! Adapter and device selection, and the plumbing every kernel shares:
+//! buffers, one-pass submission, read-back, and turning wgpu's errors into
+//! `GpuError`s instead of its default panic.
+
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found{0}. Install a Vulkan, Metal or DX12 driver; on headless Linux `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe, a software Vulkan GPU"
+    )]
+    NoAdapter(String),
+    #[error("--adapter {index}: there are only {count} adapters (see `gpu-net devices`)")]
+    AdapterIndex { index: usize, count: usize },
+    #[error("could not open the device on {adapter}: {source}")]
+    RequestDevice {
+        adapter: String,
+        source: wgpu::RequestDeviceError,
+    },
+    #[error(
+        "the device cannot hold this configuration: {what} needs {need} but the device allows {have}; use a smaller --batch or --hidden"
+    )]
+    TooLarge { what: String, need: u64, have: u64 },
+    #[error("GPU error: {0}")]
+    Wgpu(String),
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    #[error("reading back {what} from the GPU failed: {why}")]
+    Map { what: String, why: String },
+}
+
+pub type Result<T> = std::result::Result<T, GpuError>;
+
+/// Which adapter to open.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Only this backend (`vulkan`, `metal`, `dx12`, `gl`); all by default.
+    pub backend: Option<wgpu::Backends>,
+    /// Index into the adapter list (`gpu-net devices`); the best one by default.
+    pub adapter: Option<usize>,
+}
+
+/// Parses a `--backend` value.
+pub fn parse_backend(s: &str) -> std::result::Result<wgpu::Backends, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+        "metal" => Ok(wgpu::Backends::METAL),
+        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        other => Err(format!(
+            "unknown backend {other:?}; expected vulkan, metal, dx12 or gl"
+        )),
+    }
+}
+
+/// The device, its queue, and what we know of the adapter behind them.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub timestamps: bool,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the backends offer, in the order `--adapter` indexes them.
+pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
+    let inst = instance(backends.unwrap_or(wgpu::Backends::all()));
+    pollster::block_on(inst.enumerate_adapters(backends.unwrap_or(wgpu::Backends::all())))
+        .iter()
+        .map(|a| a.get_info())
+        .collect()
+}
+
+/// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Mesa 22.3.6)"
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{} ({:?}, {})",
+        info.name,
+        info.backend,
+        if driver.is_empty() {
+            "driver unknown"
+        } else {
+            &driver
+        }
+    )
+}
+
+impl GpuContext {
+    /// Opens the adapter `opts` asks for, with the adapter's own limits so
+    /// large batches fit.
+    pub fn new(opts: &GpuOptions) -> Result<Self> {
+        let backends = opts.backend.unwrap_or(wgpu::Backends::all());
+        let inst = instance(backends);
+        let adapter = match opts.adapter {
+            Some(index) => {
+                let mut all = pollster::block_on(inst.enumerate_adapters(backends));
+                let count = all.len();
+                if index >= count {
+                    return Err(GpuError::AdapterIndex { index, count });
+                }
+                all.swap_remove(index)
+            }
+            None => pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            }))
+            .map_err(|e| GpuError::NoAdapter(format!(" ({e})")))?,
+        };
+        Self::from_adapter(&adapter)
+    }
+
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gpu-net"),
+            required_features,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|source| GpuError::RequestDevice {
+            adapter: describe(&info),
+            source,
+        })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *lost_sink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+        });
+        let limits = device.limits();
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+            errors,
+            lost,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        describe(&self.info)
+    }
+
+    /// The first error wgpu reported since the last check, if any.
+    pub fn check(&self) -> Result<()> {
+        if let Some(msg) = self.lost.lock().unwrap().clone() {
+            return Err(GpuError::DeviceLost(msg));
+        }
+        let mut errors = self.errors.lock().unwrap();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            let all = errors.drain(..).collect::<Vec<_>>().join("\n");
+            Err(GpuError::Wgpu(all))
+        }
+    }
+
+    /// Checks that a storage binding of `bytes` fits the device.
+    pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let have =
+            (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        if bytes > have {
+            return Err(GpuError::TooLarge {
+                what: what.to_string(),
+                need: bytes,
+                have,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().max(16).next_multiple_of(4), 0);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &padded,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Records `dispatches` into one compute pass, submits, and waits.
+    pub fn run(&self, dispatches: &[&super::kernels::Dispatch]) -> Result<()> {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.queue.submit([enc.finish()]);
+        self.wait()
+    }
+
+    /// Blocks until the queue is idle, then reports any error.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+        self.check()
+    }
+
+    /// Copies `bytes` bytes at `offset` of `buffer` back to the host.
+    pub fn read_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let size = bytes.next_multiple_of(4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        let map_err = |why: String| GpuError::Map {
+            what: what.to_string(),
+            why,
+        };
+        rx.recv()
+            .map_err(|_| map_err("the map callback never ran".into()))?
+            .map_err(|e| map_err(e.to_string()))?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| map_err(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        Ok(data[..bytes as usize].to_vec())
+    }
+
+    pub fn read_f32(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset_elems: usize,
+        len: usize,
+        what: &str,
+    ) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(buffer, offset_elems as u64 * 4, len as u64 * 4, what)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+}

@@ -1,0 +1,187 @@
+//! One type per WGSL entry point. Each owns its shader module and pipeline(s)
+//! and turns buffers plus a shape into a [`Dispatch`]: a bind group, its
+//! uniform and a workgroup count, made once and recorded as often as needed.
+
+pub mod gather;
+pub mod matmul;
+pub mod softmax_loss;
+
+use std::num::NonZeroU64;
+
+use super::context::{GpuContext, GpuError, Result};
+
+pub use gather::Gather;
+pub use matmul::{Epilogue, Matmul, MatmulShape, MatmulVariant};
+pub use softmax_loss::{SoftmaxWithLoss, Stats};
+
+/// A range of a buffer, counted in 4-byte elements.
+#[derive(Clone, Copy)]
+pub struct Slice<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl<'a> Slice<'a> {
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Self {
+        Slice {
+            buffer,
+            offset: 0,
+            len: buffer.size() / 4,
+        }
+    }
+    pub fn new(buffer: &'a wgpu::Buffer, offset: usize, len: usize) -> Self {
+        Slice {
+            buffer,
+            offset: offset as u64,
+            len: len.max(1) as u64,
+        }
+    }
+    fn resource(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset * 4,
+            size: NonZeroU64::new(self.len * 4),
+        })
+    }
+}
+
+/// One recorded-once dispatch of a kernel.
+pub struct Dispatch {
+    pub label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    pub groups: [u32; 3],
+    /// The dispatch's own uniform (its dimensions), kept so it can be rewritten.
+    pub uniform: wgpu::Buffer,
+}
+
+impl Dispatch {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.insert_debug_marker(&self.label);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Binding {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+fn bind_group_layout(ctx: &GpuContext, label: &str, kinds: &[Binding]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match kind {
+                Binding::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: matches!(kind, Binding::Read),
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    ctx.device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
+fn pipeline(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    source: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+    let pipeline_layout = ctx
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+    ctx.device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        })
+}
+
+/// Makes the bind group and the dispatch, refusing grids the device cannot run.
+fn dispatch<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    label: String,
+    pipeline: &wgpu::ComputePipeline,
+    layout: &wgpu::BindGroupLayout,
+    dims: &T,
+    slices: &[Slice<'_>],
+    groups: [u32; 3],
+) -> Result<Dispatch> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension;
+    if let Some(&g) = groups.iter().find(|&&g| g > max) {
+        return Err(GpuError::TooLarge {
+            what: format!("the workgroup grid of {label}"),
+            need: g as u64,
+            have: max as u64,
+        });
+    }
+    for s in slices {
+        ctx.check_binding(&label, s.len * 4)?;
+    }
+    let uniform = ctx.uniform(&label, dims);
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform.as_entire_binding(),
+    }];
+    entries.extend(
+        slices
+            .iter()
+            .enumerate()
+            .map(|(i, s)| wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: s.resource(),
+            }),
+    );
+    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(&label),
+        layout,
+        entries: &entries,
+    });
+    Ok(Dispatch {
+        label,
+        pipeline: pipeline.clone(),
+        bind_group,
+        groups,
+        uniform,
+    })
+}

@@ -1,0 +1,274 @@
+//! The training driver on the GPU: several steps recorded into one command
+//! encoder per submission; per step the host writes only the batch's indices
+//! and reads nothing back until a loss or accuracy is asked for.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::context::{GpuContext, Result};
+use super::kernels::{Dispatch, Slice};
+use super::net::{Activations, DeviceDataset, GpuNet, GradTarget, read_stats, stats_buffer};
+use crate::data::Mnist;
+use crate::model::Params;
+use crate::train::{Split, Trainer};
+
+/// Rows per evaluation chunk.
+const EVAL_CHUNK: usize = 5000;
+/// Submissions allowed in flight before the host waits for the oldest.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// Buffers and dispatches of the training step, for one batch size and up to
+/// `slots` steps per submission (each slot reads its own part of `idx`).
+pub struct StepWorkspace {
+    pub batch: usize,
+    pub slots: usize,
+    pub act: Activations,
+    pub idx: wgpu::Buffer,
+    pub stats: wgpu::Buffer,
+    gathers: Vec<Dispatch>,
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    lr: f32,
+}
+
+impl StepWorkspace {
+    pub fn new(
+        net: &GpuNet,
+        data: &DeviceDataset,
+        batch: usize,
+        slots: usize,
+        target: GradTarget,
+    ) -> Result<Self> {
+        let ctx = &net.ctx;
+        let act = net.activations(batch)?;
+        let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
+        let stats = stats_buffer(ctx, "train stats");
+        let gathers = (0..slots)
+            .map(|s| {
+                net.kernels.gather.bind(
+                    ctx,
+                    &format!("gather slot {s}"),
+                    batch,
+                    data.pixels,
+                    s * batch,
+                    Slice::whole(&data.images),
+                    Slice::whole(&data.labels),
+                    Slice::whole(&idx),
+                    Slice::new(&act.x, 0, batch * data.pixels),
+                    Slice::new(&act.t, 0, batch),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let forward = net.forward(&act, batch, &stats, true)?;
+        let backward = net.backward(&act, target)?;
+        let lr = match target {
+            GradTarget::Sgd(lr) => lr,
+            GradTarget::Store => 0.0,
+        };
+        Ok(StepWorkspace {
+            batch,
+            slots,
+            act,
+            idx,
+            stats,
+            gathers,
+            forward,
+            backward,
+            lr,
+        })
+    }
+
+    /// Writes the indices of `batches` (at most `slots`) and records one step each.
+    pub fn encode(
+        &mut self,
+        ctx: &GpuContext,
+        batches: &[Vec<u32>],
+        lr: f32,
+        enc: &mut wgpu::CommandEncoder,
+    ) {
+        assert!(batches.len() <= self.slots && batches.iter().all(|b| b.len() == self.batch));
+        if lr != self.lr && self.lr != 0.0 {
+            for d in self.backward.iter().filter(|d| d.label.contains("sgd")) {
+                d.set_lr(ctx, lr);
+            }
+            self.lr = lr;
+        }
+        let flat: Vec<u32> = batches.concat();
+        ctx.queue
+            .write_buffer(&self.idx, 0, bytemuck::cast_slice(&flat));
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("train steps"),
+            timestamp_writes: None,
+        });
+        for gather in &self.gathers[..batches.len()] {
+            gather.record(&mut pass);
+            for d in self.forward.iter().chain(&self.backward) {
+                d.record(&mut pass);
+            }
+        }
+    }
+
+    /// Every dispatch of one step, in order (slot 0's gather).
+    pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        std::iter::once(&self.gathers[0])
+            .chain(&self.forward)
+            .chain(&self.backward)
+    }
+}
+
+/// Whole-split evaluation: the split's indices 0..len uploaded once, then per
+/// chunk a gather and a forward with loss and accuracy summed into `stats`.
+struct EvalWorkspace {
+    _act: Activations,
+    _idx: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+}
+
+impl EvalWorkspace {
+    fn new(net: &GpuNet, data: &DeviceDataset, name: &str) -> Result<Self> {
+        let ctx = &net.ctx;
+        let chunk = EVAL_CHUNK.min(data.len).max(1);
+        let act = net.activations(chunk)?;
+        let all: Vec<u32> = (0..data.len as u32).collect();
+        let idx = ctx.storage_init(&format!("{name} indices"), &all);
+        let stats = stats_buffer(ctx, &format!("{name} stats"));
+        let mut dispatches = Vec::new();
+        for start in (0..data.len).step_by(chunk) {
+            let rows = chunk.min(data.len - start);
+            dispatches.push(net.kernels.gather.bind(
+                ctx,
+                &format!("gather {name} {start}"),
+                rows,
+                data.pixels,
+                start,
+                Slice::whole(&data.images),
+                Slice::whole(&data.labels),
+                Slice::whole(&idx),
+                Slice::new(&act.x, 0, rows * data.pixels),
+                Slice::new(&act.t, 0, rows),
+            )?);
+            dispatches.extend(net.forward(&act, rows, &stats, false)?);
+        }
+        Ok(EvalWorkspace {
+            _act: act,
+            _idx: idx,
+            stats,
+            dispatches,
+        })
+    }
+}
+
+pub struct GpuTrainer {
+    pub net: GpuNet,
+    train_data: DeviceDataset,
+    test_data: DeviceDataset,
+    step: StepWorkspace,
+    evals: [Option<EvalWorkspace>; 2],
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
+}
+
+impl GpuTrainer {
+    /// Uploads the data and parameters and builds every dispatch, checking
+    /// that the device can hold it all before any GPU work is done.
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        params: &Params,
+        data: &Mnist,
+        batch: usize,
+        slots: usize,
+        lr: f32,
+    ) -> Result<Self> {
+        let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
+        let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
+        let net = GpuNet::new(ctx, params)?;
+        let step = StepWorkspace::new(&net, &train_data, batch, slots, GradTarget::Sgd(lr))?;
+        net.ctx.check()?;
+        Ok(GpuTrainer {
+            net,
+            train_data,
+            test_data,
+            step,
+            evals: [None, None],
+            in_flight: VecDeque::new(),
+        })
+    }
+
+    pub fn ctx(&self) -> &GpuContext {
+        &self.net.ctx
+    }
+
+    /// Records and submits `batches`, keeping at most [`MAX_IN_FLIGHT`]
+    /// submissions queued so the host never runs far ahead of the GPU.
+    pub fn submit_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()> {
+        for group in batches.chunks(self.step.slots) {
+            let ctx = self.net.ctx.clone();
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            self.step.encode(&ctx, group, lr, &mut enc);
+            self.in_flight.push_back(ctx.queue.submit([enc.finish()]));
+            while self.in_flight.len() > MAX_IN_FLIGHT {
+                let oldest = self.in_flight.pop_front().unwrap();
+                ctx.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(oldest),
+                        timeout: None,
+                    })
+                    .map_err(|e| super::GpuError::Wgpu(e.to_string()))?;
+            }
+            ctx.check()?;
+        }
+        Ok(())
+    }
+
+    /// Blocks until every submitted step has run.
+    pub fn finish(&mut self) -> Result<()> {
+        self.in_flight.clear();
+        self.net.ctx.wait()
+    }
+}
+
+impl Trainer for GpuTrainer {
+    fn device(&self) -> String {
+        format!("gpu: {}", self.net.ctx.describe())
+    }
+
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()> {
+        Ok(self.submit_steps(batches, lr)?)
+    }
+
+    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
+        self.finish()?;
+        let ctx = &self.net.ctx;
+        let stats = read_stats(ctx, &self.step.stats)?;
+        ctx.queue.write_buffer(&self.step.stats, 0, &[0u8; 16]);
+        Ok(stats.mean_loss())
+    }
+
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
+        let (slot, data, name) = match split {
+            Split::Train => (0, &self.train_data, "train"),
+            Split::Test => (1, &self.test_data, "test"),
+        };
+        if self.evals[slot].is_none() {
+            self.evals[slot] = Some(EvalWorkspace::new(&self.net, data, name)?);
+        }
+        let eval = self.evals[slot].as_ref().unwrap();
+        let ctx = &self.net.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&eval.stats, 0, None);
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in &eval.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
+        let stats = read_stats(ctx, &eval.stats)?;
+        Ok((stats.mean_loss(), stats.accuracy()))
+    }
+
+    fn params(&mut self) -> anyhow::Result<Params> {
+        self.finish()?;
+        Ok(self.net.read_params()?)
+    }
+}

@@ -1,0 +1,9 @@
+//! gpu-net: a multilayer perceptron trained on the GPU with hand-written WGSL
+//! compute shaders, and a CPU reference path (the book "Deep Learning from
+//! Scratch", chapter 5) that proves every GPU result right.
+
+pub mod cpu;
+pub mod data;
+pub mod gpu;
+pub mod model;
+pub mod train;

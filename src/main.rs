@@ -1,0 +1,256 @@
+//! The `gpu-net` command line: parse, call the library, print.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use gpu_net::data;
+use gpu_net::gpu::{self, GpuContext, GpuOptions};
+use gpu_net::model::{Arch, Params};
+use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
+
+#[derive(Parser)]
+#[command(
+    name = "gpu-net",
+    version,
+    about = "Train an MLP on MNIST with WGSL compute shaders, checked against a CPU reference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on MNIST (or any IDX dataset) and report loss and accuracy per epoch.
+    Train(TrainArgs),
+    /// List the GPU adapters and backends wgpu can see.
+    Devices,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceChoice {
+    /// The GPU when an adapter exists, else the CPU with a warning.
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Args, Clone)]
+struct GpuArgs {
+    /// Only this backend: vulkan, metal, dx12 or gl.
+    #[arg(long, value_parser = gpu::context::parse_backend)]
+    backend: Option<wgpu::Backends>,
+    /// Adapter index from `gpu-net devices`.
+    #[arg(long)]
+    adapter: Option<usize>,
+}
+
+impl GpuArgs {
+    fn options(&self) -> GpuOptions {
+        GpuOptions {
+            backend: self.backend,
+            adapter: self.adapter,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct NetArgs {
+    /// Hidden layer sizes, comma separated (e.g. 50 or 64,32).
+    #[arg(long, default_value = "50", value_parser = parse_hidden)]
+    hidden: Hidden,
+    /// Seed for the weights and the minibatch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder with the four MNIST-style IDX files (gzipped or not); the bundled MNIST by default.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// The hidden sizes as one value (clap would split a `Vec` into many).
+#[derive(Clone, Debug)]
+struct Hidden(Vec<usize>);
+
+fn parse_hidden(s: &str) -> Result<Hidden, String> {
+    Arch::parse_hidden(s)
+        .map(Hidden)
+        .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
+}
+
+fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a positive integer")),
+    }
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// cpu, gpu, or auto (GPU when there is an adapter).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Training iterations (minibatch steps); the book's 10000 by default.
+    #[arg(long, value_parser = positive_usize, conflicts_with = "epochs")]
+    iters: Option<usize>,
+    /// Epochs of train_size / batch iterations, instead of --iters.
+    #[arg(long, value_parser = positive_usize)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
+    batch: usize,
+    /// Learning rate of SGD.
+    #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
+    lr: f32,
+    /// GPU steps recorded into one submission.
+    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
+    steps_per_submit: usize,
+    #[command(flatten)]
+    net: NetArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// End with one JSON object on stdout (human output goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Devices => run_devices(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_data(dir: &Option<PathBuf>) -> anyhow::Result<data::Mnist> {
+    let dir = dir.clone().unwrap_or_else(data::bundled_dir);
+    Ok(data::load_dir(&dir)?)
+}
+
+/// Opens the GPU for `--device`; `None` means use the CPU.
+fn open_device(
+    choice: DeviceChoice,
+    gpu: &GpuArgs,
+    say: &dyn Fn(String),
+) -> anyhow::Result<Option<Arc<GpuContext>>> {
+    match choice {
+        DeviceChoice::Cpu => Ok(None),
+        DeviceChoice::Gpu => Ok(Some(Arc::new(GpuContext::new(&gpu.options())?))),
+        DeviceChoice::Auto => match GpuContext::new(&gpu.options()) {
+            Ok(ctx) => Ok(Some(Arc::new(ctx))),
+            Err(e @ gpu::GpuError::NoAdapter(_)) => {
+                say(format!("warning: {e}; training on the CPU instead"));
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    // With --json, stdout carries only the final object.
+    let say = move |line: String| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    let data = load_data(&args.net.data)?;
+    let arch = Arch::mlp(data.train.pixels(), &args.net.hidden.0, data::CLASSES)?;
+    let per_epoch = train::iters_per_epoch(data.train.len(), args.batch);
+    let iters = match (args.iters, args.epochs) {
+        (Some(i), _) => i,
+        (None, Some(e)) => e * per_epoch,
+        (None, None) => 10_000,
+    };
+    let cfg = TrainConfig {
+        iters,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.net.seed,
+    };
+    let params = Params::init(&arch, cfg.seed);
+    let ctx = open_device(args.device, &args.gpu, &say)?;
+    let mut trainer: Box<dyn Trainer> = match ctx {
+        Some(ctx) => Box::new(
+            gpu::GpuTrainer::new(
+                ctx,
+                &params,
+                &data,
+                cfg.batch,
+                args.steps_per_submit,
+                cfg.lr,
+            )
+            .context("setting up the GPU")?,
+        ),
+        None => Box::new(CpuTrainer::new(&arch, params, &data)),
+    };
+    say(format!("device: {}", trainer.device()));
+    say(format!(
+        "network {:?}, {} parameters; {} iterations of batch {} ({} per epoch), lr {}, seed {}",
+        arch.sizes,
+        arch.param_count(),
+        cfg.iters,
+        cfg.batch,
+        per_epoch,
+        cfg.lr,
+        cfg.seed
+    ));
+    let mut report = |r: &EpochReport| {
+        say(format!(
+            "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
+            r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
+        ))
+    };
+    let steps_per_call = args.steps_per_submit * 4;
+    let summary = train::train(
+        trainer.as_mut(),
+        data.train.len(),
+        &cfg,
+        steps_per_call,
+        &mut report,
+    )?;
+    say(format!(
+        "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
+        summary.iters, summary.seconds, summary.samples_per_sec, summary.test_accuracy
+    ));
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_devices() -> anyhow::Result<ExitCode> {
+    let adapters = gpu::context::list_adapters(None);
+    if adapters.is_empty() {
+        println!("{}", gpu::GpuError::NoAdapter(String::new()));
+        return Ok(ExitCode::from(1));
+    }
+    for (i, info) in adapters.iter().enumerate() {
+        println!(
+            "{i}: {} [{:?}]",
+            gpu::context::describe(info),
+            info.device_type
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

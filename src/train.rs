@@ -1,0 +1,228 @@
+//! The book's training loop (`ch05/train_neuralnet.py`), for either device:
+//! random minibatches drawn with replacement, SGD, and per epoch the loss and
+//! the accuracy on the whole training and test sets.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::cpu::Net;
+use crate::cpu::net::correct_count;
+use crate::data::{Dataset, Mnist};
+use crate::model::{Arch, Params};
+
+/// What one device must do for the training loop.
+pub trait Trainer {
+    /// The device in words, e.g. `"cpu (f64 reference)"`.
+    fn device(&self) -> String;
+    /// One SGD step per batch of training-set indices, in order.
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()>;
+    /// Mean training loss of the steps run since the last call.
+    fn take_mean_loss(&mut self) -> anyhow::Result<f64>;
+    /// (mean loss, accuracy) over a whole split.
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)>;
+    /// The current parameters.
+    fn params(&mut self) -> anyhow::Result<Params>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// The book's configuration by default.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub iters: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            iters: 10_000,
+            batch: 100,
+            lr: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// Iterations per epoch, as the book counts them: `max(train_size / batch, 1)`.
+pub fn iters_per_epoch(train_size: usize, batch: usize) -> usize {
+    (train_size / batch).max(1)
+}
+
+/// Minibatch indices: uniform with replacement, as `np.random.choice`, from
+/// ChaCha8 on its own stream so the order does not depend on the weights.
+pub struct Sampler {
+    rng: ChaCha8Rng,
+    n: u32,
+}
+
+impl Sampler {
+    pub fn new(seed: u64, n: usize) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        Sampler { rng, n: n as u32 }
+    }
+
+    pub fn batch(&mut self, size: usize) -> Vec<u32> {
+        (0..size)
+            .map(|_| self.rng.random_range(0..self.n))
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub iter: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub samples_per_sec: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSummary {
+    pub device: String,
+    pub iters: usize,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+    pub final_loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+}
+
+/// Runs the loop, calling `report` at the end of each epoch (and after the
+/// last iteration if it falls mid-epoch). `steps_per_call` batches are handed
+/// to the device at a time (the GPU records them into one submission).
+pub fn train(
+    trainer: &mut dyn Trainer,
+    train_size: usize,
+    cfg: &TrainConfig,
+    steps_per_call: usize,
+    report: &mut dyn FnMut(&EpochReport),
+) -> anyhow::Result<TrainSummary> {
+    let per_epoch = iters_per_epoch(train_size, cfg.batch);
+    let mut sampler = Sampler::new(cfg.seed, train_size);
+    let (mut done, mut epoch) = (0, 0);
+    let mut train_seconds = 0.0;
+    let mut last = None;
+    while done < cfg.iters {
+        let epoch_end = ((done / per_epoch) + 1) * per_epoch;
+        let stop = epoch_end.min(cfg.iters);
+        let (started, first) = (Instant::now(), done);
+        while done < stop {
+            let n = steps_per_call.min(stop - done);
+            let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
+            trainer.train_steps(&batches, cfg.lr)?;
+            done += n;
+        }
+        let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
+        let seconds = started.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        epoch += 1;
+        let (_, train_accuracy) = trainer.evaluate(Split::Train)?;
+        let (_, test_accuracy) = trainer.evaluate(Split::Test)?;
+        let r = EpochReport {
+            epoch,
+            iter: done,
+            loss,
+            train_accuracy,
+            test_accuracy,
+            samples_per_sec: ((done - first) * cfg.batch) as f64 / seconds,
+        };
+        report(&r);
+        last = Some(r);
+    }
+    let last = last.ok_or_else(|| anyhow::anyhow!("--iters must be at least 1"))?;
+    Ok(TrainSummary {
+        device: trainer.device(),
+        iters: cfg.iters,
+        seconds: train_seconds,
+        samples_per_sec: (cfg.iters * cfg.batch) as f64 / train_seconds,
+        final_loss: last.loss,
+        train_accuracy: last.train_accuracy,
+        test_accuracy: last.test_accuracy,
+    })
+}
+
+/// The CPU reference path as a [`Trainer`]: f64 throughout.
+pub struct CpuTrainer<'a> {
+    net: Net,
+    pub params: Params,
+    data: &'a Mnist,
+    loss_sum: f64,
+    loss_steps: usize,
+}
+
+impl<'a> CpuTrainer<'a> {
+    pub fn new(arch: &Arch, params: Params, data: &'a Mnist) -> Self {
+        CpuTrainer {
+            net: Net::new(arch),
+            params,
+            data,
+            loss_sum: 0.0,
+            loss_steps: 0,
+        }
+    }
+
+    fn split(&self, split: Split) -> &'a Dataset {
+        match split {
+            Split::Train => &self.data.train,
+            Split::Test => &self.data.test,
+        }
+    }
+}
+
+impl Trainer for CpuTrainer<'_> {
+    fn device(&self) -> String {
+        "cpu (f64 reference)".into()
+    }
+
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()> {
+        for batch in batches {
+            let idx: Vec<usize> = batch.iter().map(|&i| i as usize).collect();
+            let x = self.data.train.batch_f64(&idx);
+            let t = self.data.train.batch_labels(&idx);
+            self.loss_sum += self.net.sgd_step(&mut self.params, &x, &t, lr as f64);
+            self.loss_steps += 1;
+        }
+        Ok(())
+    }
+
+    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
+        let mean = self.loss_sum / self.loss_steps.max(1) as f64;
+        (self.loss_sum, self.loss_steps) = (0.0, 0);
+        Ok(mean)
+    }
+
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
+        let data = self.split(split);
+        let (mut loss, mut correct) = (0.0, 0);
+        const CHUNK: usize = 1000;
+        for start in (0..data.len()).step_by(CHUNK) {
+            let idx: Vec<usize> = (start..(start + CHUNK).min(data.len())).collect();
+            let x = data.batch_f64(&idx);
+            let t = data.batch_labels(&idx);
+            let logits = self.net.predict(&self.params, &x, idx.len());
+            let mut last = crate::cpu::SoftmaxWithLoss::default();
+            loss +=
+                last.forward(&logits, crate::cpu::Labels::Index(&t), idx.len()) * idx.len() as f64;
+            correct += correct_count(&logits, &t);
+        }
+        let n = data.len().max(1) as f64;
+        Ok((loss / n, correct as f64 / n))
+    }
+
+    fn params(&mut self) -> anyhow::Result<Params> {
+        Ok(self.params.clone())
+    }
+}
