@@ -66,6 +66,11 @@ impl Relu {
         x.iter().map(|&v| v.max(0.0)).collect()
     }
 
+    /// Where the last forward's input was positive.
+    pub fn mask(&self) -> &[bool] {
+        &self.mask
+    }
+
     pub fn backward(&self, dout: &[f64]) -> Vec<f64> {
         dout.iter()
             .zip(&self.mask)

@@ -71,6 +71,25 @@ impl Net {
         self.forward(params, x, t, batch).loss
     }
 
+    /// The loss and a signature (FNV-1a hash) of every Relu's mask, so the
+    /// numerical gradient can tell when a nudge crossed a kink.
+    pub fn loss_and_signature(
+        &self,
+        params: &Params,
+        x: &[f64],
+        t: Labels<'_>,
+        batch: usize,
+    ) -> (f64, u64) {
+        let f = self.forward(params, x, t, batch);
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for relu in &f.relus {
+            for &m in relu.mask() {
+                hash = (hash ^ m as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        (f.loss, hash)
+    }
+
     /// Fraction of rows whose largest logit is the label (first maximum wins,
     /// like numpy's argmax).
     pub fn accuracy(&self, params: &Params, x: &[f64], labels: &[u8]) -> f64 {

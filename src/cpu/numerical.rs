@@ -1,7 +1,20 @@
 //! The numerical gradient (`common/gradient.py`): central differences,
 //! `(f(x + h) - f(x - h)) / 2h` with `h = 1e-4`, for every parameter.
+//!
+//! A central difference is only the derivative where the loss is smooth over
+//! `[x - h, x + h]`. Relu has a kink at 0: when nudging a parameter by `h`
+//! flips some unit's sign, the difference quotient mixes two slopes and is
+//! simply not the gradient (cs231n's "kinks in the objective"). `f` returns,
+//! beside the loss, a signature of the Relu masks; elements whose nudges
+//! change it are reported as `kinked` rather than compared.
 
 use crate::model::{Params, Tensor};
+
+/// The gradient and the arena indices where a nudge crossed a Relu kink.
+pub struct NumericalGradient {
+    pub grads: Params,
+    pub kinked: Vec<usize>,
+}
 
 /// The book's step.
 pub const H: f64 = 1e-4;
@@ -10,10 +23,15 @@ pub const H: f64 = 1e-4;
 /// picks in each tensor (all of them by default). Work is split over the
 /// available cores; each element's value depends only on `f`, so the result
 /// does not depend on the split.
-pub fn numerical_gradient<F>(f: F, params: &Params, tensors: &[(Tensor, Vec<usize>)]) -> Params
+pub fn numerical_gradient<F>(
+    f: F,
+    params: &Params,
+    tensors: &[(Tensor, Vec<usize>)],
+) -> NumericalGradient
 where
-    F: Fn(&Params) -> f64 + Sync,
+    F: Fn(&Params) -> (f64, u64) + Sync,
 {
+    let (_, base_signature) = f(params);
     let elements: Vec<usize> = tensors
         .iter()
         .flat_map(|(t, idx)| idx.iter().map(move |&i| t.offset + i))
@@ -23,7 +41,7 @@ where
         .min(elements.len().max(1));
     let chunk = elements.len().div_ceil(threads).max(1);
     let mut grads = Params::zeros(&params.arch);
-    let parts: Vec<Vec<(usize, f64)>> = std::thread::scope(|scope| {
+    let parts: Vec<Vec<(usize, f64, bool)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = elements
             .chunks(chunk)
             .map(|part| {
@@ -34,11 +52,12 @@ where
                         .map(|&e| {
                             let tmp = p.values[e];
                             p.values[e] = tmp + H;
-                            let fxh1 = f(&p);
+                            let (fxh1, s1) = f(&p);
                             p.values[e] = tmp - H;
-                            let fxh2 = f(&p);
+                            let (fxh2, s2) = f(&p);
                             p.values[e] = tmp;
-                            (e, (fxh1 - fxh2) / (2.0 * H))
+                            let kinked = s1 != base_signature || s2 != base_signature;
+                            (e, (fxh1 - fxh2) / (2.0 * H), kinked)
                         })
                         .collect()
                 })
@@ -49,10 +68,14 @@ where
             .map(|h| h.join().expect("numerical gradient thread"))
             .collect()
     });
-    for (e, g) in parts.into_iter().flatten() {
+    let mut kinked = Vec::new();
+    for (e, g, k) in parts.into_iter().flatten() {
         grads.values[e] = g;
+        if k {
+            kinked.push(e);
+        }
     }
-    grads
+    NumericalGradient { grads, kinked }
 }
 
 /// Every element of every tensor.

@@ -1,0 +1,43 @@
+//! Shared by the integration tests: the GPU (or a one-line skip), the
+//! bundled MNIST, seeded random data.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+
+use gpu_net::data::{self, Mnist};
+use gpu_net::gpu::{GpuContext, GpuError, GpuOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The device for GPU tests. Without an adapter the test is skipped with one
+/// line, unless `GPU_NET_REQUIRE_GPU` is set (as in CI), where it fails.
+pub fn gpu() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new(&GpuOptions::default()) {
+        Ok(ctx) => Some(Arc::new(ctx)),
+        Err(e @ GpuError::NoAdapter(_)) => {
+            if std::env::var_os("GPU_NET_REQUIRE_GPU").is_some() {
+                panic!("GPU_NET_REQUIRE_GPU is set but: {e}");
+            }
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+        Err(e) => panic!("opening the GPU failed: {e}"),
+    })
+    .clone()
+}
+
+pub fn mnist() -> &'static Mnist {
+    static DATA: OnceLock<Mnist> = OnceLock::new();
+    DATA.get_or_init(|| data::load_dir(&data::bundled_dir()).expect("bundled MNIST loads"))
+}
+
+/// Uniform values in [-1, 1), each exactly representable in f32.
+pub fn random_f32(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+pub fn widen(v: &[f32]) -> Vec<f64> {
+    gpu_net::compare::widen(v)
+}
