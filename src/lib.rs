@@ -8,3 +8,4 @@ pub mod data;
 pub mod gpu;
 pub mod model;
 pub mod train;
+pub mod verify;

@@ -11,6 +11,7 @@ use gpu_net::data;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Params};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
+use gpu_net::verify;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Train on MNIST (or any IDX dataset) and report loss and accuracy per epoch.
     Train(TrainArgs),
+    /// Numerical, CPU and GPU gradients of one batch side by side; exit 1 when they disagree.
+    Verify(VerifyArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
 }
@@ -124,10 +127,28 @@ struct TrainArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// Check the first N training images.
+    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    batch: usize,
+    /// Check K random elements per tensor instead of all of them.
+    #[arg(long, value_parser = positive_usize)]
+    sample: Option<usize>,
+    #[command(flatten)]
+    net: NetArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Verify(args) => run_verify(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -237,6 +258,31 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let data = load_data(&args.net.data)?;
+    let arch = Arch::mlp(data.train.pixels(), &args.net.hidden.0, data::CLASSES)?;
+    let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
+    let cfg = verify::VerifyConfig {
+        batch: args.batch,
+        seed: args.net.seed,
+        sample: args.sample,
+    };
+    let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        for line in report.failures() {
+            eprintln!("FAIL {line}");
+        }
+    } else {
+        print!("{}", verify::render(&report));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_devices() -> anyhow::Result<ExitCode> {

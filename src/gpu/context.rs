@@ -20,9 +20,14 @@ pub enum GpuError {
         source: wgpu::RequestDeviceError,
     },
     #[error(
-        "the device cannot hold this configuration: {what} needs {need} but the device allows {have}; use a smaller --batch or --hidden"
+        "the device cannot hold this configuration: {what} needs {need} {unit} but the device allows {have}; use a smaller --batch or --hidden"
     )]
-    TooLarge { what: String, need: u64, have: u64 },
+    TooLarge {
+        what: String,
+        need: u64,
+        have: u64,
+        unit: &'static str,
+    },
     #[error("GPU error: {0}")]
     Wgpu(String),
     #[error("GPU device lost: {0}")]
@@ -185,13 +190,16 @@ impl GpuContext {
 
     /// Checks that a storage binding of `bytes` fits the device.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let have =
-            (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let have = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > have {
             return Err(GpuError::TooLarge {
                 what: what.to_string(),
                 need: bytes,
                 have,
+                unit: "bytes",
             });
         }
         Ok(())

@@ -153,6 +153,7 @@ fn dispatch<T: bytemuck::Pod>(
             what: format!("the workgroup grid of {label}"),
             need: g as u64,
             have: max as u64,
+            unit: "workgroups in one dimension",
         });
     }
     for s in slices {

@@ -1,0 +1,369 @@
+//! `gpu-net verify`: for one batch and one set of weights, the numerical
+//! gradient (CPU, f64), backprop on the CPU (f64) and backprop on the GPU
+//! (f32), compared per parameter tensor, pair by pair, against tolerances
+//! derived from the precision of each side.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::compare::{Diff, EPS_F32, Tolerance, diff_where};
+use crate::cpu::numerical::{H, numerical_gradient};
+use crate::cpu::{Labels, Net};
+use crate::data::Dataset;
+use crate::gpu::GpuContext;
+use crate::gpu::net::{DeviceDataset, GpuNet, GradTarget, read_stats};
+use crate::gpu::trainer::StepWorkspace;
+use crate::model::{Arch, Params, Tensor};
+
+/// Safety factor on the f32 error estimate `√K·ε32`.
+const F32_FACTOR: f64 = 16.0;
+/// Floor for the relative errors reported (not for pass/fail).
+const REL_FLOOR: f64 = 1e-8;
+
+#[derive(Clone, Debug)]
+pub struct VerifyConfig {
+    /// The first `batch` training images.
+    pub batch: usize,
+    pub seed: u64,
+    /// Check this many random elements per tensor instead of all.
+    pub sample: Option<usize>,
+}
+
+/// The tolerances, with how each was derived.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tolerances {
+    /// numerical vs CPU backprop, both f64: the central difference's own
+    /// error, `h²` (its O(h²) term) plus `4·ε64·|L|/h` (rounding of L).
+    pub numerical_cpu: Tolerance,
+    /// GPU (f32) vs CPU (f64): rtol = 16·√K·ε32, K the longest reduction of
+    /// the forward and backward pass; atol = rtol·max|grad| of each tensor.
+    pub f32_rtol: f64,
+    pub longest_reduction: usize,
+    pub derivation: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PairReport {
+    /// "numerical-cpu", "numerical-gpu" or "cpu-gpu".
+    pub pair: &'static str,
+    pub tolerance: Tolerance,
+    pub mean_abs: f64,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub failures: usize,
+    /// The element nearest to (or furthest past) its tolerance:
+    /// index within the tensor, first value, second value.
+    pub worst: Option<(usize, f64, f64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Elements compared (all, or the sample).
+    pub checked: usize,
+    /// Elements whose numerical gradient crossed a Relu kink (left out of
+    /// the numerical comparisons; see `cpu::numerical`).
+    pub kinked: usize,
+    pub pairs: Vec<PairReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub device: String,
+    pub sizes: Vec<usize>,
+    pub batch: usize,
+    pub seed: u64,
+    pub h: f64,
+    pub sampled_per_tensor: Option<usize>,
+    pub loss_cpu: f64,
+    pub loss_gpu: f64,
+    pub tolerances: Tolerances,
+    pub tensors: Vec<TensorReport>,
+    pub ok: bool,
+}
+
+impl VerifyReport {
+    /// One line per failing pair: the tensor and its worst element.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tensors {
+            for p in t.pairs.iter().filter(|p| p.failures > 0) {
+                let (i, a, b) = p.worst.unwrap();
+                let (first, second) = p.pair.split_once('-').unwrap();
+                out.push(format!(
+                    "{} {}: {} of {} elements outside tolerance; worst {}{} {first} {a:.6e} {second} {b:.6e} (|diff| {:.3e} > {:.3e})",
+                    t.name,
+                    p.pair,
+                    p.failures,
+                    t.checked,
+                    t.name,
+                    index_text(&t.shape, i),
+                    (a - b).abs(),
+                    p.tolerance.atol + p.tolerance.rtol * b.abs()
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn index_text(shape: &[usize], i: usize) -> String {
+    match shape {
+        [_, cols] => format!("[{}, {}]", i / cols, i % cols),
+        _ => format!("[{i}]"),
+    }
+}
+
+/// Runs the comparison. `tamper` may alter the GPU gradient before it is
+/// judged: the tests use it to show that a wrong gradient is caught.
+pub fn verify(
+    ctx: Arc<GpuContext>,
+    arch: &Arch,
+    train: &Dataset,
+    cfg: &VerifyConfig,
+    tamper: Option<&dyn Fn(&mut Params)>,
+) -> anyhow::Result<VerifyReport> {
+    anyhow::ensure!(
+        cfg.batch <= train.len(),
+        "--batch {} is more than the {} training images",
+        cfg.batch,
+        train.len()
+    );
+    let params = Params::init(arch, cfg.seed);
+    let indices: Vec<usize> = (0..cfg.batch).collect();
+    let x = train.batch_f64(&indices);
+    let t = train.batch_labels(&indices);
+    let net = Net::new(arch);
+
+    // Which elements of each tensor to check.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(2);
+    let tensors = arch.tensors();
+    let chosen: Vec<(Tensor, Vec<usize>)> = tensors
+        .iter()
+        .map(|tensor| {
+            let mut idx = match cfg.sample {
+                Some(k) if k < tensor.len() => sample(&mut rng, tensor.len(), k).into_vec(),
+                _ => (0..tensor.len()).collect(),
+            };
+            idx.sort_unstable();
+            (tensor.clone(), idx)
+        })
+        .collect();
+
+    let (loss_cpu, cpu) = net.gradient(&params, &x, Labels::Index(&t), cfg.batch);
+    let numerical = numerical_gradient(
+        |p| net.loss_and_signature(p, &x, Labels::Index(&t), cfg.batch),
+        &params,
+        &chosen,
+    );
+    let (loss_gpu, mut gpu) = gpu_gradient(ctx.clone(), &params, train, &indices)?;
+    if let Some(tamper) = tamper {
+        tamper(&mut gpu);
+    }
+
+    let longest_reduction = arch
+        .sizes
+        .iter()
+        .map(|s| s + 1)
+        .max()
+        .unwrap()
+        .max(cfg.batch);
+    let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
+    let numerical_cpu = Tolerance {
+        atol: H * H + 4.0 * f64::EPSILON * loss_cpu.abs() / H,
+        rtol: 1e-6,
+    };
+    let tolerances = Tolerances {
+        numerical_cpu,
+        f32_rtol,
+        longest_reduction,
+        derivation: vec![
+            format!(
+                "numerical-cpu (f64, f64): atol = h² + 4·ε64·|L|/h = {:.2e}, rtol = {:.0e}",
+                numerical_cpu.atol, numerical_cpu.rtol
+            ),
+            format!(
+                "cpu-gpu (f64, f32): rtol = 16·√K·ε32 = {f32_rtol:.2e} (K = {longest_reduction}, the longest reduction), atol = rtol·max|grad| of the tensor"
+            ),
+            "numerical-gpu: atol and rtol of the two above, added".into(),
+        ],
+    };
+
+    let mut reports = Vec::new();
+    for (tensor, idx) in &chosen {
+        let kinked: Vec<usize> = numerical
+            .kinked
+            .iter()
+            .filter(|&&e| tensor.range().contains(&e))
+            .map(|e| e - tensor.offset)
+            .collect();
+        let pick = |p: &Params| -> Vec<f64> { idx.iter().map(|&i| p.tensor(tensor)[i]).collect() };
+        let (n, c, g) = (pick(&numerical.grads), pick(&cpu), pick(&gpu));
+        let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();
+        let scale = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let f32_tol = Tolerance {
+            atol: f32_rtol * scale,
+            rtol: f32_rtol,
+        };
+        let num_gpu_tol = Tolerance {
+            atol: f32_tol.atol + numerical_cpu.atol,
+            rtol: f32_tol.rtol + numerical_cpu.rtol,
+        };
+        let pair = |name, d: Diff, tol| PairReport {
+            pair: name,
+            tolerance: tol,
+            mean_abs: d.mean_abs,
+            max_abs: d.max_abs,
+            max_rel: d.max_rel,
+            failures: d.failures,
+            worst: d.worst.map(|(i, a, b)| (idx[i], a, b)),
+        };
+        reports.push(TensorReport {
+            name: tensor.name.clone(),
+            shape: tensor.shape.clone(),
+            checked: idx.len(),
+            kinked: kinked.len(),
+            pairs: vec![
+                pair(
+                    "numerical-cpu",
+                    diff_where(&n, &c, numerical_cpu, REL_FLOOR, smooth),
+                    numerical_cpu,
+                ),
+                pair(
+                    "numerical-gpu",
+                    diff_where(&n, &g, num_gpu_tol, REL_FLOOR, smooth),
+                    num_gpu_tol,
+                ),
+                pair(
+                    "cpu-gpu",
+                    diff_where(&c, &g, f32_tol, REL_FLOOR, |_| true),
+                    f32_tol,
+                ),
+            ],
+        });
+    }
+    let ok = reports
+        .iter()
+        .all(|t| t.pairs.iter().all(|p| p.failures == 0));
+    Ok(VerifyReport {
+        device: format!("gpu: {}", ctx.describe()),
+        sizes: arch.sizes.clone(),
+        batch: cfg.batch,
+        seed: cfg.seed,
+        h: H,
+        sampled_per_tensor: cfg.sample,
+        loss_cpu,
+        loss_gpu,
+        tolerances,
+        tensors: reports,
+        ok,
+    })
+}
+
+/// The GPU's loss and gradient for the training images at `indices`,
+/// through the same gather, forward and backward dispatches as training,
+/// with the gradient stored instead of applied.
+pub fn gpu_gradient(
+    ctx: Arc<GpuContext>,
+    params: &Params,
+    train: &Dataset,
+    indices: &[usize],
+) -> anyhow::Result<(f64, Params)> {
+    let data = DeviceDataset::upload(&ctx, "train", train)?;
+    let net = GpuNet::new(ctx.clone(), params)?;
+    let mut step = StepWorkspace::new(&net, &data, indices.len(), 1, GradTarget::Store)?;
+    let batch: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    step.encode(&ctx, &[batch], 0.0, &mut enc);
+    ctx.queue.submit([enc.finish()]);
+    let stats = read_stats(&ctx, &step.stats)?;
+    Ok((stats.mean_loss(), net.read_grads()?))
+}
+
+/// The table `gpu-net verify` prints.
+pub fn render(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let sizes: Vec<String> = r.sizes.iter().map(|v| v.to_string()).collect();
+    s += &format!(
+        "network {}, batch {} (training images 0..{}), seed {}, h = {:e}\n",
+        sizes.join("-"),
+        r.batch,
+        r.batch,
+        r.seed,
+        r.h
+    );
+    s += &format!("device: {}\n", r.device);
+    if let Some(k) = r.sampled_per_tensor {
+        s += &format!("checking {k} random elements per tensor (--sample), not all\n");
+    }
+    s += &format!(
+        "loss: cpu {:.9}  gpu {:.9}  |diff| {:.2e}\n",
+        r.loss_cpu,
+        r.loss_gpu,
+        (r.loss_cpu - r.loss_gpu).abs()
+    );
+    s += "tolerances, per element |a - b| <= atol + rtol·|b|:\n";
+    for line in &r.tolerances.derivation {
+        s += &format!("  {line}\n");
+    }
+    s += &format!(
+        "\n{:<6} {:>9} {:>7} {:>6}  {:<13} {:>9} {:>9} {:>9} {:>9}  {}\n",
+        "tensor",
+        "shape",
+        "checked",
+        "kinked",
+        "pair",
+        "mean|d|",
+        "max|d|",
+        "max rel",
+        "atol",
+        "result"
+    );
+    for t in &r.tensors {
+        let shape: Vec<String> = t.shape.iter().map(|v| v.to_string()).collect();
+        for (k, p) in t.pairs.iter().enumerate() {
+            let (name, shape, checked, kinked) = if k == 0 {
+                (
+                    t.name.clone(),
+                    shape.join("x"),
+                    t.checked.to_string(),
+                    t.kinked.to_string(),
+                )
+            } else {
+                Default::default()
+            };
+            s += &format!(
+                "{:<6} {:>9} {:>7} {:>6}  {:<13} {:>9.2e} {:>9.2e} {:>9.2e} {:>9.2e}  {}\n",
+                name,
+                shape,
+                checked,
+                kinked,
+                p.pair,
+                p.mean_abs,
+                p.max_abs,
+                p.max_rel,
+                p.tolerance.atol,
+                if p.failures == 0 {
+                    "OK".to_string()
+                } else {
+                    format!("NOT OK ({})", p.failures)
+                }
+            );
+        }
+    }
+    s += if r.ok {
+        "\nOK: every tensor agrees on every pair\n"
+    } else {
+        "\nNOT OK\n"
+    };
+    for line in r.failures() {
+        s += &format!("FAIL {line}\n");
+    }
+    s
+}
