@@ -2,6 +2,7 @@
 //! compute shaders, and a CPU reference path (the book "Deep Learning from
 //! Scratch", chapter 5) that proves every GPU result right.
 
+pub mod bench;
 pub mod compare;
 pub mod cpu;
 pub mod data;

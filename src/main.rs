@@ -11,7 +11,7 @@ use gpu_net::data;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Params};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
-use gpu_net::verify;
+use gpu_net::{bench, verify};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,8 @@ enum Command {
     Train(TrainArgs),
     /// Numerical, CPU and GPU gradients of one batch side by side; exit 1 when they disagree.
     Verify(VerifyArgs),
+    /// Training-step throughput over batch and hidden sizes, GPU (and CPU with --cpu).
+    Bench(BenchArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
 }
@@ -144,11 +146,80 @@ struct VerifyArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct BenchArgs {
+    /// Batch sizes, comma separated.
+    #[arg(long, default_value = "100,1000,8192", value_parser = parse_list)]
+    batch: UsizeList,
+    /// Networks to time, comma separated, each a hidden size (784-H-10) or
+    /// several joined with ':' for deeper ones (64:32 is 784-64-32-10).
+    #[arg(long, default_value = "50,1024", value_parser = parse_nets)]
+    hidden: Nets,
+    /// Length of each timed run, in seconds.
+    #[arg(long, default_value_t = 3.0, value_parser = positive_f64)]
+    seconds: f64,
+    /// Timed runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    repeats: usize,
+    /// Time the CPU reference path too.
+    #[arg(long)]
+    cpu: bool,
+    /// Most GPU steps recorded into one submission.
+    #[arg(long, default_value_t = 16, value_parser = positive_usize)]
+    steps_per_submit: usize,
+    /// Time only the matmul kernel on M,N,K (repeatable).
+    #[arg(long, value_parser = parse_matmul)]
+    matmul: Vec<(usize, usize, usize)>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Debug)]
+struct UsizeList(Vec<usize>);
+
+#[derive(Clone, Debug)]
+struct Nets(Vec<Vec<usize>>);
+
+fn parse_list(s: &str) -> Result<UsizeList, String> {
+    s.split(',')
+        .map(|v| positive_usize(v.trim()))
+        .collect::<Result<_, _>>()
+        .map(UsizeList)
+}
+
+fn parse_nets(s: &str) -> Result<Nets, String> {
+    s.split(',')
+        .map(|net| parse_hidden(&net.replace(':', ",")).map(|h| h.0))
+        .collect::<Result<_, _>>()
+        .map(Nets)
+}
+
+fn parse_matmul(s: &str) -> Result<(usize, usize, usize), String> {
+    match parse_list(s)?.0[..] {
+        [m, n, k] => Ok((m, n, k)),
+        _ => Err(format!("{s:?}: expected M,N,K (three sizes)")),
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
         Command::Verify(args) => run_verify(args),
+        Command::Bench(args) => run_bench(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -283,6 +354,42 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let data = load_data(&args.data)?;
+    let cfg = bench::BenchConfig {
+        batches: args.batch.0,
+        hidden: args.hidden.0,
+        seconds: args.seconds,
+        repeats: args.repeats,
+        cpu: args.cpu,
+        gpu: args.matmul.is_empty(),
+        steps_per_submit: args.steps_per_submit,
+        matmul: args.matmul,
+    };
+    let ctx = match GpuContext::new(&args.gpu.options()) {
+        Ok(ctx) => Some(Arc::new(ctx)),
+        Err(e @ gpu::GpuError::NoAdapter(_)) if cfg.cpu => {
+            eprintln!("warning: {e}; timing the CPU path only");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let json = args.json;
+    let report = bench::run(ctx, &data, &cfg, &mut |line| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("\n{}", bench::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_devices() -> anyhow::Result<ExitCode> {

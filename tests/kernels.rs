@@ -14,7 +14,7 @@ use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::gather::pack_u8;
 use gpu_net::gpu::kernels::{
-    Epilogue, Gather, Matmul, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    Epilogue, Gather, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
 };
 
 const RTOL: f64 = 1e-5;
@@ -173,9 +173,18 @@ fn variants() -> Vec<MatmulVariant> {
 }
 
 #[test]
-fn matmul_every_variant_on_awkward_shapes() {
+fn matmul_tiled_every_variant_on_awkward_shapes() {
+    every_variant(MatmulAlgo::Tiled);
+}
+
+#[test]
+fn matmul_rows_every_variant_on_awkward_shapes() {
+    every_variant(MatmulAlgo::Rows);
+}
+
+fn every_variant(algo: MatmulAlgo) {
     let Some(ctx) = common::gpu() else { return };
-    let mm = Matmul::new(&ctx);
+    let mm = Matmul::with_algo(&ctx, algo);
     let mut failures = Vec::new();
     for (vi, v) in variants().into_iter().enumerate() {
         for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
@@ -197,7 +206,7 @@ fn matmul_every_variant_on_awkward_shapes() {
 #[test]
 fn matmul_check_catches_a_wrong_element() {
     let Some(ctx) = common::gpu() else { return };
-    let mm = Matmul::new(&ctx);
+    let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
     let case = MatmulCase {
         v: variants()[1],
         m: 17,

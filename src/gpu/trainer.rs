@@ -198,6 +198,10 @@ impl GpuTrainer {
         &self.net.ctx
     }
 
+    pub fn step(&self) -> &StepWorkspace {
+        &self.step
+    }
+
     /// Records and submits `batches`, keeping at most [`MAX_IN_FLIGHT`]
     /// submissions queued so the host never runs far ahead of the GPU.
     pub fn submit_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()> {

@@ -1,0 +1,527 @@
+//! `gpu-net bench`: throughput of whole training steps (gather, forward,
+//! loss, backward, update) over batch and hidden sizes, on the GPU and the CPU
+//! reference; the share of GPU time per kernel from timestamp queries; and
+//! the matmul kernel alone.
+//!
+//! Each configuration: a first step timed on its own (setup, pipeline
+//! creation and first dispatch), a warm-up, then `repeats` runs of about
+//! `seconds` each, every run ending with the GPU drained. Reported: the
+//! median run, with the slowest and fastest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::data::{CLASSES, Mnist};
+use crate::gpu::GpuContext;
+use crate::gpu::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice};
+use crate::gpu::trainer::GpuTrainer;
+use crate::model::{Arch, Params};
+use crate::train::{CpuTrainer, Sampler, Trainer};
+
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub batches: Vec<usize>,
+    pub hidden: Vec<Vec<usize>>,
+    pub seconds: f64,
+    pub repeats: usize,
+    pub cpu: bool,
+    pub gpu: bool,
+    /// Most GPU steps per submission (fewer for slow steps, so a run has
+    /// several submissions).
+    pub steps_per_submit: usize,
+    /// Time the matmul kernel alone on these (M, N, K).
+    pub matmul: Vec<(usize, usize, usize)>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            batches: vec![100, 1000, 8192],
+            hidden: vec![vec![50], vec![1024]],
+            seconds: 3.0,
+            repeats: 3,
+            cpu: false,
+            gpu: true,
+            steps_per_submit: 16,
+            matmul: vec![],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepResult {
+    pub path: &'static str,
+    pub batch: usize,
+    pub hidden: Vec<usize>,
+    /// Median over the repeats.
+    pub steps_per_sec: f64,
+    pub samples_per_sec: f64,
+    pub ms_per_step: f64,
+    pub gflops: f64,
+    /// Slowest and fastest repeat, steps/s.
+    pub min: f64,
+    pub max: f64,
+    /// From the start of setup to the end of the first step.
+    pub first_step_seconds: f64,
+    pub steps_per_submit: usize,
+    /// Device memory this configuration allocated (dataset included); 0 on the CPU.
+    pub memory_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelShare {
+    pub batch: usize,
+    pub hidden: Vec<usize>,
+    pub name: String,
+    pub ms_per_step: f64,
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MatmulResult {
+    /// "Tiled" or "Rows" (see `gpu::kernels::matmul`).
+    pub algo: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub gflops: f64,
+    pub ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub adapter: Option<AdapterReport>,
+    pub results: Vec<StepResult>,
+    pub kernels: Vec<KernelShare>,
+    /// Why `kernels` is empty, when it is.
+    pub kernels_note: Option<String>,
+    pub matmul: Vec<MatmulResult>,
+}
+
+pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
+    let i = &ctx.info;
+    AdapterReport {
+        name: i.name.clone(),
+        backend: format!("{:?}", i.backend),
+        driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+        device_type: format!("{:?}", i.device_type),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Minibatches drawn once, cycled through by the timed runs.
+fn batch_pool(train_size: usize, batch: usize) -> Vec<Vec<u32>> {
+    let mut sampler = Sampler::new(0, train_size);
+    (0..32).map(|_| sampler.batch(batch)).collect()
+}
+
+/// Times `repeats` runs of about `seconds`; `run(n)` does n steps and
+/// returns once they are complete. Returns steps/s per run.
+fn timed_runs(
+    cfg: &BenchConfig,
+    chunk: usize,
+    run: &mut dyn FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
+    let mut rates = Vec::with_capacity(cfg.repeats);
+    for _ in 0..cfg.repeats {
+        let start = Instant::now();
+        let mut steps = 0;
+        while steps == 0 || start.elapsed().as_secs_f64() < cfg.seconds {
+            run(chunk)?;
+            steps += chunk;
+        }
+        rates.push(steps as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok(rates)
+}
+
+fn result(
+    path: &'static str,
+    arch: &Arch,
+    batch: usize,
+    mut rates: Vec<f64>,
+    first: f64,
+    per_submit: usize,
+    memory: u64,
+) -> StepResult {
+    let steps_per_sec = median(&mut rates);
+    StepResult {
+        path,
+        batch,
+        hidden: arch.hidden().to_vec(),
+        steps_per_sec,
+        samples_per_sec: steps_per_sec * batch as f64,
+        ms_per_step: 1e3 / steps_per_sec,
+        gflops: arch.train_step_flops(batch) * steps_per_sec / 1e9,
+        min: rates[0],
+        max: *rates.last().unwrap(),
+        first_step_seconds: first,
+        steps_per_submit: per_submit,
+        memory_bytes: memory,
+    }
+}
+
+/// GPU training steps for one configuration, and its kernel profile.
+pub fn bench_gpu(
+    ctx: &Arc<GpuContext>,
+    data: &Mnist,
+    arch: &Arch,
+    batch: usize,
+    cfg: &BenchConfig,
+) -> anyhow::Result<(StepResult, Vec<KernelShare>)> {
+    let pool = batch_pool(data.train.len(), batch);
+    let mut next = 0;
+    let mut take = |n: usize| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|_| {
+                next = (next + 1) % pool.len();
+                pool[next].clone()
+            })
+            .collect()
+    };
+    let memory_before = ctx.allocated();
+    let start = Instant::now();
+    let mut trainer = GpuTrainer::new(
+        ctx.clone(),
+        &Params::init(arch, 0),
+        data,
+        batch,
+        cfg.steps_per_submit,
+        0.1,
+    )?;
+    trainer.submit_steps(&take(1), 0.1)?;
+    trainer.finish()?;
+    let first = start.elapsed().as_secs_f64();
+    let memory = ctx.allocated() - memory_before;
+
+    // Warm-up, which also sizes the submissions: a run should hold several.
+    let warm = Instant::now();
+    trainer.submit_steps(&take(2), 0.1)?;
+    trainer.finish()?;
+    let step_seconds = warm.elapsed().as_secs_f64() / 2.0;
+    let per_submit = ((cfg.seconds / 4.0 / step_seconds) as usize).clamp(1, cfg.steps_per_submit);
+    let rates = timed_runs(cfg, per_submit, &mut |n| {
+        trainer.submit_steps(&take(n), 0.1)?;
+        Ok(trainer.finish()?)
+    })?;
+    let kernels = profile(ctx, &mut trainer, arch, batch, step_seconds)?;
+    Ok((
+        result("gpu", arch, batch, rates, first, per_submit, memory),
+        kernels,
+    ))
+}
+
+/// GPU time per dispatch of a step from timestamp queries: each dispatch in
+/// its own compute pass with begin and end timestamps.
+fn profile(
+    ctx: &GpuContext,
+    trainer: &mut GpuTrainer,
+    arch: &Arch,
+    batch: usize,
+    step_seconds: f64,
+) -> anyhow::Result<Vec<KernelShare>> {
+    if !ctx.timestamps {
+        return Ok(vec![]);
+    }
+    let dispatches: Vec<_> = trainer.step().step_dispatches().collect();
+    let steps = ((0.5 / step_seconds) as usize).clamp(1, 8);
+    let count = (dispatches.len() * 2 * steps) as u32;
+    let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("kernel timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count,
+    });
+    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamp resolve"),
+        size: count as u64 * 8,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    for s in 0..steps {
+        for (i, d) in dispatches.iter().enumerate() {
+            let q = ((s * dispatches.len() + i) * 2) as u32;
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&d.label),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(q),
+                    end_of_pass_write_index: Some(q + 1),
+                }),
+            });
+            d.record(&mut pass);
+        }
+    }
+    enc.resolve_query_set(&queries, 0..count, &resolve, 0);
+    ctx.queue.submit([enc.finish()]);
+    let raw = ctx.read_bytes(&resolve, 0, count as u64 * 8, "timestamps")?;
+    let ticks: &[u64] = bytemuck::cast_slice(&raw);
+    let ns_per_tick = ctx.queue.get_timestamp_period() as f64;
+    let mut ms = vec![0.0; dispatches.len()];
+    for s in 0..steps {
+        for (i, m) in ms.iter_mut().enumerate() {
+            let q = (s * dispatches.len() + i) * 2;
+            *m += ticks[q + 1].saturating_sub(ticks[q]) as f64 * ns_per_tick / 1e6 / steps as f64;
+        }
+    }
+    let total: f64 = ms.iter().sum();
+    Ok(dispatches
+        .iter()
+        .zip(ms)
+        .map(|(d, ms)| KernelShare {
+            batch,
+            hidden: arch.hidden().to_vec(),
+            name: d.label.clone(),
+            ms_per_step: ms,
+            share: if total > 0.0 { ms / total } else { 0.0 },
+        })
+        .collect())
+}
+
+/// The CPU reference's training steps for one configuration.
+pub fn bench_cpu(
+    data: &Mnist,
+    arch: &Arch,
+    batch: usize,
+    cfg: &BenchConfig,
+) -> anyhow::Result<StepResult> {
+    let pool = batch_pool(data.train.len(), batch);
+    let start = Instant::now();
+    let mut trainer = CpuTrainer::new(arch, Params::init(arch, 0), data);
+    trainer.train_steps(&pool[..1], 0.1)?;
+    let first = start.elapsed().as_secs_f64();
+    let mut next = 0;
+    let rates = timed_runs(cfg, 1, &mut |n| {
+        for _ in 0..n {
+            next = (next + 1) % pool.len();
+            trainer.train_steps(std::slice::from_ref(&pool[next]), 0.1)?;
+        }
+        Ok(())
+    })?;
+    Ok(result("cpu", arch, batch, rates, first, 1, 0))
+}
+
+/// The matmul kernel alone, `C = A·B` (M, K)·(K, N), repeated in one pass.
+pub fn bench_matmul(
+    ctx: &GpuContext,
+    algo: MatmulAlgo,
+    m: usize,
+    n: usize,
+    k: usize,
+    seconds: f64,
+) -> anyhow::Result<MatmulResult> {
+    let mm = Matmul::with_algo(ctx, algo);
+    let fill = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect()
+    };
+    let a = ctx.storage_init("bench a", &fill(m * k));
+    let b = ctx.storage_init("bench b", &fill(k * n));
+    let c = ctx.storage("bench c", (m * n * 4) as u64);
+    let v = MatmulVariant {
+        trans_a: false,
+        trans_b: false,
+        aug_a: false,
+        epilogue: Epilogue::Store,
+    };
+    let shape = MatmulShape {
+        m,
+        n,
+        k,
+        a_cols: k,
+        b_cols: n,
+        lr: 0.0,
+    };
+    let d = mm.bind(
+        ctx,
+        "bench matmul",
+        v,
+        shape,
+        Slice::whole(&a),
+        Slice::whole(&b),
+        Slice::new(&c, 0, m * n),
+        None,
+    )?;
+    ctx.run(&[&d])?; // warm-up
+    let once = Instant::now();
+    ctx.run(&[&d])?;
+    let per = once.elapsed().as_secs_f64();
+    let reps = ((seconds / per) as usize).clamp(1, 1000);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        ctx.run(&vec![&d; reps])?;
+        rates.push(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    let seconds = median(&mut rates);
+    Ok(MatmulResult {
+        algo: format!("{algo:?}"),
+        m,
+        n,
+        k,
+        gflops: 2.0 * (m * n * k) as f64 / seconds / 1e9,
+        ms: seconds * 1e3,
+    })
+}
+
+/// Runs everything `cfg` asks for, calling `progress` with each result line.
+pub fn run(
+    ctx: Option<Arc<GpuContext>>,
+    data: &Mnist,
+    cfg: &BenchConfig,
+    progress: &mut dyn FnMut(String),
+) -> anyhow::Result<BenchReport> {
+    let mut report = BenchReport {
+        adapter: ctx.as_deref().map(adapter_report),
+        results: vec![],
+        kernels: vec![],
+        kernels_note: None,
+        matmul: vec![],
+    };
+    if let Some(ctx) = &ctx {
+        if !ctx.timestamps {
+            report.kernels_note =
+                Some("this adapter has no timestamp queries: no per-kernel profile".into());
+        }
+        for &(m, n, k) in &cfg.matmul {
+            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Rows] {
+                let r = bench_matmul(ctx, algo, m, n, k, cfg.seconds / 3.0)?;
+                progress(format!(
+                    "matmul {algo:?} {m}x{n}x{k}: {:.2} ms, {:.1} GFLOP/s",
+                    r.ms, r.gflops
+                ));
+                report.matmul.push(r);
+            }
+        }
+    }
+    for hidden in &cfg.hidden {
+        let arch = Arch::mlp(data.train.pixels(), hidden, CLASSES)?;
+        for &batch in &cfg.batches {
+            if let (Some(ctx), true) = (&ctx, cfg.gpu) {
+                let (r, kernels) = bench_gpu(ctx, data, &arch, batch, cfg)?;
+                progress(line(&r));
+                report.results.push(r);
+                report.kernels.extend(kernels);
+            }
+            if cfg.cpu {
+                let r = bench_cpu(data, &arch, batch, cfg)?;
+                progress(line(&r));
+                report.results.push(r);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn hidden_text(h: &[usize]) -> String {
+    h.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn line(r: &StepResult) -> String {
+    format!(
+        "{:<4} batch {:>5} hidden {:>6}: {:>9.1} steps/s ({:.1}..{:.1})",
+        r.path,
+        r.batch,
+        hidden_text(&r.hidden),
+        r.steps_per_sec,
+        r.min,
+        r.max
+    )
+}
+
+/// The table `gpu-net bench` prints.
+pub fn render(r: &BenchReport) -> String {
+    let mut s = String::new();
+    if let Some(a) = &r.adapter {
+        s += &format!(
+            "adapter: {} ({}, {}, {})\n\n",
+            a.name, a.backend, a.driver, a.device_type
+        );
+    }
+    if !r.results.is_empty() {
+        s += &format!(
+            "{:<4} {:>6} {:>7} {:>10} {:>19} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9}\n",
+            "path",
+            "batch",
+            "hidden",
+            "steps/s",
+            "(min..max)",
+            "samples/s",
+            "ms/step",
+            "GFLOP/s",
+            "first s",
+            "/submit",
+            "memory"
+        );
+        for x in &r.results {
+            s += &format!(
+                "{:<4} {:>6} {:>7} {:>10.1} {:>19} {:>11.0} {:>9.3} {:>9.2} {:>8.2} {:>8} {:>9}\n",
+                x.path,
+                x.batch,
+                hidden_text(&x.hidden),
+                x.steps_per_sec,
+                format!("({:.1}..{:.1})", x.min, x.max),
+                x.samples_per_sec,
+                x.ms_per_step,
+                x.gflops,
+                x.first_step_seconds,
+                x.steps_per_submit,
+                if x.memory_bytes > 0 {
+                    format!("{:.1} MB", x.memory_bytes as f64 / 1e6)
+                } else {
+                    "-".into()
+                }
+            );
+        }
+    }
+    if !r.kernels.is_empty() {
+        s += "\nGPU time per kernel (timestamp queries, one pass per dispatch):\n";
+        let mut last = None;
+        for k in &r.kernels {
+            let key = (k.batch, k.hidden.clone());
+            if last.as_ref() != Some(&key) {
+                s += &format!("  batch {} hidden {}:\n", k.batch, hidden_text(&k.hidden));
+                last = Some(key);
+            }
+            s += &format!(
+                "    {:<44} {:>9.3} ms {:>6.1}%\n",
+                k.name,
+                k.ms_per_step,
+                100.0 * k.share
+            );
+        }
+    }
+    if let Some(note) = &r.kernels_note {
+        s += &format!("\n{note}\n");
+    }
+    for m in &r.matmul {
+        s += &format!(
+            "matmul {:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s\n",
+            m.algo, m.m, m.n, m.k, m.ms, m.gflops
+        );
+    }
+    s
+}

@@ -1,0 +1,102 @@
+//! The bench machinery (not speed): every field present and consistent.
+
+mod common;
+
+use gpu_net::bench::{self, BenchConfig};
+use gpu_net::model::Arch;
+
+#[test]
+fn flop_count_follows_the_products_a_step_runs() {
+    // 784-50-10, batch 100: forward [X,1]·[W;b] per layer, the gradient
+    // [X,1]ᵀ·dY per layer, and dY·W2ᵀ for the second layer only.
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    let (b, h) = (100.0, 50.0);
+    let want =
+        2.0 * (2.0 * b * 785.0 * h) + 2.0 * (2.0 * b * (h + 1.0) * 10.0) + 2.0 * b * 10.0 * h;
+    assert_eq!(arch.train_step_flops(100), want);
+}
+
+#[test]
+fn short_run_reports_every_field_consistently() {
+    let Some(ctx) = common::gpu() else { return };
+    let cfg = BenchConfig {
+        batches: vec![100, 37],
+        hidden: vec![vec![50], vec![17, 9]],
+        seconds: 0.2,
+        repeats: 3,
+        cpu: true,
+        gpu: true,
+        steps_per_submit: 4,
+        matmul: vec![(64, 33, 17)],
+    };
+    let report = bench::run(Some(ctx.clone()), common::mnist(), &cfg, &mut |_| {}).unwrap();
+    assert_eq!(
+        report.results.len(),
+        8,
+        "2 batches × 2 networks × (gpu, cpu)"
+    );
+    for r in &report.results {
+        let arch = Arch::mlp(784, &r.hidden, 10).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        assert!(
+            r.min <= r.steps_per_sec && r.steps_per_sec <= r.max,
+            "{r:?}"
+        );
+        assert!(
+            close(r.samples_per_sec, r.steps_per_sec * r.batch as f64),
+            "{r:?}"
+        );
+        assert!(close(r.ms_per_step, 1e3 / r.steps_per_sec), "{r:?}");
+        assert!(
+            close(
+                r.gflops,
+                arch.train_step_flops(r.batch) * r.steps_per_sec / 1e9
+            ),
+            "{r:?}"
+        );
+        assert!(r.first_step_seconds > 0.0);
+        if r.path == "gpu" {
+            assert!(
+                r.memory_bytes >= (60000 * 784) as u64,
+                "the dataset alone is 47 MB: {r:?}"
+            );
+        }
+    }
+    if ctx.timestamps {
+        // Per configuration: gather, one forward per layer, the loss, and
+        // per layer a gradient product plus dX for all but the first.
+        let per_step = |layers: usize| 1 + layers + 1 + layers + (layers - 1);
+        assert_eq!(report.kernels.len(), 2 * per_step(2) + 2 * per_step(3));
+        for group in report
+            .kernels
+            .chunk_by(|a, b| (a.batch, &a.hidden) == (b.batch, &b.hidden))
+        {
+            let total: f64 = group.iter().map(|k| k.share).sum();
+            assert!((total - 1.0).abs() < 1e-9 && group.iter().all(|k| k.ms_per_step >= 0.0));
+        }
+    } else {
+        assert!(report.kernels_note.is_some());
+    }
+    assert_eq!(report.matmul.len(), 2, "both matmul implementations");
+    for m in &report.matmul {
+        assert!((m.gflops - 2.0 * 64.0 * 33.0 * 17.0 / (m.ms / 1e3) / 1e9).abs() < 1e-6 * m.gflops);
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    for key in ["adapter", "results", "kernels", "matmul"] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+    for key in [
+        "path",
+        "batch",
+        "hidden",
+        "steps_per_sec",
+        "samples_per_sec",
+        "ms_per_step",
+        "gflops",
+        "min",
+        "max",
+    ] {
+        assert!(json["results"][0].get(key).is_some(), "{key}");
+    }
+    assert!(bench::render(&report).contains("steps/s"));
+}
