@@ -1,12 +1,14 @@
-// Tiled matrix product with a fused epilogue: C[M, N] = A(M, K) · B(K, N).
+// Tiled matrix product with a fused epilogue, for GPUs:
+// C[M, N] = A(M, K) · B(K, N), stored with row strides lda, ldb, ldc:
 //
-//   A(m, k) = TRANS_A ? a[k * a_cols + m] : a[m * a_cols + k]
-//   B(k, n) = TRANS_B ? b[n * b_cols + k] : b[k * b_cols + n]
+//   A(m, k) = TRANS_A ? a[k * lda + m] : a[m * lda + k]
+//   B(k, n) = TRANS_B ? b[n * ldb + k] : b[k * ldb + n]
 //
-// AUG_A appends a column of ones to the stored A: the column index `a_cols`
-// reads 1.0. With the parameter block [W; b] as B this fuses the bias add into
-// the forward product ([X, 1]·[W; b] = X·W + b) and the bias gradient into the
-// weight gradient ([X, 1]ᵀ·dY = [dW; db]).
+// The network's matrices carry a column of ones after their last real column
+// and zero padding after that (see src/gpu/layout.rs), so the bias add and
+// the bias gradient are part of the product and need no code here. Columns
+// n >= n_real of C are padding: written as 1.0 at n == ones_col and 0.0
+// elsewhere (the SGD epilogue leaves them alone).
 //
 // Each workgroup computes a 64×64 tile of C, each invocation a 4×4 register
 // tile, stepping through K 16 at a time with both operand tiles staged in
@@ -17,18 +19,22 @@ struct Dims {
     m: u32,
     n: u32,
     k: u32,
-    a_cols: u32,
-    b_cols: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    n_real: u32,
+    ones_col: u32,
     lr: f32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-override AUG_A: bool = false;
 // 0: C = acc; 1: C = max(acc, 0) (Relu); 2: C = acc where aux > 0 else 0
-// (Relu backward, aux holding the layer's output); 3: C -= lr · acc (SGD).
+// (Relu backward, aux holding the layer's output, same layout as C);
+// 3: C -= lr · acc (SGD).
 override EPILOGUE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -50,16 +56,10 @@ fn load_a(m: u32, k: u32) -> f32 {
     if m >= dims.m || k >= dims.k {
         return 0.0;
     }
-    var row = m;
-    var col = k;
     if TRANS_A {
-        row = k;
-        col = m;
+        return a[k * dims.lda + m];
     }
-    if AUG_A && col == dims.a_cols {
-        return 1.0;
-    }
-    return a[row * dims.a_cols + col];
+    return a[m * dims.lda + k];
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
@@ -67,9 +67,34 @@ fn load_b(k: u32, n: u32) -> f32 {
         return 0.0;
     }
     if TRANS_B {
-        return b[n * dims.b_cols + k];
+        return b[n * dims.ldb + k];
     }
-    return b[k * dims.b_cols + n];
+    return b[k * dims.ldb + n];
+}
+
+// Writes C(m, n) = v through the epilogue; m < M and n < N.
+fn finish(m: u32, n: u32, v: f32) {
+    let idx = m * dims.ldc + n;
+    if n >= dims.n_real {
+        if EPILOGUE != 3u {
+            c[idx] = select(0.0, 1.0, n == dims.ones_col);
+        }
+        return;
+    }
+    switch EPILOGUE {
+        case 1u: {
+            c[idx] = max(v, 0.0);
+        }
+        case 2u: {
+            c[idx] = select(0.0, v, aux[idx] > 0.0);
+        }
+        case 3u: {
+            c[idx] = c[idx] - dims.lr * v;
+        }
+        default: {
+            c[idx] = v;
+        }
+    }
 }
 
 @compute @workgroup_size(16, 16)
@@ -131,22 +156,7 @@ fn main(
             if n >= dims.n {
                 break;
             }
-            let v = acc[i][j];
-            let idx = m * dims.n + n;
-            switch EPILOGUE {
-                case 1u: {
-                    c[idx] = max(v, 0.0);
-                }
-                case 2u: {
-                    c[idx] = select(0.0, v, aux[idx] > 0.0);
-                }
-                case 3u: {
-                    c[idx] = c[idx] - dims.lr * v;
-                }
-                default: {
-                    c[idx] = v;
-                }
-            }
+            finish(m, n, acc[i][j]);
         }
     }
 }

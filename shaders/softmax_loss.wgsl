@@ -1,6 +1,6 @@
 // SoftmaxWithLoss, forward and backward in one pass over the rows.
 //
-// Per row r of the logits y (rows × classes): the loss
+// Per row r of the logits y (rows × classes, rows `stride` long; dy alike): the loss
 // logsumexp(y_r) - y_r[t_r], whether argmax(y_r) == t_r (first maximum wins,
 // as numpy's argmax), and, when `want_grad`, dy_r = (softmax(y_r) - onehot(t_r)) / rows.
 // Sums over rows are added to `stats`. One workgroup does every row with a
@@ -10,7 +10,7 @@ struct Dims {
     rows: u32,
     classes: u32,
     want_grad: u32,
-    _pad: u32,
+    stride: u32,
 }
 
 struct Stats {
@@ -36,7 +36,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
     var loss = 0.0;
     var correct = 0u;
     for (var r = li; r < dims.rows; r += WG) {
-        let base = r * cls;
+        let base = r * dims.stride;
         var best = 0u;
         var mx = y[base];
         for (var k = 1u; k < cls; k++) {

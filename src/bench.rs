@@ -321,6 +321,8 @@ pub fn bench_cpu(
 }
 
 /// The matmul kernel alone, `C = A·B` (M, K)·(K, N), repeated in one pass.
+/// K and N are padded to multiples of 4 with zeros, as the network stores
+/// its matrices; GFLOP/s count the real 2·M·N·K.
 pub fn bench_matmul(
     ctx: &GpuContext,
     algo: MatmulAlgo,
@@ -330,26 +332,35 @@ pub fn bench_matmul(
     seconds: f64,
 ) -> anyhow::Result<MatmulResult> {
     let mm = Matmul::with_algo(ctx, algo);
-    let fill = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+    let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
+    let fill = |rows: usize, cols: usize, stride: usize| -> Vec<f32> {
+        (0..rows * stride)
+            .map(|i| {
+                if i % stride < cols {
+                    ((i * 7919) % 1000) as f32 / 1000.0 - 0.5
+                } else {
+                    0.0
+                }
+            })
             .collect()
     };
-    let a = ctx.storage_init("bench a", &fill(m * k));
-    let b = ctx.storage_init("bench b", &fill(k * n));
-    let c = ctx.storage("bench c", (m * n * 4) as u64);
+    let a = ctx.storage_init("bench a", &fill(m, k, kp));
+    let b = ctx.storage_init("bench b", &fill(kp, n, np));
+    let c = ctx.storage("bench c", (m * np * 4) as u64);
     let v = MatmulVariant {
         trans_a: false,
         trans_b: false,
-        aug_a: false,
         epilogue: Epilogue::Store,
     };
     let shape = MatmulShape {
         m,
-        n,
-        k,
-        a_cols: k,
-        b_cols: n,
+        n: np,
+        k: kp,
+        lda: kp,
+        ldb: np,
+        ldc: np,
+        n_real: n,
+        ones_col: None,
         lr: 0.0,
     };
     let d = mm.bind(
@@ -359,7 +370,7 @@ pub fn bench_matmul(
         shape,
         Slice::whole(&a),
         Slice::whole(&b),
-        Slice::new(&c, 0, m * n),
+        Slice::new(&c, 0, m * np),
         None,
     )?;
     ctx.run(&[&d])?; // warm-up
@@ -404,7 +415,7 @@ pub fn run(
                 Some("this adapter has no timestamp queries: no per-kernel profile".into());
         }
         for &(m, n, k) in &cfg.matmul {
-            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Rows] {
+            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
                 let r = bench_matmul(ctx, algo, m, n, k, cfg.seconds / 3.0)?;
                 progress(format!(
                     "matmul {algo:?} {m}x{n}x{k}: {:.2} ms, {:.1} GFLOP/s",

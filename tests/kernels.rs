@@ -19,71 +19,99 @@ use gpu_net::gpu::kernels::{
 
 const RTOL: f64 = 1e-5;
 
-/// The logical A (M, K) that a stored matrix and the variant describe.
-fn logical_a(stored: &[f32], v: MatmulVariant, m: usize, k: usize, a_cols: usize) -> Vec<f64> {
-    let mut a = vec![0.0; m * k];
-    for i in 0..m {
-        for p in 0..k {
-            let (row, col) = if v.trans_a { (p, i) } else { (i, p) };
-            a[i * k + p] = if v.aug_a && col == a_cols {
-                1.0
-            } else {
-                stored[row * a_cols + col] as f64
-            };
-        }
-    }
-    a
-}
-
-fn logical_b(stored: &[f32], v: MatmulVariant, k: usize, n: usize) -> Vec<f64> {
-    let mut b = vec![0.0; k * n];
-    for p in 0..k {
-        for j in 0..n {
-            b[p * n + j] = if v.trans_b {
-                stored[j * k + p]
-            } else {
-                stored[p * n + j]
-            } as f64;
-        }
-    }
-    b
-}
-
+/// One product: C[m, n] = Σ_k A(m, k)·B(k, n) over the real sizes, run as
+/// the network runs it: K and N padded to multiples of 4 with zeros (and M
+/// too when A is stored transposed), padding columns of C filled by the
+/// epilogue's rule.
+#[derive(Clone, Copy, Debug)]
 struct MatmulCase {
     v: MatmulVariant,
     m: usize,
     n: usize,
     k: usize,
+    ones_col: bool,
 }
 
-/// Runs one case on the GPU; returns (gpu, cpu, tolerance).
+fn up4(x: usize) -> usize {
+    x.next_multiple_of(4)
+}
+
+/// Runs one case on the GPU; returns (gpu, cpu, tolerance) over all of C.
 fn run_matmul(
     ctx: &GpuContext,
     mm: &Matmul,
     c: &MatmulCase,
     seed: u64,
 ) -> (Vec<f64>, Vec<f64>, Tolerance) {
-    let MatmulCase { v, m, n, k } = *c;
-    // Stored A: (M, a_cols) or, transposed, (K, a_cols); augmentation adds the
-    // logical dimension's last index.
-    let a_cols = match (v.trans_a, v.aug_a) {
-        (false, false) => k,
-        (false, true) => k - 1,
-        (true, false) => m,
-        (true, true) => m - 1,
-    };
-    let a_rows = if v.trans_a { k } else { m };
-    let a_store = common::random_f32(a_rows * a_cols, seed);
-    let b_store = common::random_f32(k * n, seed + 1);
-    let c0 = common::random_f32(m * n, seed + 2);
-    let aux = common::random_f32(m * n, seed + 3);
-    let lr = 0.375f32;
-    let shape = MatmulShape {
+    let MatmulCase {
+        v,
         m,
         n,
         k,
-        a_cols,
-        b_cols: if v.trans_b { k } else { n },
+        ones_col,
+    } = *c;
+    let big_m = if v.trans_a { up4(m) } else { m };
+    let big_k = up4(k);
+    let big_n = up4(n + ones_col as usize);
+    // Logical operands, zero outside the real sizes.
+    let a_vals = common::random_f32(m * k, seed);
+    let b_vals = common::random_f32(k * n, seed + 1);
+    let a = |i: usize, p: usize| {
+        if i < m && p < k {
+            a_vals[i * k + p]
+        } else {
+            0.0
+        }
+    };
+    let b = |p: usize, j: usize| {
+        if p < k && j < n {
+            b_vals[p * n + j]
+        } else {
+            0.0
+        }
+    };
+    let (lda, a_store): (usize, Vec<f32>) = if v.trans_a {
+        (
+            big_m,
+            (0..big_k * big_m)
+                .map(|e| a(e % big_m, e / big_m))
+                .collect(),
+        )
+    } else {
+        (
+            big_k,
+            (0..big_m * big_k)
+                .map(|e| a(e / big_k, e % big_k))
+                .collect(),
+        )
+    };
+    let (ldb, b_store): (usize, Vec<f32>) = if v.trans_b {
+        (
+            big_k,
+            (0..big_n * big_k)
+                .map(|e| b(e % big_k, e / big_k))
+                .collect(),
+        )
+    } else {
+        (
+            big_n,
+            (0..big_k * big_n)
+                .map(|e| b(e / big_n, e % big_n))
+                .collect(),
+        )
+    };
+    let c0 = common::random_f32(big_m * big_n, seed + 2);
+    let aux = common::random_f32(big_m * big_n, seed + 3);
+    let lr = 0.375f32;
+    let shape = MatmulShape {
+        m: big_m,
+        n: big_n,
+        k: big_k,
+        lda,
+        ldb,
+        ldc: big_n,
+        n_real: n,
+        ones_col: ones_col.then_some(n),
         lr,
     };
     let (a_buf, b_buf) = (
@@ -97,38 +125,51 @@ fn run_matmul(
             "test matmul",
             v,
             shape,
-            Slice::new(&a_buf, 0, a_store.len()),
-            Slice::new(&b_buf, 0, b_store.len()),
-            Slice::new(&c_buf, 0, m * n),
-            (v.epilogue == Epilogue::ReluMask).then(|| Slice::new(&aux_buf, 0, m * n)),
+            Slice::whole(&a_buf),
+            Slice::whole(&b_buf),
+            Slice::new(&c_buf, 0, big_m * big_n),
+            (v.epilogue == Epilogue::ReluMask).then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
         )
         .unwrap();
     ctx.run(&[&d]).unwrap();
-    let gpu = common::widen(&ctx.read_f32(&c_buf, 0, m * n, "c").unwrap());
+    let gpu = common::widen(&ctx.read_f32(&c_buf, 0, big_m * big_n, "c").unwrap());
 
-    let a = logical_a(&a_store, v, m, k, a_cols);
-    let b = logical_b(&b_store, v, k, n);
-    let mut acc = vec![0.0; m * n];
-    matmul(&mut acc, &a, &b, m, k, n);
+    let a64: Vec<f64> = (0..big_m * k).map(|e| a(e / k, e % k) as f64).collect();
+    let b64: Vec<f64> = (0..k * big_n)
+        .map(|e| b(e / big_n, e % big_n) as f64)
+        .collect();
+    let mut acc = vec![0.0; big_m * big_n];
+    matmul(&mut acc, &a64, &b64, big_m, k, big_n);
     let abs = |x: &[f64]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
-    let mut bound = vec![0.0; m * n];
-    matmul(&mut bound, &abs(&a), &abs(&b), m, k, n);
+    let mut bound = vec![0.0; big_m * big_n];
+    matmul(&mut bound, &abs(&a64), &abs(&b64), big_m, k, big_n);
     let scale = bound.iter().fold(0.0f64, |x, &y| x.max(y));
     let mut atol = k as f64 * EPS_F32 * scale;
     let cpu: Vec<f64> = acc
         .iter()
         .enumerate()
-        .map(|(i, &s)| match v.epilogue {
-            Epilogue::Store => s,
-            Epilogue::Relu => s.max(0.0),
-            Epilogue::ReluMask => {
-                if aux[i] > 0.0 {
-                    s
-                } else {
-                    0.0
-                }
+        .map(|(i, &s)| {
+            let col = i % big_n;
+            if col >= n {
+                // Padding: the ones column, zeros, or (SGD) left alone.
+                return match v.epilogue {
+                    Epilogue::Sgd => c0[i] as f64,
+                    _ if ones_col && col == n => 1.0,
+                    _ => 0.0,
+                };
             }
-            Epilogue::Sgd => c0[i] as f64 - lr as f64 * s,
+            match v.epilogue {
+                Epilogue::Store => s,
+                Epilogue::Relu => s.max(0.0),
+                Epilogue::ReluMask => {
+                    if aux[i] > 0.0 {
+                        s
+                    } else {
+                        0.0
+                    }
+                }
+                Epilogue::Sgd => c0[i] as f64 - lr as f64 * s,
+            }
         })
         .collect();
     if v.epilogue == Epilogue::Sgd {
@@ -150,25 +191,25 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 64, 64),
     (65, 63, 17),
     (100, 50, 785),
+    (1000, 10, 51),
+    (200, 300, 129),
 ];
 
-fn variants() -> Vec<MatmulVariant> {
-    let v = |trans_a, trans_b, aug_a, epilogue| MatmulVariant {
+/// The forms a training step uses, and the two plain ones.
+fn variants() -> Vec<(MatmulVariant, bool)> {
+    let v = |trans_a, trans_b, epilogue| MatmulVariant {
         trans_a,
         trans_b,
-        aug_a,
         epilogue,
     };
     vec![
-        v(false, false, false, Epilogue::Store),
-        v(false, false, true, Epilogue::Relu),
-        v(false, false, true, Epilogue::Store),
-        v(false, true, false, Epilogue::ReluMask),
-        v(false, true, false, Epilogue::Store),
-        v(true, false, true, Epilogue::Sgd),
-        v(true, false, true, Epilogue::Store),
-        v(true, false, false, Epilogue::Store),
-        v(true, true, false, Epilogue::Store),
+        (v(false, false, Epilogue::Store), false),
+        (v(false, false, Epilogue::Relu), true),
+        (v(false, false, Epilogue::Store), true),
+        (v(false, true, Epilogue::ReluMask), false),
+        (v(false, true, Epilogue::Store), false),
+        (v(true, false, Epilogue::Sgd), false),
+        (v(true, false, Epilogue::Store), false),
     ]
 }
 
@@ -178,48 +219,80 @@ fn matmul_tiled_every_variant_on_awkward_shapes() {
 }
 
 #[test]
-fn matmul_rows_every_variant_on_awkward_shapes() {
-    every_variant(MatmulAlgo::Rows);
+fn matmul_vec4_every_variant_on_awkward_shapes() {
+    every_variant(MatmulAlgo::Vec4);
 }
 
 fn every_variant(algo: MatmulAlgo) {
     let Some(ctx) = common::gpu() else { return };
     let mm = Matmul::with_algo(&ctx, algo);
     let mut failures = Vec::new();
-    for (vi, v) in variants().into_iter().enumerate() {
+    for (vi, (v, ones_col)) in variants().into_iter().enumerate() {
         for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
-            // Augmentation needs the augmented dimension to be at least 1.
-            let case = MatmulCase { v, m, n, k };
+            let case = MatmulCase {
+                v,
+                m,
+                n,
+                k,
+                ones_col,
+            };
             let (gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
             let d = diff(&gpu, &cpu, tol, 1e-6);
             if !d.ok() {
                 failures.push(format!(
-                    "{v:?} M={m} N={n} K={k}: {} of {} outside {tol:?}; first {:?}",
+                    "{case:?}: {} of {} outside {tol:?}; first {:?}",
                     d.failures, d.len, d.first_failures
                 ));
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(failures.is_empty(), "{algo:?}:\n{}", failures.join("\n"));
 }
 
 #[test]
 fn matmul_check_catches_a_wrong_element() {
     let Some(ctx) = common::gpu() else { return };
-    let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
-    let case = MatmulCase {
-        v: variants()[1],
-        m: 17,
-        n: 33,
-        k: 127,
+    for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
+        let mm = Matmul::with_algo(&ctx, algo);
+        let case = MatmulCase {
+            v: variants()[1].0,
+            m: 17,
+            n: 33,
+            k: 127,
+            ones_col: true,
+        };
+        let (mut gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, 7);
+        assert!(diff(&gpu, &cpu, tol, 1e-6).ok());
+        // One element off by just over its tolerance.
+        let i = 5 * 36 + 20;
+        gpu[i] += 1.01 * (tol.atol + tol.rtol * cpu[i].abs());
+        let d = diff(&gpu, &cpu, tol, 1e-6);
+        assert_eq!((d.failures, d.first_failures[0].0), (1, i), "{d:?}");
+    }
+}
+
+#[test]
+fn vec4_matmul_refuses_unaligned_shapes() {
+    let Some(ctx) = common::gpu() else { return };
+    let mm = Matmul::with_algo(&ctx, MatmulAlgo::Vec4);
+    let buf = ctx.storage("x", 4096);
+    let shape = MatmulShape {
+        m: 8,
+        n: 10,
+        k: 8,
+        lda: 8,
+        ldb: 10,
+        ldc: 10,
+        n_real: 10,
+        ones_col: None,
+        lr: 0.0,
     };
-    let (mut gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, 7);
-    assert!(diff(&gpu, &cpu, tol, 1e-6).ok());
-    // One element off by just over its tolerance.
-    let i = 17 * 33 / 2;
-    gpu[i] += 1.01 * (tol.atol + tol.rtol * cpu[i].abs());
-    let d = diff(&gpu, &cpu, tol, 1e-6);
-    assert_eq!((d.failures, d.first_failures[0].0), (1, i), "{d:?}");
+    let s = Slice::whole(&buf);
+    let e = mm
+        .bind(&ctx, "unaligned", variants()[0].0, shape, s, s, s, None)
+        .err()
+        .expect("N = 10 is refused");
+    assert!(e.to_string().contains("multiples of 4"), "{e}");
 }
 
 #[test]
@@ -228,14 +301,27 @@ fn softmax_with_loss_on_awkward_shapes() {
     let kernel = SoftmaxWithLoss::new(&ctx);
     for &rows in &[1, 3, 17, 33, 127, 784, 1000] {
         for &classes in &[1, 3, 10, 17] {
-            let y: Vec<f32> = common::random_f32(rows * classes, rows as u64 * 31 + classes as u64)
-                .iter()
-                .map(|v| v * 8.0)
+            // Rows `stride` long, as the network stores them; the padding holds
+            // junk that must be ignored.
+            let stride = classes + 3;
+            let logits: Vec<f32> =
+                common::random_f32(rows * classes, rows as u64 * 31 + classes as u64)
+                    .iter()
+                    .map(|v| v * 8.0)
+                    .collect();
+            let y: Vec<f32> = (0..rows * stride)
+                .map(|e| {
+                    if e % stride < classes {
+                        logits[e / stride * classes + e % stride]
+                    } else {
+                        1e3
+                    }
+                })
                 .collect();
             let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % classes) as u32).collect();
             let y_buf = ctx.storage_init("y", &y);
             let t_buf = ctx.storage_init("t", &t);
-            let dy_buf = ctx.storage("dy", (rows * classes * 4) as u64);
+            let dy_buf = ctx.storage("dy", (rows * stride * 4) as u64);
             let stats = ctx.storage_init("stats", &[Stats::default()]);
             let d = kernel
                 .bind(
@@ -243,6 +329,7 @@ fn softmax_with_loss_on_awkward_shapes() {
                     "test softmax",
                     rows,
                     classes,
+                    stride,
                     true,
                     Slice::whole(&y_buf),
                     Slice::new(&t_buf, 0, rows),
@@ -254,9 +341,20 @@ fn softmax_with_loss_on_awkward_shapes() {
             ctx.run(&[&d, &d]).unwrap();
             let got: Stats =
                 *bytemuck::from_bytes(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap());
-            let dy = common::widen(&ctx.read_f32(&dy_buf, 0, rows * classes, "dy").unwrap());
+            let dy_all = ctx.read_f32(&dy_buf, 0, rows * stride, "dy").unwrap();
+            assert!(
+                dy_all
+                    .iter()
+                    .enumerate()
+                    .all(|(e, &v)| e % stride < classes || v == 0.0),
+                "padding of dy written"
+            );
+            let dy: Vec<f64> = dy_all
+                .chunks(stride)
+                .flat_map(|r| r[..classes].iter().map(|&v| v as f64))
+                .collect();
 
-            let y64 = common::widen(&y);
+            let y64 = common::widen(&logits);
             let labels: Vec<u8> = t.iter().map(|&v| v as u8).collect();
             let mut cpu = CpuSoftmax::default();
             let loss_sum = cpu.forward(&y64, Labels::Index(&labels), rows) * rows as f64;
@@ -310,7 +408,8 @@ fn gather_builds_batches_from_packed_u8() {
                 ctx.storage_init("lab", &labels),
                 ctx.storage_init("idx", &idx),
             );
-            let x = ctx.storage("x", (rows * pixels * 4) as u64);
+            let stride = gpu_net::gpu::layout::padded(pixels);
+            let x = ctx.storage("x", (rows * stride * 4) as u64);
             let t = ctx.storage("t", (rows * 4) as u64);
             let d = kernel
                 .bind(
@@ -318,16 +417,17 @@ fn gather_builds_batches_from_packed_u8() {
                     "test gather",
                     rows,
                     pixels,
+                    stride,
                     offset,
                     Slice::whole(&img),
                     Slice::whole(&lab),
                     Slice::whole(&ix),
-                    Slice::new(&x, 0, rows * pixels),
+                    Slice::whole(&x),
                     Slice::new(&t, 0, rows),
                 )
                 .unwrap();
             ctx.run(&[&d]).unwrap();
-            let got_x = common::widen(&ctx.read_f32(&x, 0, rows * pixels, "x").unwrap());
+            let got_x = common::widen(&ctx.read_f32(&x, 0, rows * stride, "x").unwrap());
             let got_t: Vec<u32> =
                 bytemuck::cast_slice(&ctx.read_bytes(&t, 0, rows as u64 * 4, "t").unwrap())
                     .to_vec();
@@ -340,6 +440,9 @@ fn gather_builds_batches_from_packed_u8() {
                         .iter()
                         .map(|&p| p as f64 / 255.0),
                 );
+                // The ones column, then zero padding.
+                want_x.push(1.0);
+                want_x.extend(std::iter::repeat_n(0.0, stride - pixels - 1));
                 want_t.push(labels[s]);
             }
             assert_eq!(got_t, want_t, "pixels={pixels} rows={rows}");

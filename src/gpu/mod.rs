@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod kernels;
+pub mod layout;
 pub mod net;
 pub mod trainer;
 

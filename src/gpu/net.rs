@@ -1,8 +1,8 @@
 //! The network on the GPU: the parameter arena, the datasets, and the
 //! dispatches of a training step, an evaluation and a gradient, all made once.
 //!
-//! One step (layers l = 1..L, sizes s0..sL, batch B):
-//!   gather                      x (B, s0), t (B)
+//! One step (layers l = 1..L, sizes s0..sL, batch B; layouts in `layout`):
+//!   gather                      x = [X, 1] (B, s0 + 1), t (B)
 //!   l = 1..L   Z_l = [Z_{l-1}, 1]·[W_l; b_l]   (+ Relu fused, except the last)
 //!   softmax_with_loss           dY = (softmax(Z_L) - onehot(t)) / B, loss sums
 //!   l = L..1   dZ_{l-1} = dZ_l·W_lᵀ masked by Z_{l-1} > 0   (l > 1)
@@ -16,6 +16,7 @@ use super::kernels::gather::pack_u8;
 use super::kernels::{
     Dispatch, Epilogue, Gather, Matmul, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
 };
+use super::layout::{GpuLayout, padded, padded_rows};
 use crate::data::Dataset;
 use crate::model::{Arch, Params};
 
@@ -72,15 +73,17 @@ pub enum GradTarget {
 pub struct GpuNet {
     pub ctx: Arc<GpuContext>,
     pub arch: Arch,
+    pub layout: GpuLayout,
     pub kernels: Kernels,
-    /// The parameter arena (f32), laid out as [`Arch::slots`].
+    /// The parameter arena (f32), laid out as [`GpuLayout`].
     pub params: wgpu::Buffer,
     /// Gradients, same layout; written only by [`GradTarget::Store`] passes.
     pub grads: wgpu::Buffer,
 }
 
-/// Buffers for `rows` samples: inputs, labels, and per layer its output
-/// `Z_l` and the gradient flowing into it `dZ_l`.
+/// Buffers for up to `rows` samples (allocated for `padded_rows(rows)`, in
+/// rows `padded(size)` long): inputs, labels, and per layer its output `Z_l`
+/// and the gradient flowing into it `dZ_l`.
 pub struct Activations {
     pub rows: usize,
     pub x: wgpu::Buffer,
@@ -92,13 +95,14 @@ pub struct Activations {
 impl GpuNet {
     pub fn new(ctx: Arc<GpuContext>, params: &Params) -> Result<Self> {
         let arch = params.arch.clone();
-        ctx.check_binding("the parameters", arch.arena_len() as u64 * 4)?;
+        let layout = GpuLayout::new(&arch);
+        ctx.check_binding("the parameters", layout.len as u64 * 4)?;
         let kernels = Kernels::new(&ctx);
-        let values = params.to_f32();
         let net = GpuNet {
-            params: ctx.storage_init("params", &values),
-            grads: ctx.storage_init("grads", &vec![0f32; values.len()]),
+            params: ctx.storage_init("params", &layout.to_gpu(params)),
+            grads: ctx.storage_init("grads", &vec![0f32; layout.len]),
             kernels,
+            layout,
             arch,
             ctx,
         };
@@ -107,48 +111,48 @@ impl GpuNet {
     }
 
     pub fn upload_params(&self, params: &Params) {
+        let values = self.layout.to_gpu(params);
         self.ctx
             .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(&params.to_f32()));
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&values));
     }
 
     pub fn read_params(&self) -> Result<Params> {
         let v = self
             .ctx
-            .read_f32(&self.params, 0, self.arch.arena_len(), "the parameters")?;
-        Ok(Params::from_f32(&self.arch, &v))
+            .read_f32(&self.params, 0, self.layout.len, "the parameters")?;
+        Ok(self.layout.from_gpu(&self.arch, &v))
     }
 
     pub fn read_grads(&self) -> Result<Params> {
         let v = self
             .ctx
-            .read_f32(&self.grads, 0, self.arch.arena_len(), "the gradients")?;
-        Ok(Params::from_f32(&self.arch, &v))
+            .read_f32(&self.grads, 0, self.layout.len, "the gradients")?;
+        Ok(self.layout.from_gpu(&self.arch, &v))
     }
 
     pub fn activations(&self, rows: usize) -> Result<Activations> {
         let ctx = &self.ctx;
-        let bytes = |n: usize| (rows * n * 4) as u64;
+        let bytes = |n: usize| (padded_rows(rows) * padded(n) * 4) as u64;
         for (l, &s) in self.arch.sizes.iter().enumerate() {
             ctx.check_binding(
                 &format!("layer {l}'s activations ({rows} × {s} f32)"),
                 bytes(s),
             )?;
         }
+        let per_layer = |name: &str| -> Vec<wgpu::Buffer> {
+            self.arch.sizes[1..]
+                .iter()
+                .enumerate()
+                .map(|(l, &s)| ctx.storage(&format!("{name}{}", l + 1), bytes(s)))
+                .collect()
+        };
         Ok(Activations {
             rows,
             x: ctx.storage("x", bytes(self.arch.inputs())),
             t: ctx.storage("t", (rows * 4) as u64),
-            z: self.arch.sizes[1..]
-                .iter()
-                .enumerate()
-                .map(|(l, &s)| ctx.storage(&format!("Z{}", l + 1), bytes(s)))
-                .collect(),
-            dz: self.arch.sizes[1..]
-                .iter()
-                .enumerate()
-                .map(|(l, &s)| ctx.storage(&format!("dZ{}", l + 1), bytes(s)))
-                .collect(),
+            z: per_layer("Z"),
+            dz: per_layer("dZ"),
         })
     }
 
@@ -166,26 +170,30 @@ impl GpuNet {
         stats: &wgpu::Buffer,
         want_grad: bool,
     ) -> Result<Vec<Dispatch>> {
-        let slots = self.arch.slots();
-        let mut out = Vec::with_capacity(slots.len() + 1);
-        for (l, s) in slots.iter().enumerate() {
-            let last = l + 1 == slots.len();
+        let layers = &self.layout.layers;
+        let all = padded_rows(act.rows);
+        let mut out = Vec::with_capacity(layers.len() + 1);
+        for (l, g) in layers.iter().enumerate() {
+            let last = l + 1 == layers.len();
             let v = MatmulVariant {
                 trans_a: false,
                 trans_b: false,
-                aug_a: true,
                 epilogue: if last {
                     Epilogue::Store
                 } else {
                     Epilogue::Relu
                 },
             };
+            // [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
             let shape = MatmulShape {
                 m: rows,
-                n: s.outputs,
-                k: s.inputs + 1,
-                a_cols: s.inputs,
-                b_cols: s.outputs,
+                n: g.cols(),
+                k: g.rows(),
+                lda: g.rows(),
+                ldb: g.cols(),
+                ldc: g.cols(),
+                n_real: g.outputs,
+                ones_col: Some(g.outputs),
                 lr: 0.0,
             };
             out.push(self.kernels.matmul.bind(
@@ -193,22 +201,24 @@ impl GpuNet {
                 &format!("affine{} forward", l + 1),
                 v,
                 shape,
-                Slice::new(self.layer_input(act, l), 0, rows * s.inputs),
-                Slice::new(&self.params, s.w, s.len()),
-                Slice::new(&act.z[l], 0, rows * s.outputs),
+                Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+                Slice::new(&self.params, g.offset, g.len()),
+                Slice::new(&act.z[l], 0, all * g.cols()),
                 None,
             )?);
         }
         let o = self.arch.outputs();
+        let stride = padded(o);
         out.push(self.kernels.softmax.bind(
             &self.ctx,
             "softmax_with_loss",
             rows,
             o,
+            stride,
             want_grad,
-            Slice::new(act.z.last().unwrap(), 0, rows * o),
-            Slice::new(&act.t, 0, rows),
-            Slice::new(act.dz.last().unwrap(), 0, rows * o),
+            Slice::new(act.z.last().unwrap(), 0, all * stride),
+            Slice::new(&act.t, 0, act.rows),
+            Slice::new(act.dz.last().unwrap(), 0, all * stride),
             Slice::new(stats, 0, 4),
         )?);
         Ok(out)
@@ -218,9 +228,10 @@ impl GpuNet {
     /// `[dW; db]`, which goes to `target`.
     pub fn backward(&self, act: &Activations, target: GradTarget) -> Result<Vec<Dispatch>> {
         let rows = act.rows;
-        let slots = self.arch.slots();
+        let all = padded_rows(rows);
+        let layers = &self.layout.layers;
         let mut out = Vec::new();
-        for (l, s) in slots.iter().enumerate().rev() {
+        for (l, g) in layers.iter().enumerate().rev() {
             if l > 0 {
                 // dZ_{l-1} = dZ_l·W_lᵀ, masked by Relu: needs W_l before its update.
                 out.push(self.kernels.matmul.bind(
@@ -229,47 +240,53 @@ impl GpuNet {
                     MatmulVariant {
                         trans_a: false,
                         trans_b: true,
-                        aug_a: false,
                         epilogue: Epilogue::ReluMask,
                     },
                     MatmulShape {
                         m: rows,
-                        n: s.inputs,
-                        k: s.outputs,
-                        a_cols: s.outputs,
-                        b_cols: s.outputs,
+                        n: g.rows(),
+                        k: g.cols(),
+                        lda: g.cols(),
+                        ldb: g.cols(),
+                        ldc: g.rows(),
+                        n_real: g.inputs,
+                        ones_col: None,
                         lr: 0.0,
                     },
-                    Slice::new(&act.dz[l], 0, rows * s.outputs),
-                    Slice::new(&self.params, s.w, s.inputs * s.outputs),
-                    Slice::new(&act.dz[l - 1], 0, rows * s.inputs),
-                    Some(Slice::new(&act.z[l - 1], 0, rows * s.inputs)),
+                    Slice::new(&act.dz[l], 0, all * g.cols()),
+                    Slice::new(&self.params, g.offset, g.len()),
+                    Slice::new(&act.dz[l - 1], 0, all * g.rows()),
+                    Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
                 )?);
             }
             let (epilogue, dest, lr, what) = match target {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
                 GradTarget::Store => (Epilogue::Store, &self.grads, 0.0, "grad"),
             };
+            // [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dZ_l (rows, padded(O)); the
+            // zero rows past the batch add nothing.
             out.push(self.kernels.matmul.bind(
                 &self.ctx,
                 &format!("affine{} backward dW,db ({what})", l + 1),
                 MatmulVariant {
                     trans_a: true,
                     trans_b: false,
-                    aug_a: true,
                     epilogue,
                 },
                 MatmulShape {
-                    m: s.inputs + 1,
-                    n: s.outputs,
-                    k: rows,
-                    a_cols: s.inputs,
-                    b_cols: s.outputs,
+                    m: g.rows(),
+                    n: g.cols(),
+                    k: all,
+                    lda: g.rows(),
+                    ldb: g.cols(),
+                    ldc: g.cols(),
+                    n_real: g.outputs,
+                    ones_col: None,
                     lr,
                 },
-                Slice::new(self.layer_input(act, l), 0, rows * s.inputs),
-                Slice::new(&act.dz[l], 0, rows * s.outputs),
-                Slice::new(dest, s.w, s.len()),
+                Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+                Slice::new(&act.dz[l], 0, all * g.cols()),
+                Slice::new(dest, g.offset, g.len()),
                 None,
             )?);
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::context::{GpuContext, Result};
 use super::kernels::{Dispatch, Slice};
+use super::layout::padded;
 use super::net::{Activations, DeviceDataset, GpuNet, GradTarget, read_stats, stats_buffer};
 use crate::data::Mnist;
 use crate::model::Params;
@@ -50,11 +51,12 @@ impl StepWorkspace {
                     &format!("gather slot {s}"),
                     batch,
                     data.pixels,
+                    padded(data.pixels),
                     s * batch,
                     Slice::whole(&data.images),
                     Slice::whole(&data.labels),
                     Slice::whole(&idx),
-                    Slice::new(&act.x, 0, batch * data.pixels),
+                    Slice::whole(&act.x),
                     Slice::new(&act.t, 0, batch),
                 )
             })
@@ -141,11 +143,12 @@ impl EvalWorkspace {
                 &format!("gather {name} {start}"),
                 rows,
                 data.pixels,
+                padded(data.pixels),
                 start,
                 Slice::whole(&data.images),
                 Slice::whole(&data.labels),
                 Slice::whole(&idx),
-                Slice::new(&act.x, 0, rows * data.pixels),
+                Slice::whole(&act.x),
                 Slice::new(&act.t, 0, rows),
             )?);
             dispatches.extend(net.forward(&act, rows, &stats, false)?);

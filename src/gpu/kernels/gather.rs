@@ -14,6 +14,8 @@ struct Dims {
     pixels: u32,
     offset: u32,
     groups_x: u32,
+    stride: u32,
+    _pad: [u32; 3],
 }
 
 pub struct Gather {
@@ -41,8 +43,9 @@ impl Gather {
         Gather { layout, pipeline }
     }
 
-    /// x[r, :] = images[idx[offset + r]] / 255 and t[r] = labels[idx[offset + r]]
-    /// for r < rows. images: packed u8 ([`pack_u8`]); labels: one u32 each.
+    /// x[r, ..pixels] = images[idx[offset + r]] / 255, x[r, pixels] = 1 and
+    /// t[r] = labels[idx[offset + r]] for r < rows; x's rows are `stride`
+    /// long. images: packed u8 ([`pack_u8`]); labels: one u32 each.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -50,6 +53,7 @@ impl Gather {
         label: &str,
         rows: usize,
         pixels: usize,
+        stride: usize,
         offset: usize,
         images: Slice<'_>,
         labels: Slice<'_>,
@@ -57,8 +61,8 @@ impl Gather {
         x: Slice<'_>,
         t: Slice<'_>,
     ) -> Result<Dispatch> {
-        // Each invocation writes four elements and (the first `rows`) a label.
-        let invocations = ((rows * pixels).div_ceil(4)).max(rows) as u32;
+        // Each invocation writes one vec4 of x and (the first `rows`) a label.
+        let invocations = (rows * (pixels / 4 + 1)).max(rows) as u32;
         let groups = invocations.div_ceil(WG);
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups_x = groups.min(max);
@@ -67,6 +71,8 @@ impl Gather {
             pixels: pixels as u32,
             offset: offset as u32,
             groups_x,
+            stride: stride as u32,
+            _pad: [0; 3],
         };
         let grid = [groups_x, groups.div_ceil(groups_x), 1];
         dispatch(

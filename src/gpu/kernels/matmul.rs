@@ -1,38 +1,42 @@
 //! C = A·B in the three forms a training step needs (X·W, dY·Wᵀ, Xᵀ·dY),
-//! with the bias, Relu, Relu's mask or the SGD update fused into the
-//! epilogue. Two implementations of the same contract:
-//! `shaders/matmul.wgsl` tiles through workgroup memory with a 4×4 register
-//! tile per invocation (for GPUs), `shaders/matmul_rows.wgsl` keeps A's loads
-//! uniform across the workgroup (for CPU-like adapters such as lavapipe,
-//! where a non-uniform load is a gather).
+//! with Relu, Relu's mask or the SGD update fused into the epilogue (the bias
+//! is in the operands: see `gpu::layout`). Two implementations of one
+//! contract: `shaders/matmul.wgsl` tiles through workgroup memory with a 4×4
+//! register tile per invocation (for GPUs); `shaders/matmul_vec4.wgsl` keeps
+//! an 8×16 tile in registers fed by vec4 loads and uses no workgroup memory
+//! (for CPU-like adapters such as lavapipe, where every computed load is a
+//! loop over the SIMD lanes).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
-use crate::gpu::context::{GpuContext, Result};
+use crate::gpu::context::{GpuContext, GpuError, Result};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
-const ROWS_SOURCE: &str = include_str!("../../../shaders/matmul_rows.wgsl");
+const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
 /// Output tile of one workgroup of the tiled kernel (rows, columns).
-pub const TILE: u32 = 64;
-/// Rows per workgroup of the rows kernel.
-pub const ROWS: u32 = 8;
+const TILED_TILE: u32 = 64;
+/// Output tile of one invocation of the vec4 kernel.
+const VEC4_TM: u32 = 8;
+const VEC4_TN: u32 = 16;
+/// Invocations along x (the SIMD lanes) of a vec4 workgroup.
+const VEC4_WG_X: u32 = 8;
 
 /// Which implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulAlgo {
     /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
     Tiled,
-    /// 8 rows per workgroup, uniform A loads, lanes along N.
-    Rows,
+    /// 8×16 per invocation from vec4 loads, no workgroup memory.
+    Vec4,
 }
 
 impl MatmulAlgo {
-    /// Rows on CPU adapters (measured faster on lavapipe), Tiled elsewhere.
+    /// Vec4 on CPU adapters (measured ~4× faster on lavapipe), Tiled elsewhere.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu {
-            MatmulAlgo::Rows
+            MatmulAlgo::Vec4
         } else {
             MatmulAlgo::Tiled
         }
@@ -57,20 +61,22 @@ pub enum Epilogue {
 pub struct MatmulVariant {
     pub trans_a: bool,
     pub trans_b: bool,
-    /// Append a column of ones to the stored A (the fused bias).
-    pub aug_a: bool,
     pub epilogue: Epilogue,
 }
 
-/// The product's dimensions. `a_cols` and `b_cols` are the row lengths of A
-/// and B as stored (before any transpose or augmentation).
+/// The product's dimensions and strides (row lengths as stored). Columns
+/// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
+/// untouched by the SGD epilogue).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MatmulShape {
     pub m: usize,
     pub n: usize,
     pub k: usize,
-    pub a_cols: usize,
-    pub b_cols: usize,
+    pub lda: usize,
+    pub ldb: usize,
+    pub ldc: usize,
+    pub n_real: usize,
+    pub ones_col: Option<usize>,
     pub lr: f32,
 }
 
@@ -80,17 +86,20 @@ struct Dims {
     m: u32,
     n: u32,
     k: u32,
-    a_cols: u32,
-    b_cols: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    n_real: u32,
+    ones_col: u32,
     lr: f32,
-    _pad: [u32; 2],
+    _pad: [u32; 3],
 }
 
 pub struct Matmul {
     pub algo: MatmulAlgo,
     layout: wgpu::BindGroupLayout,
-    /// Keyed by variant and, for the rows kernel, lanes per workgroup.
-    pipelines: Mutex<HashMap<(MatmulVariant, u32), wgpu::ComputePipeline>>,
+    /// Keyed by variant and, for the vec4 kernel, its workgroup shape.
+    pipelines: Mutex<HashMap<(MatmulVariant, Vec4Shape), wgpu::ComputePipeline>>,
 }
 
 impl Matmul {
@@ -108,10 +117,15 @@ impl Matmul {
         }
     }
 
-    fn pipeline(&self, ctx: &GpuContext, v: MatmulVariant, lanes: u32) -> wgpu::ComputePipeline {
+    fn pipeline(
+        &self,
+        ctx: &GpuContext,
+        v: MatmulVariant,
+        shape: Vec4Shape,
+    ) -> wgpu::ComputePipeline {
         let mut cache = self.pipelines.lock().unwrap();
         cache
-            .entry((v, lanes))
+            .entry((v, shape))
             .or_insert_with(|| {
                 let epilogue = match v.epilogue {
                     Epilogue::Store => 0.0,
@@ -123,14 +137,14 @@ impl Matmul {
                 let mut constants = vec![
                     ("TRANS_A", flag(v.trans_a)),
                     ("TRANS_B", flag(v.trans_b)),
-                    ("AUG_A", flag(v.aug_a)),
                     ("EPILOGUE", epilogue),
                 ];
                 let source = match self.algo {
                     MatmulAlgo::Tiled => TILED_SOURCE,
-                    MatmulAlgo::Rows => {
-                        constants.push(("LANES", lanes as f64));
-                        ROWS_SOURCE
+                    MatmulAlgo::Vec4 => {
+                        constants.push(("X_ALONG_M", flag(shape.x_along_m)));
+                        constants.push(("WG_Y", shape.wg_y as f64));
+                        VEC4_SOURCE
                     }
                 };
                 pipeline(
@@ -158,30 +172,57 @@ impl Matmul {
         c: Slice<'_>,
         aux: Option<Slice<'_>>,
     ) -> Result<Dispatch> {
+        if self.algo == MatmulAlgo::Vec4 {
+            let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc].iter().all(|d| d % 4 == 0)
+                && (!v.trans_a || s.m % 4 == 0);
+            if !aligned || s.m == 0 || s.n == 0 {
+                return Err(GpuError::Wgpu(format!(
+                    "{label}: the vec4 matmul needs N, K and the strides (and M when A is transposed) to be non-zero multiples of 4, got {s:?}"
+                )));
+            }
+        }
         let dims = Dims {
             m: s.m as u32,
             n: s.n as u32,
             k: s.k as u32,
-            a_cols: s.a_cols as u32,
-            b_cols: s.b_cols as u32,
+            lda: s.lda as u32,
+            ldb: s.ldb as u32,
+            ldc: s.ldc as u32,
+            n_real: s.n_real as u32,
+            ones_col: s.ones_col.map_or(u32::MAX, |c| c as u32),
             lr: s.lr,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
-        let (groups, lanes) = match self.algo {
+        let (groups, shape) = match self.algo {
             MatmulAlgo::Tiled => (
-                [(s.n as u32).div_ceil(TILE), (s.m as u32).div_ceil(TILE), 1],
-                0,
+                [
+                    (s.n as u32).div_ceil(TILED_TILE),
+                    (s.m as u32).div_ceil(TILED_TILE),
+                    1,
+                ],
+                Vec4Shape::default(),
             ),
-            MatmulAlgo::Rows => {
-                // Narrow outputs (N = 10) get narrow workgroups: idle lanes cost time here.
-                let lanes = (s.n as u32).next_power_of_two().clamp(8, 64);
-                (
-                    [(s.n as u32).div_ceil(lanes), (s.m as u32).div_ceil(ROWS), 1],
-                    lanes,
-                )
+            MatmulAlgo::Vec4 => {
+                let shape = Vec4Shape::for_product(s.m, s.n);
+                let (along_x, along_y) = if shape.x_along_m {
+                    (s.m, s.n)
+                } else {
+                    (s.n, s.m)
+                };
+                let (tile_x, tile_y) = if shape.x_along_m {
+                    (VEC4_TM, VEC4_TN)
+                } else {
+                    (VEC4_TN, VEC4_TM)
+                };
+                let groups = [
+                    (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
+                    (along_y as u32).div_ceil(tile_y * shape.wg_y),
+                    1,
+                ];
+                (groups, shape)
             }
         };
-        let pipeline = self.pipeline(ctx, v, lanes);
+        let pipeline = self.pipeline(ctx, v, shape);
         dispatch(
             ctx,
             label.to_string(),
@@ -194,10 +235,40 @@ impl Matmul {
     }
 }
 
+/// The vec4 kernel's workgroup: which dimension the SIMD lanes (x) walk,
+/// and how many invocations along y.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+struct Vec4Shape {
+    x_along_m: bool,
+    wg_y: u32,
+}
+
+impl Vec4Shape {
+    /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
+    /// along M, with just enough invocations along y to cover N.
+    fn for_product(m: usize, n: usize) -> Self {
+        let n = n as u32;
+        if n >= VEC4_WG_X * VEC4_TN || (m as u32) < n {
+            Vec4Shape {
+                x_along_m: false,
+                wg_y: 8,
+            }
+        } else {
+            Vec4Shape {
+                x_along_m: true,
+                wg_y: n.div_ceil(VEC4_TN).next_power_of_two().min(8),
+            }
+        }
+    }
+}
+
+/// Byte offset of `lr` in the uniform.
+const LR_OFFSET: u64 = 32;
+
 impl Dispatch {
     /// Rewrites the learning rate of an SGD matmul dispatch.
     pub fn set_lr(&self, ctx: &GpuContext, lr: f32) {
         ctx.queue
-            .write_buffer(&self.uniform, 20, bytemuck::bytes_of(&lr));
+            .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr));
     }
 }

@@ -32,7 +32,7 @@ struct Dims {
     rows: u32,
     classes: u32,
     want_grad: u32,
-    _pad: u32,
+    stride: u32,
 }
 
 pub struct SoftmaxWithLoss {
@@ -52,8 +52,9 @@ impl SoftmaxWithLoss {
         SoftmaxWithLoss { layout, pipeline }
     }
 
-    /// y: logits (rows, classes); t: labels (rows) as u32; dy: written only
-    /// when `want_grad`; stats: a 16-byte [`Stats`] accumulator.
+    /// y: logits (rows, classes) in rows `stride` long; t: labels (rows) as
+    /// u32; dy: like y, written only when `want_grad` and only in the real
+    /// columns; stats: a 16-byte [`Stats`] accumulator.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -61,6 +62,7 @@ impl SoftmaxWithLoss {
         label: &str,
         rows: usize,
         classes: usize,
+        stride: usize,
         want_grad: bool,
         y: Slice<'_>,
         t: Slice<'_>,
@@ -71,7 +73,7 @@ impl SoftmaxWithLoss {
             rows: rows as u32,
             classes: classes as u32,
             want_grad: want_grad as u32,
-            _pad: 0,
+            stride: stride as u32,
         };
         dispatch(
             ctx,

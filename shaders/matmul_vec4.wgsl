@@ -1,0 +1,166 @@
+// Matrix product for CPU-like adapters (lavapipe and other SIMD software
+// drivers), with the contract of matmul.wgsl (operand forms, strides,
+// padding columns and epilogues: see there), plus: lda, ldb, ldc, N and K are
+// multiples of 4, and so is M when TRANS_A.
+//
+// Why a second kernel: a software driver runs a workgroup's invocations as
+// the lanes of SIMD registers, and every load from a buffer or from
+// workgroup memory whose address is computed becomes a loop over the lanes.
+// What is cheap is arithmetic on values already in registers. So here there
+// is no workgroup memory and no barrier; each invocation loads vec4s (four
+// floats for one trip through that loop) straight from the buffers and keeps
+// an 8×16 tile of C in registers: per four steps of K, 24 vec4 loads feed
+// 512 multiply-adds, written as mat4x4 × vec4 products. On 2 cores this
+// measured about 4× the tiled kernel. Edges clamp their loads into range and
+// guard their stores; nothing in the K loop branches.
+
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    n_real: u32,
+    ones_col: u32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override EPILOGUE: u32 = 0u;
+// The SIMD lanes are the invocations along x. Normally x walks N; for narrow
+// products (N = 12 or 52 here) x walks M instead and the workgroup is only as
+// tall as N needs, so no lane computes columns that are not there.
+override X_ALONG_M: bool = false;
+override WG_Y: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
+
+// Tile of C per invocation: 8 rows (two blocks of 4) × 16 columns (four blocks).
+const TM: u32 = 8u;
+const TN: u32 = 16u;
+
+fn finish(m: u32, n: u32, v: f32) {
+    if m >= dims.m || n >= dims.n {
+        return;
+    }
+    let idx = m * dims.ldc + n;
+    if n >= dims.n_real {
+        if EPILOGUE != 3u {
+            c[idx] = select(0.0, 1.0, n == dims.ones_col);
+        }
+        return;
+    }
+    switch EPILOGUE {
+        case 1u: {
+            c[idx] = max(v, 0.0);
+        }
+        case 2u: {
+            c[idx] = select(0.0, v, aux[idx] > 0.0);
+        }
+        case 3u: {
+            c[idx] = c[idx] - dims.lr * v;
+        }
+        default: {
+            c[idx] = v;
+        }
+    }
+}
+
+fn finish4(m: u32, n: u32, v: vec4<f32>) {
+    finish(m, n, v.x);
+    finish(m, n + 1u, v.y);
+    finish(m, n + 2u, v.z);
+    finish(m, n + 3u, v.w);
+}
+
+// Row i of the A block (rows m0..m0+8, k4-th group of four k) as a vec4 over k.
+struct ABlock {
+    r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,
+    r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32>,
+}
+
+fn load_a(m0: u32, k4: u32) -> ABlock {
+    let lda4 = dims.lda / 4u;
+    if TRANS_A {
+        // Stored (K, M): read four k-rows of vec4 over m, then transpose.
+        let mb = min(m0 / 4u, dims.m / 4u - 1u);
+        let mb1 = min(mb + 1u, dims.m / 4u - 1u);
+        let k = k4 * 4u;
+        let lo = transpose(mat4x4<f32>(a[k * lda4 + mb], a[(k + 1u) * lda4 + mb], a[(k + 2u) * lda4 + mb], a[(k + 3u) * lda4 + mb]));
+        let hi = transpose(mat4x4<f32>(a[k * lda4 + mb1], a[(k + 1u) * lda4 + mb1], a[(k + 2u) * lda4 + mb1], a[(k + 3u) * lda4 + mb1]));
+        return ABlock(lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]);
+    }
+    let last = dims.m - 1u;
+    return ABlock(
+        a[min(m0, last) * lda4 + k4], a[min(m0 + 1u, last) * lda4 + k4],
+        a[min(m0 + 2u, last) * lda4 + k4], a[min(m0 + 3u, last) * lda4 + k4],
+        a[min(m0 + 4u, last) * lda4 + k4], a[min(m0 + 5u, last) * lda4 + k4],
+        a[min(m0 + 6u, last) * lda4 + k4], a[min(m0 + 7u, last) * lda4 + k4],
+    );
+}
+
+// B(k4*4 .. +4, nb*4 .. +4) as a matrix whose column j is B's row k4*4 + j.
+fn load_b(k4: u32, nb: u32) -> mat4x4<f32> {
+    let ldb4 = dims.ldb / 4u;
+    let nbc = min(nb, dims.n / 4u - 1u);
+    if TRANS_B {
+        // Stored (N, K): four n-rows of vec4 over k.
+        let n = nbc * 4u;
+        return transpose(mat4x4<f32>(b[n * ldb4 + k4], b[(n + 1u) * ldb4 + k4], b[(n + 2u) * ldb4 + k4], b[(n + 3u) * ldb4 + k4]));
+    }
+    let k = k4 * 4u;
+    return mat4x4<f32>(b[k * ldb4 + nbc], b[(k + 1u) * ldb4 + nbc], b[(k + 2u) * ldb4 + nbc], b[(k + 3u) * ldb4 + nbc]);
+}
+
+@compute @workgroup_size(8, WG_Y)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var m0 = gid.y * TM;
+    var n0 = gid.x * TN;
+    if X_ALONG_M {
+        m0 = gid.x * TM;
+        n0 = gid.y * TN;
+    }
+    let nb = n0 / 4u;
+    // c<row>_<column block>
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+    for (var k4 = 0u; k4 < dims.k / 4u; k4++) {
+        let ar = load_a(m0, k4);
+        let b0 = load_b(k4, nb);
+        let b1 = load_b(k4, nb + 1u);
+        let b2 = load_b(k4, nb + 2u);
+        let b3 = load_b(k4, nb + 3u);
+        // c_i_j += Σ_k A(m0+i, k) · B(k, block j): matrix × vector.
+        c0_0 += b0 * ar.r0; c0_1 += b1 * ar.r0; c0_2 += b2 * ar.r0; c0_3 += b3 * ar.r0;
+        c1_0 += b0 * ar.r1; c1_1 += b1 * ar.r1; c1_2 += b2 * ar.r1; c1_3 += b3 * ar.r1;
+        c2_0 += b0 * ar.r2; c2_1 += b1 * ar.r2; c2_2 += b2 * ar.r2; c2_3 += b3 * ar.r2;
+        c3_0 += b0 * ar.r3; c3_1 += b1 * ar.r3; c3_2 += b2 * ar.r3; c3_3 += b3 * ar.r3;
+        c4_0 += b0 * ar.r4; c4_1 += b1 * ar.r4; c4_2 += b2 * ar.r4; c4_3 += b3 * ar.r4;
+        c5_0 += b0 * ar.r5; c5_1 += b1 * ar.r5; c5_2 += b2 * ar.r5; c5_3 += b3 * ar.r5;
+        c6_0 += b0 * ar.r6; c6_1 += b1 * ar.r6; c6_2 += b2 * ar.r6; c6_3 += b3 * ar.r6;
+        c7_0 += b0 * ar.r7; c7_1 += b1 * ar.r7; c7_2 += b2 * ar.r7; c7_3 += b3 * ar.r7;
+    }
+    finish4(m0, n0, c0_0); finish4(m0, n0 + 4u, c0_1); finish4(m0, n0 + 8u, c0_2); finish4(m0, n0 + 12u, c0_3);
+    finish4(m0 + 1u, n0, c1_0); finish4(m0 + 1u, n0 + 4u, c1_1); finish4(m0 + 1u, n0 + 8u, c1_2); finish4(m0 + 1u, n0 + 12u, c1_3);
+    finish4(m0 + 2u, n0, c2_0); finish4(m0 + 2u, n0 + 4u, c2_1); finish4(m0 + 2u, n0 + 8u, c2_2); finish4(m0 + 2u, n0 + 12u, c2_3);
+    finish4(m0 + 3u, n0, c3_0); finish4(m0 + 3u, n0 + 4u, c3_1); finish4(m0 + 3u, n0 + 8u, c3_2); finish4(m0 + 3u, n0 + 12u, c3_3);
+    finish4(m0 + 4u, n0, c4_0); finish4(m0 + 4u, n0 + 4u, c4_1); finish4(m0 + 4u, n0 + 8u, c4_2); finish4(m0 + 4u, n0 + 12u, c4_3);
+    finish4(m0 + 5u, n0, c5_0); finish4(m0 + 5u, n0 + 4u, c5_1); finish4(m0 + 5u, n0 + 8u, c5_2); finish4(m0 + 5u, n0 + 12u, c5_3);
+    finish4(m0 + 6u, n0, c6_0); finish4(m0 + 6u, n0 + 4u, c6_1); finish4(m0 + 6u, n0 + 8u, c6_2); finish4(m0 + 6u, n0 + 12u, c6_3);
+    finish4(m0 + 7u, n0, c7_0); finish4(m0 + 7u, n0 + 4u, c7_1); finish4(m0 + 7u, n0 + 8u, c7_2); finish4(m0 + 7u, n0 + 12u, c7_3);
+}

@@ -1,0 +1,119 @@
+//! How the network's matrices are laid out on the GPU.
+//!
+//! Every matrix that feeds a layer — the input batch and each hidden
+//! activation — is stored with a row stride of `padded(cols)`: the real
+//! columns, then a column of ones, then zeros up to a multiple of 4. Each
+//! layer's parameters are one `[padded(I), padded(O)]` block: `W` in rows
+//! `0..I`, `b` in row `I`, zeros elsewhere. Then
+//!
+//! ```text
+//! [X, 1, 0]·[W; b; 0] = X·W + b        (the bias add is part of the product)
+//! [X, 1, 0]ᵀ·dY       = [dW; db; 0]    (and so is the bias gradient)
+//! ```
+//!
+//! and every stride, every K and every N is a multiple of 4, which the vec4
+//! matmul needs. Batch rows are padded to a multiple of 4 with zero rows, so a
+//! gradient's reduction over the batch can step four rows at a time.
+//!
+//! The host keeps the book's unpadded arena ([`crate::model::Params`]);
+//! [`GpuLayout::to_gpu`] and [`GpuLayout::from_gpu`] convert between the two.
+
+use crate::model::{ARENA_ALIGN, Arch, Params};
+
+/// Row stride of a matrix with `cols` real columns: room for the ones
+/// column, rounded up to a multiple of 4.
+pub fn padded(cols: usize) -> usize {
+    (cols + 1).next_multiple_of(4)
+}
+
+/// Rows allocated for a batch of `rows`.
+pub fn padded_rows(rows: usize) -> usize {
+    rows.next_multiple_of(4)
+}
+
+/// One layer's parameter block in the GPU arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// First element of the block (a multiple of 64: 256-byte aligned).
+    pub offset: usize,
+}
+
+impl GpuLayer {
+    /// Rows of the block: `padded(inputs)`.
+    pub fn rows(&self) -> usize {
+        padded(self.inputs)
+    }
+    /// Columns of the block (its row stride): `padded(outputs)`.
+    pub fn cols(&self) -> usize {
+        padded(self.outputs)
+    }
+    pub fn len(&self) -> usize {
+        self.rows() * self.cols()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuLayout {
+    pub layers: Vec<GpuLayer>,
+    /// Elements of the whole arena.
+    pub len: usize,
+}
+
+impl GpuLayout {
+    pub fn new(arch: &Arch) -> Self {
+        let mut offset = 0;
+        let layers = arch
+            .sizes
+            .windows(2)
+            .map(|io| {
+                let layer = GpuLayer {
+                    inputs: io[0],
+                    outputs: io[1],
+                    offset,
+                };
+                offset = (offset + layer.len()).next_multiple_of(ARENA_ALIGN);
+                layer
+            })
+            .collect();
+        GpuLayout {
+            layers,
+            len: offset,
+        }
+    }
+
+    /// The host arena in this layout, as f32, padding zero.
+    pub fn to_gpu(&self, p: &Params) -> Vec<f32> {
+        let mut out = vec![0f32; self.len];
+        for (g, s) in self.layers.iter().zip(p.arch.slots()) {
+            // Rows 0..I are W, row I is b: the host keeps them adjacent too.
+            for r in 0..=g.inputs {
+                let src = &p.values[s.w + r * g.outputs..s.w + (r + 1) * g.outputs];
+                let dst = &mut out[g.offset + r * g.cols()..][..g.outputs];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v as f32;
+                }
+            }
+        }
+        out
+    }
+
+    /// Back to the host arena, dropping the padding.
+    pub fn from_gpu(&self, arch: &Arch, v: &[f32]) -> Params {
+        let mut p = Params::zeros(arch);
+        for (g, s) in self.layers.iter().zip(arch.slots()) {
+            for r in 0..=g.inputs {
+                let src = &v[g.offset + r * g.cols()..][..g.outputs];
+                let dst = &mut p.values[s.w + r * g.outputs..s.w + (r + 1) * g.outputs];
+                for (d, &x) in dst.iter_mut().zip(src) {
+                    *d = x as f64;
+                }
+            }
+        }
+        p
+    }
+}
