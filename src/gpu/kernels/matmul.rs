@@ -173,8 +173,10 @@ impl Matmul {
         aux: Option<Slice<'_>>,
     ) -> Result<Dispatch> {
         if self.algo == MatmulAlgo::Vec4 {
-            let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc].iter().all(|d| d % 4 == 0)
-                && (!v.trans_a || s.m % 4 == 0);
+            let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc]
+                .iter()
+                .all(|d| d.is_multiple_of(4))
+                && (!v.trans_a || s.m.is_multiple_of(4));
             if !aligned || s.m == 0 || s.n == 0 {
                 return Err(GpuError::Wgpu(format!(
                     "{label}: the vec4 matmul needs N, K and the strides (and M when A is transposed) to be non-zero multiples of 4, got {s:?}"
