@@ -41,45 +41,38 @@ override WG_Y: u32 = 8u;
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read> aux: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> aux: array<vec4<f32>>;
 
 // Tile of C per invocation: 8 rows (two blocks of 4) × 16 columns (four blocks).
 const TM: u32 = 8u;
 const TN: u32 = 16u;
 
-fn finish(m: u32, n: u32, v: f32) {
+// Writes C(m, n..n+4) = v through the epilogue (n is a multiple of 4, so
+// this is one vec4 of C), applying the padding rule per column.
+fn finish4(m: u32, n: u32, v: vec4<f32>) {
     if m >= dims.m || n >= dims.n {
         return;
     }
-    let idx = m * dims.ldc + n;
-    if n >= dims.n_real {
-        if EPILOGUE != 3u {
-            c[idx] = select(0.0, 1.0, n == dims.ones_col);
-        }
-        return;
-    }
+    let idx = (m * dims.ldc + n) / 4u;
+    let col = vec4<u32>(n, n + 1u, n + 2u, n + 3u);
+    let real = col < vec4<u32>(dims.n_real);
+    let pad = select(vec4<f32>(0.0), vec4<f32>(1.0), col == vec4<u32>(dims.ones_col));
     switch EPILOGUE {
         case 1u: {
-            c[idx] = max(v, 0.0);
+            c[idx] = select(pad, max(v, vec4<f32>(0.0)), real);
         }
         case 2u: {
-            c[idx] = select(0.0, v, aux[idx] > 0.0);
+            c[idx] = select(pad, select(vec4<f32>(0.0), v, aux[idx] > vec4<f32>(0.0)), real);
         }
         case 3u: {
-            c[idx] = c[idx] - dims.lr * v;
+            let old = c[idx];
+            c[idx] = select(old, old - dims.lr * v, real);
         }
         default: {
-            c[idx] = v;
+            c[idx] = select(pad, v, real);
         }
     }
-}
-
-fn finish4(m: u32, n: u32, v: vec4<f32>) {
-    finish(m, n, v.x);
-    finish(m, n + 1u, v.y);
-    finish(m, n + 2u, v.z);
-    finish(m, n + 3u, v.w);
 }
 
 // Row i of the A block (rows m0..m0+8, k4-th group of four k) as a vec4 over k.
