@@ -14,7 +14,8 @@ use std::sync::Arc;
 use super::context::{GpuContext, Result};
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    Dispatch, Epilogue, Gather, Matmul, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    Dispatch, Epilogue, Gather, Matmul, MatmulCall, MatmulShape, MatmulVariant, Slice,
+    SoftmaxWithLoss, Stats,
 };
 use super::layout::{GpuLayout, padded, padded_rows};
 use crate::data::Dataset;
@@ -172,7 +173,7 @@ impl GpuNet {
     ) -> Result<Vec<Dispatch>> {
         let layers = &self.layout.layers;
         let all = padded_rows(act.rows);
-        let mut out = Vec::with_capacity(layers.len() + 1);
+        let mut calls = Vec::with_capacity(layers.len());
         for (l, g) in layers.iter().enumerate() {
             let last = l + 1 == layers.len();
             let v = MatmulVariant {
@@ -196,17 +197,17 @@ impl GpuNet {
                 ones_col: Some(g.outputs),
                 lr: 0.0,
             };
-            out.push(self.kernels.matmul.bind(
-                &self.ctx,
-                &format!("affine{} forward", l + 1),
-                v,
-                shape,
-                Slice::new(self.layer_input(act, l), 0, all * g.rows()),
-                Slice::new(&self.params, g.offset, g.len()),
-                Slice::new(&act.z[l], 0, all * g.cols()),
-                None,
-            )?);
+            calls.push(MatmulCall {
+                label: format!("affine{} forward", l + 1),
+                v: v,
+                shape: shape,
+                a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+                b: Slice::new(&self.params, g.offset, g.len()),
+                c: Slice::new(&act.z[l], 0, all * g.cols()),
+                aux: None,
+            });
         }
+        let mut out = self.kernels.matmul.bind_all(&self.ctx, calls)?;
         let o = self.arch.outputs();
         let stride = padded(o);
         out.push(self.kernels.softmax.bind(
@@ -230,19 +231,18 @@ impl GpuNet {
         let rows = act.rows;
         let all = padded_rows(rows);
         let layers = &self.layout.layers;
-        let mut out = Vec::new();
+        let mut calls = Vec::new();
         for (l, g) in layers.iter().enumerate().rev() {
             if l > 0 {
                 // dZ_{l-1} = dZ_l·W_lᵀ, masked by Relu: needs W_l before its update.
-                out.push(self.kernels.matmul.bind(
-                    &self.ctx,
-                    &format!("affine{} backward dx + relu{} backward", l + 1, l),
-                    MatmulVariant {
+                calls.push(MatmulCall {
+                    label: format!("affine{} backward dx + relu{} backward", l + 1, l),
+                    v: MatmulVariant {
                         trans_a: false,
                         trans_b: true,
                         epilogue: Epilogue::ReluMask,
                     },
-                    MatmulShape {
+                    shape: MatmulShape {
                         m: rows,
                         n: g.rows(),
                         k: g.cols(),
@@ -253,11 +253,11 @@ impl GpuNet {
                         ones_col: None,
                         lr: 0.0,
                     },
-                    Slice::new(&act.dz[l], 0, all * g.cols()),
-                    Slice::new(&self.params, g.offset, g.len()),
-                    Slice::new(&act.dz[l - 1], 0, all * g.rows()),
-                    Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
-                )?);
+                    a: Slice::new(&act.dz[l], 0, all * g.cols()),
+                    b: Slice::new(&self.params, g.offset, g.len()),
+                    c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
+                    aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
+                });
             }
             let (epilogue, dest, lr, what) = match target {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
@@ -265,15 +265,14 @@ impl GpuNet {
             };
             // [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dZ_l (rows, padded(O)); the
             // zero rows past the batch add nothing.
-            out.push(self.kernels.matmul.bind(
-                &self.ctx,
-                &format!("affine{} backward dW,db ({what})", l + 1),
-                MatmulVariant {
+            calls.push(MatmulCall {
+                label: format!("affine{} backward dW,db ({what})", l + 1),
+                v: MatmulVariant {
                     trans_a: true,
                     trans_b: false,
                     epilogue,
                 },
-                MatmulShape {
+                shape: MatmulShape {
                     m: g.rows(),
                     n: g.cols(),
                     k: all,
@@ -284,13 +283,13 @@ impl GpuNet {
                     ones_col: None,
                     lr,
                 },
-                Slice::new(self.layer_input(act, l), 0, all * g.rows()),
-                Slice::new(&act.dz[l], 0, all * g.cols()),
-                Slice::new(dest, g.offset, g.len()),
-                None,
-            )?);
+                a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+                b: Slice::new(&act.dz[l], 0, all * g.cols()),
+                c: Slice::new(dest, g.offset, g.len()),
+                aux: None,
+            });
         }
-        Ok(out)
+        self.kernels.matmul.bind_all(&self.ctx, calls)
     }
 }
 

@@ -99,8 +99,10 @@ pub struct Matmul {
     pub algo: MatmulAlgo,
     layout: wgpu::BindGroupLayout,
     /// Keyed by variant and, for the vec4 kernel, its workgroup shape.
-    pipelines: Mutex<HashMap<(MatmulVariant, Vec4Shape), wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
+
+type PipelineKey = (MatmulVariant, Vec4Shape);
 
 impl Matmul {
     /// The implementation suited to the adapter.
@@ -117,45 +119,68 @@ impl Matmul {
         }
     }
 
-    fn pipeline(
-        &self,
-        ctx: &GpuContext,
-        v: MatmulVariant,
-        shape: Vec4Shape,
-    ) -> wgpu::ComputePipeline {
-        let mut cache = self.pipelines.lock().unwrap();
-        cache
-            .entry((v, shape))
-            .or_insert_with(|| {
-                let epilogue = match v.epilogue {
-                    Epilogue::Store => 0.0,
-                    Epilogue::Relu => 1.0,
-                    Epilogue::ReluMask => 2.0,
-                    Epilogue::Sgd => 3.0,
-                };
-                let flag = |b: bool| if b { 1.0 } else { 0.0 };
-                let mut constants = vec![
-                    ("TRANS_A", flag(v.trans_a)),
-                    ("TRANS_B", flag(v.trans_b)),
-                    ("EPILOGUE", epilogue),
-                ];
-                let source = match self.algo {
-                    MatmulAlgo::Tiled => TILED_SOURCE,
-                    MatmulAlgo::Vec4 => {
-                        constants.push(("X_ALONG_M", flag(shape.x_along_m)));
-                        constants.push(("WG_Y", shape.wg_y as f64));
-                        VEC4_SOURCE
-                    }
-                };
-                pipeline(
-                    ctx,
-                    &format!("matmul {:?} {v:?}", self.algo),
-                    &self.layout,
-                    source,
-                    &constants,
-                )
-            })
+    fn key(&self, v: MatmulVariant, s: &MatmulShape) -> PipelineKey {
+        match self.algo {
+            MatmulAlgo::Tiled => (v, Vec4Shape::default()),
+            MatmulAlgo::Vec4 => (v, Vec4Shape::for_product(s.m, s.n)),
+        }
+    }
+
+    fn compile(&self, ctx: &GpuContext, (v, shape): PipelineKey) -> wgpu::ComputePipeline {
+        let epilogue = match v.epilogue {
+            Epilogue::Store => 0.0,
+            Epilogue::Relu => 1.0,
+            Epilogue::ReluMask => 2.0,
+            Epilogue::Sgd => 3.0,
+        };
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let mut constants = vec![
+            ("TRANS_A", flag(v.trans_a)),
+            ("TRANS_B", flag(v.trans_b)),
+            ("EPILOGUE", epilogue),
+        ];
+        let source = match self.algo {
+            MatmulAlgo::Tiled => TILED_SOURCE,
+            MatmulAlgo::Vec4 => {
+                constants.push(("X_ALONG_M", flag(shape.x_along_m)));
+                constants.push(("WG_Y", shape.wg_y as f64));
+                VEC4_SOURCE
+            }
+        };
+        pipeline(
+            ctx,
+            &format!("matmul {:?} {v:?} {shape:?}", self.algo),
+            &self.layout,
+            source,
+            &constants,
+        )
+    }
+
+    fn pipeline(&self, ctx: &GpuContext, key: PipelineKey) -> wgpu::ComputePipeline {
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let p = self.compile(ctx, key);
+        self.pipelines
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert(p)
             .clone()
+    }
+
+    /// Creates the pipelines these products need, in parallel (a driver that
+    /// compiles at creation then uses every core).
+    pub fn prepare(&self, ctx: &GpuContext, products: &[(MatmulVariant, MatmulShape)]) {
+        let mut missing: Vec<PipelineKey> = products.iter().map(|(v, s)| self.key(*v, s)).collect();
+        missing.sort_by_key(|k| format!("{k:?}"));
+        missing.dedup();
+        missing.retain(|k| !self.pipelines.lock().unwrap().contains_key(k));
+        std::thread::scope(|scope| {
+            for key in missing {
+                scope.spawn(move || self.pipeline(ctx, key));
+            }
+        });
     }
 
     /// A dispatch computing `c = epilogue(op(a)·op(b))`. `aux` is read only
@@ -195,17 +220,15 @@ impl Matmul {
             lr: s.lr,
             _pad: [0; 3],
         };
-        let (groups, shape) = match self.algo {
-            MatmulAlgo::Tiled => (
-                [
-                    (s.n as u32).div_ceil(TILED_TILE),
-                    (s.m as u32).div_ceil(TILED_TILE),
-                    1,
-                ],
-                Vec4Shape::default(),
-            ),
+        let key = self.key(v, &s);
+        let groups = match self.algo {
+            MatmulAlgo::Tiled => [
+                (s.n as u32).div_ceil(TILED_TILE),
+                (s.m as u32).div_ceil(TILED_TILE),
+                1,
+            ],
             MatmulAlgo::Vec4 => {
-                let shape = Vec4Shape::for_product(s.m, s.n);
+                let shape = key.1;
                 let (along_x, along_y) = if shape.x_along_m {
                     (s.m, s.n)
                 } else {
@@ -216,15 +239,14 @@ impl Matmul {
                 } else {
                     (VEC4_TN, VEC4_TM)
                 };
-                let groups = [
+                [
                     (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
                     (along_y as u32).div_ceil(tile_y * shape.wg_y),
                     1,
-                ];
-                (groups, shape)
+                ]
             }
         };
-        let pipeline = self.pipeline(ctx, v, shape);
+        let pipeline = self.pipeline(ctx, key);
         dispatch(
             ctx,
             label.to_string(),
@@ -235,10 +257,31 @@ impl Matmul {
             groups,
         )
     }
+
+    /// Binds several products, creating their pipelines in parallel first.
+    pub fn bind_all(&self, ctx: &GpuContext, calls: Vec<MatmulCall<'_>>) -> Result<Vec<Dispatch>> {
+        let products: Vec<_> = calls.iter().map(|c| (c.v, c.shape)).collect();
+        self.prepare(ctx, &products);
+        calls
+            .into_iter()
+            .map(|c| self.bind(ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux))
+            .collect()
+    }
+}
+
+/// One product to bind: everything [`Matmul::bind`] takes.
+pub struct MatmulCall<'a> {
+    pub label: String,
+    pub v: MatmulVariant,
+    pub shape: MatmulShape,
+    pub a: Slice<'a>,
+    pub b: Slice<'a>,
+    pub c: Slice<'a>,
+    pub aux: Option<Slice<'a>>,
 }
 
 /// The vec4 kernel's workgroup: which dimension the SIMD lanes (x) walk,
-/// and how many invocations along y.
+/// and how many invocations along y (a pipeline constant).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Vec4Shape {
     x_along_m: bool,
@@ -247,7 +290,9 @@ struct Vec4Shape {
 
 impl Vec4Shape {
     /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
-    /// along M, with just enough invocations along y to cover N.
+    /// along M, with just enough invocations along y to cover N. (One
+    /// invocation along y is slower: the invocations of a workgroup share
+    /// their rows of A in cache.)
     fn for_product(m: usize, n: usize) -> Self {
         let n = n as u32;
         if n >= VEC4_WG_X * VEC4_TN || (m as u32) < n {

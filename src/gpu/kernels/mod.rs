@@ -11,7 +11,7 @@ use std::num::NonZeroU64;
 use super::context::{GpuContext, GpuError, Result};
 
 pub use gather::Gather;
-pub use matmul::{Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant};
+pub use matmul::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
 pub use softmax_loss::{SoftmaxWithLoss, Stats};
 
 /// A range of a buffer, counted in 4-byte elements.
