@@ -199,8 +199,8 @@ impl GpuNet {
             };
             calls.push(MatmulCall {
                 label: format!("affine{} forward", l + 1),
-                v: v,
-                shape: shape,
+                v,
+                shape,
                 a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
                 b: Slice::new(&self.params, g.offset, g.len()),
                 c: Slice::new(&act.z[l], 0, all * g.cols()),
