@@ -3,7 +3,7 @@
 //! is in the operands: see `gpu::layout`). Two implementations of one
 //! contract: `shaders/matmul.wgsl` tiles through workgroup memory with a 4×4
 //! register tile per invocation (for GPUs); `shaders/matmul_vec4.wgsl` keeps
-//! an 8×16 tile in registers fed by vec4 loads and uses no workgroup memory
+//! a 12×16 tile in registers fed by vec4 loads and uses no workgroup memory
 //! (for CPU-like adapters such as lavapipe, where every computed load is a
 //! loop over the SIMD lanes).
 
@@ -18,7 +18,6 @@ const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
 /// Output tile of one workgroup of the tiled kernel (rows, columns).
 const TILED_TILE: u32 = 64;
 /// Output tile of one invocation of the vec4 kernel.
-const VEC4_TM: u32 = 8;
 const VEC4_TN: u32 = 16;
 /// Invocations along x (the SIMD lanes) of a vec4 workgroup.
 const VEC4_WG_X: u32 = 8;
@@ -28,7 +27,7 @@ const VEC4_WG_X: u32 = 8;
 pub enum MatmulAlgo {
     /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
     Tiled,
-    /// 8×16 per invocation from vec4 loads, no workgroup memory.
+    /// 12×16 per invocation from vec4 loads, no workgroup memory.
     Vec4,
 }
 
@@ -144,6 +143,7 @@ impl Matmul {
             MatmulAlgo::Vec4 => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
+                constants.push(("TM", shape.tm as f64));
                 VEC4_SOURCE
             }
         };
@@ -235,9 +235,9 @@ impl Matmul {
                     (s.n, s.m)
                 };
                 let (tile_x, tile_y) = if shape.x_along_m {
-                    (VEC4_TM, VEC4_TN)
+                    (shape.tm, VEC4_TN)
                 } else {
-                    (VEC4_TN, VEC4_TM)
+                    (VEC4_TN, shape.tm)
                 };
                 [
                     (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
@@ -281,30 +281,39 @@ pub struct MatmulCall<'a> {
 }
 
 /// The vec4 kernel's workgroup: which dimension the SIMD lanes (x) walk,
-/// and how many invocations along y (a pipeline constant).
+/// how many invocations along y, and the rows per invocation (all pipeline
+/// constants).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Vec4Shape {
     x_along_m: bool,
     wg_y: u32,
+    tm: u32,
 }
 
 impl Vec4Shape {
     /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
     /// along M, with just enough invocations along y to cover N. (One
     /// invocation along y is slower: the invocations of a workgroup share
-    /// their rows of A in cache.)
+    /// their rows of A in cache.) 12 rows per invocation, unless rounding M up
+    /// to a whole number of workgroups would waste more than with 8.
     fn for_product(m: usize, n: usize) -> Self {
-        let n = n as u32;
-        if n >= VEC4_WG_X * VEC4_TN || (m as u32) < n {
-            Vec4Shape {
-                x_along_m: false,
-                wg_y: 8,
-            }
+        let (m, n) = (m as u32, n as u32);
+        let (x_along_m, wg_y) = if n >= VEC4_WG_X * VEC4_TN || m < n {
+            (false, 8)
         } else {
-            Vec4Shape {
-                x_along_m: true,
-                wg_y: n.div_ceil(VEC4_TN).next_power_of_two().min(8),
-            }
+            (true, n.div_ceil(VEC4_TN).next_power_of_two().min(8))
+        };
+        let rows_per_group = |tm: u32| if x_along_m { tm * VEC4_WG_X } else { tm * wg_y };
+        let padded = |tm: u32| m.div_ceil(rows_per_group(tm)) * rows_per_group(tm);
+        let tm = if padded(12) <= padded(8) + padded(8) / 16 {
+            12
+        } else {
+            8
+        };
+        Vec4Shape {
+            x_along_m,
+            wg_y,
+            tm,
         }
     }
 }
