@@ -444,6 +444,16 @@ pub fn run(
     Ok(report)
 }
 
+/// At least three significant digits: 0.645, 6.16, 80.4, 542.
+fn sig(v: f64) -> String {
+    match v.abs() {
+        x if x >= 100.0 => format!("{v:.0}"),
+        x if x >= 10.0 => format!("{v:.1}"),
+        x if x >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
 fn hidden_text(h: &[usize]) -> String {
     h.iter()
         .map(|v| v.to_string())
@@ -453,13 +463,13 @@ fn hidden_text(h: &[usize]) -> String {
 
 fn line(r: &StepResult) -> String {
     format!(
-        "{:<4} batch {:>5} hidden {:>6}: {:>9.1} steps/s ({:.1}..{:.1})",
+        "{:<4} batch {:>5} hidden {:>6}: {:>9} steps/s ({}..{})",
         r.path,
         r.batch,
         hidden_text(&r.hidden),
-        r.steps_per_sec,
-        r.min,
-        r.max
+        sig(r.steps_per_sec),
+        sig(r.min),
+        sig(r.max)
     )
 }
 
@@ -489,12 +499,12 @@ pub fn render(r: &BenchReport) -> String {
         );
         for x in &r.results {
             s += &format!(
-                "{:<4} {:>6} {:>7} {:>10.1} {:>19} {:>11.0} {:>9.3} {:>9.2} {:>8.2} {:>8} {:>9}\n",
+                "{:<4} {:>6} {:>7} {:>10} {:>19} {:>11.0} {:>9.3} {:>9.2} {:>8.2} {:>8} {:>9}\n",
                 x.path,
                 x.batch,
                 hidden_text(&x.hidden),
-                x.steps_per_sec,
-                format!("({:.1}..{:.1})", x.min, x.max),
+                sig(x.steps_per_sec),
+                format!("({}..{})", sig(x.min), sig(x.max)),
                 x.samples_per_sec,
                 x.ms_per_step,
                 x.gflops,
