@@ -89,7 +89,7 @@ pub struct KernelShare {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MatmulResult {
-    /// "Tiled" or "Rows" (see `gpu::kernels::matmul`).
+    /// "Tiled" or "Vec4" (see `gpu::kernels::matmul`).
     pub algo: String,
     pub m: usize,
     pub n: usize,
@@ -274,7 +274,7 @@ fn profile(
     enc.resolve_query_set(&queries, 0..count, &resolve, 0);
     ctx.queue.submit([enc.finish()]);
     let raw = ctx.read_bytes(&resolve, 0, count as u64 * 8, "timestamps")?;
-    let ticks: &[u64] = bytemuck::cast_slice(&raw);
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
     let ns_per_tick = ctx.queue.get_timestamp_period() as f64;
     let mut ms = vec![0.0; dispatches.len()];
     for s in 0..steps {
@@ -333,6 +333,10 @@ pub fn bench_matmul(
 ) -> anyhow::Result<MatmulResult> {
     let mm = Matmul::with_algo(ctx, algo);
     let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
+    for (what, rows, cols) in [("A", m, kp), ("B", kp, np), ("C", m, np)] {
+        let bytes = (rows as u64).saturating_mul(cols as u64).saturating_mul(4);
+        ctx.check_binding(&format!("--matmul {m},{n},{k}: {what}"), bytes)?;
+    }
     let fill = |rows: usize, cols: usize, stride: usize| -> Vec<f32> {
         (0..rows * stride)
             .map(|i| {

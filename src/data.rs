@@ -175,6 +175,12 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
         "labels: u8, 1 dimension",
     )?;
     let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
+    if n == 0 {
+        return Err(DataError::BadHeader {
+            path: images_path,
+            what: "holds no images".into(),
+        });
+    }
     if rows == 0 || cols == 0 {
         return Err(DataError::BadHeader {
             path: images_path,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use gpu_net::data;
+use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Params};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
@@ -52,6 +53,16 @@ struct GpuArgs {
     /// Adapter index from `gpu-net devices`.
     #[arg(long)]
     adapter: Option<usize>,
+    /// Matmul implementation: tiled (for GPUs) or vec4 (for CPU adapters
+    /// such as lavapipe); chosen by the adapter's type by default.
+    #[arg(long, value_enum)]
+    matmul_kernel: Option<MatmulKernel>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MatmulKernel {
+    Tiled,
+    Vec4,
 }
 
 impl GpuArgs {
@@ -59,6 +70,10 @@ impl GpuArgs {
         GpuOptions {
             backend: self.backend,
             adapter: self.adapter,
+            matmul: self.matmul_kernel.map(|k| match k {
+                MatmulKernel::Tiled => MatmulAlgo::Tiled,
+                MatmulKernel::Vec4 => MatmulAlgo::Vec4,
+            }),
         }
     }
 }
@@ -94,6 +109,25 @@ fn positive_usize(s: &str) -> Result<usize, String> {
     }
 }
 
+/// At most this many samples per batch (2^20): larger is surely a typo, and
+/// its host buffers alone would be gigabytes.
+const MAX_BATCH: usize = 1 << 20;
+
+fn batch_size(s: &str) -> Result<usize, String> {
+    match positive_usize(s)? {
+        n if n > MAX_BATCH => Err(format!("{n} is over the limit of {MAX_BATCH}")),
+        n => Ok(n),
+    }
+}
+
+/// `--epochs` and `--steps-per-submit` stay small enough that no count overflows.
+fn count_up_to_100k(s: &str) -> Result<usize, String> {
+    match positive_usize(s)? {
+        n if n > 100_000 => Err(format!("{n} is over the limit of 100000")),
+        n => Ok(n),
+    }
+}
+
 fn positive_f32(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -110,15 +144,15 @@ struct TrainArgs {
     #[arg(long, value_parser = positive_usize, conflicts_with = "epochs")]
     iters: Option<usize>,
     /// Epochs of train_size / batch iterations, instead of --iters.
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = count_up_to_100k)]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 100, value_parser = batch_size)]
     batch: usize,
     /// Learning rate of SGD.
     #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
     lr: f32,
     /// GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 8, value_parser = count_up_to_100k)]
     steps_per_submit: usize,
     #[command(flatten)]
     net: NetArgs,
@@ -132,7 +166,7 @@ struct TrainArgs {
 #[derive(Args)]
 struct VerifyArgs {
     /// Check the first N training images.
-    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 3, value_parser = batch_size)]
     batch: usize,
     /// Check K random elements per tensor instead of all of them.
     #[arg(long, value_parser = positive_usize)]
@@ -165,7 +199,7 @@ struct BenchArgs {
     #[arg(long)]
     cpu: bool,
     /// Most GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 16, value_parser = positive_usize)]
+    #[arg(long, default_value_t = 16, value_parser = count_up_to_100k)]
     steps_per_submit: usize,
     /// Time only the matmul kernel on M,N,K (repeatable).
     #[arg(long, value_parser = parse_matmul)]
@@ -188,7 +222,7 @@ struct Nets(Vec<Vec<usize>>);
 
 fn parse_list(s: &str) -> Result<UsizeList, String> {
     s.split(',')
-        .map(|v| positive_usize(v.trim()))
+        .map(|v| batch_size(v.trim()))
         .collect::<Result<_, _>>()
         .map(UsizeList)
 }
@@ -292,7 +326,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 args.steps_per_submit,
                 cfg.lr,
             )
-            .context("setting up the GPU")?,
+            .with_context(|| {
+                format!(
+                    "setting up the GPU for batch {} and network {:?}",
+                    cfg.batch, arch.sizes
+                )
+            })?,
         ),
         None => Box::new(CpuTrainer::new(&arch, params, &data)),
     };
@@ -313,6 +352,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
         ))
     };
+    // Hand the device a few submissions' worth of steps at a time.
     let steps_per_call = args.steps_per_submit * 4;
     let summary = train::train(
         trainer.as_mut(),

@@ -4,11 +4,10 @@
 //! All parameters live in one arena (a flat vector) with a table of offsets.
 //! Layer `l` (1-based, as the book names `W1`, `b1`) stores `W_l` as an
 //! `[I, O]` row-major matrix immediately followed by `b_l` (`[O]`), so the
-//! pair is one `[I + 1, O]` matrix. That is what lets the GPU fuse the bias
-//! into its matmuls: `[X, 1]·[W; b] = X·W + b`, and the gradient of the pair is
-//! one product `[X, 1]ᵀ·dY = [dW; db]`. Each layer's block starts on a multiple
-//! of 64 elements (256 bytes), the storage-offset alignment of most GPUs, so a
-//! block can be bound on its own.
+//! pair is one `[I + 1, O]` matrix: `[X, 1]·[W; b] = X·W + b`, and the
+//! gradient of the pair is one product `[X, 1]ᵀ·dY = [dW; db]`. The GPU keeps
+//! the same blocks with padded rows (`gpu::layout`), and fuses the bias into its
+//! matmuls that way. Each block starts on a multiple of 64 elements.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +15,9 @@ use rand_distr::{Distribution, Normal};
 
 /// The book's `weight_init_std`.
 pub const WEIGHT_INIT_STD: f64 = 0.01;
+
+/// Most parameters a network may have (2^27: 1 GiB as f64 on the host).
+pub const MAX_PARAMS: usize = 1 << 27;
 
 /// Elements per alignment unit of the parameter arena (256 bytes of f32).
 pub const ARENA_ALIGN: usize = 64;
@@ -85,6 +87,15 @@ impl Arch {
         if let Some(z) = sizes.iter().position(|&s| s == 0) {
             return Err(ArchError::Hidden(format!("layer {z} has size 0")));
         }
+        let params: u128 = sizes
+            .windows(2)
+            .map(|io| (io[0] as u128 + 1) * io[1] as u128)
+            .sum();
+        if params > MAX_PARAMS as u128 {
+            return Err(ArchError::Hidden(format!(
+                "{sizes:?} has {params} parameters, over the limit of {MAX_PARAMS}"
+            )));
+        }
         Ok(Arch { sizes })
     }
 
@@ -122,9 +133,6 @@ impl Arch {
     }
     pub fn outputs(&self) -> usize {
         *self.sizes.last().unwrap()
-    }
-    pub fn layers(&self) -> usize {
-        self.sizes.len() - 1
     }
     pub fn hidden(&self) -> &[usize] {
         &self.sizes[1..self.sizes.len() - 1]
@@ -234,17 +242,5 @@ impl Params {
 
     pub fn tensor(&self, t: &Tensor) -> &[f64] {
         &self.values[t.range()]
-    }
-
-    pub fn to_f32(&self) -> Vec<f32> {
-        self.values.iter().map(|&v| v as f32).collect()
-    }
-
-    pub fn from_f32(arch: &Arch, values: &[f32]) -> Self {
-        assert_eq!(values.len(), arch.arena_len());
-        Params {
-            arch: arch.clone(),
-            values: values.iter().map(|&v| v as f64).collect(),
-        }
     }
 }

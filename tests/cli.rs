@@ -101,20 +101,86 @@ fn gpu_train_json_names_the_adapter() {
 
 #[test]
 fn device_limits_are_refused_before_gpu_work() {
-    if common::gpu().is_none() {
-        return;
+    let Some(ctx) = common::gpu() else { return };
+    // One row more than the input batch (788 f32 per row) can hold in one
+    // storage binding of this device.
+    let batch = ctx.binding_limit() / (788 * 4) + 1;
+    if batch <= 1 << 20 {
+        let b = batch.to_string();
+        assert_fails(
+            &["train", "--device", "gpu", "--batch", &b, "--iters", "1"],
+            1,
+            &["cannot hold", &format!("batch {b}")],
+        );
     }
-    // 200000 × 784 f32 = 627 MB of inputs: over any storage-binding limit here.
-    assert_fails(
-        &[
-            "train", "--device", "gpu", "--batch", "200000", "--iters", "1",
-        ],
-        1,
-        &["cannot hold", "--batch"],
-    );
     assert_fails(
         &["train", "--device", "gpu", "--adapter", "99"],
         1,
         &["--adapter 99"],
     );
+}
+
+#[test]
+fn verify_and_bench_reject_bad_input() {
+    assert_fails(&["train", "--batch", "2000000"], 2, &["--batch", "limit"]);
+    assert_fails(&["train", "--epochs", "1000000"], 2, &["--epochs"]);
+    assert_fails(&["verify", "--sample", "0"], 2, &["--sample"]);
+    assert_fails(&["verify", "--batch", "x"], 2, &["--batch"]);
+    assert_fails(&["bench", "--matmul", "1,2"], 2, &["--matmul", "M,N,K"]);
+    assert_fails(&["bench", "--batch", "100,0"], 2, &["--batch"]);
+    assert_fails(&["bench", "--seconds", "0"], 2, &["--seconds"]);
+    assert_fails(&["bench", "--hidden", "64:0"], 2, &["--hidden"]);
+    assert_fails(
+        &["train", "--matmul-kernel", "fast"],
+        2,
+        &["--matmul-kernel"],
+    );
+    assert_fails(
+        &["train", "--device", "cpu", "--hidden", "65536,65536"],
+        1,
+        &["--hidden", "parameters"],
+    );
+    if common::gpu().is_some() {
+        assert_fails(
+            &["verify", "--batch", "70000"],
+            1,
+            &["--batch 70000", "60000"],
+        );
+        assert_fails(
+            &["bench", "--matmul", "60000,60000,60000"],
+            1,
+            &["--matmul 60000,60000,60000", "cannot hold"],
+        );
+    }
+}
+
+#[test]
+fn devices_lists_adapters() {
+    let o = gpu_net(&["devices"]);
+    if common::gpu().is_some() {
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("0: "));
+    } else {
+        assert_eq!(o.status.code(), Some(1));
+    }
+}
+
+#[test]
+fn gpu_train_with_the_tiled_kernel() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "gpu",
+        "--matmul-kernel",
+        "tiled",
+        "--iters",
+        "30",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["final_loss"].as_f64().unwrap() < 2.3);
 }

@@ -227,3 +227,28 @@ fn book_configuration_reaches_96_5_percent() {
         s.test_accuracy
     );
 }
+
+#[test]
+fn predict_loss_and_accuracy_agree_with_each_other() {
+    let data = &common::mnist().train;
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    let params = Params::init(&arch, 4);
+    let net = Net::new(&arch);
+    let idx: Vec<usize> = (0..100).collect();
+    let (x, t) = (data.batch_f64(&idx), data.batch_labels(&idx));
+    let loss = net.loss(&params, &x, Labels::Index(&t), 100);
+    assert_eq!(
+        loss,
+        net.loss_and_signature(&params, &x, Labels::Index(&t), 100)
+            .0
+    );
+    // Untrained: the loss is near ln 10 and the accuracy near chance.
+    assert!((loss - 10f64.ln()).abs() < 0.05, "{loss}");
+    let logits = net.predict(&params, &x, 100);
+    let acc = net.accuracy(&params, &x, &t);
+    assert_eq!(
+        acc,
+        gpu_net::cpu::net::correct_count(&logits, &t) as f64 / 100.0
+    );
+    assert!(acc < 0.35, "{acc}");
+}

@@ -195,3 +195,22 @@ fn raw_files_are_found_when_no_gz_exists() {
     write_dataset(&dir, 2, false);
     assert!(data::load_dir(&dir).is_ok());
 }
+
+#[test]
+fn empty_dataset_is_an_error() {
+    let dir = tempdir("empty");
+    write_dataset(&dir, 3, true);
+    write_idx(
+        &dir.join("train-images-idx3-ubyte.gz"),
+        0x803,
+        &[0, 2, 3],
+        &[],
+    )
+    .unwrap();
+    write_idx(&dir.join("train-labels-idx1-ubyte.gz"), 0x801, &[0], &[]).unwrap();
+    let e = err_text(&dir);
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz") && e.contains("no images"),
+        "{e}"
+    );
+}

@@ -5,9 +5,13 @@ mod common;
 
 use gpu_net::compare::{Tolerance, diff};
 use gpu_net::cpu::Net;
-use gpu_net::gpu::GpuTrainer;
+use std::sync::Arc;
+
+use gpu_net::data::{Dataset, Mnist};
+use gpu_net::gpu::kernels::MatmulAlgo;
+use gpu_net::gpu::{GpuContext, GpuOptions, GpuTrainer};
 use gpu_net::model::{Arch, Params};
-use gpu_net::train::{self, Sampler, TrainConfig, Trainer};
+use gpu_net::train::{self, CpuTrainer, Sampler, Split, TrainConfig, Trainer};
 
 /// Max over a tensor of |gpu - cpu| / max(|cpu|, FLOOR). Weights are
 /// O(1e-2). Biases start at 0 and after one step are -lr·Σrows dY, a sum of
@@ -19,15 +23,25 @@ const FLOOR: f64 = 1e-3;
 /// Runs `steps` SGD steps of batch 100 on both paths from the same weights and
 /// minibatch order; returns the worst relative difference per tensor.
 fn both_paths(arch: &Arch, steps: usize, seed: u64) -> Vec<(String, f64)> {
-    let Some(ctx) = common::gpu() else {
-        return vec![];
-    };
+    match common::gpu() {
+        Some(ctx) => both_paths_on(ctx, arch, steps, seed, 100),
+        None => vec![],
+    }
+}
+
+fn both_paths_on(
+    ctx: Arc<GpuContext>,
+    arch: &Arch,
+    steps: usize,
+    seed: u64,
+    batch: usize,
+) -> Vec<(String, f64)> {
     let data = common::mnist();
     let params = Params::init(arch, seed);
     let mut sampler = Sampler::new(seed, data.train.len());
-    let batches: Vec<Vec<u32>> = (0..steps).map(|_| sampler.batch(100)).collect();
+    let batches: Vec<Vec<u32>> = (0..steps).map(|_| sampler.batch(batch)).collect();
 
-    let mut gpu = GpuTrainer::new(ctx, &params, data, 100, 8, 0.1).unwrap();
+    let mut gpu = GpuTrainer::new(ctx, &params, data, batch, 8, 0.1).unwrap();
     gpu.train_steps(&batches, 0.1).unwrap();
     let gpu_params = gpu.params().unwrap();
 
@@ -151,4 +165,91 @@ fn six_hundred_gpu_iterations_pass_90_percent() {
     };
     let s = train::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
     assert!(s.test_accuracy > 0.90, "test accuracy {}", s.test_accuracy);
+}
+
+#[test]
+fn batch_not_a_multiple_of_four_agrees_with_cpu() {
+    // 37 rows: the GPU pads the batch to 40 with zero rows, which must add
+    // nothing to the gradients.
+    let Some(ctx) = common::gpu() else { return };
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    assert_within(&both_paths_on(ctx.clone(), &arch, 1, 7, 37), 1e-5);
+    assert_within(&both_paths_on(ctx, &arch, 50, 8, 37), 1e-3);
+}
+
+#[test]
+fn the_other_matmul_kernel_agrees_with_cpu_too() {
+    // The kernel the adapter did not get by default (the tiled one on
+    // lavapipe), through whole training steps.
+    let Some(default) = common::gpu() else { return };
+    let other = match default.matmul_algo {
+        MatmulAlgo::Tiled => MatmulAlgo::Vec4,
+        MatmulAlgo::Vec4 => MatmulAlgo::Tiled,
+    };
+    let ctx = Arc::new(
+        GpuContext::new(&GpuOptions {
+            matmul: Some(other),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    assert_eq!(ctx.matmul_algo, other);
+    let arch = Arch::mlp(784, &[64, 32], 10).unwrap();
+    assert_within(&both_paths_on(ctx.clone(), &arch, 1, 9, 100), 1e-5);
+    assert_within(&both_paths_on(ctx, &arch, 50, 10, 37), 1e-3);
+}
+
+/// An MNIST-shaped set of `n` images of 3×5 pixels (15: not a multiple of 4).
+fn synthetic(n: usize, seed: u64) -> Dataset {
+    let r = common::random_f32(n * 16, seed);
+    let images: Vec<u8> = (0..n * 15).map(|i| ((r[i] + 1.0) * 127.9) as u8).collect();
+    let labels: Vec<u8> = (0..n)
+        .map(|i| ((r[n * 15 + i] + 1.0) * 4.99) as u8)
+        .collect();
+    Dataset::from_parts(images, labels, 3, 5)
+}
+
+#[test]
+fn evaluation_with_a_partial_chunk_and_odd_image_size_agrees_with_cpu() {
+    // 5003 training images: evaluation runs in chunks of 5000, so the last
+    // chunk has 3 rows; images of 15 pixels take the gather's unaligned path.
+    let Some(ctx) = common::gpu() else { return };
+    let data = Mnist {
+        train: synthetic(5003, 1),
+        test: synthetic(7, 2),
+    };
+    let arch = Arch::mlp(15, &[9], 10).unwrap();
+    let params = Params::init(&arch, 3);
+    let mut gpu = GpuTrainer::new(ctx, &params, &data, 37, 4, 0.5).unwrap();
+    let mut cpu = CpuTrainer::new(&arch, params, &data);
+    let mut sampler = Sampler::new(3, data.train.len());
+    let batches: Vec<Vec<u32>> = (0..20).map(|_| sampler.batch(37)).collect();
+    gpu.train_steps(&batches, 0.5).unwrap();
+    cpu.train_steps(&batches, 0.5).unwrap();
+    for split in [Split::Train, Split::Test] {
+        let (gl, ga) = gpu.evaluate(split).unwrap();
+        let (cl, ca) = cpu.evaluate(split).unwrap();
+        assert!(
+            (gl - cl).abs() <= 1e-4 * cl.abs(),
+            "{split:?} loss: gpu {gl} cpu {cl}"
+        );
+        // A prediction can flip only where two logits tie within f32 noise.
+        assert!(
+            (ga - ca).abs() <= 1e-3,
+            "{split:?} accuracy: gpu {ga} cpu {ca}"
+        );
+    }
+    let g = gpu.params().unwrap();
+    for t in arch.tensors() {
+        let d = diff(
+            g.tensor(&t),
+            cpu.params.tensor(&t),
+            Tolerance {
+                atol: 0.0,
+                rtol: 0.0,
+            },
+            FLOOR,
+        );
+        assert!(d.max_rel < 1e-3, "{}: {d:?}", t.name);
+    }
 }

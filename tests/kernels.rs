@@ -118,7 +118,14 @@ fn run_matmul(
         ctx.storage_init("a", &a_store),
         ctx.storage_init("b", &b_store),
     );
-    let (c_buf, aux_buf) = (ctx.storage_init("c", &c0), ctx.storage_init("aux", &aux));
+    // Guard rows after C: nothing may write past row M.
+    let guard = 4 * big_n;
+    let mut c_init = c0.clone();
+    c_init.extend(std::iter::repeat_n(-7.0f32, guard));
+    let (c_buf, aux_buf) = (
+        ctx.storage_init("c", &c_init),
+        ctx.storage_init("aux", &aux),
+    );
     let d = mm
         .bind(
             ctx,
@@ -133,6 +140,10 @@ fn run_matmul(
         .unwrap();
     ctx.run(&[&d]).unwrap();
     let gpu = common::widen(&ctx.read_f32(&c_buf, 0, big_m * big_n, "c").unwrap());
+    let past = ctx
+        .read_f32(&c_buf, big_m * big_n, guard, "guard rows")
+        .unwrap();
+    assert!(past.iter().all(|&v| v == -7.0), "{c:?} wrote past row M");
 
     let a64: Vec<f64> = (0..big_m * k).map(|e| a(e / k, e % k) as f64).collect();
     let b64: Vec<f64> = (0..k * big_n)
@@ -340,7 +351,7 @@ fn softmax_with_loss_on_awkward_shapes() {
             // Twice: the stats accumulate.
             ctx.run(&[&d, &d]).unwrap();
             let got: Stats =
-                *bytemuck::from_bytes(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap());
+                bytemuck::pod_read_unaligned(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap());
             let dy_all = ctx.read_f32(&dy_buf, 0, rows * stride, "dy").unwrap();
             assert!(
                 dy_all
@@ -429,8 +440,7 @@ fn gather_builds_batches_from_packed_u8() {
             ctx.run(&[&d]).unwrap();
             let got_x = common::widen(&ctx.read_f32(&x, 0, rows * stride, "x").unwrap());
             let got_t: Vec<u32> =
-                bytemuck::cast_slice(&ctx.read_bytes(&t, 0, rows as u64 * 4, "t").unwrap())
-                    .to_vec();
+                bytemuck::pod_collect_to_vec(&ctx.read_bytes(&t, 0, rows as u64 * 4, "t").unwrap());
             let mut want_x = Vec::new();
             let mut want_t = Vec::new();
             for r in 0..rows {

@@ -144,9 +144,4 @@ impl SoftmaxWithLoss {
             .map(|(y, t)| (y - t) / b)
             .collect()
     }
-
-    /// The softmax of the last forward, (B, C).
-    pub fn probabilities(&self) -> &[f64] {
-        &self.y
-    }
 }

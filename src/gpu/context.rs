@@ -21,7 +21,7 @@ pub enum GpuError {
         source: wgpu::RequestDeviceError,
     },
     #[error(
-        "the device cannot hold this configuration: {what} needs {need} {unit} but the device allows {have}; use a smaller --batch or --hidden"
+        "the device cannot hold this configuration: {what} needs {need} {unit} but the device allows {have}"
     )]
     TooLarge {
         what: String,
@@ -31,6 +31,8 @@ pub enum GpuError {
     },
     #[error("GPU error: {0}")]
     Wgpu(String),
+    #[error("unsupported matmul shape: {0}")]
+    Shape(String),
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
     #[error("reading back {what} from the GPU failed: {why}")]
@@ -46,6 +48,8 @@ pub struct GpuOptions {
     pub backend: Option<wgpu::Backends>,
     /// Index into the adapter list (`gpu-net devices`); the best one by default.
     pub adapter: Option<usize>,
+    /// Which matmul implementation; the one suited to the adapter by default.
+    pub matmul: Option<super::kernels::MatmulAlgo>,
 }
 
 /// Parses a `--backend` value.
@@ -68,6 +72,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub timestamps: bool,
+    /// The matmul implementation the network's kernels use.
+    pub matmul_algo: super::kernels::MatmulAlgo,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     /// Bytes of every buffer made through this context (never decreases).
@@ -130,7 +136,11 @@ impl GpuContext {
             }))
             .map_err(|e| GpuError::NoAdapter(format!(" ({e})")))?,
         };
-        Self::from_adapter(&adapter)
+        let mut ctx = Self::from_adapter(&adapter)?;
+        if let Some(algo) = opts.matmul {
+            ctx.matmul_algo = algo;
+        }
+        Ok(ctx)
     }
 
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
@@ -162,12 +172,14 @@ impl GpuContext {
             *lost_sink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
         let limits = device.limits();
+        let matmul_algo = super::kernels::MatmulAlgo::for_adapter(&info);
         Ok(GpuContext {
             device,
             queue,
             info,
             limits,
             timestamps,
+            matmul_algo,
             errors,
             lost,
             allocated: AtomicU64::new(0),
@@ -192,12 +204,16 @@ impl GpuContext {
         }
     }
 
+    /// The largest storage binding (and buffer) the device allows, in bytes.
+    pub fn binding_limit(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     /// Checks that a storage binding of `bytes` fits the device.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let have = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let have = self.binding_limit();
         if bytes > have {
             return Err(GpuError::TooLarge {
                 what: what.to_string(),
@@ -324,6 +340,7 @@ impl GpuContext {
         what: &str,
     ) -> Result<Vec<f32>> {
         let bytes = self.read_bytes(buffer, offset_elems as u64 * 4, len as u64 * 4, what)?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+        // pod_collect_to_vec: a Vec<u8> promises no 4-byte alignment.
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }

@@ -296,7 +296,7 @@ impl GpuNet {
 /// Reads a [`Stats`] accumulator.
 pub fn read_stats(ctx: &GpuContext, stats: &wgpu::Buffer) -> Result<Stats> {
     let bytes = ctx.read_bytes(stats, 0, Stats::BYTES, "the loss statistics")?;
-    Ok(*bytemuck::from_bytes(&bytes))
+    Ok(bytemuck::pod_read_unaligned(&bytes))
 }
 
 pub fn stats_buffer(ctx: &GpuContext, label: &str) -> wgpu::Buffer {

@@ -89,8 +89,9 @@ impl StepWorkspace {
         enc: &mut wgpu::CommandEncoder,
     ) {
         assert!(batches.len() <= self.slots && batches.iter().all(|b| b.len() == self.batch));
-        if lr != self.lr && self.lr != 0.0 {
-            for d in self.backward.iter().filter(|d| d.label.contains("sgd")) {
+        if lr != self.lr {
+            // Only the SGD epilogue reads it; the other products ignore it.
+            for d in &self.backward {
                 d.set_lr(ctx, lr);
             }
             self.lr = lr;
@@ -121,17 +122,23 @@ impl StepWorkspace {
 /// Whole-split evaluation: the split's indices 0..len uploaded once, then per
 /// chunk a gather and a forward with loss and accuracy summed into `stats`.
 struct EvalWorkspace {
-    _act: Activations,
     _idx: wgpu::Buffer,
     stats: wgpu::Buffer,
     dispatches: Vec<Dispatch>,
 }
 
+/// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
+/// layer's activations would not fit one storage binding.
+fn eval_chunk(net: &GpuNet) -> usize {
+    let widest = net.arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
+    let fit = (net.ctx.binding_limit() / widest) as usize / 4 * 4;
+    EVAL_CHUNK.min(fit).max(1)
+}
+
 impl EvalWorkspace {
-    fn new(net: &GpuNet, data: &DeviceDataset, name: &str) -> Result<Self> {
+    fn new(net: &GpuNet, data: &DeviceDataset, name: &str, act: &Activations) -> Result<Self> {
         let ctx = &net.ctx;
-        let chunk = EVAL_CHUNK.min(data.len).max(1);
-        let act = net.activations(chunk)?;
+        let chunk = act.rows;
         let all: Vec<u32> = (0..data.len as u32).collect();
         let idx = ctx.storage_init(&format!("{name} indices"), &all);
         let stats = stats_buffer(ctx, &format!("{name} stats"));
@@ -151,10 +158,9 @@ impl EvalWorkspace {
                 Slice::whole(&act.x),
                 Slice::new(&act.t, 0, rows),
             )?);
-            dispatches.extend(net.forward(&act, rows, &stats, false)?);
+            dispatches.extend(net.forward(act, rows, &stats, false)?);
         }
         Ok(EvalWorkspace {
-            _act: act,
             _idx: idx,
             stats,
             dispatches,
@@ -164,10 +170,10 @@ impl EvalWorkspace {
 
 pub struct GpuTrainer {
     pub net: GpuNet,
-    train_data: DeviceDataset,
-    test_data: DeviceDataset,
     step: StepWorkspace,
-    evals: [Option<EvalWorkspace>; 2],
+    /// Shared by both splits' evaluations, which run one after the other.
+    _eval_act: Activations,
+    evals: [EvalWorkspace; 2],
     in_flight: VecDeque<wgpu::SubmissionIndex>,
 }
 
@@ -186,13 +192,18 @@ impl GpuTrainer {
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let net = GpuNet::new(ctx, params)?;
         let step = StepWorkspace::new(&net, &train_data, batch, slots, GradTarget::Sgd(lr))?;
+        let eval_act = net.activations(eval_chunk(&net).min(train_data.len.max(test_data.len)))?;
+        let evals = [
+            EvalWorkspace::new(&net, &train_data, "train", &eval_act)?,
+            EvalWorkspace::new(&net, &test_data, "test", &eval_act)?,
+        ];
         net.ctx.check()?;
+        // The bind groups keep the dataset buffers alive.
         Ok(GpuTrainer {
             net,
-            train_data,
-            test_data,
             step,
-            evals: [None, None],
+            _eval_act: eval_act,
+            evals,
             in_flight: VecDeque::new(),
         })
     }
@@ -252,14 +263,10 @@ impl Trainer for GpuTrainer {
     }
 
     fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
-        let (slot, data, name) = match split {
-            Split::Train => (0, &self.train_data, "train"),
-            Split::Test => (1, &self.test_data, "test"),
-        };
-        if self.evals[slot].is_none() {
-            self.evals[slot] = Some(EvalWorkspace::new(&self.net, data, name)?);
-        }
-        let eval = self.evals[slot].as_ref().unwrap();
+        let eval = &self.evals[match split {
+            Split::Train => 0,
+            Split::Test => 1,
+        }];
         let ctx = &self.net.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&eval.stats, 0, None);

@@ -104,9 +104,9 @@ pub struct Matmul {
 type PipelineKey = (MatmulVariant, Vec4Shape);
 
 impl Matmul {
-    /// The implementation suited to the adapter.
+    /// The implementation the context chose (see [`MatmulAlgo::for_adapter`]).
     pub fn new(ctx: &GpuContext) -> Self {
-        Self::with_algo(ctx, MatmulAlgo::for_adapter(&ctx.info))
+        Self::with_algo(ctx, ctx.matmul_algo)
     }
 
     pub fn with_algo(ctx: &GpuContext, algo: MatmulAlgo) -> Self {
@@ -203,7 +203,7 @@ impl Matmul {
                 .all(|d| d.is_multiple_of(4))
                 && (!v.trans_a || s.m.is_multiple_of(4));
             if !aligned || s.m == 0 || s.n == 0 {
-                return Err(GpuError::Wgpu(format!(
+                return Err(GpuError::Shape(format!(
                     "{label}: the vec4 matmul needs N, K and the strides (and M when A is transposed) to be non-zero multiples of 4, got {s:?}"
                 )));
             }

@@ -86,11 +86,3 @@ impl SoftmaxWithLoss {
         )
     }
 }
-
-impl Dispatch {
-    /// Rewrites the row count (the last, partial chunk of an evaluation).
-    pub fn set_rows(&self, ctx: &GpuContext, rows: u32) {
-        ctx.queue
-            .write_buffer(&self.uniform, 0, bytemuck::bytes_of(&rows));
-    }
-}
