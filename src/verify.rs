@@ -197,12 +197,7 @@ pub fn verify(
 
     let mut reports = Vec::new();
     for (tensor, idx) in &chosen {
-        let kinked: Vec<usize> = numerical
-            .kinked
-            .iter()
-            .filter(|&&e| tensor.range().contains(&e))
-            .map(|e| e - tensor.offset)
-            .collect();
+        let kinked = numerical.kinked_in(tensor);
         let pick = |p: &Params| -> Vec<f64> { idx.iter().map(|&i| p.tensor(tensor)[i]).collect() };
         let (n, c, g) = (pick(&numerical.grads), pick(&cpu), pick(&gpu));
         let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();

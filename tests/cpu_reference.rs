@@ -28,12 +28,7 @@ fn gradcheck_failures(
     };
     let mut bad = Vec::new();
     for t in tensors {
-        let kinked: Vec<usize> = numerical
-            .kinked
-            .iter()
-            .filter(|&&e| t.range().contains(&e))
-            .map(|e| e - t.offset)
-            .collect();
+        let kinked = numerical.kinked_in(&t);
         let d = diff_where(
             backprop.tensor(t),
             numerical.grads.tensor(t),
@@ -150,12 +145,7 @@ fn deeper_network_gradcheck() {
     for t in arch.tensors() {
         let g = numerical.grads.tensor(&t);
         let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let kinked: Vec<usize> = numerical
-            .kinked
-            .iter()
-            .filter(|&&e| t.range().contains(&e))
-            .map(|e| e - t.offset)
-            .collect();
+        let kinked = numerical.kinked_in(&t);
         let tol = Tolerance {
             atol: 1e-6 * scale + 1e-11,
             rtol: 1e-6,

@@ -16,6 +16,17 @@ pub struct NumericalGradient {
     pub kinked: Vec<usize>,
 }
 
+impl NumericalGradient {
+    /// The kinked elements of one tensor, as indices within it, ascending.
+    pub fn kinked_in(&self, t: &Tensor) -> Vec<usize> {
+        self.kinked
+            .iter()
+            .filter(|&&e| t.range().contains(&e))
+            .map(|e| e - t.offset)
+            .collect()
+    }
+}
+
 /// The book's step.
 pub const H: f64 = 1e-4;
 
