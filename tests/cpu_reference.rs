@@ -28,7 +28,7 @@ fn gradcheck_failures(
     };
     let mut bad = Vec::new();
     for t in tensors {
-        let kinked = numerical.kinked_in(&t);
+        let kinked = numerical.kinked_in(t);
         let d = diff_where(
             backprop.tensor(t),
             numerical.grads.tensor(t),
