@@ -5,10 +5,9 @@
 // so it stays zero. Images are u8 packed four to a u32, which keeps the whole
 // training set under the storage-binding limit.
 //
-// Each invocation writes one vec4 of x: four pixels of one row, or the ones
-// column. When `pixels` is a multiple of 4 (MNIST's 784) every image starts
-// on a word, and those four pixels are one u32; otherwise they are unpacked
-// byte by byte.
+// A vec4 of x is four pixels of one row, or the ones column. When `pixels` is
+// a multiple of 4 (MNIST's 784) every image starts on a word, and those four
+// pixels are one u32; otherwise they are unpacked byte by byte.
 
 struct Dims {
     rows: u32,
@@ -33,6 +32,11 @@ fn pixel(byte: u32) -> f32 {
     return f32((word >> ((byte % 4u) * 8u)) & 0xffu) / 255.0;
 }
 
+// Each invocation writes up to CHUNK consecutive vec4s of one row, so the
+// row's image index is loaded once per chunk and the per-invocation cost of a
+// software driver is spread over several stores.
+const CHUNK: u32 = 8u;
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = (wg.y * dims.groups_x + wg.x) * 256u + li;
@@ -41,36 +45,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     // vec4s per row: the pixels, then the one holding the ones column.
     let per_row = dims.pixels / 4u + 1u;
-    let r = e / per_row;
+    let chunks = (per_row + CHUNK - 1u) / CHUNK;
+    let r = e / chunks;
     if r >= dims.rows {
         return;
     }
-    let q = e % per_row;
-    let p = q * 4u;
-    let dst = r * (dims.stride / 4u) + q;
+    let q0 = (e % chunks) * CHUNK;
+    let row = r * (dims.stride / 4u);
     let image = idx[dims.offset + r];
-    if q + 1u == per_row {
-        // The last vec4: the pixels left over (when pixels % 4 != 0), then 1.
-        var v = vec4<f32>();
-        let left = dims.pixels - p;
-        for (var j = 0u; j < 4u; j++) {
-            if j < left {
-                v[j] = pixel(image * dims.pixels + p + j);
-            } else if j == left {
-                v[j] = 1.0;
+    let base = image * dims.pixels;
+    for (var q = q0; q < min(q0 + CHUNK, per_row); q++) {
+        let p = q * 4u;
+        if q + 1u == per_row {
+            // The last vec4: the pixels left over (when pixels % 4 != 0), then 1.
+            var v = vec4<f32>();
+            let left = dims.pixels - p;
+            for (var j = 0u; j < 4u; j++) {
+                if j < left {
+                    v[j] = pixel(base + p + j);
+                } else if j == left {
+                    v[j] = 1.0;
+                }
             }
+            x[row + q] = v;
+        } else if dims.pixels % 4u == 0u {
+            let word = images[(base + p) / 4u];
+            x[row + q] = vec4<f32>(
+                f32(word & 0xffu),
+                f32((word >> 8u) & 0xffu),
+                f32((word >> 16u) & 0xffu),
+                f32(word >> 24u),
+            ) / 255.0;
+        } else {
+            x[row + q] = vec4<f32>(pixel(base + p), pixel(base + p + 1u), pixel(base + p + 2u), pixel(base + p + 3u));
         }
-        x[dst] = v;
-    } else if dims.pixels % 4u == 0u {
-        let word = images[(image * dims.pixels + p) / 4u];
-        x[dst] = vec4<f32>(
-            f32(word & 0xffu),
-            f32((word >> 8u) & 0xffu),
-            f32((word >> 16u) & 0xffu),
-            f32(word >> 24u),
-        ) / 255.0;
-    } else {
-        let base = image * dims.pixels + p;
-        x[dst] = vec4<f32>(pixel(base), pixel(base + 1u), pixel(base + 2u), pixel(base + 3u));
     }
 }

@@ -6,6 +6,8 @@ use crate::gpu::context::{GpuContext, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/gather.wgsl");
 const WG: u32 = 256;
+/// vec4s of x per invocation, as in the shader.
+const CHUNK: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -61,8 +63,9 @@ impl Gather {
         x: Slice<'_>,
         t: Slice<'_>,
     ) -> Result<Dispatch> {
-        // Each invocation writes one vec4 of x and (the first `rows`) a label.
-        let invocations = (rows * (pixels / 4 + 1)).max(rows) as u32;
+        // Each invocation writes up to CHUNK vec4s of a row and (the first
+        // `rows`) a label.
+        let invocations = (rows * (pixels / 4 + 1).div_ceil(CHUNK)).max(rows) as u32;
         let groups = invocations.div_ceil(WG);
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups_x = groups.min(max);
