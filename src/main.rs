@@ -41,7 +41,9 @@ enum Command {
 enum DeviceChoice {
     /// The GPU when an adapter exists, else the CPU with a warning.
     Auto,
+    /// The GPU, or an error saying how to get a driver.
     Gpu,
+    /// The CPU reference path (f64).
     Cpu,
 }
 
@@ -146,6 +148,7 @@ struct TrainArgs {
     /// Epochs of train_size / batch iterations, instead of --iters.
     #[arg(long, value_parser = count_up_to_100k)]
     epochs: Option<usize>,
+    /// Minibatch size; batches are drawn at random with replacement, as the book does.
     #[arg(long, default_value_t = 100, value_parser = batch_size)]
     batch: usize,
     /// Learning rate of SGD.
