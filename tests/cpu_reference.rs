@@ -60,45 +60,40 @@ fn gradcheck_failures(
     bad
 }
 
-fn first_three() -> (Vec<f64>, Vec<u8>) {
+/// Backprop and the numerical gradient (of the tensors `pick` keeps) on the
+/// first 3 training images, for 784-`hidden`-10 initialised with `seed`.
+fn gradients_on_three_images(
+    hidden: &[usize],
+    seed: u64,
+    pick: impl Fn(&Tensor) -> bool,
+) -> (Vec<Tensor>, Params, NumericalGradient) {
     let data = &common::mnist().train;
-    (data.batch_f64(&[0, 1, 2]), data.batch_labels(&[0, 1, 2]))
-}
-
-#[test]
-fn backprop_matches_numerical_gradient_on_three_images() {
-    let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let params = Params::init(&arch, 0);
+    let (x, t) = (data.batch_f64(&[0, 1, 2]), data.batch_labels(&[0, 1, 2]));
+    let arch = Arch::mlp(784, hidden, 10).unwrap();
+    let params = Params::init(&arch, seed);
     let net = Net::new(&arch);
-    let (x, t) = first_three();
     let (_, backprop) = net.gradient(&params, &x, Labels::Index(&t), 3);
-    let numerical = numerical_gradient(
-        |p| net.loss_and_signature(p, &x, Labels::Index(&t), 3),
-        &params,
-        &all_elements(&arch.tensors()),
-    );
-    let bad = gradcheck_failures(&numerical, &backprop, &arch.tensors());
-    assert!(bad.is_empty(), "gradient check failed: {bad:?}");
-}
-
-#[test]
-fn gradcheck_catches_one_wrong_element() {
-    let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let params = Params::init(&arch, 1);
-    let net = Net::new(&arch);
-    let (x, t) = first_three();
-    let (_, mut backprop) = net.gradient(&params, &x, Labels::Index(&t), 3);
-    // Only b2 and W2 numerically, to keep it quick; corrupt one element of W2.
-    let tensors: Vec<_> = arch
-        .tensors()
-        .into_iter()
-        .filter(|t| t.name.ends_with('2'))
-        .collect();
+    let tensors: Vec<Tensor> = arch.tensors().into_iter().filter(|t| pick(t)).collect();
     let numerical = numerical_gradient(
         |p| net.loss_and_signature(p, &x, Labels::Index(&t), 3),
         &params,
         &all_elements(&tensors),
     );
+    (tensors, backprop, numerical)
+}
+
+#[test]
+fn backprop_matches_numerical_gradient_on_three_images() {
+    let (tensors, backprop, numerical) = gradients_on_three_images(&[50], 0, |_| true);
+    let bad = gradcheck_failures(&numerical, &backprop, &tensors);
+    assert!(bad.is_empty(), "gradient check failed: {bad:?}");
+}
+
+#[test]
+fn gradcheck_catches_one_wrong_element() {
+    // Only W2 and b2 numerically, to keep it quick; corrupt one element of W2.
+    let (tensors, mut backprop, numerical) =
+        gradients_on_three_images(&[50], 1, |t| t.name.ends_with('2'));
     assert!(gradcheck_failures(&numerical, &backprop, &tensors).is_empty());
     let w2 = &tensors[0];
     backprop.values[w2.offset + 17] += 1e-5;
@@ -131,26 +126,17 @@ fn gradcheck_catches_one_wrong_element() {
 
 #[test]
 fn deeper_network_gradcheck() {
-    let arch = Arch::mlp(784, &[16, 12], 10).unwrap();
-    let params = Params::init(&arch, 2);
-    let net = Net::new(&arch);
-    let (x, t) = first_three();
-    let (_, backprop) = net.gradient(&params, &x, Labels::Index(&t), 3);
-    let numerical = numerical_gradient(
-        |p| net.loss_and_signature(p, &x, Labels::Index(&t), 3),
-        &params,
-        &all_elements(&arch.tensors()),
-    );
+    let (tensors, backprop, numerical) = gradients_on_three_images(&[16, 12], 2, |_| true);
     // Tiny weights make the deep gradients tiny: judge relative to the tensor.
-    for t in arch.tensors() {
-        let g = numerical.grads.tensor(&t);
+    for t in &tensors {
+        let g = numerical.grads.tensor(t);
         let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let kinked = numerical.kinked_in(&t);
+        let kinked = numerical.kinked_in(t);
         let tol = Tolerance {
             atol: 1e-6 * scale + 1e-11,
             rtol: 1e-6,
         };
-        let d = diff_where(backprop.tensor(&t), g, tol, REL_FLOOR, |i| {
+        let d = diff_where(backprop.tensor(t), g, tol, REL_FLOOR, |i| {
             !kinked.contains(&i)
         });
         assert!(d.ok(), "{}: {d:?}", t.name);

@@ -111,13 +111,6 @@ impl GpuNet {
         Ok(net)
     }
 
-    pub fn upload_params(&self, params: &Params) {
-        let values = self.layout.to_gpu(params);
-        self.ctx
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(&values));
-    }
-
     pub fn read_params(&self) -> Result<Params> {
         let v = self
             .ctx

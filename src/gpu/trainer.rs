@@ -208,10 +208,6 @@ impl GpuTrainer {
         })
     }
 
-    pub fn ctx(&self) -> &GpuContext {
-        &self.net.ctx
-    }
-
     pub fn step(&self) -> &StepWorkspace {
         &self.step
     }
