@@ -25,8 +25,9 @@ struct Dims {
     n_real: u32,
     ones_col: u32,
     lr: f32,
-    _pad0: u32,
-    _pad1: u32,
+    // Weight decay: λ, applied to rows m < decay_rows (the weights, not the bias row).
+    decay: f32,
+    decay_rows: u32,
     _pad2: u32,
 }
 
@@ -34,7 +35,9 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 // 0: C = acc; 1: C = max(acc, 0) (Relu); 2: C = acc where aux > 0 else 0
 // (Relu backward, aux holding the layer's output, same layout as C);
-// 3: C -= lr · acc (SGD).
+// 3: C -= lr · (acc + λ·C) (SGD, C being the weights); 4: C = acc + λ·aux
+// (a gradient with weight decay, aux holding the weights). λ applies to rows
+// m < decay_rows only.
 override EPILOGUE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -89,7 +92,18 @@ fn finish(m: u32, n: u32, v: f32) {
             c[idx] = select(0.0, v, aux[idx] > 0.0);
         }
         case 3u: {
-            c[idx] = c[idx] - dims.lr * v;
+            var g = v;
+            if m < dims.decay_rows {
+                g = v + dims.decay * c[idx];
+            }
+            c[idx] = c[idx] - dims.lr * g;
+        }
+        case 4u: {
+            var g = v;
+            if m < dims.decay_rows {
+                g = v + dims.decay * aux[idx];
+            }
+            c[idx] = g;
         }
         default: {
             c[idx] = v;

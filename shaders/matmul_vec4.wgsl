@@ -24,8 +24,9 @@ struct Dims {
     n_real: u32,
     ones_col: u32,
     lr: f32,
-    _pad0: u32,
-    _pad1: u32,
+    // Weight decay: λ, applied to rows m < decay_rows (the weights, not the bias row).
+    decay: f32,
+    decay_rows: u32,
     _pad2: u32,
 }
 
@@ -71,7 +72,18 @@ fn finish4(m: u32, n: u32, v: vec4<f32>) {
         }
         case 3u: {
             let old = c[idx];
-            c[idx] = select(old, old - dims.lr * v, real);
+            var g = v;
+            if m < dims.decay_rows {
+                g = v + dims.decay * old;
+            }
+            c[idx] = select(old, old - dims.lr * g, real);
+        }
+        case 4u: {
+            var g = v;
+            if m < dims.decay_rows {
+                g = v + dims.decay * aux[idx];
+            }
+            c[idx] = select(pad, g, real);
         }
         default: {
             c[idx] = select(pad, v, real);

@@ -18,6 +18,7 @@ use crate::gpu::GpuContext;
 use crate::gpu::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice};
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, Params};
+use crate::optim::StepRule;
 use crate::train::{CpuTrainer, Sampler, Trainer};
 
 #[derive(Clone, Debug)]
@@ -33,6 +34,10 @@ pub struct BenchConfig {
     pub steps_per_submit: usize,
     /// Time the matmul kernel alone on these (M, N, K).
     pub matmul: Vec<(usize, usize, usize)>,
+    /// The update rule and weight decay of the timed steps.
+    pub rule: StepRule,
+    pub batchnorm: bool,
+    pub dropout: f32,
 }
 
 impl Default for BenchConfig {
@@ -46,6 +51,9 @@ impl Default for BenchConfig {
             gpu: true,
             steps_per_submit: 16,
             matmul: vec![],
+            rule: StepRule::default(),
+            batchnorm: false,
+            dropout: 0.0,
         }
     }
 }
@@ -101,6 +109,11 @@ pub struct MatmulResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: Option<AdapterReport>,
+    /// The update rule and layers timed (e.g. `sgd`, `Affine1 Relu1 ...`).
+    pub optimizer: String,
+    pub weight_decay: f64,
+    pub batchnorm: bool,
+    pub dropout: f32,
     pub results: Vec<StepResult>,
     pub kernels: Vec<KernelShare>,
     /// Why `kernels` is empty, when it is.
@@ -207,6 +220,7 @@ pub fn bench_gpu(
         batch,
         cfg.steps_per_submit,
         0.1,
+        &cfg.rule,
     )?;
     trainer.submit_steps(&take(1), 0.1)?;
     trainer.finish()?;
@@ -306,7 +320,7 @@ pub fn bench_cpu(
 ) -> anyhow::Result<StepResult> {
     let pool = batch_pool(data.train.len(), batch);
     let start = Instant::now();
-    let mut trainer = CpuTrainer::new(arch, Params::init(arch, 0), data);
+    let mut trainer = CpuTrainer::new(arch, Params::init(arch, 0), data, &cfg.rule);
     trainer.train_steps(&pool[..1], 0.1)?;
     let first = start.elapsed().as_secs_f64();
     let mut next = 0;
@@ -357,15 +371,8 @@ pub fn bench_matmul(
         epilogue: Epilogue::Store,
     };
     let shape = MatmulShape {
-        m,
-        n: np,
-        k: kp,
-        lda: kp,
-        ldb: np,
-        ldc: np,
         n_real: n,
-        ones_col: None,
-        lr: 0.0,
+        ..MatmulShape::plain(m, np, kp, kp, np, np)
     };
     let d = mm.bind(
         ctx,
@@ -408,6 +415,10 @@ pub fn run(
 ) -> anyhow::Result<BenchReport> {
     let mut report = BenchReport {
         adapter: ctx.as_deref().map(adapter_report),
+        optimizer: cfg.rule.optimizer.describe(),
+        weight_decay: cfg.rule.weight_decay,
+        batchnorm: cfg.batchnorm,
+        dropout: cfg.dropout,
         results: vec![],
         kernels: vec![],
         kernels_note: None,
@@ -430,7 +441,9 @@ pub fn run(
         }
     }
     for hidden in &cfg.hidden {
-        let arch = Arch::mlp(data.train.pixels(), hidden, CLASSES)?;
+        let arch = Arch::mlp(data.train.pixels(), hidden, CLASSES)?
+            .with_batchnorm(cfg.batchnorm)
+            .with_dropout(cfg.dropout)?;
         for &batch in &cfg.batches {
             if let (Some(ctx), true) = (&ctx, cfg.gpu) {
                 let (r, kernels) = bench_gpu(ctx, data, &arch, batch, cfg)?;
@@ -482,10 +495,26 @@ pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     if let Some(a) = &r.adapter {
         s += &format!(
-            "adapter: {} ({}, {}, {})\n\n",
+            "adapter: {} ({}, {}, {})\n",
             a.name, a.backend, a.driver, a.device_type
         );
     }
+    let mut extras = vec![];
+    if r.batchnorm {
+        extras.push("Batch Normalization".to_string());
+    }
+    if r.dropout > 0.0 {
+        extras.push(format!("Dropout {}", r.dropout));
+    }
+    if r.weight_decay != 0.0 {
+        extras.push(format!("weight decay {}", r.weight_decay));
+    }
+    s += &format!(
+        "update: {}{}{}\n\n",
+        r.optimizer,
+        if extras.is_empty() { "" } else { "; " },
+        extras.join(", ")
+    );
     if !r.results.is_empty() {
         s += &format!(
             "{:<4} {:>6} {:>7} {:>10} {:>19} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9}\n",

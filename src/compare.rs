@@ -56,6 +56,17 @@ pub fn diff_where(
     rel_floor: f64,
     keep: impl Fn(usize) -> bool,
 ) -> Diff {
+    diff_each(got, want, |_| tol, rel_floor, keep)
+}
+
+/// [`diff_where`] with a tolerance per element.
+pub fn diff_each(
+    got: &[f64],
+    want: &[f64],
+    tol_of: impl Fn(usize) -> Tolerance,
+    rel_floor: f64,
+    keep: impl Fn(usize) -> bool,
+) -> Diff {
     assert_eq!(got.len(), want.len(), "compared tensors differ in length");
     let mut len = 0;
     let (mut sum, mut max_abs, mut max_rel, mut failures) = (0.0, 0.0f64, 0.0f64, 0);
@@ -63,6 +74,7 @@ pub fn diff_where(
     let mut first_failures = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate().filter(|(i, _)| keep(*i)) {
         len += 1;
+        let tol = tol_of(i);
         let abs = (g - w).abs();
         let abs_or_inf = if abs.is_nan() { f64::INFINITY } else { abs };
         sum += abs_or_inf;

@@ -117,6 +117,17 @@ impl Dataset {
         indices.iter().map(|&i| self.labels[i]).collect()
     }
 
+    /// The first `n` samples (the book's overfitting experiments train on 300).
+    pub fn first(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            images: self.images[..n * self.pixels()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
     /// A dataset built in memory (tests, synthetic benchmarks).
     pub fn from_parts(images: Vec<u8>, labels: Vec<u8>, rows: usize, cols: usize) -> Self {
         assert_eq!(images.len(), labels.len() * rows * cols);

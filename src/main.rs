@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gpu_net::data;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
-use gpu_net::model::{Arch, Params};
+use gpu_net::model::{Arch, Init, Params};
+use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
 use gpu_net::{bench, verify};
 
@@ -91,6 +92,101 @@ struct NetArgs {
     /// Folder with the four MNIST-style IDX files (gzipped or not); the bundled MNIST by default.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Weight initialisation: a standard deviation (the book's 0.01), xavier (√(1/n)) or he (√(2/n)).
+    #[arg(long, default_value = "0.01", value_parser = Init::parse)]
+    init: Init,
+}
+
+/// What sits between the layers, and weight decay.
+#[derive(Args, Clone)]
+struct LayerArgs {
+    /// Batch Normalization between each hidden Affine and its Relu.
+    #[arg(long)]
+    batchnorm: bool,
+    /// Dropout ratio after each hidden Relu, in [0, 1) (the book's form, not inverted).
+    #[arg(long, default_value_t = 0.0, value_parser = dropout_ratio)]
+    dropout: f32,
+    /// Weight decay λ: ½λ·ΣW² added to the loss (weights only, not biases, gamma or beta).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
+    weight_decay: f64,
+}
+
+impl LayerArgs {
+    fn arch(&self, inputs: usize, hidden: &[usize]) -> anyhow::Result<Arch> {
+        Ok(Arch::mlp(inputs, hidden, data::CLASSES)?
+            .with_batchnorm(self.batchnorm)
+            .with_dropout(self.dropout)?)
+    }
+}
+
+/// The update rule and its hyperparameters (the book's defaults).
+#[derive(Args, Clone)]
+struct OptimizerArgs {
+    /// sgd, momentum, nesterov, adagrad, rmsprop or adam.
+    #[arg(long, default_value = "sgd", value_parser = OptimizerKind::parse)]
+    optimizer: OptimizerKind,
+    /// Momentum and Nesterov's momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    momentum: f64,
+    /// Adam's β1, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    beta1: f64,
+    /// Adam's β2, in [0, 1).
+    #[arg(long, default_value_t = 0.999, value_parser = unit_interval)]
+    beta2: f64,
+    /// RMSprop's decay rate, in [0, 1).
+    #[arg(long, default_value_t = 0.99, value_parser = unit_interval)]
+    decay_rate: f64,
+}
+
+impl OptimizerArgs {
+    fn optimizer(&self) -> Optimizer {
+        Optimizer {
+            kind: self.optimizer,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            decay_rate: self.decay_rate,
+        }
+    }
+}
+
+fn dropout_ratio(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a ratio in [0, 1)")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number >= 0")),
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number in [0, 1)")),
+    }
+}
+
+/// A flag whose value is wrong only in the light of the data or the other
+/// flags: reported like clap's errors, with exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+/// Batch Normalization over one sample divides 0 by √ε: refuse it.
+fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
+    if batchnorm && batch < 2 {
+        return Err(UsageError(format!(
+            "{flag} {batch} with --batchnorm: one sample's variance is 0, so Batch Normalization would output beta whatever the input; use a batch of 2 or more"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// The hidden sizes as one value (clap would split a `Vec` into many).
@@ -151,9 +247,16 @@ struct TrainArgs {
     /// Minibatch size; batches are drawn at random with replacement, as the book does.
     #[arg(long, default_value_t = 100, value_parser = batch_size)]
     batch: usize,
-    /// Learning rate of SGD.
+    /// Learning rate (the same default for every optimizer: Adam usually wants 0.001).
     #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
     lr: f32,
+    /// Train on the first N training images only (the book's overfitting experiments use 300).
+    #[arg(long, value_parser = positive_usize)]
+    train_size: Option<usize>,
+    #[command(flatten)]
+    layers: LayerArgs,
+    #[command(flatten)]
+    optimizer: OptimizerArgs,
     /// GPU steps recorded into one submission.
     #[arg(long, default_value_t = 8, value_parser = count_up_to_100k)]
     steps_per_submit: usize,
@@ -176,6 +279,8 @@ struct VerifyArgs {
     sample: Option<usize>,
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    layers: LayerArgs,
     #[command(flatten)]
     gpu: GpuArgs,
     /// Print one JSON object instead of the table.
@@ -207,6 +312,10 @@ struct BenchArgs {
     /// Time only the matmul kernel on M,N,K (repeatable).
     #[arg(long, value_parser = parse_matmul)]
     matmul: Vec<(usize, usize, usize)>,
+    #[command(flatten)]
+    layers: LayerArgs,
+    #[command(flatten)]
+    optimizer: OptimizerArgs,
     #[command(flatten)]
     gpu: GpuArgs,
     /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
@@ -261,6 +370,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -303,8 +416,24 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             println!("{line}")
         }
     };
-    let data = load_data(&args.net.data)?;
-    let arch = Arch::mlp(data.train.pixels(), &args.net.hidden.0, data::CLASSES)?;
+    let mut data = load_data(&args.net.data)?;
+    if let Some(n) = args.train_size {
+        if n > data.train.len() {
+            return Err(UsageError(format!(
+                "--train-size {n}: the training set has only {} images",
+                data.train.len()
+            ))
+            .into());
+        }
+        data.train = data.train.first(n);
+    }
+    check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
+    let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
+    let rule = StepRule {
+        optimizer: args.optimizer.optimizer(),
+        weight_decay: args.layers.weight_decay,
+        seed: args.net.seed,
+    };
     let per_epoch = train::iters_per_epoch(data.train.len(), args.batch);
     let iters = match (args.iters, args.epochs) {
         (Some(i), _) => i,
@@ -317,7 +446,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         lr: args.lr,
         seed: args.net.seed,
     };
-    let params = Params::init(&arch, cfg.seed);
+    let params = Params::init_with(&arch, args.net.init, cfg.seed);
     let ctx = open_device(args.device, &args.gpu, &say)?;
     let mut trainer: Box<dyn Trainer> = match ctx {
         Some(ctx) => Box::new(
@@ -328,6 +457,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 cfg.batch,
                 args.steps_per_submit,
                 cfg.lr,
+                &rule,
             )
             .with_context(|| {
                 format!(
@@ -336,7 +466,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 )
             })?,
         ),
-        None => Box::new(CpuTrainer::new(&arch, params, &data)),
+        None => Box::new(CpuTrainer::new(&arch, params, &data, &rule)),
     };
     say(format!("device: {}", trainer.device()));
     say(format!(
@@ -349,6 +479,22 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         cfg.lr,
         cfg.seed
     ));
+    // Only for runs that use chapter 6: the book's runs print as they always did.
+    let plain = !arch.batchnorm
+        && arch.dropout == 0.0
+        && rule == StepRule { seed: rule.seed, ..StepRule::default() }
+        && args.net.init == Init::default()
+        && args.train_size.is_none();
+    if !plain {
+        say(format!(
+            "layers: {}; init {}; optimizer {}; weight decay {}; {} training images",
+            arch.describe(),
+            args.net.init,
+            rule.optimizer.describe(),
+            rule.weight_decay,
+            data.train.len()
+        ));
+    }
     let mut report = |r: &EpochReport| {
         say(format!(
             "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
@@ -376,12 +522,15 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
 fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.net.data)?;
-    let arch = Arch::mlp(data.train.pixels(), &args.net.hidden.0, data::CLASSES)?;
+    check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
+    let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
     let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
     let cfg = verify::VerifyConfig {
         batch: args.batch,
         seed: args.net.seed,
         sample: args.sample,
+        init: args.net.init,
+        weight_decay: args.layers.weight_decay,
     };
     let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
     if args.json {
@@ -410,7 +559,17 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         gpu: args.matmul.is_empty(),
         steps_per_submit: args.steps_per_submit,
         matmul: args.matmul,
+        rule: StepRule {
+            optimizer: args.optimizer.optimizer(),
+            weight_decay: args.layers.weight_decay,
+            seed: 0,
+        },
+        batchnorm: args.layers.batchnorm,
+        dropout: args.layers.dropout,
     };
+    for &b in &cfg.batches {
+        check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
+    }
     let ctx = match GpuContext::new(&args.gpu.options()) {
         Ok(ctx) => Some(Arc::new(ctx)),
         Err(e @ gpu::GpuError::NoAdapter(_)) if cfg.cpu => {

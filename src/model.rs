@@ -1,13 +1,18 @@
-//! The network's shape and its parameters: one description shared by the CPU
-//! and the GPU path, so neither can drift from the other.
+//! The network's description and its parameters: one description shared by
+//! the CPU and the GPU path, so neither can drift from the other.
 //!
-//! All parameters live in one arena (a flat vector) with a table of offsets.
-//! Layer `l` (1-based, as the book names `W1`, `b1`) stores `W_l` as an
-//! `[I, O]` row-major matrix immediately followed by `b_l` (`[O]`), so the
+//! The network is the book's `MultiLayerNetExtend`: per hidden layer
+//! `Affine → [BatchNorm] → Relu → [Dropout]`, then `Affine → SoftmaxWithLoss`.
+//!
+//! All trainable parameters live in one arena (a flat vector) with a table of
+//! offsets. Layer `l` (1-based, as the book names `W1`, `b1`) stores `W_l` as
+//! an `[I, O]` row-major matrix immediately followed by `b_l` (`[O]`), so the
 //! pair is one `[I + 1, O]` matrix: `[X, 1]·[W; b] = X·W + b`, and the
-//! gradient of the pair is one product `[X, 1]ᵀ·dY = [dW; db]`. The GPU keeps
-//! the same blocks with padded rows (`gpu::layout`), and fuses the bias into its
-//! matmuls that way. Each block starts on a multiple of 64 elements.
+//! gradient of the pair is one product `[X, 1]ᵀ·dY = [dW; db]`. With Batch
+//! Normalization, `gamma_l` and `beta_l` follow all the affine blocks. The GPU
+//! keeps the same blocks with padded rows (`gpu::layout`). Each block starts
+//! on a multiple of 64 elements. Batch Normalization's running statistics are
+//! not trained: they live beside the arena ([`Params::running`]).
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -26,12 +31,19 @@ pub const ARENA_ALIGN: usize = 64;
 pub enum ArchError {
     #[error("--hidden: {0}")]
     Hidden(String),
+    #[error("--dropout: {0}")]
+    Dropout(String),
 }
 
-/// Layer sizes from input to output, e.g. `[784, 50, 10]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The network: layer sizes from input to output (e.g. `[784, 50, 10]`) and
+/// what sits between the hidden layers.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Arch {
     pub sizes: Vec<usize>,
+    /// Batch Normalization between each hidden Affine and its Relu.
+    pub batchnorm: bool,
+    /// Dropout ratio after each hidden Relu; 0 for none.
+    pub dropout: f32,
 }
 
 /// Where one layer's parameters sit in the arena.
@@ -57,7 +69,27 @@ impl LayerSlot {
     }
 }
 
-/// One named parameter tensor (`W1`, `b1`, ...) as a range of the arena.
+/// Where one Batch Normalization layer's `gamma` and `beta` sit in the arena,
+/// and its running statistics in [`Params::running`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnSlot {
+    pub features: usize,
+    /// Offset of `gamma` (`[features]`); `beta` follows.
+    pub gamma: usize,
+    /// Offset of the running mean in `Params::running`; the variance follows.
+    pub running: usize,
+}
+
+impl BnSlot {
+    pub fn beta(&self) -> usize {
+        self.gamma + self.features
+    }
+    pub fn running_var(&self) -> usize {
+        self.running + self.features
+    }
+}
+
+/// One named tensor (`W1`, `b1`, `gamma1`, ...) as a range of an arena.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tensor {
     pub name: String,
@@ -78,6 +110,7 @@ impl Tensor {
 }
 
 impl Arch {
+    /// A plain network (no Batch Normalization, no Dropout).
     pub fn new(sizes: Vec<usize>) -> Result<Self, ArchError> {
         if sizes.len() < 2 {
             return Err(ArchError::Hidden(
@@ -90,13 +123,18 @@ impl Arch {
         let params: u128 = sizes
             .windows(2)
             .map(|io| (io[0] as u128 + 1) * io[1] as u128)
-            .sum();
+            .sum::<u128>()
+            + 2 * sizes[1..sizes.len() - 1].iter().sum::<usize>() as u128;
         if params > MAX_PARAMS as u128 {
             return Err(ArchError::Hidden(format!(
                 "{sizes:?} has {params} parameters, over the limit of {MAX_PARAMS}"
             )));
         }
-        Ok(Arch { sizes })
+        Ok(Arch {
+            sizes,
+            batchnorm: false,
+            dropout: 0.0,
+        })
     }
 
     /// `inputs`, the hidden sizes, `outputs`.
@@ -105,6 +143,22 @@ impl Arch {
         sizes.extend_from_slice(hidden);
         sizes.push(outputs);
         Arch::new(sizes)
+    }
+
+    pub fn with_batchnorm(mut self, on: bool) -> Self {
+        self.batchnorm = on;
+        self
+    }
+
+    /// Dropout after each hidden Relu; `ratio` in [0, 1).
+    pub fn with_dropout(mut self, ratio: f32) -> Result<Self, ArchError> {
+        if !(0.0..1.0).contains(&ratio) {
+            return Err(ArchError::Dropout(format!(
+                "{ratio} is not a ratio in [0, 1)"
+            )));
+        }
+        self.dropout = ratio;
+        Ok(self)
     }
 
     /// Parses a comma list of hidden sizes (`"50"`, `"64,32"`).
@@ -138,7 +192,27 @@ impl Arch {
         &self.sizes[1..self.sizes.len() - 1]
     }
 
-    /// The arena layout: one slot per layer, 64-element aligned.
+    /// The layers as the book lists them, e.g. `Affine1 BatchNorm1 Relu1
+    /// Dropout1 Affine2 SoftmaxWithLoss`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for l in 1..self.sizes.len() {
+            parts.push(format!("Affine{l}"));
+            if l + 1 < self.sizes.len() {
+                if self.batchnorm {
+                    parts.push(format!("BatchNorm{l}"));
+                }
+                parts.push(format!("Relu{l}"));
+                if self.dropout > 0.0 {
+                    parts.push(format!("Dropout{l}({})", self.dropout));
+                }
+            }
+        }
+        parts.push("SoftmaxWithLoss".into());
+        parts.join(" ")
+    }
+
+    /// The arena layout of the affine layers: one slot per layer, 64-element aligned.
     pub fn slots(&self) -> Vec<LayerSlot> {
         let mut offset = 0;
         self.sizes
@@ -155,33 +229,100 @@ impl Arch {
             .collect()
     }
 
-    /// Total arena length, padding included.
-    pub fn arena_len(&self) -> usize {
+    fn affine_end(&self) -> usize {
         let last = *self.slots().last().unwrap();
         (last.w + last.len()).next_multiple_of(ARENA_ALIGN)
     }
 
-    /// Number of real parameters (no padding).
-    pub fn param_count(&self) -> usize {
-        self.slots().iter().map(|s| s.len()).sum()
+    /// One slot per hidden layer when Batch Normalization is on, else none.
+    pub fn bn_slots(&self) -> Vec<BnSlot> {
+        if !self.batchnorm {
+            return vec![];
+        }
+        let (mut offset, mut running) = (self.affine_end(), 0);
+        self.hidden()
+            .iter()
+            .map(|&h| {
+                let slot = BnSlot {
+                    features: h,
+                    gamma: offset,
+                    running,
+                };
+                offset = (offset + 2 * h).next_multiple_of(ARENA_ALIGN);
+                running += 2 * h;
+                slot
+            })
+            .collect()
     }
 
-    /// The named tensors in book order: W1, b1, W2, b2, ...
+    /// Total arena length, padding included.
+    pub fn arena_len(&self) -> usize {
+        match self.bn_slots().last() {
+            Some(bn) => (bn.gamma + 2 * bn.features).next_multiple_of(ARENA_ALIGN),
+            None => self.affine_end(),
+        }
+    }
+
+    /// Length of [`Params::running`]: a mean and a variance per BN feature.
+    pub fn running_len(&self) -> usize {
+        self.bn_slots().iter().map(|b| 2 * b.features).sum()
+    }
+
+    /// Number of trainable parameters (no padding).
+    pub fn param_count(&self) -> usize {
+        self.slots().iter().map(|s| s.len()).sum::<usize>()
+            + self.bn_slots().iter().map(|b| 2 * b.features).sum::<usize>()
+    }
+
+    /// The named trainable tensors in the book's order: W1, b1, gamma1,
+    /// beta1, W2, ...
     pub fn tensors(&self) -> Vec<Tensor> {
-        self.slots()
+        let bns = self.bn_slots();
+        let mut out = Vec::new();
+        for (l, s) in self.slots().iter().enumerate() {
+            let n = l + 1;
+            out.push(Tensor {
+                name: format!("W{n}"),
+                offset: s.w,
+                shape: vec![s.inputs, s.outputs],
+            });
+            out.push(Tensor {
+                name: format!("b{n}"),
+                offset: s.b(),
+                shape: vec![s.outputs],
+            });
+            if let Some(bn) = bns.get(l) {
+                out.push(Tensor {
+                    name: format!("gamma{n}"),
+                    offset: bn.gamma,
+                    shape: vec![bn.features],
+                });
+                out.push(Tensor {
+                    name: format!("beta{n}"),
+                    offset: bn.beta(),
+                    shape: vec![bn.features],
+                });
+            }
+        }
+        out
+    }
+
+    /// The running statistics, as tensors of [`Params::running`].
+    pub fn running_tensors(&self) -> Vec<Tensor> {
+        self.bn_slots()
             .iter()
             .enumerate()
-            .flat_map(|(l, s)| {
+            .flat_map(|(l, bn)| {
                 [
                     Tensor {
-                        name: format!("W{}", l + 1),
-                        offset: s.w,
-                        shape: vec![s.inputs, s.outputs],
+                        name: format!("running_mean{}", l + 1),
+                        offset: bn.running,
+                        shape: vec![bn.features],
                     },
                     Tensor {
-                        name: format!("b{}", l + 1),
-                        offset: s.b(),
-                        shape: vec![s.outputs],
+                        name: format!("running_var{}", l + 1),
+                        offset: bn.running_var(),
+                        shape: vec![bn.features],
                     },
                 ]
             })
@@ -208,6 +349,57 @@ impl Arch {
     }
 }
 
+/// How the weights are drawn: `N(0, std²)` with a fixed std (the book's
+/// chapter 5 uses 0.01), or scaled by each layer's inputs `n`: Xavier
+/// `√(1/n)`, He `√(2/n)`. Biases start at 0, `gamma` at 1, `beta` at 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Std(f64),
+    Xavier,
+    He,
+}
+
+impl Default for Init {
+    fn default() -> Self {
+        Init::Std(WEIGHT_INIT_STD)
+    }
+}
+
+impl Init {
+    /// Parses `--init`: a positive number, `xavier` or `he`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "xavier" | "sigmoid" => Ok(Init::Xavier),
+            "he" | "relu" => Ok(Init::He),
+            other => match other.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(Init::Std(v)),
+                _ => Err(format!(
+                    "{s:?} is not a positive number, `xavier` or `he`"
+                )),
+            },
+        }
+    }
+
+    /// The standard deviation for a layer with `inputs` inputs.
+    pub fn std(&self, inputs: usize) -> f64 {
+        match *self {
+            Init::Std(s) => s,
+            Init::Xavier => (1.0 / inputs as f64).sqrt(),
+            Init::He => (2.0 / inputs as f64).sqrt(),
+        }
+    }
+}
+
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Init::Std(s) => write!(f, "{s}"),
+            Init::Xavier => write!(f, "xavier"),
+            Init::He => write!(f, "he"),
+        }
+    }
+}
+
 /// Host-side parameters: the arena in f64. Every value is exactly
 /// representable in f32, so the GPU (f32) and the CPU reference (f64) start
 /// from identical weights and any difference between them is arithmetic.
@@ -215,6 +407,9 @@ impl Arch {
 pub struct Params {
     pub arch: Arch,
     pub values: Vec<f64>,
+    /// Batch Normalization's running mean and variance per layer
+    /// ([`Arch::running_tensors`]); empty without Batch Normalization.
+    pub running: Vec<f64>,
 }
 
 impl Params {
@@ -222,25 +417,46 @@ impl Params {
         Params {
             arch: arch.clone(),
             values: vec![0.0; arch.arena_len()],
+            running: vec![0.0; arch.running_len()],
         }
     }
 
-    /// The book's initialisation: weights `N(0, 0.01²)`, biases zero, drawn
-    /// from ChaCha8 seeded with `seed` (a named algorithm, so a seed means the
-    /// same weights on every platform and version), rounded to f32.
+    /// The book's chapter 5 initialisation: weights `N(0, 0.01²)`.
     pub fn init(arch: &Arch, seed: u64) -> Self {
+        Self::init_with(arch, Init::default(), seed)
+    }
+
+    /// Weights drawn as `init` says from ChaCha8 seeded with `seed` (a named
+    /// algorithm, so a seed means the same weights on every platform and
+    /// version), rounded to f32; biases and `beta` 0, `gamma` 1; running
+    /// statistics 0 (as the book starts them).
+    pub fn init_with(arch: &Arch, init: Init, seed: u64) -> Self {
         let mut p = Params::zeros(arch);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let normal = Normal::new(0.0, WEIGHT_INIT_STD).unwrap();
         for s in arch.slots() {
+            let normal = Normal::new(0.0, init.std(s.inputs)).unwrap();
             for w in &mut p.values[s.w..s.b()] {
                 *w = normal.sample(&mut rng) as f32 as f64;
             }
+        }
+        for bn in arch.bn_slots() {
+            p.values[bn.gamma..bn.beta()].fill(1.0);
         }
         p
     }
 
     pub fn tensor(&self, t: &Tensor) -> &[f64] {
         &self.values[t.range()]
+    }
+
+    /// `½·Σ W²` over the weight matrices (not biases, `gamma` or `beta`):
+    /// weight decay adds λ times this to the loss.
+    pub fn half_weight_square_sum(&self) -> f64 {
+        self.arch
+            .slots()
+            .iter()
+            .map(|s| self.values[s.w..s.b()].iter().map(|w| w * w).sum::<f64>())
+            .sum::<f64>()
+            * 0.5
     }
 }

@@ -1,6 +1,7 @@
 //! The book's training loop (`ch05/train_neuralnet.py`), for either device:
-//! random minibatches drawn with replacement, SGD, and per epoch the loss and
-//! the accuracy on the whole training and test sets.
+//! random minibatches drawn with replacement, an update rule (SGD by
+//! default), and per epoch the loss and the accuracy on the whole training
+//! and test sets.
 
 use std::time::Instant;
 
@@ -8,18 +9,20 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cpu::Net;
 use crate::cpu::net::correct_count;
+use crate::cpu::{Net, OptimizerState};
 use crate::data::{Dataset, Mnist};
 use crate::model::{Arch, Params};
+use crate::optim::StepRule;
 
 /// What one device must do for the training loop.
 pub trait Trainer {
     /// The device in words, e.g. `"cpu (f64 reference)"`.
     fn device(&self) -> String;
-    /// One SGD step per batch of training-set indices, in order.
+    /// One training step per batch of training-set indices, in order.
     fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()>;
-    /// Mean training loss of the steps run since the last call.
+    /// Mean training loss (cross-entropy, without weight decay) of the steps
+    /// run since the last call.
     fn take_mean_loss(&mut self) -> anyhow::Result<f64>;
     /// (mean loss, accuracy) over a whole split.
     fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)>;
@@ -158,15 +161,19 @@ pub fn train(
 pub struct CpuTrainer<'a> {
     net: Net,
     pub params: Params,
+    pub optimizer: OptimizerState,
     data: &'a Mnist,
     loss_sum: f64,
     loss_steps: usize,
 }
 
 impl<'a> CpuTrainer<'a> {
-    pub fn new(arch: &Arch, params: Params, data: &'a Mnist) -> Self {
+    pub fn new(arch: &Arch, params: Params, data: &'a Mnist, rule: &StepRule) -> Self {
         CpuTrainer {
-            net: Net::new(arch),
+            net: Net::new(arch)
+                .with_weight_decay(rule.weight_decay)
+                .with_seed(rule.seed),
+            optimizer: OptimizerState::new(rule.optimizer, params.values.len()),
             params,
             data,
             loss_sum: 0.0,
@@ -192,7 +199,9 @@ impl Trainer for CpuTrainer<'_> {
             let idx: Vec<usize> = batch.iter().map(|&i| i as usize).collect();
             let x = self.data.train.batch_f64(&idx);
             let t = self.data.train.batch_labels(&idx);
-            self.loss_sum += self.net.sgd_step(&mut self.params, &x, &t, lr as f64);
+            self.loss_sum +=
+                self.net
+                    .train_step(&mut self.params, &mut self.optimizer, &x, &t, lr as f64);
             self.loss_steps += 1;
         }
         Ok(())

@@ -10,14 +10,15 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::compare::{Diff, EPS_F32, Tolerance, diff_where};
+use crate::compare::{Diff, EPS_F32, Tolerance, diff_each, diff_where};
 use crate::cpu::numerical::{H, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
 use crate::gpu::GpuContext;
-use crate::gpu::net::{DeviceDataset, GpuNet, GradTarget, read_stats};
+use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
 use crate::gpu::trainer::StepWorkspace;
-use crate::model::{Arch, Params, Tensor};
+use crate::model::{Arch, Init, Params, Tensor};
+use crate::optim::StepRule;
 
 /// Safety factor on the f32 error estimate `√K·ε32`.
 const F32_FACTOR: f64 = 16.0;
@@ -31,16 +32,25 @@ pub struct VerifyConfig {
     pub seed: u64,
     /// Check this many random elements per tensor instead of all.
     pub sample: Option<usize>,
+    pub init: Init,
+    /// λ of weight decay (in the loss and the gradient).
+    pub weight_decay: f64,
 }
+
+/// Verify compares the gradient of training step 1 (Dropout's mask is drawn
+/// for it on both paths).
+const STEP: u32 = 1;
 
 /// The tolerances, with how each was derived.
 #[derive(Clone, Debug, Serialize)]
 pub struct Tolerances {
     /// numerical vs CPU backprop, both f64: the central difference's own
-    /// error, `h²` (its O(h²) term) plus `4·ε64·|L|/h` (rounding of L).
+    /// error, `4·ε64·|L|/h` (rounding of L) here, plus per element its
+    /// truncation error estimated as `|D(2h) - D(h)|` (see `cpu::numerical`).
     pub numerical_cpu: Tolerance,
     /// GPU (f32) vs CPU (f64): rtol = 16·√K·ε32, K the longest reduction of
-    /// the forward and backward pass; atol = rtol·max|grad| of each tensor.
+    /// the forward and backward pass; atol = rtol·max|grad| over the tensors
+    /// of the tensor's layer.
     pub f32_rtol: f64,
     pub longest_reduction: usize,
     pub derivation: Vec<String>,
@@ -76,6 +86,10 @@ pub struct TensorReport {
 pub struct VerifyReport {
     pub device: String,
     pub sizes: Vec<usize>,
+    /// The layers, as `Arch::describe` lists them.
+    pub layers: String,
+    pub init: String,
+    pub weight_decay: f64,
     pub batch: usize,
     pub seed: u64,
     pub h: f64,
@@ -134,11 +148,23 @@ pub fn verify(
         cfg.batch,
         train.len()
     );
-    let params = Params::init(arch, cfg.seed);
+    anyhow::ensure!(
+        !arch.batchnorm || cfg.batch >= 2,
+        "--batch {} with --batchnorm: one sample's variance is 0, so Batch Normalization outputs beta whatever the input and every gradient below it is 0; use --batch 2 or more",
+        cfg.batch
+    );
+    let params = Params::init_with(arch, cfg.init, cfg.seed);
     let indices: Vec<usize> = (0..cfg.batch).collect();
     let x = train.batch_f64(&indices);
     let t = train.batch_labels(&indices);
-    let net = Net::new(arch);
+    let rule = StepRule {
+        weight_decay: cfg.weight_decay,
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let net = Net::new(arch)
+        .with_weight_decay(rule.weight_decay)
+        .with_seed(rule.seed);
 
     // Which elements of each tensor to check.
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -156,13 +182,13 @@ pub fn verify(
         })
         .collect();
 
-    let (loss_cpu, cpu) = net.gradient(&params, &x, Labels::Index(&t), cfg.batch);
+    let (loss_cpu, cpu) = net.gradient(&params, &x, Labels::Index(&t), cfg.batch, STEP);
     let numerical = numerical_gradient(
-        |p| net.loss_and_signature(p, &x, Labels::Index(&t), cfg.batch),
+        |p| net.loss_and_signature(p, &x, Labels::Index(&t), cfg.batch, STEP),
         &params,
         &chosen,
     );
-    let (loss_gpu, mut gpu) = gpu_gradient(ctx.clone(), &params, train, &indices)?;
+    let (loss_gpu, mut gpu) = gpu_gradient(ctx.clone(), &params, train, &indices, &rule)?;
     if let Some(tamper) = tamper {
         tamper(&mut gpu);
     }
@@ -175,8 +201,9 @@ pub fn verify(
         .unwrap()
         .max(cfg.batch);
     let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
+    let loss_full = net.loss(&params, &x, Labels::Index(&t), cfg.batch, STEP);
     let numerical_cpu = Tolerance {
-        atol: H * H + 4.0 * f64::EPSILON * loss_cpu.abs() / H,
+        atol: 4.0 * f64::EPSILON * loss_full.abs().max(loss_cpu.abs()) / H,
         rtol: 1e-6,
     };
     let tolerances = Tolerances {
@@ -185,30 +212,54 @@ pub fn verify(
         longest_reduction,
         derivation: vec![
             format!(
-                "numerical-cpu (f64, f64): atol = h² + 4·ε64·|L|/h = {:.2e}, rtol = {:.0e}",
+                "numerical-cpu (f64, f64): atol = 4·ε64·|L|/h = {:.2e} (rounding) + |D(2h) - D(h)| per element (truncation, 3x over), rtol = {:.0e}",
                 numerical_cpu.atol, numerical_cpu.rtol
             ),
             format!(
-                "cpu-gpu (f64, f32): rtol = 16·√K·ε32 = {f32_rtol:.2e} (K = {longest_reduction}, the longest reduction), atol = rtol·max|grad| of the tensor"
+                "cpu-gpu (f64, f32): rtol = 16·√K·ε32 = {f32_rtol:.2e} (K = {longest_reduction}, the longest reduction), atol = rtol·max|grad| of the layer's tensors"
             ),
             "numerical-gpu: atol and rtol of the two above, added".into(),
         ],
     };
 
+    // f32 rounds a gradient relative to the terms its layer's backward sums,
+    // not relative to the result: a bias's gradient under Batch
+    // Normalization is exactly 0 in f64 and rounding noise in f32. So the
+    // absolute tolerance scales with the largest gradient of the layer.
+    let layer_scale = |name: &str| -> f64 {
+        tensors
+            .iter()
+            .filter(|t| layer_of(&t.name) == layer_of(name))
+            .flat_map(|t| cpu.tensor(t).iter())
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+    };
     let mut reports = Vec::new();
     for (tensor, idx) in &chosen {
         let kinked = numerical.kinked_in(tensor);
         let pick = |p: &Params| -> Vec<f64> { idx.iter().map(|&i| p.tensor(tensor)[i]).collect() };
         let (n, c, g) = (pick(&numerical.grads), pick(&cpu), pick(&gpu));
         let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();
-        let scale = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = layer_scale(&tensor.name);
         let f32_tol = Tolerance {
             atol: f32_rtol * scale,
             rtol: f32_rtol,
         };
-        let num_gpu_tol = Tolerance {
-            atol: f32_tol.atol + numerical_cpu.atol,
+        let trunc = pick(&numerical.truncation);
+        let num_cpu_at = |i: usize| Tolerance {
+            atol: numerical_cpu.atol + trunc[i],
+            rtol: numerical_cpu.rtol,
+        };
+        let num_gpu_at = |i: usize| Tolerance {
+            atol: f32_tol.atol + numerical_cpu.atol + trunc[i],
             rtol: f32_tol.rtol + numerical_cpu.rtol,
+        };
+        // Reported: the largest atol any compared element had.
+        let widest = |at: &dyn Fn(usize) -> Tolerance| Tolerance {
+            atol: (0..idx.len())
+                .filter(|&i| smooth(i))
+                .map(|i| at(i).atol)
+                .fold(at(0).atol, f64::max),
+            rtol: at(0).rtol,
         };
         let pair = |name, d: Diff, tol| PairReport {
             pair: name,
@@ -227,13 +278,13 @@ pub fn verify(
             pairs: vec![
                 pair(
                     "numerical-cpu",
-                    diff_where(&n, &c, numerical_cpu, REL_FLOOR, smooth),
-                    numerical_cpu,
+                    diff_each(&n, &c, num_cpu_at, REL_FLOOR, smooth),
+                    widest(&num_cpu_at),
                 ),
                 pair(
                     "numerical-gpu",
-                    diff_where(&n, &g, num_gpu_tol, REL_FLOOR, smooth),
-                    num_gpu_tol,
+                    diff_each(&n, &g, num_gpu_at, REL_FLOOR, smooth),
+                    widest(&num_gpu_at),
                 ),
                 pair(
                     "cpu-gpu",
@@ -249,6 +300,9 @@ pub fn verify(
     Ok(VerifyReport {
         device: format!("gpu: {}", ctx.describe()),
         sizes: arch.sizes.clone(),
+        layers: arch.describe(),
+        init: cfg.init.to_string(),
+        weight_decay: cfg.weight_decay,
         batch: cfg.batch,
         seed: cfg.seed,
         h: H,
@@ -261,21 +315,27 @@ pub fn verify(
     })
 }
 
-/// The GPU's loss and gradient for the training images at `indices`,
-/// through the same gather, forward and backward dispatches as training,
-/// with the gradient stored instead of applied.
+/// The layer number at the end of a tensor's name (`W2`, `gamma2` → 2).
+fn layer_of(name: &str) -> &str {
+    name.trim_start_matches(|c: char| !c.is_ascii_digit())
+}
+
+/// The GPU's loss and gradient (of training step 1) for the training images
+/// at `indices`, through the same gather, forward and backward dispatches as
+/// training, with the gradient stored instead of applied.
 pub fn gpu_gradient(
     ctx: Arc<GpuContext>,
     params: &Params,
     train: &Dataset,
     indices: &[usize],
+    rule: &StepRule,
 ) -> anyhow::Result<(f64, Params)> {
     let data = DeviceDataset::upload(&ctx, "train", train)?;
     let net = GpuNet::new(ctx.clone(), params)?;
-    let mut step = StepWorkspace::new(&net, &data, indices.len(), 1, GradTarget::Store)?;
+    let mut step = StepWorkspace::new(&net, &data, indices.len(), 1, rule, false, 0.0)?;
     let batch: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    step.encode(&ctx, &[batch], 0.0, &mut enc);
+    step.encode(&ctx, &[batch], STEP as u64, 0.0, &mut enc);
     ctx.queue.submit([enc.finish()]);
     let stats = read_stats(&ctx, &step.stats)?;
     Ok((stats.mean_loss(), net.read_grads()?))
@@ -293,6 +353,12 @@ pub fn render(r: &VerifyReport) -> String {
         r.seed,
         r.h
     );
+    if r.layers.contains("BatchNorm") || r.layers.contains("Dropout") || r.init != "0.01" || r.weight_decay != 0.0 {
+        s += &format!(
+            "layers: {}; init {}; weight decay {}\n",
+            r.layers, r.init, r.weight_decay
+        );
+    }
     s += &format!("device: {}\n", r.device);
     if let Some(k) = r.sampled_per_tensor {
         s += &format!("checking {k} random elements per tensor (--sample), not all\n");

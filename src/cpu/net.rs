@@ -1,130 +1,247 @@
-//! The book's network (`TwoLayerNet`, generalised to any list of layer sizes
-//! as `MultiLayerNet`): Affine → Relu → ... → Affine → SoftmaxWithLoss.
+//! The book's `MultiLayerNetExtend`: per hidden layer Affine → [BatchNorm] →
+//! Relu → [Dropout], then Affine → SoftmaxWithLoss, with weight decay
+//! (`½λ·ΣW²` added to the loss) as in `common/multi_layer_net_extend.py`.
 
-use super::layers::{Affine, Labels, Relu, SoftmaxWithLoss};
+use super::layers::{Affine, BatchNormalization, Dropout, Labels, Relu, SoftmaxWithLoss};
+use super::optimizer::OptimizerState;
+use crate::dropout_mask::layer_key;
 use crate::model::{Arch, Params};
 
 pub struct Net {
     pub arch: Arch,
+    /// λ of weight decay; 0 for none.
+    pub weight_decay: f64,
+    /// Seeds Dropout's masks (with the step and the layer).
+    pub seed: u64,
+}
+
+/// Training (batch statistics, Dropout's mask for `step`) or evaluation
+/// (running statistics, Dropout's `1 - ratio`), as the book's `train_flg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// `step` is 1-based, as the optimizers count.
+    Train { step: u32 },
+    Eval,
 }
 
 /// Everything one forward pass kept for the backward pass.
 struct Forward {
     affines: Vec<Affine>,
+    bns: Vec<BatchNormalization>,
     relus: Vec<Relu>,
+    dropouts: Vec<Dropout>,
     last: SoftmaxWithLoss,
-    loss: f64,
+    /// Cross-entropy only, without weight decay.
+    data_loss: f64,
+}
+
+struct Hidden {
+    logits: Vec<f64>,
+    affines: Vec<Affine>,
+    bns: Vec<BatchNormalization>,
+    relus: Vec<Relu>,
+    dropouts: Vec<Dropout>,
 }
 
 impl Net {
     pub fn new(arch: &Arch) -> Self {
-        Net { arch: arch.clone() }
+        Net {
+            arch: arch.clone(),
+            weight_decay: 0.0,
+            seed: 0,
+        }
     }
 
-    /// Logits (B, O) for inputs x (B, I).
+    pub fn with_weight_decay(mut self, lambda: f64) -> Self {
+        self.weight_decay = lambda;
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Logits (B, O) for inputs x (B, I), in evaluation form.
     pub fn predict(&self, params: &Params, x: &[f64], batch: usize) -> Vec<f64> {
-        self.forward_layers(params, x, batch).0
+        self.forward_layers(params, x, batch, Pass::Eval).logits
     }
 
-    fn forward_layers(
-        &self,
-        params: &Params,
-        x: &[f64],
-        batch: usize,
-    ) -> (Vec<f64>, Vec<Affine>, Vec<Relu>) {
+    fn forward_layers(&self, params: &Params, x: &[f64], batch: usize, pass: Pass) -> Hidden {
         let slots = self.arch.slots();
-        let mut affines = Vec::with_capacity(slots.len());
-        let mut relus = Vec::with_capacity(slots.len() - 1);
+        let bn_slots = self.arch.bn_slots();
+        let mut out = Hidden {
+            logits: vec![],
+            affines: Vec::with_capacity(slots.len()),
+            bns: vec![],
+            relus: vec![],
+            dropouts: vec![],
+        };
+        let v = &params.values;
         let mut h = x.to_vec();
         for (l, s) in slots.iter().enumerate() {
             let mut affine = Affine::default();
-            h = affine.forward(
-                &h,
-                &params.values[s.w..s.b()],
-                &params.values[s.b()..s.b() + s.outputs],
-                batch,
-            );
-            affines.push(affine);
-            if l + 1 < slots.len() {
-                let mut relu = Relu::default();
-                h = relu.forward(&h);
-                relus.push(relu);
+            h = affine.forward(&h, &v[s.w..s.b()], &v[s.b()..s.b() + s.outputs], batch);
+            out.affines.push(affine);
+            if l + 1 == slots.len() {
+                break;
+            }
+            if let Some(bn) = bn_slots.get(l) {
+                let (gamma, beta) = (&v[bn.gamma..bn.beta()], &v[bn.beta()..bn.beta() + bn.features]);
+                h = match pass {
+                    Pass::Train { .. } => {
+                        let mut layer = BatchNormalization::default();
+                        let y = layer.forward_train(&h, gamma, beta, batch);
+                        out.bns.push(layer);
+                        y
+                    }
+                    Pass::Eval => BatchNormalization::forward_eval(
+                        &h,
+                        gamma,
+                        beta,
+                        &params.running[bn.running..bn.running_var()],
+                        &params.running[bn.running_var()..bn.running_var() + bn.features],
+                    ),
+                };
+            }
+            let mut relu = Relu::default();
+            h = relu.forward(&h);
+            out.relus.push(relu);
+            let ratio = self.arch.dropout;
+            if ratio > 0.0 {
+                h = match pass {
+                    Pass::Train { step } => {
+                        let mut layer = Dropout::default();
+                        let y = layer.forward_train(&h, layer_key(self.seed, step, l as u32 + 1), ratio);
+                        out.dropouts.push(layer);
+                        y
+                    }
+                    Pass::Eval => Dropout::forward_eval(&h, ratio),
+                };
             }
         }
-        (h, affines, relus)
+        out.logits = h;
+        out
     }
 
-    fn forward(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize) -> Forward {
-        let (logits, affines, relus) = self.forward_layers(params, x, batch);
+    fn forward(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, pass: Pass) -> Forward {
+        let h = self.forward_layers(params, x, batch, pass);
         let mut last = SoftmaxWithLoss::default();
-        let loss = last.forward(&logits, t, batch);
+        let data_loss = last.forward(&h.logits, t, batch);
         Forward {
-            affines,
-            relus,
+            affines: h.affines,
+            bns: h.bns,
+            relus: h.relus,
+            dropouts: h.dropouts,
             last,
-            loss,
+            data_loss,
         }
     }
 
-    /// Mean cross-entropy loss over the batch.
-    pub fn loss(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize) -> f64 {
-        self.forward(params, x, t, batch).loss
+    /// `λ·½ΣW²`.
+    fn decay_loss(&self, params: &Params) -> f64 {
+        if self.weight_decay == 0.0 {
+            0.0
+        } else {
+            self.weight_decay * params.half_weight_square_sum()
+        }
     }
 
-    /// The loss and a signature (FNV-1a hash) of every Relu's mask, so the
-    /// numerical gradient can tell when a nudge crossed a kink.
+    /// The loss backprop differentiates: mean cross-entropy over the batch
+    /// in training form at `step`, plus weight decay.
+    pub fn loss(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, step: u32) -> f64 {
+        self.forward(params, x, t, batch, Pass::Train { step }).data_loss + self.decay_loss(params)
+    }
+
+    /// [`Net::loss`] and a signature (FNV-1a hash) of every Relu's mask, so
+    /// the numerical gradient can tell when a nudge crossed a kink.
     pub fn loss_and_signature(
         &self,
         params: &Params,
         x: &[f64],
         t: Labels<'_>,
         batch: usize,
+        step: u32,
     ) -> (f64, u64) {
-        let f = self.forward(params, x, t, batch);
+        let f = self.forward(params, x, t, batch, Pass::Train { step });
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
         for relu in &f.relus {
             for &m in relu.mask() {
                 hash = (hash ^ m as u64).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        (f.loss, hash)
+        (f.data_loss + self.decay_loss(params), hash)
     }
 
-    /// Fraction of rows whose largest logit is the label (first maximum wins,
-    /// like numpy's argmax).
+    /// Fraction of rows whose largest logit (evaluation form) is the label
+    /// (first maximum wins, like numpy's argmax).
     pub fn accuracy(&self, params: &Params, x: &[f64], labels: &[u8]) -> f64 {
         let logits = self.predict(params, x, labels.len());
         correct_count(&logits, labels) as f64 / labels.len() as f64
     }
 
-    /// Backprop: the loss and the gradient of every parameter, as an arena.
-    pub fn gradient(
+    /// Backprop at training step `step`: the cross-entropy (without weight
+    /// decay) and the gradient of every parameter (with it), as an arena.
+    pub fn gradient(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, step: u32) -> (f64, Params) {
+        let (loss, grads, _) = self.gradient_keeping(params, x, t, batch, step);
+        (loss, grads)
+    }
+
+    fn gradient_keeping(
         &self,
         params: &Params,
         x: &[f64],
         t: Labels<'_>,
         batch: usize,
-    ) -> (f64, Params) {
-        let f = self.forward(params, x, t, batch);
+        step: u32,
+    ) -> (f64, Params, Vec<BatchNormalization>) {
+        let f = self.forward(params, x, t, batch, Pass::Train { step });
         let mut grads = Params::zeros(&self.arch);
         let slots = self.arch.slots();
+        let bn_slots = self.arch.bn_slots();
+        let v = &params.values;
         let mut dout = f.last.backward();
         for (l, s) in slots.iter().enumerate().rev() {
             let (dw, db) = grads.values[s.w..s.b() + s.outputs].split_at_mut(s.inputs * s.outputs);
-            let dx = f.affines[l].backward(&dout, &params.values[s.w..s.b()], dw, db, l > 0);
-            if let Some(dx) = dx {
-                dout = f.relus[l - 1].backward(&dx);
+            let dx = f.affines[l].backward(&dout, &v[s.w..s.b()], dw, db, l > 0);
+            if self.weight_decay != 0.0 {
+                for (d, w) in dw.iter_mut().zip(&v[s.w..s.b()]) {
+                    *d += self.weight_decay * w;
+                }
             }
+            let Some(mut d) = dx else { break };
+            let k = l - 1; // the hidden layer below
+            if let Some(drop) = f.dropouts.get(k) {
+                d = drop.backward(&d);
+            }
+            d = f.relus[k].backward(&d);
+            if let Some(bn) = bn_slots.get(k) {
+                let (dgamma, dbeta) = grads.values[bn.gamma..bn.beta() + bn.features].split_at_mut(bn.features);
+                d = f.bns[k].backward(&d, &v[bn.gamma..bn.beta()], dgamma, dbeta);
+            }
+            dout = d;
         }
-        (f.loss, grads)
+        (f.data_loss, grads, f.bns)
     }
 
-    /// One SGD step: `W -= lr·dW`. Returns the loss before the step.
-    pub fn sgd_step(&self, params: &mut Params, x: &[f64], labels: &[u8], lr: f64) -> f64 {
-        let (loss, grads) = self.gradient(params, x, Labels::Index(labels), labels.len());
-        for (p, g) in params.values.iter_mut().zip(&grads.values) {
-            *p -= lr * g;
+    /// One training step: backprop, the running statistics' update, then the
+    /// optimizer's update at learning rate `lr`. Returns the cross-entropy
+    /// before the step.
+    pub fn train_step(
+        &self,
+        params: &mut Params,
+        optimizer: &mut OptimizerState,
+        x: &[f64],
+        labels: &[u8],
+        lr: f64,
+    ) -> f64 {
+        let step = (optimizer.t + 1) as u32;
+        let (loss, grads, bns) = self.gradient_keeping(params, x, Labels::Index(labels), labels.len(), step);
+        for (bn, slot) in bns.iter().zip(self.arch.bn_slots()) {
+            let (mean, var) = params.running[slot.running..slot.running_var() + slot.features].split_at_mut(slot.features);
+            bn.update_running(mean, var);
         }
+        optimizer.update(&mut params.values, &grads.values, lr);
         loss
     }
 }

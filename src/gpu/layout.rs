@@ -15,6 +15,10 @@
 //! matmul needs. Batch rows are padded to a multiple of 4 with zero rows, so a
 //! gradient's reduction over the batch can step four rows at a time.
 //!
+//! Batch Normalization's `gamma` and `beta` follow the affine blocks, each
+//! layer's pair 64-element aligned, `gamma` then `beta`, unpadded: their
+//! kernels take offsets, not bindings.
+//!
 //! The host keeps the book's unpadded arena ([`crate::model::Params`]);
 //! [`GpuLayout::to_gpu`] and [`GpuLayout::from_gpu`] convert between the two.
 
@@ -57,9 +61,24 @@ impl GpuLayer {
     }
 }
 
+/// One Batch Normalization layer's `gamma` (`beta` follows) in the GPU arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuBn {
+    pub features: usize,
+    pub gamma: usize,
+}
+
+impl GpuBn {
+    pub fn beta(&self) -> usize {
+        self.gamma + self.features
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GpuLayout {
     pub layers: Vec<GpuLayer>,
+    /// One per hidden layer with Batch Normalization, else empty.
+    pub bn: Vec<GpuBn>,
     /// Elements of the whole arena.
     pub len: usize,
 }
@@ -80,8 +99,21 @@ impl GpuLayout {
                 layer
             })
             .collect();
+        let bn = arch
+            .bn_slots()
+            .iter()
+            .map(|s| {
+                let bn = GpuBn {
+                    features: s.features,
+                    gamma: offset,
+                };
+                offset = (offset + 2 * s.features).next_multiple_of(ARENA_ALIGN);
+                bn
+            })
+            .collect();
         GpuLayout {
             layers,
+            bn,
             len: offset,
         }
     }
@@ -99,6 +131,12 @@ impl GpuLayout {
                 }
             }
         }
+        for (g, s) in self.bn.iter().zip(p.arch.bn_slots()) {
+            let src = &p.values[s.gamma..s.gamma + 2 * s.features];
+            for (d, &v) in out[g.gamma..g.gamma + 2 * g.features].iter_mut().zip(src) {
+                *d = v as f32;
+            }
+        }
         out
     }
 
@@ -112,6 +150,12 @@ impl GpuLayout {
                 for (d, &x) in dst.iter_mut().zip(src) {
                     *d = x as f64;
                 }
+            }
+        }
+        for (g, s) in self.bn.iter().zip(arch.bn_slots()) {
+            let src = &v[g.gamma..g.gamma + 2 * g.features];
+            for (d, &x) in p.values[s.gamma..s.gamma + 2 * s.features].iter_mut().zip(src) {
+                *d = x as f64;
             }
         }
         p

@@ -4,18 +4,24 @@
 //! One step (layers l = 1..L, sizes s0..sL, batch B; layouts in `layout`):
 //!   gather                      x = [X, 1] (B, s0 + 1), t (B)
 //!   l = 1..L   Z_l = [Z_{l-1}, 1]·[W_l; b_l]   (+ Relu fused, except the last)
+//!              with Batch Normalization: A_l = [Z_{l-1}, 1]·[W_l; b_l], then
+//!              Z_l = Relu(BN(A_l)) in one kernel (A_l becomes xn)
+//!              with Dropout: Z_l *= mask (per step)
 //!   softmax_with_loss           dY = (softmax(Z_L) - onehot(t)) / B, loss sums
-//!   l = L..1   dZ_{l-1} = dZ_l·W_lᵀ masked by Z_{l-1} > 0   (l > 1)
-//!              [W_l; b_l] -= lr·[Z_{l-1}, 1]ᵀ·dZ_l           (SGD fused)
+//!   l = L..1   with BN: dA_l = BN backward(dZ_l); dgamma_l, dbeta_l stored
+//!              dZ_{l-1} = dA_l·W_lᵀ masked by Z_{l-1} > 0   (l > 1)
+//!              [W_l; b_l] -= lr·([Z_{l-1}, 1]ᵀ·dA_l + λ·[W_l; 0])   (SGD fused)
+//!              or the gradient stored, for an optimizer pass over the arena
 //! dZ_{l-1} is computed before layer l's update, since it needs the old W_l.
+//! Relu's mask (Z > 0) is also Dropout's: a dropped unit is 0 in Z.
 
 use std::sync::Arc;
 
 use super::context::{GpuContext, Result};
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    Dispatch, Epilogue, Gather, Matmul, MatmulCall, MatmulShape, MatmulVariant, Slice,
-    SoftmaxWithLoss, Stats,
+    BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall,
+    MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
 };
 use super::layout::{GpuLayout, padded, padded_rows};
 use crate::data::Dataset;
@@ -26,14 +32,20 @@ pub struct Kernels {
     pub matmul: Matmul,
     pub softmax: SoftmaxWithLoss,
     pub gather: Gather,
+    /// Only for networks with Batch Normalization.
+    pub batchnorm: Option<BatchNorm>,
+    /// Only for networks with Dropout.
+    pub dropout: Option<DropoutKernel>,
 }
 
 impl Kernels {
-    pub fn new(ctx: &GpuContext) -> Self {
+    pub fn new(ctx: &GpuContext, arch: &Arch) -> Self {
         Kernels {
             matmul: Matmul::new(ctx),
             softmax: SoftmaxWithLoss::new(ctx),
             gather: Gather::new(ctx),
+            batchnorm: arch.batchnorm.then(|| BatchNorm::new(ctx)),
+            dropout: (arch.dropout > 0.0).then(|| DropoutKernel::new(ctx)),
         }
     }
 }
@@ -65,10 +77,39 @@ impl DeviceDataset {
 /// Where a backward pass puts each layer's `[dW; db]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GradTarget {
-    /// Apply `W -= lr·dW` in place (training).
+    /// Apply `W -= lr·(dW + λW)` in place (training with plain SGD, no Batch
+    /// Normalization: the fastest form, one dispatch per layer fewer).
     Sgd(f32),
-    /// Store into the gradient arena (verify, tests).
+    /// Store into the gradient arena (other optimizers, Batch
+    /// Normalization, verify, tests).
     Store,
+}
+
+/// Training (batch statistics; Dropout's mask, one dispatch per slot so each
+/// step of a submission gets its own key) or evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train { slots: usize },
+    Eval,
+}
+
+/// One entry of a recorded forward or backward pass.
+pub enum Op {
+    /// The same dispatch for every step.
+    Shared(Dispatch),
+    /// Dropout's training mask for hidden layer `layer` (1-based): one
+    /// dispatch per slot, whose key the host writes before each step.
+    Dropout { layer: u32, slots: Vec<Dispatch> },
+}
+
+impl Op {
+    /// The dispatch slot `slot` runs.
+    pub fn dispatch(&self, slot: usize) -> &Dispatch {
+        match self {
+            Op::Shared(d) => d,
+            Op::Dropout { slots, .. } => &slots[slot],
+        }
+    }
 }
 
 pub struct GpuNet {
@@ -80,17 +121,37 @@ pub struct GpuNet {
     pub params: wgpu::Buffer,
     /// Gradients, same layout; written only by [`GradTarget::Store`] passes.
     pub grads: wgpu::Buffer,
+    /// Batch Normalization's running statistics, as [`Params::running`].
+    pub running: wgpu::Buffer,
+}
+
+/// Batch Normalization's buffers of one hidden layer.
+pub struct BnActivations {
+    /// The Affine's output; the training forward overwrites it with xn.
+    pub a: wgpu::Buffer,
+    /// The gradient at the Affine's output.
+    pub da: wgpu::Buffer,
+    /// √(var + ε) per feature, from the training forward.
+    pub std: wgpu::Buffer,
 }
 
 /// Buffers for up to `rows` samples (allocated for `padded_rows(rows)`, in
 /// rows `padded(size)` long): inputs, labels, and per layer its output `Z_l`
-/// and the gradient flowing into it `dZ_l`.
+/// and the gradient flowing into it `dZ_l`; with Batch Normalization, per
+/// hidden layer [`BnActivations`].
 pub struct Activations {
     pub rows: usize,
     pub x: wgpu::Buffer,
     pub t: wgpu::Buffer,
     pub z: Vec<wgpu::Buffer>,
     pub dz: Vec<wgpu::Buffer>,
+    pub bn: Vec<BnActivations>,
+}
+
+/// A matmul waiting for its pipeline, or an op ready to record.
+enum Pending<'a> {
+    Matmul(MatmulCall<'a>),
+    Ready(Op),
 }
 
 impl GpuNet {
@@ -98,10 +159,12 @@ impl GpuNet {
         let arch = params.arch.clone();
         let layout = GpuLayout::new(&arch);
         ctx.check_binding("the parameters", layout.len as u64 * 4)?;
-        let kernels = Kernels::new(&ctx);
+        let kernels = Kernels::new(&ctx, &arch);
+        let running: Vec<f32> = params.running.iter().map(|&v| v as f32).collect();
         let net = GpuNet {
             params: ctx.storage_init("params", &layout.to_gpu(params)),
             grads: ctx.storage_init("grads", &vec![0f32; layout.len]),
+            running: ctx.storage_init("running statistics", &padded_to_4(running)),
             kernels,
             layout,
             arch,
@@ -111,11 +174,19 @@ impl GpuNet {
         Ok(net)
     }
 
+    /// The parameters and running statistics.
     pub fn read_params(&self) -> Result<Params> {
         let v = self
             .ctx
             .read_f32(&self.params, 0, self.layout.len, "the parameters")?;
-        Ok(self.layout.from_gpu(&self.arch, &v))
+        let mut p = self.layout.from_gpu(&self.arch, &v);
+        if !p.running.is_empty() {
+            let r = self
+                .ctx
+                .read_f32(&self.running, 0, p.running.len(), "the running statistics")?;
+            p.running = r.iter().map(|&v| v as f64).collect();
+        }
+        Ok(p)
     }
 
     pub fn read_grads(&self) -> Result<Params> {
@@ -141,18 +212,63 @@ impl GpuNet {
                 .map(|(l, &s)| ctx.storage(&format!("{name}{}", l + 1), bytes(s)))
                 .collect()
         };
+        let bn = self
+            .layout
+            .bn
+            .iter()
+            .enumerate()
+            .map(|(l, b)| BnActivations {
+                a: ctx.storage(&format!("A{}", l + 1), bytes(b.features)),
+                da: ctx.storage(&format!("dA{}", l + 1), bytes(b.features)),
+                std: ctx.storage(&format!("std{}", l + 1), (b.features.next_multiple_of(4) * 4) as u64),
+            })
+            .collect();
         Ok(Activations {
             rows,
             x: ctx.storage("x", bytes(self.arch.inputs())),
             t: ctx.storage("t", (rows * 4) as u64),
             z: per_layer("Z"),
             dz: per_layer("dZ"),
+            bn,
         })
     }
 
     /// The input of layer `l` (0-based): x, or the previous layer's output.
     fn layer_input<'a>(&self, act: &'a Activations, l: usize) -> &'a wgpu::Buffer {
         if l == 0 { &act.x } else { &act.z[l - 1] }
+    }
+
+    fn bn_shape(&self, l: usize, rows: usize) -> BnShape {
+        let b = self.layout.bn[l];
+        BnShape {
+            rows,
+            features: b.features,
+            stride: padded(b.features),
+            gamma: b.gamma,
+            beta: b.beta(),
+            running: self.arch.bn_slots()[l].running,
+        }
+    }
+
+    /// Creates every matmul pipeline at once (in parallel), then binds in order.
+    fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
+        let products: Vec<_> = pending
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Matmul(c) => Some((c.v, c.shape)),
+                Pending::Ready(_) => None,
+            })
+            .collect();
+        self.kernels.matmul.prepare(&self.ctx, &products);
+        pending
+            .into_iter()
+            .map(|p| match p {
+                Pending::Matmul(c) => Ok(Op::Shared(self.kernels.matmul.bind(
+                    &self.ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux,
+                )?)),
+                Pending::Ready(op) => Ok(op),
+            })
+            .collect()
     }
 
     /// Forward through every layer for `rows` (≤ act.rows) samples, then
@@ -163,16 +279,20 @@ impl GpuNet {
         rows: usize,
         stats: &wgpu::Buffer,
         want_grad: bool,
-    ) -> Result<Vec<Dispatch>> {
+        mode: Mode,
+    ) -> Result<Vec<Op>> {
+        let ctx = &*self.ctx;
         let layers = &self.layout.layers;
         let all = padded_rows(act.rows);
-        let mut calls = Vec::with_capacity(layers.len());
+        let train = matches!(mode, Mode::Train { .. });
+        let mut pending = Vec::new();
         for (l, g) in layers.iter().enumerate() {
             let last = l + 1 == layers.len();
+            let bn = (!last).then(|| act.bn.get(l)).flatten();
             let v = MatmulVariant {
                 trans_a: false,
                 trans_b: false,
-                epilogue: if last {
+                epilogue: if last || bn.is_some() {
                     Epilogue::Store
                 } else {
                     Epilogue::Relu
@@ -180,31 +300,62 @@ impl GpuNet {
             };
             // [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
             let shape = MatmulShape {
-                m: rows,
-                n: g.cols(),
-                k: g.rows(),
-                lda: g.rows(),
-                ldb: g.cols(),
-                ldc: g.cols(),
                 n_real: g.outputs,
-                ones_col: Some(g.outputs),
-                lr: 0.0,
+                ones_col: if bn.is_some() { None } else { Some(g.outputs) },
+                ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
             };
-            calls.push(MatmulCall {
+            pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} forward", l + 1),
                 v,
                 shape,
                 a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
                 b: Slice::new(&self.params, g.offset, g.len()),
-                c: Slice::new(&act.z[l], 0, all * g.cols()),
+                c: Slice::new(bn.map_or(&act.z[l], |b| &b.a), 0, all * g.cols()),
                 aux: None,
-            });
+            }));
+            if let Some(b) = bn {
+                let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                pending.push(Pending::Ready(Op::Shared(kernel.forward(
+                    ctx,
+                    &format!("batchnorm{} forward + relu{}", l + 1, l + 1),
+                    self.bn_shape(l, rows),
+                    train,
+                    Slice::new(&b.a, 0, all * g.cols()),
+                    Slice::new(&act.z[l], 0, all * g.cols()),
+                    Slice::whole(&self.params),
+                    Slice::whole(&self.running),
+                    Slice::whole(&b.std),
+                )?)));
+            }
+            if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
+                let ratio = self.arch.dropout;
+                let bind = |label: String, train: bool| {
+                    kernel.bind(
+                        ctx,
+                        &label,
+                        rows,
+                        g.outputs,
+                        g.cols(),
+                        ratio,
+                        train,
+                        Slice::new(&act.z[l], 0, all * g.cols()),
+                    )
+                };
+                pending.push(Pending::Ready(match mode {
+                    Mode::Train { slots } => Op::Dropout {
+                        layer: l as u32 + 1,
+                        slots: (0..slots)
+                            .map(|s| bind(format!("dropout{} slot {s}", l + 1), true))
+                            .collect::<Result<_>>()?,
+                    },
+                    Mode::Eval => Op::Shared(bind(format!("dropout{} (evaluation)", l + 1), false)?),
+                }));
+            }
         }
-        let mut out = self.kernels.matmul.bind_all(&self.ctx, calls)?;
         let o = self.arch.outputs();
         let stride = padded(o);
-        out.push(self.kernels.softmax.bind(
-            &self.ctx,
+        pending.push(Pending::Ready(Op::Shared(self.kernels.softmax.bind(
+            ctx,
             "softmax_with_loss",
             rows,
             o,
@@ -214,21 +365,43 @@ impl GpuNet {
             Slice::new(&act.t, 0, act.rows),
             Slice::new(act.dz.last().unwrap(), 0, all * stride),
             Slice::new(stats, 0, 4),
-        )?);
-        Ok(out)
+        )?)));
+        self.bind_pending(pending)
     }
 
     /// Backward from dY (written by the forward's loss) to every layer's
-    /// `[dW; db]`, which goes to `target`.
-    pub fn backward(&self, act: &Activations, target: GradTarget) -> Result<Vec<Dispatch>> {
+    /// `[dW; db]` (with weight decay `decay` on W), which goes to `target`;
+    /// dgamma and dbeta always go to the gradient arena.
+    pub fn backward(&self, act: &Activations, target: GradTarget, decay: f32) -> Result<Vec<Op>> {
+        let ctx = &*self.ctx;
         let rows = act.rows;
         let all = padded_rows(rows);
         let layers = &self.layout.layers;
-        let mut calls = Vec::new();
+        let mut pending = Vec::new();
         for (l, g) in layers.iter().enumerate().rev() {
+            let bn = (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten();
+            // The gradient at the Affine's output: dZ_l, or BN's backward of it.
+            let grad_in = match bn {
+                Some(b) => {
+                    let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                    pending.push(Pending::Ready(Op::Shared(kernel.backward(
+                        ctx,
+                        &format!("batchnorm{} backward", l + 1),
+                        self.bn_shape(l, rows),
+                        Slice::new(&act.dz[l], 0, all * g.cols()),
+                        Slice::new(&b.a, 0, all * g.cols()),
+                        Slice::whole(&b.std),
+                        Slice::whole(&self.params),
+                        Slice::whole(&self.grads),
+                        Slice::new(&b.da, 0, all * g.cols()),
+                    )?)));
+                    &b.da
+                }
+                None => &act.dz[l],
+            };
             if l > 0 {
-                // dZ_{l-1} = dZ_l·W_lᵀ, masked by Relu: needs W_l before its update.
-                calls.push(MatmulCall {
+                // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
+                pending.push(Pending::Matmul(MatmulCall {
                     label: format!("affine{} backward dx + relu{} backward", l + 1, l),
                     v: MatmulVariant {
                         trans_a: false,
@@ -236,29 +409,22 @@ impl GpuNet {
                         epilogue: Epilogue::ReluMask,
                     },
                     shape: MatmulShape {
-                        m: rows,
-                        n: g.rows(),
-                        k: g.cols(),
-                        lda: g.cols(),
-                        ldb: g.cols(),
-                        ldc: g.rows(),
                         n_real: g.inputs,
-                        ones_col: None,
-                        lr: 0.0,
+                        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
                     },
-                    a: Slice::new(&act.dz[l], 0, all * g.cols()),
+                    a: Slice::new(grad_in, 0, all * g.cols()),
                     b: Slice::new(&self.params, g.offset, g.len()),
                     c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
                     aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
-                });
+                }));
             }
             let (epilogue, dest, lr, what) = match target {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
-                GradTarget::Store => (Epilogue::Store, &self.grads, 0.0, "grad"),
+                GradTarget::Store => (Epilogue::Grad, &self.grads, 0.0, "grad"),
             };
-            // [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dZ_l (rows, padded(O)); the
+            // [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l (rows, padded(O)); the
             // zero rows past the batch add nothing.
-            calls.push(MatmulCall {
+            pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} backward dW,db ({what})", l + 1),
                 v: MatmulVariant {
                     trans_a: true,
@@ -266,24 +432,26 @@ impl GpuNet {
                     epilogue,
                 },
                 shape: MatmulShape {
-                    m: g.rows(),
-                    n: g.cols(),
-                    k: all,
-                    lda: g.rows(),
-                    ldb: g.cols(),
-                    ldc: g.cols(),
                     n_real: g.outputs,
-                    ones_col: None,
                     lr,
+                    decay,
+                    decay_rows: if decay != 0.0 { g.inputs } else { 0 },
+                    ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
                 },
                 a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
-                b: Slice::new(&act.dz[l], 0, all * g.cols()),
+                b: Slice::new(grad_in, 0, all * g.cols()),
                 c: Slice::new(dest, g.offset, g.len()),
-                aux: None,
-            });
+                aux: (target == GradTarget::Store).then(|| Slice::new(&self.params, g.offset, g.len())),
+            }));
         }
-        self.kernels.matmul.bind_all(&self.ctx, calls)
+        self.bind_pending(pending)
     }
+}
+
+/// At least one element, and a multiple of 4 (a buffer binding's minimum).
+fn padded_to_4(mut v: Vec<f32>) -> Vec<f32> {
+    v.resize(v.len().max(1).next_multiple_of(4), 0.0);
+    v
 }
 
 /// Reads a [`Stats`] accumulator.

@@ -6,11 +6,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::context::{GpuContext, Result};
-use super::kernels::{Dispatch, Slice};
+use super::kernels::{Dispatch, OptimizerKernel, Slice};
 use super::layout::padded;
-use super::net::{Activations, DeviceDataset, GpuNet, GradTarget, read_stats, stats_buffer};
+use super::net::{Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer};
 use crate::data::Mnist;
+use crate::dropout_mask::layer_key;
 use crate::model::Params;
+use crate::optim::{OptimizerKind, StepRule};
 use crate::train::{Split, Trainer};
 
 /// Rows per evaluation chunk.
@@ -19,7 +21,9 @@ const EVAL_CHUNK: usize = 5000;
 const MAX_IN_FLIGHT: usize = 2;
 
 /// Buffers and dispatches of the training step, for one batch size and up to
-/// `slots` steps per submission (each slot reads its own part of `idx`).
+/// `slots` steps per submission (each slot reads its own part of `idx`, and
+/// has its own Dropout and optimizer dispatches, whose per-step numbers the
+/// host writes before the submission).
 pub struct StepWorkspace {
     pub batch: usize,
     pub slots: usize,
@@ -27,18 +31,28 @@ pub struct StepWorkspace {
     pub idx: wgpu::Buffer,
     pub stats: wgpu::Buffer,
     gathers: Vec<Dispatch>,
-    forward: Vec<Dispatch>,
-    backward: Vec<Dispatch>,
+    forward: Vec<Op>,
+    backward: Vec<Op>,
+    /// The optimizer pass per slot; empty when SGD is fused into the
+    /// products or when the gradient is only stored.
+    update: Vec<Dispatch>,
+    /// The optimizer's state arrays (as many as the rule keeps).
+    pub optimizer_state: Vec<wgpu::Buffer>,
+    rule: StepRule,
     lr: f32,
 }
 
 impl StepWorkspace {
+    /// `apply`: train with `rule` (from learning rate `lr`); otherwise only
+    /// store the gradient in the net's gradient arena (verify, tests).
     pub fn new(
         net: &GpuNet,
         data: &DeviceDataset,
         batch: usize,
         slots: usize,
-        target: GradTarget,
+        rule: &StepRule,
+        apply: bool,
+        lr: f32,
     ) -> Result<Self> {
         let ctx = &net.ctx;
         let act = net.activations(batch)?;
@@ -61,12 +75,38 @@ impl StepWorkspace {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let forward = net.forward(&act, batch, &stats, true)?;
-        let backward = net.backward(&act, target)?;
-        let lr = match target {
-            GradTarget::Sgd(lr) => lr,
-            GradTarget::Store => 0.0,
+        let forward = net.forward(&act, batch, &stats, true, Mode::Train { slots })?;
+        // Plain SGD without Batch Normalization updates inside the products.
+        let fused = apply && rule.optimizer.kind == OptimizerKind::Sgd && !net.arch.batchnorm;
+        let target = if fused {
+            GradTarget::Sgd(lr)
+        } else {
+            GradTarget::Store
         };
+        let backward = net.backward(&act, target, rule.weight_decay as f32)?;
+        let (mut update, mut optimizer_state) = (vec![], vec![]);
+        if apply && !fused {
+            let len = net.layout.len;
+            for k in 0..rule.optimizer.kind.state_arrays() {
+                ctx.check_binding("the optimizer's state", len as u64 * 4)?;
+                optimizer_state.push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
+            }
+            let spare = ctx.storage("no optimizer state", 16);
+            let kernel = OptimizerKernel::new(ctx, rule.optimizer);
+            let state = |k: usize| Slice::whole(optimizer_state.get(k).unwrap_or(&spare));
+            update = (0..slots)
+                .map(|s| {
+                    kernel.bind(
+                        ctx,
+                        &format!("{} update slot {s}", rule.optimizer.kind),
+                        Slice::whole(&net.params),
+                        Slice::whole(&net.grads),
+                        state(0),
+                        state(1),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+        }
         Ok(StepWorkspace {
             batch,
             slots,
@@ -76,25 +116,42 @@ impl StepWorkspace {
             gathers,
             forward,
             backward,
+            update,
+            optimizer_state,
+            rule: *rule,
             lr,
         })
     }
 
-    /// Writes the indices of `batches` (at most `slots`) and records one step each.
+    /// Writes the indices of `batches` (at most `slots`), the per-step
+    /// numbers (Dropout's keys, the optimizer's step size) for steps
+    /// `first_step`, `first_step + 1`, ... (1-based), and records one step each.
     pub fn encode(
         &mut self,
         ctx: &GpuContext,
         batches: &[Vec<u32>],
+        first_step: u64,
         lr: f32,
         enc: &mut wgpu::CommandEncoder,
     ) {
         assert!(batches.len() <= self.slots && batches.iter().all(|b| b.len() == self.batch));
         if lr != self.lr {
-            // Only the SGD epilogue reads it; the other products ignore it.
-            for d in &self.backward {
-                d.set_lr(ctx, lr);
+            // Only the fused SGD epilogue reads it; the other products ignore it.
+            for op in &self.backward {
+                op.dispatch(0).set_lr(ctx, lr);
             }
             self.lr = lr;
+        }
+        for slot in 0..batches.len() {
+            let step = first_step + slot as u64;
+            for op in &self.forward {
+                if let Op::Dropout { layer, slots } = op {
+                    slots[slot].set_dropout_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
+                }
+            }
+            if let Some(update) = self.update.get(slot) {
+                update.set_step_lr(ctx, self.rule.optimizer.step_lr(lr as f64, step) as f32);
+            }
         }
         let flat: Vec<u32> = batches.concat();
         ctx.queue
@@ -103,19 +160,22 @@ impl StepWorkspace {
             label: Some("train steps"),
             timestamp_writes: None,
         });
-        for gather in &self.gathers[..batches.len()] {
-            gather.record(&mut pass);
-            for d in self.forward.iter().chain(&self.backward) {
+        for slot in 0..batches.len() {
+            for d in self.step_dispatches_of(slot) {
                 d.record(&mut pass);
             }
         }
     }
 
-    /// Every dispatch of one step, in order (slot 0's gather).
+    fn step_dispatches_of(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
+        std::iter::once(&self.gathers[slot])
+            .chain(self.forward.iter().chain(&self.backward).map(move |op| op.dispatch(slot)))
+            .chain(self.update.get(slot))
+    }
+
+    /// Every dispatch of one step, in order (slot 0's).
     pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        std::iter::once(&self.gathers[0])
-            .chain(&self.forward)
-            .chain(&self.backward)
+        self.step_dispatches_of(0)
     }
 }
 
@@ -158,7 +218,11 @@ impl EvalWorkspace {
                 Slice::whole(&act.x),
                 Slice::new(&act.t, 0, rows),
             )?);
-            dispatches.extend(net.forward(act, rows, &stats, false)?);
+            let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
+            dispatches.extend(ops.into_iter().map(|op| match op {
+                Op::Shared(d) => d,
+                Op::Dropout { .. } => unreachable!("evaluation has no per-step dropout"),
+            }));
         }
         Ok(EvalWorkspace {
             _idx: idx,
@@ -175,6 +239,8 @@ pub struct GpuTrainer {
     _eval_act: Activations,
     evals: [EvalWorkspace; 2],
     in_flight: VecDeque<wgpu::SubmissionIndex>,
+    /// Steps submitted so far (the next is step `steps + 1`).
+    steps: u64,
 }
 
 impl GpuTrainer {
@@ -187,11 +253,12 @@ impl GpuTrainer {
         batch: usize,
         slots: usize,
         lr: f32,
+        rule: &StepRule,
     ) -> Result<Self> {
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let net = GpuNet::new(ctx, params)?;
-        let step = StepWorkspace::new(&net, &train_data, batch, slots, GradTarget::Sgd(lr))?;
+        let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
         let eval_act = net.activations(eval_chunk(&net).min(train_data.len.max(test_data.len)))?;
         let evals = [
             EvalWorkspace::new(&net, &train_data, "train", &eval_act)?,
@@ -205,6 +272,7 @@ impl GpuTrainer {
             _eval_act: eval_act,
             evals,
             in_flight: VecDeque::new(),
+            steps: 0,
         })
     }
 
@@ -218,7 +286,8 @@ impl GpuTrainer {
         for group in batches.chunks(self.step.slots) {
             let ctx = self.net.ctx.clone();
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            self.step.encode(&ctx, group, lr, &mut enc);
+            self.step.encode(&ctx, group, self.steps + 1, lr, &mut enc);
+            self.steps += group.len() as u64;
             self.in_flight.push_back(ctx.queue.submit([enc.finish()]));
             while self.in_flight.len() > MAX_IN_FLIGHT {
                 let oldest = self.in_flight.pop_front().unwrap();

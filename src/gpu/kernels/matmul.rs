@@ -51,8 +51,12 @@ pub enum Epilogue {
     Relu,
     /// `C = acc` where `aux > 0`, else 0: Relu backward (aux is the Relu's output).
     ReluMask,
-    /// `C -= lr·acc`: the SGD update, applied where the gradient is made.
+    /// `C -= lr·(acc + λ·C)`: the SGD update (with weight decay λ on the
+    /// weight rows), applied where the gradient is made.
     Sgd,
+    /// `C = acc + λ·aux`: a gradient with weight decay on the weight rows
+    /// (aux holds the weights, with C's shape).
+    Grad,
 }
 
 /// The compile-time form of one pipeline (WGSL override constants).
@@ -65,7 +69,9 @@ pub struct MatmulVariant {
 
 /// The product's dimensions and strides (row lengths as stored). Columns
 /// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
-/// untouched by the SGD epilogue).
+/// untouched by the SGD epilogue). Weight decay `decay` applies to rows
+/// `m < decay_rows` (the weights of a `[W; b]` block, not its bias row) in the
+/// SGD and Grad epilogues.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MatmulShape {
     pub m: usize,
@@ -77,6 +83,27 @@ pub struct MatmulShape {
     pub n_real: usize,
     pub ones_col: Option<usize>,
     pub lr: f32,
+    pub decay: f32,
+    pub decay_rows: usize,
+}
+
+impl MatmulShape {
+    /// A plain product `C(m, n) = A(m, k)·B(k, n)`, tightly packed, no padding columns.
+    pub fn plain(m: usize, n: usize, k: usize, lda: usize, ldb: usize, ldc: usize) -> Self {
+        MatmulShape {
+            m,
+            n,
+            k,
+            lda,
+            ldb,
+            ldc,
+            n_real: n,
+            ones_col: None,
+            lr: 0.0,
+            decay: 0.0,
+            decay_rows: 0,
+        }
+    }
 }
 
 #[repr(C)]
@@ -91,7 +118,9 @@ struct Dims {
     n_real: u32,
     ones_col: u32,
     lr: f32,
-    _pad: [u32; 3],
+    decay: f32,
+    decay_rows: u32,
+    _pad: u32,
 }
 
 pub struct Matmul {
@@ -131,6 +160,7 @@ impl Matmul {
             Epilogue::Relu => 1.0,
             Epilogue::ReluMask => 2.0,
             Epilogue::Sgd => 3.0,
+            Epilogue::Grad => 4.0,
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut constants = vec![
@@ -184,7 +214,8 @@ impl Matmul {
     }
 
     /// A dispatch computing `c = epilogue(op(a)·op(b))`. `aux` is read only
-    /// by [`Epilogue::ReluMask`] and must then have c's shape.
+    /// by [`Epilogue::ReluMask`] and [`Epilogue::Grad`] and must then have
+    /// c's shape.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -218,7 +249,9 @@ impl Matmul {
             n_real: s.n_real as u32,
             ones_col: s.ones_col.map_or(u32::MAX, |c| c as u32),
             lr: s.lr,
-            _pad: [0; 3],
+            decay: s.decay,
+            decay_rows: s.decay_rows as u32,
+            _pad: 0,
         };
         let key = self.key(v, &s);
         let groups = match self.algo {

@@ -2,15 +2,21 @@
 //! and turns buffers plus a shape into a [`Dispatch`]: a bind group, its
 //! uniform and a workgroup count, made once and recorded as often as needed.
 
+pub mod batchnorm;
+pub mod dropout;
 pub mod gather;
 pub mod matmul;
+pub mod optimizer;
 pub mod softmax_loss;
 
 use std::num::NonZeroU64;
 
 use super::context::{GpuContext, GpuError, Result};
 
+pub use batchnorm::{BatchNorm, BnShape};
+pub use dropout::DropoutKernel;
 pub use gather::Gather;
+pub use optimizer::OptimizerKernel;
 pub use matmul::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
 pub use softmax_loss::{SoftmaxWithLoss, Stats};
 

@@ -1,0 +1,78 @@
+// The optimizers of the book's common/optimizer.py (see src/optim.rs), one
+// invocation per four parameters of the arena. g is the gradient (weight
+// decay already added by the product that made it); padding has g = 0 and
+// stays 0 under every rule.
+//
+//   0 SGD       W -= lr·g
+//   1 Momentum  v = m·v - lr·g; W += v
+//   2 Nesterov  v = m·v - lr·g; W += m·m·v - (1 + m)·lr·g
+//   3 AdaGrad   h += g²; W -= lr·g / (√h + 1e-7)
+//   4 RMSprop   h = d·h + (1 - d)·g²; W -= lr·g / (√h + 1e-7)
+//   5 Adam      m += (1 - β1)(g - m); v += (1 - β2)(g² - v); W -= lr·m / (√v + 1e-7)
+//
+// For Adam the host writes lr = lr_t = lr·√(1 - β2ᵗ) / (1 - β1ᵗ) before each
+// step; `c1` is m (momentum), d (decay rate) or β1, `c2` is β2.
+
+struct Dims {
+    len4: u32,
+    lr: f32,
+    c1: f32,
+    c2: f32,
+}
+
+override RULE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read_write> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> s1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> s2: array<vec4<f32>>;
+
+const EPS: f32 = 1e-7;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let lr = dims.lr;
+    for (var i = gid.x; i < dims.len4; i += groups.x * 256u) {
+        let gi = g[i];
+        switch RULE {
+            case 1u: {
+                let v = dims.c1 * s1[i] - lr * gi;
+                s1[i] = v;
+                w[i] = w[i] + v;
+            }
+            case 2u: {
+                let m = dims.c1;
+                var v = s1[i] * m;
+                v = v - lr * gi;
+                s1[i] = v;
+                var p = w[i] + m * m * v;
+                w[i] = p - (1.0 + m) * lr * gi;
+            }
+            case 3u: {
+                let h = s1[i] + gi * gi;
+                s1[i] = h;
+                w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
+            }
+            case 4u: {
+                var h = s1[i] * dims.c1;
+                h = h + (1.0 - dims.c1) * gi * gi;
+                s1[i] = h;
+                w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
+            }
+            case 5u: {
+                let m = s1[i] + (1.0 - dims.c1) * (gi - s1[i]);
+                let v = s2[i] + (1.0 - dims.c2) * (gi * gi - s2[i]);
+                s1[i] = m;
+                s2[i] = v;
+                w[i] = w[i] - lr * m / (sqrt(v) + EPS);
+            }
+            default: {
+                w[i] = w[i] - lr * gi;
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `shaders/batchnorm_forward.wgsl` (training and evaluation, Relu fused) and
+//! `shaders/batchnorm_backward.wgsl`: Batch Normalization per feature over
+//! the batch, one workgroup per feature.
+
+use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
+use crate::gpu::context::{GpuContext, Result};
+
+const FORWARD: &str = include_str!("../../../shaders/batchnorm_forward.wgsl");
+const BACKWARD: &str = include_str!("../../../shaders/batchnorm_backward.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Dims {
+    rows: u32,
+    features: u32,
+    stride: u32,
+    gamma: u32,
+    beta: u32,
+    running: u32,
+    _pad: [u32; 2],
+}
+
+/// Where one layer's numbers are: its shape, and the offsets (in elements)
+/// of gamma and beta in the parameter (and gradient) arena and of its
+/// running mean in the running-statistics buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct BnShape {
+    pub rows: usize,
+    pub features: usize,
+    pub stride: usize,
+    pub gamma: usize,
+    pub beta: usize,
+    pub running: usize,
+}
+
+impl BnShape {
+    fn dims(&self) -> Dims {
+        Dims {
+            rows: self.rows as u32,
+            features: self.features as u32,
+            stride: self.stride as u32,
+            gamma: self.gamma as u32,
+            beta: self.beta as u32,
+            running: self.running as u32,
+            _pad: [0; 2],
+        }
+    }
+
+    /// One workgroup per feature, up to the grid's limit (the shader loops).
+    fn groups(&self, ctx: &GpuContext) -> [u32; 3] {
+        let max = ctx.limits.max_compute_workgroups_per_dimension;
+        [(self.features as u32).clamp(1, max), 1, 1]
+    }
+}
+
+pub struct BatchNorm {
+    forward_layout: wgpu::BindGroupLayout,
+    backward_layout: wgpu::BindGroupLayout,
+    train: wgpu::ComputePipeline,
+    eval: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+}
+
+impl BatchNorm {
+    pub fn new(ctx: &GpuContext) -> Self {
+        use Binding::*;
+        let forward_layout = bind_group_layout(
+            ctx,
+            "batchnorm forward",
+            &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite],
+        );
+        let backward_layout = bind_group_layout(
+            ctx,
+            "batchnorm backward",
+            &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+        );
+        let train = pipeline(ctx, "batchnorm train", &forward_layout, FORWARD, &[("TRAIN", 1.0)]);
+        let eval = pipeline(ctx, "batchnorm eval", &forward_layout, FORWARD, &[("TRAIN", 0.0)]);
+        let backward = pipeline(ctx, "batchnorm backward", &backward_layout, BACKWARD, &[]);
+        BatchNorm {
+            forward_layout,
+            backward_layout,
+            train,
+            eval,
+            backward,
+        }
+    }
+
+    /// Forward, then Relu: `a` (the Affine's output; overwritten with xn when
+    /// `train`) to `z`, which also gets the ones column at `features`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        s: BnShape,
+        train: bool,
+        a: Slice<'_>,
+        z: Slice<'_>,
+        params: Slice<'_>,
+        running: Slice<'_>,
+        std: Slice<'_>,
+    ) -> Result<Dispatch> {
+        dispatch(
+            ctx,
+            label.to_string(),
+            if train { &self.train } else { &self.eval },
+            &self.forward_layout,
+            &s.dims(),
+            &[a, z, params, running, std],
+            s.groups(ctx),
+        )
+    }
+
+    /// Backward: `dz` (the gradient at the Relu's output, already masked)
+    /// and the forward's `xn` and `std` to `dx`; dgamma and dbeta into `grads`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        s: BnShape,
+        dz: Slice<'_>,
+        xn: Slice<'_>,
+        std: Slice<'_>,
+        params: Slice<'_>,
+        grads: Slice<'_>,
+        dx: Slice<'_>,
+    ) -> Result<Dispatch> {
+        dispatch(
+            ctx,
+            label.to_string(),
+            &self.backward,
+            &self.backward_layout,
+            &s.dims(),
+            &[dz, xn, std, params, grads, dx],
+            s.groups(ctx),
+        )
+    }
+}
