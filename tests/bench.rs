@@ -28,6 +28,7 @@ fn short_run_reports_every_field_consistently() {
         gpu: true,
         steps_per_submit: 4,
         matmul: vec![(64, 33, 17)],
+        ..Default::default()
     };
     let report = bench::run(Some(ctx.clone()), common::mnist(), &cfg, &mut |_| {}).unwrap();
     assert_eq!(

@@ -6,6 +6,7 @@ mod common;
 use gpu_net::compare::{Tolerance, diff, diff_where};
 use gpu_net::cpu::numerical::{NumericalGradient, all_elements};
 use gpu_net::cpu::{Labels, Net, SoftmaxWithLoss, numerical_gradient};
+use gpu_net::optim::StepRule;
 use gpu_net::model::{Arch, Params, Tensor};
 use gpu_net::train::{self, CpuTrainer, TrainConfig};
 
@@ -72,10 +73,10 @@ fn gradients_on_three_images(
     let arch = Arch::mlp(784, hidden, 10).unwrap();
     let params = Params::init(&arch, seed);
     let net = Net::new(&arch);
-    let (_, backprop) = net.gradient(&params, &x, Labels::Index(&t), 3);
+    let (_, backprop) = net.gradient(&params, &x, Labels::Index(&t), 3, 1);
     let tensors: Vec<Tensor> = arch.tensors().into_iter().filter(|t| pick(t)).collect();
     let numerical = numerical_gradient(
-        |p| net.loss_and_signature(p, &x, Labels::Index(&t), 3),
+        |p| net.loss_and_signature(p, &x, Labels::Index(&t), 3, 1),
         &params,
         &all_elements(&tensors),
     );
@@ -171,7 +172,7 @@ fn softmax_with_loss_one_hot_equals_index_labels_and_is_stable() {
 fn three_hundred_iterations_pass_85_percent() {
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let mut trainer = CpuTrainer::new(&arch, Params::init(&arch, 0), data);
+    let mut trainer = CpuTrainer::new(&arch, Params::init(&arch, 0), data, &StepRule::default());
     let cfg = TrainConfig {
         iters: 300,
         ..Default::default()
@@ -188,7 +189,7 @@ fn three_hundred_iterations_pass_85_percent() {
 fn book_configuration_reaches_96_5_percent() {
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let mut trainer = CpuTrainer::new(&arch, Params::init(&arch, 0), data);
+    let mut trainer = CpuTrainer::new(&arch, Params::init(&arch, 0), data, &StepRule::default());
     let s = train::train(
         &mut trainer,
         data.train.len(),
@@ -212,10 +213,10 @@ fn predict_loss_and_accuracy_agree_with_each_other() {
     let net = Net::new(&arch);
     let idx: Vec<usize> = (0..100).collect();
     let (x, t) = (data.batch_f64(&idx), data.batch_labels(&idx));
-    let loss = net.loss(&params, &x, Labels::Index(&t), 100);
+    let loss = net.loss(&params, &x, Labels::Index(&t), 100, 1);
     assert_eq!(
         loss,
-        net.loss_and_signature(&params, &x, Labels::Index(&t), 100)
+        net.loss_and_signature(&params, &x, Labels::Index(&t), 100, 1)
             .0
     );
     // Untrained: the loss is near ln 10 and the accuracy near chance.

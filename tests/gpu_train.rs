@@ -4,7 +4,8 @@
 mod common;
 
 use gpu_net::compare::{Tolerance, diff};
-use gpu_net::cpu::Net;
+use gpu_net::model::Init;
+use gpu_net::optim::StepRule;
 use std::sync::Arc;
 
 use gpu_net::data::{Dataset, Mnist};
@@ -36,41 +37,49 @@ fn both_paths_on(
     seed: u64,
     batch: usize,
 ) -> Vec<(String, f64)> {
+    both_paths_with(ctx, arch, &StepRule::default(), 0.1, steps, seed, batch)
+}
+
+/// `steps` training steps of `rule` at learning rate `lr` on both paths
+/// (through the trainers, so Dropout's steps and Adam's t count alike), from
+/// the same weights (He init) and minibatches; the worst relative difference
+/// per tensor, running statistics included.
+pub fn both_paths_with(
+    ctx: Arc<GpuContext>,
+    arch: &Arch,
+    rule: &StepRule,
+    lr: f32,
+    steps: usize,
+    seed: u64,
+    batch: usize,
+) -> Vec<(String, f64)> {
     let data = common::mnist();
-    let params = Params::init(arch, seed);
+    let init = if rule == &StepRule::default() { Init::default() } else { Init::He };
+    let params = Params::init_with(arch, init, seed);
     let mut sampler = Sampler::new(seed, data.train.len());
     let batches: Vec<Vec<u32>> = (0..steps).map(|_| sampler.batch(batch)).collect();
 
-    let mut gpu = GpuTrainer::new(ctx, &params, data, batch, 8, 0.1).unwrap();
-    gpu.train_steps(&batches, 0.1).unwrap();
-    let gpu_params = gpu.params().unwrap();
+    let mut gpu = GpuTrainer::new(ctx, &params, data, batch, 8, lr, rule).unwrap();
+    gpu.train_steps(&batches, lr).unwrap();
+    let g = gpu.params().unwrap();
 
-    let net = Net::new(arch);
-    let mut cpu = params.clone();
-    for b in &batches {
-        let idx: Vec<usize> = b.iter().map(|&i| i as usize).collect();
-        net.sgd_step(
-            &mut cpu,
-            &data.train.batch_f64(&idx),
-            &data.train.batch_labels(&idx),
-            0.1f32 as f64,
-        );
-    }
-    arch.tensors()
+    let mut cpu = CpuTrainer::new(arch, params, data, rule);
+    cpu.train_steps(&batches, lr).unwrap();
+    let c = &cpu.params;
+    let exact = Tolerance {
+        atol: 0.0,
+        rtol: 0.0,
+    };
+    let mut out: Vec<(String, f64)> = arch
+        .tensors()
         .iter()
-        .map(|t| {
-            let d = diff(
-                gpu_params.tensor(t),
-                cpu.tensor(t),
-                Tolerance {
-                    atol: 0.0,
-                    rtol: 0.0,
-                },
-                FLOOR,
-            );
-            (t.name.clone(), d.max_rel)
-        })
-        .collect()
+        .map(|t| (t.name.clone(), diff(g.tensor(t), c.tensor(t), exact, FLOOR).max_rel))
+        .collect();
+    for t in arch.running_tensors() {
+        let d = diff(&g.running[t.range()], &c.running[t.range()], exact, FLOOR);
+        out.push((t.name.clone(), d.max_rel));
+    }
+    out
 }
 
 fn assert_within(worst: &[(String, f64)], bound: f64) {
@@ -134,7 +143,7 @@ fn same_seed_gives_bit_identical_parameters() {
     let arch = Arch::mlp(784, &[50], 10).unwrap();
     let run = || {
         let mut gpu =
-            GpuTrainer::new(ctx.clone(), &Params::init(&arch, 9), data, 100, 8, 0.1).unwrap();
+            GpuTrainer::new(ctx.clone(), &Params::init(&arch, 9), data, 100, 8, 0.1, &StepRule::default()).unwrap();
         let cfg = TrainConfig {
             iters: 120,
             seed: 9,
@@ -158,7 +167,7 @@ fn six_hundred_gpu_iterations_pass_90_percent() {
     let Some(ctx) = common::gpu() else { return };
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let mut gpu = GpuTrainer::new(ctx, &Params::init(&arch, 0), data, 100, 8, 0.1).unwrap();
+    let mut gpu = GpuTrainer::new(ctx, &Params::init(&arch, 0), data, 100, 8, 0.1, &StepRule::default()).unwrap();
     let cfg = TrainConfig {
         iters: 600,
         ..Default::default()
@@ -220,8 +229,8 @@ fn evaluation_with_a_partial_chunk_and_odd_image_size_agrees_with_cpu() {
     };
     let arch = Arch::mlp(15, &[9], 10).unwrap();
     let params = Params::init(&arch, 3);
-    let mut gpu = GpuTrainer::new(ctx, &params, &data, 37, 4, 0.5).unwrap();
-    let mut cpu = CpuTrainer::new(&arch, params, &data);
+    let mut gpu = GpuTrainer::new(ctx, &params, &data, 37, 4, 0.5, &StepRule::default()).unwrap();
+    let mut cpu = CpuTrainer::new(&arch, params, &data, &StepRule::default());
     let mut sampler = Sampler::new(3, data.train.len());
     let batches: Vec<Vec<u32>> = (0..20).map(|_| sampler.batch(37)).collect();
     gpu.train_steps(&batches, 0.5).unwrap();

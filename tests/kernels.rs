@@ -30,7 +30,11 @@ struct MatmulCase {
     n: usize,
     k: usize,
     ones_col: bool,
+    /// Weight decay 0.25 on the first half of the rows (SGD and Grad epilogues).
+    decay: bool,
 }
+
+const DECAY: f32 = 0.25;
 
 fn up4(x: usize) -> usize {
     x.next_multiple_of(4)
@@ -49,7 +53,9 @@ fn run_matmul(
         n,
         k,
         ones_col,
+        decay,
     } = *c;
+    let (decay, decay_rows) = if decay { (DECAY, m.div_ceil(2)) } else { (0.0, 0) };
     let big_m = if v.trans_a { up4(m) } else { m };
     let big_k = up4(k);
     let big_n = up4(n + ones_col as usize);
@@ -113,6 +119,8 @@ fn run_matmul(
         n_real: n,
         ones_col: ones_col.then_some(n),
         lr,
+        decay,
+        decay_rows,
     };
     let (a_buf, b_buf) = (
         ctx.storage_init("a", &a_store),
@@ -135,7 +143,8 @@ fn run_matmul(
             Slice::whole(&a_buf),
             Slice::whole(&b_buf),
             Slice::new(&c_buf, 0, big_m * big_n),
-            (v.epilogue == Epilogue::ReluMask).then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
+            matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
+                .then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
         )
         .unwrap();
     ctx.run(&[&d]).unwrap();
@@ -160,7 +169,8 @@ fn run_matmul(
         .iter()
         .enumerate()
         .map(|(i, &s)| {
-            let col = i % big_n;
+            let (row, col) = (i / big_n, i % big_n);
+            let decayed = if row < decay_rows { decay as f64 } else { 0.0 };
             if col >= n {
                 // Padding: the ones column, zeros, or (SGD) left alone.
                 return match v.epilogue {
@@ -179,10 +189,13 @@ fn run_matmul(
                         0.0
                     }
                 }
-                Epilogue::Sgd => c0[i] as f64 - lr as f64 * s,
+                Epilogue::Sgd => c0[i] as f64 - lr as f64 * (s + decayed * c0[i] as f64),
+                Epilogue::Grad => s + decayed * aux[i] as f64,
             }
         })
         .collect();
+    // The decay term adds one rounded product and sum (values are in [-1, 1)).
+    atol += 2.0 * EPS_F32 * decay as f64;
     if v.epilogue == Epilogue::Sgd {
         atol *= lr as f64;
     }
@@ -206,21 +219,25 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (200, 300, 129),
 ];
 
-/// The forms a training step uses, and the two plain ones.
-fn variants() -> Vec<(MatmulVariant, bool)> {
+/// The forms a training step uses, and the two plain ones: (variant, ones
+/// column, weight decay).
+fn variants() -> Vec<(MatmulVariant, bool, bool)> {
     let v = |trans_a, trans_b, epilogue| MatmulVariant {
         trans_a,
         trans_b,
         epilogue,
     };
     vec![
-        (v(false, false, Epilogue::Store), false),
-        (v(false, false, Epilogue::Relu), true),
-        (v(false, false, Epilogue::Store), true),
-        (v(false, true, Epilogue::ReluMask), false),
-        (v(false, true, Epilogue::Store), false),
-        (v(true, false, Epilogue::Sgd), false),
-        (v(true, false, Epilogue::Store), false),
+        (v(false, false, Epilogue::Store), false, false),
+        (v(false, false, Epilogue::Relu), true, false),
+        (v(false, false, Epilogue::Store), true, false),
+        (v(false, true, Epilogue::ReluMask), false, false),
+        (v(false, true, Epilogue::Store), false, false),
+        (v(true, false, Epilogue::Sgd), false, false),
+        (v(true, false, Epilogue::Sgd), false, true),
+        (v(true, false, Epilogue::Store), false, false),
+        (v(true, false, Epilogue::Grad), false, false),
+        (v(true, false, Epilogue::Grad), false, true),
     ]
 }
 
@@ -238,7 +255,7 @@ fn every_variant(algo: MatmulAlgo) {
     let Some(ctx) = common::gpu() else { return };
     let mm = Matmul::with_algo(&ctx, algo);
     let mut failures = Vec::new();
-    for (vi, (v, ones_col)) in variants().into_iter().enumerate() {
+    for (vi, (v, ones_col, decay)) in variants().into_iter().enumerate() {
         for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
             let case = MatmulCase {
                 v,
@@ -246,6 +263,7 @@ fn every_variant(algo: MatmulAlgo) {
                 n,
                 k,
                 ones_col,
+                decay,
             };
             let (gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
             let d = diff(&gpu, &cpu, tol, 1e-6);
@@ -271,6 +289,7 @@ fn matmul_check_catches_a_wrong_element() {
             n: 33,
             k: 127,
             ones_col: true,
+            decay: false,
         };
         let (mut gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, 7);
         assert!(diff(&gpu, &cpu, tol, 1e-6).ok());
@@ -287,17 +306,7 @@ fn vec4_matmul_refuses_unaligned_shapes() {
     let Some(ctx) = common::gpu() else { return };
     let mm = Matmul::with_algo(&ctx, MatmulAlgo::Vec4);
     let buf = ctx.storage("x", 4096);
-    let shape = MatmulShape {
-        m: 8,
-        n: 10,
-        k: 8,
-        lda: 8,
-        ldb: 10,
-        ldc: 10,
-        n_real: 10,
-        ones_col: None,
-        lr: 0.0,
-    };
+    let shape = MatmulShape::plain(8, 10, 8, 8, 10, 10);
     let s = Slice::whole(&buf);
     let e = mm
         .bind(&ctx, "unaligned", variants()[0].0, shape, s, s, s, None)
