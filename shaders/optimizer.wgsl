@@ -11,13 +11,19 @@
 //   5 Adam      m += (1 - β1)(g - m); v += (1 - β2)(g² - v); W -= lr·m / (√v + 1e-7)
 //
 // For Adam the host writes lr = lr_t = lr·√(1 - β2ᵗ) / (1 - β1ᵗ) before each
-// step; `c1` is m (momentum), d (decay rate) or β1, `c2` is β2.
+// step; `c1` is m (momentum), d (decay rate) or β1, `c2` is β2, and `k1`,
+// `k2` are 1 - c1 and 1 - c2 as the host computes them in f64: in f32,
+// 1 - f32(0.999) is off by 1.3e-5 relative, which Adam's √v would carry.
 
 struct Dims {
     len4: u32,
     lr: f32,
     c1: f32,
     c2: f32,
+    k1: f32,
+    k2: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 override RULE: u32 = 0u;
@@ -59,13 +65,13 @@ fn main(
             }
             case 4u: {
                 var h = s1[i] * dims.c1;
-                h = h + (1.0 - dims.c1) * gi * gi;
+                h = h + dims.k1 * gi * gi;
                 s1[i] = h;
                 w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
             }
             case 5u: {
-                let m = s1[i] + (1.0 - dims.c1) * (gi - s1[i]);
-                let v = s2[i] + (1.0 - dims.c2) * (gi * gi - s2[i]);
+                let m = s1[i] + dims.k1 * (gi - s1[i]);
+                let v = s2[i] + dims.k2 * (gi * gi - s2[i]);
                 s1[i] = m;
                 s2[i] = v;
                 w[i] = w[i] - lr * m / (sqrt(v) + EPS);

@@ -4,8 +4,7 @@
 mod common;
 
 use gpu_net::compare::{Tolerance, diff};
-use gpu_net::model::Init;
-use gpu_net::optim::StepRule;
+use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use std::sync::Arc;
 
 use gpu_net::data::{Dataset, Mnist};
@@ -38,12 +37,21 @@ fn both_paths_on(
     batch: usize,
 ) -> Vec<(String, f64)> {
     both_paths_with(ctx, arch, &StepRule::default(), 0.1, steps, seed, batch)
+        .into_iter()
+        .map(|(name, d)| (name, d.max_rel))
+        .collect()
 }
+
+/// Within 1e-3 relative (FLOOR as above) per element, as [`assert_within`].
+const STEP_TOLERANCE: Tolerance = Tolerance {
+    atol: 1e-3 * FLOOR,
+    rtol: 1e-3,
+};
 
 /// `steps` training steps of `rule` at learning rate `lr` on both paths
 /// (through the trainers, so Dropout's steps and Adam's t count alike), from
-/// the same weights (He init) and minibatches; the worst relative difference
-/// per tensor, running statistics included.
+/// the same weights and minibatches; the worst relative difference
+/// per tensor, running statistics included, judged against [`STEP_TOLERANCE`].
 pub fn both_paths_with(
     ctx: Arc<GpuContext>,
     arch: &Arch,
@@ -52,10 +60,9 @@ pub fn both_paths_with(
     steps: usize,
     seed: u64,
     batch: usize,
-) -> Vec<(String, f64)> {
+) -> Vec<(String, gpu_net::compare::Diff)> {
     let data = common::mnist();
-    let init = if rule == &StepRule::default() { Init::default() } else { Init::He };
-    let params = Params::init_with(arch, init, seed);
+    let params = Params::init(arch, seed);
     let mut sampler = Sampler::new(seed, data.train.len());
     let batches: Vec<Vec<u32>> = (0..steps).map(|_| sampler.batch(batch)).collect();
 
@@ -66,18 +73,14 @@ pub fn both_paths_with(
     let mut cpu = CpuTrainer::new(arch, params, data, rule);
     cpu.train_steps(&batches, lr).unwrap();
     let c = &cpu.params;
-    let exact = Tolerance {
-        atol: 0.0,
-        rtol: 0.0,
-    };
-    let mut out: Vec<(String, f64)> = arch
+    let mut out: Vec<_> = arch
         .tensors()
         .iter()
-        .map(|t| (t.name.clone(), diff(g.tensor(t), c.tensor(t), exact, FLOOR).max_rel))
+        .map(|t| (t.name.clone(), diff(g.tensor(t), c.tensor(t), STEP_TOLERANCE, FLOOR)))
         .collect();
     for t in arch.running_tensors() {
-        let d = diff(&g.running[t.range()], &c.running[t.range()], exact, FLOOR);
-        out.push((t.name.clone(), d.max_rel));
+        let d = diff(&g.running[t.range()], &c.running[t.range()], STEP_TOLERANCE, FLOOR);
+        out.push((t.name.clone(), d));
     }
     out
 }
@@ -261,4 +264,286 @@ fn evaluation_with_a_partial_chunk_and_odd_image_size_agrees_with_cpu() {
         );
         assert!(d.max_rel < 1e-3, "{}: {d:?}", t.name);
     }
+}
+
+/// The book's rates: 0.1 (ch. 5) for the SGD family, 0.01 for AdaGrad and
+/// 0.001 for RMSprop and Adam (ch. 6).
+fn book_lr(kind: OptimizerKind) -> f32 {
+    match kind {
+        OptimizerKind::AdaGrad => 0.01,
+        OptimizerKind::RmsProp | OptimizerKind::Adam => 0.001,
+        _ => 0.1,
+    }
+}
+
+/// Each configuration of the matrix: (Batch Normalization, Dropout ratio,
+/// weight decay λ).
+const LAYER_MATRIX: [(bool, f32, f64); 4] = [
+    (false, 0.0, 0.01),
+    (true, 0.0, 0.0),
+    (false, 0.3, 0.01),
+    (true, 0.3, 0.0),
+];
+
+fn matrix_arch(bn: bool, dropout: f32) -> Arch {
+    Arch::mlp(784, &[64, 32], 10)
+        .unwrap()
+        .with_batchnorm(bn)
+        .with_dropout(dropout)
+        .unwrap()
+}
+
+/// Under Batch Normalization a hidden layer's bias has no effect (the batch
+/// mean takes it away) and a gradient of pure rounding noise: 0 in f64,
+/// ~1e-9 in f32. An adaptive rule divides that noise by its own size and
+/// steps by up to lr in its sign, so the two paths' biases take different
+/// steps while nothing else can see them.
+fn idle_bias(name: &str, bn: bool, kind: OptimizerKind, layers: usize) -> bool {
+    let adaptive = matches!(
+        kind,
+        OptimizerKind::AdaGrad | OptimizerKind::RmsProp | OptimizerKind::Adam
+    );
+    bn && adaptive && name.starts_with('b') && name != format!("b{layers}")
+}
+
+#[test]
+fn sgd_momentum_and_nesterov_agree_with_cpu_after_50_free_steps() {
+    // Free-running: 50 steps on each path from the same start, as the
+    // plain-SGD tests above, with Batch Normalization, Dropout and weight
+    // decay on and off.
+    let Some(ctx) = common::gpu() else { return };
+    let mut failures = Vec::new();
+    for (i, kind) in [OptimizerKind::Sgd, OptimizerKind::Momentum, OptimizerKind::Nesterov]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, (bn, dropout, decay)) in LAYER_MATRIX.into_iter().enumerate() {
+            let rule = StepRule {
+                optimizer: Optimizer::new(kind),
+                weight_decay: decay,
+                seed: (i * 4 + j) as u64,
+            };
+            let arch = matrix_arch(bn, dropout);
+            let worst = both_paths_with(ctx.clone(), &arch, &rule, book_lr(kind), 50, rule.seed, 100);
+            for (name, d) in worst {
+                if d.max_rel > 1e-3 {
+                    failures.push(format!("{kind} bn {bn} dropout {dropout}: {name} {:.3e}", d.max_rel));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether the GPU's last training forward left the same hidden units
+/// active (output > 0, after Relu and Dropout) as the CPU's: a unit whose
+/// input is within rounding of 0 can land on either side of the kink.
+fn same_active_units(gpu: &GpuTrainer, cpu_active: &[Vec<bool>], rows: usize) -> bool {
+    let act = &gpu.step().act;
+    cpu_active.iter().enumerate().all(|(l, want)| {
+        let h = want.len() / rows;
+        let stride = gpu_net::gpu::layout::padded(h);
+        let z = gpu.net.ctx.read_f32(&act.z[l], 0, rows * stride, "Z").unwrap();
+        (0..rows * h).all(|e| (z[e / h * stride + e % h] > 0.0) == want[e])
+    })
+}
+
+/// `steps` steps of `rule`, each started on the CPU from the GPU's state
+/// (parameters, running statistics, optimizer state, step count), and each
+/// step's result compared: parameters, running statistics and optimizer
+/// state within [`STEP_TOLERANCE`], plus, for the adaptive rules, the
+/// step's sensitivity to f32's rounding of the gradient (see below).
+/// Returns the failures and the steps left out because a hidden unit landed
+/// on the other side of its Relu kink on the GPU.
+fn stepwise(
+    ctx: Arc<GpuContext>,
+    arch: &Arch,
+    rule: &StepRule,
+    lr: f32,
+    steps: usize,
+) -> (Vec<String>, usize) {
+    stepwise_with(ctx, arch, rule, rule, lr, steps)
+}
+
+/// [`stepwise`] with the GPU trained by `gpu_rule` (tests of the test).
+fn stepwise_with(
+    ctx: Arc<GpuContext>,
+    arch: &Arch,
+    rule: &StepRule,
+    gpu_rule: &StepRule,
+    lr: f32,
+    steps: usize,
+) -> (Vec<String>, usize) {
+    let data = common::mnist();
+    let params = Params::init(arch, rule.seed);
+    let mut sampler = Sampler::new(rule.seed, data.train.len());
+    let mut gpu = GpuTrainer::new(ctx, &params, data, 100, 1, lr, gpu_rule).unwrap();
+    let mut cpu = CpuTrainer::new(arch, params, data, rule);
+    let net = gpu_net::cpu::Net::new(arch)
+        .with_weight_decay(rule.weight_decay)
+        .with_seed(rule.seed);
+    let layers = arch.sizes.len() - 1;
+    let tensors = arch.tensors();
+    let (mut failures, mut flipped) = (Vec::new(), 0);
+    for k in 0..steps {
+        cpu.params = gpu.params().unwrap();
+        cpu.optimizer.state = gpu.optimizer_state().unwrap();
+        assert_eq!(cpu.optimizer.t, gpu.steps_done());
+        let step = k as u32 + 1;
+        let batch = sampler.batch(100);
+        let idx: Vec<usize> = batch.iter().map(|&i| i as usize).collect();
+        let (x, t) = (data.train.batch_f64(&idx), data.train.batch_labels(&idx));
+        let active = net.active_units(&cpu.params, &x, 100, step);
+        // The update's sensitivity to the gradient: f32 rounds each layer's
+        // gradient to about δ = 16·√K·ε32·max|g| of the layer (verify's
+        // bound); the update from g ± δ bounds what that rounding can move.
+        // For SGD-like rules this is lr·δ, far inside the tolerance; an
+        // adaptive rule divides by the gradient's own size, so where g is
+        // near δ its step has few correct digits in any f32 computation.
+        let (_, g) = net.gradient(&cpu.params, &x, gpu_net::cpu::Labels::Index(&t), 100, step);
+        let mut delta = vec![0.0; g.values.len()];
+        for tensor in &tensors {
+            let layer = tensor.name.trim_start_matches(|c: char| !c.is_ascii_digit());
+            let scale = tensors
+                .iter()
+                .filter(|u| u.name.trim_start_matches(|c: char| !c.is_ascii_digit()) == layer)
+                .flat_map(|u| g.tensor(u).iter())
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            let d = 16.0 * 785f64.sqrt() * gpu_net::compare::EPS_F32 * scale;
+            delta[tensor.range()].fill(d);
+        }
+        let nudged = |sign: f64| {
+            let mut opt = cpu.optimizer.clone();
+            let mut p = cpu.params.values.clone();
+            let gs: Vec<f64> = g.values.iter().zip(&delta).map(|(v, d)| v + sign * d).collect();
+            opt.update(&mut p, &gs, lr as f64);
+            p
+        };
+        let (up, down) = (nudged(1.0), nudged(-1.0));
+
+        gpu.train_steps(std::slice::from_ref(&batch), lr).unwrap();
+        cpu.train_steps(std::slice::from_ref(&batch), lr).unwrap();
+        if !same_active_units(&gpu, &active, 100) {
+            flipped += 1;
+            continue;
+        }
+        let gp = gpu.params().unwrap();
+        let c = &cpu.params;
+        let mut compared: Vec<(String, Vec<f64>, Vec<f64>, Vec<f64>)> = tensors
+            .iter()
+            .map(|t| {
+                let sens = t.range().map(|e| (up[e] - down[e]).abs() / 2.0).collect();
+                (t.name.clone(), gp.tensor(t).to_vec(), c.tensor(t).to_vec(), sens)
+            })
+            .collect();
+        for t in arch.running_tensors() {
+            let zero = vec![0.0; t.len()];
+            compared.push((t.name.clone(), gp.running[t.range()].to_vec(), c.running[t.range()].to_vec(), zero));
+        }
+        for (s, (gs, cs)) in gpu.optimizer_state().unwrap().iter().zip(&cpu.optimizer.state).enumerate() {
+            for t in &tensors {
+                let zero = vec![0.0; t.len()];
+                compared.push((format!("state{s}:{}", t.name), gs[t.range()].to_vec(), cs[t.range()].to_vec(), zero));
+            }
+        }
+        for (name, a, b, sens) in compared {
+            let base = name.rsplit(':').next().unwrap();
+            if idle_bias(base, arch.batchnorm, rule.optimizer.kind, layers) {
+                continue;
+            }
+            let tol = |i: usize| Tolerance {
+                atol: STEP_TOLERANCE.atol + sens[i],
+                rtol: STEP_TOLERANCE.rtol,
+            };
+            let d = gpu_net::compare::diff_each(&a, &b, tol, FLOOR, |_| true);
+            if !d.ok() {
+                failures.push(format!(
+                    "step {step}: {name} {:.3e} ({} elements, first {:?})",
+                    d.max_rel, d.failures, d.first_failures
+                ));
+            }
+        }
+    }
+    (failures, flipped)
+}
+
+#[test]
+fn every_optimizer_agrees_with_cpu_step_by_step_for_50_steps() {
+    // Every rule with Batch Normalization, Dropout and weight decay on and
+    // off: 50 steps, each one compared from the same state on both paths.
+    // (Free-running, adaptive rules amplify rounding: their step divides
+    // each gradient by its own size, so after a unit near its kink rounds
+    // differently the trajectories part. Step by step, each update is held to
+    // the tolerance of the tests above.)
+    let Some(ctx) = common::gpu() else { return };
+    let (mut failures, mut skipped) = (Vec::new(), 0);
+    for (i, kind) in OptimizerKind::ALL.into_iter().enumerate() {
+        for (j, (bn, dropout, decay)) in LAYER_MATRIX.into_iter().enumerate() {
+            let rule = StepRule {
+                optimizer: Optimizer::new(kind),
+                weight_decay: decay,
+                seed: (100 + i * 4 + j) as u64,
+            };
+            let (f, s) = stepwise(ctx.clone(), &matrix_arch(bn, dropout), &rule, book_lr(kind), 50);
+            failures.extend(f.into_iter().map(|f| format!("{kind} bn {bn} dropout {dropout}: {f}")));
+            skipped += s;
+        }
+    }
+    eprintln!("steps left out, a unit on the other side of its Relu kink on the GPU: {skipped} of {}", 24 * 50);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(skipped < 24 * 50 / 20, "{skipped} steps left out: the paths disagree too often to be rounding");
+}
+
+#[test]
+fn stepwise_comparison_catches_a_wrong_adam_step_and_a_wrong_mask() {
+    let Some(ctx) = common::gpu() else { return };
+    let rule = StepRule {
+        optimizer: Optimizer::new(OptimizerKind::Adam),
+        seed: 5,
+        ..Default::default()
+    };
+    // β2 of 0.99 on the GPU against the book's 0.999 on the CPU.
+    let mut wrong = rule;
+    wrong.optimizer.beta2 = 0.99;
+    let (failures, _) = stepwise_with(ctx.clone(), &matrix_arch(true, 0.0), &rule, &wrong, 0.001, 3);
+    assert!(failures.iter().any(|f| f.contains("W1")), "a wrong β2 went unnoticed");
+    // Dropout's masks from another seed: the units differ, every step.
+    let mut other = rule;
+    other.seed = 6;
+    let (_, flipped) = stepwise_with(ctx, &matrix_arch(false, 0.3), &rule, &other, 0.001, 3);
+    assert_eq!(flipped, 3, "a different mask went unnoticed");
+}
+
+/// The learning rate the README names for each rule on the book's network.
+fn readme_lr(kind: OptimizerKind) -> f32 {
+    match kind {
+        OptimizerKind::RmsProp | OptimizerKind::Adam => 0.001,
+        _ => 0.1,
+    }
+}
+
+#[test]
+fn every_optimizer_trains_the_book_network_past_93_percent_in_2000_iterations() {
+    let Some(ctx) = common::gpu() else { return };
+    let data = common::mnist();
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    let mut results = Vec::new();
+    for kind in OptimizerKind::ALL {
+        let rule = StepRule {
+            optimizer: Optimizer::new(kind),
+            ..Default::default()
+        };
+        let lr = readme_lr(kind);
+        let mut gpu =
+            GpuTrainer::new(ctx.clone(), &Params::init(&arch, 0), data, 100, 8, lr, &rule).unwrap();
+        let cfg = TrainConfig {
+            iters: 2000,
+            lr,
+            ..Default::default()
+        };
+        let s = train::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
+        results.push((kind, s.test_accuracy));
+    }
+    eprintln!("{results:?}");
+    assert!(results.iter().all(|(_, a)| *a >= 0.93), "{results:?}");
 }

@@ -316,6 +316,11 @@ impl Dropout {
             .collect()
     }
 
+    /// Which elements the last training forward kept.
+    pub fn mask(&self) -> &[bool] {
+        &self.mask
+    }
+
     pub fn forward_eval(x: &[f64], ratio: f32) -> Vec<f64> {
         let keep = 1.0 - ratio as f64;
         x.iter().map(|v| v * keep).collect()

@@ -173,6 +173,23 @@ impl Net {
         (f.data_loss + self.decay_loss(params), hash)
     }
 
+    /// Which hidden outputs (after Relu and Dropout) of a training forward
+    /// at `step` are positive, per hidden layer, (B, H) row-major: the units
+    /// whose gradient passes. A float path that rounds a Relu input within
+    /// its rounding of 0 to the other side differs here, and then
+    /// legitimately in its gradient.
+    pub fn active_units(&self, params: &Params, x: &[f64], batch: usize, step: u32) -> Vec<Vec<bool>> {
+        let f = self.forward_layers(params, x, batch, Pass::Train { step });
+        f.relus
+            .iter()
+            .enumerate()
+            .map(|(l, relu)| match f.dropouts.get(l) {
+                Some(d) => relu.mask().iter().zip(d.mask()).map(|(&a, &b)| a && b).collect(),
+                None => relu.mask().to_vec(),
+            })
+            .collect()
+    }
+
     /// Fraction of rows whose largest logit (evaluation form) is the label
     /// (first maximum wins, like numpy's argmax).
     pub fn accuracy(&self, params: &Params, x: &[f64], labels: &[u8]) -> f64 {

@@ -280,6 +280,26 @@ impl GpuTrainer {
         &self.step
     }
 
+    /// Training steps submitted so far.
+    pub fn steps_done(&self) -> u64 {
+        self.steps
+    }
+
+    /// The optimizer's state arrays in the host's arena layout (none for
+    /// SGD): Momentum's v, AdaGrad's and RMSprop's h, Adam's m and v.
+    pub fn optimizer_state(&mut self) -> Result<Vec<Vec<f64>>> {
+        self.finish()?;
+        let net = &self.net;
+        self.step
+            .optimizer_state
+            .iter()
+            .map(|b| {
+                let v = net.ctx.read_f32(b, 0, net.layout.len, "the optimizer state")?;
+                Ok(net.layout.from_gpu(&net.arch, &v).values)
+            })
+            .collect()
+    }
+
     /// Records and submits `batches`, keeping at most [`MAX_IN_FLIGHT`]
     /// submissions queued so the host never runs far ahead of the GPU.
     pub fn submit_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()> {

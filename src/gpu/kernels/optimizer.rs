@@ -16,6 +16,9 @@ struct Dims {
     lr: f32,
     c1: f32,
     c2: f32,
+    k1: f32,
+    k2: f32,
+    _pad: [u32; 2],
 }
 
 /// Byte offset of `lr` in the uniform.
@@ -77,6 +80,9 @@ impl OptimizerKernel {
             lr: 0.0,
             c1: c1 as f32,
             c2: r.beta2 as f32,
+            k1: (1.0 - c1) as f32,
+            k2: (1.0 - r.beta2) as f32,
+            _pad: [0; 2],
         };
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups = [len4.div_ceil(WG).clamp(1, max), 1, 1];
