@@ -184,3 +184,45 @@ fn gpu_train_with_the_tiled_kernel() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["final_loss"].as_f64().unwrap() < 2.3);
 }
+
+#[test]
+fn chapter6_flags_refuse_bad_values() {
+    assert_fails(&["train", "--optimizer", "adamw"], 2, &["--optimizer", "adamw", "adam"]);
+    assert_fails(&["train", "--init", "glorot"], 2, &["--init", "xavier", "he"]);
+    assert_fails(&["train", "--init=-0.1"], 2, &["--init"]);
+    assert_fails(&["train", "--init", "inf"], 2, &["--init"]);
+    assert_fails(&["train", "--dropout", "1"], 2, &["--dropout", "[0, 1)"]);
+    assert_fails(&["train", "--dropout=-0.1"], 2, &["--dropout"]);
+    assert_fails(&["train", "--weight-decay=-0.1"], 2, &["--weight-decay"]);
+    assert_fails(&["train", "--weight-decay", "nan"], 2, &["--weight-decay"]);
+    assert_fails(&["train", "--momentum", "inf"], 2, &["--momentum"]);
+    assert_fails(&["train", "--beta1", "1"], 2, &["--beta1"]);
+    assert_fails(&["train", "--beta2", "NaN"], 2, &["--beta2"]);
+    assert_fails(&["train", "--decay-rate", "1.5"], 2, &["--decay-rate"]);
+    assert_fails(&["train", "--train-size", "0"], 2, &["--train-size"]);
+    assert_fails(&["train", "--train-size", "60001"], 2, &["--train-size 60001", "60000"]);
+    assert_fails(&["train", "--batchnorm", "--batch", "1"], 2, &["--batch 1", "--batchnorm"]);
+    assert_fails(&["verify", "--batchnorm", "--batch", "1"], 2, &["--batch 1", "--batchnorm"]);
+    assert_fails(&["bench", "--batchnorm", "--batch", "100,1"], 2, &["--batch 1", "--batchnorm"]);
+    assert_fails(&["bench", "--optimizer", "lion"], 2, &["--optimizer"]);
+}
+
+#[test]
+fn chapter6_cpu_run_says_what_it_trains() {
+    let o = gpu_net(&[
+        "train", "--device", "cpu", "--iters", "6", "--train-size", "300", "--hidden", "20,20",
+        "--batchnorm", "--dropout", "0.2", "--optimizer", "adam", "--lr", "0.001",
+        "--init", "he", "--weight-decay", "0.1",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("layers: Affine1 BatchNorm1 Relu1 Dropout1(0.2) Affine2 BatchNorm2 Relu2 Dropout2(0.2) Affine3 SoftmaxWithLoss; init he; optimizer adam (beta1 0.9, beta2 0.999); weight decay 0.1; 300 training images"),
+        "{out}"
+    );
+    // 300 images at batch 100: 3 iterations per epoch, as the book counts.
+    assert!(out.contains("(3 per epoch)") && out.contains("epoch   2  iter      6"), "{out}");
+    // The book's own runs print exactly as before.
+    let plain = gpu_net(&["train", "--device", "cpu", "--iters", "1"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("layers:"));
+}
