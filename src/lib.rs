@@ -7,6 +7,7 @@ pub mod compare;
 pub mod cpu;
 pub mod data;
 pub mod dropout_mask;
+pub mod experiment;
 pub mod gpu;
 pub mod model;
 pub mod optim;

@@ -13,7 +13,7 @@ use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
-use gpu_net::{bench, verify};
+use gpu_net::{bench, experiment, verify};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Training-step throughput over batch and hidden sizes, GPU (and CPU with --cpu).
     Bench(BenchArgs),
+    /// Run one of the book's chapter 6 experiments (optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search).
+    Experiment(ExperimentArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
 }
@@ -326,6 +328,42 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ExperimentArgs {
+    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout or hyperparameter-search.
+    #[arg(value_parser = experiment::Experiment::parse)]
+    name: experiment::Experiment,
+    /// cpu, gpu, or auto (GPU when there is an adapter).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Seed for the weights, the minibatches and the search.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Write the curves the book plots to DIR/NAME.csv.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
+    #[arg(long, value_parser = count_up_to_100k)]
+    iters: Option<usize>,
+    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50).
+    #[arg(long, value_parser = count_up_to_100k)]
+    epochs: Option<usize>,
+    /// Trials of hyperparameter-search instead of 100.
+    #[arg(long, value_parser = count_up_to_100k)]
+    trials: Option<usize>,
+    /// Run only the first K of batch-norm's 16 weight scales.
+    #[arg(long, value_parser = positive_usize)]
+    stds: Option<usize>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// End with one JSON object on stdout (the script's lines go to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Clone, Debug)]
 struct UsizeList(Vec<usize>);
 
@@ -366,6 +404,7 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Verify(args) => run_verify(args),
         Command::Bench(args) => run_bench(args),
+        Command::Experiment(args) => run_experiment(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -482,7 +521,11 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // Only for runs that use chapter 6: the book's runs print as they always did.
     let plain = !arch.batchnorm
         && arch.dropout == 0.0
-        && rule == StepRule { seed: rule.seed, ..StepRule::default() }
+        && rule
+            == StepRule {
+                seed: rule.seed,
+                ..StepRule::default()
+            }
         && args.net.init == Init::default()
         && args.train_size.is_none();
     if !plain {
@@ -590,6 +633,44 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("\n{}", bench::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_experiment(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let mut say = move |line: String| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
+    }
+    let data = load_data(&args.data)?;
+    let device = match open_device(args.device, &args.gpu, &|l| eprintln!("{l}"))? {
+        Some(ctx) => experiment::Device::Gpu(ctx),
+        None => experiment::Device::Cpu,
+    };
+    let cfg = experiment::ExperimentConfig {
+        seed: args.seed,
+        iters: args.iters,
+        epochs: args.epochs,
+        trials: args.trials,
+        stds: args.stds,
+    };
+    let report = experiment::run(args.name, &device, &data, &cfg, &mut say)?;
+    if let Some(dir) = &args.out {
+        let path = dir.join(format!("{}.csv", report.experiment));
+        std::fs::write(&path, report.csv())
+            .with_context(|| format!("--out: writing {}", path.display()))?;
+        say(format!("curves written to {}", path.display()));
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -271,7 +271,11 @@ impl Arch {
     /// Number of trainable parameters (no padding).
     pub fn param_count(&self) -> usize {
         self.slots().iter().map(|s| s.len()).sum::<usize>()
-            + self.bn_slots().iter().map(|b| 2 * b.features).sum::<usize>()
+            + self
+                .bn_slots()
+                .iter()
+                .map(|b| 2 * b.features)
+                .sum::<usize>()
     }
 
     /// The named trainable tensors in the book's order: W1, b1, gamma1,
@@ -373,9 +377,7 @@ impl Init {
             "he" | "relu" => Ok(Init::He),
             other => match other.parse::<f64>() {
                 Ok(v) if v.is_finite() && v > 0.0 => Ok(Init::Std(v)),
-                _ => Err(format!(
-                    "{s:?} is not a positive number, `xavier` or `he`"
-                )),
+                _ => Err(format!("{s:?} is not a positive number, `xavier` or `he`")),
             },
         }
     }

@@ -353,7 +353,11 @@ pub fn render(r: &VerifyReport) -> String {
         r.seed,
         r.h
     );
-    if r.layers.contains("BatchNorm") || r.layers.contains("Dropout") || r.init != "0.01" || r.weight_decay != 0.0 {
+    if r.layers.contains("BatchNorm")
+        || r.layers.contains("Dropout")
+        || r.init != "0.01"
+        || r.weight_decay != 0.0
+    {
         s += &format!(
             "layers: {}; init {}; weight decay {}\n",
             r.layers, r.init, r.weight_decay

@@ -59,7 +59,8 @@ fn store(values: &[f32], rows: usize, features: usize, fill: f32) -> Vec<f32> {
     let stride = padded(features);
     let mut out = vec![fill; rows * stride];
     for r in 0..rows {
-        out[r * stride..r * stride + features].copy_from_slice(&values[r * features..(r + 1) * features]);
+        out[r * stride..r * stride + features]
+            .copy_from_slice(&values[r * features..(r + 1) * features]);
     }
     out
 }
@@ -68,7 +69,11 @@ fn store(values: &[f32], rows: usize, features: usize, fill: f32) -> Vec<f32> {
 fn real(stored: &[f32], rows: usize, features: usize) -> Vec<f64> {
     let stride = padded(features);
     (0..rows)
-        .flat_map(|r| stored[r * stride..r * stride + features].iter().map(|&v| v as f64))
+        .flat_map(|r| {
+            stored[r * stride..r * stride + features]
+                .iter()
+                .map(|&v| v as f64)
+        })
         .collect()
 }
 
@@ -92,7 +97,11 @@ fn bn_case(rows: usize, features: usize, seed: u64) -> BnCase {
         x,
         gamma: g[..features].iter().map(|v| 1.0 + v / 2.0).collect(),
         beta: g[features..2 * features].to_vec(),
-        running: g[2 * features..].iter().chain(&g[..features]).map(|v| v.abs()).collect(),
+        running: g[2 * features..]
+            .iter()
+            .chain(&g[..features])
+            .map(|v| v.abs())
+            .collect(),
     }
 }
 
@@ -165,20 +174,44 @@ fn batchnorm_forward_training_and_evaluation_on_awkward_shapes() {
                     .enumerate()
                     .map(|(e, v)| (v - bn.mean[e % f]) / (bn.var[e % f] + BN_EPS).sqrt())
                     .collect();
-                check(&format!("{what} xn"), &real(&read(&a, rows * padded(f)), rows, f), &xn, &mut failures);
+                check(
+                    &format!("{what} xn"),
+                    &real(&read(&a, rows * padded(f)), rows, f),
+                    &xn,
+                    &mut failures,
+                );
                 let std_cpu: Vec<f64> = bn.var.iter().map(|v| (v + BN_EPS).sqrt()).collect();
-                check(&format!("{what} std"), &widen(&read(&std, f)), &std_cpu, &mut failures);
+                check(
+                    &format!("{what} std"),
+                    &widen(&read(&std, f)),
+                    &std_cpu,
+                    &mut failures,
+                );
                 let (mut m, mut v) = (rm.clone(), rv.clone());
                 bn.update_running(&mut m, &mut v);
                 m.extend(v);
-                check(&format!("{what} running"), &widen(&run_all[RUNNING..RUNNING + 2 * f]), &m, &mut failures);
+                check(
+                    &format!("{what} running"),
+                    &widen(&run_all[RUNNING..RUNNING + 2 * f]),
+                    &m,
+                    &mut failures,
+                );
                 out
             } else {
-                assert_eq!(&run_all[RUNNING..RUNNING + 2 * f], &c.running[..], "{what}: evaluation changed the running statistics");
+                assert_eq!(
+                    &run_all[RUNNING..RUNNING + 2 * f],
+                    &c.running[..],
+                    "{what}: evaluation changed the running statistics"
+                );
                 BatchNormalization::forward_eval(&x64, &g64, &b64, &rm, &rv)
             };
             let relu: Vec<f64> = cpu_out.iter().map(|v| v.max(0.0)).collect();
-            check(&format!("{what} z"), &real(&z_all, rows, f), &relu, &mut failures);
+            check(
+                &format!("{what} z"),
+                &real(&z_all, rows, f),
+                &relu,
+                &mut failures,
+            );
             let stride = padded(f);
             for r in 0..rows + 2 {
                 for col in f..stride {
@@ -186,8 +219,16 @@ fn batchnorm_forward_training_and_evaluation_on_awkward_shapes() {
                     assert_eq!(z_all[r * stride + col], want, "{what}: z[{r}, {col}]");
                 }
             }
-            assert_eq!(run_all[..RUNNING], [-5.0; RUNNING], "{what}: wrote before the running statistics");
-            assert_eq!(run_all[RUNNING + 2 * f..], [-5.0; 4], "{what}: wrote past the running statistics");
+            assert_eq!(
+                run_all[..RUNNING],
+                [-5.0; RUNNING],
+                "{what}: wrote before the running statistics"
+            );
+            assert_eq!(
+                run_all[RUNNING + 2 * f..],
+                [-5.0; 4],
+                "{what}: wrote past the running statistics"
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -244,13 +285,34 @@ fn batchnorm_backward_on_awkward_shapes() {
             .unwrap();
         ctx.run(&[&d]).unwrap();
         let g = ctx.read_f32(&grads, 0, GAMMA + 2 * f + 3, "grads").unwrap();
-        check(&format!("{what} dgamma"), &widen(&g[GAMMA..GAMMA + f]), &dgamma, &mut failures);
-        check(&format!("{what} dbeta"), &widen(&g[GAMMA + f..GAMMA + 2 * f]), &dbeta, &mut failures);
-        assert!(g[..GAMMA].iter().chain(&g[GAMMA + 2 * f..]).all(|&v| v == -9.0), "{what}: wrote outside gamma and beta");
-        let dx_all = ctx.read_f32(&dx_buf, 0, (rows + 1) * padded(f), "dx").unwrap();
+        check(
+            &format!("{what} dgamma"),
+            &widen(&g[GAMMA..GAMMA + f]),
+            &dgamma,
+            &mut failures,
+        );
+        check(
+            &format!("{what} dbeta"),
+            &widen(&g[GAMMA + f..GAMMA + 2 * f]),
+            &dbeta,
+            &mut failures,
+        );
+        assert!(
+            g[..GAMMA]
+                .iter()
+                .chain(&g[GAMMA + 2 * f..])
+                .all(|&v| v == -9.0),
+            "{what}: wrote outside gamma and beta"
+        );
+        let dx_all = ctx
+            .read_f32(&dx_buf, 0, (rows + 1) * padded(f), "dx")
+            .unwrap();
         // dx sums to 0 over the batch: its scale is set by dz, not by itself.
         let scale = Tolerance {
-            atol: 1e-5 * dz.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 * g64.iter().fold(0f64, |m, v| m.max(v.abs())) / std.iter().fold(f32::MAX, |m, &v| m.min(v)) as f64,
+            atol: 1e-5
+                * dz.iter().fold(0f32, |m, v| m.max(v.abs())) as f64
+                * g64.iter().fold(0f64, |m, v| m.max(v.abs()))
+                / std.iter().fold(f32::MAX, |m, &v| m.min(v)) as f64,
             rtol: 1e-4,
         };
         let dd = diff(&real(&dx_all, rows, f), &dx, scale, 1e-6);
@@ -259,7 +321,9 @@ fn batchnorm_backward_on_awkward_shapes() {
         }
         let stride = padded(f);
         assert!(
-            (0..rows + 1).all(|r| (0..stride).all(|col| (r < rows && col < f) || dx_all[r * stride + col] == 0.0)),
+            (0..rows + 1)
+                .all(|r| (0..stride)
+                    .all(|col| (r < rows && col < f) || dx_all[r * stride + col] == 0.0)),
             "{what}: dx written outside its real rows and columns"
         );
     }
@@ -291,13 +355,25 @@ fn dropout_mask_matches_the_cpu_bit_for_bit() {
     let kernel = DropoutKernel::new(&ctx);
     for (i, &(rows, f)) in SHAPES.iter().enumerate() {
         for ratio in [0.0f32, 0.2, 0.5, 0.9] {
-            let x: Vec<f32> = common::random_f32(rows * f, 300 + i as u64).iter().map(|v| v.abs() + 0.5).collect();
+            let x: Vec<f32> = common::random_f32(rows * f, 300 + i as u64)
+                .iter()
+                .map(|v| v.abs() + 0.5)
+                .collect();
             let key = layer_key(7 + i as u64, 3, 2);
             let what = format!("{rows}x{f} ratio {ratio}");
             for train in [true, false] {
                 let z = ctx.storage_init("z", &store(&x, rows, f, -1.0));
                 let d = kernel
-                    .bind(&ctx, &what, rows, f, padded(f), ratio, train, Slice::whole(&z))
+                    .bind(
+                        &ctx,
+                        &what,
+                        rows,
+                        f,
+                        padded(f),
+                        ratio,
+                        train,
+                        Slice::whole(&z),
+                    )
                     .unwrap();
                 if train {
                     d.set_dropout_key(&ctx, key);
@@ -314,10 +390,15 @@ fn dropout_mask_matches_the_cpu_bit_for_bit() {
                 if train {
                     // Kept elements are copied, dropped ones are 0: exact.
                     assert_eq!(gpu, cpu, "{what}: the GPU's mask differs from the CPU's");
-                    let kept = (0..rows * f).filter(|&e| keep(key, e as u32, ratio)).count();
+                    let kept = (0..rows * f)
+                        .filter(|&e| keep(key, e as u32, ratio))
+                        .count();
                     if rows * f >= 2000 {
                         let share = kept as f64 / (rows * f) as f64;
-                        assert!((share - (1.0 - ratio as f64)).abs() < 0.03, "{what}: kept {share}");
+                        assert!(
+                            (share - (1.0 - ratio as f64)).abs() < 0.03,
+                            "{what}: kept {share}"
+                        );
                     }
                 } else {
                     let d = diff(&gpu, &cpu, tol(&cpu), 1e-6);
@@ -337,15 +418,30 @@ fn dropout_mask_matches_the_cpu_bit_for_bit() {
 fn dropout_masks_differ_between_steps_layers_and_seeds() {
     let mask = |key: u32| (0..1000u32).map(|e| keep(key, e, 0.5)).collect::<Vec<_>>();
     let base = mask(layer_key(1, 1, 1));
-    for other in [layer_key(1, 2, 1), layer_key(1, 1, 2), layer_key(2, 1, 1), layer_key(1 << 32, 1, 1)] {
-        let same = mask(other).iter().zip(&base).filter(|(a, b)| a == b).count();
+    for other in [
+        layer_key(1, 2, 1),
+        layer_key(1, 1, 2),
+        layer_key(2, 1, 1),
+        layer_key(1 << 32, 1, 1),
+    ] {
+        let same = mask(other)
+            .iter()
+            .zip(&base)
+            .filter(|(a, b)| a == b)
+            .count();
         assert!((400..600).contains(&same), "masks agree on {same} of 1000");
     }
     assert_eq!(mask(layer_key(1, 1, 1)), base);
 }
 
 /// `steps` updates of one rule on the GPU and the CPU from the same state.
-fn run_optimizer(ctx: &GpuContext, rule: Optimizer, len: usize, steps: u64, seed: u64) -> Result<(), String> {
+fn run_optimizer(
+    ctx: &GpuContext,
+    rule: Optimizer,
+    len: usize,
+    steps: u64,
+    seed: u64,
+) -> Result<(), String> {
     let params = common::random_f32(len, seed);
     // Some zero gradients (as in padding), the rest of both signs.
     let grads: Vec<f32> = common::random_f32(len, seed + 1)
@@ -368,11 +464,21 @@ fn run_optimizer(ctx: &GpuContext, rule: Optimizer, len: usize, steps: u64, seed
     let kernel = OptimizerKernel::new(ctx, rule);
     let p_buf = ctx.storage_init("params", &params);
     let g_buf = ctx.storage_init("grads", &grads);
-    let s_bufs: Vec<_> = states.iter().map(|s| ctx.storage_init("state", s)).collect();
+    let s_bufs: Vec<_> = states
+        .iter()
+        .map(|s| ctx.storage_init("state", s))
+        .collect();
     let spare = ctx.storage("spare", 16);
     let state = |k: usize| Slice::whole(s_bufs.get(k).unwrap_or(&spare));
     let d = kernel
-        .bind(ctx, "optimizer", Slice::whole(&p_buf), Slice::whole(&g_buf), state(0), state(1))
+        .bind(
+            ctx,
+            "optimizer",
+            Slice::whole(&p_buf),
+            Slice::whole(&g_buf),
+            state(0),
+            state(1),
+        )
         .map_err(|e| e.to_string())?;
     let mut cpu = OptimizerState::new(rule, len);
     cpu.state = states.iter().map(|s| widen(s)).collect();
@@ -387,9 +493,18 @@ fn run_optimizer(ctx: &GpuContext, rule: Optimizer, len: usize, steps: u64, seed
     check(&format!("{} params", rule.kind), &gpu, &p64, &mut failures);
     for (k, buf) in s_bufs.iter().enumerate() {
         let g = widen(&ctx.read_f32(buf, 0, len, "state").unwrap());
-        check(&format!("{} state {k}", rule.kind), &g, &cpu.state[k], &mut failures);
+        check(
+            &format!("{} state {k}", rule.kind),
+            &g,
+            &cpu.state[k],
+            &mut failures,
+        );
     }
-    if failures.is_empty() { Ok(()) } else { Err(failures.join("\n")) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
 }
 
 #[test]
@@ -426,7 +541,14 @@ fn optimizer_comparison_catches_a_wrong_rule() {
         ctx.storage("spare", 16),
     );
     let d = kernel
-        .bind(&ctx, "momentum", Slice::whole(&p), Slice::whole(&g), Slice::whole(&v), Slice::whole(&spare))
+        .bind(
+            &ctx,
+            "momentum",
+            Slice::whole(&p),
+            Slice::whole(&g),
+            Slice::whole(&v),
+            Slice::whole(&spare),
+        )
         .unwrap();
     let mut cpu = OptimizerState::new(Optimizer::new(OptimizerKind::Momentum), 68);
     cpu.state = vec![widen(&v0)];
@@ -437,6 +559,11 @@ fn optimizer_comparison_catches_a_wrong_rule() {
         cpu.update(&mut p64, &widen(&grads), 0.0625);
     }
     let mut failures = Vec::new();
-    check("params", &widen(&ctx.read_f32(&p, 0, 68, "p").unwrap()), &p64, &mut failures);
+    check(
+        "params",
+        &widen(&ctx.read_f32(&p, 0, 68, "p").unwrap()),
+        &p64,
+        &mut failures,
+    );
     assert_eq!(failures.len(), 1, "a 1% wrong momentum went unnoticed");
 }

@@ -187,8 +187,16 @@ fn gpu_train_with_the_tiled_kernel() {
 
 #[test]
 fn chapter6_flags_refuse_bad_values() {
-    assert_fails(&["train", "--optimizer", "adamw"], 2, &["--optimizer", "adamw", "adam"]);
-    assert_fails(&["train", "--init", "glorot"], 2, &["--init", "xavier", "he"]);
+    assert_fails(
+        &["train", "--optimizer", "adamw"],
+        2,
+        &["--optimizer", "adamw", "adam"],
+    );
+    assert_fails(
+        &["train", "--init", "glorot"],
+        2,
+        &["--init", "xavier", "he"],
+    );
     assert_fails(&["train", "--init=-0.1"], 2, &["--init"]);
     assert_fails(&["train", "--init", "inf"], 2, &["--init"]);
     assert_fails(&["train", "--dropout", "1"], 2, &["--dropout", "[0, 1)"]);
@@ -200,19 +208,52 @@ fn chapter6_flags_refuse_bad_values() {
     assert_fails(&["train", "--beta2", "NaN"], 2, &["--beta2"]);
     assert_fails(&["train", "--decay-rate", "1.5"], 2, &["--decay-rate"]);
     assert_fails(&["train", "--train-size", "0"], 2, &["--train-size"]);
-    assert_fails(&["train", "--train-size", "60001"], 2, &["--train-size 60001", "60000"]);
-    assert_fails(&["train", "--batchnorm", "--batch", "1"], 2, &["--batch 1", "--batchnorm"]);
-    assert_fails(&["verify", "--batchnorm", "--batch", "1"], 2, &["--batch 1", "--batchnorm"]);
-    assert_fails(&["bench", "--batchnorm", "--batch", "100,1"], 2, &["--batch 1", "--batchnorm"]);
+    assert_fails(
+        &["train", "--train-size", "60001"],
+        2,
+        &["--train-size 60001", "60000"],
+    );
+    assert_fails(
+        &["train", "--batchnorm", "--batch", "1"],
+        2,
+        &["--batch 1", "--batchnorm"],
+    );
+    assert_fails(
+        &["verify", "--batchnorm", "--batch", "1"],
+        2,
+        &["--batch 1", "--batchnorm"],
+    );
+    assert_fails(
+        &["bench", "--batchnorm", "--batch", "100,1"],
+        2,
+        &["--batch 1", "--batchnorm"],
+    );
     assert_fails(&["bench", "--optimizer", "lion"], 2, &["--optimizer"]);
 }
 
 #[test]
 fn chapter6_cpu_run_says_what_it_trains() {
     let o = gpu_net(&[
-        "train", "--device", "cpu", "--iters", "6", "--train-size", "300", "--hidden", "20,20",
-        "--batchnorm", "--dropout", "0.2", "--optimizer", "adam", "--lr", "0.001",
-        "--init", "he", "--weight-decay", "0.1",
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "6",
+        "--train-size",
+        "300",
+        "--hidden",
+        "20,20",
+        "--batchnorm",
+        "--dropout",
+        "0.2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--init",
+        "he",
+        "--weight-decay",
+        "0.1",
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -221,7 +262,10 @@ fn chapter6_cpu_run_says_what_it_trains() {
         "{out}"
     );
     // 300 images at batch 100: 3 iterations per epoch, as the book counts.
-    assert!(out.contains("(3 per epoch)") && out.contains("epoch   2  iter      6"), "{out}");
+    assert!(
+        out.contains("(3 per epoch)") && out.contains("epoch   2  iter      6"),
+        "{out}"
+    );
     // The book's own runs print exactly as before.
     let plain = gpu_net(&["train", "--device", "cpu", "--iters", "1"]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("layers:"));

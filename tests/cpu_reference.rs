@@ -6,8 +6,8 @@ mod common;
 use gpu_net::compare::{Tolerance, diff, diff_where};
 use gpu_net::cpu::numerical::{NumericalGradient, all_elements};
 use gpu_net::cpu::{Labels, Net, SoftmaxWithLoss, numerical_gradient};
-use gpu_net::optim::StepRule;
 use gpu_net::model::{Arch, Params, Tensor};
+use gpu_net::optim::StepRule;
 use gpu_net::train::{self, CpuTrainer, TrainConfig};
 
 /// Absolute floor of the relative error. The central difference itself is

@@ -76,10 +76,20 @@ pub fn both_paths_with(
     let mut out: Vec<_> = arch
         .tensors()
         .iter()
-        .map(|t| (t.name.clone(), diff(g.tensor(t), c.tensor(t), STEP_TOLERANCE, FLOOR)))
+        .map(|t| {
+            (
+                t.name.clone(),
+                diff(g.tensor(t), c.tensor(t), STEP_TOLERANCE, FLOOR),
+            )
+        })
         .collect();
     for t in arch.running_tensors() {
-        let d = diff(&g.running[t.range()], &c.running[t.range()], STEP_TOLERANCE, FLOOR);
+        let d = diff(
+            &g.running[t.range()],
+            &c.running[t.range()],
+            STEP_TOLERANCE,
+            FLOOR,
+        );
         out.push((t.name.clone(), d));
     }
     out
@@ -145,8 +155,16 @@ fn same_seed_gives_bit_identical_parameters() {
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
     let run = || {
-        let mut gpu =
-            GpuTrainer::new(ctx.clone(), &Params::init(&arch, 9), data, 100, 8, 0.1, &StepRule::default()).unwrap();
+        let mut gpu = GpuTrainer::new(
+            ctx.clone(),
+            &Params::init(&arch, 9),
+            data,
+            100,
+            8,
+            0.1,
+            &StepRule::default(),
+        )
+        .unwrap();
         let cfg = TrainConfig {
             iters: 120,
             seed: 9,
@@ -170,7 +188,16 @@ fn six_hundred_gpu_iterations_pass_90_percent() {
     let Some(ctx) = common::gpu() else { return };
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let mut gpu = GpuTrainer::new(ctx, &Params::init(&arch, 0), data, 100, 8, 0.1, &StepRule::default()).unwrap();
+    let mut gpu = GpuTrainer::new(
+        ctx,
+        &Params::init(&arch, 0),
+        data,
+        100,
+        8,
+        0.1,
+        &StepRule::default(),
+    )
+    .unwrap();
     let cfg = TrainConfig {
         iters: 600,
         ..Default::default()
@@ -313,9 +340,13 @@ fn sgd_momentum_and_nesterov_agree_with_cpu_after_50_free_steps() {
     // decay on and off.
     let Some(ctx) = common::gpu() else { return };
     let mut failures = Vec::new();
-    for (i, kind) in [OptimizerKind::Sgd, OptimizerKind::Momentum, OptimizerKind::Nesterov]
-        .into_iter()
-        .enumerate()
+    for (i, kind) in [
+        OptimizerKind::Sgd,
+        OptimizerKind::Momentum,
+        OptimizerKind::Nesterov,
+    ]
+    .into_iter()
+    .enumerate()
     {
         for (j, (bn, dropout, decay)) in LAYER_MATRIX.into_iter().enumerate() {
             let rule = StepRule {
@@ -324,10 +355,14 @@ fn sgd_momentum_and_nesterov_agree_with_cpu_after_50_free_steps() {
                 seed: (i * 4 + j) as u64,
             };
             let arch = matrix_arch(bn, dropout);
-            let worst = both_paths_with(ctx.clone(), &arch, &rule, book_lr(kind), 50, rule.seed, 100);
+            let worst =
+                both_paths_with(ctx.clone(), &arch, &rule, book_lr(kind), 50, rule.seed, 100);
             for (name, d) in worst {
                 if d.max_rel > 1e-3 {
-                    failures.push(format!("{kind} bn {bn} dropout {dropout}: {name} {:.3e}", d.max_rel));
+                    failures.push(format!(
+                        "{kind} bn {bn} dropout {dropout}: {name} {:.3e}",
+                        d.max_rel
+                    ));
                 }
             }
         }
@@ -343,10 +378,18 @@ fn same_active_units(gpu: &GpuTrainer, cpu_active: &[Vec<bool>], rows: usize) ->
     cpu_active.iter().enumerate().all(|(l, want)| {
         let h = want.len() / rows;
         let stride = gpu_net::gpu::layout::padded(h);
-        let z = gpu.net.ctx.read_f32(&act.z[l], 0, rows * stride, "Z").unwrap();
+        let z = gpu
+            .net
+            .ctx
+            .read_f32(&act.z[l], 0, rows * stride, "Z")
+            .unwrap();
         (0..rows * h).all(|e| (z[e / h * stride + e % h] > 0.0) == want[e])
     })
 }
+
+/// A tensor's name, its GPU and CPU values, and each element's allowance for
+/// the update's sensitivity to f32 rounding of the gradient.
+type Compared = (String, Vec<f64>, Vec<f64>, Vec<f64>);
 
 /// `steps` steps of `rule`, each started on the CPU from the GPU's state
 /// (parameters, running statistics, optimizer state, step count), and each
@@ -403,7 +446,9 @@ fn stepwise_with(
         let (_, g) = net.gradient(&cpu.params, &x, gpu_net::cpu::Labels::Index(&t), 100, step);
         let mut delta = vec![0.0; g.values.len()];
         for tensor in &tensors {
-            let layer = tensor.name.trim_start_matches(|c: char| !c.is_ascii_digit());
+            let layer = tensor
+                .name
+                .trim_start_matches(|c: char| !c.is_ascii_digit());
             let scale = tensors
                 .iter()
                 .filter(|u| u.name.trim_start_matches(|c: char| !c.is_ascii_digit()) == layer)
@@ -415,7 +460,12 @@ fn stepwise_with(
         let nudged = |sign: f64| {
             let mut opt = cpu.optimizer.clone();
             let mut p = cpu.params.values.clone();
-            let gs: Vec<f64> = g.values.iter().zip(&delta).map(|(v, d)| v + sign * d).collect();
+            let gs: Vec<f64> = g
+                .values
+                .iter()
+                .zip(&delta)
+                .map(|(v, d)| v + sign * d)
+                .collect();
             opt.update(&mut p, &gs, lr as f64);
             p
         };
@@ -429,21 +479,42 @@ fn stepwise_with(
         }
         let gp = gpu.params().unwrap();
         let c = &cpu.params;
-        let mut compared: Vec<(String, Vec<f64>, Vec<f64>, Vec<f64>)> = tensors
+        let mut compared: Vec<Compared> = tensors
             .iter()
             .map(|t| {
                 let sens = t.range().map(|e| (up[e] - down[e]).abs() / 2.0).collect();
-                (t.name.clone(), gp.tensor(t).to_vec(), c.tensor(t).to_vec(), sens)
+                (
+                    t.name.clone(),
+                    gp.tensor(t).to_vec(),
+                    c.tensor(t).to_vec(),
+                    sens,
+                )
             })
             .collect();
         for t in arch.running_tensors() {
             let zero = vec![0.0; t.len()];
-            compared.push((t.name.clone(), gp.running[t.range()].to_vec(), c.running[t.range()].to_vec(), zero));
+            compared.push((
+                t.name.clone(),
+                gp.running[t.range()].to_vec(),
+                c.running[t.range()].to_vec(),
+                zero,
+            ));
         }
-        for (s, (gs, cs)) in gpu.optimizer_state().unwrap().iter().zip(&cpu.optimizer.state).enumerate() {
+        for (s, (gs, cs)) in gpu
+            .optimizer_state()
+            .unwrap()
+            .iter()
+            .zip(&cpu.optimizer.state)
+            .enumerate()
+        {
             for t in &tensors {
                 let zero = vec![0.0; t.len()];
-                compared.push((format!("state{s}:{}", t.name), gs[t.range()].to_vec(), cs[t.range()].to_vec(), zero));
+                compared.push((
+                    format!("state{s}:{}", t.name),
+                    gs[t.range()].to_vec(),
+                    cs[t.range()].to_vec(),
+                    zero,
+                ));
             }
         }
         for (name, a, b, sens) in compared {
@@ -484,14 +555,29 @@ fn every_optimizer_agrees_with_cpu_step_by_step_for_50_steps() {
                 weight_decay: decay,
                 seed: (100 + i * 4 + j) as u64,
             };
-            let (f, s) = stepwise(ctx.clone(), &matrix_arch(bn, dropout), &rule, book_lr(kind), 50);
-            failures.extend(f.into_iter().map(|f| format!("{kind} bn {bn} dropout {dropout}: {f}")));
+            let (f, s) = stepwise(
+                ctx.clone(),
+                &matrix_arch(bn, dropout),
+                &rule,
+                book_lr(kind),
+                50,
+            );
+            failures.extend(
+                f.into_iter()
+                    .map(|f| format!("{kind} bn {bn} dropout {dropout}: {f}")),
+            );
             skipped += s;
         }
     }
-    eprintln!("steps left out, a unit on the other side of its Relu kink on the GPU: {skipped} of {}", 24 * 50);
+    eprintln!(
+        "steps left out, a unit on the other side of its Relu kink on the GPU: {skipped} of {}",
+        24 * 50
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(skipped < 24 * 50 / 20, "{skipped} steps left out: the paths disagree too often to be rounding");
+    assert!(
+        skipped < 24 * 50 / 20,
+        "{skipped} steps left out: the paths disagree too often to be rounding"
+    );
 }
 
 #[test]
@@ -505,8 +591,18 @@ fn stepwise_comparison_catches_a_wrong_adam_step_and_a_wrong_mask() {
     // β2 of 0.99 on the GPU against the book's 0.999 on the CPU.
     let mut wrong = rule;
     wrong.optimizer.beta2 = 0.99;
-    let (failures, _) = stepwise_with(ctx.clone(), &matrix_arch(true, 0.0), &rule, &wrong, 0.001, 3);
-    assert!(failures.iter().any(|f| f.contains("W1")), "a wrong β2 went unnoticed");
+    let (failures, _) = stepwise_with(
+        ctx.clone(),
+        &matrix_arch(true, 0.0),
+        &rule,
+        &wrong,
+        0.001,
+        3,
+    );
+    assert!(
+        failures.iter().any(|f| f.contains("W1")),
+        "a wrong β2 went unnoticed"
+    );
     // Dropout's masks from another seed: the units differ, every step.
     let mut other = rule;
     other.seed = 6;
@@ -534,8 +630,16 @@ fn every_optimizer_trains_the_book_network_past_93_percent_in_2000_iterations() 
             ..Default::default()
         };
         let lr = readme_lr(kind);
-        let mut gpu =
-            GpuTrainer::new(ctx.clone(), &Params::init(&arch, 0), data, 100, 8, lr, &rule).unwrap();
+        let mut gpu = GpuTrainer::new(
+            ctx.clone(),
+            &Params::init(&arch, 0),
+            data,
+            100,
+            8,
+            lr,
+            &rule,
+        )
+        .unwrap();
         let cfg = TrainConfig {
             iters: 2000,
             lr,

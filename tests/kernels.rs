@@ -55,7 +55,11 @@ fn run_matmul(
         ones_col,
         decay,
     } = *c;
-    let (decay, decay_rows) = if decay { (DECAY, m.div_ceil(2)) } else { (0.0, 0) };
+    let (decay, decay_rows) = if decay {
+        (DECAY, m.div_ceil(2))
+    } else {
+        (0.0, 0)
+    };
     let big_m = if v.trans_a { up4(m) } else { m };
     let big_k = up4(k);
     let big_n = up4(n + ones_col as usize);

@@ -54,13 +54,23 @@ fn batch_normalization_passes_on_awkward_batches() {
             let names: Vec<&str> = r.tensors.iter().map(|t| t.name.as_str()).collect();
             assert_eq!(
                 names,
-                ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
+                [
+                    "W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"
+                ]
             );
         }
         assert_ok(r);
     }
     // Whole tensors, He initialisation, a wider first layer.
-    assert_ok(run_arch(&chapter6(&[50], true, 0.0), 3, 3, None, Init::He, 0.0, None));
+    assert_ok(run_arch(
+        &chapter6(&[50], true, 0.0),
+        3,
+        3,
+        None,
+        Init::He,
+        0.0,
+        None,
+    ));
 }
 
 #[test]
@@ -91,7 +101,10 @@ fn corrupted_batchnorm_gradient_fails_naming_gamma() {
     assert!(!r.ok);
     let failures = r.failures();
     assert_eq!(failures.len(), 2, "{failures:?}");
-    assert!(failures.iter().all(|f| f.contains("gamma1[7]")), "{failures:?}");
+    assert!(
+        failures.iter().all(|f| f.contains("gamma1[7]")),
+        "{failures:?}"
+    );
 }
 
 #[test]
@@ -104,9 +117,15 @@ fn batch_normalization_refuses_a_batch_of_one() {
         init: Init::default(),
         weight_decay: 0.0,
     };
-    let e = verify(ctx, &chapter6(&[10], true, 0.0), &common::mnist().train, &cfg, None)
-        .unwrap_err()
-        .to_string();
+    let e = verify(
+        ctx,
+        &chapter6(&[10], true, 0.0),
+        &common::mnist().train,
+        &cfg,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("--batch 1 with --batchnorm"), "{e}");
 }
 

@@ -169,7 +169,13 @@ pub struct BatchNormalization {
 }
 
 impl BatchNormalization {
-    pub fn forward_train(&mut self, x: &[f64], gamma: &[f64], beta: &[f64], batch: usize) -> Vec<f64> {
+    pub fn forward_train(
+        &mut self,
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        batch: usize,
+    ) -> Vec<f64> {
         let h = gamma.len();
         let mut mean = vec![0.0; h];
         for row in x.chunks_exact(h) {
@@ -264,7 +270,11 @@ impl BatchNormalization {
                 dstd[j] -= drow[j] * crow[j] / (self.std[j] * self.std[j]);
             }
         }
-        let dvar: Vec<f64> = dstd.iter().zip(&self.std).map(|(d, s)| 0.5 * d / s).collect();
+        let dvar: Vec<f64> = dstd
+            .iter()
+            .zip(&self.std)
+            .map(|(d, s)| 0.5 * d / s)
+            .collect();
         // dxc += (2/B)·xc·dvar; dmu = Σ dxc; dx = dxc - dmu/B
         for (drow, crow) in dxc.chunks_exact_mut(h).zip(self.xc.chunks_exact(h)) {
             for j in 0..h {

@@ -20,7 +20,9 @@ pub struct Net {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
     /// `step` is 1-based, as the optimizers count.
-    Train { step: u32 },
+    Train {
+        step: u32,
+    },
     Eval,
 }
 
@@ -87,7 +89,10 @@ impl Net {
                 break;
             }
             if let Some(bn) = bn_slots.get(l) {
-                let (gamma, beta) = (&v[bn.gamma..bn.beta()], &v[bn.beta()..bn.beta() + bn.features]);
+                let (gamma, beta) = (
+                    &v[bn.gamma..bn.beta()],
+                    &v[bn.beta()..bn.beta() + bn.features],
+                );
                 h = match pass {
                     Pass::Train { .. } => {
                         let mut layer = BatchNormalization::default();
@@ -112,7 +117,11 @@ impl Net {
                 h = match pass {
                     Pass::Train { step } => {
                         let mut layer = Dropout::default();
-                        let y = layer.forward_train(&h, layer_key(self.seed, step, l as u32 + 1), ratio);
+                        let y = layer.forward_train(
+                            &h,
+                            layer_key(self.seed, step, l as u32 + 1),
+                            ratio,
+                        );
                         out.dropouts.push(layer);
                         y
                     }
@@ -124,7 +133,14 @@ impl Net {
         out
     }
 
-    fn forward(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, pass: Pass) -> Forward {
+    fn forward(
+        &self,
+        params: &Params,
+        x: &[f64],
+        t: Labels<'_>,
+        batch: usize,
+        pass: Pass,
+    ) -> Forward {
         let h = self.forward_layers(params, x, batch, pass);
         let mut last = SoftmaxWithLoss::default();
         let data_loss = last.forward(&h.logits, t, batch);
@@ -150,7 +166,9 @@ impl Net {
     /// The loss backprop differentiates: mean cross-entropy over the batch
     /// in training form at `step`, plus weight decay.
     pub fn loss(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, step: u32) -> f64 {
-        self.forward(params, x, t, batch, Pass::Train { step }).data_loss + self.decay_loss(params)
+        self.forward(params, x, t, batch, Pass::Train { step })
+            .data_loss
+            + self.decay_loss(params)
     }
 
     /// [`Net::loss`] and a signature (FNV-1a hash) of every Relu's mask, so
@@ -178,13 +196,24 @@ impl Net {
     /// whose gradient passes. A float path that rounds a Relu input within
     /// its rounding of 0 to the other side differs here, and then
     /// legitimately in its gradient.
-    pub fn active_units(&self, params: &Params, x: &[f64], batch: usize, step: u32) -> Vec<Vec<bool>> {
+    pub fn active_units(
+        &self,
+        params: &Params,
+        x: &[f64],
+        batch: usize,
+        step: u32,
+    ) -> Vec<Vec<bool>> {
         let f = self.forward_layers(params, x, batch, Pass::Train { step });
         f.relus
             .iter()
             .enumerate()
             .map(|(l, relu)| match f.dropouts.get(l) {
-                Some(d) => relu.mask().iter().zip(d.mask()).map(|(&a, &b)| a && b).collect(),
+                Some(d) => relu
+                    .mask()
+                    .iter()
+                    .zip(d.mask())
+                    .map(|(&a, &b)| a && b)
+                    .collect(),
                 None => relu.mask().to_vec(),
             })
             .collect()
@@ -199,7 +228,14 @@ impl Net {
 
     /// Backprop at training step `step`: the cross-entropy (without weight
     /// decay) and the gradient of every parameter (with it), as an arena.
-    pub fn gradient(&self, params: &Params, x: &[f64], t: Labels<'_>, batch: usize, step: u32) -> (f64, Params) {
+    pub fn gradient(
+        &self,
+        params: &Params,
+        x: &[f64],
+        t: Labels<'_>,
+        batch: usize,
+        step: u32,
+    ) -> (f64, Params) {
         let (loss, grads, _) = self.gradient_keeping(params, x, t, batch, step);
         (loss, grads)
     }
@@ -233,7 +269,8 @@ impl Net {
             }
             d = f.relus[k].backward(&d);
             if let Some(bn) = bn_slots.get(k) {
-                let (dgamma, dbeta) = grads.values[bn.gamma..bn.beta() + bn.features].split_at_mut(bn.features);
+                let (dgamma, dbeta) =
+                    grads.values[bn.gamma..bn.beta() + bn.features].split_at_mut(bn.features);
                 d = f.bns[k].backward(&d, &v[bn.gamma..bn.beta()], dgamma, dbeta);
             }
             dout = d;
@@ -253,9 +290,11 @@ impl Net {
         lr: f64,
     ) -> f64 {
         let step = (optimizer.t + 1) as u32;
-        let (loss, grads, bns) = self.gradient_keeping(params, x, Labels::Index(labels), labels.len(), step);
+        let (loss, grads, bns) =
+            self.gradient_keeping(params, x, Labels::Index(labels), labels.len(), step);
         for (bn, slot) in bns.iter().zip(self.arch.bn_slots()) {
-            let (mean, var) = params.running[slot.running..slot.running_var() + slot.features].split_at_mut(slot.features);
+            let (mean, var) = params.running[slot.running..slot.running_var() + slot.features]
+                .split_at_mut(slot.features);
             bn.update_running(mean, var);
         }
         optimizer.update(&mut params.values, &grads.values, lr);

@@ -66,7 +66,8 @@ impl OptimizerState {
             OptimizerKind::Adam => {
                 let (b1, b2) = (r.beta1, r.beta2);
                 let (ms, vs) = self.state.split_at_mut(1);
-                for (((p, g), m), v) in params.iter_mut().zip(grads).zip(&mut ms[0]).zip(&mut vs[0]) {
+                for (((p, g), m), v) in params.iter_mut().zip(grads).zip(&mut ms[0]).zip(&mut vs[0])
+                {
                     *m += (1.0 - b1) * (g - *m);
                     *v += (1.0 - b2) * (g * g - *v);
                     *p -= lr_t * *m / (v.sqrt() + EPS);

@@ -154,7 +154,10 @@ impl GpuLayout {
         }
         for (g, s) in self.bn.iter().zip(arch.bn_slots()) {
             let src = &v[g.gamma..g.gamma + 2 * g.features];
-            for (d, &x) in p.values[s.gamma..s.gamma + 2 * s.features].iter_mut().zip(src) {
+            for (d, &x) in p.values[s.gamma..s.gamma + 2 * s.features]
+                .iter_mut()
+                .zip(src)
+            {
                 *d = x as f64;
             }
         }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use super::context::{GpuContext, Result};
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall,
-    MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall, MatmulShape,
+    MatmulVariant, Slice, SoftmaxWithLoss, Stats,
 };
 use super::layout::{GpuLayout, padded, padded_rows};
 use crate::data::Dataset;
@@ -181,9 +181,9 @@ impl GpuNet {
             .read_f32(&self.params, 0, self.layout.len, "the parameters")?;
         let mut p = self.layout.from_gpu(&self.arch, &v);
         if !p.running.is_empty() {
-            let r = self
-                .ctx
-                .read_f32(&self.running, 0, p.running.len(), "the running statistics")?;
+            let r =
+                self.ctx
+                    .read_f32(&self.running, 0, p.running.len(), "the running statistics")?;
             p.running = r.iter().map(|&v| v as f64).collect();
         }
         Ok(p)
@@ -220,7 +220,10 @@ impl GpuNet {
             .map(|(l, b)| BnActivations {
                 a: ctx.storage(&format!("A{}", l + 1), bytes(b.features)),
                 da: ctx.storage(&format!("dA{}", l + 1), bytes(b.features)),
-                std: ctx.storage(&format!("std{}", l + 1), (b.features.next_multiple_of(4) * 4) as u64),
+                std: ctx.storage(
+                    &format!("std{}", l + 1),
+                    (b.features.next_multiple_of(4) * 4) as u64,
+                ),
             })
             .collect();
         Ok(Activations {
@@ -263,9 +266,11 @@ impl GpuNet {
         pending
             .into_iter()
             .map(|p| match p {
-                Pending::Matmul(c) => Ok(Op::Shared(self.kernels.matmul.bind(
-                    &self.ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux,
-                )?)),
+                Pending::Matmul(c) => {
+                    Ok(Op::Shared(self.kernels.matmul.bind(
+                        &self.ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux,
+                    )?))
+                }
                 Pending::Ready(op) => Ok(op),
             })
             .collect()
@@ -348,7 +353,9 @@ impl GpuNet {
                             .map(|s| bind(format!("dropout{} slot {s}", l + 1), true))
                             .collect::<Result<_>>()?,
                     },
-                    Mode::Eval => Op::Shared(bind(format!("dropout{} (evaluation)", l + 1), false)?),
+                    Mode::Eval => {
+                        Op::Shared(bind(format!("dropout{} (evaluation)", l + 1), false)?)
+                    }
                 }));
             }
         }
@@ -441,7 +448,8 @@ impl GpuNet {
                 a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
                 b: Slice::new(grad_in, 0, all * g.cols()),
                 c: Slice::new(dest, g.offset, g.len()),
-                aux: (target == GradTarget::Store).then(|| Slice::new(&self.params, g.offset, g.len())),
+                aux: (target == GradTarget::Store)
+                    .then(|| Slice::new(&self.params, g.offset, g.len())),
             }));
         }
         self.bind_pending(pending)

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::context::{GpuContext, Result};
 use super::kernels::{Dispatch, OptimizerKernel, Slice};
 use super::layout::padded;
-use super::net::{Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer};
+use super::net::{
+    Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
+};
 use crate::data::Mnist;
 use crate::dropout_mask::layer_key;
 use crate::model::Params;
@@ -89,7 +91,8 @@ impl StepWorkspace {
             let len = net.layout.len;
             for k in 0..rule.optimizer.kind.state_arrays() {
                 ctx.check_binding("the optimizer's state", len as u64 * 4)?;
-                optimizer_state.push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
+                optimizer_state
+                    .push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
             }
             let spare = ctx.storage("no optimizer state", 16);
             let kernel = OptimizerKernel::new(ctx, rule.optimizer);
@@ -146,7 +149,8 @@ impl StepWorkspace {
             let step = first_step + slot as u64;
             for op in &self.forward {
                 if let Op::Dropout { layer, slots } = op {
-                    slots[slot].set_dropout_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
+                    slots[slot]
+                        .set_dropout_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
                 }
             }
             if let Some(update) = self.update.get(slot) {
@@ -169,7 +173,12 @@ impl StepWorkspace {
 
     fn step_dispatches_of(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
         std::iter::once(&self.gathers[slot])
-            .chain(self.forward.iter().chain(&self.backward).map(move |op| op.dispatch(slot)))
+            .chain(
+                self.forward
+                    .iter()
+                    .chain(&self.backward)
+                    .map(move |op| op.dispatch(slot)),
+            )
             .chain(self.update.get(slot))
     }
 
@@ -294,7 +303,9 @@ impl GpuTrainer {
             .optimizer_state
             .iter()
             .map(|b| {
-                let v = net.ctx.read_f32(b, 0, net.layout.len, "the optimizer state")?;
+                let v = net
+                    .ctx
+                    .read_f32(b, 0, net.layout.len, "the optimizer state")?;
                 Ok(net.layout.from_gpu(&net.arch, &v).values)
             })
             .collect()

@@ -74,8 +74,20 @@ impl BatchNorm {
             "batchnorm backward",
             &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
         );
-        let train = pipeline(ctx, "batchnorm train", &forward_layout, FORWARD, &[("TRAIN", 1.0)]);
-        let eval = pipeline(ctx, "batchnorm eval", &forward_layout, FORWARD, &[("TRAIN", 0.0)]);
+        let train = pipeline(
+            ctx,
+            "batchnorm train",
+            &forward_layout,
+            FORWARD,
+            &[("TRAIN", 1.0)],
+        );
+        let eval = pipeline(
+            ctx,
+            "batchnorm eval",
+            &forward_layout,
+            FORWARD,
+            &[("TRAIN", 0.0)],
+        );
         let backward = pipeline(ctx, "batchnorm backward", &backward_layout, BACKWARD, &[]);
         BatchNorm {
             forward_layout,

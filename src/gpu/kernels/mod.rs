@@ -16,8 +16,8 @@ use super::context::{GpuContext, GpuError, Result};
 pub use batchnorm::{BatchNorm, BnShape};
 pub use dropout::DropoutKernel;
 pub use gather::Gather;
-pub use optimizer::OptimizerKernel;
 pub use matmul::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
+pub use optimizer::OptimizerKernel;
 pub use softmax_loss::{SoftmaxWithLoss, Stats};
 
 /// A range of a buffer, counted in 4-byte elements.

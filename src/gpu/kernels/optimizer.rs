@@ -33,7 +33,11 @@ pub struct OptimizerKernel {
 impl OptimizerKernel {
     pub fn new(ctx: &GpuContext, rule: Optimizer) -> Self {
         use Binding::*;
-        let layout = bind_group_layout(ctx, "optimizer", &[Uniform, ReadWrite, Read, ReadWrite, ReadWrite]);
+        let layout = bind_group_layout(
+            ctx,
+            "optimizer",
+            &[Uniform, ReadWrite, Read, ReadWrite, ReadWrite],
+        );
         let code = match rule.kind {
             OptimizerKind::Sgd => 0.0,
             OptimizerKind::Momentum => 1.0,

@@ -1,0 +1,545 @@
+//! `gpu-net experiment NAME`: the book's chapter 6 experiments, each with
+//! its script's configuration (network, batch, iterations, learning rates,
+//! training-set size), printing what the script prints and keeping the
+//! curves the book plots as a table (written as CSV or JSON by the CLI).
+//!
+//! Where the scripts draw fresh random weights per network, every network
+//! here starts from the same seed (a fairer comparison, and repeatable).
+//! Evaluation points follow the scripts: after the update of every
+//! iteration `i` with `i % iter_per_epoch == 0`, starting at `i = 0`.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::data::{CLASSES, Dataset, Mnist};
+use crate::gpu::{GpuContext, GpuTrainer};
+use crate::model::{Arch, Init, Params};
+use crate::optim::{Optimizer, OptimizerKind, StepRule};
+use crate::train::{CpuTrainer, Sampler, Split, Trainer, iters_per_epoch};
+
+/// The experiments, by their command-line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Experiment {
+    OptimizerCompare,
+    WeightInitCompare,
+    BatchNorm,
+    WeightDecay,
+    Dropout,
+    HyperparameterSearch,
+}
+
+impl Experiment {
+    pub const ALL: [Experiment; 6] = [
+        Experiment::OptimizerCompare,
+        Experiment::WeightInitCompare,
+        Experiment::BatchNorm,
+        Experiment::WeightDecay,
+        Experiment::Dropout,
+        Experiment::HyperparameterSearch,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Experiment::OptimizerCompare => "optimizer-compare",
+            Experiment::WeightInitCompare => "weight-init-compare",
+            Experiment::BatchNorm => "batch-norm",
+            Experiment::WeightDecay => "weight-decay",
+            Experiment::Dropout => "dropout",
+            Experiment::HyperparameterSearch => "hyperparameter-search",
+        }
+    }
+
+    /// The book's script this reproduces.
+    pub fn script(&self) -> &'static str {
+        match self {
+            Experiment::OptimizerCompare => "ch06/optimizer_compare_mnist.py",
+            Experiment::WeightInitCompare => "ch06/weight_init_compare.py",
+            Experiment::BatchNorm => "ch06/batch_norm_test.py",
+            Experiment::WeightDecay => "ch06/overfit_weight_decay.py",
+            Experiment::Dropout => "ch06/overfit_dropout.py",
+            Experiment::HyperparameterSearch => "ch06/hyperparameter_optimization.py",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Experiment::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Experiment::ALL.iter().map(|e| e.name()).collect();
+                format!("{s:?} is not one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Where the networks train.
+#[derive(Clone)]
+pub enum Device {
+    Gpu(Arc<GpuContext>),
+    Cpu,
+}
+
+/// The scripts' sizes, each of which can be made smaller (or larger) for a
+/// quick look; `None` keeps the book's.
+#[derive(Clone, Debug, Default)]
+pub struct ExperimentConfig {
+    pub seed: u64,
+    /// Iterations of the two comparisons (2000).
+    pub iters: Option<usize>,
+    /// Epochs of the others (20, 201, 301, 50).
+    pub epochs: Option<usize>,
+    /// Trials of the hyperparameter search (100).
+    pub trials: Option<usize>,
+    /// How many of batch-norm's 16 weight scales to run, from 1 down.
+    pub stds: Option<usize>,
+}
+
+/// What an experiment measured: the curves as a table, and a summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExperimentReport {
+    pub experiment: &'static str,
+    pub script: &'static str,
+    pub device: String,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Value>>,
+    pub summary: Value,
+}
+
+impl ExperimentReport {
+    /// The table as CSV: a header, then one line per row.
+    pub fn csv(&self) -> String {
+        let mut s = self.columns.join(",") + "\n";
+        for row in &self.rows {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|v| match v {
+                    Value::String(t) if t.contains([',', '"', '\n']) => {
+                        format!("\"{}\"", t.replace('"', "\"\""))
+                    }
+                    Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            s += &cells.join(",");
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// One network under training: its device's trainer and learning rate.
+struct Run<'a> {
+    trainer: Box<dyn Trainer + 'a>,
+    lr: f32,
+}
+
+impl Run<'_> {
+    fn step(&mut self, batch: &[u32]) -> anyhow::Result<()> {
+        self.trainer.train_steps(&[batch.to_vec()], self.lr)
+    }
+    fn accuracy(&mut self, split: Split) -> anyhow::Result<f64> {
+        Ok(self.trainer.evaluate(split)?.1)
+    }
+}
+
+fn start<'a>(
+    device: &Device,
+    arch: &Arch,
+    init: Init,
+    data: &'a Mnist,
+    batch: usize,
+    lr: f32,
+    rule: &StepRule,
+) -> anyhow::Result<Run<'a>> {
+    let params = Params::init_with(arch, init, rule.seed);
+    let trainer: Box<dyn Trainer + 'a> = match device {
+        Device::Gpu(ctx) => Box::new(GpuTrainer::new(
+            ctx.clone(),
+            &params,
+            data,
+            batch,
+            8,
+            lr,
+            rule,
+        )?),
+        Device::Cpu => Box::new(CpuTrainer::new(arch, params, data, rule)),
+    };
+    Ok(Run { trainer, lr })
+}
+
+fn device_text(device: &Device) -> String {
+    match device {
+        Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
+        Device::Cpu => "cpu (f64 reference)".into(),
+    }
+}
+
+/// Runs one experiment, calling `say` with each line the script prints.
+pub fn run(
+    which: Experiment,
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<ExperimentReport> {
+    say(format!(
+        "{} ({}), on {}",
+        which.name(),
+        which.script(),
+        device_text(device)
+    ));
+    let (columns, rows, summary) = match which {
+        Experiment::OptimizerCompare => optimizer_compare(device, data, cfg, say)?,
+        Experiment::WeightInitCompare => weight_init_compare(device, data, cfg, say)?,
+        Experiment::BatchNorm => batch_norm(device, data, cfg, say)?,
+        Experiment::WeightDecay => overfit(which, device, data, cfg, say)?,
+        Experiment::Dropout => overfit(which, device, data, cfg, say)?,
+        Experiment::HyperparameterSearch => hyperparameter_search(device, data, cfg, say)?,
+    };
+    Ok(ExperimentReport {
+        experiment: which.name(),
+        script: which.script(),
+        device: device_text(device),
+        columns,
+        rows,
+        summary,
+    })
+}
+
+type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
+
+fn mlp(data: &Mnist, hidden: &[usize]) -> anyhow::Result<Arch> {
+    Ok(Arch::mlp(data.train.pixels(), hidden, CLASSES)?)
+}
+
+/// A split of `data` with `train` as the training set and `test` as the test set.
+fn split(train: Dataset, test: Dataset) -> Mnist {
+    Mnist { train, test }
+}
+
+/// Both comparisons: several networks trained side by side on the same
+/// minibatches, the loss of each printed every 100 iterations.
+fn side_by_side(
+    runs: &mut [(String, Run<'_>)],
+    data: &Mnist,
+    iters: usize,
+    batch: usize,
+    seed: u64,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    let mut sampler = Sampler::new(seed, data.train.len());
+    let mut rows = Vec::new();
+    let mut last: Vec<Vec<f64>> = vec![vec![]; runs.len()];
+    for i in 0..iters {
+        let b = sampler.batch(batch);
+        if i % 100 == 0 {
+            say(format!("===========iteration:{i}==========="));
+        }
+        for (k, (name, run)) in runs.iter_mut().enumerate() {
+            run.step(&b)?;
+            // The batch's loss as the step computed it (before its update;
+            // the script evaluates it again after).
+            let loss = run.trainer.take_mean_loss()?;
+            rows.push(vec![json!(name), json!(i), json!(loss)]);
+            if i % 100 == 0 {
+                // As f32: the GPU's loss has no more digits than that.
+                say(format!("{name}:{}", loss as f32));
+            }
+            last[k].push(loss);
+            if last[k].len() > 100 {
+                last[k].remove(0);
+            }
+        }
+    }
+    let summary: Vec<Value> = runs
+        .iter()
+        .zip(&last)
+        .map(|((name, _), l)| {
+            let mean = l.iter().sum::<f64>() / l.len().max(1) as f64;
+            say(format!(
+                "mean loss over the last {} iterations, {name}: {mean:.4}",
+                l.len()
+            ));
+            json!({ "series": name, "mean_loss_last_100": mean })
+        })
+        .collect();
+    Ok((vec!["series", "iteration", "loss"], rows, json!(summary)))
+}
+
+fn optimizer_compare(
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    let arch = mlp(data, &[100; 4])?;
+    let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
+    let mut runs = Vec::new();
+    for (name, kind, lr) in [
+        ("SGD", OptimizerKind::Sgd, 0.01),
+        ("Momentum", OptimizerKind::Momentum, 0.01),
+        ("AdaGrad", OptimizerKind::AdaGrad, 0.01),
+        ("Adam", OptimizerKind::Adam, 0.001),
+    ] {
+        let rule = StepRule {
+            optimizer: Optimizer::new(kind),
+            weight_decay: 0.0,
+            seed: cfg.seed,
+        };
+        runs.push((
+            name.to_string(),
+            start(device, &arch, Init::He, data, batch, lr, &rule)?,
+        ));
+    }
+    side_by_side(&mut runs, data, iters, batch, cfg.seed, say)
+}
+
+fn weight_init_compare(
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    let arch = mlp(data, &[100; 4])?;
+    let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
+    let rule = StepRule {
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let mut runs = Vec::new();
+    for (name, init) in [
+        ("std=0.01", Init::Std(0.01)),
+        ("Xavier", Init::Xavier),
+        ("He", Init::He),
+    ] {
+        runs.push((
+            name.to_string(),
+            start(device, &arch, init, data, batch, 0.01, &rule)?,
+        ));
+    }
+    side_by_side(&mut runs, data, iters, batch, cfg.seed, say)
+}
+
+/// numpy's `logspace(0, -4, num=16)`.
+fn weight_scales() -> Vec<f64> {
+    (0..16)
+        .map(|i| 10f64.powf(-4.0 * i as f64 / 15.0))
+        .collect()
+}
+
+fn batch_norm(
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    let train = data.train.first(1000);
+    // Only the training accuracy is plotted: the test split is not needed.
+    let data = split(train.clone(), train);
+    let (batch, epochs) = (100, cfg.epochs.unwrap_or(20));
+    let per_epoch = iters_per_epoch(data.train.len(), batch);
+    let scales = weight_scales();
+    let count = cfg.stds.unwrap_or(16).min(16);
+    let plain = mlp(&data, &[100; 5])?;
+    let with_bn = plain.clone().with_batchnorm(true);
+    let rule = StepRule {
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let (mut rows, mut summary) = (Vec::new(), Vec::new());
+    for (k, &w) in scales.iter().take(count).enumerate() {
+        say(format!("============== {}/16 ==============", k + 1));
+        let mut bn = start(device, &with_bn, Init::Std(w), &data, batch, 0.01, &rule)?;
+        let mut net = start(device, &plain, Init::Std(w), &data, batch, 0.01, &rule)?;
+        let mut sampler = Sampler::new(cfg.seed, data.train.len());
+        let (mut epoch, mut last) = (0, (0.0, 0.0));
+        for i in 0.. {
+            let b = sampler.batch(batch);
+            bn.step(&b)?;
+            net.step(&b)?;
+            if i % per_epoch == 0 {
+                let (acc, bn_acc) = (net.accuracy(Split::Train)?, bn.accuracy(Split::Train)?);
+                say(format!("epoch:{epoch} | {acc} - {bn_acc}"));
+                rows.push(vec![json!(w), json!("plain"), json!(epoch), json!(acc)]);
+                rows.push(vec![
+                    json!(w),
+                    json!("batchnorm"),
+                    json!(epoch),
+                    json!(bn_acc),
+                ]);
+                last = (acc, bn_acc);
+                epoch += 1;
+                if epoch >= epochs {
+                    break;
+                }
+            }
+        }
+        summary.push(json!({ "weight_std": w, "plain": last.0, "batchnorm": last.1 }));
+    }
+    Ok((
+        vec!["weight_std", "series", "epoch", "train_acc"],
+        rows,
+        json!(summary),
+    ))
+}
+
+/// Weight decay and Dropout: a deep network on 300 images, accuracy on
+/// those and on the whole test set per epoch.
+fn overfit(
+    which: Experiment,
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    let data = split(data.train.first(300), data.test.clone());
+    let batch = 100;
+    let per_epoch = iters_per_epoch(data.train.len(), batch);
+    let mut arch = mlp(&data, &[100; 6])?;
+    let mut rule = StepRule {
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    // overfit_weight_decay.py loops until its 201st evaluation; the
+    // Trainer of overfit_dropout.py runs epochs × iter_per_epoch steps.
+    let steps = match which {
+        Experiment::WeightDecay => {
+            rule.weight_decay = 0.1;
+            (cfg.epochs.unwrap_or(201).max(1) - 1) * per_epoch + 1
+        }
+        _ => {
+            arch = arch.with_dropout(0.2)?;
+            cfg.epochs.unwrap_or(301) * per_epoch
+        }
+    };
+    let mut run = start(device, &arch, Init::He, &data, batch, 0.01, &rule)?;
+    let mut sampler = Sampler::new(cfg.seed, data.train.len());
+    let (mut rows, mut epoch, mut last) = (Vec::new(), 0, (0.0, 0.0));
+    for i in 0..steps {
+        run.step(&sampler.batch(batch))?;
+        if i % per_epoch == 0 {
+            let (train_acc, test_acc) = (run.accuracy(Split::Train)?, run.accuracy(Split::Test)?);
+            rows.push(vec![
+                json!(epoch),
+                json!(i + 1),
+                json!(train_acc),
+                json!(test_acc),
+            ]);
+            last = (train_acc, test_acc);
+            say(match which {
+                Experiment::WeightDecay => {
+                    format!("epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc}")
+                }
+                _ => format!(
+                    "=== epoch:{}, train acc:{train_acc}, test acc:{test_acc} ===",
+                    epoch + 1
+                ),
+            });
+            epoch += 1;
+        }
+    }
+    if which == Experiment::Dropout {
+        say("=============== Final Test Accuracy ===============".into());
+        say(format!("test acc:{}", last.1));
+    }
+    say(format!(
+        "after {epoch} evaluations: train acc {:.4}, test acc {:.4}, gap {:.4}",
+        last.0,
+        last.1,
+        last.0 - last.1
+    ));
+    Ok((
+        vec!["epoch", "iteration", "train_acc", "test_acc"],
+        rows,
+        json!({ "train_acc": last.0, "test_acc": last.1, "gap": last.0 - last.1 }),
+    ))
+}
+
+fn hyperparameter_search(
+    device: &Device,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Table> {
+    // The first 500 images, shuffled; 20% held out for validation.
+    let first = data.train.first(500);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(3);
+    let mut order: Vec<usize> = (0..first.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let val_num = first.len() / 5;
+    let pick = |idx: &[usize]| {
+        let images = idx.iter().flat_map(|&i| first.image(i).to_vec()).collect();
+        let labels = idx.iter().map(|&i| first.labels[i]).collect();
+        Dataset::from_parts(images, labels, first.rows, first.cols)
+    };
+    let data = split(pick(&order[val_num..]), pick(&order[..val_num]));
+    let (batch, epochs, trials) = (100, cfg.epochs.unwrap_or(50), cfg.trials.unwrap_or(100));
+    let per_epoch = iters_per_epoch(data.train.len(), batch);
+    let arch = mlp(&data, &[100; 6])?;
+    let (mut rows, mut results) = (Vec::new(), Vec::new());
+    for trial in 0..trials {
+        let weight_decay = 10f64.powf(rng.random_range(-8.0..-4.0));
+        let lr = 10f64.powf(rng.random_range(-6.0..-2.0));
+        let rule = StepRule {
+            weight_decay,
+            seed: cfg.seed + trial as u64,
+            ..Default::default()
+        };
+        let mut run = start(device, &arch, Init::He, &data, batch, lr as f32, &rule)?;
+        let mut sampler = Sampler::new(rule.seed, data.train.len());
+        let (mut epoch, mut val_acc) = (0, 0.0);
+        for i in 0..epochs * per_epoch {
+            run.step(&sampler.batch(batch))?;
+            if i % per_epoch == 0 {
+                let train_acc = run.accuracy(Split::Train)?;
+                val_acc = run.accuracy(Split::Test)?;
+                rows.push(vec![
+                    json!(trial),
+                    json!(lr),
+                    json!(weight_decay),
+                    json!(epoch + 1),
+                    json!(train_acc),
+                    json!(val_acc),
+                ]);
+                epoch += 1;
+            }
+        }
+        say(format!(
+            "val acc:{val_acc} | lr:{lr:e}, weight decay:{weight_decay:e}"
+        ));
+        results.push((val_acc, lr, weight_decay, trial));
+    }
+    say("=========== Hyper-Parameter Optimization Result ===========".into());
+    results.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let best: Vec<Value> = results
+        .iter()
+        .take(20)
+        .enumerate()
+        .map(|(i, (v, lr, wd, trial))| {
+            say(format!(
+                "Best-{}(val acc:{v}) | lr:{lr:e}, weight decay:{wd:e}",
+                i + 1
+            ));
+            json!({ "trial": trial, "val_acc": v, "lr": lr, "weight_decay": wd })
+        })
+        .collect();
+    Ok((
+        vec![
+            "trial",
+            "lr",
+            "weight_decay",
+            "epoch",
+            "train_acc",
+            "val_acc",
+        ],
+        rows,
+        json!({ "best": best }),
+    ))
+}

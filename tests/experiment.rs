@@ -1,0 +1,228 @@
+//! `gpu-net experiment`: each of the book's chapter 6 scripts, cut short,
+//! prints the script's lines and keeps one table row per point the book
+//! plots; the CLI writes it as CSV and JSON.
+
+mod common;
+
+use gpu_net::experiment::{Device, Experiment, ExperimentConfig, run};
+
+fn device() -> Device {
+    common::gpu().map_or(Device::Cpu, Device::Gpu)
+}
+
+fn short(
+    which: Experiment,
+    cfg: ExperimentConfig,
+) -> (Vec<String>, gpu_net::experiment::ExperimentReport) {
+    let mut lines = Vec::new();
+    let r = run(which, &device(), common::mnist(), &cfg, &mut |l| {
+        lines.push(l)
+    })
+    .unwrap();
+    (lines, r)
+}
+
+#[test]
+fn comparisons_print_every_100_iterations_and_keep_every_loss() {
+    let cfg = ExperimentConfig {
+        iters: Some(101),
+        ..Default::default()
+    };
+    let (lines, r) = short(Experiment::OptimizerCompare, cfg.clone());
+    assert_eq!(r.columns, ["series", "iteration", "loss"]);
+    assert_eq!(r.rows.len(), 4 * 101);
+    for head in [
+        "===========iteration:0===========",
+        "===========iteration:100===========",
+    ] {
+        assert!(lines.iter().any(|l| l == head), "{lines:?}");
+    }
+    for name in ["SGD:", "Momentum:", "AdaGrad:", "Adam:"] {
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(name)).count(),
+            2,
+            "{lines:?}"
+        );
+    }
+    // Every network starts from the same weights and batch: the same first loss.
+    let first: Vec<f64> = r.rows[..4]
+        .iter()
+        .map(|row| row[2].as_f64().unwrap())
+        .collect();
+    assert!(first.iter().all(|&l| l == first[0]), "{first:?}");
+    // After 100 iterations the adaptive rules are ahead of plain SGD (lr 0.01).
+    let loss_at = |series: &str| -> f64 {
+        r.rows
+            .iter()
+            .filter(|row| row[0] == series && row[1].as_u64().unwrap() >= 80)
+            .map(|row| row[2].as_f64().unwrap())
+            .sum::<f64>()
+            / 21.0
+    };
+    assert!(loss_at("Adam") < loss_at("SGD") && loss_at("AdaGrad") < loss_at("SGD"));
+
+    let (lines, r) = short(Experiment::WeightInitCompare, cfg);
+    assert_eq!(r.rows.len(), 3 * 101);
+    assert!(lines.iter().any(|l| l.starts_with("Xavier:")), "{lines:?}");
+    // std 0.01 barely learns in 100 iterations of a 5-layer network; He does.
+    let last = |series: &str| {
+        r.rows.iter().rfind(|row| row[0] == series).unwrap()[2]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        last("He") < last("std=0.01") - 0.3,
+        "{} vs {}",
+        last("He"),
+        last("std=0.01")
+    );
+}
+
+#[test]
+fn batch_norm_compares_both_networks_per_weight_scale() {
+    let (lines, r) = short(
+        Experiment::BatchNorm,
+        ExperimentConfig {
+            stds: Some(2),
+            epochs: Some(3),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.columns, ["weight_std", "series", "epoch", "train_acc"]);
+    assert_eq!(r.rows.len(), 2 * 2 * 3);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("epoch:")).count(), 6);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "============== 2/16 ==============")
+    );
+    // numpy's logspace(0, -4, 16): 1, then 10^(-4/15).
+    assert_eq!(r.rows[0][0].as_f64().unwrap(), 1.0);
+    let second = r.rows[6][0].as_f64().unwrap();
+    assert!((second - 10f64.powf(-4.0 / 15.0)).abs() < 1e-12, "{second}");
+}
+
+#[test]
+fn overfitting_experiments_evaluate_every_epoch_of_300_images() {
+    let (lines, r) = short(
+        Experiment::WeightDecay,
+        ExperimentConfig {
+            epochs: Some(4),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.columns, ["epoch", "iteration", "train_acc", "test_acc"]);
+    // 300 images at batch 100: evaluated after iterations 1, 4, 7, 10.
+    let iters: Vec<u64> = r.rows.iter().map(|row| row[1].as_u64().unwrap()).collect();
+    assert_eq!(iters, [1, 4, 7, 10]);
+    assert!(
+        lines.iter().any(|l| l.starts_with("epoch:3, train acc:")),
+        "{lines:?}"
+    );
+    // Train accuracy is over 300 images: a multiple of 1/300.
+    let acc = r.rows[3][2].as_f64().unwrap();
+    assert!((acc * 300.0 - (acc * 300.0).round()).abs() < 1e-6, "{acc}");
+
+    let (lines, r) = short(
+        Experiment::Dropout,
+        ExperimentConfig {
+            epochs: Some(3),
+            ..Default::default()
+        },
+    );
+    let iters: Vec<u64> = r.rows.iter().map(|row| row[1].as_u64().unwrap()).collect();
+    assert_eq!(iters, [1, 4, 7]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("=== epoch:3, train acc:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "=============== Final Test Accuracy ===============")
+    );
+}
+
+#[test]
+fn hyperparameter_search_ranks_its_trials() {
+    let (lines, r) = short(
+        Experiment::HyperparameterSearch,
+        ExperimentConfig {
+            trials: Some(3),
+            epochs: Some(2),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.rows.len(), 3 * 2);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("val acc:")).count(),
+        3
+    );
+    let best: Vec<f64> = r.summary["best"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["val_acc"].as_f64().unwrap())
+        .collect();
+    assert_eq!(best.len(), 3);
+    assert!(best.windows(2).all(|w| w[0] >= w[1]), "{best:?}");
+    for row in &r.rows {
+        let (lr, wd) = (row[1].as_f64().unwrap(), row[2].as_f64().unwrap());
+        assert!(
+            (1e-6..1e-2).contains(&lr) && (1e-8..1e-4).contains(&wd),
+            "{row:?}"
+        );
+        // 100 validation images: accuracy in steps of 0.01.
+        let v = row[5].as_f64().unwrap();
+        assert!((v * 100.0 - (v * 100.0).round()).abs() < 1e-9, "{v}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("Best-1(val acc:")));
+}
+
+#[test]
+fn cli_writes_csv_and_json_and_refuses_bad_names() {
+    let dir = std::env::temp_dir().join(format!("gpu-net-exp-{}", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args([
+            "experiment",
+            "weight-decay",
+            "--epochs",
+            "2",
+            "--json",
+            "--out",
+        ])
+        .arg(&dir)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["experiment"], "weight-decay");
+    let csv = std::fs::read_to_string(dir.join("weight-decay.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "epoch,iteration,train_acc,test_acc");
+    assert_eq!(lines.len(), 3);
+    assert!(lines[1].starts_with("0,1,"), "{csv}");
+    std::fs::remove_dir_all(&dir).ok();
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["experiment", "optimiser-compare"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("optimizer-compare"));
+    // --out naming a file, not a folder.
+    let file = std::env::temp_dir().join(format!("gpu-net-exp-file-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["experiment", "dropout", "--epochs", "1", "--out"])
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
+    std::fs::remove_file(&file).ok();
+}
