@@ -221,17 +221,28 @@ fn split(train: Dataset, test: Dataset) -> Mnist {
     Mnist { train, test }
 }
 
-/// Both comparisons: several networks trained side by side on the same
-/// minibatches, the loss of each printed every 100 iterations.
+/// Both comparisons: 784-100×4-10 networks trained side by side on the
+/// same minibatches of 128 for 2000 iterations, each `(name, init, rule,
+/// lr)`, the loss of each printed every 100 iterations.
 fn side_by_side(
-    runs: &mut [(String, Run<'_>)],
+    device: &Device,
     data: &Mnist,
-    iters: usize,
-    batch: usize,
-    seed: u64,
+    cfg: &ExperimentConfig,
+    networks: &[(&str, Init, OptimizerKind, f32)],
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Table> {
-    let mut sampler = Sampler::new(seed, data.train.len());
+    let arch = mlp(data, &[100; 4])?;
+    let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
+    let mut runs = Vec::new();
+    for &(name, init, kind, lr) in networks {
+        let rule = StepRule {
+            optimizer: Optimizer::new(kind),
+            weight_decay: 0.0,
+            seed: cfg.seed,
+        };
+        runs.push((name, start(device, &arch, init, data, batch, lr, &rule)?));
+    }
+    let mut sampler = Sampler::new(cfg.seed, data.train.len());
     let mut rows = Vec::new();
     let mut last: Vec<Vec<f64>> = vec![vec![]; runs.len()];
     for i in 0..iters {
@@ -276,26 +287,13 @@ fn optimizer_compare(
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Table> {
-    let arch = mlp(data, &[100; 4])?;
-    let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
-    let mut runs = Vec::new();
-    for (name, kind, lr) in [
-        ("SGD", OptimizerKind::Sgd, 0.01),
-        ("Momentum", OptimizerKind::Momentum, 0.01),
-        ("AdaGrad", OptimizerKind::AdaGrad, 0.01),
-        ("Adam", OptimizerKind::Adam, 0.001),
-    ] {
-        let rule = StepRule {
-            optimizer: Optimizer::new(kind),
-            weight_decay: 0.0,
-            seed: cfg.seed,
-        };
-        runs.push((
-            name.to_string(),
-            start(device, &arch, Init::He, data, batch, lr, &rule)?,
-        ));
-    }
-    side_by_side(&mut runs, data, iters, batch, cfg.seed, say)
+    let networks = [
+        ("SGD", Init::He, OptimizerKind::Sgd, 0.01),
+        ("Momentum", Init::He, OptimizerKind::Momentum, 0.01),
+        ("AdaGrad", Init::He, OptimizerKind::AdaGrad, 0.01),
+        ("Adam", Init::He, OptimizerKind::Adam, 0.001),
+    ];
+    side_by_side(device, data, cfg, &networks, say)
 }
 
 fn weight_init_compare(
@@ -304,24 +302,12 @@ fn weight_init_compare(
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Table> {
-    let arch = mlp(data, &[100; 4])?;
-    let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
-    let rule = StepRule {
-        seed: cfg.seed,
-        ..Default::default()
-    };
-    let mut runs = Vec::new();
-    for (name, init) in [
-        ("std=0.01", Init::Std(0.01)),
-        ("Xavier", Init::Xavier),
-        ("He", Init::He),
-    ] {
-        runs.push((
-            name.to_string(),
-            start(device, &arch, init, data, batch, 0.01, &rule)?,
-        ));
-    }
-    side_by_side(&mut runs, data, iters, batch, cfg.seed, say)
+    let networks = [
+        ("std=0.01", Init::Std(0.01), OptimizerKind::Sgd, 0.01),
+        ("Xavier", Init::Xavier, OptimizerKind::Sgd, 0.01),
+        ("He", Init::He, OptimizerKind::Sgd, 0.01),
+    ];
+    side_by_side(device, data, cfg, &networks, say)
 }
 
 /// numpy's `logspace(0, -4, num=16)`.

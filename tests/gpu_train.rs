@@ -651,3 +651,43 @@ fn every_optimizer_trains_the_book_network_past_93_percent_in_2000_iterations() 
     eprintln!("{results:?}");
     assert!(results.iter().all(|(_, a)| *a >= 0.93), "{results:?}");
 }
+
+#[test]
+fn a_learning_rate_changed_between_calls_reaches_the_gpu() {
+    // Fused SGD rewrites the products' uniforms; the other rules write the
+    // optimizer pass's per step. Both paths see 0.1 for 3 steps, then 0.02.
+    let Some(ctx) = common::gpu() else { return };
+    let data = common::mnist();
+    let arch = Arch::mlp(784, &[32], 10).unwrap();
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Momentum] {
+        let rule = StepRule {
+            optimizer: Optimizer::new(kind),
+            ..Default::default()
+        };
+        let params = Params::init(&arch, 2);
+        let mut sampler = Sampler::new(2, data.train.len());
+        let batches: Vec<Vec<u32>> = (0..6).map(|_| sampler.batch(100)).collect();
+        let mut gpu = GpuTrainer::new(ctx.clone(), &params, data, 100, 8, 0.1, &rule).unwrap();
+        let mut cpu = CpuTrainer::new(&arch, params.clone(), data, &rule);
+        let mut unchanged = CpuTrainer::new(&arch, params, data, &rule);
+        for (trainer, second) in [
+            (&mut gpu as &mut dyn Trainer, 0.02),
+            (&mut cpu, 0.02),
+            (&mut unchanged, 0.1),
+        ] {
+            trainer.train_steps(&batches[..3], 0.1).unwrap();
+            trainer.train_steps(&batches[3..], second).unwrap();
+        }
+        let w1 = &arch.tensors()[0];
+        let g = gpu.params().unwrap();
+        let d = diff(g.tensor(w1), cpu.params.tensor(w1), STEP_TOLERANCE, FLOOR);
+        assert!(d.ok(), "{kind}: {d:?}");
+        let stale = diff(
+            g.tensor(w1),
+            unchanged.params.tensor(w1),
+            STEP_TOLERANCE,
+            FLOOR,
+        );
+        assert!(!stale.ok(), "{kind}: the new rate made no difference");
+    }
+}

@@ -41,6 +41,8 @@ pub struct StepWorkspace {
     /// The optimizer's state arrays (as many as the rule keeps).
     pub optimizer_state: Vec<wgpu::Buffer>,
     rule: StepRule,
+    /// Plain SGD fused into the backward products: their uniforms hold lr.
+    fused: bool,
     lr: f32,
 }
 
@@ -122,6 +124,7 @@ impl StepWorkspace {
             update,
             optimizer_state,
             rule: *rule,
+            fused,
             lr,
         })
     }
@@ -138,8 +141,9 @@ impl StepWorkspace {
         enc: &mut wgpu::CommandEncoder,
     ) {
         assert!(batches.len() <= self.slots && batches.iter().all(|b| b.len() == self.batch));
-        if lr != self.lr {
-            // Only the fused SGD epilogue reads it; the other products ignore it.
+        if self.fused && lr != self.lr {
+            // The fused backward is all matmuls; only the SGD epilogue reads
+            // lr, the other products ignore it.
             for op in &self.backward {
                 op.dispatch(0).set_lr(ctx, lr);
             }
