@@ -7,7 +7,9 @@ use crate::gpu::context::{GpuContext, Result};
 use crate::optim::{Optimizer, OptimizerKind};
 
 const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");
-const WG: u32 = 256;
+/// Invocations per workgroup, and vec4s per invocation, as in the shader.
+const WG: u32 = 64;
+const PER: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -89,7 +91,7 @@ impl OptimizerKernel {
             _pad: [0; 2],
         };
         let max = ctx.limits.max_compute_workgroups_per_dimension;
-        let groups = [len4.div_ceil(WG).clamp(1, max), 1, 1];
+        let groups = [len4.div_ceil(WG * PER).clamp(1, max), 1, 1];
         dispatch(
             ctx,
             label.to_string(),
