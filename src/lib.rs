@@ -3,6 +3,7 @@
 //! Scratch", chapter 5) that proves every GPU result right.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;

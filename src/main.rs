@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use gpu_net::checkpoint::{self, Checkpoint};
 use gpu_net::data;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
@@ -266,6 +267,15 @@ struct TrainArgs {
     net: NetArgs,
     #[command(flatten)]
     gpu: GpuArgs,
+    /// Write a checkpoint (safetensors) here at the end of every epoch and of the run.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Continue the run in this checkpoint: --iters and --epochs count the whole run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Append one CSV row per epoch here as the run goes.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
     /// End with one JSON object on stdout (human output goes to stderr).
     #[arg(long)]
     json: bool,
@@ -399,9 +409,17 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => {
+            let train = matches
+                .subcommand_matches("train")
+                .expect("the train subcommand");
+            let given =
+                |id: &str| train.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            run_train(args, &given)
+        }
         Command::Verify(args) => run_verify(args),
         Command::Bench(args) => run_bench(args),
         Command::Experiment(args) => run_experiment(args),
@@ -445,7 +463,166 @@ fn open_device(
     }
 }
 
-fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+/// Takes the run's settings from its checkpoint; a flag given on the command
+/// line that says otherwise is a usage error naming both values.
+fn apply_checkpoint(
+    args: &mut TrainArgs,
+    ck: &Checkpoint,
+    path: &std::path::Path,
+    given: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let arch = &ck.params.arch;
+    let o = &ck.optimizer;
+    let join = |v: &[usize]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut conflicts = Vec::new();
+    let mut check = |id: &str, ours: String, theirs: String| {
+        if given(id) && ours != theirs {
+            conflicts.push(format!(
+                "--{} {ours} contradicts the checkpoint's {theirs}",
+                id.replace('_', "-")
+            ));
+        }
+    };
+    check("hidden", join(&args.net.hidden.0), join(arch.hidden()));
+    check(
+        "batchnorm",
+        args.layers.batchnorm.to_string(),
+        arch.batchnorm.to_string(),
+    );
+    check(
+        "dropout",
+        args.layers.dropout.to_string(),
+        arch.dropout.to_string(),
+    );
+    check(
+        "weight_decay",
+        args.layers.weight_decay.to_string(),
+        ck.weight_decay.to_string(),
+    );
+    check(
+        "optimizer",
+        args.optimizer.optimizer.to_string(),
+        o.kind.to_string(),
+    );
+    check(
+        "momentum",
+        args.optimizer.momentum.to_string(),
+        o.momentum.to_string(),
+    );
+    check(
+        "beta1",
+        args.optimizer.beta1.to_string(),
+        o.beta1.to_string(),
+    );
+    check(
+        "beta2",
+        args.optimizer.beta2.to_string(),
+        o.beta2.to_string(),
+    );
+    check(
+        "decay_rate",
+        args.optimizer.decay_rate.to_string(),
+        o.decay_rate.to_string(),
+    );
+    check("lr", args.lr.to_string(), ck.lr.to_string());
+    check("batch", args.batch.to_string(), ck.batch.to_string());
+    check("seed", args.net.seed.to_string(), ck.seed.to_string());
+    check("init", args.net.init.to_string(), ck.init.to_string());
+    let train_size = args.train_size.map_or("all".into(), |n| n.to_string());
+    check("train_size", train_size, ck.train_size.to_string());
+    if !conflicts.is_empty() {
+        return Err(UsageError(format!(
+            "--resume {}: {}",
+            path.display(),
+            conflicts.join("; ")
+        ))
+        .into());
+    }
+    args.net.hidden = Hidden(arch.hidden().to_vec());
+    args.layers.batchnorm = arch.batchnorm;
+    args.layers.dropout = arch.dropout;
+    args.layers.weight_decay = ck.weight_decay;
+    args.optimizer = OptimizerArgs {
+        optimizer: o.kind,
+        momentum: o.momentum,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        decay_rate: o.decay_rate,
+    };
+    args.lr = ck.lr;
+    args.batch = ck.batch;
+    args.net.seed = ck.seed;
+    args.net.init = ck.init;
+    args.train_size = Some(ck.train_size);
+    Ok(())
+}
+
+/// Appends one row per epoch, flushed as it goes (a crash keeps the rows so far).
+struct MetricsCsv {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl MetricsCsv {
+    const HEADER: &'static str =
+        "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec";
+
+    /// A new file with the header, or (continuing a run) the existing one.
+    fn open(path: &std::path::Path, append: bool) -> anyhow::Result<Self> {
+        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .with_context(|| format!("--metrics {}: cannot write it", path.display()))?;
+        if !(append && exists) {
+            use std::io::Write;
+            writeln!(file, "{}", Self::HEADER)
+                .with_context(|| format!("--metrics {}", path.display()))?;
+        }
+        Ok(MetricsCsv {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn row(&mut self, r: &EpochReport) -> anyhow::Result<()> {
+        use std::io::Write;
+        writeln!(
+            self.file,
+            "{},{},{},{},{},{},{}",
+            r.epoch,
+            r.iter,
+            r.loss,
+            r.train_accuracy,
+            r.test_accuracy,
+            r.seconds,
+            r.samples_per_sec
+        )
+        .and_then(|_| self.file.flush())
+        .with_context(|| format!("--metrics {}", self.path.display()))
+    }
+}
+
+fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<ExitCode> {
+    let resumed = match args.resume.clone() {
+        Some(path) => {
+            let ck = Checkpoint::read(&path)?;
+            apply_checkpoint(&mut args, &ck, &path, given)?;
+            Some(ck)
+        }
+        None => None,
+    };
+    if let Some(path) = &args.save {
+        checkpoint::check_writable(path).context("--save")?;
+    }
     let json = args.json;
     // With --json, stdout carries only the final object.
     let say = move |line: String| {
@@ -485,7 +662,27 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         lr: args.lr,
         seed: args.net.seed,
     };
-    let params = Params::init_with(&arch, args.net.init, cfg.seed);
+    if let Some(ck) = &resumed {
+        if ck.params.arch != arch {
+            return Err(UsageError(format!(
+                "--resume: the checkpoint's network {:?} does not fit the data's {} inputs",
+                ck.params.arch.sizes,
+                data.train.pixels()
+            ))
+            .into());
+        }
+        if ck.iterations as usize >= cfg.iters {
+            return Err(UsageError(format!(
+                "--iters {}: the checkpoint has already done {} iterations (--iters and --epochs count the whole run)",
+                cfg.iters, ck.iterations
+            ))
+            .into());
+        }
+    }
+    let params = match &resumed {
+        Some(ck) => ck.params.clone(),
+        None => Params::init_with(&arch, args.net.init, cfg.seed),
+    };
     let ctx = open_device(args.device, &args.gpu, &say)?;
     let mut trainer: Box<dyn Trainer> = match ctx {
         Some(ctx) => Box::new(
@@ -538,20 +735,76 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             data.train.len()
         ));
     }
-    let mut report = |r: &EpochReport| {
+    let resume = match &resumed {
+        Some(ck) => {
+            trainer.restore(&ck.optimizer_state, ck.iterations)?;
+            say(format!(
+                "resuming {} at iteration {}",
+                args.resume.as_ref().unwrap().display(),
+                ck.iterations
+            ));
+            Some(train::Resume {
+                done: ck.iterations as usize,
+                sampler_position: ck.sampler_position,
+            })
+        }
+        None => None,
+    };
+    let mut metrics = match &args.metrics {
+        Some(path) => Some(MetricsCsv::open(path, resumed.is_some())?),
+        None => None,
+    };
+    let on_cpu = trainer.device().starts_with("cpu");
+    let data_dir = args.net.data.clone().unwrap_or_else(data::bundled_dir);
+    let mut epoch_end = |r: &EpochReport, trainer: &mut dyn Trainer, position: u128| {
         say(format!(
             "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
-        ))
+        ));
+        if let Some(m) = &mut metrics {
+            m.row(r)?;
+        }
+        if let Some(path) = &args.save {
+            let params = trainer.params()?;
+            anyhow::ensure!(
+                params
+                    .values
+                    .iter()
+                    .chain(&params.running)
+                    .all(|v| v.is_finite()),
+                "the parameters are not finite after iteration {} (try a lower --lr); {} keeps its previous contents",
+                r.iter,
+                path.display()
+            );
+            let ck = Checkpoint {
+                params,
+                optimizer: rule.optimizer,
+                optimizer_state: trainer.optimizer_state()?,
+                weight_decay: rule.weight_decay,
+                init: args.net.init,
+                seed: cfg.seed,
+                lr: cfg.lr,
+                batch: cfg.batch,
+                iterations: trainer.steps_done(),
+                sampler_position: position,
+                data: data_dir.display().to_string(),
+                train_size: data.train.len(),
+                test_accuracy: Some(r.test_accuracy),
+                f64_values: on_cpu,
+            };
+            ck.write(path)?;
+        }
+        Ok(())
     };
     // Hand the device a few submissions' worth of steps at a time.
     let steps_per_call = args.steps_per_submit * 4;
-    let summary = train::train(
+    let summary = train::train_from(
         trainer.as_mut(),
         data.train.len(),
         &cfg,
         steps_per_call,
-        &mut report,
+        resume,
+        &mut epoch_end,
     )?;
     say(format!(
         "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",

@@ -28,6 +28,13 @@ pub trait Trainer {
     fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)>;
     /// The current parameters.
     fn params(&mut self) -> anyhow::Result<Params>;
+    /// The optimizer's state arrays, in the host arena's layout.
+    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>>;
+    /// Training steps taken so far.
+    fn steps_done(&self) -> u64;
+    /// Continues a run: the optimizer's state and the steps already taken
+    /// (Adam's t and Dropout's step numbers go on from there).
+    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +82,19 @@ impl Sampler {
         Sampler { rng, n: n as u32 }
     }
 
+    /// A sampler continuing from `position` ([`Sampler::position`]).
+    pub fn at(seed: u64, n: usize, position: u128) -> Self {
+        let mut s = Sampler::new(seed, n);
+        s.rng.set_word_pos(position);
+        s
+    }
+
+    /// Where the generator stands: with the seed, all a resumed run needs to
+    /// draw the same minibatches as an uninterrupted one.
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
     pub fn batch(&mut self, size: usize) -> Vec<u32> {
         (0..size)
             .map(|_| self.rng.random_range(0..self.n))
@@ -89,6 +109,8 @@ pub struct EpochReport {
     pub loss: f64,
     pub train_accuracy: f64,
     pub test_accuracy: f64,
+    /// Seconds of training in this epoch (without the evaluation).
+    pub seconds: f64,
     pub samples_per_sec: f64,
 }
 
@@ -113,14 +135,51 @@ pub fn train(
     steps_per_call: usize,
     report: &mut dyn FnMut(&EpochReport),
 ) -> anyhow::Result<TrainSummary> {
+    train_from(
+        trainer,
+        train_size,
+        cfg,
+        steps_per_call,
+        None,
+        &mut |r, _, _| {
+            report(r);
+            Ok(())
+        },
+    )
+}
+
+/// Where a resumed run starts: iterations done and the sampler's position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub done: usize,
+    pub sampler_position: u128,
+}
+
+/// [`train`], optionally continuing from `resume` (the trainer already
+/// restored), with `epoch_end` given the report, the trainer and the
+/// sampler's position after each epoch (to write a checkpoint).
+pub fn train_from(
+    trainer: &mut dyn Trainer,
+    train_size: usize,
+    cfg: &TrainConfig,
+    steps_per_call: usize,
+    resume: Option<Resume>,
+    epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> anyhow::Result<()>,
+) -> anyhow::Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
-    let mut sampler = Sampler::new(cfg.seed, train_size);
-    let (mut done, mut epoch) = (0, 0);
+    let (mut sampler, mut done) = match resume {
+        Some(r) => (
+            Sampler::at(cfg.seed, train_size, r.sampler_position),
+            r.done,
+        ),
+        None => (Sampler::new(cfg.seed, train_size), 0),
+    };
+    let first_iter = done;
+    let mut epoch = done / per_epoch;
     let mut train_seconds = 0.0;
     let mut last = None;
     while done < cfg.iters {
-        let epoch_end = ((done / per_epoch) + 1) * per_epoch;
-        let stop = epoch_end.min(cfg.iters);
+        let stop = (((done / per_epoch) + 1) * per_epoch).min(cfg.iters);
         let (started, first) = (Instant::now(), done);
         while done < stop {
             let n = steps_per_call.min(stop - done);
@@ -140,17 +199,19 @@ pub fn train(
             loss,
             train_accuracy,
             test_accuracy,
+            seconds,
             samples_per_sec: ((done - first) * cfg.batch) as f64 / seconds,
         };
-        report(&r);
+        epoch_end(&r, trainer, sampler.position())?;
         last = Some(r);
     }
-    let last = last.ok_or_else(|| anyhow::anyhow!("--iters must be at least 1"))?;
+    let last = last
+        .ok_or_else(|| anyhow::anyhow!("--iters must be more than the iterations already done"))?;
     Ok(TrainSummary {
         device: trainer.device(),
         iters: cfg.iters,
         seconds: train_seconds,
-        samples_per_sec: (cfg.iters * cfg.batch) as f64 / train_seconds,
+        samples_per_sec: ((cfg.iters - first_iter) * cfg.batch) as f64 / train_seconds,
         final_loss: last.loss,
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,
@@ -233,5 +294,26 @@ impl Trainer for CpuTrainer<'_> {
 
     fn params(&mut self) -> anyhow::Result<Params> {
         Ok(self.params.clone())
+    }
+
+    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
+        Ok(self.optimizer.state.clone())
+    }
+
+    fn steps_done(&self) -> u64 {
+        self.optimizer.t
+    }
+
+    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            optimizer_state.len() == self.optimizer.state.len()
+                && optimizer_state
+                    .iter()
+                    .all(|s| s.len() == self.params.values.len()),
+            "the optimizer state does not fit this network and rule"
+        );
+        self.optimizer.state = optimizer_state.to_vec();
+        self.optimizer.t = steps;
+        Ok(())
     }
 }

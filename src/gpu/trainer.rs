@@ -385,4 +385,36 @@ impl Trainer for GpuTrainer {
         self.finish()?;
         Ok(self.net.read_params()?)
     }
+
+    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
+        Ok(GpuTrainer::optimizer_state(self)?)
+    }
+
+    fn steps_done(&self) -> u64 {
+        self.steps
+    }
+
+    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
+        self.finish()?;
+        let net = &self.net;
+        anyhow::ensure!(
+            optimizer_state.len() == self.step.optimizer_state.len()
+                && optimizer_state
+                    .iter()
+                    .all(|s| s.len() == net.arch.arena_len()),
+            "the optimizer state does not fit this network and rule"
+        );
+        for (buffer, values) in self.step.optimizer_state.iter().zip(optimizer_state) {
+            let host = Params {
+                arch: net.arch.clone(),
+                values: values.clone(),
+                running: vec![],
+            };
+            net.ctx
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&net.layout.to_gpu(&host)));
+        }
+        self.steps = steps;
+        Ok(())
+    }
 }

@@ -1,0 +1,472 @@
+//! Checkpoints: a [safetensors](https://huggingface.co/docs/safetensors) file
+//! with the book's tensor names (`W1` [I, O], `b1` [O], `gamma1`, `beta1`,
+//! `running_mean1`, `running_var1`, ...), the optimizer's state under
+//! `optimizer/<state>/<tensor>` (a `/` never appears in a parameter's name),
+//! and in `__metadata__` everything needed to rebuild and continue the run.
+//!
+//! Values are little-endian F32 when the GPU trained (its own precision, so
+//! nothing is rounded) and F64 from the CPU reference path, so continuing a
+//! run from its checkpoint is exact on either path.
+//!
+//! Writing is atomic: a temporary file in the same folder, flushed and synced,
+//! renamed over the old one, then the folder synced. Reading is strict: every
+//! way a file can be wrong is an error naming the file and the problem.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::model::{Arch, Init, Params, Tensor};
+use crate::optim::{Optimizer, OptimizerKind};
+
+/// The value of `__metadata__["format"]`.
+pub const FORMAT: &str = "gpu-net checkpoint 1";
+
+/// Largest header read (ours are a few kB; the crate allows 100 MB).
+const MAX_HEADER: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {why}", path.display())]
+    Invalid { path: PathBuf, why: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a checkpoint holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// The parameters, the network (`params.arch`) and the running statistics.
+    pub params: Params,
+    pub optimizer: Optimizer,
+    /// The optimizer's state arrays, in the host arena's layout.
+    pub optimizer_state: Vec<Vec<f64>>,
+    pub weight_decay: f64,
+    pub init: Init,
+    pub seed: u64,
+    pub lr: f32,
+    pub batch: usize,
+    /// Training steps done.
+    pub iterations: u64,
+    /// Where the minibatch sampler stands (ChaCha8's word position).
+    pub sampler_position: u128,
+    /// The dataset folder and how many of its training images were used.
+    pub data: String,
+    pub train_size: usize,
+    /// Test accuracy when the checkpoint was written, if evaluated.
+    pub test_accuracy: Option<f64>,
+    /// F32 (GPU) or F64 (CPU reference).
+    pub f64_values: bool,
+}
+
+/// The state arrays each rule keeps, by name.
+pub fn state_names(kind: OptimizerKind) -> &'static [&'static str] {
+    match kind {
+        OptimizerKind::Sgd => &[],
+        OptimizerKind::Momentum | OptimizerKind::Nesterov => &["v"],
+        OptimizerKind::AdaGrad | OptimizerKind::RmsProp => &["h"],
+        OptimizerKind::Adam => &["m", "v"],
+    }
+}
+
+fn invalid(path: &Path, why: impl Into<String>) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Every named tensor of a checkpoint: (name, which array, its tensor).
+enum Source {
+    Param,
+    Running,
+    State(usize),
+}
+
+fn layout(arch: &Arch, kind: OptimizerKind) -> Vec<(String, Source, Tensor)> {
+    let mut out: Vec<(String, Source, Tensor)> = arch
+        .tensors()
+        .into_iter()
+        .map(|t| (t.name.clone(), Source::Param, t))
+        .collect();
+    out.extend(
+        arch.running_tensors()
+            .into_iter()
+            .map(|t| (t.name.clone(), Source::Running, t)),
+    );
+    for (k, state) in state_names(kind).iter().enumerate() {
+        out.extend(
+            arch.tensors()
+                .into_iter()
+                .map(|t| (format!("optimizer/{state}/{}", t.name), Source::State(k), t)),
+        );
+    }
+    out
+}
+
+impl Checkpoint {
+    fn metadata(&self) -> HashMap<String, String> {
+        let o = &self.optimizer;
+        let arch = &self.params.arch;
+        let mut m = HashMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put("format", FORMAT.into());
+        put("gpu_net_version", env!("CARGO_PKG_VERSION").into());
+        put("sizes", serde_json::to_string(&arch.sizes).unwrap());
+        put("batchnorm", arch.batchnorm.to_string());
+        put("dropout", arch.dropout.to_string());
+        put("init", self.init.to_string());
+        put("optimizer", o.kind.to_string());
+        put("momentum", o.momentum.to_string());
+        put("beta1", o.beta1.to_string());
+        put("beta2", o.beta2.to_string());
+        put("decay_rate", o.decay_rate.to_string());
+        put("weight_decay", self.weight_decay.to_string());
+        put("lr", self.lr.to_string());
+        put("batch", self.batch.to_string());
+        put("seed", self.seed.to_string());
+        put("iterations", self.iterations.to_string());
+        put("sampler_position", self.sampler_position.to_string());
+        put("data", self.data.clone());
+        put("train_size", self.train_size.to_string());
+        if let Some(a) = self.test_accuracy {
+            put("test_accuracy", a.to_string());
+        }
+        put("dtype", if self.f64_values { "F64" } else { "F32" }.into());
+        m
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let arch = &self.params.arch;
+        let bytes_of = |v: &[f64]| -> Vec<u8> {
+            if self.f64_values {
+                v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            } else {
+                v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()
+            }
+        };
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout(arch, self.optimizer.kind)
+            .into_iter()
+            .map(|(name, source, t)| {
+                let values = match source {
+                    Source::Param => &self.params.values[t.range()],
+                    Source::Running => &self.params.running[t.range()],
+                    Source::State(k) => &self.optimizer_state[k][t.range()],
+                };
+                (name, t.shape.clone(), bytes_of(values))
+            })
+            .collect();
+        let dtype = if self.f64_values {
+            Dtype::F64
+        } else {
+            Dtype::F32
+        };
+        let views = tensors.iter().map(|(name, shape, data)| {
+            (
+                name.as_str(),
+                TensorView::new(dtype, shape.clone(), data).expect("shape matches data"),
+            )
+        });
+        safetensors::serialize(views, Some(self.metadata())).expect("a checkpoint serializes")
+    }
+
+    /// Writes atomically: `path` is either the old file or the new one, never
+    /// a part of either, whenever the process stops.
+    pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
+        let bytes = self.to_bytes();
+        let tmp = temporary_path(path);
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, path).map_err(io(path))?;
+            // The rename itself is durable once the folder is synced.
+            if let Ok(dir) = std::fs::File::open(folder(path)) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Reads and checks a checkpoint.
+    pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let mut f = std::fs::File::open(path).map_err(io(path))?;
+        let len = f.metadata().map_err(io(path))?.len();
+        let mut head = [0u8; 8];
+        f.read_exact(&mut head).map_err(|_| {
+            invalid(
+                path,
+                format!("{len} bytes is too short for a safetensors file"),
+            )
+        })?;
+        let n = u64::from_le_bytes(head);
+        if n > MAX_HEADER || n + 8 > len {
+            return Err(invalid(
+                path,
+                format!(
+                    "the header claims {n} bytes, beyond the file's {len} (or the limit of {MAX_HEADER})"
+                ),
+            ));
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header).map_err(io(path))?;
+        let meta = header_metadata(path, &header)?;
+        let (arch, kind) = arch_of(path, &meta)?;
+        // The whole file's size follows from the metadata: check it before
+        // reading, so a lying header never makes us allocate.
+        let elem = if meta.get("dtype").map(String::as_str) == Some("F64") {
+            8
+        } else {
+            4
+        };
+        let elements: u64 = layout(&arch, kind)
+            .iter()
+            .map(|(_, _, t)| t.len() as u64)
+            .sum();
+        let want = 8 + n + elements * elem;
+        if len != want {
+            return Err(invalid(
+                path,
+                format!("the file is {len} bytes; its network and optimizer need {want}"),
+            ));
+        }
+        let mut bytes = head.to_vec();
+        bytes.extend(&header);
+        f.read_to_end(&mut bytes).map_err(io(path))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Parses the bytes of a checkpoint file (`path` names it in errors).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| invalid(path, format!("not a valid safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| invalid(path, format!("not a valid safetensors file: {e}")))?;
+        let meta = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| invalid(path, "no __metadata__: not a gpu-net checkpoint"))?;
+        let (arch, kind) = arch_of(path, &meta)?;
+        let get = |k: &str| -> Result<&str, CheckpointError> {
+            meta.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| invalid(path, format!("__metadata__ has no {k:?}")))
+        };
+        fn num<T: std::str::FromStr>(path: &Path, k: &str, v: &str) -> Result<T, CheckpointError> {
+            v.parse()
+                .map_err(|_| invalid(path, format!("__metadata__ {k:?} is {v:?}, not a number")))
+        }
+        let finite = |k: &str| -> Result<f64, CheckpointError> {
+            let v: f64 = num(path, k, get(k)?)?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(invalid(path, format!("__metadata__ {k:?} is not finite")))
+            }
+        };
+        let f64_values = match get("dtype")? {
+            "F32" => false,
+            "F64" => true,
+            other => {
+                return Err(invalid(
+                    path,
+                    format!("dtype {other:?}: expected F32 or F64"),
+                ));
+            }
+        };
+        let dtype = if f64_values { Dtype::F64 } else { Dtype::F32 };
+        let expected = layout(&arch, kind);
+        let names: std::collections::HashSet<&str> =
+            expected.iter().map(|(n, _, _)| n.as_str()).collect();
+        if let Some(extra) = st.names().into_iter().find(|n| !names.contains(n)) {
+            return Err(invalid(
+                path,
+                format!(
+                    "tensor {extra:?} does not belong to a {:?} network trained with {kind}",
+                    arch.sizes
+                ),
+            ));
+        }
+        let mut params = Params::zeros(&arch);
+        let mut state = vec![vec![0.0; arch.arena_len()]; kind.state_arrays()];
+        for (name, source, t) in &expected {
+            let view = st
+                .tensor(name)
+                .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
+            if view.dtype() != dtype {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "tensor {name:?} is {:?}, the file says {dtype:?}",
+                        view.dtype()
+                    ),
+                ));
+            }
+            if view.shape() != t.shape.as_slice() {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "tensor {name:?} has shape {:?}; the network needs {:?}",
+                        view.shape(),
+                        t.shape
+                    ),
+                ));
+            }
+            let values: Vec<f64> = if f64_values {
+                view.data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            } else {
+                view.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect()
+            };
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(invalid(
+                    path,
+                    format!("tensor {name:?} element {i} is {}", values[i]),
+                ));
+            }
+            let dest = match source {
+                Source::Param => &mut params.values[t.range()],
+                Source::Running => &mut params.running[t.range()],
+                Source::State(k) => &mut state[*k][t.range()],
+            };
+            dest.copy_from_slice(&values);
+        }
+        let optimizer = Optimizer {
+            kind,
+            momentum: finite("momentum")?,
+            beta1: finite("beta1")?,
+            beta2: finite("beta2")?,
+            decay_rate: finite("decay_rate")?,
+        };
+        let test_accuracy = match meta.get("test_accuracy") {
+            Some(v) => Some(num::<f64>(path, "test_accuracy", v)?),
+            None => None,
+        };
+        let lr: f32 = num(path, "lr", get("lr")?)?;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(invalid(path, format!("lr {lr} is not a positive number")));
+        }
+        Ok(Checkpoint {
+            params,
+            optimizer,
+            optimizer_state: state,
+            weight_decay: finite("weight_decay")?,
+            init: Init::parse(get("init")?).map_err(|e| invalid(path, format!("init: {e}")))?,
+            seed: num(path, "seed", get("seed")?)?,
+            lr,
+            batch: num(path, "batch", get("batch")?)?,
+            iterations: num(path, "iterations", get("iterations")?)?,
+            sampler_position: num(path, "sampler_position", get("sampler_position")?)?,
+            data: get("data")?.to_string(),
+            train_size: num(path, "train_size", get("train_size")?)?,
+            test_accuracy,
+            f64_values,
+        })
+    }
+}
+
+/// `__metadata__` of a header, read on its own (before the file is).
+fn header_metadata(path: &Path, header: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
+    let v: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|e| invalid(path, format!("the header is not JSON: {e}")))?;
+    let meta = v
+        .get("__metadata__")
+        .ok_or_else(|| invalid(path, "no __metadata__: not a gpu-net checkpoint"))?;
+    serde_json::from_value(meta.clone())
+        .map_err(|_| invalid(path, "__metadata__ is not a map of strings"))
+}
+
+/// The network and the rule a checkpoint's metadata describes.
+fn arch_of(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<(Arch, OptimizerKind), CheckpointError> {
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) => {
+            return Err(invalid(
+                path,
+                format!("format {f:?}; this gpu-net reads {FORMAT:?}"),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                path,
+                "no \"format\" in __metadata__: not a gpu-net checkpoint",
+            ));
+        }
+    }
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| invalid(path, format!("__metadata__ has no {k:?}")))
+    };
+    let sizes: Vec<usize> = serde_json::from_str(get("sizes")?).map_err(|_| {
+        invalid(
+            path,
+            format!("sizes {:?} is not a list of sizes", get("sizes").unwrap()),
+        )
+    })?;
+    let batchnorm: bool = get("batchnorm")?
+        .parse()
+        .map_err(|_| invalid(path, "batchnorm is not true or false"))?;
+    let dropout: f32 = get("dropout")?
+        .parse()
+        .map_err(|_| invalid(path, "dropout is not a number"))?;
+    let arch = Arch::new(sizes)
+        .and_then(|a| a.with_batchnorm(batchnorm).with_dropout(dropout))
+        .map_err(|e| invalid(path, format!("the network it describes is invalid: {e}")))?;
+    let kind = OptimizerKind::parse(get("optimizer")?)
+        .map_err(|e| invalid(path, format!("optimizer: {e}")))?;
+    Ok((arch, kind))
+}
+
+fn folder(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    folder(path).join(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Whether `path` can be written (as [`Checkpoint::write`] will), checked
+/// before training starts: a temporary file in its folder is created and
+/// removed, and an existing `path` must be a file.
+pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
+    if path.is_dir() {
+        return Err(invalid(path, "is a folder, not a file"));
+    }
+    let tmp = temporary_path(path);
+    std::fs::File::create(&tmp).map_err(io(path))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}

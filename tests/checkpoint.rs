@@ -1,0 +1,504 @@
+//! Checkpoints: exact resume on both paths, atomic writes under a crash,
+//! strict reading of every malformed case, and flags that contradict the
+//! checkpoint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gpu_net::checkpoint::Checkpoint;
+
+fn gpu_net(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("gpu-net runs")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gpu-net-ck-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The same run, chapter 6 layers and Adam, in one go and in two halves
+/// (the half ends mid-epoch): the checkpoints must hold the same bits.
+fn resume_is_exact(device: &str) {
+    let d = dir(device);
+    let (whole, half) = (d.join("whole.safetensors"), d.join("half.safetensors"));
+    let common = [
+        "--device",
+        device,
+        "--train-size",
+        "1000",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--batchnorm",
+        "--dropout",
+        "0.2",
+        "--hidden",
+        "30,20",
+        "--seed",
+        "3",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train"];
+        args.extend(extra);
+        let o = gpu_net(&args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[&common[..], &["--iters", "30", "--save", s(&whole)]].concat());
+    run(&[&common[..], &["--iters", "15", "--save", s(&half)]].concat());
+    let first = Checkpoint::read(&half).unwrap();
+    assert_eq!(first.iterations, 15);
+    // Flags may be left out: they come from the checkpoint.
+    run(&[
+        "--device",
+        device,
+        "--iters",
+        "30",
+        "--resume",
+        s(&half),
+        "--save",
+        s(&half),
+    ]);
+    let (a, b) = (
+        Checkpoint::read(&whole).unwrap(),
+        Checkpoint::read(&half).unwrap(),
+    );
+    assert_eq!(a.iterations, 30);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&a.params.values),
+        bits(&b.params.values),
+        "{device}: parameters differ"
+    );
+    assert_eq!(
+        bits(&a.params.running),
+        bits(&b.params.running),
+        "{device}: running statistics differ"
+    );
+    assert_eq!(a.optimizer_state.len(), 2);
+    for (x, y) in a.optimizer_state.iter().zip(&b.optimizer_state) {
+        assert_eq!(bits(x), bits(y), "{device}: optimizer state differs");
+    }
+    assert_eq!(a.sampler_position, b.sampler_position);
+    assert_eq!(a, b);
+    assert_eq!(a.f64_values, device == "cpu");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn resume_is_exact_on_the_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    resume_is_exact("gpu");
+}
+
+#[test]
+fn resume_is_exact_on_the_cpu() {
+    resume_is_exact("cpu");
+}
+
+#[test]
+fn checkpoint_round_trips_and_numpy_can_read_the_book_names() {
+    let d = dir("roundtrip");
+    let path = d.join("m.safetensors");
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "3",
+        "--hidden",
+        "20",
+        "--optimizer",
+        "momentum",
+        "--save",
+        s(&path),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ck = Checkpoint::read(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(Checkpoint::from_bytes(&path, &ck.to_bytes()).unwrap(), ck);
+    // The header a numpy user reads: the book's names and shapes.
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["W1"]["shape"], serde_json::json!([784, 20]));
+    assert_eq!(header["b1"]["shape"], serde_json::json!([20]));
+    assert_eq!(header["W2"]["shape"], serde_json::json!([20, 10]));
+    assert_eq!(
+        header["optimizer/v/W1"]["shape"],
+        serde_json::json!([784, 20])
+    );
+    assert_eq!(header["__metadata__"]["optimizer"], "momentum");
+    assert_eq!(header["__metadata__"]["iterations"], "3");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A valid checkpoint's bytes, written by the library.
+fn sample() -> (Checkpoint, Vec<u8>) {
+    let arch = gpu_net::model::Arch::mlp(784, &[8], 10)
+        .unwrap()
+        .with_batchnorm(true);
+    let params = gpu_net::model::Params::init(&arch, 1);
+    // State in the tensors; the arena's padding between them is always 0.
+    let state = |v: f64| {
+        let mut s = vec![0.0; params.values.len()];
+        for t in arch.tensors() {
+            s[t.range()].fill(v);
+        }
+        s
+    };
+    let ck = Checkpoint {
+        optimizer_state: vec![state(0.25), state(0.5)],
+        params,
+        optimizer: gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam),
+        weight_decay: 0.0,
+        init: gpu_net::model::Init::He,
+        seed: 4,
+        lr: 0.001,
+        batch: 100,
+        iterations: 12,
+        sampler_position: 1234,
+        data: "data/mnist".into(),
+        train_size: 60000,
+        test_accuracy: Some(0.5),
+        f64_values: false,
+    };
+    let bytes = ck.to_bytes();
+    (ck, bytes)
+}
+
+fn refused(bytes: &[u8], needle: &str) {
+    let d = dir("bad");
+    let path = d.join("bad.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    let e = Checkpoint::read(&path)
+        .expect_err("a malformed checkpoint was accepted")
+        .to_string();
+    assert!(
+        e.contains("bad.safetensors") && e.contains(needle),
+        "{needle:?} not in {e}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The header as JSON, edited, and the file rebuilt around it.
+fn with_header(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut h: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut h);
+    let text = serde_json::to_vec(&h).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn every_malformed_checkpoint_is_refused_by_name() {
+    let (ck, good) = sample();
+    let d = dir("good");
+    let path = d.join("good.safetensors");
+    ck.write(&path).unwrap();
+    assert_eq!(Checkpoint::read(&path).unwrap(), ck);
+
+    refused(&good[..5], "too short");
+    refused(&good[..good.len() - 4], "bytes");
+    refused(&[good.clone(), vec![0; 4]].concat(), "bytes");
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    refused(&huge, "header claims");
+    let mut garbled = good.clone();
+    garbled[9] = b'#';
+    refused(&garbled, "not JSON");
+    refused(
+        &with_header(&good, |h| {
+            h.as_object_mut().unwrap().remove("__metadata__");
+        }),
+        "__metadata__",
+    );
+    refused(
+        &with_header(&good, |h| h["__metadata__"]["format"] = "other".into()),
+        "format",
+    );
+    refused(
+        &with_header(&good, |h| {
+            h["__metadata__"]["sizes"] = "[784, 9, 10]".into()
+        }),
+        "bytes",
+    );
+    refused(
+        &with_header(&good, |h| h["__metadata__"]["sizes"] = "lots".into()),
+        "sizes",
+    );
+    refused(
+        &with_header(&good, |h| h["__metadata__"]["optimizer"] = "lion".into()),
+        "optimizer",
+    );
+    refused(
+        &with_header(&good, |h| h["__metadata__"]["beta1"] = "NaN".into()),
+        "beta1",
+    );
+    refused(
+        &with_header(&good, |h| h["__metadata__"]["iterations"] = "-1".into()),
+        "iterations",
+    );
+    refused(
+        &with_header(&good, |h| {
+            h["__metadata__"].as_object_mut().unwrap().remove("seed");
+        }),
+        "seed",
+    );
+    refused(
+        &with_header(&good, |h| h["W1"]["shape"] = serde_json::json!([8, 784])),
+        "W1",
+    );
+    refused(
+        &with_header(&good, |h| h["W1"]["dtype"] = "F16".into()),
+        "safetensors",
+    );
+    refused(
+        &with_header(&good, |h| {
+            let o = h.as_object_mut().unwrap();
+            let w = o.remove("W1").unwrap();
+            o.insert("W7".into(), w);
+        }),
+        "W7",
+    );
+    refused(
+        &with_header(&good, |h| {
+            h["b1"]["data_offsets"] = serde_json::json!([0, 99999999])
+        }),
+        "safetensors",
+    );
+    // A non-finite value in a tensor.
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let h: serde_json::Value = serde_json::from_slice(&good[8..8 + n]).unwrap();
+    let start = h["gamma1"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + n;
+    let mut nan = good.clone();
+    nan[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    refused(&nan, "gamma1");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_crash_while_writing_leaves_the_previous_checkpoint() {
+    let (ck, _) = sample();
+    let d = dir("crash");
+    let path = d.join("run.safetensors");
+    ck.write(&path).unwrap();
+    // A crash mid-write: the temporary file is there, half written, and
+    // never renamed. The checkpoint is the previous one, whole.
+    let mut next = ck.clone();
+    next.iterations = 99;
+    let bytes = next.to_bytes();
+    let tmp = d.join(format!(".run.safetensors.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(Checkpoint::read(&path).unwrap().iterations, 12);
+    // The next write replaces both; no temporary file is left behind.
+    next.write(&path).unwrap();
+    assert_eq!(Checkpoint::read(&path).unwrap().iterations, 99);
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_killed_training_run_leaves_a_readable_checkpoint_or_none() {
+    // Kill `train --save` at moments spread over its run: whatever is at the
+    // path then is a checkpoint that reads.
+    let d = dir("kill");
+    let path = d.join("k.safetensors");
+    for (i, ms) in [150u64, 400, 700, 1000, 1500].into_iter().enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+            .args([
+                "train",
+                "--device",
+                "cpu",
+                "--train-size",
+                "200",
+                "--batch",
+                "20",
+                "--hidden",
+                "64",
+                "--iters",
+                "100000",
+                "--seed",
+                &i.to_string(),
+                "--save",
+                s(&path),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if path.exists() {
+            let ck =
+                Checkpoint::read(&path).unwrap_or_else(|e| panic!("killed after {ms} ms: {e}"));
+            assert!(ck.iterations > 0);
+        }
+    }
+    assert!(path.exists(), "no checkpoint was written in 1.5 s");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn flags_that_contradict_the_checkpoint_are_refused_naming_both() {
+    let d = dir("contra");
+    let path = d.join("c.safetensors");
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--hidden",
+        "20",
+        "--save",
+        s(&path),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (flags, needle) in [
+        (
+            vec!["--hidden", "30"],
+            "--hidden 30 contradicts the checkpoint's 20",
+        ),
+        (
+            vec!["--optimizer", "adam"],
+            "--optimizer adam contradicts the checkpoint's sgd",
+        ),
+        (
+            vec!["--batchnorm"],
+            "--batchnorm true contradicts the checkpoint's false",
+        ),
+        (
+            vec!["--lr", "0.5"],
+            "--lr 0.5 contradicts the checkpoint's 0.1",
+        ),
+    ] {
+        let mut args = vec![
+            "train",
+            "--device",
+            "cpu",
+            "--iters",
+            "4",
+            "--resume",
+            s(&path),
+        ];
+        args.extend(&flags);
+        let o = gpu_net(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    // Already done: nothing to continue.
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--resume",
+        s(&path),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already done 2"));
+    // A path that cannot be written is refused before training.
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--save",
+        "/nonexistent-dir/x.st",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--save"));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("epoch"));
+    // A missing checkpoint names the file.
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--resume",
+        "/nonexistent-dir/x.st",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent-dir/x.st"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn metrics_csv_has_a_row_per_epoch_and_continues_on_resume() {
+    let d = dir("metrics");
+    let (csv, ck) = (d.join("m.csv"), d.join("m.safetensors"));
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--train-size",
+        "500",
+        "--iters",
+        "10",
+        "--metrics",
+        s(&csv),
+        "--save",
+        s(&ck),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "20",
+        "--resume",
+        s(&ck),
+        "--metrics",
+        s(&csv),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec"
+    );
+    let iters: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(iters, ["5", "10", "15", "20"]);
+    for l in &lines[1..] {
+        assert_eq!(l.split(',').count(), 7);
+        assert!(
+            l.split(',')
+                .all(|v| v.parse::<f64>().map(f64::is_finite).unwrap_or(false)),
+            "{l}"
+        );
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
