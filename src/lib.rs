@@ -8,6 +8,7 @@ pub mod compare;
 pub mod cpu;
 pub mod data;
 pub mod dropout_mask;
+pub mod eval;
 pub mod experiment;
 pub mod gpu;
 pub mod model;

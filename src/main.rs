@@ -37,8 +37,28 @@ enum Command {
     Bench(BenchArgs),
     /// Run one of the book's chapter 6 experiments (optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search).
     Experiment(ExperimentArgs),
+    /// A checkpoint's loss and accuracy on the test set, per class, and the confusion matrix.
+    Eval(EvalArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// cpu, gpu, or auto (GPU when there is an adapter).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    /// Print one JSON object (accuracy, loss, per_class, confusion, ...) instead.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -423,6 +443,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => run_verify(args),
         Command::Bench(args) => run_bench(args),
         Command::Experiment(args) => run_experiment(args),
+        Command::Eval(args) => run_eval(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -924,6 +945,45 @@ fn run_experiment(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let ck = Checkpoint::read(&args.model)?;
+    let data = load_data(&args.data)?;
+    let arch = &ck.params.arch;
+    anyhow::ensure!(
+        arch.inputs() == data.test.pixels() && arch.outputs() == data::CLASSES,
+        "{}: the network {:?} does not fit the data's {} pixels and {} classes",
+        args.model.display(),
+        arch.sizes,
+        data.test.pixels(),
+        data::CLASSES
+    );
+    let rule = StepRule {
+        optimizer: ck.optimizer,
+        weight_decay: ck.weight_decay,
+        seed: ck.seed,
+    };
+    let ctx = open_device(args.device, &args.gpu, &|l| eprintln!("{l}"))?;
+    let mut trainer: Box<dyn Trainer> = match ctx {
+        // A step workspace of batch 2 and one slot: eval never trains.
+        Some(ctx) => Box::new(gpu::GpuTrainer::new(
+            ctx, &ck.params, &data, 2, 1, ck.lr, &rule,
+        )?),
+        None => Box::new(CpuTrainer::new(arch, ck.params.clone(), &data, &rule)),
+    };
+    let report = gpu_net::eval::evaluate(
+        trainer.as_mut(),
+        &data.test.labels,
+        data::CLASSES,
+        &args.model.display().to_string(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", gpu_net::eval::render(&report));
     }
     Ok(ExitCode::SUCCESS)
 }

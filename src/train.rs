@@ -26,6 +26,8 @@ pub trait Trainer {
     fn take_mean_loss(&mut self) -> anyhow::Result<f64>;
     /// (mean loss, accuracy) over a whole split.
     fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)>;
+    /// The class given to each image of a split (the first largest logit).
+    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>>;
     /// The current parameters.
     fn params(&mut self) -> anyhow::Result<Params>;
     /// The optimizer's state arrays, in the host arena's layout.
@@ -294,6 +296,19 @@ impl Trainer for CpuTrainer<'_> {
 
     fn params(&mut self) -> anyhow::Result<Params> {
         Ok(self.params.clone())
+    }
+
+    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>> {
+        let data = self.split(split);
+        let mut out = Vec::with_capacity(data.len());
+        for start in (0..data.len()).step_by(1000) {
+            let idx: Vec<usize> = (start..(start + 1000).min(data.len())).collect();
+            let logits = self
+                .net
+                .predict(&self.params, &data.batch_f64(&idx), idx.len());
+            out.extend(crate::cpu::net::predicted_classes(&logits, idx.len()));
+        }
+        Ok(out)
     }
 
     fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {

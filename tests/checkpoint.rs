@@ -502,3 +502,66 @@ fn metrics_csv_has_a_row_per_epoch_and_continues_on_resume() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn eval_reports_what_train_reported_for_the_same_weights() {
+    let gpu = common::gpu().is_some();
+    for device in if gpu { vec!["gpu", "cpu"] } else { vec!["cpu"] } {
+        let d = dir(&format!("eval-{device}"));
+        let path = d.join("m.safetensors");
+        let o = gpu_net(&[
+            "train",
+            "--device",
+            device,
+            "--iters",
+            "60",
+            "--hidden",
+            "32",
+            "--batchnorm",
+            "--dropout",
+            "0.1",
+            "--json",
+            "--save",
+            s(&path),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let trained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = gpu_net(&["eval", "--device", device, "--model", s(&path), "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["accuracy"], trained["test_accuracy"], "{device}");
+        let confusion: Vec<Vec<u64>> = serde_json::from_value(v["confusion"].clone()).unwrap();
+        assert_eq!(confusion.len(), 10);
+        let total: u64 = confusion.iter().flatten().sum();
+        let right: u64 = (0..10).map(|c| confusion[c][c]).sum();
+        assert_eq!(total, 10_000);
+        // (serde_json's float parsing may be an ulp off: compare to 1e-12.)
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(
+            close(right as f64 / total as f64, v["accuracy"].as_f64().unwrap()),
+            "{device}"
+        );
+        let per_class: Vec<f64> = serde_json::from_value(v["per_class"].clone()).unwrap();
+        for c in 0..10 {
+            let n: u64 = confusion[c].iter().sum();
+            assert!(close(per_class[c], confusion[c][c] as f64 / n as f64));
+        }
+        assert!(v["loss"].as_f64().unwrap() > 0.0);
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
+
+#[test]
+fn eval_refuses_a_broken_model_naming_it() {
+    let d = dir("eval-bad");
+    let path = d.join("broken.safetensors");
+    std::fs::write(&path, b"not a checkpoint at all").unwrap();
+    let o = gpu_net(&["eval", "--device", "cpu", "--model", s(&path)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("broken.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -312,6 +312,15 @@ pub fn correct_count(logits: &[f64], labels: &[u8]) -> usize {
         .count()
 }
 
+/// The first largest logit of each of `rows` rows.
+pub fn predicted_classes(logits: &[f64], rows: usize) -> Vec<u8> {
+    let c = logits.len() / rows.max(1);
+    logits
+        .chunks_exact(c)
+        .map(|row| argmax(row) as u8)
+        .collect()
+}
+
 fn argmax(row: &[f64]) -> usize {
     let mut best = 0;
     for (k, &v) in row.iter().enumerate() {

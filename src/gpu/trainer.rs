@@ -198,6 +198,8 @@ struct EvalWorkspace {
     _idx: wgpu::Buffer,
     stats: wgpu::Buffer,
     dispatches: Vec<Dispatch>,
+    /// Per chunk: its rows and how many of `dispatches` it takes, in order.
+    chunks: Vec<(usize, usize)>,
 }
 
 /// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
@@ -215,9 +217,10 @@ impl EvalWorkspace {
         let all: Vec<u32> = (0..data.len as u32).collect();
         let idx = ctx.storage_init(&format!("{name} indices"), &all);
         let stats = stats_buffer(ctx, &format!("{name} stats"));
-        let mut dispatches = Vec::new();
+        let (mut dispatches, mut chunks) = (Vec::new(), Vec::new());
         for start in (0..data.len).step_by(chunk) {
             let rows = chunk.min(data.len - start);
+            let before = dispatches.len();
             dispatches.push(net.kernels.gather.bind(
                 ctx,
                 &format!("gather {name} {start}"),
@@ -236,11 +239,13 @@ impl EvalWorkspace {
                 Op::Shared(d) => d,
                 Op::Dropout { .. } => unreachable!("evaluation has no per-step dropout"),
             }));
+            chunks.push((rows, dispatches.len() - before));
         }
         Ok(EvalWorkspace {
             _idx: idx,
             stats,
             dispatches,
+            chunks,
         })
     }
 }
@@ -296,6 +301,45 @@ impl GpuTrainer {
     /// Training steps submitted so far.
     pub fn steps_done(&self) -> u64 {
         self.steps
+    }
+
+    /// The class each image of a split is given (the first largest logit,
+    /// as numpy's argmax): the evaluation's dispatches one chunk at a time,
+    /// reading each chunk's logits back.
+    pub fn predictions(&mut self, split: Split) -> Result<Vec<u8>> {
+        self.finish()?;
+        let eval = &self.evals[match split {
+            Split::Train => 0,
+            Split::Test => 1,
+        }];
+        let ctx = &self.net.ctx;
+        let classes = self.net.arch.outputs();
+        let stride = padded(classes);
+        let logits = self._eval_act.z.last().unwrap();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for &(rows, count) in &eval.chunks {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for d in &eval.dispatches[next..next + count] {
+                    d.record(&mut pass);
+                }
+            }
+            ctx.queue.submit([enc.finish()]);
+            next += count;
+            let z = ctx.read_f32(logits, 0, rows * stride, "the logits")?;
+            out.extend(z.chunks_exact(stride).map(|row| {
+                let mut best = 0;
+                for k in 1..classes {
+                    if row[k] > row[best] {
+                        best = k;
+                    }
+                }
+                best as u8
+            }));
+        }
+        Ok(out)
     }
 
     /// The optimizer's state arrays in the host's arena layout (none for
@@ -388,6 +432,10 @@ impl Trainer for GpuTrainer {
 
     fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
         Ok(GpuTrainer::optimizer_state(self)?)
+    }
+
+    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>> {
+        Ok(GpuTrainer::predictions(self, split)?)
     }
 
     fn steps_done(&self) -> u64 {

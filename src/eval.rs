@@ -1,0 +1,83 @@
+//! `gpu-net eval`: a checkpoint's loss and accuracy on the test set (the same
+//! evaluation `train` reports, on the same device), accuracy per class and
+//! the confusion matrix.
+
+use serde::Serialize;
+
+use crate::train::{Split, Trainer};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub device: String,
+    pub images: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    /// Fraction of each class's images given that class (NaN-free: a class
+    /// with no images gets 0).
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]`: image counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Evaluates `trainer`'s parameters on the test split, whose labels are `labels`.
+pub fn evaluate(
+    trainer: &mut dyn Trainer,
+    labels: &[u8],
+    classes: usize,
+    model: &str,
+) -> anyhow::Result<EvalReport> {
+    let (loss, accuracy) = trainer.evaluate(Split::Test)?;
+    let predicted = trainer.predictions(Split::Test)?;
+    anyhow::ensure!(predicted.len() == labels.len(), "one prediction per image");
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    for (&t, &p) in labels.iter().zip(&predicted) {
+        confusion[t as usize][p as usize] += 1;
+    }
+    let per_class = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let n: u64 = row.iter().sum();
+            if n == 0 {
+                0.0
+            } else {
+                row[c] as f64 / n as f64
+            }
+        })
+        .collect();
+    Ok(EvalReport {
+        model: model.to_string(),
+        device: trainer.device(),
+        images: labels.len(),
+        loss,
+        accuracy,
+        per_class,
+        confusion,
+    })
+}
+
+/// What `gpu-net eval` prints.
+pub fn render(r: &EvalReport) -> String {
+    let mut s = format!(
+        "model: {}\ndevice: {}\ntest images: {}  loss {:.4}  accuracy {:.4}\n\n",
+        r.model, r.device, r.images, r.loss, r.accuracy
+    );
+    s += "accuracy per class:\n";
+    for (c, a) in r.per_class.iter().enumerate() {
+        s += &format!("  {c}: {a:.4}\n");
+    }
+    s += "\nconfusion matrix (rows: true class, columns: predicted):\n      ";
+    for c in 0..r.confusion.len() {
+        s += &format!("{c:>6}");
+    }
+    s.push('\n');
+    for (t, row) in r.confusion.iter().enumerate() {
+        s += &format!("  {t:>3} ");
+        for n in row {
+            s += &format!("{n:>6}");
+        }
+        s.push('\n');
+    }
+    s
+}
