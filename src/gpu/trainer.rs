@@ -38,6 +38,8 @@ pub struct StepWorkspace {
     /// The optimizer pass per slot; empty when SGD is fused into the
     /// products or when the gradient is only stored.
     update: Vec<Dispatch>,
+    /// The step size each slot's optimizer pass holds (NaN: not yet written).
+    update_lr: Vec<f32>,
     /// The optimizer's state arrays (as many as the rule keeps).
     pub optimizer_state: Vec<wgpu::Buffer>,
     rule: StepRule,
@@ -121,6 +123,7 @@ impl StepWorkspace {
             gathers,
             forward,
             backward,
+            update_lr: vec![f32::NAN; update.len()],
             update,
             optimizer_state,
             rule: *rule,
@@ -158,7 +161,12 @@ impl StepWorkspace {
                 }
             }
             if let Some(update) = self.update.get(slot) {
-                update.set_step_lr(ctx, self.rule.optimizer.step_lr(lr as f64, step) as f32);
+                // Only Adam's changes from step to step.
+                let step_lr = self.rule.optimizer.step_lr(lr as f64, step) as f32;
+                if step_lr != self.update_lr[slot] {
+                    update.set_step_lr(ctx, step_lr);
+                    self.update_lr[slot] = step_lr;
+                }
             }
         }
         let flat: Vec<u32> = batches.concat();
