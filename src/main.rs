@@ -776,12 +776,36 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         None => None,
     };
     let on_cpu = trainer.device().starts_with("cpu");
+    // A progress bar on a terminal only: logs, pipes and --json stay clean.
+    use std::io::IsTerminal;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(cfg.iters as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} iter {pos}/{len}  {prefix}  {msg}  {eta} left",
+            )
+            .expect("a valid template"),
+        );
+        bar.set_position(resumed.as_ref().map_or(0, |ck| ck.iterations));
+        bar
+    });
+    // Lines go above the bar, not through it.
+    let say = |line: String| match &bar {
+        Some(b) => b.suspend(|| say(line)),
+        None => say(line),
+    };
     let data_dir = args.net.data.clone().unwrap_or_else(data::bundled_dir);
     let mut epoch_end = |r: &EpochReport, trainer: &mut dyn Trainer, position: u128| {
         say(format!(
             "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
         ));
+        if let Some(b) = &bar {
+            b.set_prefix(format!(
+                "epoch {}  loss {:.4}  test acc {:.4}",
+                r.epoch, r.loss, r.test_accuracy
+            ));
+        }
         if let Some(m) = &mut metrics {
             m.row(r)?;
         }
@@ -826,7 +850,16 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         steps_per_call,
         resume,
         &mut epoch_end,
+        &mut |done| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+                b.set_message(format!("{:.0} samples/s", b.per_sec() * cfg.batch as f64));
+            }
+        },
     )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     say(format!(
         "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
         summary.iters, summary.seconds, summary.samples_per_sec, summary.test_accuracy

@@ -147,6 +147,7 @@ pub fn train(
             report(r);
             Ok(())
         },
+        &mut |_| {},
     )
 }
 
@@ -159,7 +160,8 @@ pub struct Resume {
 
 /// [`train`], optionally continuing from `resume` (the trainer already
 /// restored), with `epoch_end` given the report, the trainer and the
-/// sampler's position after each epoch (to write a checkpoint).
+/// sampler's position after each epoch (to write a checkpoint), and
+/// `steps_done` the iterations handed to the device so far (for progress).
 pub fn train_from(
     trainer: &mut dyn Trainer,
     train_size: usize,
@@ -167,6 +169,7 @@ pub fn train_from(
     steps_per_call: usize,
     resume: Option<Resume>,
     epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> anyhow::Result<()>,
+    steps_done: &mut dyn FnMut(usize),
 ) -> anyhow::Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
     let (mut sampler, mut done) = match resume {
@@ -188,6 +191,7 @@ pub fn train_from(
             let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
             trainer.train_steps(&batches, cfg.lr)?;
             done += n;
+            steps_done(done);
         }
         let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
         let seconds = started.elapsed().as_secs_f64();

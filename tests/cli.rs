@@ -270,3 +270,38 @@ fn chapter6_cpu_run_says_what_it_trains() {
     let plain = gpu_net(&["train", "--device", "cpu", "--iters", "1"]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("layers:"));
 }
+
+#[test]
+fn progress_bar_on_a_terminal_only() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let bin = env!("CARGO_BIN_EXE_gpu-net");
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} train --device cpu --iters 40 --batch 50"),
+            "/dev/null",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("script (util-linux) runs");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    assert!(
+        tty.contains("iter ") && tty.contains("samples/s") && tty.contains(" left"),
+        "{tty}"
+    );
+    // Piped, and with --json: not a trace of it.
+    for args in [
+        &["train", "--device", "cpu", "--iters", "40", "--batch", "50"][..],
+        &[
+            "train", "--device", "cpu", "--iters", "40", "--batch", "50", "--json",
+        ][..],
+    ] {
+        let o = gpu_net(args);
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert!(
+            !all.contains(" left") && !all.contains('\u{1b}'),
+            "{args:?}: {all}"
+        );
+    }
+}
