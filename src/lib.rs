@@ -13,5 +13,6 @@ pub mod experiment;
 pub mod gpu;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod train;
 pub mod verify;

@@ -39,8 +39,20 @@ enum Command {
     Experiment(ExperimentArgs),
     /// A checkpoint's loss and accuracy on the test set, per class, and the confusion matrix.
     Eval(EvalArgs),
+    /// Draw learning curves (accuracy and loss against epoch) from `train --metrics` CSV files as SVG.
+    Plot(PlotArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// `train --metrics` CSV files, one curve each (the legend names the file).
+    #[arg(required = true)]
+    csv: Vec<PathBuf>,
+    /// The SVG to write.
+    #[arg(short, long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -296,6 +308,9 @@ struct TrainArgs {
     /// Append one CSV row per epoch here as the run goes.
     #[arg(long)]
     metrics: Option<PathBuf>,
+    /// At the end, draw the run's learning curves (accuracy and loss per epoch) as SVG here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// End with one JSON object on stdout (human output goes to stderr).
     #[arg(long)]
     json: bool,
@@ -444,6 +459,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => run_bench(args),
         Command::Experiment(args) => run_experiment(args),
         Command::Eval(args) => run_eval(args),
+        Command::Plot(args) => run_plot(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -644,6 +660,9 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     if let Some(path) = &args.save {
         checkpoint::check_writable(path).context("--save")?;
     }
+    if let Some(path) = &args.plot {
+        checkpoint::check_writable(path).context("--plot")?;
+    }
     let json = args.json;
     // With --json, stdout carries only the final object.
     let say = move |line: String| {
@@ -795,7 +814,22 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         None => say(line),
     };
     let data_dir = args.net.data.clone().unwrap_or_else(data::bundled_dir);
+    let mut curves = gpu_net::plot::Curves {
+        name: args
+            .save
+            .as_ref()
+            .and_then(|p| p.file_stem())
+            .map_or("train".into(), |s| s.to_string_lossy().into_owned()),
+        epoch: vec![],
+        loss: vec![],
+        train_accuracy: vec![],
+        test_accuracy: vec![],
+    };
     let mut epoch_end = |r: &EpochReport, trainer: &mut dyn Trainer, position: u128| {
+        curves.epoch.push(r.epoch as f64);
+        curves.loss.push(r.loss);
+        curves.train_accuracy.push(r.train_accuracy);
+        curves.test_accuracy.push(r.test_accuracy);
         say(format!(
             "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
@@ -859,6 +893,10 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     )?;
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if let Some(path) = &args.plot {
+        gpu_net::plot::draw(std::slice::from_ref(&curves), path)?;
+        say(format!("learning curves written to {}", path.display()));
     }
     say(format!(
         "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
@@ -1018,6 +1056,17 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", gpu_net::eval::render(&report));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
+    let runs = args
+        .csv
+        .iter()
+        .map(|p| gpu_net::plot::read_metrics(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    gpu_net::plot::draw(&runs, &args.out)?;
+    println!("{} curves written to {}", runs.len(), args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
