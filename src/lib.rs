@@ -14,5 +14,6 @@ pub mod gpu;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod train;
 pub mod verify;

@@ -39,10 +39,31 @@ enum Command {
     Experiment(ExperimentArgs),
     /// A checkpoint's loss and accuracy on the test set, per class, and the confusion matrix.
     Eval(EvalArgs),
+    /// Classify your own images of digits (PNG, JPEG, BMP, PGM) with a checkpoint.
+    Predict(PredictArgs),
     /// Draw learning curves (accuracy and loss against epoch) from `train --metrics` CSV files as SVG.
     Plot(PlotArgs),
     /// List the GPU adapters and backends wgpu can see.
     Devices,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Image files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Take each image as it is: already 28×28, light digit on dark, as MNIST.
+    #[arg(long)]
+    raw: bool,
+    /// Print the 28×28 input the network saw, as text.
+    #[arg(long)]
+    show: bool,
+    /// Print a JSON list of {file, label, probabilities} instead.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -460,6 +481,7 @@ fn main() -> ExitCode {
         Command::Experiment(args) => run_experiment(args),
         Command::Eval(args) => run_eval(args),
         Command::Plot(args) => run_plot(args),
+        Command::Predict(args) => run_predict(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -1057,6 +1079,57 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         print!("{}", gpu_net::eval::render(&report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    use gpu_net::predict;
+    let ck = Checkpoint::read(&args.model)?;
+    let arch = &ck.params.arch;
+    anyhow::ensure!(
+        arch.inputs() == predict::SIDE * predict::SIDE && arch.outputs() == data::CLASSES,
+        "{}: the network {:?} does not take 28×28 images into 10 classes",
+        args.model.display(),
+        arch.sizes
+    );
+    // A handful of images: the f64 reference path, in evaluation form.
+    let net = gpu_net::cpu::Net::new(arch);
+    let (mut results, mut failed) = (Vec::new(), 0);
+    for path in &args.images {
+        let pixels = match predict::load(path, args.raw) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
+        let p = predict::probabilities(&net.predict(&ck.params, &x, 1));
+        let order = predict::ranked(&p);
+        if !args.json {
+            let top: Vec<String> = order[..3]
+                .iter()
+                .map(|&c| format!("{c} ({:.3})", p[c]))
+                .collect();
+            println!("{}: {}", path.display(), top.join("  "));
+            if args.show {
+                print!("{}", predict::show(&pixels));
+            }
+        }
+        results.push(serde_json::json!({
+            "file": path.display().to_string(),
+            "label": order[0],
+            "probabilities": p,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
