@@ -41,6 +41,8 @@ enum Command {
     Eval(EvalArgs),
     /// Classify your own images of digits (PNG, JPEG, BMP, PGM) with a checkpoint.
     Predict(PredictArgs),
+    /// Draw the first layer's weights as a grid of 28×28 images, one per hidden unit (PNG).
+    ShowWeights(ShowWeightsArgs),
     /// Draw learning curves (accuracy and loss against epoch) from `train --metrics` CSV files as SVG.
     Plot(PlotArgs),
     /// List the GPU adapters and backends wgpu can see.
@@ -64,6 +66,16 @@ struct PredictArgs {
     /// Print a JSON list of {file, label, probabilities} instead.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ShowWeightsArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The PNG to write.
+    #[arg(short, long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -482,6 +494,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => run_eval(args),
         Command::Plot(args) => run_plot(args),
         Command::Predict(args) => run_predict(args),
+        Command::ShowWeights(args) => run_show_weights(args),
         Command::Devices => run_devices(),
     };
     match result {
@@ -1130,6 +1143,30 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
+    let ck = Checkpoint::read(&args.model)?;
+    let arch = &ck.params.arch;
+    let side = gpu_net::predict::SIDE;
+    anyhow::ensure!(
+        arch.inputs() == side * side,
+        "{}: the first layer takes {} inputs, not 28×28 images",
+        args.model.display(),
+        arch.inputs()
+    );
+    let w1 = &arch.tensors()[0];
+    let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1]);
+    img.save(&args.out)
+        .with_context(|| format!("-o {}: writing the image failed", args.out.display()))?;
+    println!(
+        "{} units of W1 drawn to {} ({}×{})",
+        w1.shape[1],
+        args.out.display(),
+        img.width(),
+        img.height()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_plot(args: PlotArgs) -> anyhow::Result<ExitCode> {

@@ -165,3 +165,35 @@ pub fn ranked(p: &[f64]) -> Vec<usize> {
     order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
     order
 }
+
+/// The first layer's weights as a grid of images, one tile per hidden unit:
+/// column j of `W1` (784 values) as 28×28, each tile scaled on its own so
+/// that 0 is mid-grey and its largest |w| is black or white (white:
+/// positive, where the unit wants ink). Tiles are separated by 1 pixel.
+pub fn weight_grid(w1: &[f64], inputs: usize, units: usize) -> GrayImage {
+    let cols = (units as f64).sqrt().ceil() as usize;
+    let rows = units.div_ceil(cols);
+    let tile = SIDE + 1;
+    let mut img = GrayImage::from_pixel(
+        (cols * tile + 1) as u32,
+        (rows * tile + 1) as u32,
+        image::Luma([0]),
+    );
+    for j in 0..units {
+        let column: Vec<f64> = (0..inputs).map(|i| w1[i * units + j]).collect();
+        let scale = column
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+            .max(f64::MIN_POSITIVE);
+        let (ox, oy) = ((j % cols) * tile + 1, (j / cols) * tile + 1);
+        for (i, v) in column.iter().enumerate() {
+            let g = (127.5 + 127.5 * v / scale).round().clamp(0.0, 255.0) as u8;
+            img.put_pixel(
+                (ox + i % SIDE) as u32,
+                (oy + i / SIDE) as u32,
+                image::Luma([g]),
+            );
+        }
+    }
+    img
+}

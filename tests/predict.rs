@@ -223,3 +223,43 @@ fn bad_images_are_named_and_the_others_still_classified() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("28×28"));
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn show_weights_draws_each_unit_of_w1_as_a_tile() {
+    let d = dir("weights");
+    let model = model(&d);
+    let out = d.join("w1.png");
+    let o = gpu_net(&[
+        "show-weights",
+        "--model",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap().to_luma8();
+    // 50 units: 8 columns, 7 rows of 28×28 tiles with 1-pixel gaps.
+    assert_eq!(img.dimensions(), (8 * 29 + 1, 7 * 29 + 1));
+    let ck = Checkpoint::read(&model).unwrap();
+    let w1 = &ck.params.values[..784 * 50];
+    for j in [0usize, 9, 49] {
+        let column: Vec<f64> = (0..784).map(|i| w1[i * 50 + j]).collect();
+        let scale = column.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let (ox, oy) = ((j % 8) * 29 + 1, (j / 8) * 29 + 1);
+        for i in [0usize, 300, 406, 783] {
+            let want = (127.5 + 127.5 * column[i] / scale).round() as u8;
+            let got = img.get_pixel((ox + i % 28) as u32, (oy + i / 28) as u32).0[0];
+            assert_eq!(got, want, "unit {j} pixel {i}");
+        }
+    }
+    let o = gpu_net(&[
+        "show-weights",
+        "--model",
+        "/nonexistent.st",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.st"));
+    std::fs::remove_dir_all(&d).ok();
+}
