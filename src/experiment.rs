@@ -96,6 +96,8 @@ pub struct ExperimentConfig {
     pub trials: Option<usize>,
     /// How many of batch-norm's 16 weight scales to run, from 1 down.
     pub stds: Option<usize>,
+    /// Write the table here as CSV, row by row as the run goes.
+    pub csv: Option<std::path::PathBuf>,
 }
 
 /// What an experiment measured: the curves as a table, and a summary.
@@ -114,17 +116,7 @@ impl ExperimentReport {
     pub fn csv(&self) -> String {
         let mut s = self.columns.join(",") + "\n";
         for row in &self.rows {
-            let cells: Vec<String> = row
-                .iter()
-                .map(|v| match v {
-                    Value::String(t) if t.contains([',', '"', '\n']) => {
-                        format!("\"{}\"", t.replace('"', "\"\""))
-                    }
-                    Value::String(t) => t.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            s += &cells.join(",");
+            s += &csv_line(row);
             s.push('\n');
         }
         s
@@ -212,6 +204,62 @@ pub fn run(
 
 type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
 
+/// The table an experiment fills, row by row, also written as CSV to the
+/// sink's file as it goes (a run stopped early keeps its rows so far).
+struct Rows {
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<Value>>,
+    file: Option<(std::fs::File, std::path::PathBuf)>,
+}
+
+impl Rows {
+    fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> anyhow::Result<Self> {
+        let file = match sink {
+            Some(path) => {
+                let mut f = std::fs::File::create(path)
+                    .map_err(|e| anyhow::anyhow!("--out: writing {}: {e}", path.display()))?;
+                use std::io::Write;
+                writeln!(f, "{}", columns.join(","))?;
+                Some((f, path.to_path_buf()))
+            }
+            None => None,
+        };
+        Ok(Rows {
+            columns: columns.to_vec(),
+            rows: vec![],
+            file,
+        })
+    }
+
+    fn push(&mut self, row: Vec<Value>) -> anyhow::Result<()> {
+        if let Some((f, path)) = &mut self.file {
+            use std::io::Write;
+            writeln!(f, "{}", csv_line(&row))
+                .and_then(|_| f.flush())
+                .map_err(|e| anyhow::anyhow!("--out: writing {}: {e}", path.display()))?;
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    fn table(self, summary: Value) -> Table {
+        (self.columns, self.rows, summary)
+    }
+}
+
+fn csv_line(row: &[Value]) -> String {
+    row.iter()
+        .map(|v| match v {
+            Value::String(t) if t.contains([',', '"', '\n']) => {
+                format!("\"{}\"", t.replace('"', "\"\""))
+            }
+            Value::String(t) => t.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn mlp(data: &Mnist, hidden: &[usize]) -> anyhow::Result<Arch> {
     Ok(Arch::mlp(data.train.pixels(), hidden, CLASSES)?)
 }
@@ -243,7 +291,7 @@ fn side_by_side(
         runs.push((name, start(device, &arch, init, data, batch, lr, &rule)?));
     }
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let mut rows = Vec::new();
+    let mut rows = Rows::new(cfg.csv.as_deref(), &["series", "iteration", "loss"])?;
     let mut last: Vec<Vec<f64>> = vec![vec![]; runs.len()];
     for i in 0..iters {
         let b = sampler.batch(batch);
@@ -255,7 +303,7 @@ fn side_by_side(
             // The batch's loss as the step computed it (before its update;
             // the script evaluates it again after).
             let loss = run.trainer.take_mean_loss()?;
-            rows.push(vec![json!(name), json!(i), json!(loss)]);
+            rows.push(vec![json!(name), json!(i), json!(loss)])?;
             if i % 100 == 0 {
                 // As f32: the GPU's loss has no more digits than that.
                 say(format!("{name}:{}", loss as f32));
@@ -278,7 +326,7 @@ fn side_by_side(
             json!({ "series": name, "mean_loss_last_100": mean })
         })
         .collect();
-    Ok((vec!["series", "iteration", "loss"], rows, json!(summary)))
+    Ok(rows.table(json!(summary)))
 }
 
 fn optimizer_compare(
@@ -336,7 +384,11 @@ fn batch_norm(
         seed: cfg.seed,
         ..Default::default()
     };
-    let (mut rows, mut summary) = (Vec::new(), Vec::new());
+    let mut rows = Rows::new(
+        cfg.csv.as_deref(),
+        &["weight_std", "series", "epoch", "train_acc"],
+    )?;
+    let mut summary = Vec::new();
     for (k, &w) in scales.iter().take(count).enumerate() {
         say(format!("============== {}/16 ==============", k + 1));
         let mut bn = start(device, &with_bn, Init::Std(w), &data, batch, 0.01, &rule)?;
@@ -350,13 +402,13 @@ fn batch_norm(
             if i % per_epoch == 0 {
                 let (acc, bn_acc) = (net.accuracy(Split::Train)?, bn.accuracy(Split::Train)?);
                 say(format!("epoch:{epoch} | {acc} - {bn_acc}"));
-                rows.push(vec![json!(w), json!("plain"), json!(epoch), json!(acc)]);
+                rows.push(vec![json!(w), json!("plain"), json!(epoch), json!(acc)])?;
                 rows.push(vec![
                     json!(w),
                     json!("batchnorm"),
                     json!(epoch),
                     json!(bn_acc),
-                ]);
+                ])?;
                 last = (acc, bn_acc);
                 epoch += 1;
                 if epoch >= epochs {
@@ -366,11 +418,7 @@ fn batch_norm(
         }
         summary.push(json!({ "weight_std": w, "plain": last.0, "batchnorm": last.1 }));
     }
-    Ok((
-        vec!["weight_std", "series", "epoch", "train_acc"],
-        rows,
-        json!(summary),
-    ))
+    Ok(rows.table(json!(summary)))
 }
 
 /// Weight decay and Dropout: a deep network on 300 images, accuracy on
@@ -404,17 +452,37 @@ fn overfit(
     };
     let mut run = start(device, &arch, Init::He, &data, batch, 0.01, &rule)?;
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let (mut rows, mut epoch, mut last) = (Vec::new(), 0, (0.0, 0.0));
+    let mut rows = Rows::new(
+        cfg.csv.as_deref(),
+        &[
+            "epoch",
+            "iteration",
+            "loss",
+            "train_accuracy",
+            "test_accuracy",
+            "seconds",
+            "samples_per_sec",
+        ],
+    )?;
+    let (mut epoch, mut last) = (0, (0.0, 0.0));
+    let (mut clock, mut since) = (std::time::Instant::now(), 0);
     for i in 0..steps {
         run.step(&sampler.batch(batch))?;
         if i % per_epoch == 0 {
+            // The columns of `train --metrics`, so `gpu-net plot` draws these too.
+            let loss = run.trainer.take_mean_loss()?;
+            let seconds = clock.elapsed().as_secs_f64();
+            let samples_per_sec = ((i + 1 - since) * batch) as f64 / seconds;
             let (train_acc, test_acc) = (run.accuracy(Split::Train)?, run.accuracy(Split::Test)?);
             rows.push(vec![
                 json!(epoch),
                 json!(i + 1),
+                json!(loss),
                 json!(train_acc),
                 json!(test_acc),
-            ]);
+                json!(seconds),
+                json!(samples_per_sec),
+            ])?;
             last = (train_acc, test_acc);
             say(match which {
                 Experiment::WeightDecay => {
@@ -426,6 +494,7 @@ fn overfit(
                 ),
             });
             epoch += 1;
+            (clock, since) = (std::time::Instant::now(), i + 1);
         }
     }
     if which == Experiment::Dropout {
@@ -438,11 +507,7 @@ fn overfit(
         last.1,
         last.0 - last.1
     ));
-    Ok((
-        vec!["epoch", "iteration", "train_acc", "test_acc"],
-        rows,
-        json!({ "train_acc": last.0, "test_acc": last.1, "gap": last.0 - last.1 }),
-    ))
+    Ok(rows.table(json!({ "train_acc": last.0, "test_acc": last.1, "gap": last.0 - last.1 })))
 }
 
 fn hyperparameter_search(
@@ -469,7 +534,18 @@ fn hyperparameter_search(
     let (batch, epochs, trials) = (100, cfg.epochs.unwrap_or(50), cfg.trials.unwrap_or(100));
     let per_epoch = iters_per_epoch(data.train.len(), batch);
     let arch = mlp(&data, &[100; 6])?;
-    let (mut rows, mut results) = (Vec::new(), Vec::new());
+    let mut rows = Rows::new(
+        cfg.csv.as_deref(),
+        &[
+            "trial",
+            "lr",
+            "weight_decay",
+            "epoch",
+            "train_acc",
+            "val_acc",
+        ],
+    )?;
+    let mut results = Vec::new();
     for trial in 0..trials {
         let weight_decay = 10f64.powf(rng.random_range(-8.0..-4.0));
         let lr = 10f64.powf(rng.random_range(-6.0..-2.0));
@@ -493,7 +569,7 @@ fn hyperparameter_search(
                     json!(epoch + 1),
                     json!(train_acc),
                     json!(val_acc),
-                ]);
+                ])?;
                 epoch += 1;
             }
         }
@@ -516,16 +592,5 @@ fn hyperparameter_search(
             json!({ "trial": trial, "val_acc": v, "lr": lr, "weight_decay": wd })
         })
         .collect();
-    Ok((
-        vec![
-            "trial",
-            "lr",
-            "weight_decay",
-            "epoch",
-            "train_acc",
-            "val_acc",
-        ],
-        rows,
-        json!({ "best": best }),
-    ))
+    Ok(rows.table(json!({ "best": best })))
 }

@@ -1035,18 +1035,20 @@ fn run_experiment(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
         Some(ctx) => experiment::Device::Gpu(ctx),
         None => experiment::Device::Cpu,
     };
+    let csv = args
+        .out
+        .as_ref()
+        .map(|dir| dir.join(format!("{}.csv", args.name.name())));
     let cfg = experiment::ExperimentConfig {
         seed: args.seed,
         iters: args.iters,
         epochs: args.epochs,
         trials: args.trials,
         stds: args.stds,
+        csv: csv.clone(),
     };
     let report = experiment::run(args.name, &device, &data, &cfg, &mut say)?;
-    if let Some(dir) = &args.out {
-        let path = dir.join(format!("{}.csv", report.experiment));
-        std::fs::write(&path, report.csv())
-            .with_context(|| format!("--out: writing {}", path.display()))?;
+    if let Some(path) = &csv {
         say(format!("curves written to {}", path.display()));
     }
     if json {

@@ -111,7 +111,18 @@ fn overfitting_experiments_evaluate_every_epoch_of_300_images() {
             ..Default::default()
         },
     );
-    assert_eq!(r.columns, ["epoch", "iteration", "train_acc", "test_acc"]);
+    assert_eq!(
+        r.columns,
+        [
+            "epoch",
+            "iteration",
+            "loss",
+            "train_accuracy",
+            "test_accuracy",
+            "seconds",
+            "samples_per_sec"
+        ]
+    );
     // 300 images at batch 100: evaluated after iterations 1, 4, 7, 10.
     let iters: Vec<u64> = r.rows.iter().map(|row| row[1].as_u64().unwrap()).collect();
     assert_eq!(iters, [1, 4, 7, 10]);
@@ -120,7 +131,7 @@ fn overfitting_experiments_evaluate_every_epoch_of_300_images() {
         "{lines:?}"
     );
     // Train accuracy is over 300 images: a multiple of 1/300.
-    let acc = r.rows[3][2].as_f64().unwrap();
+    let acc = r.rows[3][3].as_f64().unwrap();
     assert!((acc * 300.0 - (acc * 300.0).round()).abs() < 1e-6, "{acc}");
 
     let (lines, r) = short(
@@ -147,14 +158,19 @@ fn overfitting_experiments_evaluate_every_epoch_of_300_images() {
 
 #[test]
 fn hyperparameter_search_ranks_its_trials() {
+    let csv = std::env::temp_dir().join(format!("gpu-net-hp-{}.csv", std::process::id()));
     let (lines, r) = short(
         Experiment::HyperparameterSearch,
         ExperimentConfig {
             trials: Some(3),
             epochs: Some(2),
+            csv: Some(csv.clone()),
             ..Default::default()
         },
     );
+    // Written row by row as the run went: the same table.
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), r.csv());
+    std::fs::remove_file(&csv).ok();
     assert_eq!(r.rows.len(), 3 * 2);
     assert_eq!(
         lines.iter().filter(|l| l.starts_with("val acc:")).count(),
@@ -202,9 +218,22 @@ fn cli_writes_csv_and_json_and_refuses_bad_names() {
     assert_eq!(v["experiment"], "weight-decay");
     let csv = std::fs::read_to_string(dir.join("weight-decay.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "epoch,iteration,train_acc,test_acc");
+    assert_eq!(
+        lines[0],
+        "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec"
+    );
     assert_eq!(lines.len(), 3);
     assert!(lines[1].starts_with("0,1,"), "{csv}");
+    // The same columns as `train --metrics`: `gpu-net plot` draws it.
+    let svg = dir.join("wd.svg");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["plot"])
+        .arg(dir.join("weight-decay.csv"))
+        .arg("-o")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&dir).ok();
 
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
