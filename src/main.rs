@@ -708,6 +708,7 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         }
     };
     let mut data = load_data(&args.net.data)?;
+    let full_train_size = data.train.len();
     if let Some(n) = args.train_size {
         if n > data.train.len() {
             return Err(UsageError(format!(
@@ -799,7 +800,7 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
                 ..StepRule::default()
             }
         && args.net.init == Init::default()
-        && args.train_size.is_none();
+        && data.train.len() == full_train_size;
     if !plain {
         say(format!(
             "layers: {}; init {}; optimizer {}; weight decay {}; {} training images",
