@@ -551,62 +551,66 @@ fn apply_checkpoint(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut conflicts = Vec::new();
-    let mut check = |id: &str, ours: String, theirs: String| {
-        if given(id) && ours != theirs {
-            conflicts.push(format!(
+    let train_size = args.train_size.map_or("all".into(), |n| n.to_string());
+    // (flag id, the command line's value, the checkpoint's)
+    let pairs: [(&str, String, String); 14] = [
+        ("hidden", join(&args.net.hidden.0), join(arch.hidden())),
+        (
+            "batchnorm",
+            args.layers.batchnorm.to_string(),
+            arch.batchnorm.to_string(),
+        ),
+        (
+            "dropout",
+            args.layers.dropout.to_string(),
+            arch.dropout.to_string(),
+        ),
+        (
+            "weight_decay",
+            args.layers.weight_decay.to_string(),
+            ck.weight_decay.to_string(),
+        ),
+        (
+            "optimizer",
+            args.optimizer.optimizer.to_string(),
+            o.kind.to_string(),
+        ),
+        (
+            "momentum",
+            args.optimizer.momentum.to_string(),
+            o.momentum.to_string(),
+        ),
+        (
+            "beta1",
+            args.optimizer.beta1.to_string(),
+            o.beta1.to_string(),
+        ),
+        (
+            "beta2",
+            args.optimizer.beta2.to_string(),
+            o.beta2.to_string(),
+        ),
+        (
+            "decay_rate",
+            args.optimizer.decay_rate.to_string(),
+            o.decay_rate.to_string(),
+        ),
+        ("lr", args.lr.to_string(), ck.lr.to_string()),
+        ("batch", args.batch.to_string(), ck.batch.to_string()),
+        ("seed", args.net.seed.to_string(), ck.seed.to_string()),
+        ("init", args.net.init.to_string(), ck.init.to_string()),
+        ("train_size", train_size, ck.train_size.to_string()),
+    ];
+    let conflicts: Vec<String> = pairs
+        .iter()
+        .filter(|(id, ours, theirs)| given(id) && ours != theirs)
+        .map(|(id, ours, theirs)| {
+            format!(
                 "--{} {ours} contradicts the checkpoint's {theirs}",
                 id.replace('_', "-")
-            ));
-        }
-    };
-    check("hidden", join(&args.net.hidden.0), join(arch.hidden()));
-    check(
-        "batchnorm",
-        args.layers.batchnorm.to_string(),
-        arch.batchnorm.to_string(),
-    );
-    check(
-        "dropout",
-        args.layers.dropout.to_string(),
-        arch.dropout.to_string(),
-    );
-    check(
-        "weight_decay",
-        args.layers.weight_decay.to_string(),
-        ck.weight_decay.to_string(),
-    );
-    check(
-        "optimizer",
-        args.optimizer.optimizer.to_string(),
-        o.kind.to_string(),
-    );
-    check(
-        "momentum",
-        args.optimizer.momentum.to_string(),
-        o.momentum.to_string(),
-    );
-    check(
-        "beta1",
-        args.optimizer.beta1.to_string(),
-        o.beta1.to_string(),
-    );
-    check(
-        "beta2",
-        args.optimizer.beta2.to_string(),
-        o.beta2.to_string(),
-    );
-    check(
-        "decay_rate",
-        args.optimizer.decay_rate.to_string(),
-        o.decay_rate.to_string(),
-    );
-    check("lr", args.lr.to_string(), ck.lr.to_string());
-    check("batch", args.batch.to_string(), ck.batch.to_string());
-    check("seed", args.net.seed.to_string(), ck.seed.to_string());
-    check("init", args.net.init.to_string(), ck.init.to_string());
-    let train_size = args.train_size.map_or("all".into(), |n| n.to_string());
-    check("train_size", train_size, ck.train_size.to_string());
+            )
+        })
+        .collect();
     if !conflicts.is_empty() {
         return Err(UsageError(format!(
             "--resume {}: {}",

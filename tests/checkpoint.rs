@@ -10,11 +10,7 @@ use std::process::{Command, Output};
 use gpu_net::checkpoint::Checkpoint;
 
 fn gpu_net(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-net"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("gpu-net runs")
+    common::run_cli(args)
 }
 
 fn dir(name: &str) -> PathBuf {

@@ -5,17 +5,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use gpu_net::checkpoint::Checkpoint;
 use image::{GrayImage, Luma};
 
 fn gpu_net(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-net"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("gpu-net runs")
+    common::run_cli(args)
 }
 
 fn dir(name: &str) -> PathBuf {

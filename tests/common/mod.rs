@@ -41,3 +41,13 @@ pub fn random_f32(len: usize, seed: u64) -> Vec<f32> {
 pub fn widen(v: &[f32]) -> Vec<f64> {
     gpu_net::compare::widen(v)
 }
+
+/// Runs the `gpu-net` binary with `args` (XDG_RUNTIME_DIR set, so a headless
+/// Vulkan loader stays quiet).
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("gpu-net runs")
+}
