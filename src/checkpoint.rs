@@ -26,6 +26,8 @@ pub const FORMAT: &str = "gpu-net checkpoint 1";
 
 /// Largest header read (ours are a few kB; the crate allows 100 MB).
 const MAX_HEADER: u64 = 1 << 20;
+/// The largest batch `train --batch` takes.
+pub const MAX_BATCH: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -355,17 +357,47 @@ impl Checkpoint {
             };
             dest.copy_from_slice(&values);
         }
+        // The hyperparameters a rule divides by 1 - itself: in [0, 1), as the flags.
+        let unit = |k: &str| -> Result<f64, CheckpointError> {
+            let v = finite(k)?;
+            if (0.0..1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    path,
+                    format!("__metadata__ {k:?} is {v}, not in [0, 1)"),
+                ))
+            }
+        };
         let optimizer = Optimizer {
             kind,
-            momentum: finite("momentum")?,
-            beta1: finite("beta1")?,
-            beta2: finite("beta2")?,
-            decay_rate: finite("decay_rate")?,
+            momentum: unit("momentum")?,
+            beta1: unit("beta1")?,
+            beta2: unit("beta2")?,
+            decay_rate: unit("decay_rate")?,
         };
         let test_accuracy = match meta.get("test_accuracy") {
-            Some(v) => Some(num::<f64>(path, "test_accuracy", v)?),
+            Some(_) => Some(finite("test_accuracy")?),
             None => None,
         };
+        let batch: usize = num(path, "batch", get("batch")?)?;
+        if !(1..=MAX_BATCH).contains(&batch) {
+            return Err(invalid(
+                path,
+                format!("batch {batch} is not in 1..={MAX_BATCH}"),
+            ));
+        }
+        let train_size: usize = num(path, "train_size", get("train_size")?)?;
+        if train_size == 0 {
+            return Err(invalid(path, "train_size is 0"));
+        }
+        let weight_decay = finite("weight_decay")?;
+        if weight_decay < 0.0 {
+            return Err(invalid(
+                path,
+                format!("weight_decay {weight_decay} is negative"),
+            ));
+        }
         let lr: f32 = num(path, "lr", get("lr")?)?;
         if !(lr.is_finite() && lr > 0.0) {
             return Err(invalid(path, format!("lr {lr} is not a positive number")));
@@ -374,15 +406,15 @@ impl Checkpoint {
             params,
             optimizer,
             optimizer_state: state,
-            weight_decay: finite("weight_decay")?,
+            weight_decay,
             init: Init::parse(get("init")?).map_err(|e| invalid(path, format!("init: {e}")))?,
             seed: num(path, "seed", get("seed")?)?,
             lr,
-            batch: num(path, "batch", get("batch")?)?,
+            batch,
             iterations: num(path, "iterations", get("iterations")?)?,
             sampler_position: num(path, "sampler_position", get("sampler_position")?)?,
             data: get("data")?.to_string(),
-            train_size: num(path, "train_size", get("train_size")?)?,
+            train_size,
             test_accuracy,
             f64_values,
         })

@@ -277,7 +277,7 @@ fn positive_usize(s: &str) -> Result<usize, String> {
 
 /// At most this many samples per batch (2^20): larger is surely a typo, and
 /// its host buffers alone would be gigabytes.
-const MAX_BATCH: usize = 1 << 20;
+const MAX_BATCH: usize = checkpoint::MAX_BATCH;
 
 fn batch_size(s: &str) -> Result<usize, String> {
     match positive_usize(s)? {
@@ -635,6 +635,11 @@ fn apply_checkpoint(
     args.net.seed = ck.seed;
     args.net.init = ck.init;
     args.train_size = Some(ck.train_size);
+    // The run's own data, unless --data says otherwise (not checked: the
+    // same files can have two names).
+    if args.net.data.is_none() {
+        args.net.data = Some(PathBuf::from(&ck.data));
+    }
     Ok(())
 }
 
@@ -745,7 +750,8 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     if let Some(ck) = &resumed {
         if ck.params.arch != arch {
             return Err(UsageError(format!(
-                "--resume: the checkpoint's network {:?} does not fit the data's {} inputs",
+                "--resume {}: the checkpoint's network {:?} does not fit the data's {} inputs",
+                args.resume.as_ref().unwrap().display(),
                 ck.params.arch.sizes,
                 data.train.pixels()
             ))
@@ -818,6 +824,18 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     let resume = match &resumed {
         Some(ck) => {
             trainer.restore(&ck.optimizer_state, ck.iterations)?;
+            let f64_device = trainer.device().starts_with("cpu");
+            if ck.f64_values != f64_device {
+                say(format!(
+                    "note: the checkpoint was trained in {}, this run continues in {}: it will not repeat the original run's bits",
+                    if ck.f64_values {
+                        "f64 (CPU)"
+                    } else {
+                        "f32 (GPU)"
+                    },
+                    if f64_device { "f64 (CPU)" } else { "f32 (GPU)" }
+                ));
+            }
             say(format!(
                 "resuming {} at iteration {}",
                 args.resume.as_ref().unwrap().display(),

@@ -124,7 +124,10 @@ impl Arch {
             .windows(2)
             .map(|io| (io[0] as u128 + 1) * io[1] as u128)
             .sum::<u128>()
-            + 2 * sizes[1..sizes.len() - 1].iter().sum::<usize>() as u128;
+            + 2 * sizes[1..sizes.len() - 1]
+                .iter()
+                .map(|&s| s as u128)
+                .sum::<u128>();
         if params > MAX_PARAMS as u128 {
             return Err(ArchError::Hidden(format!(
                 "{sizes:?} has {params} parameters, over the limit of {MAX_PARAMS}"

@@ -103,7 +103,8 @@ pub fn draw(runs: &[Curves], out: &Path) -> Result<(), PlotError> {
     let max_loss = runs
         .iter()
         .flat_map(|r| r.loss.iter().copied())
-        .fold(0.1f64, f64::max);
+        .fold(0.1f64, f64::max)
+        .min(1e300); // finite after the 5% headroom
 
     let mut acc = ChartBuilder::on(&left)
         .caption("accuracy", ("sans-serif", 18))

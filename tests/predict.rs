@@ -230,6 +230,7 @@ fn bad_images_are_named_and_the_others_still_classified() {
         "--raw",
         blank.to_str().unwrap(),
     ]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("28×28"));
     std::fs::remove_dir_all(&d).ok();
 }
