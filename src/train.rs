@@ -194,6 +194,12 @@ pub fn train_from(
             steps_done(done);
         }
         let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
+        anyhow::ensure!(
+            loss.is_finite(),
+            "the training loss is {loss} in iterations {}..{done}: training diverged; try a lower --lr (it is {})",
+            done - (done - 1) % per_epoch.max(1),
+            cfg.lr
+        );
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         epoch += 1;

@@ -305,3 +305,39 @@ fn progress_bar_on_a_terminal_only() {
         );
     }
 }
+
+#[test]
+fn a_diverging_run_stops_with_exit_1_and_writes_no_checkpoint() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("gpu-net-nan-{}.safetensors", std::process::id()));
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "gpu",
+        "--lr",
+        "1e10",
+        "--iters",
+        "700",
+        "--save",
+        path.to_str().unwrap(),
+    ]);
+    assert_fails_output(
+        &o,
+        1,
+        &["training loss is NaN", "iterations 1..600", "lower --lr"],
+    );
+    assert!(
+        !path.exists(),
+        "a checkpoint was written from a diverged run"
+    );
+}
+
+fn assert_fails_output(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err}");
+    }
+}
