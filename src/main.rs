@@ -476,7 +476,22 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Mesa's drivers print "XDG_RUNTIME_DIR is invalid or not set" on a
+/// headless machine where the variable is missing, which a new user reads as
+/// an error. Give them the system's temporary folder instead; a valid
+/// setting is left alone.
+fn quiet_headless_drivers() {
+    let valid = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|d| std::path::Path::new(&d).is_dir())
+        .unwrap_or(false);
+    if !valid {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_drivers();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {

@@ -341,3 +341,24 @@ fn assert_fails_output(o: &Output, code: i32, needles: &[&str]) {
         assert!(err.contains(n), "{n:?} not in {err}");
     }
 }
+
+#[test]
+fn a_headless_first_run_prints_no_driver_noise() {
+    // Without XDG_RUNTIME_DIR (a fresh headless machine), Mesa's drivers
+    // would print "XDG_RUNTIME_DIR is invalid or not set" twice.
+    for env in [None, Some("/nonexistent-runtime-dir")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpu-net"));
+        cmd.args(["train", "--iters", "1", "--batch", "10"]);
+        match env {
+            None => cmd.env_remove("XDG_RUNTIME_DIR"),
+            Some(v) => cmd.env("XDG_RUNTIME_DIR", v),
+        };
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("XDG_RUNTIME_DIR"),
+            "{env:?}: {}",
+            stderr(&o)
+        );
+    }
+}
