@@ -229,64 +229,32 @@ fn every_malformed_checkpoint_is_refused_by_name() {
         }),
         "__metadata__",
     );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["format"] = "other".into()),
-        "format",
-    );
-    refused(
-        &with_header(&good, |h| {
-            h["__metadata__"]["sizes"] = "[784, 9, 10]".into()
-        }),
-        "bytes",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["sizes"] = "lots".into()),
-        "sizes",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["optimizer"] = "lion".into()),
-        "optimizer",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["beta1"] = "NaN".into()),
-        "beta1",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["beta1"] = "1".into()),
-        "beta1",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["batch"] = "0".into()),
-        "batch",
-    );
-    refused(
-        &with_header(&good, |h| {
-            h["__metadata__"]["batch"] = "1000000000000".into()
-        }),
-        "batch",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["train_size"] = "0".into()),
-        "train_size",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["weight_decay"] = "-1".into()),
-        "weight_decay",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["test_accuracy"] = "inf".into()),
-        "test_accuracy",
-    );
+    // One metadata value made wrong at a time: (key, value, what the error names).
+    for (key, value, needle) in [
+        ("format", "other", "format"),
+        ("sizes", "[784, 9, 10]", "bytes"),
+        ("sizes", "lots", "sizes"),
+        ("optimizer", "lion", "optimizer"),
+        ("beta1", "NaN", "beta1"),
+        ("beta1", "1", "beta1"),
+        ("batch", "0", "batch"),
+        ("batch", "1000000000000", "batch"),
+        ("train_size", "0", "train_size"),
+        ("weight_decay", "-1", "weight_decay"),
+        ("test_accuracy", "inf", "test_accuracy"),
+        ("iterations", "-1", "iterations"),
+    ] {
+        refused(
+            &with_header(&good, |h| h["__metadata__"][key] = value.into()),
+            needle,
+        );
+    }
     refused(
         &with_header(&good, |h| {
             h["__metadata__"]["sizes"] =
                 "[1, 18446744073709551615, 18446744073709551615, 10]".into()
         }),
         "parameters",
-    );
-    refused(
-        &with_header(&good, |h| h["__metadata__"]["iterations"] = "-1".into()),
-        "iterations",
     );
     refused(
         &with_header(&good, |h| {

@@ -262,7 +262,7 @@ pub struct GpuTrainer {
     pub net: GpuNet,
     step: StepWorkspace,
     /// Shared by both splits' evaluations, which run one after the other.
-    _eval_act: Activations,
+    eval_act: Activations,
     evals: [EvalWorkspace; 2],
     in_flight: VecDeque<wgpu::SubmissionIndex>,
     /// Steps submitted so far (the next is step `steps + 1`).
@@ -295,7 +295,7 @@ impl GpuTrainer {
         Ok(GpuTrainer {
             net,
             step,
-            _eval_act: eval_act,
+            eval_act,
             evals,
             in_flight: VecDeque::new(),
             steps: 0,
@@ -323,7 +323,7 @@ impl GpuTrainer {
         let ctx = &self.net.ctx;
         let classes = self.net.arch.outputs();
         let stride = padded(classes);
-        let logits = self._eval_act.z.last().unwrap();
+        let logits = self.eval_act.z.last().unwrap();
         let mut out = Vec::new();
         let mut next = 0;
         for &(rows, count) in &eval.chunks {
