@@ -28,7 +28,9 @@ struct Dims {
     // Weight decay: λ, applied to rows m < decay_rows (the weights, not the bias row).
     decay: f32,
     decay_rows: u32,
-    _pad2: u32,
+    // Split-K: workgroup z sums k in [z·k_slice, (z+1)·k_slice); k_slice >= k
+    // when the product is not split.
+    k_slice: u32,
 }
 
 override TRANS_A: bool = false;
@@ -37,7 +39,9 @@ override TRANS_B: bool = false;
 // (Relu backward, aux holding the layer's output, same layout as C);
 // 3: C -= lr · (acc + λ·C) (SGD, C being the weights); 4: C = acc + λ·aux
 // (a gradient with weight decay, aux holding the weights). λ applies to rows
-// m < decay_rows only.
+// m < decay_rows only. 5: split-K's partial sum: the raw sums of workgroup
+// z's slice of K into slice z of C (at z·M·ldc), every column; the `reduce`
+// entry point then adds the slices and applies the product's epilogue once.
 override EPILOGUE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -55,8 +59,13 @@ const BK: u32 = 16u;
 var<workgroup> tile_a: array<vec4<f32>, 256>; // [BK][BM / 4]
 var<workgroup> tile_b: array<vec4<f32>, 256>; // [BK][BN / 4]
 
+// The end of this workgroup's slice of K, and (EPILOGUE 5) where its slice of
+// partial sums starts in C.
+var<private> k_end: u32;
+var<private> slice_base: u32;
+
 fn load_a(m: u32, k: u32) -> f32 {
-    if m >= dims.m || k >= dims.k {
+    if m >= dims.m || k >= k_end {
         return 0.0;
     }
     if TRANS_A {
@@ -66,7 +75,7 @@ fn load_a(m: u32, k: u32) -> f32 {
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
-    if k >= dims.k || n >= dims.n {
+    if k >= k_end || n >= dims.n {
         return 0.0;
     }
     if TRANS_B {
@@ -78,6 +87,10 @@ fn load_b(k: u32, n: u32) -> f32 {
 // Writes C(m, n) = v through the epilogue; m < M and n < N.
 fn finish(m: u32, n: u32, v: f32) {
     let idx = m * dims.ldc + n;
+    if EPILOGUE == 5u {
+        c[slice_base + idx] = v;
+        return;
+    }
     if n >= dims.n_real {
         if EPILOGUE != 3u {
             c[idx] = select(0.0, 1.0, n == dims.ones_col);
@@ -119,9 +132,12 @@ fn main(
 ) {
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
+    let k_begin = wg.z * dims.k_slice;
+    k_end = min(dims.k, k_begin + dims.k_slice);
+    slice_base = wg.z * dims.m * dims.ldc;
     var acc: array<vec4<f32>, 4>;
 
-    for (var k0 = 0u; k0 < dims.k; k0 += BK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         // 256 invocations stage 1024 elements of each tile, four each. The
         // index that is contiguous in memory varies fastest between
         // neighbouring invocations.
@@ -173,4 +189,25 @@ fn main(
             finish(m, n, acc[i][j]);
         }
     }
+}
+
+// Split-K's second pass: C(m, n) = epilogue(Σ_z partial_z(m, n)), `a` holding
+// the partial sums (slice z at z·M·ldc). The slices are added in the order
+// z = 0, 1, ..., never with atomics, so a seed repeats a run bit for bit.
+// One invocation per element of C; the grid is (N / 64, M).
+@compute @workgroup_size(64)
+fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    let m = gid.y;
+    if m >= dims.m || n >= dims.n {
+        return;
+    }
+    let idx = m * dims.ldc + n;
+    let stride = dims.m * dims.ldc;
+    let slices = (dims.k + dims.k_slice - 1u) / dims.k_slice;
+    var acc = a[idx];
+    for (var z = 1u; z < slices; z++) {
+        acc += a[z * stride + idx];
+    }
+    finish(m, n, acc);
 }

@@ -1,6 +1,6 @@
 // Matrix product for CPU-like adapters (lavapipe and other SIMD software
 // drivers), with the contract of matmul.wgsl (operand forms, strides,
-// padding columns and epilogues: see there), plus: lda, ldb, ldc, N and K are
+// padding columns, epilogues and split-K: see there), plus: lda, ldb, ldc, N and K are
 // multiples of 4, and so is M when TRANS_A.
 //
 // Why a second kernel: a software driver runs a workgroup's invocations as
@@ -27,7 +27,9 @@ struct Dims {
     // Weight decay: λ, applied to rows m < decay_rows (the weights, not the bias row).
     decay: f32,
     decay_rows: u32,
-    _pad2: u32,
+    // Split-K (see matmul.wgsl): invocations with gid.z = z sum k in
+    // [z·k_slice, (z+1)·k_slice), a multiple of 4.
+    k_slice: u32,
 }
 
 override TRANS_A: bool = false;
@@ -53,6 +55,9 @@ override WG_Y: u32 = 8u;
 override TM: u32 = 12u;
 const TN: u32 = 16u;
 
+// EPILOGUE 5 (split-K's partial sums): where this slice starts in C.
+var<private> slice_base: u32;
+
 // Writes C(m, n..n+4) = v through the epilogue (n is a multiple of 4, so
 // this is one vec4 of C), applying the padding rule per column.
 fn finish4(m: u32, n: u32, v: vec4<f32>) {
@@ -60,6 +65,10 @@ fn finish4(m: u32, n: u32, v: vec4<f32>) {
         return;
     }
     let idx = (m * dims.ldc + n) / 4u;
+    if EPILOGUE == 5u {
+        c[slice_base / 4u + idx] = v;
+        return;
+    }
     let col = vec4<u32>(n, n + 1u, n + 2u, n + 3u);
     let real = col < vec4<u32>(dims.n_real);
     let pad = select(vec4<f32>(0.0), vec4<f32>(1.0), col == vec4<u32>(dims.ones_col));
@@ -155,6 +164,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         n0 = gid.y * TN;
     }
     let nb = n0 / 4u;
+    let k_begin = gid.z * dims.k_slice;
+    let k4_end = min(dims.k, k_begin + dims.k_slice) / 4u;
+    slice_base = gid.z * dims.m * dims.ldc;
     // c<row>_<column block>
     var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
     var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
@@ -168,7 +180,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var c9_0 = vec4<f32>(); var c9_1 = vec4<f32>(); var c9_2 = vec4<f32>(); var c9_3 = vec4<f32>();
     var c10_0 = vec4<f32>(); var c10_1 = vec4<f32>(); var c10_2 = vec4<f32>(); var c10_3 = vec4<f32>();
     var c11_0 = vec4<f32>(); var c11_1 = vec4<f32>(); var c11_2 = vec4<f32>(); var c11_3 = vec4<f32>();
-    for (var k4 = 0u; k4 < dims.k / 4u; k4++) {
+    for (var k4 = k_begin / 4u; k4 < k4_end; k4++) {
         let ar = load_a(m0, k4);
         let b0 = load_b(k4, nb);
         let b1 = load_b(k4, nb + 1u);

@@ -15,7 +15,9 @@ use serde::Serialize;
 
 use crate::data::{CLASSES, Mnist};
 use crate::gpu::GpuContext;
-use crate::gpu::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice};
+use crate::gpu::kernels::{
+    Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SplitK,
+};
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, Params};
 use crate::optim::StepRule;
@@ -32,8 +34,10 @@ pub struct BenchConfig {
     /// Most GPU steps per submission (fewer for slow steps, so a run has
     /// several submissions).
     pub steps_per_submit: usize,
-    /// Time the matmul kernel alone on these (M, N, K).
-    pub matmul: Vec<(usize, usize, usize)>,
+    /// Time the matmul kernel alone on these products.
+    pub matmul: Vec<MatmulBench>,
+    /// The split of K for `matmul` (automatic by default).
+    pub split_k: SplitK,
     /// The update rule and weight decay of the timed steps.
     pub rule: StepRule,
     pub batchnorm: bool,
@@ -51,6 +55,7 @@ impl Default for BenchConfig {
             gpu: true,
             steps_per_submit: 16,
             matmul: vec![],
+            split_k: SplitK::Auto,
             rule: StepRule::default(),
             batchnorm: false,
             dropout: 0.0,
@@ -93,6 +98,31 @@ pub struct KernelShare {
     pub name: String,
     pub ms_per_step: f64,
     pub share: f64,
+    /// Workgroups per step of this kernel (with a split product's reduction).
+    pub workgroups: u64,
+    /// Slices of K computed in parallel (1: not split).
+    pub split_k: u32,
+}
+
+/// Which operand of a timed product is stored transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulForm {
+    /// `A·B`: the forward product `X·W`.
+    Ab,
+    /// `Aᵀ·B`, A stored (K, M): the weight gradient `Xᵀ·dY`.
+    Atb,
+    /// `A·Bᵀ`, B stored (N, K): the input gradient `dY·Wᵀ`.
+    Abt,
+}
+
+/// One product `bench --matmul` times: C(M, N) over K in the given form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulBench {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub form: MatmulForm,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -102,8 +132,13 @@ pub struct MatmulResult {
     pub m: usize,
     pub n: usize,
     pub k: usize,
+    pub form: MatmulForm,
     pub gflops: f64,
     pub ms: f64,
+    /// Workgroups of the product pass (and of the reduction when split).
+    pub workgroups: u64,
+    /// Slices of K computed in parallel (1: not split).
+    pub split_k: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -307,6 +342,8 @@ fn profile(
             name: d.label.clone(),
             ms_per_step: ms,
             share: if total > 0.0 { ms / total } else { 0.0 },
+            workgroups: d.workgroups(),
+            split_k: d.split_k,
         })
         .collect())
 }
@@ -334,27 +371,40 @@ pub fn bench_cpu(
     Ok(result("cpu", arch, batch, rates, first, 1, 0))
 }
 
-/// The matmul kernel alone, `C = A·B` (M, K)·(K, N), repeated in one pass.
-/// K and N are padded to multiples of 4 with zeros, as the network stores
-/// its matrices; GFLOP/s count the real 2·M·N·K.
+/// The matmul kernel alone, `C(M, N) = op(A)·op(B)` over K in `p.form`,
+/// repeated in one pass. K and N (and M when A is transposed) are padded to
+/// multiples of 4 with zeros, as the network stores its matrices; GFLOP/s
+/// count the real 2·M·N·K.
 pub fn bench_matmul(
     ctx: &GpuContext,
     algo: MatmulAlgo,
-    m: usize,
-    n: usize,
-    k: usize,
+    p: MatmulBench,
+    split: SplitK,
     seconds: f64,
 ) -> anyhow::Result<MatmulResult> {
+    let MatmulBench { m, n, k, form } = p;
     let mm = Matmul::with_algo(ctx, algo);
     let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
-    for (what, rows, cols) in [("A", m, kp), ("B", kp, np), ("C", m, np)] {
+    let mp = if form == MatmulForm::Atb {
+        m.next_multiple_of(4)
+    } else {
+        m
+    };
+    // (rows, real columns, stored columns) of A, B and C as stored.
+    let (a_dims, b_dims) = match form {
+        MatmulForm::Ab => ((m, k, kp), (kp, n, np)),
+        MatmulForm::Atb => ((kp, m, mp), (kp, n, np)),
+        MatmulForm::Abt => ((m, k, kp), (np, k, kp)),
+    };
+    let what = format!("--matmul {m},{n},{k}");
+    for (name, (rows, _, cols)) in [("A", a_dims), ("B", b_dims), ("C", (mp, n, np))] {
         let bytes = (rows as u64).saturating_mul(cols as u64).saturating_mul(4);
-        ctx.check_binding(&format!("--matmul {m},{n},{k}: {what}"), bytes)?;
+        ctx.check_binding(&format!("{what}: {name}"), bytes)?;
     }
-    let fill = |rows: usize, cols: usize, stride: usize| -> Vec<f32> {
+    let fill = |(rows, real, stride): (usize, usize, usize)| -> Vec<f32> {
         (0..rows * stride)
             .map(|i| {
-                if i % stride < cols {
+                if i % stride < real {
                     ((i * 7919) % 1000) as f32 / 1000.0 - 0.5
                 } else {
                     0.0
@@ -362,26 +412,29 @@ pub fn bench_matmul(
             })
             .collect()
     };
-    let a = ctx.storage_init("bench a", &fill(m, k, kp));
-    let b = ctx.storage_init("bench b", &fill(kp, n, np));
-    let c = ctx.storage("bench c", (m * np * 4) as u64);
+    let a = ctx.storage_init("bench a", &fill(a_dims));
+    let b = ctx.storage_init("bench b", &fill(b_dims));
+    let c = ctx.storage("bench c", (mp * np * 4) as u64);
     let v = MatmulVariant {
-        trans_a: false,
-        trans_b: false,
+        trans_a: form == MatmulForm::Atb,
+        trans_b: form == MatmulForm::Abt,
         epilogue: Epilogue::Store,
     };
     let shape = MatmulShape {
         n_real: n,
-        ..MatmulShape::plain(m, np, kp, kp, np, np)
+        ..MatmulShape::plain(mp, np, kp, a_dims.2, b_dims.2, np)
     };
-    let d = mm.bind(
+    let d = mm.bind_split(
         ctx,
         "bench matmul",
         v,
         shape,
-        Slice::whole(&a),
-        Slice::whole(&b),
-        Slice::new(&c, 0, m * np),
+        split,
+        [
+            Slice::whole(&a),
+            Slice::whole(&b),
+            Slice::new(&c, 0, mp * np),
+        ],
         None,
     )?;
     ctx.run(&[&d])?; // warm-up
@@ -401,8 +454,11 @@ pub fn bench_matmul(
         m,
         n,
         k,
+        form,
         gflops: 2.0 * (m * n * k) as f64 / seconds / 1e9,
         ms: seconds * 1e3,
+        workgroups: d.workgroups(),
+        split_k: d.split_k,
     })
 }
 
@@ -429,13 +485,10 @@ pub fn run(
             report.kernels_note =
                 Some("this adapter has no timestamp queries: no per-kernel profile".into());
         }
-        for &(m, n, k) in &cfg.matmul {
+        for &p in &cfg.matmul {
             for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
-                let r = bench_matmul(ctx, algo, m, n, k, cfg.seconds / 3.0)?;
-                progress(format!(
-                    "matmul {algo:?} {m}x{n}x{k}: {:.2} ms, {:.1} GFLOP/s",
-                    r.ms, r.gflops
-                ));
+                let r = bench_matmul(ctx, algo, p, cfg.split_k, cfg.seconds / 3.0)?;
+                progress(matmul_line(&r));
                 report.matmul.push(r);
             }
         }
@@ -561,10 +614,12 @@ pub fn render(r: &BenchReport) -> String {
                 last = Some(key);
             }
             s += &format!(
-                "    {:<44} {:>9.3} ms {:>6.1}%\n",
+                "    {:<44} {:>9.3} ms {:>6.1}% {:>8} groups{}\n",
                 k.name,
                 k.ms_per_step,
-                100.0 * k.share
+                100.0 * k.share,
+                k.workgroups,
+                split_text(k.split_k)
             );
         }
     }
@@ -572,10 +627,35 @@ pub fn render(r: &BenchReport) -> String {
         s += &format!("\n{note}\n");
     }
     for m in &r.matmul {
-        s += &format!(
-            "matmul {:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s\n",
-            m.algo, m.m, m.n, m.k, m.ms, m.gflops
-        );
+        s += &matmul_line(m);
+        s += "\n";
     }
     s
+}
+
+fn split_text(split_k: u32) -> String {
+    if split_k > 1 {
+        format!(", K split in {split_k}")
+    } else {
+        String::new()
+    }
+}
+
+fn matmul_line(r: &MatmulResult) -> String {
+    let form = match r.form {
+        MatmulForm::Ab => "A·B",
+        MatmulForm::Atb => "Aᵀ·B",
+        MatmulForm::Abt => "A·Bᵀ",
+    };
+    format!(
+        "matmul {:<5} {form:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s, {} workgroups{}",
+        r.algo,
+        r.m,
+        r.n,
+        r.k,
+        r.ms,
+        r.gflops,
+        r.workgroups,
+        split_text(r.split_k)
+    )
 }

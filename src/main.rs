@@ -9,7 +9,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use gpu_net::checkpoint::{self, Checkpoint};
 use gpu_net::data;
-use gpu_net::gpu::kernels::MatmulAlgo;
+use gpu_net::gpu::kernels::{MatmulAlgo, SplitK};
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
@@ -389,9 +389,15 @@ struct BenchArgs {
     /// Most GPU steps recorded into one submission.
     #[arg(long, default_value_t = 16, value_parser = count_up_to_100k)]
     steps_per_submit: usize,
-    /// Time only the matmul kernel on M,N,K (repeatable).
+    /// Time only the matmul kernel on C(M×N) over K, given as M,N,K
+    /// (A·B), M,N,K,at (Aᵀ·B, the weight-gradient form) or M,N,K,bt (A·Bᵀ);
+    /// repeatable.
     #[arg(long, value_parser = parse_matmul)]
-    matmul: Vec<(usize, usize, usize)>,
+    matmul: Vec<bench::MatmulBench>,
+    /// With --matmul: split K into at most this many slices, 1 to 1024
+    /// (chosen by the product's shape by default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    split_k: Option<u32>,
     #[command(flatten)]
     layers: LayerArgs,
     #[command(flatten)]
@@ -462,10 +468,18 @@ fn parse_nets(s: &str) -> Result<Nets, String> {
         .map(Nets)
 }
 
-fn parse_matmul(s: &str) -> Result<(usize, usize, usize), String> {
-    match parse_list(s)?.0[..] {
-        [m, n, k] => Ok((m, n, k)),
-        _ => Err(format!("{s:?}: expected M,N,K (three sizes)")),
+fn parse_matmul(s: &str) -> Result<bench::MatmulBench, String> {
+    use bench::MatmulForm::*;
+    let (sizes, form) = match s.rsplit_once(',') {
+        Some((sizes, "at")) => (sizes, Atb),
+        Some((sizes, "bt")) => (sizes, Abt),
+        _ => (s, Ab),
+    };
+    match parse_list(sizes)?.0[..] {
+        [m, n, k] => Ok(bench::MatmulBench { m, n, k, form }),
+        _ => Err(format!(
+            "{s:?}: expected M,N,K (three sizes), optionally followed by ,at or ,bt"
+        )),
     }
 }
 
@@ -1020,6 +1034,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         gpu: args.matmul.is_empty(),
         steps_per_submit: args.steps_per_submit,
         matmul: args.matmul,
+        split_k: args.split_k.map_or(SplitK::Auto, SplitK::Slices),
         rule: StepRule {
             optimizer: args.optimizer.optimizer(),
             weight_decay: args.layers.weight_decay,

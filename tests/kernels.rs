@@ -14,7 +14,8 @@ use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::gather::pack_u8;
 use gpu_net::gpu::kernels::{
-    Epilogue, Gather, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    Epilogue, Gather, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss,
+    SplitK, Stats,
 };
 
 const RTOL: f64 = 1e-5;
@@ -32,6 +33,7 @@ struct MatmulCase {
     ones_col: bool,
     /// Weight decay 0.25 on the first half of the rows (SGD and Grad epilogues).
     decay: bool,
+    split: SplitK,
 }
 
 const DECAY: f32 = 0.25;
@@ -40,13 +42,17 @@ fn up4(x: usize) -> usize {
     x.next_multiple_of(4)
 }
 
-/// Runs one case on the GPU; returns (gpu, cpu, tolerance) over all of C.
-fn run_matmul(
-    ctx: &GpuContext,
-    mm: &Matmul,
-    c: &MatmulCase,
-    seed: u64,
-) -> (Vec<f64>, Vec<f64>, Tolerance) {
+/// One case's results: C from the GPU, C from the CPU in f64, the
+/// tolerance, and the slices K was split into.
+struct MatmulRun {
+    gpu: Vec<f64>,
+    cpu: Vec<f64>,
+    tol: Tolerance,
+    split_k: u32,
+}
+
+/// Runs one case on the GPU and the CPU, over all of C.
+fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> MatmulRun {
     let MatmulCase {
         v,
         m,
@@ -54,6 +60,7 @@ fn run_matmul(
         k,
         ones_col,
         decay,
+        split,
     } = *c;
     let (decay, decay_rows) = if decay {
         (DECAY, m.div_ceil(2))
@@ -139,14 +146,17 @@ fn run_matmul(
         ctx.storage_init("aux", &aux),
     );
     let d = mm
-        .bind(
+        .bind_split(
             ctx,
             "test matmul",
             v,
             shape,
-            Slice::whole(&a_buf),
-            Slice::whole(&b_buf),
-            Slice::new(&c_buf, 0, big_m * big_n),
+            split,
+            [
+                Slice::whole(&a_buf),
+                Slice::whole(&b_buf),
+                Slice::new(&c_buf, 0, big_m * big_n),
+            ],
             matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
                 .then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
         )
@@ -203,7 +213,12 @@ fn run_matmul(
     if v.epilogue == Epilogue::Sgd {
         atol *= lr as f64;
     }
-    (gpu, cpu, Tolerance { atol, rtol: RTOL })
+    MatmulRun {
+        gpu,
+        cpu,
+        tol: Tolerance { atol, rtol: RTOL },
+        split_k: d.split_k,
+    }
 }
 
 const SHAPES: &[(usize, usize, usize)] = &[
@@ -255,31 +270,60 @@ fn matmul_vec4_every_variant_on_awkward_shapes() {
     every_variant(MatmulAlgo::Vec4);
 }
 
+#[test]
+fn matmul_tiled_split_k_every_variant_on_awkward_shapes() {
+    every_variant_split(MatmulAlgo::Tiled, &[2, 3, 7]);
+}
+
+#[test]
+fn matmul_vec4_split_k_every_variant_on_awkward_shapes() {
+    every_variant_split(MatmulAlgo::Vec4, &[2, 3, 7]);
+}
+
 fn every_variant(algo: MatmulAlgo) {
+    every_variant_split(algo, &[1]);
+}
+
+/// Every variant on every shape, K split into each of `splits` slices (as
+/// far as K has 16-long steps for them), against the CPU.
+fn every_variant_split(algo: MatmulAlgo, splits: &[u32]) {
     let Some(ctx) = common::gpu() else { return };
     let mm = Matmul::with_algo(&ctx, algo);
     let mut failures = Vec::new();
+    let mut split_runs = 0;
     for (vi, (v, ones_col, decay)) in variants().into_iter().enumerate() {
         for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
-            let case = MatmulCase {
-                v,
-                m,
-                n,
-                k,
-                ones_col,
-                decay,
-            };
-            let (gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
-            let d = diff(&gpu, &cpu, tol, 1e-6);
-            if !d.ok() {
-                failures.push(format!(
-                    "{case:?}: {} of {} outside {tol:?}; first {:?}",
-                    d.failures, d.len, d.first_failures
-                ));
+            for &slices in splits {
+                let case = MatmulCase {
+                    v,
+                    m,
+                    n,
+                    k,
+                    ones_col,
+                    decay,
+                    split: SplitK::Slices(slices),
+                };
+                let r = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
+                // Slices are whole steps of 16 along K (padded to 4), none
+                // empty: K = 33..=784 here has room for two or more.
+                let steps = up4(k).div_ceil(16) as u32;
+                assert!(r.split_k <= slices.min(steps), "{case:?}: {}", r.split_k);
+                assert_eq!(r.split_k > 1, slices > 1 && steps > 1, "{case:?}");
+                split_runs += (r.split_k > 1) as usize;
+                let d = diff(&r.gpu, &r.cpu, r.tol, 1e-6);
+                if !d.ok() {
+                    failures.push(format!(
+                        "{case:?}: {} of {} outside {:?}; first {:?}",
+                        d.failures, d.len, r.tol, d.first_failures
+                    ));
+                }
             }
         }
     }
     assert!(failures.is_empty(), "{algo:?}:\n{}", failures.join("\n"));
+    if splits.iter().any(|&s| s > 1) {
+        assert!(split_runs > 0, "no case was split");
+    }
 }
 
 #[test]
@@ -294,8 +338,11 @@ fn matmul_check_catches_a_wrong_element() {
             k: 127,
             ones_col: true,
             decay: false,
+            split: SplitK::Auto,
         };
-        let (mut gpu, cpu, tol) = run_matmul(&ctx, &mm, &case, 7);
+        let MatmulRun {
+            mut gpu, cpu, tol, ..
+        } = run_matmul(&ctx, &mm, &case, 7);
         assert!(diff(&gpu, &cpu, tol, 1e-6).ok());
         // One element off by just over its tolerance.
         let i = 5 * 36 + 20;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
+use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline_at};
 use crate::gpu::context::{GpuContext, GpuError, Result};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
@@ -120,7 +120,7 @@ struct Dims {
     lr: f32,
     decay: f32,
     decay_rows: u32,
-    _pad: u32,
+    k_slice: u32,
 }
 
 pub struct Matmul {
@@ -130,7 +130,55 @@ pub struct Matmul {
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
-type PipelineKey = (MatmulVariant, Vec4Shape);
+/// Which pass of a product a pipeline runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Pass {
+    /// The whole product with its epilogue.
+    Whole,
+    /// Split-K's first pass: partial sums over slices of K.
+    Partial,
+    /// Split-K's second pass: the slices added in order, then the epilogue.
+    Reduce,
+}
+
+type PipelineKey = (Pass, MatmulVariant, Vec4Shape);
+
+/// How K is divided among workgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitK {
+    /// Chosen by the product's shape (see [`Matmul::plan`]).
+    Auto,
+    /// At most this many slices (fewer when K is too short for them).
+    Slices(u32),
+}
+
+/// How a product is dispatched: its workgroup grid and split of K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulPlan {
+    /// Workgroups of the product pass (x, y, and z = the slices of K).
+    pub groups: [u32; 3],
+    /// Slices of K computed in parallel (1: not split).
+    pub split_k: u32,
+    /// Length of each slice of K (a multiple of 16; the last may be shorter).
+    pub k_slice: u32,
+}
+
+/// Split-K on GPUs (the tiled kernel): a product whose output has fewer
+/// than this many 64×64 tiles leaves most of a GPU with 100+ compute units
+/// idle, so K is split until the grid has about this many workgroups...
+const TILED_TARGET_GROUPS: u64 = 256;
+/// ...as long as each slice keeps at least this much of K to amortise
+/// staging its tiles and writing its partial sums.
+const TILED_MIN_K_SLICE: u64 = 256;
+/// Split-K on CPU adapters (the vec4 kernel): a lavapipe workgroup runs its
+/// rows of invocations one after another, each streaming a K × 128 panel of
+/// B, so at long K the panel no longer stays in the CPU's caches between
+/// them. Longer products are cut into slices of about this length.
+const VEC4_MAX_K_SLICE: u64 = 1024;
+/// Slices are multiples of this (the tiled kernel's step through K).
+const K_SLICE_STEP: u64 = 16;
+/// The reduction's workgroup (invocations along N).
+const REDUCE_WG: u32 = 64;
 
 impl Matmul {
     /// The implementation the context chose (see [`MatmulAlgo::for_adapter`]).
@@ -147,20 +195,30 @@ impl Matmul {
         }
     }
 
-    fn key(&self, v: MatmulVariant, s: &MatmulShape) -> PipelineKey {
-        match self.algo {
-            MatmulAlgo::Tiled => (v, Vec4Shape::default()),
-            MatmulAlgo::Vec4 => (v, Vec4Shape::for_product(s.m, s.n)),
+    fn key(&self, pass: Pass, v: MatmulVariant, s: &MatmulShape) -> PipelineKey {
+        match (self.algo, pass) {
+            (MatmulAlgo::Tiled, _) | (_, Pass::Reduce) => (pass, v, Vec4Shape::default()),
+            (MatmulAlgo::Vec4, _) => (pass, v, Vec4Shape::for_product(s.m, s.n)),
         }
     }
 
-    fn compile(&self, ctx: &GpuContext, (v, shape): PipelineKey) -> wgpu::ComputePipeline {
-        let epilogue = match v.epilogue {
-            Epilogue::Store => 0.0,
-            Epilogue::Relu => 1.0,
-            Epilogue::ReluMask => 2.0,
-            Epilogue::Sgd => 3.0,
-            Epilogue::Grad => 4.0,
+    /// The pipelines a product needs under `plan`.
+    fn keys(&self, v: MatmulVariant, s: &MatmulShape, plan: &MatmulPlan) -> Vec<PipelineKey> {
+        if plan.split_k > 1 {
+            vec![self.key(Pass::Partial, v, s), self.key(Pass::Reduce, v, s)]
+        } else {
+            vec![self.key(Pass::Whole, v, s)]
+        }
+    }
+
+    fn compile(&self, ctx: &GpuContext, (pass, v, shape): PipelineKey) -> wgpu::ComputePipeline {
+        let epilogue = match (pass, v.epilogue) {
+            (Pass::Partial, _) => 5.0,
+            (_, Epilogue::Store) => 0.0,
+            (_, Epilogue::Relu) => 1.0,
+            (_, Epilogue::ReluMask) => 2.0,
+            (_, Epilogue::Sgd) => 3.0,
+            (_, Epilogue::Grad) => 4.0,
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut constants = vec![
@@ -168,20 +226,23 @@ impl Matmul {
             ("TRANS_B", flag(v.trans_b)),
             ("EPILOGUE", epilogue),
         ];
-        let source = match self.algo {
-            MatmulAlgo::Tiled => TILED_SOURCE,
-            MatmulAlgo::Vec4 => {
+        let (source, entry) = match (self.algo, pass) {
+            // One reduction for both kernels: it is a small share of the work.
+            (_, Pass::Reduce) => (TILED_SOURCE, "reduce"),
+            (MatmulAlgo::Tiled, _) => (TILED_SOURCE, "main"),
+            (MatmulAlgo::Vec4, _) => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
                 constants.push(("TM", shape.tm as f64));
-                VEC4_SOURCE
+                (VEC4_SOURCE, "main")
             }
         };
-        pipeline(
+        pipeline_at(
             ctx,
-            &format!("matmul {:?} {v:?} {shape:?}", self.algo),
+            &format!("matmul {:?} {pass:?} {v:?} {shape:?}", self.algo),
             &self.layout,
             source,
+            entry,
             &constants,
         )
     }
@@ -202,7 +263,10 @@ impl Matmul {
     /// Creates the pipelines these products need, in parallel (a driver that
     /// compiles at creation then uses every core).
     pub fn prepare(&self, ctx: &GpuContext, products: &[(MatmulVariant, MatmulShape)]) {
-        let mut missing: Vec<PipelineKey> = products.iter().map(|(v, s)| self.key(*v, s)).collect();
+        let mut missing: Vec<PipelineKey> = products
+            .iter()
+            .flat_map(|(v, s)| self.keys(*v, s, &self.plan(ctx, s, SplitK::Auto)))
+            .collect();
         missing.sort_by_key(|k| format!("{k:?}"));
         missing.dedup();
         missing.retain(|k| !self.pipelines.lock().unwrap().contains_key(k));
@@ -215,7 +279,7 @@ impl Matmul {
 
     /// A dispatch computing `c = epilogue(op(a)·op(b))`. `aux` is read only
     /// by [`Epilogue::ReluMask`] and [`Epilogue::Grad`] and must then have
-    /// c's shape.
+    /// c's shape. K is split as [`Matmul::plan`] chooses.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -226,6 +290,23 @@ impl Matmul {
         a: Slice<'_>,
         b: Slice<'_>,
         c: Slice<'_>,
+        aux: Option<Slice<'_>>,
+    ) -> Result<Dispatch> {
+        self.bind_split(ctx, label, v, s, SplitK::Auto, [a, b, c], aux)
+    }
+
+    /// [`Matmul::bind`] with the split of K given. A split product is two
+    /// dispatches: partial sums per slice of K into a buffer of its own
+    /// (`split_k` × M × ldc floats), then their sum in a fixed order with
+    /// the epilogue applied once (the second is the first's `then`).
+    pub fn bind_split(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        v: MatmulVariant,
+        s: MatmulShape,
+        split: SplitK,
+        [a, b, c]: [Slice<'_>; 3],
         aux: Option<Slice<'_>>,
     ) -> Result<Dispatch> {
         if self.algo == MatmulAlgo::Vec4 {
@@ -239,6 +320,7 @@ impl Matmul {
                 )));
             }
         }
+        let plan = self.plan(ctx, &s, split);
         let dims = Dims {
             m: s.m as u32,
             n: s.n as u32,
@@ -251,17 +333,101 @@ impl Matmul {
             lr: s.lr,
             decay: s.decay,
             decay_rows: s.decay_rows as u32,
-            _pad: 0,
+            k_slice: plan.k_slice,
         };
-        let key = self.key(v, &s);
-        let groups = match self.algo {
+        if plan.split_k == 1 {
+            let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s));
+            return dispatch(
+                ctx,
+                label.to_string(),
+                &pipeline,
+                &self.layout,
+                &dims,
+                &[a, b, c, aux.unwrap_or(a)],
+                plan.groups,
+            );
+        }
+        let len = plan.split_k as usize * s.m * s.ldc;
+        ctx.check_binding(&format!("{label}: split-K partial sums"), len as u64 * 4)?;
+        let partials = ctx.storage(&format!("{label} split-K partials"), len as u64 * 4);
+        let partials = Slice::new(&partials, 0, len);
+        let mut first = dispatch(
+            ctx,
+            format!("{label} [split-K {}]", plan.split_k),
+            &self.pipeline(ctx, self.key(Pass::Partial, v, &s)),
+            &self.layout,
+            &dims,
+            &[a, b, partials, a],
+            plan.groups,
+        )?;
+        let reduce = dispatch(
+            ctx,
+            format!("{label} [split-K reduce]"),
+            &self.pipeline(ctx, self.key(Pass::Reduce, v, &s)),
+            &self.layout,
+            &dims,
+            &[partials, b, c, aux.unwrap_or(partials)],
+            [(s.n as u32).div_ceil(REDUCE_WG), s.m as u32, 1],
+        )?;
+        first.then = Some(Box::new(reduce));
+        first.split_k = plan.split_k;
+        Ok(first)
+    }
+
+    /// The workgroup grid and split of K for a product. [`SplitK::Auto`]
+    /// splits on GPUs when the output has too few tiles to fill the device
+    /// ([`TILED_TARGET_GROUPS`]), and on CPU adapters when K is too long for
+    /// the caches ([`VEC4_MAX_K_SLICE`]); never when the partial sums would
+    /// not fit in one binding or the reduction's grid.
+    pub fn plan(&self, ctx: &GpuContext, s: &MatmulShape, split: SplitK) -> MatmulPlan {
+        let [x, y] = self.grid(s);
+        let tiles = x as u64 * y as u64;
+        let k = s.k as u64;
+        let wanted = match split {
+            SplitK::Slices(n) => n as u64,
+            SplitK::Auto => match self.algo {
+                MatmulAlgo::Tiled => TILED_TARGET_GROUPS
+                    .div_ceil(tiles)
+                    .min(k / TILED_MIN_K_SLICE),
+                MatmulAlgo::Vec4 => k.div_ceil(VEC4_MAX_K_SLICE),
+            },
+        };
+        let partial_bytes = |n: u64| n * s.m as u64 * s.ldc as u64 * 4;
+        let fits = |n: u64| {
+            n <= 1
+                || (partial_bytes(n) <= ctx.binding_limit()
+                    && s.m as u64 <= ctx.limits.max_compute_workgroups_per_dimension as u64)
+        };
+        let mut n = wanted.clamp(1, k.div_ceil(K_SLICE_STEP).max(1));
+        if split == SplitK::Auto {
+            while !fits(n) {
+                n /= 2;
+            }
+        }
+        // Whole steps of K per slice; then as many slices as that needs, so
+        // none is empty.
+        let k_slice = k.div_ceil(n).next_multiple_of(K_SLICE_STEP).max(1);
+        let n = if n > 1 { k.div_ceil(k_slice) } else { 1 };
+        MatmulPlan {
+            groups: [x, y, n as u32],
+            split_k: n as u32,
+            k_slice: if n > 1 {
+                k_slice as u32
+            } else {
+                k.max(1) as u32
+            },
+        }
+    }
+
+    /// Workgroups along x and y covering C.
+    fn grid(&self, s: &MatmulShape) -> [u32; 2] {
+        match self.algo {
             MatmulAlgo::Tiled => [
                 (s.n as u32).div_ceil(TILED_TILE),
                 (s.m as u32).div_ceil(TILED_TILE),
-                1,
             ],
             MatmulAlgo::Vec4 => {
-                let shape = key.1;
+                let shape = Vec4Shape::for_product(s.m, s.n);
                 let (along_x, along_y) = if shape.x_along_m {
                     (s.m, s.n)
                 } else {
@@ -275,20 +441,9 @@ impl Matmul {
                 [
                     (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
                     (along_y as u32).div_ceil(tile_y * shape.wg_y),
-                    1,
                 ]
             }
-        };
-        let pipeline = self.pipeline(ctx, key);
-        dispatch(
-            ctx,
-            label.to_string(),
-            &pipeline,
-            &self.layout,
-            &dims,
-            &[a, b, c, aux.unwrap_or(a)],
-            groups,
-        )
+        }
     }
 
     /// Binds several products, creating their pipelines in parallel first.
@@ -359,5 +514,9 @@ impl Dispatch {
     pub fn set_lr(&self, ctx: &GpuContext, lr: f32) {
         ctx.queue
             .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr));
+        // A split product applies its epilogue in the reduction.
+        if let Some(then) = &self.then {
+            then.set_lr(ctx, lr);
+        }
     }
 }

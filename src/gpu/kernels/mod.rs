@@ -16,7 +16,9 @@ use super::context::{GpuContext, GpuError, Result};
 pub use batchnorm::{BatchNorm, BnShape};
 pub use dropout::DropoutKernel;
 pub use gather::Gather;
-pub use matmul::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
+pub use matmul::{
+    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulPlan, MatmulShape, MatmulVariant, SplitK,
+};
 pub use optimizer::OptimizerKernel;
 pub use softmax_loss::{SoftmaxWithLoss, Stats};
 
@@ -60,6 +62,11 @@ pub struct Dispatch {
     pub groups: [u32; 3],
     /// The dispatch's own uniform (its dimensions), kept so it can be rewritten.
     pub uniform: wgpu::Buffer,
+    /// A second dispatch that completes this one's work, recorded right
+    /// after it (a split-K product's reduction).
+    pub then: Option<Box<Dispatch>>,
+    /// How many slices K is split into (1 for everything but split-K matmuls).
+    pub split_k: u32,
 }
 
 impl Dispatch {
@@ -68,6 +75,15 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+        if let Some(then) = &self.then {
+            then.record(pass);
+        }
+    }
+
+    /// Workgroups of this dispatch and any that completes it.
+    pub fn workgroups(&self) -> u64 {
+        self.groups.iter().map(|&g| g as u64).product::<u64>()
+            + self.then.as_ref().map_or(0, |t| t.workgroups())
     }
 }
 
@@ -116,6 +132,18 @@ fn pipeline(
     source: &str,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
+    pipeline_at(ctx, label, layout, source, "main", constants)
+}
+
+/// [`pipeline`] for a module's entry point `entry`.
+fn pipeline_at(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    source: &str,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -134,7 +162,7 @@ fn pipeline(
             label: Some(label),
             layout: Some(&pipeline_layout),
             module: &module,
-            entry_point: Some("main"),
+            entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants,
                 zero_initialize_workgroup_memory: false,
@@ -190,5 +218,7 @@ fn dispatch<T: bytemuck::Pod>(
         bind_group,
         groups,
         uniform,
+        then: None,
+        split_k: 1,
     })
 }
