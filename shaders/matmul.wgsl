@@ -134,6 +134,11 @@ fn main(
     let n0 = wg.x * BN;
     let k_begin = wg.z * dims.k_slice;
     k_end = min(dims.k, k_begin + dims.k_slice);
+    // A tile right of the last real column only writes padding: skip its
+    // products (e.g. the 17th tile of 1028 columns in a hidden layer of 1024).
+    if n0 >= dims.n_real {
+        k_end = k_begin;
+    }
     slice_base = wg.z * dims.m * dims.ldc;
     var acc: array<vec4<f32>, 4>;
 
