@@ -691,3 +691,58 @@ fn a_learning_rate_changed_between_calls_reaches_the_gpu() {
         assert!(!stale.ok(), "{kind}: the new rate made no difference");
     }
 }
+
+#[test]
+fn split_k_steps_agree_with_cpu_and_repeat_bit_for_bit_on_both_kernels() {
+    // Batch 2048 makes the first weight gradient's K long enough to split
+    // on either kernel (the vec4 kernel for cache, the tiled one because
+    // 785 × 16 is 13 tiles).
+    if common::gpu().is_none() {
+        return;
+    }
+    let arch = Arch::mlp(784, &[16], 10).unwrap();
+    let data = common::mnist();
+    let batch = 2048;
+    for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
+        let ctx = Arc::new(
+            GpuContext::new(&GpuOptions {
+                matmul: Some(algo),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        let batches: Vec<Vec<u32>> = {
+            let mut s = Sampler::new(4, data.train.len());
+            (0..3).map(|_| s.batch(batch)).collect()
+        };
+        let run = || {
+            let mut gpu = GpuTrainer::new(
+                ctx.clone(),
+                &Params::init(&arch, 4),
+                data,
+                batch,
+                4,
+                0.1,
+                &StepRule::default(),
+            )
+            .unwrap();
+            let splits: Vec<u32> = gpu.step().step_dispatches().map(|d| d.split_k).collect();
+            gpu.train_steps(&batches, 0.1).unwrap();
+            (gpu.params().unwrap(), splits)
+        };
+        let ((a, splits), (b, _)) = (run(), run());
+        assert!(
+            splits.iter().any(|&s| s > 1),
+            "{algo:?}: nothing split: {splits:?}"
+        );
+        assert!(
+            a.values
+                .iter()
+                .zip(&b.values)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{algo:?}: two runs differ"
+        );
+        assert_within(&both_paths_on(ctx.clone(), &arch, 1, 4, batch), 1e-5);
+        assert_within(&both_paths_on(ctx, &arch, 3, 5, batch), 1e-3);
+    }
+}

@@ -530,3 +530,37 @@ fn gather_builds_batches_from_packed_u8() {
         }
     }
 }
+
+#[test]
+fn auto_split_leaves_the_book_step_whole_and_splits_long_weight_gradients() {
+    let Some(ctx) = common::gpu() else { return };
+    // The book network's products at batch B: forward X·W1, Z1·W2; backward
+    // dY·W2ᵀ, X1ᵀ·dZ1 (K = B), Z1ᵀ·dY (K = B), as stored (padded to 4).
+    let products = |b: usize| {
+        [
+            MatmulShape::plain(b, 52, 788, 788, 52, 52),
+            MatmulShape::plain(b, 12, 52, 52, 12, 12),
+            MatmulShape::plain(b, 52, 12, 12, 12, 52),
+            MatmulShape::plain(788, 52, b, 788, 52, 52),
+            MatmulShape::plain(52, 12, b, 52, 12, 12),
+        ]
+    };
+    for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
+        let mm = Matmul::with_algo(&ctx, algo);
+        for s in products(100) {
+            let plan = mm.plan(&ctx, &s, SplitK::Auto);
+            assert_eq!(plan.split_k, 1, "{algo:?} {s:?}: {plan:?}");
+            assert!(plan.k_slice as usize >= s.k, "{algo:?} {s:?}: {plan:?}");
+        }
+        let dw1 = products(8192)[3];
+        let plan = mm.plan(&ctx, &dw1, SplitK::Auto);
+        assert!(plan.split_k > 1, "{algo:?}: {plan:?}");
+        // Every slice has work, and together they cover K.
+        assert!((plan.split_k - 1) * plan.k_slice < 8192 && plan.split_k * plan.k_slice >= 8192);
+        if algo == MatmulAlgo::Tiled {
+            // 13 output tiles become enough workgroups to fill a large GPU.
+            let groups: u32 = plan.groups.iter().product();
+            assert!(groups >= 200, "{plan:?}");
+        }
+    }
+}

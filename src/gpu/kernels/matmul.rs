@@ -176,6 +176,10 @@ const TILED_MIN_K_SLICE: u64 = 256;
 /// them. K is cut into slices of at least this length (at K = 8192, eight
 /// slices measured 1.3× one; four, 1.25×).
 const VEC4_MIN_K_SLICE: u64 = 1024;
+/// ...and only products of at least this many multiply-adds: below it a
+/// product takes microseconds on a GPU and a second dispatch costs about what
+/// it saves (the book network at batch 100 stays as it is).
+const TILED_MIN_SPLIT_WORK: u64 = 1 << 24;
 /// Slices are multiples of this (the tiled kernel's step through K).
 const K_SLICE_STEP: u64 = 16;
 /// The reduction's workgroup (invocations along N).
@@ -387,9 +391,12 @@ impl Matmul {
         let wanted = match split {
             SplitK::Slices(n) => n as u64,
             SplitK::Auto => match self.algo {
-                MatmulAlgo::Tiled => TILED_TARGET_GROUPS
-                    .div_ceil(tiles)
-                    .min(k / TILED_MIN_K_SLICE),
+                MatmulAlgo::Tiled if (s.m * s.n) as u64 * k >= TILED_MIN_SPLIT_WORK => {
+                    TILED_TARGET_GROUPS
+                        .div_ceil(tiles)
+                        .min(k / TILED_MIN_K_SLICE)
+                }
+                MatmulAlgo::Tiled => 1,
                 MatmulAlgo::Vec4 => k / VEC4_MIN_K_SLICE,
             },
         };
