@@ -2,8 +2,10 @@
 //! every WGSL file in shaders/, with every combination of override values
 //! the program compiles it with, goes through naga 30.0.2 (the naga wgpu 30
 //! uses) to SPIR-V, MSL, HLSL and GLSL ES 3.1 without error. With
-//! `GPU_NET_SPIRV_OUT=DIR` the SPIR-V is written there (one file per shader,
-//! override combination and SPIR-V version) for CI to run `spirv-val` on.
+//! `GPU_NET_SHADER_OUT=DIR` the SPIR-V and the GLSL ES are written there (one
+//! file per shader, override combination and target) for CI to run the
+//! Khronos validators on (`spirv-val`, `glslangValidator`); Apple's and
+//! Microsoft's compilers do not run on Linux, so MSL and HLSL are not kept.
 
 // The crate root is tests/, so the helpers' folder is named.
 #[path = "translate/overrides.rs"]
@@ -24,14 +26,14 @@ struct Report {
 }
 
 /// Parses, validates and translates `source` for every override combination
-/// and target; SPIR-V goes to `spirv_out` when given. Every failure is
+/// and target; the SPIR-V and GLSL ES go to `out` when given. Every failure is
 /// collected (not only the first), each naming the shader, the combination
 /// and the target.
 fn check(
     name: &str,
     source: &str,
     table: &overrides::Table,
-    spirv_out: Option<&Path>,
+    out: Option<&Path>,
 ) -> Result<Report, Vec<String>> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| {
         vec![format!(
@@ -68,25 +70,11 @@ fn check(
                 }
             };
             for target in targets::ALL {
-                match targets::write(&module, &info, ep.stage, &ep.name, target) {
-                    Err(e) => errors.push(format!("{at} -> {}: {e}", target.name())),
-                    Ok(targets::Output::Words(words)) => {
-                        if words.first() != Some(&0x0723_0203) {
-                            errors.push(format!("{at} -> {}: not SPIR-V", target.name()));
-                        } else if let Some(dir) = spirv_out {
-                            let file = dir.join(spirv_file(name, &ep.name, combo, target));
-                            let bytes: Vec<u8> =
-                                words.iter().flat_map(|w| w.to_le_bytes()).collect();
-                            if let Err(e) = std::fs::write(&file, bytes) {
-                                errors.push(format!("{}: {e}", file.display()));
-                            }
-                        }
-                    }
-                    Ok(targets::Output::Text(text)) => {
-                        if text.trim().is_empty() {
-                            errors.push(format!("{at} -> {}: nothing written", target.name()));
-                        }
-                    }
+                let file = out_file(name, &ep.name, combo, target);
+                if let Err(e) = targets::write(&module, &info, ep.stage, &ep.name, target)
+                    .and_then(|output| keep(output, out.zip(file)))
+                {
+                    errors.push(format!("{at} -> {}: {e}", target.name()));
                 }
             }
         }
@@ -104,17 +92,44 @@ fn check(
     })
 }
 
-/// "matmul.main.TRANS_A-0.TRANS_B-1.EPILOGUE-3.spv1.0.spv": the SPIR-V
-/// version last, so CI can pick spirv-val's target environment from it.
-fn spirv_file(
+/// Checks that a writer made something, and writes it to `to` (folder, file).
+fn keep(output: targets::Output, to: Option<(&Path, String)>) -> Result<(), String> {
+    let bytes = match output {
+        targets::Output::Words(words) if words.first() == Some(&0x0723_0203) => {
+            words.iter().flat_map(|w| w.to_le_bytes()).collect()
+        }
+        targets::Output::Words(_) => return Err("not SPIR-V (no magic number)".into()),
+        targets::Output::Text(text) if text.trim().is_empty() => {
+            return Err("nothing written".into());
+        }
+        targets::Output::Text(text) => text.into_bytes(),
+    };
+    match to {
+        Some((dir, file)) => {
+            let path = dir.join(file);
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => Ok(()),
+    }
+}
+
+/// "matmul.main.TRANS_A-0.TRANS_B-1.EPILOGUE-3.spv1.0.spv" or
+/// "....glsl-es310.comp": the target last, so CI can pick the validator and
+/// its target environment from it. `None` for targets no validator here reads.
+fn out_file(
     shader: &str,
     entry: &str,
     combo: &[(String, f64)],
     target: targets::Target,
-) -> String {
+) -> Option<String> {
+    let ext = match target {
+        targets::Target::Spirv(..) => "spv",
+        targets::Target::GlslEs310 => "comp",
+        targets::Target::Msl(..) | targets::Target::Hlsl(_) => return None,
+    };
     let stem = Path::new(shader).file_stem().unwrap().to_string_lossy();
     let values: String = combo.iter().map(|(n, v)| format!(".{n}-{v}")).collect();
-    format!("{stem}.{entry}{values}.{}.spv", target.name())
+    Some(format!("{stem}.{entry}{values}.{}.{ext}", target.name()))
 }
 
 /// Every .wgsl file in shaders/, sorted: a new shader is covered without
@@ -132,10 +147,10 @@ fn shader_files() -> Vec<PathBuf> {
 
 #[test]
 fn every_kernel_translates_to_every_backend() {
-    let spirv_out = std::env::var_os("GPU_NET_SPIRV_OUT").map(PathBuf::from);
-    if let Some(dir) = &spirv_out {
+    let out = std::env::var_os("GPU_NET_SHADER_OUT").map(PathBuf::from);
+    if let Some(dir) = &out {
         std::fs::create_dir_all(dir)
-            .unwrap_or_else(|e| panic!("GPU_NET_SPIRV_OUT={}: {e}", dir.display()));
+            .unwrap_or_else(|e| panic!("GPU_NET_SHADER_OUT={}: {e}", dir.display()));
     }
     let table = overrides::program();
     let files = shader_files();
@@ -144,7 +159,7 @@ fn every_kernel_translates_to_every_backend() {
     for path in &files {
         let name = format!("shaders/{}", path.file_name().unwrap().to_string_lossy());
         let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        match check(&name, &source, &table, spirv_out.as_deref()) {
+        match check(&name, &source, &table, out.as_deref()) {
             Ok(r) => {
                 eprintln!(
                     "{name}: {} override combinations {:?}",
@@ -224,7 +239,7 @@ fn a_shader_that_does_not_translate_fails_the_check() {
 }
 
 /// Every combination is covered: two overrides of 2 and 3 values make 6
-/// variants, each written for every SPIR-V version.
+/// variants, each written for every SPIR-V version and GLSL ES.
 #[test]
 fn every_override_combination_is_written() {
     let dir = std::env::temp_dir().join(format!("gpu-net-translate-{}", std::process::id()));
@@ -242,13 +257,16 @@ fn every_override_combination_is_written() {
         .collect();
     files.sort();
     std::fs::remove_dir_all(&dir).unwrap();
-    let spirv_versions = targets::ALL
+    let kept = targets::ALL
         .iter()
-        .filter(|t| matches!(t, targets::Target::Spirv(..)))
+        .filter(|&&t| out_file("two.wgsl", "main", &[], t).is_some())
         .count();
-    assert_eq!(files.len(), 6 * spirv_versions, "{files:?}");
-    assert!(
-        files.contains(&"two.main.A-1.B-2.spv1.0.spv".to_string()),
-        "{files:?}"
-    );
+    assert_eq!(kept, 3, "SPIR-V 1.0 and 1.6, GLSL ES");
+    assert_eq!(files.len(), 6 * kept, "{files:?}");
+    for f in [
+        "two.main.A-1.B-2.spv1.0.spv",
+        "two.main.A-0.B-1.glsl-es310.comp",
+    ] {
+        assert!(files.contains(&f.to_string()), "{f} not in {files:?}");
+    }
 }

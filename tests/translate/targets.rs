@@ -15,29 +15,31 @@ pub enum Target {
     /// Vulkan: SPIR-V 1.0 (Vulkan 1.0) and 1.6 (Vulkan 1.3, lavapipe's),
     /// the oldest and newest wgpu writes.
     Spirv(u8, u8),
-    /// Metal: MSL 2.0 (macOS 10.13, the oldest wgpu 30 runs on).
-    Msl,
+    /// Metal: wgpu writes the newest MSL the OS has; 1.2 (macOS 10.12) and
+    /// 3.0 (macOS 13) span what a Mac in use has.
+    Msl(u8, u8),
     /// DX12: shader model 5.1 (FXC) and 6.0 (DXC).
     Hlsl(hlsl::ShaderModel),
     /// GL ES 3.1, the first with compute shaders (phones, ANGLE).
     GlslEs310,
 }
 
-pub const ALL: [Target; 6] = [
+pub const ALL: [Target; 7] = [
     Target::Spirv(1, 0),
     Target::Spirv(1, 6),
-    Target::Msl,
+    Target::Msl(1, 2),
+    Target::Msl(3, 0),
     Target::Hlsl(hlsl::ShaderModel::V5_1),
     Target::Hlsl(hlsl::ShaderModel::V6_0),
     Target::GlslEs310,
 ];
 
 impl Target {
-    /// For file names and messages: "spv1.0", "msl", "hlsl5_1", "glsl-es310".
+    /// For file names and messages: "spv1.0", "msl2.0", "hlsl5_1", "glsl-es310".
     pub fn name(self) -> String {
         match self {
             Target::Spirv(major, minor) => format!("spv{major}.{minor}"),
-            Target::Msl => "msl".into(),
+            Target::Msl(major, minor) => format!("msl{major}.{minor}"),
             Target::Hlsl(sm) => format!("hlsl{}", sm.to_str()),
             Target::GlslEs310 => "glsl-es310".into(),
         }
@@ -117,7 +119,7 @@ pub fn write(
                 .map(Output::Words)
                 .map_err(|e| e.to_string())
         }
-        Target::Msl => {
+        Target::Msl(major, minor) => {
             // Metal's buffer slots are one sequence per stage; the sizes of
             // runtime-sized arrays come in one more buffer after them.
             let resources = bindings
@@ -133,7 +135,7 @@ pub fn write(
                 })
                 .collect();
             let options = msl::Options {
-                lang_version: (2, 0),
+                lang_version: (major, minor),
                 per_entry_point_map: [(
                     entry.to_string(),
                     msl::EntryPointResources {
