@@ -45,8 +45,8 @@ enum Command {
     ShowWeights(ShowWeightsArgs),
     /// Draw learning curves (accuracy and loss against epoch) from `train --metrics` CSV files as SVG.
     Plot(PlotArgs),
-    /// List the GPU adapters and backends wgpu can see.
-    Devices,
+    /// List the GPU adapters wgpu can see, numbered as --adapter takes them.
+    Devices(DevicesArgs),
 }
 
 #[derive(Args)]
@@ -116,12 +116,23 @@ enum DeviceChoice {
     Cpu,
 }
 
+#[derive(Args)]
+struct DevicesArgs {
+    /// Only these backends (as --backend of the other commands): the list
+    /// is then numbered as `--backend B --adapter N` counts.
+    #[arg(long, value_parser = gpu::adapter::parse_backends)]
+    backend: Option<wgpu::Backends>,
+}
+
 #[derive(Args, Clone)]
 struct GpuArgs {
-    /// Only this backend: vulkan, metal, dx12 or gl.
-    #[arg(long, value_parser = gpu::context::parse_backend)]
+    /// Only this backend: vulkan, metal, dx12 or gl (or several, comma
+    /// separated); WGPU_BACKEND's when not given.
+    #[arg(long, value_parser = gpu::adapter::parse_backends)]
     backend: Option<wgpu::Backends>,
-    /// Adapter index from `gpu-net devices`.
+    /// Adapter index from `gpu-net devices` (given the same --backend);
+    /// when not given, the first adapter whose name contains
+    /// WGPU_ADAPTER_NAME, else the best one.
     #[arg(long)]
     adapter: Option<usize>,
     /// Matmul implementation: tiled (for GPUs) or vec4 (for CPU adapters
@@ -508,6 +519,9 @@ fn main() -> ExitCode {
     quiet_headless_drivers();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((_, sub)) = matches.subcommand() {
+        note_cpu_ignores_gpu_flags(sub);
+    }
     let result = match cli.command {
         Command::Train(args) => {
             let train = matches
@@ -524,11 +538,11 @@ fn main() -> ExitCode {
         Command::Plot(args) => run_plot(args),
         Command::Predict(args) => run_predict(args),
         Command::ShowWeights(args) => run_show_weights(args),
-        Command::Devices => run_devices(),
+        Command::Devices(args) => run_devices(args),
     };
     match result {
         Ok(code) => code,
-        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+        Err(e) if is_usage_error(&e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
@@ -536,6 +550,43 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Exit status 2: a flag, or a wgpu variable (`WGPU_BACKEND`, ...), that
+/// cannot mean anything.
+fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<UsageError>().is_some()
+        || matches!(
+            e.downcast_ref::<gpu::GpuError>(),
+            Some(gpu::GpuError::BadEnv { .. })
+        )
+}
+
+/// Flags that steer only the GPU.
+const GPU_ONLY_FLAGS: [&str; 4] = ["backend", "adapter", "matmul_kernel", "steps_per_submit"];
+
+/// `--device cpu` runs no GPU code: the GPU's flags given with it are named
+/// in one line, so a user does not believe they took effect.
+fn note_cpu_ignores_gpu_flags(sub: &clap::ArgMatches) {
+    use clap::parser::ValueSource;
+    let cpu = sub.ids().any(|id| id.as_str() == "device")
+        && sub.get_one::<DeviceChoice>("device") == Some(&DeviceChoice::Cpu);
+    if !cpu {
+        return;
+    }
+    // value_source panics (in debug builds) on an id the subcommand does
+    // not define, and not every subcommand has every GPU flag: ask only
+    // about the ids its matches hold.
+    let present: Vec<&str> = sub.ids().map(|id| id.as_str()).collect();
+    let given: Vec<String> = GPU_ONLY_FLAGS
+        .iter()
+        .filter(|id| present.contains(id))
+        .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !given.is_empty() {
+        eprintln!("note: --device cpu ignores {} (GPU only)", given.join(", "));
     }
 }
 
@@ -1235,11 +1286,15 @@ fn run_plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_devices() -> anyhow::Result<ExitCode> {
-    let adapters = gpu::context::list_adapters(None);
+fn run_devices(args: DevicesArgs) -> anyhow::Result<ExitCode> {
+    let (choice, adapters) = gpu::context::list_adapters(args.backend)?;
     if adapters.is_empty() {
-        println!("{}", gpu::GpuError::NoAdapter(String::new()));
-        return Ok(ExitCode::from(1));
+        return Err(choice.nothing_found().into());
+    }
+    if args.backend.is_none() {
+        if let Some(by) = &choice.named_by {
+            eprintln!("note: {by}: only those backends are listed");
+        }
     }
     for (i, info) in adapters.iter().enumerate() {
         println!(

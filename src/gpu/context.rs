@@ -10,11 +10,36 @@ use wgpu::util::DeviceExt;
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     #[error(
-        "no GPU adapter found{0}. Install a Vulkan, Metal or DX12 driver; on headless Linux `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe, a software Vulkan GPU"
+        "no GPU adapter found{0}. Install a Vulkan, Metal, DX12 or GL driver; on headless Linux `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe, a software Vulkan GPU"
     )]
     NoAdapter(String),
-    #[error("--adapter {index}: there are only {count} adapters (see `gpu-net devices`)")]
-    AdapterIndex { index: usize, count: usize },
+    /// The backends were chosen (`--backend`, `WGPU_BACKEND`) and have no
+    /// adapter: an error even for `--device auto`, which would otherwise
+    /// train on the CPU where the user asked for a GPU.
+    #[error("no GPU adapter on {by}; {hint} (`gpu-net devices` lists the adapters there are)")]
+    NoAdapterOn { by: String, hint: &'static str },
+    #[error(
+        "--adapter {index}: there {}{on}, numbered from 0 (see `gpu-net devices`, with the same --backend)",
+        if *count == 1 { "is 1 adapter".to_string() } else { format!("are {count} adapters") }
+    )]
+    AdapterIndex {
+        index: usize,
+        count: usize,
+        on: String,
+    },
+    #[error("WGPU_ADAPTER_NAME={name}: no adapter{on} has a name containing it; {among}")]
+    AdapterName {
+        name: String,
+        among: String,
+        on: String,
+    },
+    /// A wgpu environment variable with a value it cannot mean.
+    #[error("{var}={value:?}: {why}")]
+    BadEnv {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("could not open the device on {adapter}: {source}")]
     RequestDevice {
         adapter: String,
@@ -44,25 +69,14 @@ pub type Result<T> = std::result::Result<T, GpuError>;
 /// Which adapter to open.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
-    /// Only this backend (`vulkan`, `metal`, `dx12`, `gl`); all by default.
+    /// Only these backends (`--backend`); `WGPU_BACKEND`'s, else all, by default.
     pub backend: Option<wgpu::Backends>,
-    /// Index into the adapter list (`gpu-net devices`); the best one by default.
+    /// Index into the adapter list of those backends (`gpu-net devices`);
+    /// by default the first whose name contains `WGPU_ADAPTER_NAME`, else
+    /// the best one (see [`super::adapter::select`]).
     pub adapter: Option<usize>,
     /// Which matmul implementation; the one suited to the adapter by default.
     pub matmul: Option<super::kernels::MatmulAlgo>,
-}
-
-/// Parses a `--backend` value.
-pub fn parse_backend(s: &str) -> std::result::Result<wgpu::Backends, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
-        "metal" => Ok(wgpu::Backends::METAL),
-        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
-        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
-        other => Err(format!(
-            "unknown backend {other:?}; expected vulkan, metal, dx12 or gl"
-        )),
-    }
 }
 
 /// The device, its queue, and what we know of the adapter behind them.
@@ -80,19 +94,17 @@ pub struct GpuContext {
     allocated: AtomicU64,
 }
 
-fn instance(backends: wgpu::Backends) -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = backends;
-    wgpu::Instance::new(desc)
-}
-
-/// Every adapter the backends offer, in the order `--adapter` indexes them.
-pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
-    let inst = instance(backends.unwrap_or(wgpu::Backends::all()));
-    pollster::block_on(inst.enumerate_adapters(backends.unwrap_or(wgpu::Backends::all())))
+/// Every adapter `--adapter` can open with these flags (`--backend`, or
+/// `None`), in its numbering, and what chose the backends.
+pub fn list_adapters(
+    backend: Option<wgpu::Backends>,
+) -> Result<(super::adapter::BackendChoice, Vec<wgpu::AdapterInfo>)> {
+    let choice = super::adapter::BackendChoice::resolve(backend)?;
+    let infos = super::adapter::enumerate(choice.backends)
         .iter()
         .map(|a| a.get_info())
-        .collect()
+        .collect();
+    Ok((choice, infos))
 }
 
 /// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Mesa 22.3.6)"
@@ -116,26 +128,11 @@ pub fn describe(info: &wgpu::AdapterInfo) -> String {
 }
 
 impl GpuContext {
-    /// Opens the adapter `opts` asks for, with the adapter's own limits so
-    /// large batches fit.
+    /// Opens the adapter `opts` and the environment ask for (see
+    /// [`super::adapter::select`]), with the adapter's own limits so large
+    /// batches fit.
     pub fn new(opts: &GpuOptions) -> Result<Self> {
-        let backends = opts.backend.unwrap_or(wgpu::Backends::all());
-        let inst = instance(backends);
-        let adapter = match opts.adapter {
-            Some(index) => {
-                let mut all = pollster::block_on(inst.enumerate_adapters(backends));
-                let count = all.len();
-                if index >= count {
-                    return Err(GpuError::AdapterIndex { index, count });
-                }
-                all.swap_remove(index)
-            }
-            None => pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            }))
-            .map_err(|e| GpuError::NoAdapter(format!(" ({e})")))?,
-        };
+        let adapter = super::adapter::select(opts.backend, opts.adapter)?;
         let mut ctx = Self::from_adapter(&adapter)?;
         if let Some(algo) = opts.matmul {
             ctx.matmul_algo = algo;

@@ -9,14 +9,19 @@ use gpu_net::gpu::{GpuContext, GpuError, GpuOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The device for GPU tests. Without an adapter the test is skipped with one
-/// line, unless `GPU_NET_REQUIRE_GPU` is set (as in CI), where it fails.
+/// The device for GPU tests, on the adapter the CLI would pick (so
+/// `WGPU_BACKEND=gl cargo test` runs them on GL). Without any adapter the
+/// test is skipped with one line, unless [`gpu_required`] (as in CI), where
+/// it fails; backends named by `WGPU_BACKEND` but absent always fail.
 pub fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     CTX.get_or_init(|| match GpuContext::new(&GpuOptions::default()) {
-        Ok(ctx) => Some(Arc::new(ctx)),
+        Ok(ctx) => {
+            eprintln!("GPU tests on {}", ctx.describe());
+            Some(Arc::new(ctx))
+        }
         Err(e @ GpuError::NoAdapter(_)) => {
-            if std::env::var_os("GPU_NET_REQUIRE_GPU").is_some() {
+            if gpu_required(std::env::var_os("GPU_NET_REQUIRE_GPU").as_deref()) {
                 panic!("GPU_NET_REQUIRE_GPU is set but: {e}");
             }
             eprintln!("skipping GPU test: {e}");
@@ -25,6 +30,12 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
         Err(e) => panic!("opening the GPU failed: {e}"),
     })
     .clone()
+}
+
+/// `GPU_NET_REQUIRE_GPU`'s meaning: unset or `0` is "not required", any
+/// other value (`1`, `yes`, even empty) is "required".
+pub fn gpu_required(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| v != "0")
 }
 
 pub fn mnist() -> &'static Mnist {

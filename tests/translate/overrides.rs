@@ -1,0 +1,85 @@
+//! The values the program gives each WGSL override constant, by name, and
+//! every combination of them a shader can be compiled with. Keyed by name,
+//! not by shader, so a shader that gains an override the table does not
+//! know fails the test instead of going untranslated.
+
+/// `(name, values)`, as src/gpu/kernels/*.rs pass them as pipeline constants.
+pub type Table = [(&'static str, &'static [f64])];
+
+const BOOL: &[f64] = &[0.0, 1.0];
+
+/// The program's overrides.
+pub fn program() -> Vec<(&'static str, &'static [f64])> {
+    // optimizer.rs: RULE is OptimizerKind's index, Sgd 0 .. Adam 5.
+    const RULES: [f64; gpu_net::optim::OptimizerKind::ALL.len()] = {
+        let mut v = [0.0; gpu_net::optim::OptimizerKind::ALL.len()];
+        let mut i = 0;
+        while i < v.len() {
+            v[i] = i as f64;
+            i += 1;
+        }
+        v
+    };
+    vec![
+        // matmul.rs: op(A), op(B) transposed.
+        ("TRANS_A", BOOL),
+        ("TRANS_B", BOOL),
+        // matmul.rs: Epilogue Store 0, Relu 1, ReluMask 2, Sgd 3, Grad 4.
+        ("EPILOGUE", &[0.0, 1.0, 2.0, 3.0, 4.0]),
+        // matmul.rs, Vec4Shape::for_product: lanes along M or N, invocations
+        // along y (a power of two up to 8), rows per invocation (8 or 12).
+        ("X_ALONG_M", BOOL),
+        ("WG_Y", &[1.0, 2.0, 4.0, 8.0]),
+        ("TM", &[8.0, 12.0]),
+        // batchnorm.rs, dropout.rs: training or evaluation form.
+        ("TRAIN", BOOL),
+        ("RULE", &RULES),
+    ]
+}
+
+/// Every assignment of values to the overrides `module` declares (one empty
+/// assignment when it declares none). An override without a name, or one
+/// the table does not list, is an error naming it.
+pub fn combinations(
+    module: &naga::Module,
+    table: &Table,
+) -> Result<Vec<Vec<(String, f64)>>, String> {
+    let mut all = vec![vec![]];
+    for (_, o) in module.overrides.iter() {
+        let name = o
+            .name
+            .clone()
+            .ok_or_else(|| format!("an override without a name (id {:?})", o.id))?;
+        let values = table
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                format!(
+                    "override {name} is not in the table of tests/translate/overrides.rs: add the values the program gives it"
+                )
+            })?;
+        let mut next = Vec::with_capacity(all.len() * values.len());
+        for combo in &all {
+            for &v in values {
+                let mut c = combo.clone();
+                c.push((name.clone(), v));
+                next.push(c);
+            }
+        }
+        all = next;
+    }
+    Ok(all)
+}
+
+/// "TRANS_A=1,EPILOGUE=3" (or "defaults"), for messages and file names.
+pub fn label(combo: &[(String, f64)]) -> String {
+    if combo.is_empty() {
+        return "defaults".into();
+    }
+    combo
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
