@@ -24,8 +24,9 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         // matmul.rs: op(A), op(B) transposed.
         ("TRANS_A", BOOL),
         ("TRANS_B", BOOL),
-        // matmul.rs: Epilogue Store 0, Relu 1, ReluMask 2, Sgd 3, Grad 4.
-        ("EPILOGUE", &[0.0, 1.0, 2.0, 3.0, 4.0]),
+        // matmul.rs: Epilogue Store 0, Relu 1, ReluMask 2, Sgd 3, Grad 4, and
+        // 5, split-K's partial sums.
+        ("EPILOGUE", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
         // matmul.rs, Vec4Shape::for_product: lanes along M or N, invocations
         // along y (a power of two up to 8), rows per invocation (8 or 12).
         ("X_ALONG_M", BOOL),
