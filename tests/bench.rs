@@ -2,7 +2,8 @@
 
 mod common;
 
-use gpu_net::bench::{self, BenchConfig};
+use gpu_net::bench::{self, BenchConfig, MatmulBench, MatmulForm};
+use gpu_net::gpu::kernels::SplitK;
 use gpu_net::model::Arch;
 
 #[test]
@@ -27,7 +28,21 @@ fn short_run_reports_every_field_consistently() {
         cpu: true,
         gpu: true,
         steps_per_submit: 4,
-        matmul: vec![(64, 33, 17)],
+        matmul: vec![
+            MatmulBench {
+                m: 64,
+                n: 33,
+                k: 17,
+                form: MatmulForm::Ab,
+            },
+            MatmulBench {
+                m: 33,
+                n: 17,
+                k: 100,
+                form: MatmulForm::Atb,
+            },
+        ],
+        split_k: SplitK::Slices(3),
         ..Default::default()
     };
     let report = bench::run(Some(ctx.clone()), common::mnist(), &cfg, &mut |_| {}).unwrap();
@@ -78,9 +93,21 @@ fn short_run_reports_every_field_consistently() {
     } else {
         assert!(report.kernels_note.is_some());
     }
-    assert_eq!(report.matmul.len(), 2, "both matmul implementations");
+    assert_eq!(report.matmul.len(), 4, "both implementations, two products");
     for m in &report.matmul {
-        assert!((m.gflops - 2.0 * 64.0 * 33.0 * 17.0 / (m.ms / 1e3) / 1e9).abs() < 1e-6 * m.gflops);
+        let flops = 2.0 * (m.m * m.n * m.k) as f64;
+        assert!((m.gflops - flops / (m.ms / 1e3) / 1e9).abs() < 1e-6 * m.gflops);
+        // K = 17 (padded to 20) has room for two 16-long slices, K = 100 for three.
+        assert_eq!(m.split_k, if m.k == 17 { 2 } else { 3 }, "{m:?}");
+        if m.algo == "Tiled" && m.form == MatmulForm::Ab {
+            // One 64×64 tile per slice, then the reduction: 64 rows of one
+            // 64-wide workgroup.
+            assert_eq!(m.workgroups, 2 + 64, "{m:?}");
+        }
+        assert!(m.workgroups > 0);
+    }
+    for k in &report.kernels {
+        assert!(k.workgroups > 0 && k.split_k >= 1, "{k:?}");
     }
     let json = serde_json::to_value(&report).unwrap();
     for key in ["adapter", "results", "kernels", "matmul"] {
