@@ -27,7 +27,7 @@ pub const FORMAT: &str = "gpu-net checkpoint 1";
 /// Largest header read (ours are a few kB; the crate allows 100 MB).
 const MAX_HEADER: u64 = 1 << 20;
 /// The largest batch `train --batch` takes.
-pub const MAX_BATCH: usize = 1 << 20;
+pub const MAX_BATCH: usize = crate::limits::MAX_BATCH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

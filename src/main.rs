@@ -14,7 +14,7 @@ use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
-use gpu_net::{bench, experiment, verify};
+use gpu_net::{bench, experiment, limits, verify};
 
 #[derive(Parser)]
 #[command(
@@ -267,31 +267,41 @@ fn parse_hidden(s: &str) -> Result<Hidden, String> {
         .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
 }
 
-fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a positive integer")),
-    }
-}
+// The numeric flags' ranges (src/limits.rs says why each bound is what it is).
 
-/// At most this many samples per batch (2^20): larger is surely a typo, and
-/// its host buffers alone would be gigabytes.
-const MAX_BATCH: usize = checkpoint::MAX_BATCH;
+fn positive_usize(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, usize::MAX)
+}
 
 fn batch_size(s: &str) -> Result<usize, String> {
-    match positive_usize(s)? {
-        n if n > MAX_BATCH => Err(format!("{n} is over the limit of {MAX_BATCH}")),
-        n => Ok(n),
-    }
+    limits::count(s, 1, limits::MAX_BATCH)
 }
 
-/// `--epochs` and `--steps-per-submit` stay small enough that no count overflows.
-fn count_up_to_100k(s: &str) -> Result<usize, String> {
-    match positive_usize(s)? {
-        n if n > 100_000 => Err(format!("{n} is over the limit of 100000")),
-        n => Ok(n),
-    }
+fn iterations(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_ITERS)
+}
+
+/// `--epochs`, `--trials` and the experiments' `--iters`.
+fn up_to_max_epochs(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_EPOCHS)
+}
+
+fn steps_per_submit(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STEPS_PER_SUBMIT)
+}
+
+fn repeats(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_REPEATS)
+}
+
+fn weight_scales(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STDS)
+}
+
+/// More elements than a tensor has checks all of it; no network has more
+/// than `MAX_PARAMS`.
+fn sample_size(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, gpu_net::model::MAX_PARAMS)
 }
 
 fn positive_f32(s: &str) -> Result<f32, String> {
@@ -306,11 +316,11 @@ struct TrainArgs {
     /// cpu, gpu, or auto (GPU when there is an adapter).
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Training iterations (minibatch steps); the book's 10000 by default.
-    #[arg(long, value_parser = positive_usize, conflicts_with = "epochs")]
+    /// Training iterations (minibatch steps), 1 to 10^9; the book's 10000 by default.
+    #[arg(long, value_parser = iterations, conflicts_with = "epochs")]
     iters: Option<usize>,
-    /// Epochs of train_size / batch iterations, instead of --iters.
-    #[arg(long, value_parser = count_up_to_100k)]
+    /// Epochs of train_size / batch iterations (1 to 100000), instead of --iters.
+    #[arg(long, value_parser = up_to_max_epochs)]
     epochs: Option<usize>,
     /// Minibatch size; batches are drawn at random with replacement, as the book does.
     #[arg(long, default_value_t = 100, value_parser = batch_size)]
@@ -325,8 +335,8 @@ struct TrainArgs {
     layers: LayerArgs,
     #[command(flatten)]
     optimizer: OptimizerArgs,
-    /// GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 8, value_parser = count_up_to_100k)]
+    /// GPU steps recorded into one submission (1 to 1024; never more than the run takes).
+    #[arg(long, default_value_t = 8, value_parser = steps_per_submit)]
     steps_per_submit: usize,
     #[command(flatten)]
     net: NetArgs,
@@ -355,7 +365,7 @@ struct VerifyArgs {
     #[arg(long, default_value_t = 3, value_parser = batch_size)]
     batch: usize,
     /// Check K random elements per tensor instead of all of them.
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = sample_size)]
     sample: Option<usize>,
     #[command(flatten)]
     net: NetArgs,
@@ -377,17 +387,17 @@ struct BenchArgs {
     /// several joined with ':' for deeper ones (64:32 is 784-64-32-10).
     #[arg(long, default_value = "50,1024", value_parser = parse_nets)]
     hidden: Nets,
-    /// Length of each timed run, in seconds.
-    #[arg(long, default_value_t = 3.0, value_parser = positive_f64)]
+    /// Length of each timed run, in seconds (at most 3600).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     seconds: f64,
-    /// Timed runs per configuration (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    /// Timed runs per configuration, 1 to 1000 (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = repeats)]
     repeats: usize,
     /// Time the CPU reference path too.
     #[arg(long)]
     cpu: bool,
-    /// Most GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 16, value_parser = count_up_to_100k)]
+    /// Most GPU steps recorded into one submission (1 to 1024).
+    #[arg(long, default_value_t = 16, value_parser = steps_per_submit)]
     steps_per_submit: usize,
     /// Time only the matmul kernel on M,N,K (repeatable).
     #[arg(long, value_parser = parse_matmul)]
@@ -424,16 +434,16 @@ struct ExperimentArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     iters: Option<usize>,
     /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50).
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     epochs: Option<usize>,
     /// Trials of hyperparameter-search instead of 100.
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     trials: Option<usize>,
-    /// Run only the first K of batch-norm's 16 weight scales.
-    #[arg(long, value_parser = positive_usize)]
+    /// Run only the first K (1 to 16) of batch-norm's 16 weight scales.
+    #[arg(long, value_parser = weight_scales)]
     stds: Option<usize>,
     #[command(flatten)]
     gpu: GpuArgs,
@@ -469,10 +479,13 @@ fn parse_matmul(s: &str) -> Result<(usize, usize, usize), String> {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
+fn seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
+        Ok(v) if v > 0.0 && v <= limits::MAX_SECONDS => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds in (0, {}]",
+            limits::MAX_SECONDS
+        )),
     }
 }
 
@@ -753,7 +766,16 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     let per_epoch = train::iters_per_epoch(data.train.len(), args.batch);
     let iters = match (args.iters, args.epochs) {
         (Some(i), _) => i,
-        (None, Some(e)) => e * per_epoch,
+        (None, Some(e)) => match e.checked_mul(per_epoch) {
+            Some(i) if i <= limits::MAX_ITERS => i,
+            _ => {
+                return Err(UsageError(format!(
+                    "--epochs {e}: {e} × {per_epoch} iterations per epoch is over the limit of {} iterations",
+                    limits::MAX_ITERS
+                ))
+                .into());
+            }
+        },
         (None, None) => 10_000,
     };
     let cfg = TrainConfig {
@@ -784,24 +806,19 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         Some(ck) => ck.params.clone(),
         None => Params::init_with(&arch, args.net.init, cfg.seed),
     };
+    // Never more steps per submission than the run will take.
+    let done = resumed.as_ref().map_or(0, |ck| ck.iterations as usize);
+    let slots = limits::submit_slots(cfg.batch, args.steps_per_submit, cfg.iters - done);
     let ctx = open_device(args.device, &args.gpu, &say)?;
     let mut trainer: Box<dyn Trainer> = match ctx {
         Some(ctx) => Box::new(
-            gpu::GpuTrainer::new(
-                ctx,
-                &params,
-                &data,
-                cfg.batch,
-                args.steps_per_submit,
-                cfg.lr,
-                &rule,
-            )
-            .with_context(|| {
-                format!(
-                    "setting up the GPU for batch {} and network {:?}",
-                    cfg.batch, arch.sizes
-                )
-            })?,
+            gpu::GpuTrainer::new(ctx, &params, &data, cfg.batch, slots, cfg.lr, &rule)
+                .with_context(|| {
+                    format!(
+                        "setting up the GPU for batch {} and network {:?}",
+                        cfg.batch, arch.sizes
+                    )
+                })?,
         ),
         None => Box::new(CpuTrainer::new(&arch, params, &data, &rule)),
     };
@@ -949,7 +966,7 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         Ok(())
     };
     // Hand the device a few submissions' worth of steps at a time.
-    let steps_per_call = args.steps_per_submit * 4;
+    let steps_per_call = limits::steps_per_call(cfg.batch, slots);
     let summary = train::train_from(
         trainer.as_mut(),
         data.train.len(),

@@ -362,3 +362,148 @@ fn a_headless_first_run_prints_no_driver_noise() {
         );
     }
 }
+
+/// Every numeric flag's documented range: (commands, flag, least, most).
+/// `None` for a bound that is not a number of its own (the training set's
+/// size). `--matmul` takes M,N,K, each in the range.
+const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
+    (
+        &["train", "verify", "bench"],
+        "--batch",
+        "1",
+        Some("1048576"),
+    ),
+    (&["bench"], "--matmul", "1", Some("1048576")),
+    (&["train"], "--iters", "1", Some("1000000000")),
+    (&["train"], "--epochs", "1", Some("100000")),
+    (&["train", "bench"], "--steps-per-submit", "1", Some("1024")),
+    (&["train"], "--train-size", "1", None),
+    (&["verify"], "--sample", "1", Some("134217728")),
+    (&["bench"], "--repeats", "1", Some("1000")),
+    (&["bench"], "--seconds", "0", Some("3600")),
+    (&["experiment"], "--iters", "1", Some("100000")),
+    (&["experiment"], "--epochs", "1", Some("100000")),
+    (&["experiment"], "--trials", "1", Some("100000")),
+    (&["experiment"], "--stds", "1", Some("16")),
+    (
+        &["train", "verify", "bench"],
+        "--hidden",
+        "1",
+        Some("65536"),
+    ),
+    (
+        &["train", "verify", "experiment"],
+        "--seed",
+        "0",
+        Some("18446744073709551615"),
+    ),
+];
+
+/// The README's limits table: (commands, flag, range) per row.
+fn readme_ranges() -> Vec<(String, String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n### Limits\n")
+        .nth(1)
+        .expect("README has a Limits section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with("| "))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].to_string(),
+                cells[2].to_string(),
+                cells[3].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_numeric_flag_refuses_values_past_its_documented_range() {
+    let missing = std::env::temp_dir().join("gpu-net-cli-no-data");
+    let _ = std::fs::create_dir_all(&missing);
+    let data = missing.to_str().unwrap();
+    let readme = readme_ranges();
+    for &(commands, flag, least, most) in RANGES {
+        for &cmd in commands {
+            let run = |value: &str| {
+                let value = if flag == "--matmul" {
+                    format!("{value},1,1")
+                } else {
+                    value.to_string()
+                };
+                let mut args = vec![cmd];
+                if cmd == "experiment" {
+                    args.push("dropout");
+                }
+                args.extend([flag, &value, "--data", data]);
+                (gpu_net(&args), args.join(" "))
+            };
+            // Inside the range the flag parses and the run stops at the
+            // missing data (exit 1); one past either end is a usage error
+            // naming the flag.
+            let inside = |value: &str| {
+                let (o, args) = run(value);
+                let err = stderr(&o);
+                assert_eq!(o.status.code(), Some(1), "{args}: {err}");
+                assert!(err.contains("train-images-idx3-ubyte"), "{args}: {err}");
+            };
+            let outside = |value: &str| {
+                let (o, args) = run(value);
+                let err = stderr(&o);
+                assert_eq!(o.status.code(), Some(2), "{args}: {err}");
+                assert!(
+                    err.contains(flag) && !err.contains("panicked"),
+                    "{args}: {err}"
+                );
+            };
+            let n = |v: &str| v.parse::<u128>().unwrap();
+            if flag == "--seconds" {
+                // (0, 3600]: 0 itself is outside.
+                outside("0");
+                inside("0.001");
+                inside("3600");
+                outside("3600.5");
+            } else {
+                if n(least) > 0 {
+                    outside(&(n(least) - 1).to_string());
+                }
+                inside(least);
+                if let Some(most) = most {
+                    inside(most);
+                    outside(&(n(most) + 1).to_string());
+                }
+            }
+            // The README lists the same range.
+            let (_, _, range) = readme
+                .iter()
+                .find(|(cmds, f, _)| *f == format!("`{flag}`") && cmds.contains(cmd))
+                .unwrap_or_else(|| panic!("README's Limits list no range for {cmd} {flag}"));
+            let want = format!("{least} to {}", most.unwrap_or(""));
+            let at = range.find(&want).map(|i| i + want.len());
+            let whole =
+                at.is_some_and(|end| !range[end..].starts_with(|c: char| c.is_ascii_digit()));
+            assert!(whole, "README: {cmd} {flag} is {range:?}, not {want:?}");
+        }
+    }
+    // Epochs within range whose iterations are not.
+    assert_fails(
+        &["train", "--epochs", "100000", "--batch", "1"],
+        2,
+        &[
+            "--epochs 100000",
+            "60000 iterations per epoch",
+            "1000000000",
+        ],
+    );
+    // A count too large for any integer type is refused the same way.
+    assert_fails(
+        &["bench", "--repeats", "10000000000000000000000"],
+        2,
+        &["--repeats", "limit"],
+    );
+}

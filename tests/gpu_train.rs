@@ -691,3 +691,29 @@ fn a_learning_rate_changed_between_calls_reaches_the_gpu() {
         assert!(!stale.ok(), "{kind}: the new rate made no difference");
     }
 }
+
+#[test]
+fn a_submission_never_carries_more_indices_than_the_limit() {
+    // Batch 65536 with 1024 steps per submission would be a 256 MB index
+    // buffer (and 1024 sets of per-step dispatches); the trainer records 64.
+    let Some(ctx) = common::gpu() else { return };
+    let data = Mnist {
+        train: synthetic(100, 11),
+        test: synthetic(10, 12),
+    };
+    let arch = Arch::mlp(15, &[9], 10).unwrap();
+    let batch = 1 << 16;
+    let gpu = GpuTrainer::new(
+        ctx,
+        &Params::init(&arch, 1),
+        &data,
+        batch,
+        1024,
+        0.1,
+        &StepRule::default(),
+    )
+    .unwrap();
+    let slots = gpu_net::limits::MAX_INDICES_PER_SUBMIT / batch;
+    assert_eq!((gpu.step().slots, slots), (64, 64));
+    assert_eq!(gpu.step().idx.size(), (slots * batch * 4) as u64);
+}

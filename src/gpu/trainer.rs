@@ -13,6 +13,7 @@ use super::net::{
 };
 use crate::data::Mnist;
 use crate::dropout_mask::layer_key;
+use crate::limits::MAX_INDICES_PER_SUBMIT;
 use crate::model::Params;
 use crate::optim::{OptimizerKind, StepRule};
 use crate::train::{Split, Trainer};
@@ -271,7 +272,9 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// Uploads the data and parameters and builds every dispatch, checking
-    /// that the device can hold it all before any GPU work is done.
+    /// that the device can hold it all before any GPU work is done. `slots`
+    /// steps go into one submission, or fewer where they would carry more
+    /// than [`MAX_INDICES_PER_SUBMIT`] batch indices.
     pub fn new(
         ctx: Arc<GpuContext>,
         params: &Params,
@@ -281,6 +284,7 @@ impl GpuTrainer {
         lr: f32,
         rule: &StepRule,
     ) -> Result<Self> {
+        let slots = slots.min(MAX_INDICES_PER_SUBMIT / batch.max(1)).max(1);
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let net = GpuNet::new(ctx, params)?;
