@@ -15,6 +15,7 @@ use crate::cpu::numerical::{H, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
 use crate::gpu::GpuContext;
+use crate::gpu::budget::Plan;
 use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
 use crate::gpu::trainer::StepWorkspace;
 use crate::model::{Arch, Init, Params, Tensor};
@@ -330,7 +331,16 @@ pub fn gpu_gradient(
     indices: &[usize],
     rule: &StepRule,
 ) -> anyhow::Result<(f64, Params)> {
-    let data = DeviceDataset::upload(&ctx, "train", train)?;
+    // Only the images the batch uses go to the device.
+    let used = train.first(indices.iter().max().map_or(0, |&i| i + 1));
+    let arch = &params.arch;
+    let mut plan = Plan::default();
+    plan.dataset("train", used.len(), used.pixels());
+    plan.net(arch);
+    plan.activations(arch, indices.len());
+    plan.step(arch, indices.len(), 1, 0);
+    plan.check(&ctx)?;
+    let data = DeviceDataset::upload(&ctx, "train", &used)?;
     let net = GpuNet::new(ctx.clone(), params)?;
     let mut step = StepWorkspace::new(&net, &data, indices.len(), 1, rule, false, 0.0)?;
     let batch: Vec<u32> = indices.iter().map(|&i| i as u32).collect();

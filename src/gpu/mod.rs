@@ -1,6 +1,7 @@
 //! The GPU path: wgpu device setup, one Rust type per WGSL kernel, the
 //! network's buffers and dispatches, and the training driver.
 
+pub mod budget;
 pub mod context;
 pub mod kernels;
 pub mod layout;
