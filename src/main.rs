@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use gpu_net::checkpoint::{self, Checkpoint};
+use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::data;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
@@ -364,9 +365,14 @@ struct VerifyArgs {
     /// Check the first N training images.
     #[arg(long, default_value_t = 3, value_parser = batch_size)]
     batch: usize,
-    /// Check K random elements per tensor instead of all of them.
+    /// Check K random elements per tensor instead of all of them (without
+    /// it, verify samples when checking everything would take too long).
     #[arg(long, value_parser = sample_size)]
     sample: Option<usize>,
+    /// Multiply every tolerance by S, in (0, 1]: stricter than each side's
+    /// precision promises, to see the margin (verify never loosens them).
+    #[arg(long, default_value_t = 1.0, value_parser = tolerance_scale)]
+    tolerance_scale: f64,
     #[command(flatten)]
     net: NetArgs,
     #[command(flatten)]
@@ -476,6 +482,13 @@ fn parse_matmul(s: &str) -> Result<(usize, usize, usize), String> {
     match parse_list(s)?.0[..] {
         [m, n, k] => Ok((m, n, k)),
         _ => Err(format!("{s:?}: expected M,N,K (three sizes)")),
+    }
+}
+
+fn tolerance_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a factor in (0, 1]")),
     }
 }
 
@@ -810,6 +823,17 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     let done = resumed.as_ref().map_or(0, |ck| ck.iterations as usize);
     let slots = limits::submit_slots(cfg.batch, args.steps_per_submit, cfg.iters - done);
     let ctx = open_device(args.device, &args.gpu, &say)?;
+    if ctx.is_none() {
+        cpu_memory::check(
+            || {
+                format!(
+                    "training {:?} with {} at --batch {}",
+                    arch.sizes, rule.optimizer.kind, cfg.batch
+                )
+            },
+            cpu_memory::training_bytes(&arch, cfg.batch, rule.optimizer.kind.state_arrays()),
+        )?;
+    }
     let mut trainer: Box<dyn Trainer> = match ctx {
         Some(ctx) => Box::new(
             gpu::GpuTrainer::new(ctx, &params, &data, cfg.batch, slots, cfg.lr, &rule)
@@ -1002,13 +1026,37 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.net.data)?;
     check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
     let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
+    // Without --sample, a check that would run for hours samples instead.
+    let (sample, sampled_automatically) = match args.sample {
+        Some(k) => (Some(k), false),
+        None => match verify::automatic_coverage(&arch, args.batch) {
+            verify::Coverage::All => (None, false),
+            verify::Coverage::Sample { per_tensor, .. } => (Some(per_tensor), true),
+            verify::Coverage::TooLarge { least_cost } => {
+                return Err(UsageError(format!(
+                    "--batch {} --hidden {}: even one element per tensor takes {least_cost:.1e} multiply-adds of numerical gradient, over verify's budget of {:.1e}; use a smaller --batch or --hidden, or --sample K to insist",
+                    args.batch,
+                    args.net.hidden.0.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                    verify::CHECK_BUDGET
+                ))
+                .into());
+            }
+        },
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpu_memory::check(
+        || format!("verify of {:?} at --batch {}", arch.sizes, args.batch),
+        cpu_memory::verify_bytes(&arch, args.batch, threads),
+    )?;
     let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
     let cfg = verify::VerifyConfig {
         batch: args.batch,
         seed: args.net.seed,
-        sample: args.sample,
+        sample,
+        sampled_automatically,
         init: args.net.init,
         weight_decay: args.layers.weight_decay,
+        tolerance_scale: args.tolerance_scale,
     };
     let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
     if args.json {
@@ -1047,6 +1095,16 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     for &b in &cfg.batches {
         check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
+        // The CPU path's memory, for every network it will time.
+        for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
+            let arch = Arch::mlp(data.train.pixels(), hidden, data::CLASSES)?
+                .with_batchnorm(cfg.batchnorm)
+                .with_dropout(cfg.dropout)?;
+            cpu_memory::check(
+                || format!("bench --cpu of {:?} at --batch {b}", arch.sizes),
+                cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
+            )?;
+        }
     }
     let ctx = match GpuContext::new(&args.gpu.options()) {
         Ok(ctx) => Some(Arc::new(ctx)),
@@ -1130,6 +1188,12 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         seed: ck.seed,
     };
     let ctx = open_device(args.device, &args.gpu, &|l| eprintln!("{l}"))?;
+    if ctx.is_none() {
+        cpu_memory::check(
+            || format!("evaluating {} ({:?})", args.model.display(), arch.sizes),
+            cpu_memory::training_bytes(arch, 0, ck.optimizer.kind.state_arrays()),
+        )?;
+    }
     let mut trainer: Box<dyn Trainer> = match ctx {
         // A step workspace of batch 2 and one slot: eval never trains.
         Some(ctx) => Box::new(gpu::GpuTrainer::new(

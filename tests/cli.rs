@@ -365,7 +365,8 @@ fn a_headless_first_run_prints_no_driver_noise() {
 
 /// Every numeric flag's documented range: (commands, flag, least, most).
 /// `None` for a bound that is not a number of its own (the training set's
-/// size). `--matmul` takes M,N,K, each in the range.
+/// size). `--matmul` takes M,N,K, each in the range; `--seconds` and
+/// `--tolerance-scale` are real numbers above their least value.
 const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
     (
         &["train", "verify", "bench"],
@@ -381,6 +382,7 @@ const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
     (&["verify"], "--sample", "1", Some("134217728")),
     (&["bench"], "--repeats", "1", Some("1000")),
     (&["bench"], "--seconds", "0", Some("3600")),
+    (&["verify"], "--tolerance-scale", "0", Some("1")),
     (&["experiment"], "--iters", "1", Some("100000")),
     (&["experiment"], "--epochs", "1", Some("100000")),
     (&["experiment"], "--trials", "1", Some("100000")),
@@ -462,12 +464,13 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
                 );
             };
             let n = |v: &str| v.parse::<u128>().unwrap();
-            if flag == "--seconds" {
-                // (0, 3600]: 0 itself is outside.
-                outside("0");
+            if ["--seconds", "--tolerance-scale"].contains(&flag) {
+                // Real numbers in (least, most]: least itself is outside.
+                let most = most.unwrap();
+                outside(least);
                 inside("0.001");
-                inside("3600");
-                outside("3600.5");
+                inside(most);
+                outside(&(most.parse::<f64>().unwrap() + 0.5).to_string());
             } else {
                 if n(least) > 0 {
                     outside(&(n(least) - 1).to_string());
@@ -506,4 +509,127 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
         2,
         &["--repeats", "limit"],
     );
+}
+
+/// `gpu-net args` with `GPU_NET_CPU_MEMORY` set to `limit`.
+fn with_cpu_limit(limit: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("GPU_NET_CPU_MEMORY", limit)
+        .output()
+        .expect("gpu-net runs")
+}
+
+#[test]
+fn the_cpu_path_refuses_what_it_cannot_hold_before_running() {
+    // Batch 8192 on the CPU path needs about 170 MB: refused under a 64 MB
+    // limit (naming the flag and the variable), run under 1 GB.
+    let args = [
+        "train", "--device", "cpu", "--batch", "8192", "--iters", "1",
+    ];
+    let o = with_cpu_limit("64M", &args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for needle in [
+        "--batch 8192",
+        "on the CPU path",
+        "about 164 MiB",
+        "limit of 64 MiB",
+        "GPU_NET_CPU_MEMORY=1G",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("epoch"));
+    let o = with_cpu_limit("1G", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // bench --cpu and verify are held to the same limit, before any work.
+    let o = with_cpu_limit(
+        "1M",
+        &["bench", "--cpu", "--batch", "100", "--hidden", "50"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bench --cpu of [784, 50, 10] at --batch 100"));
+    let o = with_cpu_limit("1M", &["verify", "--hidden", "50"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("verify of [784, 50, 10] at --batch 3"));
+    let d = std::env::temp_dir().join(format!("gpu-net-cli-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let model = d.join("m.safetensors");
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--hidden",
+        "10",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with_cpu_limit(
+        "1M",
+        &[
+            "eval",
+            "--device",
+            "cpu",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("evaluating") && stderr(&o).contains("m.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&d).ok();
+    // A value that is not a size names the variable.
+    let o = with_cpu_limit("lots", &args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("GPU_NET_CPU_MEMORY=\"lots\" is not a size"));
+    // The default limit: 2^20 rows would be 20 GiB. Under a 2 GB address
+    // space, a regression aborts here instead of filling the machine.
+    let bin = env!("CARGO_BIN_EXE_gpu-net");
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -v 2000000; exec {bin} train --device cpu --batch 1048576 --iters 1"),
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env_remove("GPU_NET_CPU_MEMORY")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("20.3 GiB") && err.contains("limit of 4.0 GiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_idx_limit_is_a_variable_and_names_the_file() {
+    let o = Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["train", "--device", "cpu", "--iters", "1"])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("GPU_NET_IDX_LIMIT", "1M")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz")
+            && err.contains("47040000 data bytes")
+            && err.contains("GPU_NET_IDX_LIMIT"),
+        "{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["train", "--device", "cpu", "--iters", "1"])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("GPU_NET_IDX_LIMIT", "50M")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }

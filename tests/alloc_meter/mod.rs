@@ -1,12 +1,15 @@
 //! A global allocator that counts, per thread, the bytes live and their
 //! peak, so a test can measure what one call allocates while the other
-//! tests of its binary run beside it on their own threads.
+//! tests of its binary run beside it on their own threads; and the same
+//! over all threads, for code that spawns its own (valid only in a binary
+//! whose tests run one at a time).
 //!
 //! Only a test binary that declares `mod alloc_meter;` gets it.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 struct Meter;
 
@@ -17,7 +20,12 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
 }
 
+static ALL_LIVE: AtomicIsize = AtomicIsize::new(0);
+static ALL_PEAK: AtomicIsize = AtomicIsize::new(0);
+
 fn add(delta: isize) {
+    let now = ALL_LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+    ALL_PEAK.fetch_max(now, Ordering::Relaxed);
     // `try_with`: during thread teardown the slots may be gone.
     let _ = LIVE.try_with(|live| {
         let now = live.get() + delta;
@@ -69,5 +77,14 @@ pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     PEAK.with(|p| p.set(base));
     let out = f();
     let peak = PEAK.with(Cell::get);
+    (out, (peak - base).max(0) as usize)
+}
+
+/// [`peak_of`] over every thread's allocations, those `f` spawns included.
+pub fn global_peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = ALL_LIVE.load(Ordering::Relaxed);
+    ALL_PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    let peak = ALL_PEAK.load(Ordering::Relaxed);
     (out, (peak - base).max(0) as usize)
 }
