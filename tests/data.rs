@@ -278,7 +278,10 @@ fn label_out_of_range() {
 fn raw_files_are_found_when_no_gz_exists() {
     let dir = tempdir("raw");
     write_dataset(&dir, 2, false);
-    assert!(data::load_dir(&dir).is_ok());
+    let m = data::load_dir(&dir).unwrap();
+    assert_eq!((m.train.len(), m.train.rows, m.train.cols), (2, 2, 3));
+    assert_eq!(m.train.image(1), &[42, 49, 56, 63, 70, 77]);
+    assert_eq!(m.test.labels, vec![0, 1]);
 }
 
 #[test]
