@@ -1026,6 +1026,13 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.net.data)?;
     check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
     let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
+    // The images come first: what they do not hold needs no cost estimate.
+    anyhow::ensure!(
+        args.batch <= data.train.len(),
+        "--batch {} is more than the {} training images",
+        args.batch,
+        data.train.len()
+    );
     // Without --sample, a check that would run for hours samples instead.
     let (sample, sampled_automatically) = match args.sample {
         Some(k) => (Some(k), false),
