@@ -27,7 +27,7 @@ pub const FORMAT: &str = "gpu-net checkpoint 1";
 /// Largest header read (ours are a few kB; the crate allows 100 MB).
 const MAX_HEADER: u64 = 1 << 20;
 /// The largest batch `train --batch` takes.
-pub const MAX_BATCH: usize = 1 << 20;
+pub const MAX_BATCH: usize = crate::limits::MAX_BATCH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -308,31 +308,41 @@ impl Checkpoint {
                 ),
             ));
         }
+        // Every tensor present, of the file's dtype and the network's shape,
+        // before anything is allocated: the metadata's sizes are believed
+        // only once the file is seen to hold them (a small file claiming a
+        // huge network would otherwise allocate it).
+        let views = expected
+            .iter()
+            .map(|(name, source, t)| {
+                let view = st
+                    .tensor(name)
+                    .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
+                if view.dtype() != dtype {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "tensor {name:?} is {:?}, the file says {dtype:?}",
+                            view.dtype()
+                        ),
+                    ));
+                }
+                if view.shape() != t.shape.as_slice() {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "tensor {name:?} has shape {:?}; the network needs {:?}",
+                            view.shape(),
+                            t.shape
+                        ),
+                    ));
+                }
+                Ok((name, source, t, view))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut params = Params::zeros(&arch);
         let mut state = vec![vec![0.0; arch.arena_len()]; kind.state_arrays()];
-        for (name, source, t) in &expected {
-            let view = st
-                .tensor(name)
-                .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
-            if view.dtype() != dtype {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "tensor {name:?} is {:?}, the file says {dtype:?}",
-                        view.dtype()
-                    ),
-                ));
-            }
-            if view.shape() != t.shape.as_slice() {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "tensor {name:?} has shape {:?}; the network needs {:?}",
-                        view.shape(),
-                        t.shape
-                    ),
-                ));
-            }
+        for (name, source, t, view) in views {
             let values: Vec<f64> = if f64_values {
                 view.data()
                     .chunks_exact(8)

@@ -5,12 +5,20 @@
 //! data. Files may be gzipped (detected by content, not by name). Images stay
 //! u8 in memory: the GPU receives them packed four to a u32 and scales by 1/255
 //! itself, so the 60000×784 training set costs 47 MB instead of 188 MB.
+//!
+//! A gzipped file may hold several gzip members one after the other (as
+//! `cat a.gz b.gz` or a parallel compressor writes them); they are one
+//! stream. A header's claimed size is checked against a limit
+//! ([`crate::limits::DEFAULT_IDX_LIMIT`], raised with `GPU_NET_IDX_LIMIT`)
+//! before any data is read.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
+
+use crate::limits::{self, IDX_LIMIT_VAR};
 
 /// Number of classes every dataset here has (digits, Fashion-MNIST items).
 pub const CLASSES: usize = 10;
@@ -66,12 +74,25 @@ pub enum DataError {
         index: usize,
         label: u8,
     },
-    #[error("{}: images are {found} pixels but the training images are {expected}", path.display())]
+    #[error("{}: images are {}×{} pixels but the training images are {}×{}", path.display(), found.0, found.1, expected.0, expected.1)]
     ShapeMismatch {
         path: PathBuf,
-        found: usize,
-        expected: usize,
+        /// (rows, cols)
+        found: (usize, usize),
+        expected: (usize, usize),
     },
+    #[error(
+        "{}: the header claims {claimed} data bytes (dimensions {dims:?}), over the limit of {limit}; set {IDX_LIMIT_VAR} to raise it (e.g. {IDX_LIMIT_VAR}=4G)",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        dims: Vec<usize>,
+        claimed: u64,
+        limit: u64,
+    },
+    #[error(transparent)]
+    Limit(#[from] limits::BadSize),
 }
 
 /// One split of an image-classification dataset: u8 pixels, u8 labels.
@@ -153,26 +174,39 @@ pub fn bundled_dir() -> PathBuf {
 }
 
 /// Loads the four standard files (`train-images-idx3-ubyte` and so on, each
-/// gzipped or raw) from `dir`.
+/// gzipped or raw) from `dir`, each within the size limit of
+/// `GPU_NET_IDX_LIMIT` (by default [`limits::DEFAULT_IDX_LIMIT`]).
 pub fn load_dir(dir: &Path) -> Result<Mnist, DataError> {
-    let train = load_split(dir, "train")?;
-    let test = load_split(dir, "t10k")?;
-    if test.pixels() != train.pixels() {
+    load_dir_limited(dir, idx_limit()?)
+}
+
+/// The IDX size limit in force: `GPU_NET_IDX_LIMIT`, or the default.
+pub fn idx_limit() -> Result<u64, DataError> {
+    Ok(limits::env_size(IDX_LIMIT_VAR, limits::DEFAULT_IDX_LIMIT)?)
+}
+
+/// [`load_dir`] with each file's data section at most `limit` bytes.
+pub fn load_dir_limited(dir: &Path, limit: u64) -> Result<Mnist, DataError> {
+    let train = load_split(dir, "train", limit)?;
+    let test = load_split(dir, "t10k", limit)?;
+    // The network sees rows × cols pixels; 28×28 and 14×56 have the same
+    // count but are different images.
+    if (test.rows, test.cols) != (train.rows, train.cols) {
         return Err(DataError::ShapeMismatch {
             path: find(dir, "t10k-images-idx3-ubyte")?,
-            found: test.pixels(),
-            expected: train.pixels(),
+            found: (test.rows, test.cols),
+            expected: (train.rows, train.cols),
         });
     }
     Ok(Mnist { train, test })
 }
 
 /// Loads `{prefix}-images-idx3-ubyte` and `{prefix}-labels-idx1-ubyte`.
-pub fn load_split(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
+pub fn load_split(dir: &Path, prefix: &str, limit: u64) -> Result<Dataset, DataError> {
     let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = read_idx(&images_path)?;
-    let labels = read_idx(&labels_path)?;
+    let images = read_idx_limited(&images_path, limit)?;
+    let labels = read_idx_limited(&labels_path, limit)?;
     expect_magic(
         &images_path,
         &images,
@@ -196,6 +230,13 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
         return Err(DataError::BadHeader {
             path: images_path,
             what: format!("images of {rows}×{cols} pixels"),
+        });
+    }
+    // The GPU and the sampler index images with u32.
+    if n > u32::MAX as usize {
+        return Err(DataError::BadHeader {
+            path: images_path,
+            what: format!("holds {n} images; at most {} are supported", u32::MAX),
         });
     }
     if n != labels.dims[0] {
@@ -248,16 +289,37 @@ pub struct Idx {
 }
 
 /// Reads one IDX file, gzipped or raw, checking that the data length matches
-/// the header exactly. The data is read incrementally, so a header claiming
-/// gigabytes on a small file fails as truncated without allocating them.
+/// the header exactly, within the limit of `GPU_NET_IDX_LIMIT`.
 pub fn read_idx(path: &Path) -> Result<Idx, DataError> {
+    read_idx_limited(path, idx_limit()?)
+}
+
+/// [`read_idx`] with the data section at most `limit` bytes. The data is read
+/// incrementally, so a header claiming more than a file holds fails as
+/// truncated without allocating what it claims.
+pub fn read_idx_limited(path: &Path, limit: u64) -> Result<Idx, DataError> {
+    let file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode(path, BufReader::new(file), limit)
+}
+
+/// Parses the bytes of an IDX file held in memory (gzipped or raw); `path`
+/// names it in errors and, ending in `.gz`, says it must be gzip.
+pub fn read_idx_bytes(path: &Path, bytes: &[u8], limit: u64) -> Result<Idx, DataError> {
+    decode(path, bytes, limit)
+}
+
+/// Gzip (any number of members) or raw, told apart by the content's first
+/// two bytes, then parsed.
+fn decode(path: &Path, mut source: impl Read, limit: u64) -> Result<Idx, DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = BufReader::new(File::open(path).map_err(io)?);
     let mut head = [0u8; 2];
-    let got = read_full(&mut file, &mut head).map_err(io)?;
+    let got = read_full(&mut source, &mut head).map_err(io)?;
     let is_gzip = got == 2 && head == [0x1f, 0x8b];
     let named_gz = path.extension().is_some_and(|e| e == "gz");
     if named_gz && !is_gzip {
@@ -267,14 +329,14 @@ pub fn read_idx(path: &Path) -> Result<Idx, DataError> {
     }
     let prefix = std::io::Cursor::new(head[..got].to_vec());
     let mut reader: Box<dyn Read> = if is_gzip {
-        Box::new(GzDecoder::new(prefix.chain(file)))
+        Box::new(MultiGzDecoder::new(prefix.chain(source)))
     } else {
-        Box::new(prefix.chain(file))
+        Box::new(prefix.chain(source))
     };
-    parse_idx(path, &mut reader)
+    parse_idx(path, &mut reader, limit)
 }
 
-fn parse_idx(path: &Path, reader: &mut dyn Read) -> Result<Idx, DataError> {
+fn parse_idx(path: &Path, reader: &mut dyn Read, limit: u64) -> Result<Idx, DataError> {
     let header = |what: String| DataError::BadHeader {
         path: path.to_path_buf(),
         what,
@@ -312,6 +374,14 @@ fn parse_idx(path: &Path, reader: &mut dyn Read) -> Result<Idx, DataError> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| header(format!("dimensions {dims:?} overflow")))?;
+    if expected as u64 > limit {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            dims,
+            claimed: expected as u64,
+            limit,
+        });
+    }
     // `take` bounds the read; `read_to_end` grows the buffer as data arrives,
     // so memory follows the real file size, not the header's claim.
     let mut data = Vec::new();

@@ -149,12 +149,14 @@ fn start<'a>(
 ) -> anyhow::Result<Run<'a>> {
     let params = Params::init_with(arch, init, rule.seed);
     let trainer: Box<dyn Trainer + 'a> = match device {
+        // One step per submission: `Run::step` hands over one batch at a
+        // time, so more slots would be buffers and dispatches never used.
         Device::Gpu(ctx) => Box::new(GpuTrainer::new(
             ctx.clone(),
             &params,
             data,
             batch,
-            8,
+            1,
             lr,
             rule,
         )?),

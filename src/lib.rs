@@ -11,6 +11,7 @@ pub mod dropout_mask;
 pub mod eval;
 pub mod experiment;
 pub mod gpu;
+pub mod limits;
 pub mod model;
 pub mod optim;
 pub mod plot;

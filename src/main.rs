@@ -8,13 +8,14 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use gpu_net::checkpoint::{self, Checkpoint};
+use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::data;
 use gpu_net::gpu::kernels::{MatmulAlgo, SplitK};
 use gpu_net::gpu::{self, GpuContext, GpuOptions};
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::train::{self, CpuTrainer, EpochReport, TrainConfig, Trainer};
-use gpu_net::{bench, experiment, verify};
+use gpu_net::{bench, experiment, limits, verify};
 
 #[derive(Parser)]
 #[command(
@@ -278,31 +279,41 @@ fn parse_hidden(s: &str) -> Result<Hidden, String> {
         .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
 }
 
-fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a positive integer")),
-    }
-}
+// The numeric flags' ranges (src/limits.rs says why each bound is what it is).
 
-/// At most this many samples per batch (2^20): larger is surely a typo, and
-/// its host buffers alone would be gigabytes.
-const MAX_BATCH: usize = checkpoint::MAX_BATCH;
+fn positive_usize(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, usize::MAX)
+}
 
 fn batch_size(s: &str) -> Result<usize, String> {
-    match positive_usize(s)? {
-        n if n > MAX_BATCH => Err(format!("{n} is over the limit of {MAX_BATCH}")),
-        n => Ok(n),
-    }
+    limits::count(s, 1, limits::MAX_BATCH)
 }
 
-/// `--epochs` and `--steps-per-submit` stay small enough that no count overflows.
-fn count_up_to_100k(s: &str) -> Result<usize, String> {
-    match positive_usize(s)? {
-        n if n > 100_000 => Err(format!("{n} is over the limit of 100000")),
-        n => Ok(n),
-    }
+fn iterations(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_ITERS)
+}
+
+/// `--epochs`, `--trials` and the experiments' `--iters`.
+fn up_to_max_epochs(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_EPOCHS)
+}
+
+fn steps_per_submit(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STEPS_PER_SUBMIT)
+}
+
+fn repeats(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_REPEATS)
+}
+
+fn weight_scales(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STDS)
+}
+
+/// More elements than a tensor has checks all of it; no network has more
+/// than `MAX_PARAMS`.
+fn sample_size(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, gpu_net::model::MAX_PARAMS)
 }
 
 fn positive_f32(s: &str) -> Result<f32, String> {
@@ -317,11 +328,11 @@ struct TrainArgs {
     /// cpu, gpu, or auto (GPU when there is an adapter).
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Training iterations (minibatch steps); the book's 10000 by default.
-    #[arg(long, value_parser = positive_usize, conflicts_with = "epochs")]
+    /// Training iterations (minibatch steps), 1 to 10^9; the book's 10000 by default.
+    #[arg(long, value_parser = iterations, conflicts_with = "epochs")]
     iters: Option<usize>,
-    /// Epochs of train_size / batch iterations, instead of --iters.
-    #[arg(long, value_parser = count_up_to_100k)]
+    /// Epochs of train_size / batch iterations (1 to 100000), instead of --iters.
+    #[arg(long, value_parser = up_to_max_epochs)]
     epochs: Option<usize>,
     /// Minibatch size; batches are drawn at random with replacement, as the book does.
     #[arg(long, default_value_t = 100, value_parser = batch_size)]
@@ -336,8 +347,8 @@ struct TrainArgs {
     layers: LayerArgs,
     #[command(flatten)]
     optimizer: OptimizerArgs,
-    /// GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 8, value_parser = count_up_to_100k)]
+    /// GPU steps recorded into one submission (1 to 1024; never more than the run takes).
+    #[arg(long, default_value_t = 8, value_parser = steps_per_submit)]
     steps_per_submit: usize,
     #[command(flatten)]
     net: NetArgs,
@@ -365,9 +376,14 @@ struct VerifyArgs {
     /// Check the first N training images.
     #[arg(long, default_value_t = 3, value_parser = batch_size)]
     batch: usize,
-    /// Check K random elements per tensor instead of all of them.
-    #[arg(long, value_parser = positive_usize)]
+    /// Check K random elements per tensor instead of all of them (without
+    /// it, verify samples when checking everything would take too long).
+    #[arg(long, value_parser = sample_size)]
     sample: Option<usize>,
+    /// Multiply every tolerance by S, in (0, 1]: stricter than each side's
+    /// precision promises, to see the margin (verify never loosens them).
+    #[arg(long, default_value_t = 1.0, value_parser = tolerance_scale)]
+    tolerance_scale: f64,
     #[command(flatten)]
     net: NetArgs,
     #[command(flatten)]
@@ -388,17 +404,17 @@ struct BenchArgs {
     /// several joined with ':' for deeper ones (64:32 is 784-64-32-10).
     #[arg(long, default_value = "50,1024", value_parser = parse_nets)]
     hidden: Nets,
-    /// Length of each timed run, in seconds.
-    #[arg(long, default_value_t = 3.0, value_parser = positive_f64)]
+    /// Length of each timed run, in seconds (at most 3600).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     seconds: f64,
-    /// Timed runs per configuration (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    /// Timed runs per configuration, 1 to 1000 (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = repeats)]
     repeats: usize,
     /// Time the CPU reference path too.
     #[arg(long)]
     cpu: bool,
-    /// Most GPU steps recorded into one submission.
-    #[arg(long, default_value_t = 16, value_parser = count_up_to_100k)]
+    /// Most GPU steps recorded into one submission (1 to 1024).
+    #[arg(long, default_value_t = 16, value_parser = steps_per_submit)]
     steps_per_submit: usize,
     /// Time only the matmul kernel on C(M×N) over K, given as M,N,K
     /// (A·B), M,N,K,at (Aᵀ·B, the weight-gradient form) or M,N,K,bt (A·Bᵀ);
@@ -441,16 +457,16 @@ struct ExperimentArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     iters: Option<usize>,
     /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50).
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     epochs: Option<usize>,
     /// Trials of hyperparameter-search instead of 100.
-    #[arg(long, value_parser = count_up_to_100k)]
+    #[arg(long, value_parser = up_to_max_epochs)]
     trials: Option<usize>,
-    /// Run only the first K of batch-norm's 16 weight scales.
-    #[arg(long, value_parser = positive_usize)]
+    /// Run only the first K (1 to 16) of batch-norm's 16 weight scales.
+    #[arg(long, value_parser = weight_scales)]
     stds: Option<usize>,
     #[command(flatten)]
     gpu: GpuArgs,
@@ -494,10 +510,20 @@ fn parse_matmul(s: &str) -> Result<bench::MatmulBench, String> {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
+fn tolerance_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a factor in (0, 1]")),
+    }
+}
+
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= limits::MAX_SECONDS => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds in (0, {}]",
+            limits::MAX_SECONDS
+        )),
     }
 }
 
@@ -818,7 +844,16 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
     let per_epoch = train::iters_per_epoch(data.train.len(), args.batch);
     let iters = match (args.iters, args.epochs) {
         (Some(i), _) => i,
-        (None, Some(e)) => e * per_epoch,
+        (None, Some(e)) => match e.checked_mul(per_epoch) {
+            Some(i) if i <= limits::MAX_ITERS => i,
+            _ => {
+                return Err(UsageError(format!(
+                    "--epochs {e}: {e} × {per_epoch} iterations per epoch is over the limit of {} iterations",
+                    limits::MAX_ITERS
+                ))
+                .into());
+            }
+        },
         (None, None) => 10_000,
     };
     let cfg = TrainConfig {
@@ -849,24 +884,30 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         Some(ck) => ck.params.clone(),
         None => Params::init_with(&arch, args.net.init, cfg.seed),
     };
+    // Never more steps per submission than the run will take.
+    let done = resumed.as_ref().map_or(0, |ck| ck.iterations as usize);
+    let slots = limits::submit_slots(cfg.batch, args.steps_per_submit, cfg.iters - done);
     let ctx = open_device(args.device, &args.gpu, &say)?;
+    if ctx.is_none() {
+        cpu_memory::check(
+            || {
+                format!(
+                    "training {:?} with {} at --batch {}",
+                    arch.sizes, rule.optimizer.kind, cfg.batch
+                )
+            },
+            cpu_memory::training_bytes(&arch, cfg.batch, rule.optimizer.kind.state_arrays()),
+        )?;
+    }
     let mut trainer: Box<dyn Trainer> = match ctx {
         Some(ctx) => Box::new(
-            gpu::GpuTrainer::new(
-                ctx,
-                &params,
-                &data,
-                cfg.batch,
-                args.steps_per_submit,
-                cfg.lr,
-                &rule,
-            )
-            .with_context(|| {
-                format!(
-                    "setting up the GPU for batch {} and network {:?}",
-                    cfg.batch, arch.sizes
-                )
-            })?,
+            gpu::GpuTrainer::new(ctx, &params, &data, cfg.batch, slots, cfg.lr, &rule)
+                .with_context(|| {
+                    format!(
+                        "setting up the GPU for batch {} and network {:?}",
+                        cfg.batch, arch.sizes
+                    )
+                })?,
         ),
         None => Box::new(CpuTrainer::new(&arch, params, &data, &rule)),
     };
@@ -1014,7 +1055,7 @@ fn run_train(mut args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Resul
         Ok(())
     };
     // Hand the device a few submissions' worth of steps at a time.
-    let steps_per_call = args.steps_per_submit * 4;
+    let steps_per_call = limits::steps_per_call(cfg.batch, slots);
     let summary = train::train_from(
         trainer.as_mut(),
         data.train.len(),
@@ -1050,13 +1091,44 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.net.data)?;
     check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
     let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
+    // The images come first: what they do not hold needs no cost estimate.
+    anyhow::ensure!(
+        args.batch <= data.train.len(),
+        "--batch {} is more than the {} training images",
+        args.batch,
+        data.train.len()
+    );
+    // Without --sample, a check that would run for hours samples instead.
+    let (sample, sampled_automatically) = match args.sample {
+        Some(k) => (Some(k), false),
+        None => match verify::automatic_coverage(&arch, args.batch) {
+            verify::Coverage::All => (None, false),
+            verify::Coverage::Sample { per_tensor, .. } => (Some(per_tensor), true),
+            verify::Coverage::TooLarge { least_cost } => {
+                return Err(UsageError(format!(
+                    "--batch {} --hidden {}: even one element per tensor takes {least_cost:.1e} multiply-adds of numerical gradient, over verify's budget of {:.1e}; use a smaller --batch or --hidden, or --sample K to insist",
+                    args.batch,
+                    args.net.hidden.0.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                    verify::CHECK_BUDGET
+                ))
+                .into());
+            }
+        },
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpu_memory::check(
+        || format!("verify of {:?} at --batch {}", arch.sizes, args.batch),
+        cpu_memory::verify_bytes(&arch, args.batch, threads),
+    )?;
     let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
     let cfg = verify::VerifyConfig {
         batch: args.batch,
         seed: args.net.seed,
-        sample: args.sample,
+        sample,
+        sampled_automatically,
         init: args.net.init,
         weight_decay: args.layers.weight_decay,
+        tolerance_scale: args.tolerance_scale,
     };
     let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
     if args.json {
@@ -1096,6 +1168,16 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     for &b in &cfg.batches {
         check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
+        // The CPU path's memory, for every network it will time.
+        for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
+            let arch = Arch::mlp(data.train.pixels(), hidden, data::CLASSES)?
+                .with_batchnorm(cfg.batchnorm)
+                .with_dropout(cfg.dropout)?;
+            cpu_memory::check(
+                || format!("bench --cpu of {:?} at --batch {b}", arch.sizes),
+                cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
+            )?;
+        }
     }
     let ctx = match GpuContext::new(&args.gpu.options()) {
         Ok(ctx) => Some(Arc::new(ctx)),
@@ -1179,6 +1261,12 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         seed: ck.seed,
     };
     let ctx = open_device(args.device, &args.gpu, &|l| eprintln!("{l}"))?;
+    if ctx.is_none() {
+        cpu_memory::check(
+            || format!("evaluating {} ({:?})", args.model.display(), arch.sizes),
+            cpu_memory::training_bytes(arch, 0, ck.optimizer.kind.state_arrays()),
+        )?;
+    }
     let mut trainer: Box<dyn Trainer> = match ctx {
         // A step workspace of batch 2 and one slot: eval never trains.
         Some(ctx) => Box::new(gpu::GpuTrainer::new(

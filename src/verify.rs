@@ -15,6 +15,7 @@ use crate::cpu::numerical::{H, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
 use crate::gpu::GpuContext;
+use crate::gpu::budget::Plan;
 use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
 use crate::gpu::trainer::StepWorkspace;
 use crate::model::{Arch, Init, Params, Tensor};
@@ -32,9 +33,91 @@ pub struct VerifyConfig {
     pub seed: u64,
     /// Check this many random elements per tensor instead of all.
     pub sample: Option<usize>,
+    /// `sample` was chosen by [`automatic_coverage`], not asked for.
+    pub sampled_automatically: bool,
     pub init: Init,
     /// λ of weight decay (in the loss and the gradient).
     pub weight_decay: f64,
+    /// Every tolerance is multiplied by this, in (0, 1]: below 1 asks for
+    /// more agreement than each side's precision promises (to see the
+    /// margin, or to watch the check fail); never looser than derived.
+    pub tolerance_scale: f64,
+}
+
+impl Default for VerifyConfig {
+    /// The CLI's defaults: three images, seed 0, every element.
+    fn default() -> Self {
+        VerifyConfig {
+            batch: 3,
+            seed: 0,
+            sample: None,
+            sampled_automatically: false,
+            init: Init::default(),
+            weight_decay: 0.0,
+            tolerance_scale: 1.0,
+        }
+    }
+}
+
+/// Multiply-adds the numerical gradient may take when `--sample` is not
+/// given: 2.5·10^10, about 3 s on this project's 2 cores. The book's network
+/// is checked whole at its default batch of 3; past the budget verify
+/// samples, so a wide network or a large batch takes seconds, not hours.
+pub const CHECK_BUDGET: f64 = 2.5e10;
+
+/// Multiply-adds of the numerical gradient of `elements` parameters: four
+/// forward passes each (at ±h and ±2h) of `batch` rows through the products.
+pub fn numerical_cost(sizes: &[usize], batch: usize, elements: usize) -> f64 {
+    let per_row: f64 = sizes
+        .windows(2)
+        .map(|io| ((io[0] + 1) * io[1]) as f64)
+        .sum();
+    4.0 * batch as f64 * per_row * elements as f64
+}
+
+/// How much of each tensor verify checks when `--sample` is not given.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Coverage {
+    /// Every element: within [`CHECK_BUDGET`].
+    All,
+    /// The most elements per tensor that fit the budget; `full_cost` is what
+    /// all of them would take.
+    Sample { per_tensor: usize, full_cost: f64 },
+    /// Even one element per tensor takes `least_cost`, over the budget.
+    TooLarge { least_cost: f64 },
+}
+
+/// All of every tensor when that fits [`CHECK_BUDGET`], else the largest
+/// number of elements per tensor that does.
+pub fn automatic_coverage(arch: &Arch, batch: usize) -> Coverage {
+    let lens: Vec<usize> = arch.tensors().iter().map(|t| t.len()).collect();
+    let cost = |k: usize| {
+        let elements = lens.iter().map(|&n| n.min(k)).sum();
+        numerical_cost(&arch.sizes, batch, elements)
+    };
+    let largest = *lens.iter().max().unwrap();
+    if cost(largest) <= CHECK_BUDGET {
+        return Coverage::All;
+    }
+    if cost(1) > CHECK_BUDGET {
+        return Coverage::TooLarge {
+            least_cost: cost(1),
+        };
+    }
+    // The cost grows with k: the largest k within the budget.
+    let (mut fits, mut over) = (1, largest);
+    while over - fits > 1 {
+        let mid = (fits + over) / 2;
+        if cost(mid) <= CHECK_BUDGET {
+            fits = mid;
+        } else {
+            over = mid;
+        }
+    }
+    Coverage::Sample {
+        per_tensor: fits,
+        full_cost: cost(largest),
+    }
 }
 
 /// Verify compares the gradient of training step 1 (Dropout's mask is drawn
@@ -94,6 +177,12 @@ pub struct VerifyReport {
     pub seed: u64,
     pub h: f64,
     pub sampled_per_tensor: Option<usize>,
+    /// The sample was chosen because checking everything is over the budget.
+    pub sampled_automatically: bool,
+    /// Multiply-adds of the whole numerical gradient (every element).
+    pub full_check_cost: f64,
+    /// `--tolerance-scale`: every tolerance below was multiplied by it.
+    pub tolerance_scale: f64,
     pub loss_cpu: f64,
     pub loss_gpu: f64,
     pub tolerances: Tolerances,
@@ -221,6 +310,17 @@ pub fn verify(
             "numerical-gpu: atol and rtol of the two above, added".into(),
         ],
     };
+    let mut tolerances = tolerances;
+    if cfg.tolerance_scale != 1.0 {
+        tolerances.derivation.push(format!(
+            "each multiplied by {:e} (--tolerance-scale): stricter than the precision of each side promises",
+            cfg.tolerance_scale
+        ));
+    }
+    let scaled = |t: Tolerance| Tolerance {
+        atol: t.atol * cfg.tolerance_scale,
+        rtol: t.rtol * cfg.tolerance_scale,
+    };
 
     // f32 rounds a gradient relative to the terms its layer's backward sums,
     // not relative to the result: a bias's gradient under Batch
@@ -240,18 +340,23 @@ pub fn verify(
         let (n, c, g) = (pick(&numerical.grads), pick(&cpu), pick(&gpu));
         let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();
         let scale = layer_scale(&tensor.name);
-        let f32_tol = Tolerance {
+        let f32_derived = Tolerance {
             atol: f32_rtol * scale,
             rtol: f32_rtol,
         };
+        let f32_tol = scaled(f32_derived);
         let trunc = pick(&numerical.truncation);
-        let num_cpu_at = |i: usize| Tolerance {
-            atol: numerical_cpu.atol + trunc[i],
-            rtol: numerical_cpu.rtol,
+        let num_cpu_at = |i: usize| {
+            scaled(Tolerance {
+                atol: numerical_cpu.atol + trunc[i],
+                rtol: numerical_cpu.rtol,
+            })
         };
-        let num_gpu_at = |i: usize| Tolerance {
-            atol: f32_tol.atol + numerical_cpu.atol + trunc[i],
-            rtol: f32_tol.rtol + numerical_cpu.rtol,
+        let num_gpu_at = |i: usize| {
+            scaled(Tolerance {
+                atol: f32_derived.atol + numerical_cpu.atol + trunc[i],
+                rtol: f32_derived.rtol + numerical_cpu.rtol,
+            })
         };
         // Reported: the largest atol any compared element had.
         let widest = |at: &dyn Fn(usize) -> Tolerance| Tolerance {
@@ -307,6 +412,9 @@ pub fn verify(
         seed: cfg.seed,
         h: H,
         sampled_per_tensor: cfg.sample,
+        sampled_automatically: cfg.sampled_automatically,
+        full_check_cost: numerical_cost(&arch.sizes, cfg.batch, arch.param_count()),
+        tolerance_scale: cfg.tolerance_scale,
         loss_cpu,
         loss_gpu,
         tolerances,
@@ -330,7 +438,16 @@ pub fn gpu_gradient(
     indices: &[usize],
     rule: &StepRule,
 ) -> anyhow::Result<(f64, Params)> {
-    let data = DeviceDataset::upload(&ctx, "train", train)?;
+    // Only the images the batch uses go to the device.
+    let used = train.first(indices.iter().max().map_or(0, |&i| i + 1));
+    let arch = &params.arch;
+    let mut plan = Plan::default();
+    plan.dataset("train", used.len(), used.pixels());
+    plan.net(arch);
+    plan.activations(arch, indices.len());
+    plan.step(arch, indices.len(), 1, 0);
+    plan.check(&ctx)?;
+    let data = DeviceDataset::upload(&ctx, "train", &used)?;
     let net = GpuNet::new(ctx.clone(), params)?;
     let mut step = StepWorkspace::new(&net, &data, indices.len(), 1, rule, false, 0.0)?;
     let batch: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
@@ -364,8 +481,15 @@ pub fn render(r: &VerifyReport) -> String {
         );
     }
     s += &format!("device: {}\n", r.device);
-    if let Some(k) = r.sampled_per_tensor {
-        s += &format!("checking {k} random elements per tensor (--sample), not all\n");
+    match r.sampled_per_tensor {
+        Some(k) if r.sampled_automatically => {
+            s += &format!(
+                "checking {k} random elements per tensor, not all: the whole numerical gradient would take {:.1e} multiply-adds, over verify's budget of {CHECK_BUDGET:.1e} (--sample K chooses)\n",
+                r.full_check_cost
+            )
+        }
+        Some(k) => s += &format!("checking {k} random elements per tensor (--sample), not all\n"),
+        None => {}
     }
     s += &format!(
         "loss: cpu {:.9}  gpu {:.9}  |diff| {:.2e}\n",

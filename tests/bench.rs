@@ -8,13 +8,17 @@ use gpu_net::model::Arch;
 
 #[test]
 fn flop_count_follows_the_products_a_step_runs() {
-    // 784-50-10, batch 100: forward [X,1]·[W;b] per layer, the gradient
-    // [X,1]ᵀ·dY per layer, and dY·W2ᵀ for the second layer only.
-    let arch = Arch::mlp(784, &[50], 10).unwrap();
-    let (b, h) = (100.0, 50.0);
-    let want =
-        2.0 * (2.0 * b * 785.0 * h) + 2.0 * (2.0 * b * (h + 1.0) * 10.0) + 2.0 * b * 10.0 * h;
-    assert_eq!(arch.train_step_flops(100), want);
+    // Worked by hand, not by the formula. 784-50-10 at batch 100: forward
+    // [X,1]·[W1;b1] 2·100·785·50 = 7 850 000 and [Z,1]·[W2;b2] 2·100·51·10 =
+    // 102 000; the gradient products the same again; dY·W2ᵀ 2·100·10·50 =
+    // 100 000 (layer 1 needs no dX).
+    let book = Arch::mlp(784, &[50], 10).unwrap();
+    assert_eq!(book.train_step_flops(100), 16_004_000.0);
+    // 784-64-32-10 at batch 37: forward 2·37·(785·64 + 65·32 + 33·10) =
+    // 3 896 100, gradients the same, dX of layers 2 and 3 2·37·(32·64 +
+    // 10·32) = 175 232.
+    let deep = Arch::mlp(784, &[64, 32], 10).unwrap();
+    assert_eq!(deep.train_step_flops(37), 7_967_432.0);
 }
 
 #[test]

@@ -229,3 +229,52 @@ fn predict_loss_and_accuracy_agree_with_each_other() {
     );
     assert!(acc < 0.35, "{acc}");
 }
+
+/// FNV-1a over the f32 bits of every value of an arena, padding included.
+fn arena_hash(values: &[f64]) -> u64 {
+    values.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ (x as f32).to_bits() as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[test]
+fn a_seed_gives_these_exact_initial_weights() {
+    // Pinned, so "a seed means the same weights on every platform and
+    // version" is checked: ChaCha8, rand_distr's normal, the draw order
+    // (W1 row by row, then W2, ...) and the f32 rounding all show here.
+    use gpu_net::model::Init;
+    let book = Arch::mlp(784, &[50], 10).unwrap();
+    let p = Params::init(&book, 0);
+    let t = book.tensors();
+    let w1: Vec<f32> = p.tensor(&t[0])[..4].iter().map(|&v| v as f32).collect();
+    assert_eq!(w1, [0.006999608, -0.0014406163, 0.0030288629, -0.013745139]);
+    assert_eq!(*p.tensor(&t[2]).last().unwrap() as f32, 0.023268286);
+    assert_eq!(arena_hash(&p.values), 0x4568_9690_1341_f0d9);
+    // Every value is an f32 (the GPU starts from the same numbers), biases 0.
+    assert!(p.values.iter().all(|&v| v as f32 as f64 == v));
+    assert!(
+        p.tensor(&t[1])
+            .iter()
+            .chain(p.tensor(&t[3]))
+            .all(|&v| v == 0.0)
+    );
+
+    // He, with Batch Normalization: gamma 1 and beta 0 take no draws.
+    let bn = Arch::mlp(784, &[64, 32], 10).unwrap().with_batchnorm(true);
+    let q = Params::init_with(&bn, Init::He, 7);
+    let t = bn.tensors();
+    let first: Vec<f32> = q.tensor(&t[0])[..2].iter().map(|&v| v as f32).collect();
+    assert_eq!(first, [-0.039162196, -0.06987335]);
+    assert_eq!(t[8].name, "W3");
+    assert_eq!(q.tensor(&t[8])[0] as f32, -0.02779674);
+    assert_eq!(arena_hash(&q.values), 0x0f61_5118_c9fe_4b19);
+    assert!(q.tensor(&t[2]).iter().all(|&v| v == 1.0) && q.tensor(&t[3]).iter().all(|&v| v == 0.0));
+
+    let x = Params::init_with(&book, Init::Xavier, 1);
+    let first: Vec<f32> = x.tensor(&book.tensors()[0])[..2]
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    assert_eq!(first, [-0.008387395, -0.050386347]);
+    assert_eq!(arena_hash(&x.values), 0xec49_60c1_6705_3b62);
+}

@@ -1,9 +1,13 @@
 //! IDX reading: a written file reads back; every malformed case is an error
-//! naming the file and the problem, never a panic.
+//! naming the file and the problem, never a panic; memory stays within the
+//! size limit whatever a header claims.
 
+mod alloc_meter;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gpu_net::data::{self, DataError, read_idx, write_idx};
+use gpu_net::data::{self, DataError, read_idx, read_idx_limited, write_idx};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gpu-net-test-{}-{name}", std::process::id()));
@@ -129,9 +133,16 @@ fn truncated_data_and_header() {
 fn header_claiming_huge_data_fails_without_allocating_it() {
     let dir = tempdir("huge");
     let path = dir.join("train-images-idx3-ubyte.gz");
-    // 4 billion × 4 billion × 1 would overflow; 60000 × 60000 × 60000 is 2e14 bytes.
+    // 60000 × 60000 × 60000 is 2e14 bytes: over the default limit, refused
+    // before reading; with no limit at all, truncated after the 100 it holds.
     write_idx(&path, 0x803, &[60000, 60000, 60000], &[0; 100]).unwrap();
     match read_idx(&path) {
+        Err(DataError::TooLarge { claimed, limit, .. }) => {
+            assert_eq!((claimed, limit), (60000u64.pow(3), 1 << 30))
+        }
+        other => panic!("expected over the limit, got {other:?}"),
+    }
+    match read_idx_limited(&path, u64::MAX) {
         Err(DataError::Truncated {
             expected, found, ..
         }) => {
@@ -139,9 +150,83 @@ fn header_claiming_huge_data_fails_without_allocating_it() {
         }
         other => panic!("expected truncated, got {other:?}"),
     }
+    // 4 billion cubed overflows usize.
     write_idx(&path, 0x803, &[u32::MAX, u32::MAX, u32::MAX], &[0; 10]).unwrap();
-    let e = read_idx(&path).unwrap_err().to_string();
-    assert!(e.contains("overflow") || e.contains("truncated"), "{e}");
+    let e = read_idx_limited(&path, u64::MAX).unwrap_err().to_string();
+    assert!(e.contains("overflow"), "{e}");
+}
+
+#[test]
+fn a_small_gzip_that_inflates_past_the_limit_is_refused_before_reading() {
+    // 8 MB of zeros compress to a few kB: without the limit, memory follows
+    // the decompressed size, whatever the file's.
+    let dir = tempdir("bomb");
+    let path = dir.join("train-images-idx3-ubyte.gz");
+    write_idx(&path, 0x803, &[8, 1024, 1024], &vec![0; 8 << 20]).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 100_000);
+    let limit = 1 << 20;
+    let (result, peak) = alloc_meter::peak_of(|| read_idx_limited(&path, limit));
+    let e = result
+        .expect_err("an IDX over the limit was read")
+        .to_string();
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz")
+            && e.contains("8388608 data bytes")
+            && e.contains("limit of 1048576")
+            && e.contains("GPU_NET_IDX_LIMIT"),
+        "{e}"
+    );
+    assert!(peak < limit as usize, "reading allocated {peak} bytes");
+    // Within a limit that allows it, the same file reads whole.
+    let idx = read_idx_limited(&path, 8 << 20).unwrap();
+    assert_eq!(
+        (idx.dims.as_slice(), idx.data.len()),
+        (&[8, 1024, 1024][..], 8 << 20)
+    );
+}
+
+#[test]
+fn a_gzip_file_of_several_members_reads_whole() {
+    // `cat a.gz b.gz` and parallel compressors (pigz) write one member per
+    // part; gzip reads them as one stream, and so must we.
+    let dir = tempdir("members");
+    write_dataset(&dir, 7, true);
+    let images: Vec<u8> = (0..7 * 6).map(|i| (i * 7 % 256) as u8).collect();
+    let mut bytes = 0x803u32.to_be_bytes().to_vec();
+    for d in [7u32, 2, 3] {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend(&images);
+    let mut file = Vec::new();
+    // Members split inside the header and inside the data.
+    for part in [&bytes[..6], &bytes[6..30], &bytes[30..]] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(part).unwrap();
+        file.extend(enc.finish().unwrap());
+    }
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), &file).unwrap();
+    let m = data::load_dir(&dir).unwrap();
+    assert_eq!((m.train.len(), m.train.rows, m.train.cols), (7, 2, 3));
+    assert_eq!(m.train.images, images);
+}
+
+#[test]
+fn train_and_test_images_must_have_the_same_shape_not_only_pixel_count() {
+    let dir = tempdir("shape");
+    write_dataset(&dir, 3, false);
+    // 3×2 test images against 2×3 training images: 6 pixels each.
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        0x803,
+        &[3, 3, 2],
+        &[0; 18],
+    )
+    .unwrap();
+    let e = err_text(&dir);
+    assert!(
+        e.contains("t10k-images-idx3-ubyte") && e.contains("3×2") && e.contains("2×3"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -193,7 +278,10 @@ fn label_out_of_range() {
 fn raw_files_are_found_when_no_gz_exists() {
     let dir = tempdir("raw");
     write_dataset(&dir, 2, false);
-    assert!(data::load_dir(&dir).is_ok());
+    let m = data::load_dir(&dir).unwrap();
+    assert_eq!((m.train.len(), m.train.rows, m.train.cols), (2, 2, 3));
+    assert_eq!(m.train.image(1), &[42, 49, 56, 63, 70, 77]);
+    assert_eq!(m.test.labels, vec![0, 1]);
 }
 
 #[test]

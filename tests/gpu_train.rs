@@ -746,3 +746,179 @@ fn split_k_steps_agree_with_cpu_and_repeat_bit_for_bit_on_both_kernels() {
         assert_within(&both_paths_on(ctx, &arch, 3, 5, batch), 1e-3);
     }
 }
+
+#[test]
+fn a_submission_never_carries_more_indices_than_the_limit() {
+    // Batch 65536 with 1024 steps per submission would be a 256 MB index
+    // buffer (and 1024 sets of per-step dispatches); the trainer records 64.
+    let Some(ctx) = common::gpu() else { return };
+    let data = Mnist {
+        train: synthetic(100, 11),
+        test: synthetic(10, 12),
+    };
+    let arch = Arch::mlp(15, &[9], 10).unwrap();
+    let batch = 1 << 16;
+    let gpu = GpuTrainer::new(
+        ctx,
+        &Params::init(&arch, 1),
+        &data,
+        batch,
+        1024,
+        0.1,
+        &StepRule::default(),
+    )
+    .unwrap();
+    let slots = gpu_net::limits::MAX_INDICES_PER_SUBMIT / batch;
+    assert_eq!((gpu.step().slots, slots), (64, 64));
+    assert_eq!(gpu.step().idx.size(), (slots * batch * 4) as u64);
+}
+
+#[test]
+fn each_epochs_training_loss_agrees_with_the_cpus() {
+    // Three epochs of 20 steps through the training loop on both paths: the
+    // loss each epoch reports (the GPU sums it on the device and reads it
+    // back once an epoch) and the accuracies evaluated after it.
+    let Some(ctx) = common::gpu() else { return };
+    let full = common::mnist();
+    let data = Mnist {
+        train: full.train.first(2000),
+        test: full.test.first(1000),
+    };
+    let arch = Arch::mlp(784, &[40], 10).unwrap();
+    let cfg = TrainConfig {
+        iters: 60,
+        seed: 21,
+        ..Default::default()
+    };
+    let rule = StepRule::default();
+    let run = |trainer: &mut dyn Trainer| {
+        let mut reports = Vec::new();
+        train::train(trainer, data.train.len(), &cfg, 8, &mut |r| {
+            reports.push(r.clone())
+        })
+        .unwrap();
+        reports
+    };
+    let params = Params::init(&arch, 21);
+    let gpu = run(&mut GpuTrainer::new(ctx, &params, &data, 100, 8, 0.1, &rule).unwrap());
+    let cpu = run(&mut CpuTrainer::new(&arch, params, &data, &rule));
+    assert_eq!(gpu.len(), 3);
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert_eq!((g.epoch, g.iter), (c.epoch, c.iter));
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-5 * c.loss,
+            "epoch {}: gpu loss {} cpu {}",
+            g.epoch,
+            g.loss,
+            c.loss
+        );
+        // An image whose two best logits tie within f32's rounding may go
+        // either way: allow one of 2000 (train) and of 1000 (test).
+        assert!(
+            (g.train_accuracy - c.train_accuracy).abs() <= 1.0 / 2000.0,
+            "{g:?} {c:?}"
+        );
+        assert!(
+            (g.test_accuracy - c.test_accuracy).abs() <= 1.0 / 1000.0,
+            "{g:?} {c:?}"
+        );
+    }
+    // The epochs differ from each other by far more than the paths do.
+    assert!(cpu[0].loss - cpu[2].loss > 0.1, "{cpu:?}");
+}
+
+/// Indices of the GPU arena `v` that are padding (not W, b, gamma or beta
+/// of any layer) and hold something other than zero.
+fn nonzero_padding(layout: &gpu_net::gpu::layout::GpuLayout, v: &[f32]) -> Vec<usize> {
+    let mut real = vec![false; layout.len];
+    for g in &layout.layers {
+        for r in 0..=g.inputs {
+            for c in 0..g.outputs {
+                real[g.offset + r * g.cols() + c] = true;
+            }
+        }
+    }
+    for b in &layout.bn {
+        real[b.gamma..b.gamma + 2 * b.features].fill(true);
+    }
+    (0..layout.len)
+        .filter(|&i| !real[i] && v[i] != 0.0)
+        .collect()
+}
+
+#[test]
+fn the_gpu_layouts_padding_stays_zero_through_training() {
+    // The padding rows and columns of every block are part of each product
+    // (K and N run over them): one nonzero would leak into the real values.
+    let Some(ctx) = common::gpu() else { return };
+    let data = common::mnist();
+    let cases = [
+        // Fused SGD with weight decay, an odd batch.
+        (matrix_arch(false, 0.0), OptimizerKind::Sgd, 0.01, 37),
+        (
+            Arch::mlp(784, &[33, 17], 10)
+                .unwrap()
+                .with_batchnorm(true)
+                .with_dropout(0.3)
+                .unwrap(),
+            OptimizerKind::Adam,
+            0.01,
+            50,
+        ),
+        (
+            Arch::mlp(784, &[45], 10).unwrap(),
+            OptimizerKind::Momentum,
+            0.0,
+            100,
+        ),
+    ];
+    for (arch, kind, decay, batch) in cases {
+        let rule = StepRule {
+            optimizer: Optimizer::new(kind),
+            weight_decay: decay,
+            seed: 3,
+        };
+        let lr = book_lr(kind);
+        let mut gpu = GpuTrainer::new(
+            ctx.clone(),
+            &Params::init(&arch, 3),
+            data,
+            batch,
+            8,
+            lr,
+            &rule,
+        )
+        .unwrap();
+        let mut sampler = Sampler::new(3, data.train.len());
+        let batches: Vec<Vec<u32>> = (0..30).map(|_| sampler.batch(batch)).collect();
+        gpu.train_steps(&batches, lr).unwrap();
+        gpu.finish().unwrap();
+        let net = &gpu.net;
+        let mut arenas = vec![("params", &net.params), ("grads", &net.grads)];
+        arenas.extend(gpu.step().optimizer_state.iter().map(|b| ("state", b)));
+        for (what, buffer) in arenas {
+            let v = net.ctx.read_f32(buffer, 0, net.layout.len, what).unwrap();
+            let bad = nonzero_padding(&net.layout, &v);
+            assert!(
+                bad.is_empty(),
+                "{:?} {kind}: {what} padding not zero at {:?}",
+                arch.sizes,
+                &bad[..bad.len().min(8)]
+            );
+        }
+        // The training moved the real values (the check looked at live data).
+        let p = gpu.params().unwrap();
+        assert!(p.values != Params::init(&arch, 3).values);
+    }
+    // The check finds a padding element that is not zero.
+    let layout = gpu_net::gpu::layout::GpuLayout::new(&Arch::mlp(5, &[3], 10).unwrap());
+    let mut v = vec![0f32; layout.len];
+    let g = layout.layers[0];
+    v[g.offset + 6 * g.cols() + 1] = 1.0; // row 6: past b's row 5
+    v[g.offset + 2 * g.cols() + 3] = 1.0; // column 3 of 3 outputs
+    v[g.offset + 5 * g.cols() + 2] = 1.0; // b itself: real
+    assert_eq!(
+        nonzero_padding(&layout, &v),
+        [g.offset + 2 * g.cols() + 3, g.offset + 6 * g.cols() + 1]
+    );
+}

@@ -4,7 +4,10 @@
 mod common;
 
 use gpu_net::model::{Arch, Init, Params};
-use gpu_net::verify::{VerifyConfig, VerifyReport, render, verify};
+use gpu_net::verify::{
+    CHECK_BUDGET, Coverage, VerifyConfig, VerifyReport, automatic_coverage, numerical_cost, render,
+    verify,
+};
 
 fn run(
     hidden: &[usize],
@@ -33,6 +36,7 @@ fn run_arch(
         sample,
         init,
         weight_decay,
+        ..Default::default()
     };
     Some(verify(ctx, arch, &common::mnist().train, &cfg, tamper).unwrap())
 }
@@ -112,10 +116,7 @@ fn batch_normalization_refuses_a_batch_of_one() {
     let Some(ctx) = common::gpu() else { return };
     let cfg = VerifyConfig {
         batch: 1,
-        seed: 0,
-        sample: None,
-        init: Init::default(),
-        weight_decay: 0.0,
+        ..Default::default()
     };
     let e = verify(
         ctx,
@@ -207,4 +208,136 @@ fn json_output_parses_and_holds_every_tensor() {
     for t in v["tensors"].as_array().unwrap() {
         assert_eq!(t["pairs"].as_array().unwrap().len(), 3);
     }
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    common::run_cli(args)
+}
+
+#[test]
+fn verify_exits_1_when_a_pair_disagrees() {
+    // The same small check, at the derived tolerances and at a millionth of
+    // them (f32 cannot agree with f64 to that): the exit status and the
+    // report follow the verdict.
+    if common::gpu().is_none() {
+        return;
+    }
+    let args = ["verify", "--hidden", "10", "--batch", "2"];
+    let o = cli(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("OK: every tensor agrees") && !out.contains("FAIL"),
+        "{out}"
+    );
+    let o = cli(&[&args[..], &["--tolerance-scale", "1e-6"]].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("NOT OK") && out.contains("FAIL W1 cpu-gpu"),
+        "{out}"
+    );
+    assert!(
+        out.contains("each multiplied by 1e-6 (--tolerance-scale)"),
+        "{out}"
+    );
+    // --json: the object on stdout says so, the failures go to stderr.
+    let o = cli(&[&args[..], &["--tolerance-scale", "1e-6", "--json"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].as_bool(), v["tolerance_scale"].as_f64()),
+        (Some(false), Some(1e-6))
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("FAIL W1"));
+    // Loosening is not on offer.
+    for bad in ["2", "0", "-1", "nan"] {
+        let o = cli(&["verify", "--tolerance-scale", bad]);
+        assert_eq!(o.status.code(), Some(2), "--tolerance-scale {bad}");
+    }
+}
+
+#[test]
+fn coverage_checks_everything_within_the_budget_and_samples_past_it() {
+    let arch = |h: &[usize]| Arch::mlp(784, h, 10).unwrap();
+    // The book's check, whole.
+    assert_eq!(automatic_coverage(&arch(&[50]), 3), Coverage::All);
+    // 784-300-10 at batch 50 would take 1.1e13: the largest sample per
+    // tensor that fits, one more does not.
+    let wide = arch(&[300]);
+    let Coverage::Sample {
+        per_tensor,
+        full_cost,
+    } = automatic_coverage(&wide, 50)
+    else {
+        panic!("784-300-10 at batch 50 was not sampled");
+    };
+    let lens: Vec<usize> = wide.tensors().iter().map(|t| t.len()).collect();
+    let cost = |k: usize| {
+        let n = lens.iter().map(|&l| l.min(k)).sum();
+        numerical_cost(&wide.sizes, 50, n)
+    };
+    assert!(cost(per_tensor) <= CHECK_BUDGET && cost(per_tensor + 1) > CHECK_BUDGET);
+    assert_eq!(full_cost, cost(usize::MAX));
+    assert!(full_cost > 1e13, "{full_cost}");
+    // Not even one element per tensor fits.
+    assert!(matches!(
+        automatic_coverage(&arch(&[4000]), 2000),
+        Coverage::TooLarge { least_cost } if least_cost > CHECK_BUDGET
+    ));
+    // The cost counts four forward passes per element: 784-50-10, batch 3.
+    assert_eq!(
+        numerical_cost(&[784, 50, 10], 3, 1),
+        4.0 * 3.0 * (785.0 * 50.0 + 51.0 * 10.0)
+    );
+}
+
+#[test]
+fn a_check_that_would_take_hours_samples_and_says_so() {
+    // 784-300-10 at batch 50, every element: 1.1e13 multiply-adds, about 25
+    // minutes here. Sampled, it takes seconds; a minute is a hang.
+    if common::gpu().is_none() {
+        return;
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["verify", "--hidden", "300", "--batch", "50"])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            panic!("verify ran for more than a minute without --sample");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("random elements per tensor, not all: the whole numerical gradient would take 1.1e13 multiply-adds"),
+        "{out}"
+    );
+    // The rows say how many were checked: the sample, or all of a smaller tensor.
+    assert!(
+        out.contains("784x300")
+            && out.contains("budget of 2.5e10")
+            && out.contains("OK: every tensor agrees"),
+        "{out}"
+    );
+    // A check that cannot be sampled small enough is refused, not started.
+    let o = cli(&["verify", "--hidden", "4000", "--batch", "2000"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--batch 2000 --hidden 4000") && err.contains("--sample K"),
+        "{err}"
+    );
 }

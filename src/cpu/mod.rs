@@ -5,6 +5,7 @@
 
 pub mod layers;
 pub mod matmul;
+pub mod memory;
 pub mod net;
 pub mod numerical;
 pub mod optimizer;

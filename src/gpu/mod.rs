@@ -2,6 +2,7 @@
 //! network's buffers and dispatches, and the training driver.
 
 pub mod adapter;
+pub mod budget;
 pub mod context;
 pub mod kernels;
 pub mod layout;

@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use super::budget::matrix_bytes;
 use super::context::{GpuContext, Result};
 use super::kernels::gather::pack_u8;
 use super::kernels::{
@@ -63,6 +64,10 @@ impl DeviceDataset {
         ctx.check_binding(
             &format!("the {name} images ({} × {} u8)", data.len(), data.pixels()),
             data.images.len() as u64,
+        )?;
+        ctx.check_binding(
+            &format!("the {name} labels ({} u32)", data.len()),
+            data.len() as u64 * 4,
         )?;
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         Ok(DeviceDataset {
@@ -198,7 +203,7 @@ impl GpuNet {
 
     pub fn activations(&self, rows: usize) -> Result<Activations> {
         let ctx = &self.ctx;
-        let bytes = |n: usize| (padded_rows(rows) * padded(n) * 4) as u64;
+        let bytes = |n: usize| matrix_bytes(rows, n);
         for (l, &s) in self.arch.sizes.iter().enumerate() {
             ctx.check_binding(
                 &format!("layer {l}'s activations ({rows} × {s} f32)"),

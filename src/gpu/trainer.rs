@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::budget::Plan;
 use super::context::{GpuContext, Result};
 use super::kernels::{Dispatch, OptimizerKernel, Slice};
 use super::layout::padded;
@@ -13,6 +14,7 @@ use super::net::{
 };
 use crate::data::Mnist;
 use crate::dropout_mask::layer_key;
+use crate::limits::MAX_INDICES_PER_SUBMIT;
 use crate::model::Params;
 use crate::optim::{OptimizerKind, StepRule};
 use crate::train::{Split, Trainer};
@@ -212,10 +214,15 @@ struct EvalWorkspace {
 
 /// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
 /// layer's activations would not fit one storage binding.
-fn eval_chunk(net: &GpuNet) -> usize {
-    let widest = net.arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
-    let fit = (net.ctx.binding_limit() / widest) as usize / 4 * 4;
+fn eval_chunk(ctx: &GpuContext, arch: &crate::model::Arch) -> usize {
+    let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
+    let fit = (ctx.binding_limit() / widest) as usize / 4 * 4;
     EVAL_CHUNK.min(fit).max(1)
+}
+
+/// Rows of the evaluation's activations: a chunk, or the larger split.
+fn eval_rows(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist) -> usize {
+    eval_chunk(ctx, arch).min(data.train.len().max(data.test.len()))
 }
 
 impl EvalWorkspace {
@@ -271,7 +278,9 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// Uploads the data and parameters and builds every dispatch, checking
-    /// that the device can hold it all before any GPU work is done.
+    /// that the device can hold it all before any GPU work is done. `slots`
+    /// steps go into one submission, or fewer where they would carry more
+    /// than [`MAX_INDICES_PER_SUBMIT`] batch indices.
     pub fn new(
         ctx: Arc<GpuContext>,
         params: &Params,
@@ -281,11 +290,14 @@ impl GpuTrainer {
         lr: f32,
         rule: &StepRule,
     ) -> Result<Self> {
+        let slots = slots.min(MAX_INDICES_PER_SUBMIT / batch.max(1)).max(1);
+        Self::plan(&ctx, &params.arch, data, batch, slots, rule).check(&ctx)?;
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
+        let eval_rows = eval_rows(&ctx, &params.arch, data);
         let net = GpuNet::new(ctx, params)?;
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
-        let eval_act = net.activations(eval_chunk(&net).min(train_data.len.max(test_data.len)))?;
+        let eval_act = net.activations(eval_rows)?;
         let evals = [
             EvalWorkspace::new(&net, &train_data, "train", &eval_act)?,
             EvalWorkspace::new(&net, &test_data, "test", &eval_act)?,
@@ -300,6 +312,30 @@ impl GpuTrainer {
             in_flight: VecDeque::new(),
             steps: 0,
         })
+    }
+
+    /// Every storage buffer [`GpuTrainer::new`] makes for this
+    /// configuration, checked before any is made.
+    pub fn plan(
+        ctx: &GpuContext,
+        arch: &crate::model::Arch,
+        data: &Mnist,
+        batch: usize,
+        slots: usize,
+        rule: &StepRule,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        for (name, split) in [("train", &data.train), ("test", &data.test)] {
+            plan.dataset(name, split.len(), split.pixels());
+        }
+        plan.net(arch);
+        plan.activations(arch, batch);
+        plan.step(arch, batch, slots, rule.optimizer.kind.state_arrays());
+        plan.activations(arch, eval_rows(ctx, arch, data));
+        for (name, split) in [("train", &data.train), ("test", &data.test)] {
+            plan.evaluation(name, split.len());
+        }
+        plan
     }
 
     pub fn step(&self) -> &StepWorkspace {

@@ -1,0 +1,112 @@
+//! Every storage buffer a trainer or a gradient check will make, listed with
+//! its size before any is made, so that a configuration the device cannot
+//! hold is refused before any GPU work (no dataset uploaded, no pipeline
+//! built): a late refusal would have allocated hundreds of megabytes first.
+//!
+//! The sizes are the ones the allocating code uses ([`matrix_bytes`] is
+//! shared with `net::GpuNet::activations`), and a test holds the plan's total
+//! against what the context really allocates.
+
+use super::context::{GpuContext, GpuError, Result};
+use super::layout::{GpuLayout, padded, padded_rows};
+use crate::model::Arch;
+
+/// Bytes of a `rows × cols` f32 matrix in the GPU layout: rows padded to a
+/// multiple of 4, each `padded(cols)` long (the ones column and padding).
+pub fn matrix_bytes(rows: usize, cols: usize) -> u64 {
+    padded_rows(rows) as u64 * padded(cols) as u64 * 4
+}
+
+/// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
+fn storage_size(bytes: u64) -> u64 {
+    bytes.max(16).next_multiple_of(4)
+}
+
+/// The storage buffers of one configuration: (what, bytes).
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub buffers: Vec<(String, u64)>,
+}
+
+impl Plan {
+    fn add(&mut self, what: String, bytes: u64) {
+        self.buffers.push((what, storage_size(bytes)));
+    }
+
+    /// A dataset split resident on the GPU: pixels packed four to a u32,
+    /// labels one u32 each.
+    pub fn dataset(&mut self, name: &str, len: usize, pixels: usize) {
+        let pixel_bytes = (len as u64 * pixels as u64).div_ceil(4) * 4;
+        self.add(
+            format!("the {name} images ({len} × {pixels} u8)"),
+            pixel_bytes,
+        );
+        self.add(format!("the {name} labels ({len} u32)"), len as u64 * 4);
+    }
+
+    /// The parameter and gradient arenas, and the running statistics.
+    pub fn net(&mut self, arch: &Arch) {
+        let arena = GpuLayout::new(arch).len as u64 * 4;
+        self.add("the parameters".into(), arena);
+        self.add("the gradients".into(), arena);
+        let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
+        self.add("the running statistics".into(), running);
+    }
+
+    /// Inputs, labels, and per layer its output and gradient (with Batch
+    /// Normalization, its input and gradient too) for `rows` samples.
+    pub fn activations(&mut self, arch: &Arch, rows: usize) {
+        for (l, &s) in arch.sizes.iter().enumerate() {
+            let copies = match l {
+                0 => 1,                              // x
+                _ if l + 1 == arch.sizes.len() => 2, // Z, dZ
+                _ if arch.batchnorm => 4,            // Z, dZ, A, dA
+                _ => 2,
+            };
+            for _ in 0..copies {
+                self.add(
+                    format!("layer {l}'s activations ({rows} × {s} f32)"),
+                    matrix_bytes(rows, s),
+                );
+            }
+        }
+        self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
+    }
+
+    /// The training step's own buffers: the batch indices of `slots` steps
+    /// and, when an optimizer pass runs, its `state_arrays` arrays.
+    pub fn step(&mut self, arch: &Arch, batch: usize, slots: usize, state_arrays: usize) {
+        self.add(
+            format!("the batch indices ({batch} × {slots} steps per submission)"),
+            batch as u64 * slots as u64 * 4,
+        );
+        let arena = GpuLayout::new(arch).len as u64 * 4;
+        for _ in 0..state_arrays {
+            self.add("the optimizer's state".into(), arena);
+        }
+    }
+
+    /// A whole-split evaluation's index list.
+    pub fn evaluation(&mut self, name: &str, len: usize) {
+        self.add(format!("the {name} indices ({len} u32)"), len as u64 * 4);
+    }
+
+    /// Bytes of every buffer listed.
+    pub fn total(&self) -> u64 {
+        self.buffers.iter().map(|(_, b)| b).sum()
+    }
+
+    /// Refuses the first buffer larger than one storage binding of `ctx`.
+    pub fn check(&self, ctx: &GpuContext) -> Result<()> {
+        let have = ctx.binding_limit();
+        match self.buffers.iter().find(|(_, bytes)| *bytes > have) {
+            Some((what, need)) => Err(GpuError::TooLarge {
+                what: what.clone(),
+                need: *need,
+                have,
+                unit: "bytes",
+            }),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! What the GPU will hold is checked before anything is made: a
+//! configuration the device cannot hold allocates nothing, and the plan that
+//! is checked accounts for what a trainer really allocates.
+
+mod common;
+
+use std::sync::Arc;
+
+use gpu_net::data::{Dataset, Mnist};
+use gpu_net::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer};
+use gpu_net::model::{Arch, Params};
+use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
+
+/// A context of its own: `allocated()` counts only this test's buffers.
+fn own_context() -> Option<Arc<GpuContext>> {
+    common::gpu()?;
+    Some(Arc::new(GpuContext::new(&GpuOptions::default()).unwrap()))
+}
+
+fn trainer(
+    ctx: &Arc<GpuContext>,
+    arch: &Arch,
+    data: &Mnist,
+    batch: usize,
+    rule: &StepRule,
+) -> Result<GpuTrainer, GpuError> {
+    GpuTrainer::new(
+        ctx.clone(),
+        &Params::init(arch, 0),
+        data,
+        batch,
+        8,
+        0.1,
+        rule,
+    )
+}
+
+#[test]
+fn a_configuration_the_device_cannot_hold_allocates_nothing() {
+    let Some(ctx) = own_context() else { return };
+    let limit = ctx.binding_limit();
+    // A batch whose input rows (788 f32 each) pass one binding: refused
+    // before the 55 MB of MNIST are uploaded.
+    let mnist = common::mnist();
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    let batch = (limit / (788 * 4) + 1) as usize;
+    let before = ctx.allocated();
+    let e = trainer(&ctx, &arch, mnist, batch, &StepRule::default())
+        .err()
+        .expect("a batch past the binding limit was accepted");
+    assert!(
+        matches!(&e, GpuError::TooLarge { what, .. } if what.contains("layer 0's activations")),
+        "{e}"
+    );
+    assert_eq!(
+        ctx.allocated(),
+        before,
+        "buffers were made before the refusal"
+    );
+
+    // One-pixel images: the labels (a u32 each) pass the limit where the
+    // images (a byte each) do not, and are refused by name.
+    let n = (limit / 4 + 1) as usize;
+    let big = Dataset::from_parts(vec![0; n], vec![0; n], 1, 1);
+    let data = Mnist {
+        test: big.first(4),
+        train: big,
+    };
+    let arch = Arch::mlp(1, &[4], 10).unwrap();
+    let e = trainer(&ctx, &arch, &data, 10, &StepRule::default())
+        .err()
+        .expect("labels past the binding limit were accepted");
+    assert!(
+        matches!(&e, GpuError::TooLarge { what, .. } if what.contains("train labels")),
+        "{e}"
+    );
+    assert_eq!(
+        ctx.allocated(),
+        before,
+        "buffers were made before the refusal"
+    );
+}
+
+#[test]
+fn the_plan_accounts_for_what_a_trainer_allocates() {
+    let Some(ctx) = own_context() else { return };
+    let mnist = common::mnist();
+    let data = Mnist {
+        train: mnist.train.first(3000),
+        test: mnist.test.first(700),
+    };
+    for (arch, rule) in [
+        (Arch::mlp(784, &[50], 10).unwrap(), StepRule::default()),
+        (
+            Arch::mlp(784, &[64, 32], 10)
+                .unwrap()
+                .with_batchnorm(true)
+                .with_dropout(0.2)
+                .unwrap(),
+            StepRule {
+                optimizer: Optimizer::new(OptimizerKind::Adam),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let before = ctx.allocated();
+        let t = trainer(&ctx, &arch, &data, 100, &rule).unwrap();
+        let made = ctx.allocated() - before;
+        let plan = GpuTrainer::plan(&ctx, &arch, &data, 100, t.step().slots, &rule);
+        // Beyond the plan's storage buffers only uniforms and a few
+        // statistics: small, whatever the configuration.
+        assert!(
+            plan.total() <= made && made - plan.total() < 64 << 10,
+            "{:?}: planned {} bytes, made {made}",
+            arch.sizes,
+            plan.total()
+        );
+    }
+}

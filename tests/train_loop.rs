@@ -1,0 +1,172 @@
+//! The training loop's bookkeeping, against a trainer that records what it
+//! is asked: epochs of `train_size / batch` iterations (the book's count),
+//! the last one partial, the loss of each epoch the mean of its steps,
+//! evaluation after each epoch, batches handed over in calls that never
+//! cross an epoch, and a resumed run drawing the batches an uninterrupted one
+//! would.
+
+use gpu_net::model::Params;
+use gpu_net::train::{
+    self, EpochReport, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
+};
+
+/// Records every call; the loss of step `s` (1-based) is `s`, and the
+/// accuracy of a split is the steps done so far (train) or their half (test).
+#[derive(Default)]
+struct Recorder {
+    steps: u64,
+    calls: Vec<usize>,
+    batches: Vec<Vec<u32>>,
+    pending: Vec<f64>,
+    evaluated_at: Vec<(Split, u64)>,
+}
+
+impl Trainer for Recorder {
+    fn device(&self) -> String {
+        "recorder".into()
+    }
+    fn train_steps(&mut self, batches: &[Vec<u32>], _lr: f32) -> anyhow::Result<()> {
+        self.calls.push(batches.len());
+        for b in batches {
+            self.steps += 1;
+            self.pending.push(self.steps as f64);
+            self.batches.push(b.clone());
+        }
+        Ok(())
+    }
+    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
+        let mean = self.pending.iter().sum::<f64>() / self.pending.len() as f64;
+        self.pending.clear();
+        Ok(mean)
+    }
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
+        self.evaluated_at.push((split, self.steps));
+        let acc = match split {
+            Split::Train => self.steps as f64,
+            Split::Test => self.steps as f64 / 2.0,
+        };
+        Ok((0.0, acc))
+    }
+    fn predictions(&mut self, _: Split) -> anyhow::Result<Vec<u8>> {
+        unreachable!()
+    }
+    fn params(&mut self) -> anyhow::Result<Params> {
+        unreachable!()
+    }
+    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
+        Ok(vec![])
+    }
+    fn steps_done(&self) -> u64 {
+        self.steps
+    }
+    fn restore(&mut self, _: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
+        self.steps = steps;
+        Ok(())
+    }
+}
+
+/// The loop over `iters` iterations of batch 10 on 105 images (10 per
+/// epoch: the remainder of 5 is not an iteration), 4 steps per call.
+fn run(iters: usize, resume: Option<Resume>) -> (Recorder, Vec<EpochReport>, Vec<u128>) {
+    let mut t = Recorder::default();
+    if let Some(r) = resume {
+        t.steps = r.done as u64;
+    }
+    let cfg = TrainConfig {
+        iters,
+        batch: 10,
+        lr: 0.1,
+        seed: 5,
+    };
+    let (mut reports, mut positions) = (Vec::new(), Vec::new());
+    let summary = train::train_from(
+        &mut t,
+        105,
+        &cfg,
+        4,
+        resume,
+        &mut |r, _, position| {
+            reports.push(r.clone());
+            positions.push(position);
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let last = reports.last().unwrap();
+    assert_eq!(
+        (summary.iters, summary.final_loss, summary.test_accuracy),
+        (iters, last.loss, last.test_accuracy)
+    );
+    (t, reports, positions)
+}
+
+#[test]
+fn epochs_follow_the_books_count_and_the_last_may_be_partial() {
+    assert_eq!(iters_per_epoch(105, 10), 10);
+    assert_eq!(iters_per_epoch(5, 10), 1, "a set smaller than a batch: one");
+    let (t, reports, _) = run(25, None);
+    let at: Vec<(usize, usize)> = reports.iter().map(|r| (r.epoch, r.iter)).collect();
+    assert_eq!(at, [(1, 10), (2, 20), (3, 25)]);
+    // The loss of an epoch is the mean over its own steps: 1..=10, 11..=20, 21..=25.
+    let losses: Vec<f64> = reports.iter().map(|r| r.loss).collect();
+    assert_eq!(losses, [5.5, 15.5, 23.0]);
+    // Both splits evaluated once per epoch, after its last step.
+    let evaluated: Vec<u64> = t
+        .evaluated_at
+        .iter()
+        .filter(|(s, _)| *s == Split::Train)
+        .map(|&(_, n)| n)
+        .collect();
+    assert_eq!(evaluated, [10, 20, 25]);
+    assert_eq!(t.evaluated_at.len(), 6);
+    let train_acc: Vec<f64> = reports.iter().map(|r| r.train_accuracy).collect();
+    let test_acc: Vec<f64> = reports.iter().map(|r| r.test_accuracy).collect();
+    assert_eq!(
+        (train_acc, test_acc),
+        (vec![10.0, 20.0, 25.0], vec![5.0, 10.0, 12.5])
+    );
+    // Calls of at most 4 that never cross an epoch's end.
+    assert_eq!(t.calls, [4, 4, 2, 4, 4, 2, 4, 1]);
+    assert!(
+        t.batches
+            .iter()
+            .all(|b| b.len() == 10 && b.iter().all(|&i| i < 105))
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.samples_per_sec > 0.0 && r.seconds >= 0.0)
+    );
+}
+
+#[test]
+fn a_resumed_run_continues_the_epochs_and_the_batches() {
+    let (whole, reports, positions) = run(25, None);
+    // Stopped after epoch 1 (iteration 10), resumed from its sampler position.
+    let resume = Resume {
+        done: 10,
+        sampler_position: positions[0],
+    };
+    let (rest, resumed, _) = run(25, Some(resume));
+    let at: Vec<(usize, usize)> = resumed.iter().map(|r| (r.epoch, r.iter)).collect();
+    assert_eq!(at, [(2, 20), (3, 25)]);
+    assert_eq!(rest.batches, whole.batches[10..]);
+    assert_eq!(
+        resumed.iter().map(|r| r.loss).collect::<Vec<_>>(),
+        reports[1..].iter().map(|r| r.loss).collect::<Vec<_>>()
+    );
+    // Mid-epoch: the epoch's report covers the steps after the resume.
+    let mut sampler = Sampler::new(5, 105);
+    for _ in 0..15 {
+        sampler.batch(10);
+    }
+    let mid = Resume {
+        done: 15,
+        sampler_position: sampler.position(),
+    };
+    let (rest, resumed, _) = run(25, Some(mid));
+    let at: Vec<(usize, usize, f64)> = resumed.iter().map(|r| (r.epoch, r.iter, r.loss)).collect();
+    assert_eq!(at, [(2, 20, 18.0), (3, 25, 23.0)]);
+    assert_eq!(rest.batches, whole.batches[15..]);
+}
