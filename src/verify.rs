@@ -446,6 +446,7 @@ pub fn gpu_gradient(
     plan.net(arch);
     plan.activations(arch, indices.len());
     plan.step(arch, indices.len(), 1, 0);
+    plan.split_partials(&ctx, arch, indices.len(), true);
     plan.check(&ctx)?;
     let data = DeviceDataset::upload(&ctx, "train", &used)?;
     let net = GpuNet::new(ctx.clone(), params)?;

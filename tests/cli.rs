@@ -420,6 +420,7 @@ const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
     (&["train"], "--train-size", "1", None),
     (&["verify"], "--sample", "1", Some("134217728")),
     (&["bench"], "--repeats", "1", Some("1000")),
+    (&["bench"], "--split-k", "1", Some("1024")),
     (&["bench"], "--seconds", "0", Some("3600")),
     (&["verify"], "--tolerance-scale", "0", Some("1")),
     (&["experiment"], "--iters", "1", Some("100000")),

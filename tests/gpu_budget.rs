@@ -89,8 +89,15 @@ fn the_plan_accounts_for_what_a_trainer_allocates() {
         train: mnist.train.first(3000),
         test: mnist.test.first(700),
     };
-    for (arch, rule) in [
-        (Arch::mlp(784, &[50], 10).unwrap(), StepRule::default()),
+    // Batch 2048 splits the first weight gradient's K on either kernel, and
+    // its partial sums are buffers of their own.
+    for (arch, rule, batch) in [
+        (Arch::mlp(784, &[50], 10).unwrap(), StepRule::default(), 100),
+        (
+            Arch::mlp(784, &[16], 10).unwrap(),
+            StepRule::default(),
+            2048,
+        ),
         (
             Arch::mlp(784, &[64, 32], 10)
                 .unwrap()
@@ -101,12 +108,22 @@ fn the_plan_accounts_for_what_a_trainer_allocates() {
                 optimizer: Optimizer::new(OptimizerKind::Adam),
                 ..Default::default()
             },
+            100,
         ),
     ] {
         let before = ctx.allocated();
-        let t = trainer(&ctx, &arch, &data, 100, &rule).unwrap();
+        let t = trainer(&ctx, &arch, &data, batch, &rule).unwrap();
         let made = ctx.allocated() - before;
-        let plan = GpuTrainer::plan(&ctx, &arch, &data, 100, t.step().slots, &rule);
+        let plan = GpuTrainer::plan(&ctx, &arch, &data, batch, t.step().slots, &rule);
+        if batch == 2048 {
+            assert!(
+                plan.buffers
+                    .iter()
+                    .any(|(what, _)| what.contains("partial sums")),
+                "{:?}",
+                plan.buffers
+            );
+        }
         // Beyond the plan's storage buffers only uniforms and a few
         // statistics: small, whatever the configuration.
         assert!(

@@ -8,7 +8,10 @@
 //! against what the context really allocates.
 
 use super::context::{GpuContext, GpuError, Result};
+use super::kernels::matmul::plan_product;
+use super::kernels::{MatmulShape, SplitK};
 use super::layout::{GpuLayout, padded, padded_rows};
+use super::net::{forward_shape, input_grad_shape, weight_grad_shape};
 use crate::model::Arch;
 
 /// Bytes of a `rows × cols` f32 matrix in the GPU layout: rows padded to a
@@ -83,6 +86,32 @@ impl Plan {
         let arena = GpuLayout::new(arch).len as u64 * 4;
         for _ in 0..state_arrays {
             self.add("the optimizer's state".into(), arena);
+        }
+    }
+
+    /// The partial sums of every product that split-K divides (see
+    /// `kernels::matmul`): the forward products for `rows` samples and, with
+    /// `backward`, the gradient products too, as the adapter's matmul splits
+    /// them.
+    pub fn split_partials(&mut self, ctx: &GpuContext, arch: &Arch, rows: usize, backward: bool) {
+        let layout = GpuLayout::new(arch);
+        for (l, g) in layout.layers.iter().enumerate() {
+            let mut products: Vec<(&str, MatmulShape)> = vec![("forward", forward_shape(g, rows))];
+            if backward {
+                if l > 0 {
+                    products.push(("input gradient", input_grad_shape(g, rows)));
+                }
+                products.push(("weight gradient", weight_grad_shape(g, rows)));
+            }
+            for (what, shape) in products {
+                let plan = plan_product(ctx, ctx.matmul_algo, &shape, SplitK::Auto);
+                if plan.split_k > 1 {
+                    self.add(
+                        format!("layer {}'s {what} partial sums ({rows} rows)", l + 1),
+                        plan.partial_bytes(&shape),
+                    );
+                }
+            }
         }
     }
 

@@ -24,7 +24,7 @@ use super::kernels::{
     BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall, MatmulShape,
     MatmulVariant, Slice, SoftmaxWithLoss, Stats,
 };
-use super::layout::{GpuLayout, padded, padded_rows};
+use super::layout::{GpuLayer, GpuLayout, padded, padded_rows};
 use crate::data::Dataset;
 use crate::model::{Arch, Params};
 
@@ -308,11 +308,9 @@ impl GpuNet {
                     Epilogue::Relu
                 },
             };
-            // [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
             let shape = MatmulShape {
-                n_real: g.outputs,
                 ones_col: if bn.is_some() { None } else { Some(g.outputs) },
-                ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
+                ..forward_shape(g, rows)
             };
             pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} forward", l + 1),
@@ -420,10 +418,7 @@ impl GpuNet {
                         trans_b: true,
                         epilogue: Epilogue::ReluMask,
                     },
-                    shape: MatmulShape {
-                        n_real: g.inputs,
-                        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
-                    },
+                    shape: input_grad_shape(g, rows),
                     a: Slice::new(grad_in, 0, all * g.cols()),
                     b: Slice::new(&self.params, g.offset, g.len()),
                     c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
@@ -434,8 +429,6 @@ impl GpuNet {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
                 GradTarget::Store => (Epilogue::Grad, &self.grads, 0.0, "grad"),
             };
-            // [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l (rows, padded(O)); the
-            // zero rows past the batch add nothing.
             pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} backward dW,db ({what})", l + 1),
                 v: MatmulVariant {
@@ -444,11 +437,10 @@ impl GpuNet {
                     epilogue,
                 },
                 shape: MatmulShape {
-                    n_real: g.outputs,
                     lr,
                     decay,
                     decay_rows: if decay != 0.0 { g.inputs } else { 0 },
-                    ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
+                    ..weight_grad_shape(g, rows)
                 },
                 a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
                 b: Slice::new(grad_in, 0, all * g.cols()),
@@ -458,6 +450,33 @@ impl GpuNet {
             }));
         }
         self.bind_pending(pending)
+    }
+}
+
+/// Layer g's forward product for `rows` samples:
+/// [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
+pub fn forward_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    MatmulShape {
+        n_real: g.outputs,
+        ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
+    }
+}
+
+/// Layer g's input gradient dA_l (rows, padded(O)) · [W; b; 0]ᵀ.
+pub fn input_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    MatmulShape {
+        n_real: g.inputs,
+        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
+    }
+}
+
+/// Layer g's weight gradient [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l
+/// (rows, padded(O)), over the padded batch (its zero rows add nothing).
+pub fn weight_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    let all = padded_rows(rows);
+    MatmulShape {
+        n_real: g.outputs,
+        ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
     }
 }
 

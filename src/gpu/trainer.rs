@@ -331,7 +331,10 @@ impl GpuTrainer {
         plan.net(arch);
         plan.activations(arch, batch);
         plan.step(arch, batch, slots, rule.optimizer.kind.state_arrays());
-        plan.activations(arch, eval_rows(ctx, arch, data));
+        plan.split_partials(ctx, arch, batch, true);
+        let eval_rows = eval_rows(ctx, arch, data);
+        plan.activations(arch, eval_rows);
+        plan.split_partials(ctx, arch, eval_rows, false);
         for (name, split) in [("train", &data.train), ("test", &data.test)] {
             plan.evaluation(name, split.len());
         }

@@ -386,75 +386,98 @@ impl Matmul {
     /// the caches ([`VEC4_MIN_K_SLICE`]); never when the partial sums would
     /// not fit in one binding or the reduction's grid.
     pub fn plan(&self, ctx: &GpuContext, s: &MatmulShape, split: SplitK) -> MatmulPlan {
-        let [x, y] = self.grid(s);
-        let tiles = x as u64 * y as u64;
-        let k = s.k as u64;
-        let wanted = match split {
-            SplitK::Slices(n) => n as u64,
-            SplitK::Auto => match self.algo {
-                MatmulAlgo::Tiled if (s.m * s.n) as u64 * k >= TILED_MIN_SPLIT_WORK => {
-                    TILED_TARGET_GROUPS
-                        .div_ceil(tiles)
-                        .min(k / TILED_MIN_K_SLICE)
-                }
-                MatmulAlgo::Tiled => 1,
-                MatmulAlgo::Vec4 => k / VEC4_MIN_K_SLICE,
-            },
-        };
-        let partial_bytes = |n: u64| n * s.m as u64 * s.ldc as u64 * 4;
-        let fits = |n: u64| {
-            n <= 1
-                || (partial_bytes(n) <= ctx.binding_limit()
-                    && s.m as u64 <= ctx.limits.max_compute_workgroups_per_dimension as u64)
-        };
-        let mut n = wanted.clamp(1, k.div_ceil(K_SLICE_STEP).max(1));
-        if split == SplitK::Auto {
-            while !fits(n) {
-                n /= 2;
+        plan_product(ctx, self.algo, s, split)
+    }
+}
+
+/// [`Matmul::plan`] for implementation `algo`, without building a [`Matmul`].
+pub fn plan_product(
+    ctx: &GpuContext,
+    algo: MatmulAlgo,
+    s: &MatmulShape,
+    split: SplitK,
+) -> MatmulPlan {
+    let [x, y] = grid(algo, s);
+    let tiles = x as u64 * y as u64;
+    let k = s.k as u64;
+    let wanted = match split {
+        SplitK::Slices(n) => n as u64,
+        SplitK::Auto => match algo {
+            MatmulAlgo::Tiled if (s.m * s.n) as u64 * k >= TILED_MIN_SPLIT_WORK => {
+                TILED_TARGET_GROUPS
+                    .div_ceil(tiles)
+                    .min(k / TILED_MIN_K_SLICE)
             }
+            MatmulAlgo::Tiled => 1,
+            MatmulAlgo::Vec4 => k / VEC4_MIN_K_SLICE,
+        },
+    };
+    let partial_bytes = |n: u64| n * s.m as u64 * s.ldc as u64 * 4;
+    let fits = |n: u64| {
+        n <= 1
+            || (partial_bytes(n) <= ctx.binding_limit()
+                && s.m as u64 <= ctx.limits.max_compute_workgroups_per_dimension as u64)
+    };
+    let mut n = wanted.clamp(1, k.div_ceil(K_SLICE_STEP).max(1));
+    if split == SplitK::Auto {
+        while !fits(n) {
+            n /= 2;
         }
-        // Whole steps of K per slice; then as many slices as that needs, so
-        // none is empty.
-        let k_slice = k.div_ceil(n).next_multiple_of(K_SLICE_STEP).max(1);
-        let n = if n > 1 { k.div_ceil(k_slice) } else { 1 };
-        MatmulPlan {
-            groups: [x, y, n as u32],
-            split_k: n as u32,
-            k_slice: if n > 1 {
-                k_slice as u32
+    }
+    // Whole steps of K per slice; then as many slices as that needs, so
+    // none is empty.
+    let k_slice = k.div_ceil(n).next_multiple_of(K_SLICE_STEP).max(1);
+    let n = if n > 1 { k.div_ceil(k_slice) } else { 1 };
+    MatmulPlan {
+        groups: [x, y, n as u32],
+        split_k: n as u32,
+        k_slice: if n > 1 {
+            k_slice as u32
+        } else {
+            k.max(1) as u32
+        },
+    }
+}
+
+impl MatmulPlan {
+    /// Bytes of the partial sums a split product allocates (0 when not split).
+    pub fn partial_bytes(&self, s: &MatmulShape) -> u64 {
+        if self.split_k > 1 {
+            self.split_k as u64 * s.m as u64 * s.ldc as u64 * 4
+        } else {
+            0
+        }
+    }
+}
+
+/// Workgroups along x and y covering C.
+fn grid(algo: MatmulAlgo, s: &MatmulShape) -> [u32; 2] {
+    match algo {
+        MatmulAlgo::Tiled => [
+            (s.n as u32).div_ceil(TILED_TILE),
+            (s.m as u32).div_ceil(TILED_TILE),
+        ],
+        MatmulAlgo::Vec4 => {
+            let shape = Vec4Shape::for_product(s.m, s.n);
+            let (along_x, along_y) = if shape.x_along_m {
+                (s.m, s.n)
             } else {
-                k.max(1) as u32
-            },
+                (s.n, s.m)
+            };
+            let (tile_x, tile_y) = if shape.x_along_m {
+                (shape.tm, VEC4_TN)
+            } else {
+                (VEC4_TN, shape.tm)
+            };
+            [
+                (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
+                (along_y as u32).div_ceil(tile_y * shape.wg_y),
+            ]
         }
     }
+}
 
-    /// Workgroups along x and y covering C.
-    fn grid(&self, s: &MatmulShape) -> [u32; 2] {
-        match self.algo {
-            MatmulAlgo::Tiled => [
-                (s.n as u32).div_ceil(TILED_TILE),
-                (s.m as u32).div_ceil(TILED_TILE),
-            ],
-            MatmulAlgo::Vec4 => {
-                let shape = Vec4Shape::for_product(s.m, s.n);
-                let (along_x, along_y) = if shape.x_along_m {
-                    (s.m, s.n)
-                } else {
-                    (s.n, s.m)
-                };
-                let (tile_x, tile_y) = if shape.x_along_m {
-                    (shape.tm, VEC4_TN)
-                } else {
-                    (VEC4_TN, shape.tm)
-                };
-                [
-                    (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
-                    (along_y as u32).div_ceil(tile_y * shape.wg_y),
-                ]
-            }
-        }
-    }
-
+impl Matmul {
     /// Binds several products, creating their pipelines in parallel first.
     pub fn bind_all(&self, ctx: &GpuContext, calls: Vec<MatmulCall<'_>>) -> Result<Vec<Dispatch>> {
         let products: Vec<_> = calls.iter().map(|c| (c.v, c.shape)).collect();
