@@ -256,35 +256,23 @@ fn corrupted_idx_files_are_read_correctly_or_refused_by_name() {
             let (result, peak) = alloc_meter::peak_of(|| {
                 catch_unwind(AssertUnwindSafe(|| read_idx_bytes(path, &bytes, LIMIT)))
             });
-            if peak > MEMORY {
-                failures.push(format!("case {case}: allocated {peak} bytes"));
-            }
-            match result {
-                Err(_) => failures.push(format!("case {case}: panicked")),
-                Ok(Err(e)) => {
-                    refused += 1;
-                    let msg = e.to_string();
-                    if !msg.starts_with(s.name) || msg.len() <= s.name.len() + 2 {
-                        failures.push(format!("case {case}: message {msg:?}"));
+            let accepted = judge(case, peak, result, s.name, &mut refused, &mut failures);
+            if let Some(idx) = accepted {
+                read += 1;
+                // Read correctly: what the bytes say, exactly as long as the
+                // header claims and within the limit.
+                let ok = match idx_oracle(&bytes) {
+                    Some((magic, dims, data)) => {
+                        idx.magic == magic
+                            && idx.dims == dims
+                            && idx.data == data
+                            && dims.iter().product::<usize>() == data.len()
+                            && data.len() as u64 <= LIMIT
                     }
-                }
-                Ok(Ok(idx)) => {
-                    read += 1;
-                    // Read correctly: what the bytes say, exactly as long
-                    // as the header claims and within the limit.
-                    let ok = match idx_oracle(&bytes) {
-                        Some((magic, dims, data)) => {
-                            idx.magic == magic
-                                && idx.dims == dims
-                                && idx.data == data
-                                && dims.iter().product::<usize>() == data.len()
-                                && data.len() as u64 <= LIMIT
-                        }
-                        None => false,
-                    };
-                    if !ok {
-                        failures.push(format!("case {case}: accepted {:?} wrongly", idx.dims));
-                    }
+                    None => false,
+                };
+                if !ok {
+                    failures.push(format!("case {case}: accepted {:?} wrongly", idx.dims));
                 }
             }
         }
@@ -647,23 +635,11 @@ fn corrupted_checkpoints_are_read_correctly_or_refused_by_name() {
                     }
                 }))
             });
-            if peak > MEMORY {
-                failures.push(format!("case {case}: allocated {peak} bytes"));
-            }
-            match result {
-                Err(_) => failures.push(format!("case {case}: panicked")),
-                Ok(Err(e)) => {
-                    refused += 1;
-                    let msg = e.to_string();
-                    if !msg.starts_with(&path.display().to_string()) {
-                        failures.push(format!("case {case}: message {msg:?}"));
-                    }
-                }
-                Ok(Ok(ck)) => {
-                    read += 1;
-                    if !read_correctly(&ck, &bytes) {
-                        failures.push(format!("case {case}: accepted wrongly"));
-                    }
+            let name = path.display().to_string();
+            if let Some(ck) = judge(case, peak, result, &name, &mut refused, &mut failures) {
+                read += 1;
+                if !read_correctly(&ck, &bytes) {
+                    failures.push(format!("case {case}: accepted wrongly"));
                 }
             }
         }
@@ -681,4 +657,33 @@ fn corrupted_checkpoints_are_read_correctly_or_refused_by_name() {
         read > CASES / 50 && refused > CASES / 2,
         "{read} read, {refused} refused"
     );
+}
+
+/// One corrupted case's outcome: a failure when reading it allocated more
+/// than [`MEMORY`], panicked, or refused it without a message that starts
+/// with the file's `name` and says more; the value when it was read (for the
+/// caller to check against the bytes), counting refusals in `refused`.
+fn judge<T, E: std::fmt::Display>(
+    case: usize,
+    peak: usize,
+    result: std::thread::Result<Result<T, E>>,
+    name: &str,
+    refused: &mut usize,
+    failures: &mut Vec<String>,
+) -> Option<T> {
+    if peak > MEMORY {
+        failures.push(format!("case {case}: allocated {peak} bytes"));
+    }
+    match result {
+        Err(_) => failures.push(format!("case {case}: panicked")),
+        Ok(Err(e)) => {
+            *refused += 1;
+            let msg = e.to_string();
+            if !msg.starts_with(name) || msg.len() <= name.len() + 2 {
+                failures.push(format!("case {case}: message {msg:?}"));
+            }
+        }
+        Ok(Ok(v)) => return Some(v),
+    }
+    None
 }
