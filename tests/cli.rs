@@ -716,7 +716,12 @@ const NO_ADAPTER: [(&str, &str); 3] = [
 
 fn without_adapters(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpu-net"));
-    cmd.args(args).env("XDG_RUNTIME_DIR", "/tmp");
+    // No backend chosen (CI sets WGPU_BACKEND): with one chosen, a missing
+    // adapter is an error rather than a fallback (tests/backends.rs).
+    cmd.args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env_remove("WGPU_BACKEND")
+        .env_remove("WGPU_ADAPTER_NAME");
     for (k, v) in NO_ADAPTER {
         cmd.env(k, v);
     }
