@@ -343,7 +343,7 @@ fn profile(
             ms_per_step: ms,
             share: if total > 0.0 { ms / total } else { 0.0 },
             workgroups: d.workgroups(),
-            split_k: d.split_k,
+            split_k: d.split_k(),
         })
         .collect())
 }
@@ -458,7 +458,7 @@ pub fn bench_matmul(
         gflops: 2.0 * (m * n * k) as f64 / seconds / 1e9,
         ms: seconds * 1e3,
         workgroups: d.workgroups(),
-        split_k: d.split_k,
+        split_k: d.split_k(),
     })
 }
 

@@ -726,9 +726,18 @@ fn split_k_steps_agree_with_cpu_and_repeat_bit_for_bit_on_both_kernels() {
                 &StepRule::default(),
             )
             .unwrap();
-            let splits: Vec<u32> = gpu.step().step_dispatches().map(|d| d.split_k).collect();
+            let splits: Vec<u32> = gpu.step().step_dispatches().map(|d| d.split_k()).collect();
             gpu.train_steps(&batches, 0.1).unwrap();
-            (gpu.params().unwrap(), splits)
+            let trained = gpu.params().unwrap();
+            // A new learning rate reaches the reduction, where a split
+            // product applies the SGD update: at 0 a step changes nothing.
+            gpu.train_steps(&batches[..1], 0.0).unwrap();
+            assert_eq!(
+                gpu.params().unwrap().values,
+                trained.values,
+                "lr 0 moved the weights"
+            );
+            (trained, splits)
         };
         let ((a, splits), (b, _)) = (run(), run());
         assert!(

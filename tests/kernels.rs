@@ -217,7 +217,7 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         gpu,
         cpu,
         tol: Tolerance { atol, rtol: RTOL },
-        split_k: d.split_k,
+        split_k: d.split_k(),
     }
 }
 

@@ -376,7 +376,6 @@ impl Matmul {
             [(s.n as u32).div_ceil(REDUCE_WG), s.m as u32, 1],
         )?;
         first.then = Some(Box::new(reduce));
-        first.split_k = plan.split_k;
         Ok(first)
     }
 
@@ -477,18 +476,6 @@ fn grid(algo: MatmulAlgo, s: &MatmulShape) -> [u32; 2] {
     }
 }
 
-impl Matmul {
-    /// Binds several products, creating their pipelines in parallel first.
-    pub fn bind_all(&self, ctx: &GpuContext, calls: Vec<MatmulCall<'_>>) -> Result<Vec<Dispatch>> {
-        let products: Vec<_> = calls.iter().map(|c| (c.v, c.shape)).collect();
-        self.prepare(ctx, &products);
-        calls
-            .into_iter()
-            .map(|c| self.bind(ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux))
-            .collect()
-    }
-}
-
 /// One product to bind: everything [`Matmul::bind`] takes.
 pub struct MatmulCall<'a> {
     pub label: String,
@@ -544,11 +531,12 @@ const LR_OFFSET: u64 = 32;
 impl Dispatch {
     /// Rewrites the learning rate of an SGD matmul dispatch.
     pub fn set_lr(&self, ctx: &GpuContext, lr: f32) {
-        ctx.queue
-            .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr));
         // A split product applies its epilogue in the reduction.
-        if let Some(then) = &self.then {
-            then.set_lr(ctx, lr);
+        match &self.then {
+            Some(reduce) => reduce.set_lr(ctx, lr),
+            None => ctx
+                .queue
+                .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr)),
         }
     }
 }

@@ -65,8 +65,6 @@ pub struct Dispatch {
     /// A second dispatch that completes this one's work, recorded right
     /// after it (a split-K product's reduction).
     pub then: Option<Box<Dispatch>>,
-    /// How many slices K is split into (1 for everything but split-K matmuls).
-    pub split_k: u32,
 }
 
 impl Dispatch {
@@ -77,6 +75,16 @@ impl Dispatch {
         pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
         if let Some(then) = &self.then {
             then.record(pass);
+        }
+    }
+
+    /// How many slices K is split into: a split-K product's first pass has
+    /// one workgroup layer per slice and its reduction as `then`; 1 otherwise.
+    pub fn split_k(&self) -> u32 {
+        if self.then.is_some() {
+            self.groups[2]
+        } else {
+            1
         }
     }
 
@@ -219,6 +227,5 @@ fn dispatch<T: bytemuck::Pod>(
         groups,
         uniform,
         then: None,
-        split_k: 1,
     })
 }
