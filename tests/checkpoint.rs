@@ -161,22 +161,14 @@ fn sample() -> (Checkpoint, Vec<u8>) {
         }
         s
     };
-    let ck = Checkpoint {
-        optimizer_state: vec![state(0.25), state(0.5)],
+    let optimizer_state = vec![state(0.25), state(0.5)];
+    let ck = common::checkpoint(
         params,
-        optimizer: gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam),
-        weight_decay: 0.0,
-        init: gpu_net::model::Init::He,
-        seed: 4,
-        lr: 0.001,
-        batch: 100,
-        iterations: 12,
-        sampler_position: 1234,
-        data: "data/mnist".into(),
-        train_size: 60000,
-        test_accuracy: Some(0.5),
-        f64_values: false,
-    };
+        gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam),
+        optimizer_state,
+        0.0,
+        false,
+    );
     let bytes = ck.to_bytes();
     (ck, bytes)
 }

@@ -9,6 +9,7 @@
 //! a small multiple of the file (a lying size must not be believed).
 
 mod alloc_meter;
+mod common;
 
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,7 +20,7 @@ use std::time::Duration;
 use flate2::read::{GzDecoder, MultiGzDecoder};
 use gpu_net::checkpoint::{Checkpoint, state_names};
 use gpu_net::data::{self, read_idx_bytes};
-use gpu_net::model::{Arch, Init, Params};
+use gpu_net::model::{Arch, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -358,22 +359,7 @@ fn checkpoint_samples() -> Vec<Vec<u8>> {
         let arch = Arch::mlp(20, &[6], 10).unwrap().with_batchnorm(bn);
         let params = Params::init(&arch, 1);
         let state = vec![vec![0.25; params.values.len()]; kind.state_arrays()];
-        let ck = Checkpoint {
-            optimizer_state: state,
-            params,
-            optimizer: Optimizer::new(kind),
-            weight_decay: 0.01,
-            init: Init::He,
-            seed: 4,
-            lr: 0.001,
-            batch: 100,
-            iterations: 12,
-            sampler_position: 1234,
-            data: "data/mnist".into(),
-            train_size: 60000,
-            test_accuracy: Some(0.5),
-            f64_values,
-        };
+        let ck = common::checkpoint(params, Optimizer::new(kind), state, 0.01, f64_values);
         out.push(with_header(&ck.to_bytes(), |_| {}));
     }
     out

@@ -62,3 +62,31 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
         .output()
         .expect("gpu-net runs")
 }
+
+/// A checkpoint of `params` with the given rule and state and fixed run
+/// metadata (seed 4, batch 100, 12 iterations, ...), for tests that need a
+/// valid file to write, read or corrupt.
+pub fn checkpoint(
+    params: gpu_net::model::Params,
+    optimizer: gpu_net::optim::Optimizer,
+    optimizer_state: Vec<Vec<f64>>,
+    weight_decay: f64,
+    f64_values: bool,
+) -> gpu_net::checkpoint::Checkpoint {
+    gpu_net::checkpoint::Checkpoint {
+        optimizer_state,
+        params,
+        optimizer,
+        weight_decay,
+        init: gpu_net::model::Init::He,
+        seed: 4,
+        lr: 0.001,
+        batch: 100,
+        iterations: 12,
+        sampler_position: 1234,
+        data: "data/mnist".into(),
+        train_size: 60000,
+        test_accuracy: Some(0.5),
+        f64_values,
+    }
+}
