@@ -15,7 +15,7 @@ use crate::cpu::numerical::{H, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
 use crate::gpu::GpuContext;
-use crate::gpu::budget::Plan;
+use crate::gpu::budget::{Plan, largest_partials};
 use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
 use crate::gpu::trainer::StepWorkspace;
 use crate::model::{Arch, Init, Params, Tensor};
@@ -446,7 +446,7 @@ pub fn gpu_gradient(
     plan.net(arch);
     plan.activations(arch, indices.len());
     plan.step(arch, indices.len(), 1, 0);
-    plan.split_partials(&ctx, arch, indices.len(), true);
+    plan.split_partials(largest_partials(&ctx, arch, &[(indices.len(), true)]));
     plan.check(&ctx)?;
     let data = DeviceDataset::upload(&ctx, "train", &used)?;
     let net = GpuNet::new(ctx.clone(), params)?;

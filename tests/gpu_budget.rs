@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use gpu_net::data::{Dataset, Mnist};
+use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer};
 use gpu_net::model::{Arch, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
@@ -83,7 +84,23 @@ fn a_configuration_the_device_cannot_hold_allocates_nothing() {
 
 #[test]
 fn the_plan_accounts_for_what_a_trainer_allocates() {
-    let Some(ctx) = own_context() else { return };
+    // Both matmul kernels: they split different products.
+    for algo in [MatmulAlgo::Vec4, MatmulAlgo::Tiled] {
+        plan_matches_allocation(algo);
+    }
+}
+
+fn plan_matches_allocation(algo: MatmulAlgo) {
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = Arc::new(
+        GpuContext::new(&GpuOptions {
+            matmul: Some(algo),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
     let mnist = common::mnist();
     let data = Mnist {
         train: mnist.train.first(3000),

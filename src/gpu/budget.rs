@@ -8,8 +8,8 @@
 //! against what the context really allocates.
 
 use super::context::{GpuContext, GpuError, Result};
+use super::kernels::SplitK;
 use super::kernels::matmul::plan_product;
-use super::kernels::{MatmulShape, SplitK};
 use super::layout::{GpuLayout, padded, padded_rows};
 use super::net::{forward_shape, input_grad_shape, weight_grad_shape};
 use crate::model::Arch;
@@ -89,29 +89,11 @@ impl Plan {
         }
     }
 
-    /// The partial sums of every product that split-K divides (see
-    /// `kernels::matmul`): the forward products for `rows` samples and, with
-    /// `backward`, the gradient products too, as the adapter's matmul splits
-    /// them.
-    pub fn split_partials(&mut self, ctx: &GpuContext, arch: &Arch, rows: usize, backward: bool) {
-        let layout = GpuLayout::new(arch);
-        for (l, g) in layout.layers.iter().enumerate() {
-            let mut products: Vec<(&str, MatmulShape)> = vec![("forward", forward_shape(g, rows))];
-            if backward {
-                if l > 0 {
-                    products.push(("input gradient", input_grad_shape(g, rows)));
-                }
-                products.push(("weight gradient", weight_grad_shape(g, rows)));
-            }
-            for (what, shape) in products {
-                let plan = plan_product(ctx, ctx.matmul_algo, &shape, SplitK::Auto);
-                if plan.split_k > 1 {
-                    self.add(
-                        format!("layer {}'s {what} partial sums ({rows} rows)", l + 1),
-                        plan.partial_bytes(&shape),
-                    );
-                }
-            }
+    /// The one partial-sum buffer split-K's products share (see
+    /// [`largest_partials`]), when any product is split.
+    pub fn split_partials(&mut self, bytes: u64) {
+        if bytes > 0 {
+            self.add("split-K's partial sums".into(), bytes);
         }
     }
 
@@ -138,4 +120,28 @@ impl Plan {
             None => Ok(()),
         }
     }
+}
+
+/// The largest partial sums any product split-K divides needs, over `runs`
+/// of (rows, with the gradient products too): the size of the one buffer
+/// they share, reserved before binding (`Matmul::partials`).
+pub fn largest_partials(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) -> u64 {
+    let layout = GpuLayout::new(arch);
+    let mut largest = 0;
+    for &(rows, backward) in runs {
+        for (l, g) in layout.layers.iter().enumerate() {
+            let mut products = vec![forward_shape(g, rows)];
+            if backward {
+                if l > 0 {
+                    products.push(input_grad_shape(g, rows));
+                }
+                products.push(weight_grad_shape(g, rows));
+            }
+            for shape in products {
+                let plan = plan_product(ctx, ctx.matmul_algo, &shape, SplitK::Auto);
+                largest = largest.max(plan.partial_bytes(&shape));
+            }
+        }
+    }
+    largest
 }

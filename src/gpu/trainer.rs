@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::budget::Plan;
+use super::budget::{Plan, largest_partials};
 use super::context::{GpuContext, Result};
 use super::kernels::{Dispatch, OptimizerKernel, Slice};
 use super::layout::padded;
@@ -295,7 +295,11 @@ impl GpuTrainer {
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let eval_rows = eval_rows(&ctx, &params.arch, data);
+        let partial_bytes = Self::partial_bytes(&ctx, &params.arch, data, batch);
         let net = GpuNet::new(ctx, params)?;
+        if partial_bytes > 0 {
+            net.kernels.matmul.partials(&net.ctx, partial_bytes);
+        }
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
         let eval_act = net.activations(eval_rows)?;
         let evals = [
@@ -331,14 +335,28 @@ impl GpuTrainer {
         plan.net(arch);
         plan.activations(arch, batch);
         plan.step(arch, batch, slots, rule.optimizer.kind.state_arrays());
-        plan.split_partials(ctx, arch, batch, true);
         let eval_rows = eval_rows(ctx, arch, data);
         plan.activations(arch, eval_rows);
-        plan.split_partials(ctx, arch, eval_rows, false);
+        plan.split_partials(Self::partial_bytes(ctx, arch, data, batch));
         for (name, split) in [("train", &data.train), ("test", &data.test)] {
             plan.evaluation(name, split.len());
         }
         plan
+    }
+
+    /// The partial-sum buffer the step's and the evaluations' split
+    /// products share.
+    fn partial_bytes(
+        ctx: &GpuContext,
+        arch: &crate::model::Arch,
+        data: &Mnist,
+        batch: usize,
+    ) -> u64 {
+        largest_partials(
+            ctx,
+            arch,
+            &[(batch, true), (eval_rows(ctx, arch, data), false)],
+        )
     }
 
     pub fn step(&self) -> &StepWorkspace {

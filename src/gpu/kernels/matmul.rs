@@ -128,6 +128,10 @@ pub struct Matmul {
     layout: wgpu::BindGroupLayout,
     /// Keyed by variant and, for the vec4 kernel, its workgroup shape.
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Split-K's partial sums, one buffer shared by every split product
+    /// bound here (they run one after another), replaced by a larger one
+    /// when a product needs more.
+    partials: Mutex<Option<wgpu::Buffer>>,
 }
 
 /// Which pass of a product a pipeline runs.
@@ -197,6 +201,21 @@ impl Matmul {
             algo,
             layout: bind_group_layout(ctx, "matmul", &[Uniform, Read, Read, ReadWrite, Read]),
             pipelines: Mutex::new(HashMap::new()),
+            partials: Mutex::new(None),
+        }
+    }
+
+    /// The shared partial-sum buffer, at least `bytes` long. Reserving the
+    /// largest size first makes every later split product share one buffer.
+    pub fn partials(&self, ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
+        let mut held = self.partials.lock().unwrap();
+        match &*held {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let b = ctx.storage("split-K partial sums", bytes);
+                *held = Some(b.clone());
+                b
+            }
         }
     }
 
@@ -301,8 +320,8 @@ impl Matmul {
     }
 
     /// [`Matmul::bind`] with the split of K given. A split product is two
-    /// dispatches: partial sums per slice of K into a buffer of its own
-    /// (`split_k` × M × ldc floats), then their sum in a fixed order with
+    /// dispatches: partial sums per slice of K into the shared partial-sum
+    /// buffer (`split_k` × M × ldc floats, see [`Matmul::partials`]), then their sum in a fixed order with
     /// the epilogue applied once (the second is the first's `then`).
     #[allow(clippy::too_many_arguments)]
     pub fn bind_split(
@@ -355,7 +374,7 @@ impl Matmul {
         }
         let len = plan.split_k as usize * s.m * s.ldc;
         ctx.check_binding(&format!("{label}: split-K partial sums"), len as u64 * 4)?;
-        let partials = ctx.storage(&format!("{label} split-K partials"), len as u64 * 4);
+        let partials = self.partials(ctx, len as u64 * 4);
         let partials = Slice::new(&partials, 0, len);
         let mut first = dispatch(
             ctx,
