@@ -309,6 +309,8 @@ fn profile(
     for s in 0..steps {
         for (i, d) in dispatches.iter().enumerate() {
             let q = ((s * dispatches.len() + i) * 2) as u32;
+            // Staging copies sit outside the timed pass (they are in steps/s).
+            d.record_copies(&mut enc);
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(&d.label),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
@@ -486,7 +488,7 @@ pub fn run(
                 Some("this adapter has no timestamp queries: no per-kernel profile".into());
         }
         for &p in &cfg.matmul {
-            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
+            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers] {
                 let r = bench_matmul(ctx, algo, p, cfg.split_k, cfg.seconds / 3.0)?;
                 progress(matmul_line(&r));
                 report.matmul.push(r);

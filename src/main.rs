@@ -136,8 +136,9 @@ struct GpuArgs {
     /// WGPU_ADAPTER_NAME, else the best one.
     #[arg(long)]
     adapter: Option<usize>,
-    /// Matmul implementation: tiled (for GPUs) or vec4 (for CPU adapters
-    /// such as lavapipe); chosen by the adapter's type by default.
+    /// Matmul implementation: tiled (for GPUs), vec4 (for CPU adapters such
+    /// as lavapipe, operands copied into textures) or vec4-buffers (the same
+    /// kernel reading the buffers); chosen by the adapter's type by default.
     #[arg(long, value_enum)]
     matmul_kernel: Option<MatmulKernel>,
 }
@@ -146,6 +147,9 @@ struct GpuArgs {
 enum MatmulKernel {
     Tiled,
     Vec4,
+    /// The vec4 kernel reading its operands straight from the buffers,
+    /// not from texture copies.
+    Vec4Buffers,
 }
 
 impl GpuArgs {
@@ -156,6 +160,7 @@ impl GpuArgs {
             matmul: self.matmul_kernel.map(|k| match k {
                 MatmulKernel::Tiled => MatmulAlgo::Tiled,
                 MatmulKernel::Vec4 => MatmulAlgo::Vec4,
+                MatmulKernel::Vec4Buffers => MatmulAlgo::Vec4Buffers,
             }),
         }
     }

@@ -84,8 +84,9 @@ fn a_configuration_the_device_cannot_hold_allocates_nothing() {
 
 #[test]
 fn the_plan_accounts_for_what_a_trainer_allocates() {
-    // Both matmul kernels: they split different products.
-    for algo in [MatmulAlgo::Vec4, MatmulAlgo::Tiled] {
+    // Both matmul kernels: they split different products, and the vec4
+    // kernel stages its operands in textures (or not).
+    for algo in [MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers, MatmulAlgo::Tiled] {
         plan_matches_allocation(algo);
     }
 }
@@ -141,6 +142,12 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
                 plan.buffers
             );
         }
+        assert_eq!(
+            plan.textures.len(),
+            if algo == MatmulAlgo::Vec4 { 2 } else { 0 },
+            "{algo:?}: {:?}",
+            plan.textures
+        );
         // Beyond the plan's storage buffers only uniforms and a few
         // statistics: small, whatever the configuration.
         assert!(

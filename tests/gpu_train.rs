@@ -223,7 +223,7 @@ fn the_other_matmul_kernel_agrees_with_cpu_too() {
     let Some(default) = common::gpu() else { return };
     let other = match default.matmul_algo {
         MatmulAlgo::Tiled => MatmulAlgo::Vec4,
-        MatmulAlgo::Vec4 => MatmulAlgo::Tiled,
+        MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => MatmulAlgo::Tiled,
     };
     let ctx = Arc::new(
         GpuContext::new(&GpuOptions {
@@ -753,6 +753,66 @@ fn split_k_steps_agree_with_cpu_and_repeat_bit_for_bit_on_both_kernels() {
         );
         assert_within(&both_paths_on(ctx.clone(), &arch, 1, 4, batch), 1e-5);
         assert_within(&both_paths_on(ctx, &arch, 3, 5, batch), 1e-3);
+    }
+}
+
+#[test]
+fn texture_operands_train_to_the_same_bits_as_buffer_operands() {
+    // The vec4 kernel reads its operands from texture copies or from the
+    // buffers; the arithmetic is the same, so whole steps (the book's batch,
+    // and a batch whose first weight gradient splits K) and the evaluation
+    // after them agree bit for bit.
+    if common::gpu().is_none() {
+        return;
+    }
+    let data = common::mnist();
+    let arch = Arch::mlp(784, &[16], 10).unwrap();
+    for batch in [100, 2048] {
+        let batches: Vec<Vec<u32>> = {
+            let mut s = Sampler::new(6, data.train.len());
+            (0..3).map(|_| s.batch(batch)).collect()
+        };
+        let run = |algo| {
+            let ctx = Arc::new(
+                GpuContext::new(&GpuOptions {
+                    matmul: Some(algo),
+                    ..Default::default()
+                })
+                .unwrap(),
+            );
+            let mut gpu = GpuTrainer::new(
+                ctx,
+                &Params::init(&arch, 6),
+                data,
+                batch,
+                3,
+                0.1,
+                &StepRule::default(),
+            )
+            .unwrap();
+            let staged = gpu
+                .step()
+                .step_dispatches()
+                .filter(|d| !d.copies.is_empty())
+                .count();
+            gpu.train_steps(&batches, 0.1).unwrap();
+            let test = gpu.evaluate(Split::Test).unwrap();
+            (gpu.params().unwrap(), test, staged)
+        };
+        let (textures, test_t, staged) = run(MatmulAlgo::Vec4);
+        let (buffers, test_b, unstaged) = run(MatmulAlgo::Vec4Buffers);
+        // Two forward products, two weight gradients and one input gradient.
+        assert_eq!((staged, unstaged), (5, 0), "batch {batch}");
+        assert!(
+            textures
+                .values
+                .iter()
+                .zip(&buffers.values)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "batch {batch}: the parameters differ"
+        );
+        assert_eq!(test_t.0.to_bits(), test_b.0.to_bits(), "batch {batch}");
+        assert_eq!(test_t.1, test_b.1, "batch {batch}");
     }
 }
 

@@ -49,6 +49,8 @@ struct MatmulRun {
     cpu: Vec<f64>,
     tol: Tolerance,
     split_k: u32,
+    /// Operands copied into textures before the product.
+    staged: usize,
 }
 
 /// Runs one case on the GPU and the CPU, over all of C.
@@ -218,6 +220,7 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         cpu,
         tol: Tolerance { atol, rtol: RTOL },
         split_k: d.split_k(),
+        staged: d.copies.len(),
     }
 }
 
@@ -271,6 +274,11 @@ fn matmul_vec4_every_variant_on_awkward_shapes() {
 }
 
 #[test]
+fn matmul_vec4_from_buffers_every_variant_on_awkward_shapes() {
+    every_variant(MatmulAlgo::Vec4Buffers);
+}
+
+#[test]
 fn matmul_tiled_split_k_every_variant_on_awkward_shapes() {
     every_variant_split(MatmulAlgo::Tiled, &[2, 3, 7]);
 }
@@ -304,6 +312,10 @@ fn every_variant_split(algo: MatmulAlgo, splits: &[u32]) {
                     split: SplitK::Slices(slices),
                 };
                 let r = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
+                // The vec4 kernel reads both operands from textures (every
+                // shape here fits), the others from the buffers.
+                let staged = if algo == MatmulAlgo::Vec4 { 2 } else { 0 };
+                assert_eq!(r.staged, staged, "{algo:?} {case:?}");
                 // Slices are whole steps of 16 along K (padded to 4), none
                 // empty: K = 33..=784 here has room for two or more.
                 let steps = up4(k).div_ceil(16) as u32;
@@ -562,5 +574,54 @@ fn auto_split_leaves_the_book_step_whole_and_splits_long_weight_gradients() {
             let groups: u32 = plan.groups.iter().product();
             assert!(groups >= 200, "{plan:?}");
         }
+    }
+}
+
+/// Operands that start partway into their buffers (as an evaluation chunk's
+/// rows do) are read from where they start, also when copied into textures
+/// (whole rows of 4096 texels, then a part row, from the slice's offset):
+/// the product equals the one of the same values at offset 0, bit for bit.
+/// NaN before the offsets poisons C if either copy starts too early.
+#[test]
+fn matmul_vec4_reads_operands_at_an_offset() {
+    let Some(ctx) = common::gpu() else { return };
+    // A is 24892 texels (six rows and part of a seventh), B 7056 (one and a part).
+    let (m, n, k) = (127, 36, 784);
+    let at = ctx.limits.min_storage_buffer_offset_alignment as usize / 4 * 3;
+    let (a, b) = (common::random_f32(m * k, 1), common::random_f32(k * n, 2));
+    let shifted = |v: &[f32]| [vec![f32::NAN; at], v.to_vec()].concat();
+    let (a0, b0) = (ctx.storage_init("a", &a), ctx.storage_init("b", &b));
+    let (a1, b1) = (
+        ctx.storage_init("a at an offset", &shifted(&a)),
+        ctx.storage_init("b at an offset", &shifted(&b)),
+    );
+    let c = ctx.storage("c", (m * n * 4) as u64);
+    for algo in [MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers] {
+        let mm = Matmul::with_algo(&ctx, algo);
+        let product = |a: Slice<'_>, b: Slice<'_>| {
+            let d = mm
+                .bind(
+                    &ctx,
+                    "offset operands",
+                    variants()[0].0,
+                    MatmulShape::plain(m, n, k, k, n, n),
+                    a,
+                    b,
+                    Slice::whole(&c),
+                    None,
+                )
+                .unwrap();
+            ctx.run(&[&d]).unwrap();
+            (d.copies.len(), ctx.read_f32(&c, 0, m * n, "c").unwrap())
+        };
+        let (_, whole) = product(Slice::whole(&a0), Slice::whole(&b0));
+        let (staged, from_offset) = product(Slice::new(&a1, at, m * k), Slice::new(&b1, at, k * n));
+        assert_eq!(staged, if algo == MatmulAlgo::Vec4 { 2 } else { 0 });
+        assert!(whole.iter().all(|v| v.is_finite()), "{algo:?}");
+        let same = whole
+            .iter()
+            .zip(&from_offset)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{algo:?}: operands at an offset gave another product");
     }
 }

@@ -132,17 +132,66 @@ fn out_file(
     Some(format!("{stem}.{entry}{values}.{}.{ext}", target.name()))
 }
 
-/// Every .wgsl file in shaders/, sorted: a new shader is covered without
-/// touching this test.
-fn shader_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The .wgsl files in `dir`, sorted.
+fn wgsl_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
         .collect();
     files.sort();
     files
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every module the program compiles, as (name, source), sorted: each .wgsl
+/// file in shaders/, except that a shader `X.wgsl` with a folder `X/` is
+/// compiled after each file there (the program puts one of them first, as
+/// `matmul_vec4.wgsl` gets its operands from `matmul_vec4/buffers.wgsl` or
+/// `textures.wgsl`). A new shader or prelude is covered without touching
+/// this test.
+fn shader_modules() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut modules = vec![];
+    for path in wgsl_files(&dir) {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let preludes = path.with_extension("");
+        if preludes.is_dir() {
+            for prelude in wgsl_files(&preludes) {
+                let stem = prelude.file_stem().unwrap().to_string_lossy();
+                modules.push((
+                    format!(
+                        "shaders/{}+{stem}.wgsl",
+                        path.file_stem().unwrap().to_string_lossy()
+                    ),
+                    format!("{}\n{}", read(&prelude), read(&path)),
+                ));
+            }
+        } else {
+            modules.push((format!("shaders/{file}"), read(&path)));
+        }
+    }
+    modules
+}
+
+/// The composition is the one the program compiles.
+#[test]
+fn the_vec4_modules_are_the_programs() {
+    let modules = shader_modules();
+    for (textures, stem) in [(false, "buffers"), (true, "textures")] {
+        let name = format!("shaders/matmul_vec4+{stem}.wgsl");
+        let (_, source) = modules
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no module {name}"));
+        assert_eq!(
+            *source,
+            gpu_net::gpu::kernels::matmul::vec4_source(textures)
+        );
+    }
 }
 
 #[test]
@@ -153,13 +202,11 @@ fn every_kernel_translates_to_every_backend() {
             .unwrap_or_else(|e| panic!("GPU_NET_SHADER_OUT={}: {e}", dir.display()));
     }
     let table = overrides::program();
-    let files = shader_files();
+    let files = shader_modules();
     assert!(!files.is_empty(), "no .wgsl files in shaders/");
     let (mut errors, mut declared, mut variants) = (vec![], vec![], 0);
-    for path in &files {
-        let name = format!("shaders/{}", path.file_name().unwrap().to_string_lossy());
-        let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        match check(&name, &source, &table, out.as_deref()) {
+    for (name, source) in &files {
+        match check(name, source, &table, out.as_deref()) {
             Ok(r) => {
                 eprintln!(
                     "{name}: {} override combinations {:?}",

@@ -8,8 +8,8 @@
 //! against what the context really allocates.
 
 use super::context::{GpuContext, GpuError, Result};
-use super::kernels::SplitK;
-use super::kernels::matmul::plan_product;
+use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
+use super::kernels::{Epilogue, MatmulShape, MatmulVariant, SplitK};
 use super::layout::{GpuLayout, padded, padded_rows};
 use super::net::{forward_shape, input_grad_shape, weight_grad_shape};
 use crate::model::Arch;
@@ -25,10 +25,12 @@ fn storage_size(bytes: u64) -> u64 {
     bytes.max(16).next_multiple_of(4)
 }
 
-/// The storage buffers of one configuration: (what, bytes).
+/// The storage buffers of one configuration, and the textures the vec4
+/// matmul stages its operands in: (what, bytes).
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub buffers: Vec<(String, u64)>,
+    pub textures: Vec<(String, u64)>,
 }
 
 impl Plan {
@@ -89,11 +91,20 @@ impl Plan {
         }
     }
 
-    /// The one partial-sum buffer split-K's products share (see
-    /// [`largest_partials`]), when any product is split.
-    pub fn split_partials(&mut self, bytes: u64) {
-        if bytes > 0 {
-            self.add("split-K's partial sums".into(), bytes);
+    /// What the matmul's products share (see [`largest_scratch`]): split-K's
+    /// partial-sum buffer when any product is split, and the two textures
+    /// operands are staged in when any is.
+    pub fn matmul_scratch(&mut self, scratch: &Scratch) {
+        if scratch.partial_bytes > 0 {
+            self.add("split-K's partial sums".into(), scratch.partial_bytes);
+        }
+        for (name, texels) in ["A", "B"].iter().zip(scratch.staged_texels) {
+            if texels > 0 {
+                self.textures.push((
+                    format!("the staged matmul operand {name} ({texels} texels)"),
+                    texels.div_ceil(TEXELS_PER_ROW) * TEXELS_PER_ROW * 16,
+                ));
+            }
         }
     }
 
@@ -102,12 +113,18 @@ impl Plan {
         self.add(format!("the {name} indices ({len} u32)"), len as u64 * 4);
     }
 
-    /// Bytes of every buffer listed.
+    /// Bytes of every buffer and texture listed.
     pub fn total(&self) -> u64 {
-        self.buffers.iter().map(|(_, b)| b).sum()
+        self.buffers
+            .iter()
+            .chain(&self.textures)
+            .map(|(_, b)| b)
+            .sum()
     }
 
     /// Refuses the first buffer larger than one storage binding of `ctx`.
+    /// (A staged operand always fits its texture: a product whose operand
+    /// would not is read from the buffers instead.)
     pub fn check(&self, ctx: &GpuContext) -> Result<()> {
         let have = ctx.binding_limit();
         match self.buffers.iter().find(|(_, bytes)| *bytes > have) {
@@ -122,24 +139,50 @@ impl Plan {
     }
 }
 
-/// The largest partial sums any product split-K divides needs, over `runs`
-/// of (rows, with the gradient products too): the size of the one buffer
-/// they share, reserved before binding (`Matmul::partials`).
-pub fn largest_partials(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) -> u64 {
+/// What the matmul's products share: split-K's one partial-sum buffer and
+/// the two textures its vec4 kernel stages A and B in (`Matmul::partials`,
+/// `Matmul::staging`), each as large as the largest product needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scratch {
+    /// Bytes of the partial sums (0: no product is split).
+    pub partial_bytes: u64,
+    /// Texels of A's and of B's staging texture (0: no operand is staged).
+    pub staged_texels: [u64; 2],
+}
+
+/// The [`Scratch`] of every product over `runs` of (rows, with the
+/// gradient products too), reserved before binding so that all of them
+/// share one of each.
+pub fn largest_scratch(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) -> Scratch {
     let layout = GpuLayout::new(arch);
-    let mut largest = 0;
+    let form = |trans_a, trans_b| MatmulVariant {
+        trans_a,
+        trans_b,
+        epilogue: Epilogue::Store,
+    };
+    let mut largest = Scratch::default();
     for &(rows, backward) in runs {
         for (l, g) in layout.layers.iter().enumerate() {
-            let mut products = vec![forward_shape(g, rows)];
+            let mut products: Vec<(MatmulVariant, MatmulShape)> =
+                vec![(form(false, false), forward_shape(g, rows))];
             if backward {
                 if l > 0 {
-                    products.push(input_grad_shape(g, rows));
+                    products.push((form(false, true), input_grad_shape(g, rows)));
                 }
-                products.push(weight_grad_shape(g, rows));
+                products.push((form(true, false), weight_grad_shape(g, rows)));
             }
-            for shape in products {
+            for (v, shape) in products {
                 let plan = plan_product(ctx, ctx.matmul_algo, &shape, SplitK::Auto);
-                largest = largest.max(plan.partial_bytes(&shape));
+                largest.partial_bytes = largest.partial_bytes.max(plan.partial_bytes(&shape));
+                if stages_operands(ctx, ctx.matmul_algo, &v, &shape) {
+                    for (most, t) in largest
+                        .staged_texels
+                        .iter_mut()
+                        .zip(operand_texels(&v, &shape))
+                    {
+                        *most = (*most).max(t);
+                    }
+                }
             }
         }
     }

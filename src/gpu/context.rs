@@ -243,6 +243,28 @@ impl GpuContext {
         }))
     }
 
+    /// An rgba32float texture of `width` × `height` texels that buffers are
+    /// copied into and shaders read (counted in [`GpuContext::allocated`]).
+    pub fn texture(&self, label: &str, width: u32, height: u32) -> wgpu::Texture {
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        self.allocated
+            .fetch_add(width as u64 * height as u64 * 16, Ordering::Relaxed);
+        texture
+    }
+
     pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let mut padded = bytes.to_vec();
@@ -273,12 +295,7 @@ impl GpuContext {
     /// Records `dispatches` into one compute pass, submits, and waits.
     pub fn run(&self, dispatches: &[&super::kernels::Dispatch]) -> Result<()> {
         let mut enc = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for d in dispatches {
-                d.record(&mut pass);
-            }
-        }
+        super::kernels::record_all(&mut enc, "run", dispatches.iter().copied());
         self.queue.submit([enc.finish()]);
         self.wait()
     }

@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::budget::{Plan, largest_partials};
+use super::budget::{Plan, Scratch, largest_scratch};
 use super::context::{GpuContext, Result};
-use super::kernels::{Dispatch, OptimizerKernel, Slice};
+use super::kernels::{Dispatch, OptimizerKernel, Slice, record_all};
 use super::layout::padded;
 use super::net::{
     Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
@@ -174,15 +174,11 @@ impl StepWorkspace {
         let flat: Vec<u32> = batches.concat();
         ctx.queue
             .write_buffer(&self.idx, 0, bytemuck::cast_slice(&flat));
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("train steps"),
-            timestamp_writes: None,
-        });
-        for slot in 0..batches.len() {
-            for d in self.step_dispatches_of(slot) {
-                d.record(&mut pass);
-            }
-        }
+        record_all(
+            enc,
+            "train steps",
+            (0..batches.len()).flat_map(|slot| self.step_dispatches_of(slot)),
+        );
     }
 
     fn step_dispatches_of(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
@@ -295,11 +291,9 @@ impl GpuTrainer {
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let eval_rows = eval_rows(&ctx, &params.arch, data);
-        let partial_bytes = Self::partial_bytes(&ctx, &params.arch, data, batch);
+        let scratch = Self::scratch(&ctx, &params.arch, data, batch);
         let net = GpuNet::new(ctx, params)?;
-        if partial_bytes > 0 {
-            net.kernels.matmul.partials(&net.ctx, partial_bytes);
-        }
+        net.kernels.matmul.reserve(&net.ctx, &scratch);
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
         let eval_act = net.activations(eval_rows)?;
         let evals = [
@@ -337,22 +331,16 @@ impl GpuTrainer {
         plan.step(arch, batch, slots, rule.optimizer.kind.state_arrays());
         let eval_rows = eval_rows(ctx, arch, data);
         plan.activations(arch, eval_rows);
-        plan.split_partials(Self::partial_bytes(ctx, arch, data, batch));
+        plan.matmul_scratch(&Self::scratch(ctx, arch, data, batch));
         for (name, split) in [("train", &data.train), ("test", &data.test)] {
             plan.evaluation(name, split.len());
         }
         plan
     }
 
-    /// The partial-sum buffer the step's and the evaluations' split
-    /// products share.
-    fn partial_bytes(
-        ctx: &GpuContext,
-        arch: &crate::model::Arch,
-        data: &Mnist,
-        batch: usize,
-    ) -> u64 {
-        largest_partials(
+    /// What the step's and the evaluations' products share.
+    fn scratch(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist, batch: usize) -> Scratch {
+        largest_scratch(
             ctx,
             arch,
             &[(batch, true), (eval_rows(ctx, arch, data), false)],
@@ -385,12 +373,7 @@ impl GpuTrainer {
         let mut next = 0;
         for &(rows, count) in &eval.chunks {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for d in &eval.dispatches[next..next + count] {
-                    d.record(&mut pass);
-                }
-            }
+            record_all(&mut enc, "predict", &eval.dispatches[next..next + count]);
             ctx.queue.submit([enc.finish()]);
             next += count;
             let z = ctx.read_f32(logits, 0, rows * stride, "the logits")?;
@@ -479,12 +462,7 @@ impl Trainer for GpuTrainer {
         let ctx = &self.net.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&eval.stats, 0, None);
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for d in &eval.dispatches {
-                d.record(&mut pass);
-            }
-        }
+        record_all(&mut enc, "evaluate", &eval.dispatches);
         ctx.queue.submit([enc.finish()]);
         let stats = read_stats(ctx, &eval.stats)?;
         Ok((stats.mean_loss(), stats.accuracy()))

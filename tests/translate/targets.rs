@@ -61,6 +61,18 @@ fn policies() -> BoundsCheckPolicies {
     }
 }
 
+/// wgpu-hal's GL policies: GLSL checks its own array indices, and image
+/// loads go unchecked on GL ES, which has no textureQueryLevels (wgpu-hal
+/// 30, gles/device.rs).
+fn gles_policies() -> BoundsCheckPolicies {
+    BoundsCheckPolicies {
+        index: BoundsCheckPolicy::Unchecked,
+        buffer: BoundsCheckPolicy::Unchecked,
+        image_load: BoundsCheckPolicy::Unchecked,
+        binding_array: BoundsCheckPolicy::Unchecked,
+    }
+}
+
 /// The module's resource bindings in (group, binding) order, with whether
 /// each is writable.
 fn bindings(module: &Module) -> Vec<(ResourceBinding, bool)> {
@@ -208,10 +220,17 @@ pub fn write(
                 multiview: None,
             };
             let mut text = String::new();
-            glsl::Writer::new(&mut text, module, info, &options, &pipeline, policies())
-                .and_then(|mut w| w.write())
-                .map(|_| Output::Text(text))
-                .map_err(|e| e.to_string())
+            glsl::Writer::new(
+                &mut text,
+                module,
+                info,
+                &options,
+                &pipeline,
+                gles_policies(),
+            )
+            .and_then(|mut w| w.write())
+            .map(|_| Output::Text(text))
+            .map_err(|e| e.to_string())
         }
     }
 }

@@ -5,16 +5,29 @@
 //! register tile per invocation (for GPUs); `shaders/matmul_vec4.wgsl` keeps
 //! a 12×16 tile in registers fed by vec4 loads and uses no workgroup memory
 //! (for CPU-like adapters such as lavapipe, where every computed load is a
-//! loop over the SIMD lanes).
+//! loop over the SIMD lanes), reading its operands from textures they are
+//! copied into before each product (`shaders/matmul_vec4/textures.wgsl`
+//! says why) or straight from the buffers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline_at};
+use super::{
+    Binding, Bound, Dispatch, Slice, TextureCopy, bind_group_layout, dispatch, dispatch_bound,
+    pipeline_at,
+};
 use crate::gpu::context::{GpuContext, GpuError, Result};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
 const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
+/// The vec4 kernel's operand bindings, one of which goes before `VEC4_SOURCE`.
+const BUFFER_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/buffers.wgsl");
+const TEXTURE_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/textures.wgsl");
+/// Texels per row of a staged operand's texture, as a power of two
+/// (`TEXELS_LOG2` in textures.wgsl): 4096, half the 8192 every WebGPU
+/// device allows, so a texture holds 4096 × the device's height limit texels.
+pub const TEXELS_LOG2: u32 = 12;
+pub const TEXELS_PER_ROW: u64 = 1 << TEXELS_LOG2;
 /// Output tile of one workgroup of the tiled kernel (rows, columns).
 const TILED_TILE: u32 = 64;
 /// Output tile of one invocation of the vec4 kernel.
@@ -27,11 +40,20 @@ const VEC4_WG_X: u32 = 8;
 pub enum MatmulAlgo {
     /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
     Tiled,
-    /// 12×16 per invocation from vec4 loads, no workgroup memory.
+    /// 12×16 per invocation from vec4 loads, no workgroup memory, the
+    /// operands copied into textures first (where they fit: see
+    /// [`stages_operands`]).
     Vec4,
+    /// The vec4 kernel reading its operands straight from the buffers.
+    Vec4Buffers,
 }
 
 impl MatmulAlgo {
+    /// Whether this is the vec4 kernel (with either kind of operand).
+    pub fn is_vec4(self) -> bool {
+        self != MatmulAlgo::Tiled
+    }
+
     /// Vec4 on CPU adapters (measured ~4× faster on lavapipe), Tiled elsewhere.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu {
@@ -126,12 +148,16 @@ struct Dims {
 pub struct Matmul {
     pub algo: MatmulAlgo,
     layout: wgpu::BindGroupLayout,
+    /// The vec4 kernel's, with A and B as textures.
+    texture_layout: wgpu::BindGroupLayout,
     /// Keyed by variant and, for the vec4 kernel, its workgroup shape.
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// Split-K's partial sums, one buffer shared by every split product
     /// bound here (they run one after another), replaced by a larger one
     /// when a product needs more.
     partials: Mutex<Option<wgpu::Buffer>>,
+    /// The textures A and B are copied into, shared the same way.
+    staging: Mutex<[Option<wgpu::Texture>; 2]>,
 }
 
 /// Which pass of a product a pipeline runs.
@@ -145,7 +171,15 @@ enum Pass {
     Reduce,
 }
 
-type PipelineKey = (Pass, MatmulVariant, Vec4Shape);
+/// Where the vec4 kernel reads A and B from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Operands {
+    Buffers,
+    /// Copies in textures, made right before the product.
+    Textures,
+}
+
+type PipelineKey = (Pass, MatmulVariant, Vec4Shape, Operands);
 
 /// How K is divided among workgroups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,9 +234,46 @@ impl Matmul {
         Matmul {
             algo,
             layout: bind_group_layout(ctx, "matmul", &[Uniform, Read, Read, ReadWrite, Read]),
+            texture_layout: bind_group_layout(
+                ctx,
+                "matmul (texture operands)",
+                &[Uniform, Texture, Texture, ReadWrite, Read],
+            ),
             pipelines: Mutex::new(HashMap::new()),
             partials: Mutex::new(None),
+            staging: Mutex::new([None, None]),
         }
+    }
+
+    /// Makes the shared partial-sum buffer and staging textures at the
+    /// sizes every product to come fits in (see `budget::largest_scratch`).
+    pub fn reserve(&self, ctx: &GpuContext, scratch: &crate::gpu::budget::Scratch) {
+        if scratch.partial_bytes > 0 {
+            self.partials(ctx, scratch.partial_bytes);
+        }
+        if scratch.staged_texels.iter().any(|&t| t > 0) {
+            self.staging(ctx, scratch.staged_texels);
+        }
+    }
+
+    /// The shared textures A and B are staged in, holding at least
+    /// `texels` each; reserved at the largest size first, like
+    /// [`Matmul::partials`].
+    pub fn staging(&self, ctx: &GpuContext, texels: [u64; 2]) -> [wgpu::Texture; 2] {
+        let mut held = self.staging.lock().unwrap();
+        let mut pick = |i: usize| match &held[i] {
+            Some(t) if t.height() as u64 * TEXELS_PER_ROW >= texels[i] => t.clone(),
+            _ => {
+                let t = ctx.texture(
+                    ["matmul operand A", "matmul operand B"][i],
+                    TEXELS_PER_ROW as u32,
+                    texture_rows(texels[i]) as u32,
+                );
+                held[i] = Some(t.clone());
+                t
+            }
+        };
+        [pick(0), pick(1)]
     }
 
     /// The shared partial-sum buffer, at least `bytes` long. Reserving the
@@ -219,23 +290,56 @@ impl Matmul {
         }
     }
 
-    fn key(&self, pass: Pass, v: MatmulVariant, s: &MatmulShape) -> PipelineKey {
+    fn key(&self, pass: Pass, v: MatmulVariant, s: &MatmulShape, ops: Operands) -> PipelineKey {
         match (self.algo, pass) {
-            (MatmulAlgo::Tiled, _) | (_, Pass::Reduce) => (pass, v, Vec4Shape::default()),
-            (MatmulAlgo::Vec4, _) => (pass, v, Vec4Shape::for_product(s.m, s.n)),
+            (MatmulAlgo::Tiled, _) | (_, Pass::Reduce) => {
+                (pass, v, Vec4Shape::default(), Operands::Buffers)
+            }
+            _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops),
         }
     }
 
     /// The pipelines a product needs under `plan`.
-    fn keys(&self, v: MatmulVariant, s: &MatmulShape, plan: &MatmulPlan) -> Vec<PipelineKey> {
+    fn keys(
+        &self,
+        v: MatmulVariant,
+        s: &MatmulShape,
+        plan: &MatmulPlan,
+        ops: Operands,
+    ) -> Vec<PipelineKey> {
         if plan.split_k > 1 {
-            vec![self.key(Pass::Partial, v, s), self.key(Pass::Reduce, v, s)]
+            vec![
+                self.key(Pass::Partial, v, s, ops),
+                self.key(Pass::Reduce, v, s, ops),
+            ]
         } else {
-            vec![self.key(Pass::Whole, v, s)]
+            vec![self.key(Pass::Whole, v, s, ops)]
         }
     }
 
-    fn compile(&self, ctx: &GpuContext, (pass, v, shape): PipelineKey) -> wgpu::ComputePipeline {
+    /// Where the product reads A and B: textures when this is
+    /// [`MatmulAlgo::Vec4`], they fit ([`stages_operands`]) and their
+    /// offsets are whole texels.
+    fn operands(
+        &self,
+        ctx: &GpuContext,
+        v: &MatmulVariant,
+        s: &MatmulShape,
+        at: Option<[Slice<'_>; 2]>,
+    ) -> Operands {
+        let whole_texels = at.is_none_or(|ab| ab.iter().all(|x| x.offset.is_multiple_of(4)));
+        if stages_operands(ctx, self.algo, v, s) && whole_texels {
+            Operands::Textures
+        } else {
+            Operands::Buffers
+        }
+    }
+
+    fn compile(
+        &self,
+        ctx: &GpuContext,
+        (pass, v, shape, ops): PipelineKey,
+    ) -> wgpu::ComputePipeline {
         let epilogue = match (pass, v.epilogue) {
             (Pass::Partial, _) => 5.0,
             (_, Epilogue::Store) => 0.0,
@@ -252,20 +356,23 @@ impl Matmul {
         ];
         let (source, entry) = match (self.algo, pass) {
             // One reduction for both kernels: it is a small share of the work.
-            (_, Pass::Reduce) => (TILED_SOURCE, "reduce"),
-            (MatmulAlgo::Tiled, _) => (TILED_SOURCE, "main"),
-            (MatmulAlgo::Vec4, _) => {
+            (_, Pass::Reduce) => (TILED_SOURCE.to_string(), "reduce"),
+            (MatmulAlgo::Tiled, _) => (TILED_SOURCE.to_string(), "main"),
+            _ => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
                 constants.push(("TM", shape.tm as f64));
-                (VEC4_SOURCE, "main")
+                (vec4_source(ops == Operands::Textures), "main")
             }
         };
         pipeline_at(
             ctx,
-            &format!("matmul {:?} {pass:?} {v:?} {shape:?}", self.algo),
-            &self.layout,
-            source,
+            &format!("matmul {:?} {pass:?} {v:?} {shape:?} {ops:?}", self.algo),
+            match ops {
+                Operands::Buffers => &self.layout,
+                Operands::Textures => &self.texture_layout,
+            },
+            &source,
             entry,
             &constants,
         )
@@ -289,7 +396,10 @@ impl Matmul {
     pub fn prepare(&self, ctx: &GpuContext, products: &[(MatmulVariant, MatmulShape)]) {
         let mut missing: Vec<PipelineKey> = products
             .iter()
-            .flat_map(|(v, s)| self.keys(*v, s, &self.plan(ctx, s, SplitK::Auto)))
+            .flat_map(|(v, s)| {
+                let ops = self.operands(ctx, v, s, None);
+                self.keys(*v, s, &self.plan(ctx, s, SplitK::Auto), ops)
+            })
             .collect();
         missing.sort_by_key(|k| format!("{k:?}"));
         missing.dedup();
@@ -334,7 +444,7 @@ impl Matmul {
         [a, b, c]: [Slice<'_>; 3],
         aux: Option<Slice<'_>>,
     ) -> Result<Dispatch> {
-        if self.algo == MatmulAlgo::Vec4 {
+        if self.algo.is_vec4() {
             let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc]
                 .iter()
                 .all(|d| d.is_multiple_of(4))
@@ -360,35 +470,36 @@ impl Matmul {
             decay_rows: s.decay_rows as u32,
             k_slice: plan.k_slice,
         };
+        let ops = self.operands(ctx, &v, &s, Some([a, b]));
         if plan.split_k == 1 {
-            let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s));
-            return dispatch(
+            let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s, ops));
+            return self.product(
                 ctx,
                 label.to_string(),
                 &pipeline,
-                &self.layout,
                 &dims,
-                &[a, b, c, aux.unwrap_or(a)],
+                [a, b, c, aux.unwrap_or(a)],
                 plan.groups,
+                (ops, operand_texels(&v, &s)),
             );
         }
         let len = plan.split_k as usize * s.m * s.ldc;
         ctx.check_binding(&format!("{label}: split-K partial sums"), len as u64 * 4)?;
         let partials = self.partials(ctx, len as u64 * 4);
         let partials = Slice::new(&partials, 0, len);
-        let mut first = dispatch(
+        let mut first = self.product(
             ctx,
             format!("{label} [split-K {}]", plan.split_k),
-            &self.pipeline(ctx, self.key(Pass::Partial, v, &s)),
-            &self.layout,
+            &self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops)),
             &dims,
-            &[a, b, partials, a],
+            [a, b, partials, a],
             plan.groups,
+            (ops, operand_texels(&v, &s)),
         )?;
         let reduce = dispatch(
             ctx,
             format!("{label} [split-K reduce]"),
-            &self.pipeline(ctx, self.key(Pass::Reduce, v, &s)),
+            &self.pipeline(ctx, self.key(Pass::Reduce, v, &s, ops)),
             &self.layout,
             &dims,
             &[partials, b, c, aux.unwrap_or(partials)],
@@ -396,6 +507,63 @@ impl Matmul {
         )?;
         first.then = Some(Box::new(reduce));
         Ok(first)
+    }
+
+    /// One product pass reading `a` and `b` as the pipeline's layout says:
+    /// from the buffers, or from the shared staging textures, with the
+    /// copies into them (the first `texels` of each operand, or all of a
+    /// shorter slice) recorded before it.
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        ctx: &GpuContext,
+        label: String,
+        pipeline: &wgpu::ComputePipeline,
+        dims: &Dims,
+        [a, b, c, aux]: [Slice<'_>; 4],
+        groups: [u32; 3],
+        (ops, texels): (Operands, [u64; 2]),
+    ) -> Result<Dispatch> {
+        if ops == Operands::Buffers {
+            return dispatch(
+                ctx,
+                label,
+                pipeline,
+                &self.layout,
+                dims,
+                &[a, b, c, aux],
+                groups,
+            );
+        }
+        let texels = [texels[0].min(a.len / 4), texels[1].min(b.len / 4)];
+        let textures = self.staging(ctx, texels);
+        let views = textures.clone().map(|t| t.create_view(&Default::default()));
+        let mut d = dispatch_bound(
+            ctx,
+            label,
+            pipeline,
+            &self.texture_layout,
+            dims,
+            &[
+                Bound::Texture(&views[0]),
+                Bound::Texture(&views[1]),
+                Bound::Buffer(c),
+                Bound::Buffer(aux),
+            ],
+            groups,
+        )?;
+        d.copies = [a, b]
+            .into_iter()
+            .zip(textures)
+            .zip(texels)
+            .map(|((from, texture), texels)| TextureCopy {
+                buffer: from.buffer.clone(),
+                offset: from.offset * 4,
+                texels,
+                texture,
+            })
+            .collect();
+        Ok(d)
     }
 
     /// The workgroup grid and split of K for a product. [`SplitK::Auto`]
@@ -427,7 +595,7 @@ pub fn plan_product(
                     .min(k / TILED_MIN_K_SLICE)
             }
             MatmulAlgo::Tiled => 1,
-            MatmulAlgo::Vec4 => k / VEC4_MIN_K_SLICE,
+            MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => k / VEC4_MIN_K_SLICE,
         },
     };
     let partial_bytes = |n: u64| n * s.m as u64 * s.ldc as u64 * 4;
@@ -475,7 +643,7 @@ fn grid(algo: MatmulAlgo, s: &MatmulShape) -> [u32; 2] {
             (s.n as u32).div_ceil(TILED_TILE),
             (s.m as u32).div_ceil(TILED_TILE),
         ],
-        MatmulAlgo::Vec4 => {
+        MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => {
             let shape = Vec4Shape::for_product(s.m, s.n);
             let (along_x, along_y) = if shape.x_along_m {
                 (s.m, s.n)
@@ -493,6 +661,45 @@ fn grid(algo: MatmulAlgo, s: &MatmulShape) -> [u32; 2] {
             ]
         }
     }
+}
+
+/// The vec4 kernel's WGSL as the program compiles it: its source after the
+/// bindings of operands read from textures (`true`) or from buffers.
+pub fn vec4_source(textures: bool) -> String {
+    let operands = if textures {
+        TEXTURE_OPERANDS
+    } else {
+        BUFFER_OPERANDS
+    };
+    format!("{operands}\n{VEC4_SOURCE}")
+}
+
+/// How many texels of A and of B a product reads when they are staged in
+/// textures: their rows as stored, times the row length, over 4.
+pub fn operand_texels(v: &MatmulVariant, s: &MatmulShape) -> [u64; 2] {
+    let a_rows = if v.trans_a { s.k } else { s.m };
+    let b_rows = if v.trans_b { s.n } else { s.k };
+    [(a_rows * s.lda / 4) as u64, (b_rows * s.ldb / 4) as u64]
+}
+
+/// Rows of a staging texture holding `texels`.
+fn texture_rows(texels: u64) -> u64 {
+    texels.div_ceil(TEXELS_PER_ROW).max(1)
+}
+
+/// Whether `algo` reads this product's operands from textures: the vec4
+/// kernel's default, for operands no taller than the device's textures
+/// allow (4096 × that many texels); larger ones are read from the buffers.
+pub fn stages_operands(
+    ctx: &GpuContext,
+    algo: MatmulAlgo,
+    v: &MatmulVariant,
+    s: &MatmulShape,
+) -> bool {
+    algo == MatmulAlgo::Vec4
+        && operand_texels(v, s)
+            .iter()
+            .all(|&t| texture_rows(t) <= ctx.limits.max_texture_dimension_2d as u64)
 }
 
 /// One product to bind: everything [`Matmul::bind`] takes.

@@ -54,6 +54,65 @@ impl<'a> Slice<'a> {
     }
 }
 
+/// What a binding of a dispatch is bound to.
+#[derive(Clone, Copy)]
+pub enum Bound<'a> {
+    Buffer(Slice<'a>),
+    Texture(&'a wgpu::TextureView),
+}
+
+/// A copy of the first `texels` vec4s of `buffer` from byte `offset` into
+/// `texture`, row after row (the vec4 matmul's staged operands).
+pub struct TextureCopy {
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    pub texels: u64,
+    pub texture: wgpu::Texture,
+}
+
+impl TextureCopy {
+    /// Whole rows in one copy, then the last part row in a second (a
+    /// buffer's rows are then 4096 texels, 64 KiB, a multiple of the 256
+    /// bytes a copy's rows must be).
+    fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        let width = self.texture.width() as u64;
+        let (rows, rest) = (self.texels / width, self.texels % width);
+        let mut copy = |row: u64, offset: u64, extent: (u64, u64)| {
+            enc.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &self.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset,
+                        bytes_per_row: Some(width as u32 * 16),
+                        rows_per_image: None,
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: &self.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: 0,
+                        y: row as u32,
+                        z: 0,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d {
+                    width: extent.0 as u32,
+                    height: extent.1 as u32,
+                    depth_or_array_layers: 1,
+                },
+            )
+        };
+        if rows > 0 {
+            copy(0, self.offset, (width, rows));
+        }
+        if rest > 0 {
+            copy(rows, self.offset + rows * width * 16, (rest, 1));
+        }
+    }
+}
+
 /// One recorded-once dispatch of a kernel.
 pub struct Dispatch {
     pub label: String,
@@ -65,9 +124,18 @@ pub struct Dispatch {
     /// A second dispatch that completes this one's work, recorded right
     /// after it (a split-K product's reduction).
     pub then: Option<Box<Dispatch>>,
+    /// Copies recorded before the compute pass this dispatch runs in.
+    pub copies: Vec<TextureCopy>,
 }
 
 impl Dispatch {
+    /// Records this dispatch's copies (outside any compute pass).
+    pub fn record_copies(&self, enc: &mut wgpu::CommandEncoder) {
+        for c in &self.copies {
+            c.record(enc);
+        }
+    }
+
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.insert_debug_marker(&self.label);
         pass.set_pipeline(&self.pipeline);
@@ -95,11 +163,39 @@ impl Dispatch {
     }
 }
 
+/// Records `dispatches` in order into as few compute passes as their copies
+/// allow: a dispatch with copies starts a new pass after them.
+pub fn record_all<'a>(
+    enc: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let list: Vec<&Dispatch> = dispatches.into_iter().collect();
+    let mut start = 0;
+    while start < list.len() {
+        let end = list[start + 1..]
+            .iter()
+            .position(|d| !d.copies.is_empty())
+            .map_or(list.len(), |i| start + 1 + i);
+        list[start].record_copies(enc);
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for d in &list[start..end] {
+            d.record(&mut pass);
+        }
+        start = end;
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Binding {
     Uniform,
     Read,
     ReadWrite,
+    /// A 2D f32 texture read with textureLoad.
+    Texture,
 }
 
 fn bind_group_layout(ctx: &GpuContext, label: &str, kinds: &[Binding]) -> wgpu::BindGroupLayout {
@@ -121,6 +217,11 @@ fn bind_group_layout(ctx: &GpuContext, label: &str, kinds: &[Binding]) -> wgpu::
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
+                },
+                Binding::Texture => wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
                 },
             },
             count: None,
@@ -189,6 +290,20 @@ fn dispatch<T: bytemuck::Pod>(
     slices: &[Slice<'_>],
     groups: [u32; 3],
 ) -> Result<Dispatch> {
+    let bound: Vec<Bound> = slices.iter().map(|&s| Bound::Buffer(s)).collect();
+    dispatch_bound(ctx, label, pipeline, layout, dims, &bound, groups)
+}
+
+/// [`dispatch`] with bindings 1.. bound to buffers or textures.
+fn dispatch_bound<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    label: String,
+    pipeline: &wgpu::ComputePipeline,
+    layout: &wgpu::BindGroupLayout,
+    dims: &T,
+    bound: &[Bound<'_>],
+    groups: [u32; 3],
+) -> Result<Dispatch> {
     let max = ctx.limits.max_compute_workgroups_per_dimension;
     if let Some(&g) = groups.iter().find(|&&g| g > max) {
         return Err(GpuError::TooLarge {
@@ -198,23 +313,23 @@ fn dispatch<T: bytemuck::Pod>(
             unit: "workgroups in one dimension",
         });
     }
-    for s in slices {
-        ctx.check_binding(&label, s.len * 4)?;
+    for b in bound {
+        if let Bound::Buffer(s) = b {
+            ctx.check_binding(&label, s.len * 4)?;
+        }
     }
     let uniform = ctx.uniform(&label, dims);
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: uniform.as_entire_binding(),
     }];
-    entries.extend(
-        slices
-            .iter()
-            .enumerate()
-            .map(|(i, s)| wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: s.resource(),
-            }),
-    );
+    entries.extend(bound.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry {
+        binding: i as u32 + 1,
+        resource: match b {
+            Bound::Buffer(s) => s.resource(),
+            Bound::Texture(view) => wgpu::BindingResource::TextureView(view),
+        },
+    }));
     let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(&label),
         layout,
@@ -227,5 +342,6 @@ fn dispatch<T: bytemuck::Pod>(
         groups,
         uniform,
         then: None,
+        copies: vec![],
     })
 }

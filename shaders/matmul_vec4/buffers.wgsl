@@ -1,0 +1,14 @@
+// The vec4 matmul's operands as storage buffers (put before
+// shaders/matmul_vec4.wgsl): a_at(i) and b_at(i) are the i-th vec4 of A and B
+// as stored.
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+
+fn a_at(i: u32) -> vec4<f32> {
+    return a[i];
+}
+
+fn b_at(i: u32) -> vec4<f32> {
+    return b[i];
+}
