@@ -7,8 +7,8 @@
 // the lanes of SIMD registers, and every load from a buffer or from
 // workgroup memory whose address is computed becomes a loop over the lanes.
 // What is cheap is arithmetic on values already in registers. So here there
-// is no workgroup memory and no barrier; each invocation loads vec4s (four
-// floats for one trip through that loop) straight from the buffers and keeps
+// is no workgroup memory; each invocation loads vec4s (four floats for one
+// trip through that loop, or one texel: see matmul_vec4/textures.wgsl) and keeps
 // a 12×16 tile of C in registers: per four steps of K, 28 vec4 loads feed
 // 768 multiply-adds, written as mat4x4 × vec4 products. On 2 cores this
 // measured about 4× the tiled kernel. Edges clamp their loads into range and
@@ -55,15 +55,19 @@ override WG_Y: u32 = 8u;
 // rows; with TM = 8 the last four fold away.
 override TM: u32 = 12u;
 const TN: u32 = 16u;
-// K goes in blocks of 4·K_BLOCK4 = 256, with a workgroup barrier after each.
-// Why: lavapipe runs a workgroup's rows of invocations one after another,
-// each through its whole K loop unless a barrier makes them take turns. At
-// K = 8192 each row would stream its own pass over a 4 MB panel of B, out
-// of the CPU's caches; taking turns per block keeps the block (128 KB)
-// in cache for all eight rows. (Measured at 785 × 1024 × 8192: 30 GFLOP/s
-// against 21 without; the forward product at K = 785 gains a little too.)
-// The multiply-adds per element keep their order: the same bits.
-const K_BLOCK4: u32 = 64u;
+// K goes in blocks of 4·K_BLOCK4 (set by the operand bindings before this
+// file) with a workgroup barrier after each, or in one block without a
+// barrier when K_BLOCK4 is NO_K_BLOCKS. Why: lavapipe runs a workgroup's
+// rows of invocations one after another, each through its whole K loop
+// unless a barrier makes them take turns. At K = 8192 each row would stream
+// its own pass over a 4 MB panel of B, out of the CPU's caches; taking turns
+// per block of 256 keeps the block (128 KB) in cache for all eight rows.
+// Reading textures this measured 30 GFLOP/s against 21 at 785 × 1024 × 8192
+// (Aᵀ·B, unsplit), and a little faster at K = 785. Reading buffers, the
+// barrier cost more than it saved (8192 × 1024 × 785: 15.8 GFLOP/s against
+// 21.4), so buffers.wgsl sets NO_K_BLOCKS and the barrier folds away.
+// Either way the multiply-adds per element keep their order: the same bits.
+const NO_K_BLOCKS: u32 = 1u << 28u;
 
 // EPILOGUE 5 (split-K's partial sums): where this slice starts in C.
 var<private> slice_base: u32;
@@ -202,28 +206,30 @@ fn main(
     // e.g. the 129th of 1028 columns in a hidden layer of 1024.)
     let skip = m0 >= dims.m || n0 >= dims.n_real;
     for (var kb = k_begin / 4u; kb < k4_end; kb += K_BLOCK4) {
-    let k4_stop = select(min(kb + K_BLOCK4, k4_end), kb, skip);
-    for (var k4 = kb; k4 < k4_stop; k4++) {
-        let ar = load_a(m0, k4);
-        let b0 = load_b(k4, nb);
-        let b1 = load_b(k4, nb + 1u);
-        let b2 = load_b(k4, nb + 2u);
-        let b3 = load_b(k4, nb + 3u);
-        // c_i_j += Σ_k A(m0+i, k) · B(k, block j): matrix × vector.
-        c0_0 += b0 * ar.r0; c0_1 += b1 * ar.r0; c0_2 += b2 * ar.r0; c0_3 += b3 * ar.r0;
-        c1_0 += b0 * ar.r1; c1_1 += b1 * ar.r1; c1_2 += b2 * ar.r1; c1_3 += b3 * ar.r1;
-        c2_0 += b0 * ar.r2; c2_1 += b1 * ar.r2; c2_2 += b2 * ar.r2; c2_3 += b3 * ar.r2;
-        c3_0 += b0 * ar.r3; c3_1 += b1 * ar.r3; c3_2 += b2 * ar.r3; c3_3 += b3 * ar.r3;
-        c4_0 += b0 * ar.r4; c4_1 += b1 * ar.r4; c4_2 += b2 * ar.r4; c4_3 += b3 * ar.r4;
-        c5_0 += b0 * ar.r5; c5_1 += b1 * ar.r5; c5_2 += b2 * ar.r5; c5_3 += b3 * ar.r5;
-        c6_0 += b0 * ar.r6; c6_1 += b1 * ar.r6; c6_2 += b2 * ar.r6; c6_3 += b3 * ar.r6;
-        c7_0 += b0 * ar.r7; c7_1 += b1 * ar.r7; c7_2 += b2 * ar.r7; c7_3 += b3 * ar.r7;
-        if TM > 8u { c8_0 += b0 * ar.r8; c8_1 += b1 * ar.r8; c8_2 += b2 * ar.r8; c8_3 += b3 * ar.r8; }
-        if TM > 8u { c9_0 += b0 * ar.r9; c9_1 += b1 * ar.r9; c9_2 += b2 * ar.r9; c9_3 += b3 * ar.r9; }
-        if TM > 8u { c10_0 += b0 * ar.r10; c10_1 += b1 * ar.r10; c10_2 += b2 * ar.r10; c10_3 += b3 * ar.r10; }
-        if TM > 8u { c11_0 += b0 * ar.r11; c11_1 += b1 * ar.r11; c11_2 += b2 * ar.r11; c11_3 += b3 * ar.r11; }
-    }
-    workgroupBarrier();
+        let k4_stop = select(min(kb + K_BLOCK4, k4_end), kb, skip);
+        for (var k4 = kb; k4 < k4_stop; k4++) {
+            let ar = load_a(m0, k4);
+            let b0 = load_b(k4, nb);
+            let b1 = load_b(k4, nb + 1u);
+            let b2 = load_b(k4, nb + 2u);
+            let b3 = load_b(k4, nb + 3u);
+            // c_i_j += Σ_k A(m0+i, k) · B(k, block j): matrix × vector.
+            c0_0 += b0 * ar.r0; c0_1 += b1 * ar.r0; c0_2 += b2 * ar.r0; c0_3 += b3 * ar.r0;
+            c1_0 += b0 * ar.r1; c1_1 += b1 * ar.r1; c1_2 += b2 * ar.r1; c1_3 += b3 * ar.r1;
+            c2_0 += b0 * ar.r2; c2_1 += b1 * ar.r2; c2_2 += b2 * ar.r2; c2_3 += b3 * ar.r2;
+            c3_0 += b0 * ar.r3; c3_1 += b1 * ar.r3; c3_2 += b2 * ar.r3; c3_3 += b3 * ar.r3;
+            c4_0 += b0 * ar.r4; c4_1 += b1 * ar.r4; c4_2 += b2 * ar.r4; c4_3 += b3 * ar.r4;
+            c5_0 += b0 * ar.r5; c5_1 += b1 * ar.r5; c5_2 += b2 * ar.r5; c5_3 += b3 * ar.r5;
+            c6_0 += b0 * ar.r6; c6_1 += b1 * ar.r6; c6_2 += b2 * ar.r6; c6_3 += b3 * ar.r6;
+            c7_0 += b0 * ar.r7; c7_1 += b1 * ar.r7; c7_2 += b2 * ar.r7; c7_3 += b3 * ar.r7;
+            if TM > 8u { c8_0 += b0 * ar.r8; c8_1 += b1 * ar.r8; c8_2 += b2 * ar.r8; c8_3 += b3 * ar.r8; }
+            if TM > 8u { c9_0 += b0 * ar.r9; c9_1 += b1 * ar.r9; c9_2 += b2 * ar.r9; c9_3 += b3 * ar.r9; }
+            if TM > 8u { c10_0 += b0 * ar.r10; c10_1 += b1 * ar.r10; c10_2 += b2 * ar.r10; c10_3 += b3 * ar.r10; }
+            if TM > 8u { c11_0 += b0 * ar.r11; c11_1 += b1 * ar.r11; c11_2 += b2 * ar.r11; c11_3 += b3 * ar.r11; }
+        }
+        if K_BLOCK4 != NO_K_BLOCKS {
+            workgroupBarrier();
+        }
     }
     finish4(m0, n0, c0_0); finish4(m0, n0 + 4u, c0_1); finish4(m0, n0 + 8u, c0_2); finish4(m0, n0 + 12u, c0_3);
     finish4(m0 + 1u, n0, c1_0); finish4(m0 + 1u, n0 + 4u, c1_1); finish4(m0 + 1u, n0 + 8u, c1_2); finish4(m0 + 1u, n0 + 12u, c1_3);

@@ -12,3 +12,6 @@ fn a_at(i: u32) -> vec4<f32> {
 fn b_at(i: u32) -> vec4<f32> {
     return b[i];
 }
+
+// K in one block, no barrier (see K_BLOCK4 in matmul_vec4.wgsl).
+const K_BLOCK4: u32 = NO_K_BLOCKS;

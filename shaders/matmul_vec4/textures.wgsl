@@ -24,3 +24,6 @@ fn a_at(i: u32) -> vec4<f32> {
 fn b_at(i: u32) -> vec4<f32> {
     return textureLoad(b, vec2<u32>(i & TEXELS_MASK, i >> TEXELS_LOG2), 0);
 }
+
+// K in blocks of 256, a barrier after each (see matmul_vec4.wgsl).
+const K_BLOCK4: u32 = 64u;
