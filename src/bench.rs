@@ -166,6 +166,9 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
     }
 }
 
+/// Fewest steps the kernel profile takes its medians over.
+const PROFILED_STEPS: usize = 3;
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -280,7 +283,9 @@ pub fn bench_gpu(
 }
 
 /// GPU time per dispatch of a step from timestamp queries: each dispatch in
-/// its own compute pass with begin and end timestamps.
+/// its own compute pass with begin and end timestamps, the median over
+/// [`PROFILED_STEPS`] steps or as many more as fit in half a second (one
+/// step's time is at the mercy of whatever else the machine runs).
 fn profile(
     ctx: &GpuContext,
     trainer: &mut GpuTrainer,
@@ -292,7 +297,7 @@ fn profile(
         return Ok(vec![]);
     }
     let dispatches: Vec<_> = trainer.step().step_dispatches().collect();
-    let steps = ((0.5 / step_seconds) as usize).clamp(1, 8);
+    let steps = ((0.5 / step_seconds) as usize).clamp(PROFILED_STEPS, 9);
     let count = (dispatches.len() * 2 * steps) as u32;
     let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
         label: Some("kernel timestamps"),
@@ -327,13 +332,17 @@ fn profile(
     let raw = ctx.read_bytes(&resolve, 0, count as u64 * 8, "timestamps")?;
     let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
     let ns_per_tick = ctx.queue.get_timestamp_period() as f64;
-    let mut ms = vec![0.0; dispatches.len()];
-    for s in 0..steps {
-        for (i, m) in ms.iter_mut().enumerate() {
-            let q = (s * dispatches.len() + i) * 2;
-            *m += ticks[q + 1].saturating_sub(ticks[q]) as f64 * ns_per_tick / 1e6 / steps as f64;
-        }
-    }
+    let ms: Vec<f64> = (0..dispatches.len())
+        .map(|i| {
+            let mut per_step: Vec<f64> = (0..steps)
+                .map(|s| {
+                    let q = (s * dispatches.len() + i) * 2;
+                    ticks[q + 1].saturating_sub(ticks[q]) as f64 * ns_per_tick / 1e6
+                })
+                .collect();
+            median(&mut per_step)
+        })
+        .collect();
     let total: f64 = ms.iter().sum();
     Ok(dispatches
         .iter()
@@ -607,7 +616,7 @@ pub fn render(r: &BenchReport) -> String {
         }
     }
     if !r.kernels.is_empty() {
-        s += "\nGPU time per kernel (timestamp queries, one pass per dispatch):\n";
+        s += "\nGPU time per kernel (timestamp queries, one pass per dispatch, median of 3 or more steps):\n";
         let mut last = None;
         for k in &r.kernels {
             let key = (k.batch, k.hidden.clone());
