@@ -383,7 +383,8 @@ pub fn bench_cpu(
 }
 
 /// The matmul kernel alone, `C(M, N) = op(A)·op(B)` over K in `p.form`,
-/// repeated in one pass. K and N (and M when A is transposed) are padded to
+/// repeated in one submission (for the vec4 kernel's texture operands, a
+/// pass per repeat after its copies, which the times include). K and N (and M when A is transposed) are padded to
 /// multiples of 4 with zeros, as the network stores its matrices; GFLOP/s
 /// count the real 2·M·N·K.
 pub fn bench_matmul(

@@ -97,7 +97,11 @@ fn short_run_reports_every_field_consistently() {
     } else {
         assert!(report.kernels_note.is_some());
     }
-    assert_eq!(report.matmul.len(), 6, "three implementations, two products");
+    assert_eq!(
+        report.matmul.len(),
+        6,
+        "three implementations, two products"
+    );
     for m in &report.matmul {
         let flops = 2.0 * (m.m * m.n * m.k) as f64;
         assert!((m.gflops - flops / (m.ms / 1e3) / 1e9).abs() < 1e-6 * m.gflops);

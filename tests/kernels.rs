@@ -288,6 +288,11 @@ fn matmul_vec4_split_k_every_variant_on_awkward_shapes() {
     every_variant_split(MatmulAlgo::Vec4, &[2, 3, 7]);
 }
 
+#[test]
+fn matmul_vec4_from_buffers_split_k_every_variant_on_awkward_shapes() {
+    every_variant_split(MatmulAlgo::Vec4Buffers, &[2, 3, 7]);
+}
+
 fn every_variant(algo: MatmulAlgo) {
     every_variant_split(algo, &[1]);
 }
@@ -585,8 +590,14 @@ fn auto_split_leaves_the_book_step_whole_and_splits_long_weight_gradients() {
 #[test]
 fn matmul_vec4_reads_operands_at_an_offset() {
     let Some(ctx) = common::gpu() else { return };
-    // A is 24892 texels (six rows and part of a seventh), B 7056 (one and a part).
-    let (m, n, k) = (127, 36, 784);
+    // A is 24892 texels (six rows and part of a seventh), B 7056 (one and a
+    // part); then A 16384 and B 4096, whole rows only.
+    for (m, n, k) in [(127, 36, 784), (128, 32, 512)] {
+        operands_at_an_offset(&ctx, m, n, k);
+    }
+}
+
+fn operands_at_an_offset(ctx: &GpuContext, m: usize, n: usize, k: usize) {
     let at = ctx.limits.min_storage_buffer_offset_alignment as usize / 4 * 3;
     let (a, b) = (common::random_f32(m * k, 1), common::random_f32(k * n, 2));
     let shifted = |v: &[f32]| [vec![f32::NAN; at], v.to_vec()].concat();
@@ -597,11 +608,11 @@ fn matmul_vec4_reads_operands_at_an_offset() {
     );
     let c = ctx.storage("c", (m * n * 4) as u64);
     for algo in [MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers] {
-        let mm = Matmul::with_algo(&ctx, algo);
+        let mm = Matmul::with_algo(ctx, algo);
         let product = |a: Slice<'_>, b: Slice<'_>| {
             let d = mm
                 .bind(
-                    &ctx,
+                    ctx,
                     "offset operands",
                     variants()[0].0,
                     MatmulShape::plain(m, n, k, k, n, n),
@@ -617,11 +628,44 @@ fn matmul_vec4_reads_operands_at_an_offset() {
         let (_, whole) = product(Slice::whole(&a0), Slice::whole(&b0));
         let (staged, from_offset) = product(Slice::new(&a1, at, m * k), Slice::new(&b1, at, k * n));
         assert_eq!(staged, if algo == MatmulAlgo::Vec4 { 2 } else { 0 });
-        assert!(whole.iter().all(|v| v.is_finite()), "{algo:?}");
+        assert!(whole.iter().all(|v| v.is_finite()), "{algo:?} {m}×{n}×{k}");
         let same = whole
             .iter()
             .zip(&from_offset)
             .all(|(x, y)| x.to_bits() == y.to_bits());
         assert!(same, "{algo:?}: operands at an offset gave another product");
+    }
+}
+
+/// Which products the vec4 kernel stages in textures: every one whose
+/// operands fit (4096 texels wide, as tall as the device allows), none on
+/// the other implementations. (An operand too tall to stage is a gigabyte
+/// on lavapipe, so the decision is tested without allocating it.)
+#[test]
+fn only_operands_that_fit_a_texture_are_staged() {
+    let Some(ctx) = common::gpu() else { return };
+    use gpu_net::gpu::kernels::matmul::{TEXELS_PER_ROW, stages_operands};
+    let v = |trans_a| MatmulVariant {
+        trans_a,
+        trans_b: false,
+        epilogue: Epilogue::Store,
+    };
+    let rows = ctx.limits.max_texture_dimension_2d as usize;
+    let texels = TEXELS_PER_ROW as usize * rows;
+    // A(m, 4) is m texels, Aᵀ stored (4, m) one texel per 4 of m.
+    let fits = MatmulShape::plain(texels, 4, 4, 4, 4, 4);
+    let too_tall = MatmulShape::plain(texels + 1, 4, 4, 4, 4, 4);
+    let wide = MatmulShape::plain(4 * texels + 4, 4, 4, 4 * texels + 4, 4, 4);
+    assert!(stages_operands(&ctx, MatmulAlgo::Vec4, &v(false), &fits));
+    assert!(!stages_operands(
+        &ctx,
+        MatmulAlgo::Vec4,
+        &v(false),
+        &too_tall
+    ));
+    // Transposed, the same A is 4 rows of m: a texel per 4 of m.
+    assert!(!stages_operands(&ctx, MatmulAlgo::Vec4, &v(true), &wide));
+    for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4Buffers] {
+        assert!(!stages_operands(&ctx, algo, &v(false), &fits), "{algo:?}");
     }
 }

@@ -192,6 +192,13 @@ fn the_vec4_modules_are_the_programs() {
             gpu_net::gpu::kernels::matmul::vec4_source(textures)
         );
     }
+    // The texture width the copies use is the one the shader divides by.
+    let log2 = gpu_net::gpu::kernels::matmul::TEXELS_LOG2;
+    assert!(
+        gpu_net::gpu::kernels::matmul::vec4_source(true)
+            .contains(&format!("const TEXELS_LOG2: u32 = {log2}u;")),
+        "TEXELS_LOG2 in shaders/matmul_vec4/textures.wgsl is not {log2}"
+    );
 }
 
 #[test]

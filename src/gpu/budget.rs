@@ -152,7 +152,9 @@ pub struct Scratch {
 
 /// The [`Scratch`] of every product over `runs` of (rows, with the
 /// gradient products too), reserved before binding so that all of them
-/// share one of each.
+/// share one of each. (Counted from shapes: a product that `Matmul::bind`
+/// reads from buffers because of an operand's offset would leave its
+/// textures unused, never too small.)
 pub fn largest_scratch(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) -> Scratch {
     let layout = GpuLayout::new(arch);
     let form = |trans_a, trans_b| MatmulVariant {

@@ -292,7 +292,8 @@ impl GpuContext {
         )
     }
 
-    /// Records `dispatches` into one compute pass, submits, and waits.
+    /// Records `dispatches` (in one compute pass, or one per dispatch with
+    /// copies before it: see `kernels::record_all`), submits, and waits.
     pub fn run(&self, dispatches: &[&super::kernels::Dispatch]) -> Result<()> {
         let mut enc = self.device.create_command_encoder(&Default::default());
         super::kernels::record_all(&mut enc, "run", dispatches.iter().copied());

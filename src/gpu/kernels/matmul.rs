@@ -209,8 +209,9 @@ const TILED_TARGET_GROUPS: u64 = 256;
 /// staging its tiles and writing its partial sums.
 const TILED_MIN_K_SLICE: u64 = 256;
 /// Split-K on CPU adapters (the vec4 kernel): K is cut into slices of at
-/// least this length. The kernel already takes K in cache-sized blocks (see
-/// K_BLOCK4 in matmul_vec4.wgsl), yet long slices still run slower: at
+/// least this length. With texture operands the kernel already takes K in
+/// cache-sized blocks (see K_BLOCK4 in matmul_vec4.wgsl), yet long slices
+/// still run slower (reading buffers, without the blocks, more so): at
 /// 785 × 1024 × 8192 (Aᵀ·B, the weight gradient at batch 8192) eight slices
 /// measured 37.9 GFLOP/s, four 34.1 and one 30.6, the reduction included.
 const VEC4_MIN_K_SLICE: u64 = 1024;
@@ -688,8 +689,11 @@ fn texture_rows(texels: u64) -> u64 {
 }
 
 /// Whether `algo` reads this product's operands from textures: the vec4
-/// kernel's default, for operands no taller than the device's textures
-/// allow (4096 × that many texels); larger ones are read from the buffers.
+/// kernel's default, when both operands fit the device's textures (4096
+/// texels wide, and no taller than it allows); otherwise both are read from
+/// their buffers. (`Matmul::bind` also reads the buffers when an operand
+/// starts partway into a texel, which the network's 256-byte-aligned
+/// blocks never do.)
 pub fn stages_operands(
     ctx: &GpuContext,
     algo: MatmulAlgo,
@@ -697,6 +701,7 @@ pub fn stages_operands(
     s: &MatmulShape,
 ) -> bool {
     algo == MatmulAlgo::Vec4
+        && TEXELS_PER_ROW <= ctx.limits.max_texture_dimension_2d as u64
         && operand_texels(v, s)
             .iter()
             .all(|&t| texture_rows(t) <= ctx.limits.max_texture_dimension_2d as u64)
