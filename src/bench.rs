@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cpu::CpuTrainer;
 use crate::data::{CLASSES, Mnist};
+use crate::device::Device;
+use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
     Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SplitK,
@@ -21,7 +24,7 @@ use crate::gpu::kernels::{
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, Params};
 use crate::optim::StepRule;
-use crate::train::{CpuTrainer, Sampler, Trainer};
+use crate::train::{Sampler, Trainer};
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -190,8 +193,8 @@ fn batch_pool(train_size: usize, batch: usize) -> Vec<Vec<u32>> {
 fn timed_runs(
     cfg: &BenchConfig,
     chunk: usize,
-    run: &mut dyn FnMut(usize) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<f64>> {
+    run: &mut dyn FnMut(usize) -> Result<()>,
+) -> Result<Vec<f64>> {
     let mut rates = Vec::with_capacity(cfg.repeats);
     for _ in 0..cfg.repeats {
         let start = Instant::now();
@@ -238,7 +241,7 @@ pub fn bench_gpu(
     arch: &Arch,
     batch: usize,
     cfg: &BenchConfig,
-) -> anyhow::Result<(StepResult, Vec<KernelShare>)> {
+) -> Result<(StepResult, Vec<KernelShare>)> {
     let pool = batch_pool(data.train.len(), batch);
     let mut next = 0;
     let mut take = |n: usize| -> Vec<Vec<u32>> {
@@ -292,7 +295,7 @@ fn profile(
     arch: &Arch,
     batch: usize,
     step_seconds: f64,
-) -> anyhow::Result<Vec<KernelShare>> {
+) -> Result<Vec<KernelShare>> {
     if !ctx.timestamps {
         return Ok(vec![]);
     }
@@ -360,12 +363,7 @@ fn profile(
 }
 
 /// The CPU reference's training steps for one configuration.
-pub fn bench_cpu(
-    data: &Mnist,
-    arch: &Arch,
-    batch: usize,
-    cfg: &BenchConfig,
-) -> anyhow::Result<StepResult> {
+pub fn bench_cpu(data: &Mnist, arch: &Arch, batch: usize, cfg: &BenchConfig) -> Result<StepResult> {
     let pool = batch_pool(data.train.len(), batch);
     let start = Instant::now();
     let mut trainer = CpuTrainer::new(arch, Params::init(arch, 0), data, &cfg.rule);
@@ -393,7 +391,7 @@ pub fn bench_matmul(
     p: MatmulBench,
     split: SplitK,
     seconds: f64,
-) -> anyhow::Result<MatmulResult> {
+) -> Result<MatmulResult> {
     let MatmulBench { m, n, k, form } = p;
     let mm = Matmul::with_algo(ctx, algo);
     let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
@@ -476,11 +474,15 @@ pub fn bench_matmul(
 
 /// Runs everything `cfg` asks for, calling `progress` with each result line.
 pub fn run(
-    ctx: Option<Arc<GpuContext>>,
+    device: &Device,
     data: &Mnist,
     cfg: &BenchConfig,
     progress: &mut dyn FnMut(String),
-) -> anyhow::Result<BenchReport> {
+) -> Result<BenchReport> {
+    let ctx = match device {
+        Device::Gpu(ctx) => Some(ctx.clone()),
+        Device::Cpu => None,
+    };
     let mut report = BenchReport {
         adapter: ctx.as_deref().map(adapter_report),
         optimizer: cfg.rule.optimizer.describe(),

@@ -18,16 +18,15 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::model::{Arch, Init, Params, Tensor};
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::config::RunConfig;
+use crate::model::{Arch, Params, Tensor};
+use crate::optim::OptimizerKind;
 
 /// The value of `__metadata__["format"]`.
 pub const FORMAT: &str = "gpu-net checkpoint 1";
 
 /// Largest header read (ours are a few kB; the crate allows 100 MB).
 const MAX_HEADER: u64 = 1 << 20;
-/// The largest batch `train --batch` takes.
-pub const MAX_BATCH: usize = crate::limits::MAX_BATCH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -45,21 +44,15 @@ pub enum CheckpointError {
 pub struct Checkpoint {
     /// The parameters, the network (`params.arch`) and the running statistics.
     pub params: Params,
-    pub optimizer: Optimizer,
+    /// The run's settings; the data folder and the training-set size are
+    /// always given (what the run used).
+    pub config: RunConfig,
     /// The optimizer's state arrays, in the host arena's layout.
     pub optimizer_state: Vec<Vec<f64>>,
-    pub weight_decay: f64,
-    pub init: Init,
-    pub seed: u64,
-    pub lr: f32,
-    pub batch: usize,
     /// Training steps done.
     pub iterations: u64,
     /// Where the minibatch sampler stands (ChaCha8's word position).
     pub sampler_position: u128,
-    /// The dataset folder and how many of its training images were used.
-    pub data: String,
-    pub train_size: usize,
     /// Test accuracy when the checkpoint was written, if evaluated.
     pub test_accuracy: Option<f64>,
     /// F32 (GPU) or F64 (CPU reference).
@@ -120,31 +113,18 @@ fn layout(arch: &Arch, kind: OptimizerKind) -> Vec<(String, Source, Tensor)> {
 
 impl Checkpoint {
     fn metadata(&self) -> HashMap<String, String> {
-        let o = &self.optimizer;
-        let arch = &self.params.arch;
-        let mut m = HashMap::new();
+        let mut m: HashMap<String, String> = self.config.to_metadata().into_iter().collect();
         let mut put = |k: &str, v: String| {
             m.insert(k.to_string(), v);
         };
         put("format", FORMAT.into());
         put("gpu_net_version", env!("CARGO_PKG_VERSION").into());
-        put("sizes", serde_json::to_string(&arch.sizes).unwrap());
-        put("batchnorm", arch.batchnorm.to_string());
-        put("dropout", arch.dropout.to_string());
-        put("init", self.init.to_string());
-        put("optimizer", o.kind.to_string());
-        put("momentum", o.momentum.to_string());
-        put("beta1", o.beta1.to_string());
-        put("beta2", o.beta2.to_string());
-        put("decay_rate", o.decay_rate.to_string());
-        put("weight_decay", self.weight_decay.to_string());
-        put("lr", self.lr.to_string());
-        put("batch", self.batch.to_string());
-        put("seed", self.seed.to_string());
+        put(
+            "sizes",
+            serde_json::to_string(&self.params.arch.sizes).unwrap(),
+        );
         put("iterations", self.iterations.to_string());
         put("sampler_position", self.sampler_position.to_string());
-        put("data", self.data.clone());
-        put("train_size", self.train_size.to_string());
         if let Some(a) = self.test_accuracy {
             put("test_accuracy", a.to_string());
         }
@@ -162,7 +142,7 @@ impl Checkpoint {
                 v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()
             }
         };
-        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout(arch, self.optimizer.kind)
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout(arch, self.config.optimizer.kind)
             .into_iter()
             .map(|(name, source, t)| {
                 let values = match source {
@@ -367,64 +347,26 @@ impl Checkpoint {
             };
             dest.copy_from_slice(&values);
         }
-        // The hyperparameters a rule divides by 1 - itself: in [0, 1), as the flags.
-        let unit = |k: &str| -> Result<f64, CheckpointError> {
-            let v = finite(k)?;
-            if (0.0..1.0).contains(&v) {
-                Ok(v)
-            } else {
-                Err(invalid(
-                    path,
-                    format!("__metadata__ {k:?} is {v}, not in [0, 1)"),
-                ))
+        let config = RunConfig::from_metadata(|k| meta.get(k).map(String::as_str), arch.hidden())
+            .map_err(|e| invalid(path, format!("__metadata__ {e}")))?;
+        for (field, given) in [
+            ("train_size", config.train_size.is_some()),
+            ("data", config.data.is_some()),
+        ] {
+            if !given {
+                return Err(invalid(path, format!("__metadata__ {field} is not given")));
             }
-        };
-        let optimizer = Optimizer {
-            kind,
-            momentum: unit("momentum")?,
-            beta1: unit("beta1")?,
-            beta2: unit("beta2")?,
-            decay_rate: unit("decay_rate")?,
-        };
+        }
         let test_accuracy = match meta.get("test_accuracy") {
             Some(_) => Some(finite("test_accuracy")?),
             None => None,
         };
-        let batch: usize = num(path, "batch", get("batch")?)?;
-        if !(1..=MAX_BATCH).contains(&batch) {
-            return Err(invalid(
-                path,
-                format!("batch {batch} is not in 1..={MAX_BATCH}"),
-            ));
-        }
-        let train_size: usize = num(path, "train_size", get("train_size")?)?;
-        if train_size == 0 {
-            return Err(invalid(path, "train_size is 0"));
-        }
-        let weight_decay = finite("weight_decay")?;
-        if weight_decay < 0.0 {
-            return Err(invalid(
-                path,
-                format!("weight_decay {weight_decay} is negative"),
-            ));
-        }
-        let lr: f32 = num(path, "lr", get("lr")?)?;
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(invalid(path, format!("lr {lr} is not a positive number")));
-        }
         Ok(Checkpoint {
             params,
-            optimizer,
+            config,
             optimizer_state: state,
-            weight_decay,
-            init: Init::parse(get("init")?).map_err(|e| invalid(path, format!("init: {e}")))?,
-            seed: num(path, "seed", get("seed")?)?,
-            lr,
-            batch,
             iterations: num(path, "iterations", get("iterations")?)?,
             sampler_position: num(path, "sampler_position", get("sampler_position")?)?,
-            data: get("data")?.to_string(),
-            train_size,
             test_accuracy,
             f64_values,
         })

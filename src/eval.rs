@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::error::{Result, fail_unless};
 use crate::train::{Split, Trainer};
 
 #[derive(Clone, Debug, Serialize)]
@@ -26,10 +27,10 @@ pub fn evaluate(
     labels: &[u8],
     classes: usize,
     model: &str,
-) -> anyhow::Result<EvalReport> {
+) -> Result<EvalReport> {
     let (loss, accuracy) = trainer.evaluate(Split::Test)?;
     let predicted = trainer.predictions(Split::Test)?;
-    anyhow::ensure!(predicted.len() == labels.len(), "one prediction per image");
+    fail_unless!(predicted.len() == labels.len(), "one prediction per image");
     let mut confusion = vec![vec![0u64; classes]; classes];
     for (&t, &p) in labels.iter().zip(&predicted) {
         confusion[t as usize][p as usize] += 1;

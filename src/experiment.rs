@@ -8,18 +8,17 @@
 //! Evaluation points follow the scripts: after the update of every
 //! iteration `i` with `i % iter_per_epoch == 0`, starting at `i = 0`.
 
-use std::sync::Arc;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::data::{CLASSES, Dataset, Mnist};
-use crate::gpu::{GpuContext, GpuTrainer};
+use crate::device::{Device, Workspace};
+use crate::error::{Error, Result};
 use crate::model::{Arch, Init, Params};
 use crate::optim::{Optimizer, OptimizerKind, StepRule};
-use crate::train::{CpuTrainer, Sampler, Split, Trainer, iters_per_epoch};
+use crate::train::{Sampler, Split, Trainer, iters_per_epoch};
 
 /// The experiments, by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +64,7 @@ impl Experiment {
         }
     }
 
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
         Experiment::ALL
             .into_iter()
             .find(|e| e.name() == s)
@@ -74,13 +73,6 @@ impl Experiment {
                 format!("{s:?} is not one of {}", names.join(", "))
             })
     }
-}
-
-/// Where the networks train.
-#[derive(Clone)]
-pub enum Device {
-    Gpu(Arc<GpuContext>),
-    Cpu,
 }
 
 /// The scripts' sizes, each of which can be made smaller (or larger) for a
@@ -130,10 +122,10 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn step(&mut self, batch: &[u32]) -> anyhow::Result<()> {
+    fn step(&mut self, batch: &[u32]) -> Result<()> {
         self.trainer.train_steps(&[batch.to_vec()], self.lr)
     }
-    fn accuracy(&mut self, split: Split) -> anyhow::Result<f64> {
+    fn accuracy(&mut self, split: Split) -> Result<f64> {
         Ok(self.trainer.evaluate(split)?.1)
     }
 }
@@ -146,30 +138,12 @@ fn start<'a>(
     batch: usize,
     lr: f32,
     rule: &StepRule,
-) -> anyhow::Result<Run<'a>> {
+) -> Result<Run<'a>> {
     let params = Params::init_with(arch, init, rule.seed);
-    let trainer: Box<dyn Trainer + 'a> = match device {
-        // One step per submission: `Run::step` hands over one batch at a
-        // time, so more slots would be buffers and dispatches never used.
-        Device::Gpu(ctx) => Box::new(GpuTrainer::new(
-            ctx.clone(),
-            &params,
-            data,
-            batch,
-            1,
-            lr,
-            rule,
-        )?),
-        Device::Cpu => Box::new(CpuTrainer::new(arch, params, data, rule)),
-    };
+    // One step per submission: `Run::step` hands over one batch at a
+    // time, so more slots would be buffers and dispatches never used.
+    let trainer = device.trainer(&params, data, Workspace { batch, slots: 1 }, lr, rule)?;
     Ok(Run { trainer, lr })
-}
-
-fn device_text(device: &Device) -> String {
-    match device {
-        Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
-        Device::Cpu => "cpu (f64 reference)".into(),
-    }
 }
 
 /// Runs one experiment, calling `say` with each line the script prints.
@@ -179,12 +153,12 @@ pub fn run(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<ExperimentReport> {
+) -> Result<ExperimentReport> {
     say(format!(
         "{} ({}), on {}",
         which.name(),
         which.script(),
-        device_text(device)
+        device.describe()
     ));
     let (columns, rows, summary) = match which {
         Experiment::OptimizerCompare => optimizer_compare(device, data, cfg, say)?,
@@ -197,7 +171,7 @@ pub fn run(
     Ok(ExperimentReport {
         experiment: which.name(),
         script: which.script(),
-        device: device_text(device),
+        device: device.describe(),
         columns,
         rows,
         summary,
@@ -215,13 +189,12 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> anyhow::Result<Self> {
+    fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> Result<Self> {
         let file = match sink {
             Some(path) => {
-                let mut f = std::fs::File::create(path)
-                    .map_err(|e| anyhow::anyhow!("--out: writing {}: {e}", path.display()))?;
+                let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
                 use std::io::Write;
-                writeln!(f, "{}", columns.join(","))?;
+                writeln!(f, "{}", columns.join(",")).map_err(Error::io(path))?;
                 Some((f, path.to_path_buf()))
             }
             None => None,
@@ -233,12 +206,12 @@ impl Rows {
         })
     }
 
-    fn push(&mut self, row: Vec<Value>) -> anyhow::Result<()> {
+    fn push(&mut self, row: Vec<Value>) -> Result<()> {
         if let Some((f, path)) = &mut self.file {
             use std::io::Write;
             writeln!(f, "{}", csv_line(&row))
                 .and_then(|_| f.flush())
-                .map_err(|e| anyhow::anyhow!("--out: writing {}: {e}", path.display()))?;
+                .map_err(Error::io(path))?;
         }
         self.rows.push(row);
         Ok(())
@@ -262,7 +235,7 @@ fn csv_line(row: &[Value]) -> String {
         .join(",")
 }
 
-fn mlp(data: &Mnist, hidden: &[usize]) -> anyhow::Result<Arch> {
+fn mlp(data: &Mnist, hidden: &[usize]) -> Result<Arch> {
     Ok(Arch::mlp(data.train.pixels(), hidden, CLASSES)?)
 }
 
@@ -280,7 +253,7 @@ fn side_by_side(
     cfg: &ExperimentConfig,
     networks: &[(&str, Init, OptimizerKind, f32)],
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     let arch = mlp(data, &[100; 4])?;
     let (batch, iters) = (128, cfg.iters.unwrap_or(2000));
     let mut runs = Vec::new();
@@ -336,7 +309,7 @@ fn optimizer_compare(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     let networks = [
         ("SGD", Init::He, OptimizerKind::Sgd, 0.01),
         ("Momentum", Init::He, OptimizerKind::Momentum, 0.01),
@@ -351,7 +324,7 @@ fn weight_init_compare(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     let networks = [
         ("std=0.01", Init::Std(0.01), OptimizerKind::Sgd, 0.01),
         ("Xavier", Init::Xavier, OptimizerKind::Sgd, 0.01),
@@ -372,7 +345,7 @@ fn batch_norm(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     let train = data.train.first(1000);
     // Only the training accuracy is plotted: the test split is not needed.
     let data = split(train.clone(), train);
@@ -431,7 +404,7 @@ fn overfit(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     let data = split(data.train.first(300), data.test.clone());
     let batch = 100;
     let per_epoch = iters_per_epoch(data.train.len(), batch);
@@ -517,7 +490,7 @@ fn hyperparameter_search(
     data: &Mnist,
     cfg: &ExperimentConfig,
     say: &mut dyn FnMut(String),
-) -> anyhow::Result<Table> {
+) -> Result<Table> {
     // The first 500 images, shuffled; 20% held out for validation.
     let first = data.train.first(500);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);

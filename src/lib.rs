@@ -5,13 +5,17 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod compare;
+pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod device;
 pub mod dropout_mask;
+pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod gpu;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;

@@ -75,6 +75,20 @@ impl OptimizerKind {
     }
 }
 
+/// Written by name, as `--optimizer` takes it.
+impl serde::Serialize for OptimizerKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OptimizerKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        OptimizerKind::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for OptimizerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -82,8 +96,10 @@ impl fmt::Display for OptimizerKind {
 }
 
 /// A rule with its hyperparameters (the book's defaults).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Optimizer {
+    /// Named as the flag that chooses it.
+    #[serde(rename = "optimizer")]
     pub kind: OptimizerKind,
     /// Momentum and Nesterov's `m`.
     pub momentum: f64,

@@ -17,6 +17,27 @@ pub struct Curves {
     pub test_accuracy: Vec<f64>,
 }
 
+impl Curves {
+    /// No points yet; the legend will say `name`.
+    pub fn named(name: String) -> Self {
+        Curves {
+            name,
+            epoch: vec![],
+            loss: vec![],
+            train_accuracy: vec![],
+            test_accuracy: vec![],
+        }
+    }
+
+    /// One epoch's point on each curve.
+    pub fn push(&mut self, r: &crate::train::EpochReport) {
+        self.epoch.push(r.epoch as f64);
+        self.loss.push(r.loss);
+        self.train_accuracy.push(r.train_accuracy);
+        self.test_accuracy.push(r.test_accuracy);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error("{}: {why}", path.display())]

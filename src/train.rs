@@ -1,7 +1,10 @@
 //! The book's training loop (`ch05/train_neuralnet.py`), for either device:
 //! random minibatches drawn with replacement, an update rule (SGD by
 //! default), and per epoch the loss and the accuracy on the whole training
-//! and test sets.
+//! and test sets. The [`Trainer`] trait is what each device implements
+//! (`cpu::trainer`, `gpu::trainer`); this module knows neither.
+//!
+//! May import: model, error (and the data types through them).
 
 use std::time::Instant;
 
@@ -9,34 +12,49 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cpu::net::correct_count;
-use crate::cpu::{Net, OptimizerState};
-use crate::data::{Dataset, Mnist};
-use crate::model::{Arch, Params};
-use crate::optim::StepRule;
+use crate::error::{Error, Result};
+use crate::model::Params;
+
+/// The arithmetic a device trains in: the CPU reference path's f64 or the
+/// GPU's f32 (checkpoints store values in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32 (GPU)",
+            Precision::F64 => "f64 (CPU)",
+        }
+    }
+}
 
 /// What one device must do for the training loop.
 pub trait Trainer {
     /// The device in words, e.g. `"cpu (f64 reference)"`.
     fn device(&self) -> String;
+    fn precision(&self) -> Precision;
     /// One training step per batch of training-set indices, in order.
-    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()>;
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()>;
     /// Mean training loss (cross-entropy, without weight decay) of the steps
     /// run since the last call.
-    fn take_mean_loss(&mut self) -> anyhow::Result<f64>;
+    fn take_mean_loss(&mut self) -> Result<f64>;
     /// (mean loss, accuracy) over a whole split.
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)>;
+    fn evaluate(&mut self, split: Split) -> Result<(f64, f64)>;
     /// The class given to each image of a split (the first largest logit).
-    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>>;
+    fn predictions(&mut self, split: Split) -> Result<Vec<u8>>;
     /// The current parameters.
-    fn params(&mut self) -> anyhow::Result<Params>;
+    fn params(&mut self) -> Result<Params>;
     /// The optimizer's state arrays, in the host arena's layout.
-    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>>;
+    fn optimizer_state(&mut self) -> Result<Vec<Vec<f64>>>;
     /// Training steps taken so far.
     fn steps_done(&self) -> u64;
     /// Continues a run: the optimizer's state and the steps already taken
     /// (Adam's t and Dropout's step numbers go on from there).
-    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()>;
+    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> Result<()>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +154,7 @@ pub fn train(
     cfg: &TrainConfig,
     steps_per_call: usize,
     report: &mut dyn FnMut(&EpochReport),
-) -> anyhow::Result<TrainSummary> {
+) -> Result<TrainSummary> {
     train_from(
         trainer,
         train_size,
@@ -168,9 +186,9 @@ pub fn train_from(
     cfg: &TrainConfig,
     steps_per_call: usize,
     resume: Option<Resume>,
-    epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> anyhow::Result<()>,
+    epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
     steps_done: &mut dyn FnMut(usize),
-) -> anyhow::Result<TrainSummary> {
+) -> Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
     let (mut sampler, mut done) = match resume {
         Some(r) => (
@@ -194,12 +212,14 @@ pub fn train_from(
             steps_done(done);
         }
         let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
-        anyhow::ensure!(
-            loss.is_finite(),
-            "the training loss is {loss} in iterations {}..{done}: training diverged; try a lower --lr (it is {})",
-            done - (done - 1) % per_epoch.max(1),
-            cfg.lr
-        );
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                loss,
+                from: done - (done - 1) % per_epoch.max(1),
+                to: done,
+                lr: cfg.lr,
+            });
+        }
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         epoch += 1;
@@ -217,8 +237,12 @@ pub fn train_from(
         epoch_end(&r, trainer, sampler.position())?;
         last = Some(r);
     }
-    let last = last
-        .ok_or_else(|| anyhow::anyhow!("--iters must be more than the iterations already done"))?;
+    let last = last.ok_or_else(|| {
+        Error::Usage(format!(
+            "{} iterations are no more than the {first_iter} already done",
+            cfg.iters
+        ))
+    })?;
     Ok(TrainSummary {
         device: trainer.device(),
         iters: cfg.iters,
@@ -228,117 +252,4 @@ pub fn train_from(
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,
     })
-}
-
-/// The CPU reference path as a [`Trainer`]: f64 throughout.
-pub struct CpuTrainer<'a> {
-    net: Net,
-    pub params: Params,
-    pub optimizer: OptimizerState,
-    data: &'a Mnist,
-    loss_sum: f64,
-    loss_steps: usize,
-}
-
-impl<'a> CpuTrainer<'a> {
-    pub fn new(arch: &Arch, params: Params, data: &'a Mnist, rule: &StepRule) -> Self {
-        CpuTrainer {
-            net: Net::new(arch)
-                .with_weight_decay(rule.weight_decay)
-                .with_seed(rule.seed),
-            optimizer: OptimizerState::new(rule.optimizer, params.values.len()),
-            params,
-            data,
-            loss_sum: 0.0,
-            loss_steps: 0,
-        }
-    }
-
-    fn split(&self, split: Split) -> &'a Dataset {
-        match split {
-            Split::Train => &self.data.train,
-            Split::Test => &self.data.test,
-        }
-    }
-}
-
-impl Trainer for CpuTrainer<'_> {
-    fn device(&self) -> String {
-        "cpu (f64 reference)".into()
-    }
-
-    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()> {
-        for batch in batches {
-            let idx: Vec<usize> = batch.iter().map(|&i| i as usize).collect();
-            let x = self.data.train.batch_f64(&idx);
-            let t = self.data.train.batch_labels(&idx);
-            self.loss_sum +=
-                self.net
-                    .train_step(&mut self.params, &mut self.optimizer, &x, &t, lr as f64);
-            self.loss_steps += 1;
-        }
-        Ok(())
-    }
-
-    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
-        let mean = self.loss_sum / self.loss_steps.max(1) as f64;
-        (self.loss_sum, self.loss_steps) = (0.0, 0);
-        Ok(mean)
-    }
-
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
-        let data = self.split(split);
-        let (mut loss, mut correct) = (0.0, 0);
-        const CHUNK: usize = 1000;
-        for start in (0..data.len()).step_by(CHUNK) {
-            let idx: Vec<usize> = (start..(start + CHUNK).min(data.len())).collect();
-            let x = data.batch_f64(&idx);
-            let t = data.batch_labels(&idx);
-            let logits = self.net.predict(&self.params, &x, idx.len());
-            let mut last = crate::cpu::SoftmaxWithLoss::default();
-            loss +=
-                last.forward(&logits, crate::cpu::Labels::Index(&t), idx.len()) * idx.len() as f64;
-            correct += correct_count(&logits, &t);
-        }
-        let n = data.len().max(1) as f64;
-        Ok((loss / n, correct as f64 / n))
-    }
-
-    fn params(&mut self) -> anyhow::Result<Params> {
-        Ok(self.params.clone())
-    }
-
-    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>> {
-        let data = self.split(split);
-        let mut out = Vec::with_capacity(data.len());
-        for start in (0..data.len()).step_by(1000) {
-            let idx: Vec<usize> = (start..(start + 1000).min(data.len())).collect();
-            let logits = self
-                .net
-                .predict(&self.params, &data.batch_f64(&idx), idx.len());
-            out.extend(crate::cpu::net::predicted_classes(&logits, idx.len()));
-        }
-        Ok(out)
-    }
-
-    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
-        Ok(self.optimizer.state.clone())
-    }
-
-    fn steps_done(&self) -> u64 {
-        self.optimizer.t
-    }
-
-    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            optimizer_state.len() == self.optimizer.state.len()
-                && optimizer_state
-                    .iter()
-                    .all(|s| s.len() == self.params.values.len()),
-            "the optimizer state does not fit this network and rule"
-        );
-        self.optimizer.state = optimizer_state.to_vec();
-        self.optimizer.t = steps;
-        Ok(())
-    }
 }

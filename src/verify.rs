@@ -14,6 +14,7 @@ use crate::compare::{Diff, EPS_F32, Tolerance, diff_each, diff_where};
 use crate::cpu::numerical::{H, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
+use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::budget::{Plan, largest_scratch};
 use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
@@ -230,18 +231,20 @@ pub fn verify(
     train: &Dataset,
     cfg: &VerifyConfig,
     tamper: Option<&dyn Fn(&mut Params)>,
-) -> anyhow::Result<VerifyReport> {
-    anyhow::ensure!(
-        cfg.batch <= train.len(),
-        "--batch {} is more than the {} training images",
-        cfg.batch,
-        train.len()
-    );
-    anyhow::ensure!(
-        !arch.batchnorm || cfg.batch >= 2,
-        "--batch {} with --batchnorm: one sample's variance is 0, so Batch Normalization outputs beta whatever the input and every gradient below it is 0; use --batch 2 or more",
-        cfg.batch
-    );
+) -> Result<VerifyReport> {
+    if cfg.batch > train.len() {
+        return Err(Error::Usage(format!(
+            "a batch of {} is more than the {} training images",
+            cfg.batch,
+            train.len()
+        )));
+    }
+    if arch.batchnorm && cfg.batch < 2 {
+        return Err(Error::Usage(format!(
+            "a batch of {} with Batch Normalization: one sample's variance is 0, so Batch Normalization outputs beta whatever the input and every gradient below it is 0; use a batch of 2 or more",
+            cfg.batch
+        )));
+    }
     let params = Params::init_with(arch, cfg.init, cfg.seed);
     let indices: Vec<usize> = (0..cfg.batch).collect();
     let x = train.batch_f64(&indices);
@@ -437,7 +440,7 @@ pub fn gpu_gradient(
     train: &Dataset,
     indices: &[usize],
     rule: &StepRule,
-) -> anyhow::Result<(f64, Params)> {
+) -> Result<(f64, Params)> {
     // Only the images the batch uses go to the device.
     let used = train.first(indices.iter().max().map_or(0, |&i| i + 1));
     let arch = &params.arch;

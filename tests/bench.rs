@@ -49,7 +49,13 @@ fn short_run_reports_every_field_consistently() {
         split_k: SplitK::Slices(3),
         ..Default::default()
     };
-    let report = bench::run(Some(ctx.clone()), common::mnist(), &cfg, &mut |_| {}).unwrap();
+    let report = bench::run(
+        &gpu_net::device::Device::Gpu(ctx.clone()),
+        common::mnist(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(
         report.results.len(),
         8,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gpu_net::checkpoint::Checkpoint;
-use gpu_net::train::{CpuTrainer, Split, Trainer};
+use gpu_net::cpu::CpuTrainer;
+use gpu_net::train::{Split, Trainer};
 
 fn gpu_net(args: &[&str]) -> Output {
     common::run_cli(args)
@@ -554,11 +555,7 @@ fn eval_reports_what_train_reported_for_the_same_weights() {
         // path's evaluation of the checkpoint, exactly on the CPU and to
         // f32's rounding on the GPU.
         let ck = Checkpoint::read(&path).unwrap();
-        let rule = gpu_net::optim::StepRule {
-            optimizer: ck.optimizer,
-            weight_decay: ck.weight_decay,
-            seed: ck.seed,
-        };
+        let rule = ck.config.rule();
         let mut cpu = CpuTrainer::new(&ck.params.arch, ck.params.clone(), common::mnist(), &rule);
         let (loss, _) = cpu.evaluate(Split::Test).unwrap();
         let got = v["loss"].as_f64().unwrap();

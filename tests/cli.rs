@@ -88,7 +88,7 @@ fn cpu_train_json_is_one_object_on_stdout() {
     let arch = gpu_net::model::Arch::mlp(784, &[50], 10).unwrap();
     let rule = gpu_net::optim::StepRule::default();
     let mut cpu =
-        gpu_net::train::CpuTrainer::new(&arch, gpu_net::model::Params::init(&arch, 0), data, &rule);
+        gpu_net::cpu::CpuTrainer::new(&arch, gpu_net::model::Params::init(&arch, 0), data, &rule);
     let cfg = gpu_net::train::TrainConfig {
         iters: 20,
         ..Default::default()

@@ -8,12 +8,13 @@ mod alloc_meter;
 mod common;
 
 use gpu_net::checkpoint::Checkpoint;
+use gpu_net::cpu::CpuTrainer;
 use gpu_net::cpu::memory::{training_bytes, verify_bytes};
 use gpu_net::cpu::numerical::numerical_gradient;
 use gpu_net::cpu::{Labels, Net};
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
-use gpu_net::train::{CpuTrainer, Sampler, Split, Trainer};
+use gpu_net::train::{Sampler, Split, Trainer};
 
 fn arch(hidden: &[usize], bn: bool, dropout: f32) -> Arch {
     Arch::mlp(784, hidden, 10)
@@ -61,17 +62,21 @@ fn the_estimates_bound_the_cpu_paths_peak_within_a_factor_of_2_5() {
             t.evaluate(Split::Test).unwrap();
             let ck = Checkpoint {
                 params: t.params().unwrap(),
-                optimizer: rule.optimizer,
+                config: gpu_net::config::RunConfig {
+                    hidden: arch.hidden().to_vec(),
+                    batchnorm: arch.batchnorm,
+                    dropout: arch.dropout,
+                    optimizer: rule.optimizer,
+                    init: Init::default(),
+                    lr: 0.01,
+                    batch,
+                    train_size: Some(data.train.len()),
+                    data: Some(String::new()),
+                    ..Default::default()
+                },
                 optimizer_state: t.optimizer_state().unwrap(),
-                weight_decay: 0.0,
-                init: Init::default(),
-                seed: 0,
-                lr: 0.01,
-                batch,
                 iterations: 1,
                 sampler_position: 0,
-                data: String::new(),
-                train_size: data.train.len(),
                 test_accuracy: None,
                 f64_values: true,
             };

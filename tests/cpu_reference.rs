@@ -4,11 +4,12 @@
 mod common;
 
 use gpu_net::compare::{Tolerance, diff, diff_where};
+use gpu_net::cpu::CpuTrainer;
 use gpu_net::cpu::numerical::{NumericalGradient, all_elements};
 use gpu_net::cpu::{Labels, Net, SoftmaxWithLoss, numerical_gradient};
 use gpu_net::model::{Arch, Params, Tensor};
 use gpu_net::optim::StepRule;
-use gpu_net::train::{self, CpuTrainer, TrainConfig};
+use gpu_net::train::{self, TrainConfig};
 
 /// Absolute floor of the relative error. The central difference itself is
 /// only good to about ε64·|loss|/h ≈ 2.2e-16·2.3/1e-4 ≈ 5e-12 absolute, so a

@@ -4,7 +4,8 @@
 
 mod common;
 
-use gpu_net::experiment::{Device, Experiment, ExperimentConfig, run};
+use gpu_net::device::Device;
+use gpu_net::experiment::{Experiment, ExperimentConfig, run};
 
 fn device() -> Device {
     common::gpu().map_or(Device::Cpu, Device::Gpu)

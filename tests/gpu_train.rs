@@ -7,11 +7,12 @@ use gpu_net::compare::{Tolerance, diff};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 use std::sync::Arc;
 
+use gpu_net::cpu::CpuTrainer;
 use gpu_net::data::{Dataset, Mnist};
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{GpuContext, GpuOptions, GpuTrainer};
 use gpu_net::model::{Arch, Params};
-use gpu_net::train::{self, CpuTrainer, Sampler, Split, TrainConfig, Trainer};
+use gpu_net::train::{self, Sampler, Split, TrainConfig, Trainer};
 
 /// Max over a tensor of |gpu - cpu| / max(|cpu|, FLOOR). Weights are
 /// O(1e-2). Biases start at 0 and after one step are -lr·Σrows dY, a sum of

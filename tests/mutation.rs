@@ -558,7 +558,7 @@ fn held<'a>(ck: &'a Checkpoint, name: &str) -> Option<&'a [f64]> {
         return Some(&ck.params.running[t.range()]);
     }
     let (state, tensor) = name.strip_prefix("optimizer/")?.split_once('/')?;
-    let k = state_names(ck.optimizer.kind)
+    let k = state_names(ck.config.optimizer.kind)
         .iter()
         .position(|s| *s == state)?;
     let t = arch.tensors().into_iter().find(|t| t.name == tensor)?;
@@ -578,8 +578,8 @@ fn read_correctly(ck: &Checkpoint, bytes: &[u8]) -> bool {
     let meta = &h["__metadata__"];
     let text = |k: &str| meta[k].as_str().unwrap_or("");
     let metadata_match = text("iterations").parse() == Ok(ck.iterations)
-        && text("seed").parse() == Ok(ck.seed)
-        && text("batch").parse() == Ok(ck.batch)
+        && text("seed").parse() == Ok(ck.config.seed)
+        && text("batch").parse() == Ok(ck.config.batch)
         && text("sampler_position").parse() == Ok(ck.sampler_position)
         && serde_json::from_str::<Vec<usize>>(text("sizes"))
             .ok()

@@ -22,10 +22,14 @@ struct Recorder {
 }
 
 impl Trainer for Recorder {
+    fn precision(&self) -> gpu_net::train::Precision {
+        gpu_net::train::Precision::F64
+    }
+
     fn device(&self) -> String {
         "recorder".into()
     }
-    fn train_steps(&mut self, batches: &[Vec<u32>], _lr: f32) -> anyhow::Result<()> {
+    fn train_steps(&mut self, batches: &[Vec<u32>], _lr: f32) -> gpu_net::error::Result<()> {
         self.calls.push(batches.len());
         for b in batches {
             self.steps += 1;
@@ -34,12 +38,12 @@ impl Trainer for Recorder {
         }
         Ok(())
     }
-    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
+    fn take_mean_loss(&mut self) -> gpu_net::error::Result<f64> {
         let mean = self.pending.iter().sum::<f64>() / self.pending.len() as f64;
         self.pending.clear();
         Ok(mean)
     }
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
+    fn evaluate(&mut self, split: Split) -> gpu_net::error::Result<(f64, f64)> {
         self.evaluated_at.push((split, self.steps));
         let acc = match split {
             Split::Train => self.steps as f64,
@@ -47,19 +51,19 @@ impl Trainer for Recorder {
         };
         Ok((0.0, acc))
     }
-    fn predictions(&mut self, _: Split) -> anyhow::Result<Vec<u8>> {
+    fn predictions(&mut self, _: Split) -> gpu_net::error::Result<Vec<u8>> {
         unreachable!()
     }
-    fn params(&mut self) -> anyhow::Result<Params> {
+    fn params(&mut self) -> gpu_net::error::Result<Params> {
         unreachable!()
     }
-    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
+    fn optimizer_state(&mut self) -> gpu_net::error::Result<Vec<Vec<f64>>> {
         Ok(vec![])
     }
     fn steps_done(&self) -> u64 {
         self.steps
     }
-    fn restore(&mut self, _: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
+    fn restore(&mut self, _: &[Vec<f64>], steps: u64) -> gpu_net::error::Result<()> {
         self.steps = steps;
         Ok(())
     }

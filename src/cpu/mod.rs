@@ -9,8 +9,10 @@ pub mod memory;
 pub mod net;
 pub mod numerical;
 pub mod optimizer;
+pub mod trainer;
 
 pub use layers::{Affine, BatchNormalization, Dropout, Labels, Relu, SoftmaxWithLoss};
 pub use net::{Net, Pass};
 pub use numerical::numerical_gradient;
 pub use optimizer::OptimizerState;
+pub use trainer::CpuTrainer;

@@ -17,7 +17,7 @@ use crate::dropout_mask::layer_key;
 use crate::limits::MAX_INDICES_PER_SUBMIT;
 use crate::model::Params;
 use crate::optim::{OptimizerKind, StepRule};
-use crate::train::{Split, Trainer};
+use crate::train::{Precision, Split, Trainer};
 
 /// Rows per evaluation chunk.
 const EVAL_CHUNK: usize = 5000;
@@ -442,11 +442,15 @@ impl Trainer for GpuTrainer {
         format!("gpu: {}", self.net.ctx.describe())
     }
 
-    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> anyhow::Result<()> {
+    fn precision(&self) -> Precision {
+        Precision::F32
+    }
+
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> crate::error::Result<()> {
         Ok(self.submit_steps(batches, lr)?)
     }
 
-    fn take_mean_loss(&mut self) -> anyhow::Result<f64> {
+    fn take_mean_loss(&mut self) -> crate::error::Result<f64> {
         self.finish()?;
         let ctx = &self.net.ctx;
         let stats = read_stats(ctx, &self.step.stats)?;
@@ -454,7 +458,7 @@ impl Trainer for GpuTrainer {
         Ok(stats.mean_loss())
     }
 
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<(f64, f64)> {
+    fn evaluate(&mut self, split: Split) -> crate::error::Result<(f64, f64)> {
         let eval = &self.evals[match split {
             Split::Train => 0,
             Split::Test => 1,
@@ -468,16 +472,16 @@ impl Trainer for GpuTrainer {
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
-    fn params(&mut self) -> anyhow::Result<Params> {
+    fn params(&mut self) -> crate::error::Result<Params> {
         self.finish()?;
         Ok(self.net.read_params()?)
     }
 
-    fn optimizer_state(&mut self) -> anyhow::Result<Vec<Vec<f64>>> {
+    fn optimizer_state(&mut self) -> crate::error::Result<Vec<Vec<f64>>> {
         Ok(GpuTrainer::optimizer_state(self)?)
     }
 
-    fn predictions(&mut self, split: Split) -> anyhow::Result<Vec<u8>> {
+    fn predictions(&mut self, split: Split) -> crate::error::Result<Vec<u8>> {
         Ok(GpuTrainer::predictions(self, split)?)
     }
 
@@ -485,10 +489,10 @@ impl Trainer for GpuTrainer {
         self.steps
     }
 
-    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> anyhow::Result<()> {
+    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> crate::error::Result<()> {
         self.finish()?;
         let net = &self.net;
-        anyhow::ensure!(
+        crate::error::fail_unless!(
             optimizer_state.len() == self.step.optimizer_state.len()
                 && optimizer_state
                     .iter()

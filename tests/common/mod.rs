@@ -73,19 +73,26 @@ pub fn checkpoint(
     weight_decay: f64,
     f64_values: bool,
 ) -> gpu_net::checkpoint::Checkpoint {
+    let arch = &params.arch;
+    let config = gpu_net::config::RunConfig {
+        hidden: arch.hidden().to_vec(),
+        batchnorm: arch.batchnorm,
+        dropout: arch.dropout,
+        weight_decay,
+        init: gpu_net::model::Init::He,
+        optimizer,
+        lr: 0.001,
+        batch: 100,
+        seed: 4,
+        train_size: Some(60000),
+        data: Some("data/mnist".into()),
+    };
     gpu_net::checkpoint::Checkpoint {
         optimizer_state,
         params,
-        optimizer,
-        weight_decay,
-        init: gpu_net::model::Init::He,
-        seed: 4,
-        lr: 0.001,
-        batch: 100,
+        config,
         iterations: 12,
         sampler_position: 1234,
-        data: "data/mnist".into(),
-        train_size: 60000,
         test_accuracy: Some(0.5),
         f64_values,
     }

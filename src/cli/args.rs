@@ -1,0 +1,296 @@
+//! The flags that several commands share (the device, the GPU, the
+//! network, the layers, the update rule) and the parsers of flag values,
+//! whose ranges come from `gpu_net::limits`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use gpu_net::data;
+use gpu_net::device::DeviceChoice;
+use gpu_net::gpu::kernels::MatmulAlgo;
+use gpu_net::gpu::{self, GpuOptions};
+use gpu_net::model::{Arch, Init};
+use gpu_net::optim::{Optimizer, OptimizerKind};
+use gpu_net::{bench, limits};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The GPU when an adapter exists, else the CPU with a warning.
+    Auto,
+    /// The GPU, or an error saying how to get a driver.
+    Gpu,
+    /// The CPU reference path (f64).
+    Cpu,
+}
+
+#[derive(Args, Clone)]
+pub struct GpuArgs {
+    /// Only this backend: vulkan, metal, dx12 or gl (or several, comma
+    /// separated); WGPU_BACKEND's when not given.
+    #[arg(long, value_parser = gpu::adapter::parse_backends)]
+    pub backend: Option<wgpu::Backends>,
+    /// Adapter index from `gpu-net devices` (given the same --backend);
+    /// when not given, the first adapter whose name contains
+    /// WGPU_ADAPTER_NAME, else the best one.
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Matmul implementation: tiled (for GPUs), vec4 (for CPU adapters such
+    /// as lavapipe, operands copied into textures) or vec4-buffers (the same
+    /// kernel reading the buffers); chosen by the adapter's type by default.
+    #[arg(long, value_enum)]
+    pub matmul_kernel: Option<MatmulKernel>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MatmulKernel {
+    Tiled,
+    Vec4,
+    /// The vec4 kernel reading its operands straight from the buffers,
+    /// not from texture copies.
+    Vec4Buffers,
+}
+
+impl GpuArgs {
+    pub fn options(&self) -> GpuOptions {
+        GpuOptions {
+            backend: self.backend,
+            adapter: self.adapter,
+            matmul: self.matmul_kernel.map(|k| match k {
+                MatmulKernel::Tiled => MatmulAlgo::Tiled,
+                MatmulKernel::Vec4 => MatmulAlgo::Vec4,
+                MatmulKernel::Vec4Buffers => MatmulAlgo::Vec4Buffers,
+            }),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct NetArgs {
+    /// Hidden layer sizes, comma separated (e.g. 50 or 64,32).
+    #[arg(long, default_value = "50", value_parser = parse_hidden)]
+    pub hidden: Hidden,
+    /// Seed for the weights and the minibatch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder with the four MNIST-style IDX files (gzipped or not); the bundled MNIST by default.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Weight initialisation: a standard deviation (the book's 0.01), xavier (√(1/n)) or he (√(2/n)).
+    #[arg(long, default_value = "0.01", value_parser = Init::parse)]
+    pub init: Init,
+}
+
+/// What sits between the layers, and weight decay.
+#[derive(Args, Clone)]
+pub struct LayerArgs {
+    /// Batch Normalization between each hidden Affine and its Relu.
+    #[arg(long)]
+    pub batchnorm: bool,
+    /// Dropout ratio after each hidden Relu, in [0, 1) (the book's form, not inverted).
+    #[arg(long, default_value_t = 0.0, value_parser = dropout_ratio)]
+    pub dropout: f32,
+    /// Weight decay λ: ½λ·ΣW² added to the loss (weights only, not biases, gamma or beta).
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
+    pub weight_decay: f64,
+}
+
+impl LayerArgs {
+    pub fn arch(&self, inputs: usize, hidden: &[usize]) -> anyhow::Result<Arch> {
+        Ok(Arch::mlp(inputs, hidden, data::CLASSES)?
+            .with_batchnorm(self.batchnorm)
+            .with_dropout(self.dropout)?)
+    }
+}
+
+/// The update rule and its hyperparameters (the book's defaults).
+#[derive(Args, Clone)]
+pub struct OptimizerArgs {
+    /// sgd, momentum, nesterov, adagrad, rmsprop or adam.
+    #[arg(long, default_value = "sgd", value_parser = OptimizerKind::parse)]
+    pub optimizer: OptimizerKind,
+    /// Momentum and Nesterov's momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    pub momentum: f64,
+    /// Adam's β1, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    pub beta1: f64,
+    /// Adam's β2, in [0, 1).
+    #[arg(long, default_value_t = 0.999, value_parser = unit_interval)]
+    pub beta2: f64,
+    /// RMSprop's decay rate, in [0, 1).
+    #[arg(long, default_value_t = 0.99, value_parser = unit_interval)]
+    pub decay_rate: f64,
+}
+
+impl OptimizerArgs {
+    pub fn optimizer(&self) -> Optimizer {
+        Optimizer {
+            kind: self.optimizer,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            decay_rate: self.decay_rate,
+        }
+    }
+}
+
+pub fn dropout_ratio(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a ratio in [0, 1)")),
+    }
+}
+
+pub fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number >= 0")),
+    }
+}
+
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number in [0, 1)")),
+    }
+}
+
+/// A flag whose value is wrong only in the light of the data or the other
+/// flags: reported like clap's errors, with exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Batch Normalization over one sample divides 0 by √ε: refuse it.
+pub fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
+    if batchnorm && batch < 2 {
+        return Err(UsageError(format!(
+            "{flag} {batch} with --batchnorm: one sample's variance is 0, so Batch Normalization would output beta whatever the input; use a batch of 2 or more"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The hidden sizes as one value (clap would split a `Vec` into many).
+#[derive(Clone, Debug)]
+pub struct Hidden(pub Vec<usize>);
+
+pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
+    Arch::parse_hidden(s)
+        .map(Hidden)
+        .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
+}
+
+// The numeric flags' ranges (src/limits.rs says why each bound is what it is).
+
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, usize::MAX)
+}
+
+pub fn batch_size(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_BATCH)
+}
+
+pub fn iterations(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_ITERS)
+}
+
+/// `--epochs`, `--trials` and the experiments' `--iters`.
+pub fn up_to_max_epochs(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_EPOCHS)
+}
+
+pub fn steps_per_submit(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STEPS_PER_SUBMIT)
+}
+
+pub fn repeats(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_REPEATS)
+}
+
+pub fn weight_scales(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_STDS)
+}
+
+/// More elements than a tensor has checks all of it; no network has more
+/// than `MAX_PARAMS`.
+pub fn sample_size(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, gpu_net::model::MAX_PARAMS)
+}
+
+pub fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct UsizeList(pub Vec<usize>);
+
+#[derive(Clone, Debug)]
+pub struct Nets(pub Vec<Vec<usize>>);
+
+pub fn parse_list(s: &str) -> Result<UsizeList, String> {
+    s.split(',')
+        .map(|v| batch_size(v.trim()))
+        .collect::<Result<_, _>>()
+        .map(UsizeList)
+}
+
+pub fn parse_nets(s: &str) -> Result<Nets, String> {
+    s.split(',')
+        .map(|net| parse_hidden(&net.replace(':', ",")).map(|h| h.0))
+        .collect::<Result<_, _>>()
+        .map(Nets)
+}
+
+pub fn parse_matmul(s: &str) -> Result<bench::MatmulBench, String> {
+    use bench::MatmulForm::*;
+    let (sizes, form) = match s.rsplit_once(',') {
+        Some((sizes, "at")) => (sizes, Atb),
+        Some((sizes, "bt")) => (sizes, Abt),
+        _ => (s, Ab),
+    };
+    match parse_list(sizes)?.0[..] {
+        [m, n, k] => Ok(bench::MatmulBench { m, n, k, form }),
+        _ => Err(format!(
+            "{s:?}: expected M,N,K (three sizes), optionally followed by ,at or ,bt"
+        )),
+    }
+}
+
+pub fn tolerance_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a factor in (0, 1]")),
+    }
+}
+
+pub fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= limits::MAX_SECONDS => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds in (0, {}]",
+            limits::MAX_SECONDS
+        )),
+    }
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+        }
+    }
+}
+
+/// The bundled MNIST unless `dir` names another IDX folder.
+pub fn load_data(dir: &Option<PathBuf>) -> anyhow::Result<data::Mnist> {
+    let dir = dir.clone().unwrap_or_else(data::bundled_dir);
+    Ok(data::load_dir(&dir)?)
+}

@@ -1,0 +1,116 @@
+//! `gpu-net bench`: training-step throughput over batch and hidden sizes,
+//! the per-kernel profile, and the matmul alone.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use gpu_net::bench;
+use gpu_net::cpu::memory as cpu_memory;
+use gpu_net::data;
+use gpu_net::device::{Device, DeviceChoice};
+use gpu_net::gpu::kernels::SplitK;
+use gpu_net::model::Arch;
+use gpu_net::optim::StepRule;
+
+use super::args::{
+    GpuArgs, LayerArgs, Nets, OptimizerArgs, UsizeList, check_batchnorm_batch, load_data,
+    parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
+};
+use super::output::Output;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Batch sizes, comma separated.
+    #[arg(long, default_value = "100,1000,8192", value_parser = parse_list)]
+    pub batch: UsizeList,
+    /// Networks to time, comma separated, each a hidden size (784-H-10) or
+    /// several joined with ':' for deeper ones (64:32 is 784-64-32-10).
+    #[arg(long, default_value = "50,1024", value_parser = parse_nets)]
+    pub hidden: Nets,
+    /// Length of each timed run, in seconds (at most 3600).
+    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
+    pub seconds: f64,
+    /// Timed runs per configuration, 1 to 1000 (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = repeats)]
+    pub repeats: usize,
+    /// Time the CPU reference path too.
+    #[arg(long)]
+    pub cpu: bool,
+    /// Most GPU steps recorded into one submission (1 to 1024).
+    #[arg(long, default_value_t = 16, value_parser = steps_per_submit)]
+    pub steps_per_submit: usize,
+    /// Time only the matmul kernel on C(M×N) over K, given as M,N,K
+    /// (A·B), M,N,K,at (Aᵀ·B, the weight-gradient form) or M,N,K,bt (A·Bᵀ);
+    /// repeatable.
+    #[arg(long, value_parser = parse_matmul)]
+    pub matmul: Vec<bench::MatmulBench>,
+    /// With --matmul: split K into at most this many slices, 1 to 1024
+    /// (chosen by the product's shape by default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub split_k: Option<u32>,
+    #[command(flatten)]
+    pub layers: LayerArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let data = load_data(&args.data)?;
+    let cfg = bench::BenchConfig {
+        batches: args.batch.0,
+        hidden: args.hidden.0,
+        seconds: args.seconds,
+        repeats: args.repeats,
+        cpu: args.cpu,
+        gpu: args.matmul.is_empty(),
+        steps_per_submit: args.steps_per_submit,
+        matmul: args.matmul,
+        split_k: args.split_k.map_or(SplitK::Auto, SplitK::Slices),
+        rule: StepRule {
+            optimizer: args.optimizer.optimizer(),
+            weight_decay: args.layers.weight_decay,
+            seed: 0,
+        },
+        batchnorm: args.layers.batchnorm,
+        dropout: args.layers.dropout,
+    };
+    for &b in &cfg.batches {
+        check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
+        // The CPU path's memory, for every network it will time.
+        for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
+            let arch = Arch::mlp(data.train.pixels(), hidden, data::CLASSES)?
+                .with_batchnorm(cfg.batchnorm)
+                .with_dropout(cfg.dropout)?;
+            cpu_memory::check(
+                || format!("bench --cpu of {:?} at --batch {b}", arch.sizes),
+                cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
+            )?;
+        }
+    }
+    // Without a GPU, --cpu times the CPU path alone.
+    let choice = if cfg.cpu {
+        DeviceChoice::Auto
+    } else {
+        DeviceChoice::Gpu
+    };
+    let device = Device::open(choice, &args.gpu.options(), &mut |e| {
+        eprintln!("warning: {e}; timing the CPU path only")
+    })?;
+    let out = Output::new(args.json);
+    let report = bench::run(&device, &data, &cfg, &mut |line| out.say(&line))?;
+    out.object(&report, true)?;
+    if !out.json {
+        println!("\n{}", bench::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+//! `gpu-net devices`: the adapters wgpu can see, numbered as `--adapter`
+//! takes them.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use gpu_net::gpu;
+
+#[derive(Args)]
+pub struct DevicesArgs {
+    /// Only these backends (as --backend of the other commands): the list
+    /// is then numbered as `--backend B --adapter N` counts.
+    #[arg(long, value_parser = gpu::adapter::parse_backends)]
+    pub backend: Option<wgpu::Backends>,
+}
+
+pub fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
+    let (choice, adapters) = gpu::context::list_adapters(args.backend)?;
+    if adapters.is_empty() {
+        return Err(choice.nothing_found().into());
+    }
+    if args.backend.is_none() {
+        if let Some(by) = &choice.named_by {
+            eprintln!("note: {by}: only those backends are listed");
+        }
+    }
+    for (i, info) in adapters.iter().enumerate() {
+        println!(
+            "{i}: {} [{:?}]",
+            gpu::context::describe(info),
+            info.device_type
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! `gpu-net eval`: a checkpoint's loss and accuracy on the test set, per
+//! class, and the confusion matrix.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use gpu_net::checkpoint::Checkpoint;
+use gpu_net::cpu::memory as cpu_memory;
+use gpu_net::data;
+use gpu_net::device::{Device, Workspace};
+
+use super::args::{DeviceArg, GpuArgs, load_data};
+use super::output::Output;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// cpu, gpu, or auto (GPU when there is an adapter).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// Print one JSON object (accuracy, loss, per_class, confusion, ...) instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let ck = Checkpoint::read(&args.model)?;
+    let data = load_data(&args.data)?;
+    let arch = &ck.params.arch;
+    anyhow::ensure!(
+        arch.inputs() == data.test.pixels() && arch.outputs() == data::CLASSES,
+        "{}: the network {:?} does not fit the data's {} pixels and {} classes",
+        args.model.display(),
+        arch.sizes,
+        data.test.pixels(),
+        data::CLASSES
+    );
+    let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
+        eprintln!("warning: {e}; training on the CPU instead")
+    })?;
+    if let Device::Cpu = device {
+        cpu_memory::check(
+            || format!("evaluating {} ({:?})", args.model.display(), arch.sizes),
+            cpu_memory::training_bytes(arch, 0, ck.config.optimizer.kind.state_arrays()),
+        )?;
+    }
+    // A step workspace of batch 2 and one slot: eval never trains.
+    let workspace = Workspace { batch: 2, slots: 1 };
+    let rule = ck.config.rule();
+    let mut trainer = device.trainer(&ck.params, &data, workspace, ck.config.lr, &rule)?;
+    let report = gpu_net::eval::evaluate(
+        trainer.as_mut(),
+        &data.test.labels,
+        data::CLASSES,
+        &args.model.display().to_string(),
+    )?;
+    let out = Output::new(args.json);
+    out.object(&report, true)?;
+    if !out.json {
+        print!("{}", gpu_net::eval::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! `gpu-net experiment NAME`: one of the book's chapter 6 experiments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use gpu_net::device::Device;
+use gpu_net::experiment;
+
+use super::args::{DeviceArg, GpuArgs, load_data, up_to_max_epochs, weight_scales};
+use super::output::Output;
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout or hyperparameter-search.
+    #[arg(value_parser = experiment::Experiment::parse)]
+    pub name: experiment::Experiment,
+    /// cpu, gpu, or auto (GPU when there is an adapter).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Seed for the weights, the minibatches and the search.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Folder with the four MNIST-style IDX files; the bundled MNIST by default.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Write the curves the book plots to DIR/NAME.csv.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
+    #[arg(long, value_parser = up_to_max_epochs)]
+    pub iters: Option<usize>,
+    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50).
+    #[arg(long, value_parser = up_to_max_epochs)]
+    pub epochs: Option<usize>,
+    /// Trials of hyperparameter-search instead of 100.
+    #[arg(long, value_parser = up_to_max_epochs)]
+    pub trials: Option<usize>,
+    /// Run only the first K (1 to 16) of batch-norm's 16 weight scales.
+    #[arg(long, value_parser = weight_scales)]
+    pub stds: Option<usize>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// End with one JSON object on stdout (the script's lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
+    let out = Output::new(args.json);
+    let mut say = |line: String| out.say(&line);
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
+    }
+    let data = load_data(&args.data)?;
+    let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
+        eprintln!("warning: {e}; training on the CPU instead")
+    })?;
+    let csv = args
+        .out
+        .as_ref()
+        .map(|dir| dir.join(format!("{}.csv", args.name.name())));
+    let cfg = experiment::ExperimentConfig {
+        seed: args.seed,
+        iters: args.iters,
+        epochs: args.epochs,
+        trials: args.trials,
+        stds: args.stds,
+        csv: csv.clone(),
+    };
+    let report = experiment::run(args.name, &device, &data, &cfg, &mut say)?;
+    if let Some(path) = &csv {
+        say(format!("curves written to {}", path.display()));
+    }
+    out.object(&report, false)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,125 @@
+//! The `gpu-net` command line: the only part of gpu-net that knows clap,
+//! anyhow, the terminal and stdout. One module per command, each with its
+//! `XArgs` and `run`; `args` holds the flags they share, `output` how they
+//! print. Errors come back here to become exit statuses: 2 for a usage
+//! error (a flag or variable that cannot mean anything), 1 for a failure.
+//!
+//! May import: the gpu_net library, and its own modules.
+
+mod args;
+mod bench;
+mod devices;
+mod eval;
+mod experiment;
+mod output;
+mod plot;
+mod predict;
+mod train;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use args::{DeviceArg, UsageError};
+
+#[derive(Parser)]
+#[command(
+    name = "gpu-net",
+    version,
+    about = "Train an MLP on MNIST with WGSL compute shaders, checked against a CPU reference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on MNIST (or any IDX dataset) and report loss and accuracy per epoch.
+    Train(train::TrainArgs),
+    /// Numerical, CPU and GPU gradients of one batch side by side; exit 1 when they disagree.
+    Verify(verify::VerifyArgs),
+    /// Training-step throughput over batch and hidden sizes, GPU (and CPU with --cpu).
+    Bench(bench::BenchArgs),
+    /// Run one of the book's chapter 6 experiments (optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search).
+    Experiment(experiment::ExperimentArgs),
+    /// A checkpoint's loss and accuracy on the test set, per class, and the confusion matrix.
+    Eval(eval::EvalArgs),
+    /// Classify your own images of digits (PNG, JPEG, BMP, PGM) with a checkpoint.
+    Predict(predict::PredictArgs),
+    /// Draw the first layer's weights as a grid of 28×28 images, one per hidden unit (PNG).
+    ShowWeights(predict::ShowWeightsArgs),
+    /// Draw learning curves (accuracy and loss against epoch) from `train --metrics` CSV files as SVG.
+    Plot(plot::PlotArgs),
+    /// List the GPU adapters wgpu can see, numbered as --adapter takes them.
+    Devices(devices::DevicesArgs),
+}
+
+/// Parses the command line, runs the command, and gives its exit status.
+pub fn run() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Some((_, sub)) = matches.subcommand() else {
+        unreachable!("clap requires a subcommand")
+    };
+    note_cpu_ignores_gpu_flags(sub);
+    let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+    let result = match cli.command {
+        Command::Train(args) => train::run(args, &given),
+        Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Experiment(args) => experiment::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Plot(args) => plot::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::ShowWeights(args) => predict::run_show_weights(args),
+        Command::Devices(args) => devices::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
+        }
+    }
+}
+
+/// Exit status 2: a flag, or a wgpu variable (`WGPU_BACKEND`, ...), that
+/// cannot mean anything.
+fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<UsageError>().is_some()
+        || e.downcast_ref::<gpu_net::error::Error>()
+            .is_some_and(gpu_net::error::Error::is_usage)
+        || matches!(
+            e.downcast_ref::<gpu_net::gpu::GpuError>(),
+            Some(gpu_net::gpu::GpuError::BadEnv { .. })
+        )
+}
+
+/// Flags that steer only the GPU.
+const GPU_ONLY_FLAGS: [&str; 4] = ["backend", "adapter", "matmul_kernel", "steps_per_submit"];
+
+/// `--device cpu` runs no GPU code: the GPU's flags given with it are named
+/// in one line, so a user does not believe they took effect.
+fn note_cpu_ignores_gpu_flags(sub: &clap::ArgMatches) {
+    let cpu = sub.ids().any(|id| id.as_str() == "device")
+        && sub.get_one::<DeviceArg>("device") == Some(&DeviceArg::Cpu);
+    if !cpu {
+        return;
+    }
+    // value_source panics (in debug builds) on an id the subcommand does
+    // not define, and not every subcommand has every GPU flag: ask only
+    // about the ids its matches hold.
+    let present: Vec<&str> = sub.ids().map(|id| id.as_str()).collect();
+    let given: Vec<String> = GPU_ONLY_FLAGS
+        .iter()
+        .filter(|id| present.contains(id))
+        .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !given.is_empty() {
+        eprintln!("note: --device cpu ignores {} (GPU only)", given.join(", "));
+    }
+}

@@ -1,0 +1,94 @@
+//! How commands print: human lines on stdout, or on stderr when stdout
+//! carries one JSON object (`--json`); and the training progress bar, drawn
+//! on a terminal only so logs, pipes and `--json` stay clean.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Output { json }
+    }
+
+    /// One human line.
+    pub fn say(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    }
+
+    /// The command's one JSON object, when `--json` asked for it.
+    pub fn object<T: Serialize>(&self, value: &T, pretty: bool) -> anyhow::Result<()> {
+        if self.json {
+            let text = if pretty {
+                serde_json::to_string_pretty(value)?
+            } else {
+                serde_json::to_string(value)?
+            };
+            println!("{text}");
+        }
+        Ok(())
+    }
+}
+
+/// A bar of iterations, with lines printed above it.
+pub struct Progress {
+    out: Output,
+    bar: Option<ProgressBar>,
+    batch: usize,
+}
+
+impl Progress {
+    /// A bar from `done` to `len` iterations of `batch` samples.
+    pub fn new(out: Output, len: usize, done: usize, batch: usize) -> Self {
+        let bar = (!out.json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(len as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} iter {pos}/{len}  {prefix}  {msg}  {eta} left",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_position(done as u64);
+            bar
+        });
+        Progress { out, bar, batch }
+    }
+
+    /// A line above the bar, not through it.
+    pub fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| self.out.say(line)),
+            None => self.out.say(line),
+        }
+    }
+
+    pub fn at(&self, done: usize) {
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+            b.set_message(format!("{:.0} samples/s", b.per_sec() * self.batch as f64));
+        }
+    }
+
+    /// The last epoch's figures, beside the bar.
+    pub fn epoch(&self, text: String) {
+        if let Some(b) = &self.bar {
+            b.set_prefix(text);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `gpu-net plot`: learning curves from `train --metrics` CSV files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Args)]
+pub struct PlotArgs {
+    /// `train --metrics` CSV files, one curve each (the legend names the file).
+    #[arg(required = true)]
+    pub csv: Vec<PathBuf>,
+    /// The SVG to write.
+    #[arg(short, long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
+    let runs = args
+        .csv
+        .iter()
+        .map(|p| gpu_net::plot::read_metrics(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    gpu_net::plot::draw(&runs, &args.out)?;
+    println!("{} curves written to {}", runs.len(), args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! `gpu-net predict` (classify your own images of digits) and
+//! `gpu-net show-weights` (the first layer's weights as images).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use gpu_net::checkpoint::Checkpoint;
+use gpu_net::data;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Take each image as it is: already 28×28, light digit on dark, as MNIST.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print the 28×28 input the network saw, as text.
+    #[arg(long)]
+    pub show: bool,
+    /// Print a JSON list of {file, label, probabilities} instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ShowWeightsArgs {
+    /// The checkpoint (`train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The PNG to write.
+    #[arg(short, long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    use gpu_net::predict;
+    let ck = Checkpoint::read(&args.model)?;
+    let arch = &ck.params.arch;
+    anyhow::ensure!(
+        arch.inputs() == predict::SIDE * predict::SIDE && arch.outputs() == data::CLASSES,
+        "{}: the network {:?} does not take 28×28 images into 10 classes",
+        args.model.display(),
+        arch.sizes
+    );
+    // A handful of images: the f64 reference path, in evaluation form.
+    let net = gpu_net::cpu::Net::new(arch);
+    let (mut results, mut failed) = (Vec::new(), 0);
+    for path in &args.images {
+        let pixels = match predict::load(path, args.raw) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
+        let p = predict::probabilities(&net.predict(&ck.params, &x, 1));
+        let order = predict::ranked(&p);
+        if !args.json {
+            let top: Vec<String> = order[..3]
+                .iter()
+                .map(|&c| format!("{c} ({:.3})", p[c]))
+                .collect();
+            println!("{}: {}", path.display(), top.join("  "));
+            if args.show {
+                print!("{}", predict::show(&pixels));
+            }
+        }
+        results.push(serde_json::json!({
+            "file": path.display().to_string(),
+            "label": order[0],
+            "probabilities": p,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
+    let ck = Checkpoint::read(&args.model)?;
+    let arch = &ck.params.arch;
+    let side = gpu_net::predict::SIDE;
+    anyhow::ensure!(
+        arch.inputs() == side * side,
+        "{}: the first layer takes {} inputs, not 28×28 images",
+        args.model.display(),
+        arch.inputs()
+    );
+    let w1 = &arch.tensors()[0];
+    let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1]);
+    img.save(&args.out)
+        .with_context(|| format!("-o {}: writing the image failed", args.out.display()))?;
+    println!(
+        "{} units of W1 drawn to {} ({}×{})",
+        w1.shape[1],
+        args.out.display(),
+        img.width(),
+        img.height()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,97 @@
+//! The library's one error type. Each module keeps its own typed error
+//! (data, checkpoint, GPU, ...); the jobs above them (training, verify,
+//! bench, experiments, evaluation) return [`Error`], whose kind tells the
+//! command line which exit status to give. Messages name values and files;
+//! the command line says which flag set them.
+//!
+//! May import: the leaf error types of the modules below it, nothing else.
+
+use std::path::PathBuf;
+
+use crate::checkpoint::CheckpointError;
+use crate::config::ConfigError;
+use crate::cpu::memory::MemoryError;
+use crate::data::DataError;
+use crate::gpu::GpuError;
+use crate::limits::BadSize;
+use crate::model::ArchError;
+use crate::plot::PlotError;
+use crate::predict::PredictError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting that cannot mean anything, alone or with the data and the
+    /// other settings: the command line's exit status 2.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Size(#[from] BadSize),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    /// A file the library writes (metrics, experiment tables).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The training loss stopped being a number.
+    #[error(
+        "the training loss is {loss} in iterations {from}..{to}: training diverged at learning rate {lr}"
+    )]
+    Diverged {
+        loss: f64,
+        from: usize,
+        to: usize,
+        lr: f32,
+    },
+    /// The computation failed on valid input: training diverged, a state
+    /// does not fit its network.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Whether the user asked for something that cannot mean anything (exit
+    /// status 2), as opposed to a failure of valid work (exit status 1).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::Usage(_) | Error::Config(_) => true,
+            Error::Gpu(e) => matches!(e, GpuError::BadEnv { .. }),
+            _ => false,
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// `ensure!` for [`Error::Failed`].
+macro_rules! fail_unless {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err($crate::error::Error::Failed(format!($($arg)+)));
+        }
+    };
+}
+pub(crate) use fail_unless;

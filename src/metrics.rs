@@ -1,0 +1,94 @@
+//! A run's metrics as CSV, one row per epoch, flushed as the run goes (a
+//! crash keeps the rows so far); `plot::read_metrics` reads them back.
+//!
+//! May import: train (the epoch report), error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::train::EpochReport;
+
+pub struct MetricsCsv {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl MetricsCsv {
+    pub const HEADER: &'static str =
+        "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec";
+
+    /// A new file with the header, or (continuing a run, `append`) the
+    /// existing one, given a header if it is empty.
+    pub fn open(path: &Path, append: bool) -> Result<Self> {
+        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .map_err(Error::io(path))?;
+        if !(append && exists) {
+            writeln!(file, "{}", Self::HEADER).map_err(Error::io(path))?;
+        }
+        Ok(MetricsCsv {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn row(&mut self, r: &EpochReport) -> Result<()> {
+        writeln!(
+            self.file,
+            "{},{},{},{},{},{},{}",
+            r.epoch,
+            r.iter,
+            r.loss,
+            r.train_accuracy,
+            r.test_accuracy,
+            r.seconds,
+            r.samples_per_sec
+        )
+        .and_then(|_| self.file.flush())
+        .map_err(Error::io(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(epoch: usize) -> EpochReport {
+        EpochReport {
+            epoch,
+            iter: epoch * 600,
+            loss: 0.25,
+            train_accuracy: 0.9,
+            test_accuracy: 0.875,
+            seconds: 2.0,
+            samples_per_sec: 30000.0,
+        }
+    }
+
+    #[test]
+    fn rows_follow_one_header_and_a_continued_run_appends() {
+        let path = std::env::temp_dir().join(format!("gpu-net-metrics-{}.csv", std::process::id()));
+        let mut m = MetricsCsv::open(&path, false).unwrap();
+        m.row(&report(1)).unwrap();
+        drop(m);
+        let mut m = MetricsCsv::open(&path, true).unwrap();
+        m.row(&report(2)).unwrap();
+        drop(m);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], MetricsCsv::HEADER);
+        assert_eq!(lines[1], "1,600,0.25,0.9,0.875,2,30000");
+        assert_eq!(lines[2], "2,1200,0.25,0.9,0.875,2,30000");
+        assert_eq!(lines.len(), 3);
+        // A new run replaces the file.
+        MetricsCsv::open(&path, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        std::fs::remove_file(&path).ok();
+    }
+}
