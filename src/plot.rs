@@ -30,11 +30,11 @@ impl Curves {
     }
 
     /// One epoch's point on each curve.
-    pub fn push(&mut self, r: &crate::train::EpochReport) {
-        self.epoch.push(r.epoch as f64);
-        self.loss.push(r.loss);
-        self.train_accuracy.push(r.train_accuracy);
-        self.test_accuracy.push(r.test_accuracy);
+    pub fn push(&mut self, epoch: usize, loss: f64, train_accuracy: f64, test_accuracy: f64) {
+        self.epoch.push(epoch as f64);
+        self.loss.push(loss);
+        self.train_accuracy.push(train_accuracy);
+        self.test_accuracy.push(test_accuracy);
     }
 }
 

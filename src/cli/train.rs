@@ -450,7 +450,7 @@ impl EpochEnd<'_> {
         trainer: &mut dyn Trainer,
         position: u128,
     ) -> gpu_net::error::Result<()> {
-        self.curves.push(r);
+        (self.curves).push(r.epoch, r.loss, r.train_accuracy, r.test_accuracy);
         self.progress.say(&format!(
             "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
@@ -500,5 +500,65 @@ impl EpochEnd<'_> {
             test_accuracy: Some(r.test_accuracy),
             f64_values: trainer.precision() == Precision::F64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+    use gpu_net::config::{RunConfig, value_text};
+
+    use super::TrainArgs;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    /// Every setting of a run is a flag of the same name, and the flag
+    /// lands in its field: parsing `--F V` for each field F of a
+    /// configuration gives that configuration.
+    #[test]
+    fn every_field_is_a_flag_that_sets_it() {
+        let want = RunConfig {
+            hidden: vec![7, 5],
+            batchnorm: true,
+            dropout: 0.25,
+            weight_decay: 0.125,
+            init: gpu_net::model::Init::He,
+            optimizer: gpu_net::optim::Optimizer {
+                kind: gpu_net::optim::OptimizerKind::Adam,
+                momentum: 0.5,
+                beta1: 0.75,
+                beta2: 0.875,
+                decay_rate: 0.625,
+            },
+            lr: 0.003,
+            batch: 17,
+            seed: 9,
+            train_size: Some(300),
+            data: Some("somewhere".into()),
+        };
+        let mut argv = vec!["train".to_string()];
+        for (field, value) in want.fields() {
+            argv.push(format!("--{}", field.replace('_', "-")));
+            if !value.is_boolean() {
+                argv.push(value_text(&value));
+            }
+        }
+        let matches = Cli::command()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let args = Cli::from_arg_matches(&matches).unwrap().train;
+        assert_eq!(args.config(), want);
+        for field in RunConfig::field_names() {
+            let source = matches.value_source(&field);
+            assert_eq!(
+                source,
+                Some(clap::parser::ValueSource::CommandLine),
+                "{field}"
+            );
+        }
     }
 }

@@ -1,0 +1,126 @@
+//! The run configuration, walked field by field from the struct (serde's
+//! view of it, not a hand list): every field differs in `other()`, survives
+//! a checkpoint, and a contradicting value given on resume is refused.
+
+use gpu_net::checkpoint::Checkpoint;
+use gpu_net::config::{ConfigError, MAY_DIFFER_ON_RESUME, RunConfig};
+use gpu_net::model::{Arch, Init, Params};
+use gpu_net::optim::{Optimizer, OptimizerKind};
+
+/// A configuration with every field away from its default.
+fn other() -> RunConfig {
+    RunConfig {
+        hidden: vec![7, 5],
+        batchnorm: true,
+        dropout: 0.25,
+        weight_decay: 0.125,
+        init: Init::He,
+        optimizer: Optimizer {
+            kind: OptimizerKind::Adam,
+            momentum: 0.5,
+            beta1: 0.75,
+            beta2: 0.875,
+            decay_rate: 0.625,
+        },
+        lr: 0.003,
+        batch: 17,
+        seed: 9,
+        train_size: Some(300),
+        data: Some("somewhere/else".into()),
+    }
+}
+
+#[test]
+fn other_differs_in_every_field() {
+    let (a, b) = (RunConfig::default().fields(), other().fields());
+    for name in RunConfig::field_names() {
+        assert_ne!(a[&name], b[&name], "other() leaves {name} at its default");
+    }
+}
+
+fn checkpoint_of(config: RunConfig) -> Checkpoint {
+    let arch = Arch::mlp(784, &config.hidden, 10)
+        .unwrap()
+        .with_batchnorm(config.batchnorm)
+        .with_dropout(config.dropout)
+        .unwrap();
+    let params = Params::init(&arch, 1);
+    // State in every tensor (the arena's padding between them is not stored).
+    let mut state = vec![vec![0.0; arch.arena_len()]; config.optimizer.kind.state_arrays()];
+    for t in arch.tensors() {
+        for s in &mut state {
+            s[t.range()].fill(0.5);
+        }
+    }
+    Checkpoint {
+        params,
+        config,
+        optimizer_state: state,
+        iterations: 3,
+        sampler_position: 77,
+        test_accuracy: None,
+        f64_values: false,
+    }
+}
+
+#[test]
+fn every_field_round_trips_through_a_checkpoint() {
+    let ck = checkpoint_of(other());
+    let path = std::path::Path::new("config.safetensors");
+    let back = Checkpoint::from_bytes(path, &ck.to_bytes()).unwrap();
+    let (want, got) = (ck.config.fields(), back.config.fields());
+    for name in RunConfig::field_names() {
+        assert_eq!(
+            want[&name], got[&name],
+            "{name} did not survive the checkpoint"
+        );
+    }
+    // The rest of the checkpoint as well (compared apart: a failure prints
+    // the part that differs, not every weight).
+    assert!(back.params == ck.params, "the parameters differ");
+    assert!(
+        back.optimizer_state == ck.optimizer_state,
+        "the state differs"
+    );
+    assert_eq!(
+        (
+            back.iterations,
+            back.sampler_position,
+            back.test_accuracy,
+            back.f64_values
+        ),
+        (
+            ck.iterations,
+            ck.sampler_position,
+            ck.test_accuracy,
+            ck.f64_values
+        )
+    );
+}
+
+#[test]
+fn every_contradicting_field_is_refused_on_resume() {
+    let stored = RunConfig {
+        train_size: Some(60000),
+        data: Some("data/mnist".into()),
+        ..RunConfig::default()
+    };
+    let flags = other();
+    for name in RunConfig::field_names() {
+        let result = stored.overlay(&flags, &[name.as_str()]);
+        if MAY_DIFFER_ON_RESUME.contains(&name.as_str()) {
+            let taken = result.unwrap().fields();
+            assert_eq!(taken[&name], flags.fields()[&name], "{name} not taken");
+            continue;
+        }
+        match result {
+            Err(ConfigError::Contradicts(c)) => {
+                assert_eq!(c.len(), 1, "{name}: {c:?}");
+                assert_eq!(c[0].field, name);
+            }
+            other => panic!("{name}: a contradiction was not refused: {other:?}"),
+        }
+        // Not given: the checkpoint's value stands.
+        assert_eq!(stored.overlay(&flags, &[]).unwrap(), stored);
+    }
+}
