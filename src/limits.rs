@@ -1,5 +1,5 @@
 //! The documented range of every numeric flag, and how much a run may
-//! allocate: one place for the numbers the CLI enforces and the README lists.
+//! allocate: one place for the numbers the CLI enforces and docs/cli.md lists.
 //!
 //! Every bound is there for a reason a user can be told: a count past it
 //! would overflow a counter, wrap a 32-bit step number on the GPU, or make a

@@ -441,14 +441,14 @@ const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// The README's limits table: (commands, flag, range) per row.
+/// The limits table in docs/cli.md: (commands, flag, range) per row.
 fn readme_ranges() -> Vec<(String, String, String)> {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
     let section = readme
         .split("\n### Limits\n")
         .nth(1)
-        .expect("README has a Limits section");
+        .expect("docs/cli.md has a Limits section");
     section
         .lines()
         .take_while(|l| !l.starts_with('#'))
@@ -521,16 +521,19 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
                     outside(&(n(most) + 1).to_string());
                 }
             }
-            // The README lists the same range.
+            // docs/cli.md lists the same range.
             let (_, _, range) = readme
                 .iter()
                 .find(|(cmds, f, _)| *f == format!("`{flag}`") && cmds.contains(cmd))
-                .unwrap_or_else(|| panic!("README's Limits list no range for {cmd} {flag}"));
+                .unwrap_or_else(|| panic!("docs/cli.md's Limits list no range for {cmd} {flag}"));
             let want = format!("{least} to {}", most.unwrap_or(""));
             let at = range.find(&want).map(|i| i + want.len());
             let whole =
                 at.is_some_and(|end| !range[end..].starts_with(|c: char| c.is_ascii_digit()));
-            assert!(whole, "README: {cmd} {flag} is {range:?}, not {want:?}");
+            assert!(
+                whole,
+                "docs/cli.md: {cmd} {flag} is {range:?}, not {want:?}"
+            );
         }
     }
     // Epochs within range whose iterations are not.

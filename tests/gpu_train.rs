@@ -611,7 +611,8 @@ fn stepwise_comparison_catches_a_wrong_adam_step_and_a_wrong_mask() {
     assert_eq!(flipped, 3, "a different mask went unnoticed");
 }
 
-/// The learning rate the README names for each rule on the book's network.
+/// The learning rate docs/cli.md (`--lr`) and docs/chapter6.md name for each
+/// rule on the book's network.
 fn readme_lr(kind: OptimizerKind) -> f32 {
     match kind {
         OptimizerKind::RmsProp | OptimizerKind::Adam => 0.001,
