@@ -380,6 +380,8 @@ pub fn bench_cpu(data: &Mnist, arch: &Arch, batch: usize, cfg: &BenchConfig) -> 
     Ok(result("cpu", arch, batch, rates, first, 1, 0))
 }
 
+// Longer than a screen on purpose: operands, their padding and their
+// checks against the device's limits must sit beside the timed dispatch.
 /// The matmul kernel alone, `C(M, N) = op(A)·op(B)` over K in `p.form`,
 /// repeated in one submission (for the vec4 kernel's texture operands, a
 /// pass per repeat after its copies, which the times include). K and N (and M when A is transposed) are padded to
@@ -557,6 +559,8 @@ fn line(r: &StepResult) -> String {
     )
 }
 
+// Longer than a screen on purpose: the report's tables in the order they
+// print, each header beside the rows it heads.
 /// The table `gpu-net bench` prints.
 pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();

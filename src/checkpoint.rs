@@ -275,78 +275,7 @@ impl Checkpoint {
                 ));
             }
         };
-        let dtype = if f64_values { Dtype::F64 } else { Dtype::F32 };
-        let expected = layout(&arch, kind);
-        let names: std::collections::HashSet<&str> =
-            expected.iter().map(|(n, _, _)| n.as_str()).collect();
-        if let Some(extra) = st.names().into_iter().find(|n| !names.contains(n)) {
-            return Err(invalid(
-                path,
-                format!(
-                    "tensor {extra:?} does not belong to a {:?} network trained with {kind}",
-                    arch.sizes
-                ),
-            ));
-        }
-        // Every tensor present, of the file's dtype and the network's shape,
-        // before anything is allocated: the metadata's sizes are believed
-        // only once the file is seen to hold them (a small file claiming a
-        // huge network would otherwise allocate it).
-        let views = expected
-            .iter()
-            .map(|(name, source, t)| {
-                let view = st
-                    .tensor(name)
-                    .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
-                if view.dtype() != dtype {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "tensor {name:?} is {:?}, the file says {dtype:?}",
-                            view.dtype()
-                        ),
-                    ));
-                }
-                if view.shape() != t.shape.as_slice() {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "tensor {name:?} has shape {:?}; the network needs {:?}",
-                            view.shape(),
-                            t.shape
-                        ),
-                    ));
-                }
-                Ok((name, source, t, view))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut params = Params::zeros(&arch);
-        let mut state = vec![vec![0.0; arch.arena_len()]; kind.state_arrays()];
-        for (name, source, t, view) in views {
-            let values: Vec<f64> = if f64_values {
-                view.data()
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                    .collect()
-            } else {
-                view.data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect()
-            };
-            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(invalid(
-                    path,
-                    format!("tensor {name:?} element {i} is {}", values[i]),
-                ));
-            }
-            let dest = match source {
-                Source::Param => &mut params.values[t.range()],
-                Source::Running => &mut params.running[t.range()],
-                Source::State(k) => &mut state[*k][t.range()],
-            };
-            dest.copy_from_slice(&values);
-        }
+        let (params, state) = read_arrays(path, &st, &arch, kind, f64_values)?;
         let config = RunConfig::from_metadata(|k| meta.get(k).map(String::as_str), arch.hidden())
             .map_err(|e| invalid(path, format!("__metadata__ {e}")))?;
         for (field, given) in [
@@ -371,6 +300,91 @@ impl Checkpoint {
             f64_values,
         })
     }
+}
+
+/// Every tensor of the network and the rule's state, of the file's dtype and
+/// the network's shape, checked before anything is allocated: the
+/// metadata's sizes are believed only once the file is seen to hold them.
+fn read_arrays(
+    path: &Path,
+    st: &SafeTensors,
+    arch: &Arch,
+    kind: OptimizerKind,
+    f64_values: bool,
+) -> Result<(Params, Vec<Vec<f64>>), CheckpointError> {
+    let dtype = if f64_values { Dtype::F64 } else { Dtype::F32 };
+    let expected = layout(arch, kind);
+    let names: std::collections::HashSet<&str> =
+        expected.iter().map(|(n, _, _)| n.as_str()).collect();
+    if let Some(extra) = st.names().into_iter().find(|n| !names.contains(n)) {
+        return Err(invalid(
+            path,
+            format!(
+                "tensor {extra:?} does not belong to a {:?} network trained with {kind}",
+                arch.sizes
+            ),
+        ));
+    }
+    // Every tensor present, of the file's dtype and the network's shape,
+    // before anything is allocated: the metadata's sizes are believed
+    // only once the file is seen to hold them (a small file claiming a
+    // huge network would otherwise allocate it).
+    let views = expected
+        .iter()
+        .map(|(name, source, t)| {
+            let view = st
+                .tensor(name)
+                .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
+            if view.dtype() != dtype {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "tensor {name:?} is {:?}, the file says {dtype:?}",
+                        view.dtype()
+                    ),
+                ));
+            }
+            if view.shape() != t.shape.as_slice() {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "tensor {name:?} has shape {:?}; the network needs {:?}",
+                        view.shape(),
+                        t.shape
+                    ),
+                ));
+            }
+            Ok((name, source, t, view))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut params = Params::zeros(arch);
+    let mut state = vec![vec![0.0; arch.arena_len()]; kind.state_arrays()];
+    for (name, source, t, view) in views {
+        let values: Vec<f64> = if f64_values {
+            view.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        } else {
+            view.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect()
+        };
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(
+                path,
+                format!("tensor {name:?} element {i} is {}", values[i]),
+            ));
+        }
+        let dest = match source {
+            Source::Param => &mut params.values[t.range()],
+            Source::Running => &mut params.running[t.range()],
+            Source::State(k) => &mut state[*k][t.range()],
+        };
+        dest.copy_from_slice(&values);
+    }
+    Ok((params, state))
 }
 
 /// `__metadata__` of a header, read on its own (before the file is).

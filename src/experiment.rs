@@ -396,6 +396,8 @@ fn batch_norm(
     Ok(rows.table(json!(summary)))
 }
 
+// Longer than a screen on purpose: it follows the book's
+// `overfit_weight_decay.py` / `overfit_dropout.py` line by line.
 /// Weight decay and Dropout: a deep network on 300 images, accuracy on
 /// those and on the whole test set per epoch.
 fn overfit(
@@ -485,6 +487,8 @@ fn overfit(
     Ok(rows.table(json!({ "train_acc": last.0, "test_acc": last.1, "gap": last.0 - last.1 })))
 }
 
+// Longer than a screen on purpose: it follows the book's
+// `hyperparameter_optimization.py` line by line.
 fn hyperparameter_search(
     device: &Device,
     data: &Mnist,

@@ -107,6 +107,8 @@ pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
     Ok(c)
 }
 
+// Longer than a screen on purpose: plotters' builder calls for two
+// panels, in the order they are drawn.
 /// Draws accuracy (train solid, test dashed) and loss against epoch, one
 /// colour per run, into an SVG at `out`.
 pub fn draw(runs: &[Curves], out: &Path) -> Result<(), PlotError> {

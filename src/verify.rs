@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::compare::{Diff, EPS_F32, Tolerance, diff_each, diff_where};
-use crate::cpu::numerical::{H, numerical_gradient};
+use crate::cpu::numerical::{H, NumericalGradient, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -232,19 +232,7 @@ pub fn verify(
     cfg: &VerifyConfig,
     tamper: Option<&dyn Fn(&mut Params)>,
 ) -> Result<VerifyReport> {
-    if cfg.batch > train.len() {
-        return Err(Error::Usage(format!(
-            "a batch of {} is more than the {} training images",
-            cfg.batch,
-            train.len()
-        )));
-    }
-    if arch.batchnorm && cfg.batch < 2 {
-        return Err(Error::Usage(format!(
-            "a batch of {} with Batch Normalization: one sample's variance is 0, so Batch Normalization outputs beta whatever the input and every gradient below it is 0; use a batch of 2 or more",
-            cfg.batch
-        )));
-    }
+    check_batch(arch, train, cfg.batch)?;
     let params = Params::init_with(arch, cfg.init, cfg.seed);
     let indices: Vec<usize> = (0..cfg.batch).collect();
     let x = train.batch_f64(&indices);
@@ -257,23 +245,7 @@ pub fn verify(
     let net = Net::new(arch)
         .with_weight_decay(rule.weight_decay)
         .with_seed(rule.seed);
-
-    // Which elements of each tensor to check.
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    rng.set_stream(2);
-    let tensors = arch.tensors();
-    let chosen: Vec<(Tensor, Vec<usize>)> = tensors
-        .iter()
-        .map(|tensor| {
-            let mut idx = match cfg.sample {
-                Some(k) if k < tensor.len() => sample(&mut rng, tensor.len(), k).into_vec(),
-                _ => (0..tensor.len()).collect(),
-            };
-            idx.sort_unstable();
-            (tensor.clone(), idx)
-        })
-        .collect();
-
+    let chosen = chosen_elements(arch, cfg);
     let (loss_cpu, cpu) = net.gradient(&params, &x, Labels::Index(&t), cfg.batch, STEP);
     let numerical = numerical_gradient(
         |p| net.loss_and_signature(p, &x, Labels::Index(&t), cfg.batch, STEP),
@@ -284,124 +256,17 @@ pub fn verify(
     if let Some(tamper) = tamper {
         tamper(&mut gpu);
     }
-
-    let longest_reduction = arch
-        .sizes
-        .iter()
-        .map(|s| s + 1)
-        .max()
-        .unwrap()
-        .max(cfg.batch);
-    let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
     let loss_full = net.loss(&params, &x, Labels::Index(&t), cfg.batch, STEP);
-    let numerical_cpu = Tolerance {
-        atol: 4.0 * f64::EPSILON * loss_full.abs().max(loss_cpu.abs()) / H,
-        rtol: 1e-6,
+    let tolerances = tolerances(arch, cfg, loss_full.abs().max(loss_cpu.abs()));
+    let grads = Gradients {
+        numerical: &numerical,
+        cpu: &cpu,
+        gpu: &gpu,
     };
-    let tolerances = Tolerances {
-        numerical_cpu,
-        f32_rtol,
-        longest_reduction,
-        derivation: vec![
-            format!(
-                "numerical-cpu (f64, f64): atol = 4·ε64·|L|/h = {:.2e} (rounding) + |D(2h) - D(h)| per element (truncation, 3x over), rtol = {:.0e}",
-                numerical_cpu.atol, numerical_cpu.rtol
-            ),
-            format!(
-                "cpu-gpu (f64, f32): rtol = 16·√K·ε32 = {f32_rtol:.2e} (K = {longest_reduction}, the longest reduction), atol = rtol·max|grad| of the layer's tensors"
-            ),
-            "numerical-gpu: atol and rtol of the two above, added".into(),
-        ],
-    };
-    let mut tolerances = tolerances;
-    if cfg.tolerance_scale != 1.0 {
-        tolerances.derivation.push(format!(
-            "each multiplied by {:e} (--tolerance-scale): stricter than the precision of each side promises",
-            cfg.tolerance_scale
-        ));
-    }
-    let scaled = |t: Tolerance| Tolerance {
-        atol: t.atol * cfg.tolerance_scale,
-        rtol: t.rtol * cfg.tolerance_scale,
-    };
-
-    // f32 rounds a gradient relative to the terms its layer's backward sums,
-    // not relative to the result: a bias's gradient under Batch
-    // Normalization is exactly 0 in f64 and rounding noise in f32. So the
-    // absolute tolerance scales with the largest gradient of the layer.
-    let layer_scale = |name: &str| -> f64 {
-        tensors
-            .iter()
-            .filter(|t| layer_of(&t.name) == layer_of(name))
-            .flat_map(|t| cpu.tensor(t).iter())
-            .fold(0.0f64, |m, v| m.max(v.abs()))
-    };
-    let mut reports = Vec::new();
-    for (tensor, idx) in &chosen {
-        let kinked = numerical.kinked_in(tensor);
-        let pick = |p: &Params| -> Vec<f64> { idx.iter().map(|&i| p.tensor(tensor)[i]).collect() };
-        let (n, c, g) = (pick(&numerical.grads), pick(&cpu), pick(&gpu));
-        let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();
-        let scale = layer_scale(&tensor.name);
-        let f32_derived = Tolerance {
-            atol: f32_rtol * scale,
-            rtol: f32_rtol,
-        };
-        let f32_tol = scaled(f32_derived);
-        let trunc = pick(&numerical.truncation);
-        let num_cpu_at = |i: usize| {
-            scaled(Tolerance {
-                atol: numerical_cpu.atol + trunc[i],
-                rtol: numerical_cpu.rtol,
-            })
-        };
-        let num_gpu_at = |i: usize| {
-            scaled(Tolerance {
-                atol: f32_derived.atol + numerical_cpu.atol + trunc[i],
-                rtol: f32_derived.rtol + numerical_cpu.rtol,
-            })
-        };
-        // Reported: the largest atol any compared element had.
-        let widest = |at: &dyn Fn(usize) -> Tolerance| Tolerance {
-            atol: (0..idx.len())
-                .filter(|&i| smooth(i))
-                .map(|i| at(i).atol)
-                .fold(at(0).atol, f64::max),
-            rtol: at(0).rtol,
-        };
-        let pair = |name, d: Diff, tol| PairReport {
-            pair: name,
-            tolerance: tol,
-            mean_abs: d.mean_abs,
-            max_abs: d.max_abs,
-            max_rel: d.max_rel,
-            failures: d.failures,
-            worst: d.worst.map(|(i, a, b)| (idx[i], a, b)),
-        };
-        reports.push(TensorReport {
-            name: tensor.name.clone(),
-            shape: tensor.shape.clone(),
-            checked: idx.len(),
-            kinked: kinked.len(),
-            pairs: vec![
-                pair(
-                    "numerical-cpu",
-                    diff_each(&n, &c, num_cpu_at, REL_FLOOR, smooth),
-                    widest(&num_cpu_at),
-                ),
-                pair(
-                    "numerical-gpu",
-                    diff_each(&n, &g, num_gpu_at, REL_FLOOR, smooth),
-                    widest(&num_gpu_at),
-                ),
-                pair(
-                    "cpu-gpu",
-                    diff_where(&c, &g, f32_tol, REL_FLOOR, |_| true),
-                    f32_tol,
-                ),
-            ],
-        });
-    }
+    let reports: Vec<TensorReport> = chosen
+        .iter()
+        .map(|(tensor, idx)| judge(tensor, idx, &grads, &tolerances, cfg.tolerance_scale))
+        .collect();
     let ok = reports
         .iter()
         .all(|t| t.pairs.iter().all(|p| p.failures == 0));
@@ -424,6 +289,172 @@ pub fn verify(
         tensors: reports,
         ok,
     })
+}
+
+/// A batch the training set holds, and of two or more under Batch
+/// Normalization.
+fn check_batch(arch: &Arch, train: &Dataset, batch: usize) -> Result<()> {
+    if batch > train.len() {
+        return Err(Error::Usage(format!(
+            "a batch of {batch} is more than the {} training images",
+            train.len()
+        )));
+    }
+    if arch.batchnorm && batch < 2 {
+        return Err(Error::Usage(format!(
+            "a batch of {batch} with Batch Normalization: one sample's variance is 0, so Batch Normalization outputs beta whatever the input and every gradient below it is 0; use a batch of 2 or more"
+        )));
+    }
+    Ok(())
+}
+
+/// Which elements of each tensor to check: all, or `cfg.sample` drawn from
+/// the seed's stream 2.
+fn chosen_elements(arch: &Arch, cfg: &VerifyConfig) -> Vec<(Tensor, Vec<usize>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(2);
+    arch.tensors()
+        .into_iter()
+        .map(|tensor| {
+            let mut idx = match cfg.sample {
+                Some(k) if k < tensor.len() => sample(&mut rng, tensor.len(), k).into_vec(),
+                _ => (0..tensor.len()).collect(),
+            };
+            idx.sort_unstable();
+            (tensor, idx)
+        })
+        .collect()
+}
+
+/// The tolerances each side's precision promises, with their derivation;
+/// `loss` is the largest loss either f64 evaluation saw.
+fn tolerances(arch: &Arch, cfg: &VerifyConfig, loss: f64) -> Tolerances {
+    let longest_reduction = arch
+        .sizes
+        .iter()
+        .map(|s| s + 1)
+        .max()
+        .unwrap()
+        .max(cfg.batch);
+    let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
+    let numerical_cpu = Tolerance {
+        atol: 4.0 * f64::EPSILON * loss / H,
+        rtol: 1e-6,
+    };
+    let mut derivation = vec![
+        format!(
+            "numerical-cpu (f64, f64): atol = 4·ε64·|L|/h = {:.2e} (rounding) + |D(2h) - D(h)| per element (truncation, 3x over), rtol = {:.0e}",
+            numerical_cpu.atol, numerical_cpu.rtol
+        ),
+        format!(
+            "cpu-gpu (f64, f32): rtol = 16·√K·ε32 = {f32_rtol:.2e} (K = {longest_reduction}, the longest reduction), atol = rtol·max|grad| of the layer's tensors"
+        ),
+        "numerical-gpu: atol and rtol of the two above, added".into(),
+    ];
+    if cfg.tolerance_scale != 1.0 {
+        derivation.push(format!(
+            "each multiplied by {:e} (--tolerance-scale): stricter than the precision of each side promises",
+            cfg.tolerance_scale
+        ));
+    }
+    Tolerances {
+        numerical_cpu,
+        f32_rtol,
+        longest_reduction,
+        derivation,
+    }
+}
+
+/// The three gradients of one batch.
+struct Gradients<'a> {
+    numerical: &'a NumericalGradient,
+    cpu: &'a Params,
+    gpu: &'a Params,
+}
+
+/// One tensor's three pairs judged at the elements `idx`.
+fn judge(
+    tensor: &Tensor,
+    idx: &[usize],
+    grads: &Gradients,
+    tol: &Tolerances,
+    tolerance_scale: f64,
+) -> TensorReport {
+    let scaled = |t: Tolerance| Tolerance {
+        atol: t.atol * tolerance_scale,
+        rtol: t.rtol * tolerance_scale,
+    };
+    let kinked = grads.numerical.kinked_in(tensor);
+    let pick = |p: &Params| -> Vec<f64> { idx.iter().map(|&i| p.tensor(tensor)[i]).collect() };
+    let (n, c, g) = (
+        pick(&grads.numerical.grads),
+        pick(grads.cpu),
+        pick(grads.gpu),
+    );
+    let smooth = |i: usize| kinked.binary_search(&idx[i]).is_err();
+    let f32_derived = Tolerance {
+        atol: tol.f32_rtol * layer_scale(grads.cpu, &tensor.name),
+        rtol: tol.f32_rtol,
+    };
+    let f32_tol = scaled(f32_derived);
+    let trunc = pick(&grads.numerical.truncation);
+    let num = tol.numerical_cpu;
+    let num_cpu_at = |i: usize| {
+        scaled(Tolerance {
+            atol: num.atol + trunc[i],
+            rtol: num.rtol,
+        })
+    };
+    let num_gpu_at = |i: usize| {
+        scaled(Tolerance {
+            atol: f32_derived.atol + num.atol + trunc[i],
+            rtol: f32_derived.rtol + num.rtol,
+        })
+    };
+    // Reported: the largest atol any compared element had.
+    let widest = |at: &dyn Fn(usize) -> Tolerance| Tolerance {
+        atol: (0..idx.len())
+            .filter(|&i| smooth(i))
+            .map(|i| at(i).atol)
+            .fold(at(0).atol, f64::max),
+        rtol: at(0).rtol,
+    };
+    let pair = |name, d: Diff, tol| PairReport {
+        pair: name,
+        tolerance: tol,
+        mean_abs: d.mean_abs,
+        max_abs: d.max_abs,
+        max_rel: d.max_rel,
+        failures: d.failures,
+        worst: d.worst.map(|(i, a, b)| (idx[i], a, b)),
+    };
+    let numerical_cpu = diff_each(&n, &c, num_cpu_at, REL_FLOOR, smooth);
+    let numerical_gpu = diff_each(&n, &g, num_gpu_at, REL_FLOOR, smooth);
+    let cpu_gpu = diff_where(&c, &g, f32_tol, REL_FLOOR, |_| true);
+    TensorReport {
+        name: tensor.name.clone(),
+        shape: tensor.shape.clone(),
+        checked: idx.len(),
+        kinked: kinked.len(),
+        pairs: vec![
+            pair("numerical-cpu", numerical_cpu, widest(&num_cpu_at)),
+            pair("numerical-gpu", numerical_gpu, widest(&num_gpu_at)),
+            pair("cpu-gpu", cpu_gpu, f32_tol),
+        ],
+    }
+}
+
+/// f32 rounds a gradient relative to the terms its layer's backward sums,
+/// not relative to the result: a bias's gradient under Batch Normalization
+/// is exactly 0 in f64 and rounding noise in f32. So the absolute tolerance
+/// scales with the largest gradient of the layer.
+fn layer_scale(cpu: &Params, name: &str) -> f64 {
+    cpu.arch
+        .tensors()
+        .iter()
+        .filter(|t| layer_of(&t.name) == layer_of(name))
+        .flat_map(|t| cpu.tensor(t).iter())
+        .fold(0.0f64, |m, v| m.max(v.abs()))
 }
 
 /// The layer number at the end of a tensor's name (`W2`, `gamma2` → 2).
@@ -464,6 +495,8 @@ pub fn gpu_gradient(
     Ok((stats.mean_loss(), net.read_grads()?))
 }
 
+// Longer than a screen on purpose: one table written top to bottom, each
+// column's header beside the code that fills it.
 /// The table `gpu-net verify` prints.
 pub fn render(r: &VerifyReport) -> String {
     let mut s = String::new();
