@@ -14,17 +14,24 @@
 //!              or the gradient stored, for an optimizer pass over the arena
 //! dZ_{l-1} is computed before layer l's update, since it needs the old W_l.
 //! Relu's mask (Z > 0) is also Dropout's: a dropped unit is 0 in Z.
+//!
+//! Imports `context`, `dispatch`, `error`, `kernels` and `layout`.
 
 use std::sync::Arc;
 
-use super::budget::matrix_bytes;
-use super::context::{GpuContext, Result};
+use super::context::GpuContext;
+use super::dispatch::{Dispatch, Slice};
+use super::error::Result;
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall, MatmulShape,
-    MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutDispatch, DropoutKernel,
+    Epilogue, Gather, Matmul, MatmulCall, MatmulDispatch, MatmulShape, MatmulVariant, SoftmaxCall,
+    SoftmaxWithLoss, Stats,
 };
-use super::layout::{GpuLayer, GpuLayout, padded, padded_rows};
+use super::layout::{
+    GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
+    weight_grad_shape,
+};
 use crate::data::Dataset;
 use crate::model::{Arch, Params};
 
@@ -102,9 +109,15 @@ pub enum Mode {
 pub enum Op {
     /// The same dispatch for every step.
     Shared(Dispatch),
+    /// A product, the same for every step, whose learning rate the host
+    /// may rewrite (read by the SGD epilogue only).
+    Product(MatmulDispatch),
     /// Dropout's training mask for hidden layer `layer` (1-based): one
     /// dispatch per slot, whose key the host writes before each step.
-    Dropout { layer: u32, slots: Vec<Dispatch> },
+    Dropout {
+        layer: u32,
+        slots: Vec<DropoutDispatch>,
+    },
 }
 
 impl Op {
@@ -112,7 +125,18 @@ impl Op {
     pub fn dispatch(&self, slot: usize) -> &Dispatch {
         match self {
             Op::Shared(d) => d,
+            Op::Product(d) => d,
             Op::Dropout { slots, .. } => &slots[slot],
+        }
+    }
+
+    /// The one dispatch of an op that is the same for every step (none of
+    /// an evaluation's ops is a per-slot one).
+    pub fn into_shared(self) -> Option<Dispatch> {
+        match self {
+            Op::Shared(d) => Some(d),
+            Op::Product(d) => Some(d.into_dispatch()),
+            Op::Dropout { .. } => None,
         }
     }
 }
@@ -271,11 +295,7 @@ impl GpuNet {
         pending
             .into_iter()
             .map(|p| match p {
-                Pending::Matmul(c) => {
-                    Ok(Op::Shared(self.kernels.matmul.bind(
-                        &self.ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux,
-                    )?))
-                }
+                Pending::Matmul(c) => Ok(Op::Product(self.kernels.matmul.bind(&self.ctx, c)?)),
                 Pending::Ready(op) => Ok(op),
             })
             .collect()
@@ -323,59 +343,59 @@ impl GpuNet {
             }));
             if let Some(b) = bn {
                 let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                let buffers = BnForward {
+                    a: Slice::new(&b.a, 0, all * g.cols()),
+                    z: Slice::new(&act.z[l], 0, all * g.cols()),
+                    params: Slice::whole(&self.params),
+                    running: Slice::whole(&self.running),
+                    std: Slice::whole(&b.std),
+                };
                 pending.push(Pending::Ready(Op::Shared(kernel.forward(
                     ctx,
                     &format!("batchnorm{} forward + relu{}", l + 1, l + 1),
                     self.bn_shape(l, rows),
                     train,
-                    Slice::new(&b.a, 0, all * g.cols()),
-                    Slice::new(&act.z[l], 0, all * g.cols()),
-                    Slice::whole(&self.params),
-                    Slice::whole(&self.running),
-                    Slice::whole(&b.std),
+                    buffers,
                 )?)));
             }
             if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
-                let ratio = self.arch.dropout;
-                let bind = |label: String, train: bool| {
-                    kernel.bind(
-                        ctx,
-                        &label,
-                        rows,
-                        g.outputs,
-                        g.cols(),
-                        ratio,
-                        train,
-                        Slice::new(&act.z[l], 0, all * g.cols()),
-                    )
+                let call = |label: String| DropoutCall {
+                    label,
+                    rows,
+                    features: g.outputs,
+                    stride: g.cols(),
+                    ratio: self.arch.dropout,
+                    z: Slice::new(&act.z[l], 0, all * g.cols()),
                 };
                 pending.push(Pending::Ready(match mode {
                     Mode::Train { slots } => Op::Dropout {
                         layer: l as u32 + 1,
                         slots: (0..slots)
-                            .map(|s| bind(format!("dropout{} slot {s}", l + 1), true))
+                            .map(|s| kernel.train(ctx, call(format!("dropout{} slot {s}", l + 1))))
                             .collect::<Result<_>>()?,
                     },
-                    Mode::Eval => {
-                        Op::Shared(bind(format!("dropout{} (evaluation)", l + 1), false)?)
-                    }
+                    Mode::Eval => Op::Shared(
+                        kernel.eval(ctx, call(format!("dropout{} (evaluation)", l + 1)))?,
+                    ),
                 }));
             }
         }
         let o = self.arch.outputs();
         let stride = padded(o);
-        pending.push(Pending::Ready(Op::Shared(self.kernels.softmax.bind(
-            ctx,
-            "softmax_with_loss",
+        let loss = SoftmaxCall {
+            label: "softmax_with_loss".into(),
             rows,
-            o,
+            classes: o,
             stride,
             want_grad,
-            Slice::new(act.z.last().unwrap(), 0, all * stride),
-            Slice::new(&act.t, 0, act.rows),
-            Slice::new(act.dz.last().unwrap(), 0, all * stride),
-            Slice::new(stats, 0, 4),
-        )?)));
+            y: Slice::new(act.z.last().unwrap(), 0, all * stride),
+            t: Slice::new(&act.t, 0, act.rows),
+            dy: Slice::new(act.dz.last().unwrap(), 0, all * stride),
+            stats: Slice::new(stats, 0, 4),
+        };
+        pending.push(Pending::Ready(Op::Shared(
+            self.kernels.softmax.bind(ctx, loss)?,
+        )));
         self.bind_pending(pending)
     }
 
@@ -394,16 +414,19 @@ impl GpuNet {
             let grad_in = match bn {
                 Some(b) => {
                     let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                    let buffers = BnBackward {
+                        dz: Slice::new(&act.dz[l], 0, all * g.cols()),
+                        xn: Slice::new(&b.a, 0, all * g.cols()),
+                        std: Slice::whole(&b.std),
+                        params: Slice::whole(&self.params),
+                        grads: Slice::whole(&self.grads),
+                        dx: Slice::new(&b.da, 0, all * g.cols()),
+                    };
                     pending.push(Pending::Ready(Op::Shared(kernel.backward(
                         ctx,
                         &format!("batchnorm{} backward", l + 1),
                         self.bn_shape(l, rows),
-                        Slice::new(&act.dz[l], 0, all * g.cols()),
-                        Slice::new(&b.a, 0, all * g.cols()),
-                        Slice::whole(&b.std),
-                        Slice::whole(&self.params),
-                        Slice::whole(&self.grads),
-                        Slice::new(&b.da, 0, all * g.cols()),
+                        buffers,
                     )?)));
                     &b.da
                 }
@@ -450,33 +473,6 @@ impl GpuNet {
             }));
         }
         self.bind_pending(pending)
-    }
-}
-
-/// Layer g's forward product for `rows` samples:
-/// [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
-pub fn forward_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    MatmulShape {
-        n_real: g.outputs,
-        ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
-    }
-}
-
-/// Layer g's input gradient dA_l (rows, padded(O)) · [W; b; 0]ᵀ.
-pub fn input_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    MatmulShape {
-        n_real: g.inputs,
-        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
-    }
-}
-
-/// Layer g's weight gradient [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l
-/// (rows, padded(O)), over the padded batch (its zero rows add nothing).
-pub fn weight_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    let all = padded_rows(rows);
-    MatmulShape {
-        n_real: g.outputs,
-        ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
     }
 }
 

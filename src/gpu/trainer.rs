@@ -1,13 +1,17 @@
 //! The training driver on the GPU: several steps recorded into one command
 //! encoder per submission; per step the host writes only the batch's indices
 //! and reads nothing back until a loss or accuracy is asked for.
+//!
+//! The top of `src/gpu`: imports any of the files below it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::budget::{Plan, Scratch, largest_scratch};
-use super::context::{GpuContext, Result};
-use super::kernels::{Dispatch, OptimizerKernel, Slice, record_all};
+use super::context::GpuContext;
+use super::dispatch::{Dispatch, Slice, record_all};
+use super::error::{GpuError, Result};
+use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 use super::layout::padded;
 use super::net::{
     Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
@@ -39,7 +43,7 @@ pub struct StepWorkspace {
     backward: Vec<Op>,
     /// The optimizer pass per slot; empty when SGD is fused into the
     /// products or when the gradient is only stored.
-    update: Vec<Dispatch>,
+    update: Vec<OptimizerDispatch>,
     /// The step size each slot's optimizer pass holds (NaN: not yet written).
     update_lr: Vec<f32>,
     /// The optimizer's state arrays (as many as the rule keeps).
@@ -68,19 +72,19 @@ impl StepWorkspace {
         let stats = stats_buffer(ctx, "train stats");
         let gathers = (0..slots)
             .map(|s| {
-                net.kernels.gather.bind(
-                    ctx,
-                    &format!("gather slot {s}"),
-                    batch,
-                    data.pixels,
-                    padded(data.pixels),
-                    s * batch,
-                    Slice::whole(&data.images),
-                    Slice::whole(&data.labels),
-                    Slice::whole(&idx),
-                    Slice::whole(&act.x),
-                    Slice::new(&act.t, 0, batch),
-                )
+                let call = GatherCall {
+                    label: format!("gather slot {s}"),
+                    rows: batch,
+                    pixels: data.pixels,
+                    stride: padded(data.pixels),
+                    offset: s * batch,
+                    images: Slice::whole(&data.images),
+                    labels: Slice::whole(&data.labels),
+                    idx: Slice::whole(&idx),
+                    x: Slice::whole(&act.x),
+                    t: Slice::new(&act.t, 0, batch),
+                };
+                net.kernels.gather.bind(ctx, call)
             })
             .collect::<Result<Vec<_>>>()?;
         let forward = net.forward(&act, batch, &stats, true, Mode::Train { slots })?;
@@ -105,13 +109,16 @@ impl StepWorkspace {
             let state = |k: usize| Slice::whole(optimizer_state.get(k).unwrap_or(&spare));
             update = (0..slots)
                 .map(|s| {
+                    let buffers = OptimizerBuffers {
+                        params: Slice::whole(&net.params),
+                        grads: Slice::whole(&net.grads),
+                        s1: state(0),
+                        s2: state(1),
+                    };
                     kernel.bind(
                         ctx,
                         &format!("{} update slot {s}", rule.optimizer.kind),
-                        Slice::whole(&net.params),
-                        Slice::whole(&net.grads),
-                        state(0),
-                        state(1),
+                        buffers,
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -150,7 +157,9 @@ impl StepWorkspace {
             // The fused backward is all matmuls; only the SGD epilogue reads
             // lr, the other products ignore it.
             for op in &self.backward {
-                op.dispatch(0).set_lr(ctx, lr);
+                if let Op::Product(d) = op {
+                    d.set_lr(ctx, lr);
+                }
             }
             self.lr = lr;
         }
@@ -158,8 +167,7 @@ impl StepWorkspace {
             let step = first_step + slot as u64;
             for op in &self.forward {
                 if let Op::Dropout { layer, slots } = op {
-                    slots[slot]
-                        .set_dropout_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
+                    slots[slot].set_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
                 }
             }
             if let Some(update) = self.update.get(slot) {
@@ -189,7 +197,7 @@ impl StepWorkspace {
                     .chain(&self.backward)
                     .map(move |op| op.dispatch(slot)),
             )
-            .chain(self.update.get(slot))
+            .chain(self.update.get(slot).map(|d| &**d))
     }
 
     /// Every dispatch of one step, in order (slot 0's).
@@ -232,23 +240,23 @@ impl EvalWorkspace {
         for start in (0..data.len).step_by(chunk) {
             let rows = chunk.min(data.len - start);
             let before = dispatches.len();
-            dispatches.push(net.kernels.gather.bind(
-                ctx,
-                &format!("gather {name} {start}"),
+            let call = GatherCall {
+                label: format!("gather {name} {start}"),
                 rows,
-                data.pixels,
-                padded(data.pixels),
-                start,
-                Slice::whole(&data.images),
-                Slice::whole(&data.labels),
-                Slice::whole(&idx),
-                Slice::whole(&act.x),
-                Slice::new(&act.t, 0, rows),
-            )?);
+                pixels: data.pixels,
+                stride: padded(data.pixels),
+                offset: start,
+                images: Slice::whole(&data.images),
+                labels: Slice::whole(&data.labels),
+                idx: Slice::whole(&idx),
+                x: Slice::whole(&act.x),
+                t: Slice::new(&act.t, 0, rows),
+            };
+            dispatches.push(net.kernels.gather.bind(ctx, call)?);
             let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
-            dispatches.extend(ops.into_iter().map(|op| match op {
-                Op::Shared(d) => d,
-                Op::Dropout { .. } => unreachable!("evaluation has no per-step dropout"),
+            dispatches.extend(ops.into_iter().map(|op| {
+                op.into_shared()
+                    .expect("evaluation has no per-step dropout")
             }));
             chunks.push((rows, dispatches.len() - before));
         }
@@ -423,7 +431,7 @@ impl GpuTrainer {
                         submission_index: Some(oldest),
                         timeout: None,
                     })
-                    .map_err(|e| super::GpuError::Wgpu(e.to_string()))?;
+                    .map_err(|e| GpuError::Wgpu(e.to_string()))?;
             }
             ctx.check()?;
         }
