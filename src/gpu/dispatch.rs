@@ -10,14 +10,22 @@ use std::num::NonZeroU64;
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
 
-/// A struct laid out as a WGSL struct: its size and each field's name and
-/// byte offset, as Rust lays it out (`tests/contracts.rs` holds them equal
-/// to the WGSL struct's, as naga lays that out).
+/// A struct laid out as a WGSL struct: its size and each field's name,
+/// byte offset and type, as Rust lays it out (`tests/contracts.rs` holds
+/// them equal to the WGSL struct's, as naga lays that out).
 #[derive(Clone, Copy, Debug)]
 pub struct StructLayout {
     pub name: &'static str,
     pub size: usize,
-    pub fields: &'static [(&'static str, usize)],
+    pub fields: &'static [Field],
+}
+
+/// One field of a [`StructLayout`]: its type as written in Rust (`u32`, `f32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub ty: &'static str,
 }
 
 /// A `#[repr(C)]` struct declared with [`wgsl_struct!`].
@@ -47,7 +55,11 @@ macro_rules! wgsl_struct {
                 $crate::gpu::dispatch::StructLayout {
                     name: stringify!($name),
                     size: ::std::mem::size_of::<$name>(),
-                    fields: &[$((stringify!($field), ::std::mem::offset_of!($name, $field))),*],
+                    fields: &[$($crate::gpu::dispatch::Field {
+                        name: stringify!($field),
+                        offset: ::std::mem::offset_of!($name, $field),
+                        ty: stringify!($ty),
+                    }),*],
                 };
         }
     };
@@ -268,41 +280,51 @@ pub(crate) fn bind_group_layout(
     let entries: Vec<_> = kinds
         .iter()
         .enumerate()
-        .map(|(i, kind)| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: match kind {
-                Binding::Uniform(size) => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: Some(*size),
-                },
-                Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: matches!(kind, Binding::Read),
-                    },
-                    has_dynamic_offset: false,
-                    // Storage bindings stay unsized: one layout serves every
-                    // shape (a batch of 2 or of 8192, any layer's width), and
-                    // the shaders index runtime-sized arrays, so there is no
-                    // one size to give. `GpuContext::check_binding` refuses
-                    // a binding the device cannot hold instead.
-                    min_binding_size: None,
-                },
-                Binding::Texture => wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                    view_dimension: wgpu::TextureViewDimension::D2,
-                    multisampled: false,
-                },
-            },
-            count: None,
-        })
+        .map(|(i, &kind)| layout_entry(i as u32, kind))
         .collect();
     ctx.device
         .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
         })
+}
+
+/// The layout entry of a uniform `T` at `binding`, as every kernel's layout
+/// has it: sized, so a smaller buffer is refused when a bind group is made.
+pub fn uniform_layout_entry<T: WgslStruct>(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    layout_entry(binding, Binding::uniform::<T>())
+}
+
+fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: match kind {
+            Binding::Uniform(size) => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: Some(size),
+            },
+            Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: matches!(kind, Binding::Read),
+                },
+                has_dynamic_offset: false,
+                // Storage bindings stay unsized: one layout serves every
+                // shape (a batch of 2 or of 8192, any layer's width), and the
+                // shaders index runtime-sized arrays, so there is no one size
+                // to give. `GpuContext::check_binding` refuses a binding the
+                // device cannot hold instead.
+                min_binding_size: None,
+            },
+            Binding::Texture => wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+        },
+        count: None,
+    }
 }
 
 pub(crate) fn pipeline(

@@ -186,3 +186,10 @@ impl BatchNorm {
         )
     }
 }
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    vec![super::uniform_dims::<Dims>(vec![
+        ("shaders/batchnorm_forward.wgsl", FORWARD.into()),
+        ("shaders/batchnorm_backward.wgsl", BACKWARD.into()),
+    ])]
+}

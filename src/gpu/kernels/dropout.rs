@@ -121,3 +121,10 @@ impl AsRef<Dispatch> for DropoutDispatch {
         &self.0
     }
 }
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    vec![super::uniform_dims::<Dims>(vec![(
+        "shaders/dropout.wgsl",
+        SOURCE.into(),
+    )])]
+}

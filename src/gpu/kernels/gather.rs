@@ -119,3 +119,10 @@ impl Gather {
         )
     }
 }
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    vec![super::uniform_dims::<Dims>(vec![(
+        "shaders/gather.wgsl",
+        SOURCE.into(),
+    )])]
+}

@@ -801,3 +801,17 @@ impl AsRef<Dispatch> for MatmulDispatch {
         &self.0
     }
 }
+
+/// The modules the matmul kernels compile: the tiled shader (also the
+/// reduction's) and the vec4 one with either kind of operand.
+pub fn modules() -> Vec<(&'static str, String)> {
+    vec![
+        ("shaders/matmul.wgsl", TILED_SOURCE.to_string()),
+        ("shaders/matmul_vec4.wgsl (buffers)", vec4_source(false)),
+        ("shaders/matmul_vec4.wgsl (textures)", vec4_source(true)),
+    ]
+}
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    vec![super::uniform_dims::<Dims>(modules())]
+}

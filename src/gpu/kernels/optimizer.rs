@@ -146,3 +146,10 @@ impl AsRef<Dispatch> for OptimizerDispatch {
         &self.0
     }
 }
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    vec![super::uniform_dims::<Dims>(vec![(
+        "shaders/optimizer.wgsl",
+        SOURCE.into(),
+    )])]
+}

@@ -94,3 +94,16 @@ impl SoftmaxWithLoss {
         )
     }
 }
+
+pub(super) fn contracts() -> Vec<super::StructContract> {
+    let module = || vec![("shaders/softmax_loss.wgsl", SOURCE.to_string())];
+    vec![
+        super::uniform_dims::<Dims>(module()),
+        super::StructContract {
+            layout: <Stats as crate::gpu::dispatch::WgslStruct>::LAYOUT,
+            wgsl_name: "Stats",
+            uniform_at: None,
+            modules: module(),
+        },
+    ]
+}
