@@ -57,6 +57,35 @@ impl Plan {
         self.add("the running statistics".into(), running);
     }
 
+    /// [`Plan::net`] for a network that only evaluates: no gradients.
+    pub fn net_for_evaluation(&mut self, arch: &Arch) {
+        let arena = GpuLayout::new(arch).len as u64 * 4;
+        self.add("the parameters".into(), arena);
+        let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
+        self.add("the running statistics".into(), running);
+    }
+
+    /// [`Plan::activations`] as `GpuNet::eval_activations` makes them: per
+    /// layer its output (with Batch Normalization, its input too), and the
+    /// output's gradient, which the loss binds.
+    pub fn eval_activations(&mut self, arch: &Arch, rows: usize) {
+        for (l, &s) in arch.sizes.iter().enumerate() {
+            let copies = match l {
+                0 => 1,                              // x
+                _ if l + 1 == arch.sizes.len() => 2, // Z, dZ
+                _ if arch.batchnorm => 2,            // Z, A
+                _ => 1,
+            };
+            for _ in 0..copies {
+                self.add(
+                    format!("layer {l}'s activations ({rows} × {s} f32)"),
+                    matrix_bytes(rows, s),
+                );
+            }
+        }
+        self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
+    }
+
     /// Inputs, labels, and per layer its output and gradient (with Batch
     /// Normalization, its input and gradient too) for `rows` samples.
     pub fn activations(&mut self, arch: &Arch, rows: usize) {

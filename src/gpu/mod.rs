@@ -13,6 +13,7 @@ pub mod budget;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod eval;
 pub mod kernels;
 pub mod layout;
 pub mod net;
@@ -20,5 +21,6 @@ pub mod trainer;
 
 pub use context::{GpuContext, GpuOptions, MatmulAlgo};
 pub use error::{GpuError, Result};
+pub use eval::GpuEvaluator;
 pub use net::{GpuNet, GradTarget};
 pub use trainer::GpuTrainer;

@@ -148,8 +148,9 @@ pub struct GpuNet {
     pub kernels: Kernels,
     /// The parameter arena (f32), laid out as [`GpuLayout`].
     pub params: wgpu::Buffer,
-    /// Gradients, same layout; written only by [`GradTarget::Store`] passes.
-    pub grads: wgpu::Buffer,
+    /// Gradients, same layout; written only by [`GradTarget::Store`] passes
+    /// (none in a network made [`GpuNet::for_evaluation`]: see [`GpuNet::grads`]).
+    grads: Option<wgpu::Buffer>,
     /// Batch Normalization's running statistics, as [`Params::running`].
     pub running: wgpu::Buffer,
 }
@@ -158,8 +159,8 @@ pub struct GpuNet {
 pub struct BnActivations {
     /// The Affine's output; the training forward overwrites it with xn.
     pub a: wgpu::Buffer,
-    /// The gradient at the Affine's output.
-    pub da: wgpu::Buffer,
+    /// The gradient at the Affine's output (none in evaluation activations).
+    pub da: Option<wgpu::Buffer>,
     /// √(var + ε) per feature, from the training forward.
     pub std: wgpu::Buffer,
 }
@@ -185,6 +186,15 @@ enum Pending<'a> {
 
 impl GpuNet {
     pub fn new(ctx: Arc<GpuContext>, params: &Params) -> Result<Self> {
+        Self::build(ctx, params, true)
+    }
+
+    /// A network that only evaluates: no gradient arena.
+    pub fn for_evaluation(ctx: Arc<GpuContext>, params: &Params) -> Result<Self> {
+        Self::build(ctx, params, false)
+    }
+
+    fn build(ctx: Arc<GpuContext>, params: &Params, grads: bool) -> Result<Self> {
         let arch = params.arch.clone();
         let layout = GpuLayout::new(&arch);
         ctx.check_binding("the parameters", layout.len as u64 * 4)?;
@@ -192,7 +202,7 @@ impl GpuNet {
         let running: Vec<f32> = params.running.iter().map(|&v| v as f32).collect();
         let net = GpuNet {
             params: ctx.storage_init("params", &layout.to_gpu(params)),
-            grads: ctx.storage_init("grads", &vec![0f32; layout.len]),
+            grads: grads.then(|| ctx.storage_init("grads", &vec![0f32; layout.len])),
             running: ctx.storage_init("running statistics", &padded_to_4(running)),
             kernels,
             layout,
@@ -218,14 +228,34 @@ impl GpuNet {
         Ok(p)
     }
 
+    /// The gradient arena. Panics for a network made
+    /// [`GpuNet::for_evaluation`], which has none.
+    pub fn grads(&self) -> &wgpu::Buffer {
+        self.grads
+            .as_ref()
+            .expect("an evaluation network keeps no gradients")
+    }
+
     pub fn read_grads(&self) -> Result<Params> {
         let v = self
             .ctx
-            .read_f32(&self.grads, 0, self.layout.len, "the gradients")?;
+            .read_f32(self.grads(), 0, self.layout.len, "the gradients")?;
         Ok(self.layout.from_gpu(&self.arch, &v))
     }
 
     pub fn activations(&self, rows: usize) -> Result<Activations> {
+        self.make_activations(rows, true)
+    }
+
+    /// [`GpuNet::activations`] for evaluation only: no gradient buffers but
+    /// the output's dY, which the loss binds and (without `want_grad`)
+    /// never writes; `dz` holds that one buffer and the Batch Normalization
+    /// layers no `da`. [`GpuNet::backward`] refuses them.
+    pub fn eval_activations(&self, rows: usize) -> Result<Activations> {
+        self.make_activations(rows, false)
+    }
+
+    fn make_activations(&self, rows: usize, train: bool) -> Result<Activations> {
         let ctx = &self.ctx;
         let bytes = |n: usize| matrix_bytes(rows, n);
         for (l, &s) in self.arch.sizes.iter().enumerate() {
@@ -248,7 +278,7 @@ impl GpuNet {
             .enumerate()
             .map(|(l, b)| BnActivations {
                 a: ctx.storage(&format!("A{}", l + 1), bytes(b.features)),
-                da: ctx.storage(&format!("dA{}", l + 1), bytes(b.features)),
+                da: train.then(|| ctx.storage(&format!("dA{}", l + 1), bytes(b.features))),
                 std: ctx.storage(
                     &format!("std{}", l + 1),
                     (b.features.next_multiple_of(4) * 4) as u64,
@@ -260,7 +290,12 @@ impl GpuNet {
             x: ctx.storage("x", bytes(self.arch.inputs())),
             t: ctx.storage("t", (rows * 4) as u64),
             z: per_layer("Z"),
-            dz: per_layer("dZ"),
+            dz: if train {
+                per_layer("dZ")
+            } else {
+                let o = self.arch.sizes.len() - 1;
+                vec![ctx.storage(&format!("dZ{o}"), bytes(self.arch.outputs()))]
+            },
             bn,
         })
     }
@@ -407,20 +442,26 @@ impl GpuNet {
         let rows = act.rows;
         let all = padded_rows(rows);
         let layers = &self.layout.layers;
+        assert_eq!(
+            act.dz.len(),
+            layers.len(),
+            "backward needs training activations"
+        );
         let mut pending = Vec::new();
         for (l, g) in layers.iter().enumerate().rev() {
             let bn = (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten();
             // The gradient at the Affine's output: dZ_l, or BN's backward of it.
             let grad_in = match bn {
                 Some(b) => {
+                    let da = b.da.as_ref().expect("training activations");
                     let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
                     let buffers = BnBackward {
                         dz: Slice::new(&act.dz[l], 0, all * g.cols()),
                         xn: Slice::new(&b.a, 0, all * g.cols()),
                         std: Slice::whole(&b.std),
                         params: Slice::whole(&self.params),
-                        grads: Slice::whole(&self.grads),
-                        dx: Slice::new(&b.da, 0, all * g.cols()),
+                        grads: Slice::whole(self.grads()),
+                        dx: Slice::new(da, 0, all * g.cols()),
                     };
                     pending.push(Pending::Ready(Op::Shared(kernel.backward(
                         ctx,
@@ -428,7 +469,7 @@ impl GpuNet {
                         self.bn_shape(l, rows),
                         buffers,
                     )?)));
-                    &b.da
+                    da
                 }
                 None => &act.dz[l],
             };
@@ -450,7 +491,7 @@ impl GpuNet {
             }
             let (epilogue, dest, lr, what) = match target {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
-                GradTarget::Store => (Epilogue::Grad, &self.grads, 0.0, "grad"),
+                GradTarget::Store => (Epilogue::Grad, self.grads(), 0.0, "grad"),
             };
             pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} backward dW,db ({what})", l + 1),

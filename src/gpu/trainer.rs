@@ -11,6 +11,7 @@ use super::budget::{Plan, Scratch, largest_scratch};
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
+use super::eval::{EvalWorkspace, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 use super::layout::padded;
 use super::net::{
@@ -23,8 +24,6 @@ use crate::model::Params;
 use crate::optim::{OptimizerKind, StepRule};
 use crate::train::{Split, Trainer};
 
-/// Rows per evaluation chunk.
-const EVAL_CHUNK: usize = 5000;
 /// Submissions allowed in flight before the host waits for the oldest.
 const MAX_IN_FLIGHT: usize = 2;
 
@@ -111,7 +110,7 @@ impl StepWorkspace {
                 .map(|s| {
                     let buffers = OptimizerBuffers {
                         params: Slice::whole(&net.params),
-                        grads: Slice::whole(&net.grads),
+                        grads: Slice::whole(net.grads()),
                         s1: state(0),
                         s2: state(1),
                     };
@@ -206,67 +205,9 @@ impl StepWorkspace {
     }
 }
 
-/// Whole-split evaluation: the split's indices 0..len uploaded once, then per
-/// chunk a gather and a forward with loss and accuracy summed into `stats`.
-struct EvalWorkspace {
-    _idx: wgpu::Buffer,
-    stats: wgpu::Buffer,
-    dispatches: Vec<Dispatch>,
-    /// Per chunk: its rows and how many of `dispatches` it takes, in order.
-    chunks: Vec<(usize, usize)>,
-}
-
-/// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
-/// layer's activations would not fit one storage binding.
-fn eval_chunk(ctx: &GpuContext, arch: &crate::model::Arch) -> usize {
-    let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
-    let fit = (ctx.binding_limit() / widest) as usize / 4 * 4;
-    EVAL_CHUNK.min(fit).max(1)
-}
-
 /// Rows of the evaluation's activations: a chunk, or the larger split.
 fn eval_rows(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist) -> usize {
     eval_chunk(ctx, arch).min(data.train.len().max(data.test.len()))
-}
-
-impl EvalWorkspace {
-    fn new(net: &GpuNet, data: &DeviceDataset, name: &str, act: &Activations) -> Result<Self> {
-        let ctx = &net.ctx;
-        let chunk = act.rows;
-        let all: Vec<u32> = (0..data.len as u32).collect();
-        let idx = ctx.storage_init(&format!("{name} indices"), &all);
-        let stats = stats_buffer(ctx, &format!("{name} stats"));
-        let (mut dispatches, mut chunks) = (Vec::new(), Vec::new());
-        for start in (0..data.len).step_by(chunk) {
-            let rows = chunk.min(data.len - start);
-            let before = dispatches.len();
-            let call = GatherCall {
-                label: format!("gather {name} {start}"),
-                rows,
-                pixels: data.pixels,
-                stride: padded(data.pixels),
-                offset: start,
-                images: Slice::whole(&data.images),
-                labels: Slice::whole(&data.labels),
-                idx: Slice::whole(&idx),
-                x: Slice::whole(&act.x),
-                t: Slice::new(&act.t, 0, rows),
-            };
-            dispatches.push(net.kernels.gather.bind(ctx, call)?);
-            let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
-            dispatches.extend(ops.into_iter().map(|op| {
-                op.into_shared()
-                    .expect("evaluation has no per-step dropout")
-            }));
-            chunks.push((rows, dispatches.len() - before));
-        }
-        Ok(EvalWorkspace {
-            _idx: idx,
-            stats,
-            dispatches,
-            chunks,
-        })
-    }
 }
 
 pub struct GpuTrainer {
@@ -373,29 +314,7 @@ impl GpuTrainer {
             Split::Train => 0,
             Split::Test => 1,
         }];
-        let ctx = &self.net.ctx;
-        let classes = self.net.arch.outputs();
-        let stride = padded(classes);
-        let logits = self.eval_act.z.last().unwrap();
-        let mut out = Vec::new();
-        let mut next = 0;
-        for &(rows, count) in &eval.chunks {
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            record_all(&mut enc, "predict", &eval.dispatches[next..next + count]);
-            ctx.queue.submit([enc.finish()]);
-            next += count;
-            let z = ctx.read_f32(logits, 0, rows * stride, "the logits")?;
-            out.extend(z.chunks_exact(stride).map(|row| {
-                let mut best = 0;
-                for k in 1..classes {
-                    if row[k] > row[best] {
-                        best = k;
-                    }
-                }
-                best as u8
-            }));
-        }
-        Ok(out)
+        eval.predictions(&self.net, &self.eval_act)
     }
 
     /// The optimizer's state arrays in the host's arena layout (none for
@@ -467,12 +386,7 @@ impl Trainer for GpuTrainer {
             Split::Train => 0,
             Split::Test => 1,
         }];
-        let ctx = &self.net.ctx;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&eval.stats, 0, None);
-        record_all(&mut enc, "evaluate", &eval.dispatches);
-        ctx.queue.submit([enc.finish()]);
-        let stats = read_stats(ctx, &eval.stats)?;
+        let stats = eval.run(&self.net.ctx)?;
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
