@@ -394,25 +394,8 @@ impl GpuNet {
                 )?)));
             }
             if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
-                let call = |label: String| DropoutCall {
-                    label,
-                    rows,
-                    features: g.outputs,
-                    stride: g.cols(),
-                    ratio: self.arch.dropout,
-                    z: Slice::new(&act.z[l], 0, all * g.cols()),
-                };
-                pending.push(Pending::Ready(match mode {
-                    Mode::Train { slots } => Op::Dropout {
-                        layer: l as u32 + 1,
-                        slots: (0..slots)
-                            .map(|s| kernel.train(ctx, call(format!("dropout{} slot {s}", l + 1))))
-                            .collect::<Result<_>>()?,
-                    },
-                    Mode::Eval => Op::Shared(
-                        kernel.eval(ctx, call(format!("dropout{} (evaluation)", l + 1)))?,
-                    ),
-                }));
+                let z = Slice::new(&act.z[l], 0, all * g.cols());
+                pending.push(Pending::Ready(self.dropout_op(kernel, l, rows, z, mode)?));
             }
         }
         let o = self.arch.outputs();
@@ -432,6 +415,39 @@ impl GpuNet {
             self.kernels.softmax.bind(ctx, loss)?,
         )));
         self.bind_pending(pending)
+    }
+
+    /// Dropout on hidden layer `l`'s output `z` (in place): one dispatch
+    /// per slot in training, each with its own key; one in evaluation.
+    fn dropout_op(
+        &self,
+        kernel: &DropoutKernel,
+        l: usize,
+        rows: usize,
+        z: Slice<'_>,
+        mode: Mode,
+    ) -> Result<Op> {
+        let g = &self.layout.layers[l];
+        let call = |label: String| DropoutCall {
+            label,
+            rows,
+            features: g.outputs,
+            stride: g.cols(),
+            ratio: self.arch.dropout,
+            z,
+        };
+        let ctx = &*self.ctx;
+        Ok(match mode {
+            Mode::Train { slots } => Op::Dropout {
+                layer: l as u32 + 1,
+                slots: (0..slots)
+                    .map(|s| kernel.train(ctx, call(format!("dropout{} slot {s}", l + 1))))
+                    .collect::<Result<_>>()?,
+            },
+            Mode::Eval => {
+                Op::Shared(kernel.eval(ctx, call(format!("dropout{} (evaluation)", l + 1)))?)
+            }
+        })
     }
 
     /// Backward from dY (written by the forward's loss) to every layer's
