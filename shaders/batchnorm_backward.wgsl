@@ -8,15 +8,17 @@
 // offsets of gamma and beta; dx (rows × features, rows `stride` long) feeds
 // the Affine's backward. Layout and reduction as batchnorm_forward.wgsl.
 
+// The forward's uniform: `running` (where the running mean starts) is not
+// read here, but the host writes one struct for both passes.
 struct Dims {
     rows: u32,
     features: u32,
     stride: u32,
     gamma: u32,
     beta: u32,
+    running: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;

@@ -35,14 +35,26 @@ struct Dims {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// 0: C = acc; 1: C = max(acc, 0) (Relu); 2: C = acc where aux > 0 else 0
-// (Relu backward, aux holding the layer's output, same layout as C);
-// 3: C -= lr · (acc + λ·C) (SGD, C being the weights); 4: C = acc + λ·aux
-// (a gradient with weight decay, aux holding the weights). λ applies to rows
-// m < decay_rows only. 5: split-K's partial sum: the raw sums of workgroup
-// z's slice of K into slice z of C (at z·M·ldc), every column; the `reduce`
-// entry point then adds the slices and applies the product's epilogue once.
+// What the product does with each element: one of the codes below, which
+// are the Rust `Epilogue`'s values and `PARTIAL_SUMS` (src/gpu/kernels/
+// matmul.rs; tests/contracts.rs holds the two sides equal). λ applies to
+// rows m < decay_rows only.
 override EPILOGUE: u32 = 0u;
+// C = acc
+const STORE: u32 = 0u;
+// C = max(acc, 0): Relu.
+const RELU: u32 = 1u;
+// C = acc where aux > 0, else 0: Relu backward, aux holding the layer's
+// output, same layout as C.
+const RELU_MASK: u32 = 2u;
+// C -= lr · (acc + λ·C): SGD, C being the weights.
+const SGD: u32 = 3u;
+// C = acc + λ·aux: a gradient with weight decay, aux holding the weights.
+const GRAD: u32 = 4u;
+// Not an epilogue: split-K's first pass, the raw sums of workgroup z's
+// slice of K into slice z of C (at z·M·ldc), every column; the `reduce`
+// entry point then adds the slices and applies the product's epilogue once.
+const PARTIAL_SUMS: u32 = 5u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -59,7 +71,7 @@ const BK: u32 = 16u;
 var<workgroup> tile_a: array<vec4<f32>, 256>; // [BK][BM / 4]
 var<workgroup> tile_b: array<vec4<f32>, 256>; // [BK][BN / 4]
 
-// The end of this workgroup's slice of K, and (EPILOGUE 5) where its slice of
+// The end of this workgroup's slice of K, and (PARTIAL_SUMS) where its slice of
 // partial sums starts in C.
 var<private> k_end: u32;
 var<private> slice_base: u32;
@@ -87,31 +99,31 @@ fn load_b(k: u32, n: u32) -> f32 {
 // Writes C(m, n) = v through the epilogue; m < M and n < N.
 fn finish(m: u32, n: u32, v: f32) {
     let idx = m * dims.ldc + n;
-    if EPILOGUE == 5u {
+    if EPILOGUE == PARTIAL_SUMS {
         c[slice_base + idx] = v;
         return;
     }
     if n >= dims.n_real {
-        if EPILOGUE != 3u {
+        if EPILOGUE != SGD {
             c[idx] = select(0.0, 1.0, n == dims.ones_col);
         }
         return;
     }
     switch EPILOGUE {
-        case 1u: {
+        case RELU: {
             c[idx] = max(v, 0.0);
         }
-        case 2u: {
+        case RELU_MASK: {
             c[idx] = select(0.0, v, aux[idx] > 0.0);
         }
-        case 3u: {
+        case SGD: {
             var g = v;
             if m < dims.decay_rows {
                 g = v + dims.decay * c[idx];
             }
             c[idx] = c[idx] - dims.lr * g;
         }
-        case 4u: {
+        case GRAD: {
             var g = v;
             if m < dims.decay_rows {
                 g = v + dims.decay * aux[idx];

@@ -35,7 +35,15 @@ struct Dims {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+// The epilogue codes of matmul.wgsl, the same values (tests/contracts.rs
+// holds both files equal to the Rust `Epilogue` and `PARTIAL_SUMS`).
 override EPILOGUE: u32 = 0u;
+const STORE: u32 = 0u;
+const RELU: u32 = 1u;
+const RELU_MASK: u32 = 2u;
+const SGD: u32 = 3u;
+const GRAD: u32 = 4u;
+const PARTIAL_SUMS: u32 = 5u;
 // The SIMD lanes are the invocations along x. Normally x walks N; for narrow
 // products (N = 12 or 52 here) x walks M instead and the workgroup is only as
 // tall as N needs, so no lane computes columns that are not there.
@@ -70,7 +78,7 @@ const TN: u32 = 16u;
 // Either way the multiply-adds per element keep their order: the same bits.
 const NO_K_BLOCKS: u32 = 1u << 28u;
 
-// EPILOGUE 5 (split-K's partial sums): where this slice starts in C.
+// PARTIAL_SUMS (split-K's first pass): where this slice starts in C.
 var<private> slice_base: u32;
 
 // Writes C(m, n..n+4) = v through the epilogue (n is a multiple of 4, so
@@ -80,7 +88,7 @@ fn finish4(m: u32, n: u32, v: vec4<f32>) {
         return;
     }
     let idx = (m * dims.ldc + n) / 4u;
-    if EPILOGUE == 5u {
+    if EPILOGUE == PARTIAL_SUMS {
         c[slice_base / 4u + idx] = v;
         return;
     }
@@ -88,13 +96,13 @@ fn finish4(m: u32, n: u32, v: vec4<f32>) {
     let real = col < vec4<u32>(dims.n_real);
     let pad = select(vec4<f32>(0.0), vec4<f32>(1.0), col == vec4<u32>(dims.ones_col));
     switch EPILOGUE {
-        case 1u: {
+        case RELU: {
             c[idx] = select(pad, max(v, vec4<f32>(0.0)), real);
         }
-        case 2u: {
+        case RELU_MASK: {
             c[idx] = select(pad, select(vec4<f32>(0.0), v, aux[idx] > vec4<f32>(0.0)), real);
         }
-        case 3u: {
+        case SGD: {
             let old = c[idx];
             var g = v;
             if m < dims.decay_rows {
@@ -102,7 +110,7 @@ fn finish4(m: u32, n: u32, v: vec4<f32>) {
             }
             c[idx] = select(old, old - dims.lr * g, real);
         }
-        case 4u: {
+        case GRAD: {
             var g = v;
             if m < dims.decay_rows {
                 g = v + dims.decay * aux[idx];

@@ -19,7 +19,7 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
-    Epilogue, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SplitK,
+    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
 };
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, Params};
@@ -436,19 +436,16 @@ pub fn bench_matmul(
         n_real: n,
         ..MatmulShape::plain(mp, np, kp, a_dims.2, b_dims.2, np)
     };
-    let d = mm.bind_split(
-        ctx,
-        "bench matmul",
+    let call = MatmulCall {
+        label: "bench matmul".into(),
         v,
         shape,
-        split,
-        [
-            Slice::whole(&a),
-            Slice::whole(&b),
-            Slice::new(&c, 0, mp * np),
-        ],
-        None,
-    )?;
+        a: Slice::whole(&a),
+        b: Slice::whole(&b),
+        c: Slice::new(&c, 0, mp * np),
+        aux: None,
+    };
+    let d = mm.bind_split(ctx, call, split)?;
     ctx.run(&[&d])?; // warm-up
     let once = Instant::now();
     ctx.run(&[&d])?;

@@ -1,11 +1,47 @@
 //! `gpu-net eval`: a checkpoint's loss and accuracy on the test set (the same
 //! evaluation `train` reports, on the same device), accuracy per class and
 //! the confusion matrix.
+//!
+//! On the GPU, [`GpuEvaluator`] evaluates without a trainer's buffers.
 
 use serde::Serialize;
 
 use crate::error::{Result, fail_unless};
+use crate::gpu::GpuEvaluator;
 use crate::train::{Split, Trainer};
+
+/// What `gpu-net eval` needs of a device: the test set's loss and
+/// accuracy, and its predictions. Every [`Trainer`] is one (through its
+/// test split); [`GpuEvaluator`] is one without any training buffers.
+pub trait Evaluator {
+    fn device(&self) -> String;
+    fn test_loss_accuracy(&mut self) -> Result<(f64, f64)>;
+    fn test_predictions(&mut self) -> Result<Vec<u8>>;
+}
+
+impl<T: Trainer + ?Sized> Evaluator for T {
+    fn device(&self) -> String {
+        Trainer::device(self)
+    }
+    fn test_loss_accuracy(&mut self) -> Result<(f64, f64)> {
+        self.evaluate(Split::Test)
+    }
+    fn test_predictions(&mut self) -> Result<Vec<u8>> {
+        self.predictions(Split::Test)
+    }
+}
+
+impl Evaluator for GpuEvaluator {
+    fn device(&self) -> String {
+        format!("gpu: {}", self.net.ctx.describe())
+    }
+    fn test_loss_accuracy(&mut self) -> Result<(f64, f64)> {
+        Ok(self.evaluate()?)
+    }
+    fn test_predictions(&mut self) -> Result<Vec<u8>> {
+        Ok(self.predictions()?)
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
@@ -21,15 +57,16 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Evaluates `trainer`'s parameters on the test split, whose labels are `labels`.
-pub fn evaluate(
-    trainer: &mut dyn Trainer,
+/// Evaluates `trainer`'s parameters on the test split, whose labels are
+/// `labels` (a [`Trainer`], or a [`GpuEvaluator`]).
+pub fn evaluate<E: Evaluator + ?Sized>(
+    trainer: &mut E,
     labels: &[u8],
     classes: usize,
     model: &str,
 ) -> Result<EvalReport> {
-    let (loss, accuracy) = trainer.evaluate(Split::Test)?;
-    let predicted = trainer.predictions(Split::Test)?;
+    let (loss, accuracy) = trainer.test_loss_accuracy()?;
+    let predicted = trainer.test_predictions()?;
     fail_unless!(predicted.len() == labels.len(), "one prediction per image");
     let mut confusion = vec![vec![0u64; classes]; classes];
     for (&t, &p) in labels.iter().zip(&predicted) {

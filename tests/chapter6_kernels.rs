@@ -15,7 +15,10 @@ use gpu_net::cpu::layers::{BN_EPS, BN_MOMENTUM};
 use gpu_net::cpu::{BatchNormalization, Dropout, OptimizerState};
 use gpu_net::dropout_mask::{keep, layer_key};
 use gpu_net::gpu::GpuContext;
-use gpu_net::gpu::kernels::{BatchNorm, BnShape, DropoutKernel, OptimizerKernel, Slice};
+use gpu_net::gpu::kernels::{
+    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, OptimizerBuffers,
+    OptimizerKernel, Slice,
+};
 use gpu_net::gpu::layout::padded;
 use gpu_net::optim::{Optimizer, OptimizerKind};
 
@@ -148,18 +151,15 @@ fn batchnorm_forward_training_and_evaluation_on_awkward_shapes() {
             let params = ctx.storage_init("params", &params_arena(&c));
             let running = ctx.storage_init("running", &running_buffer(&c));
             let std = ctx.storage_init("std", &vec![0f32; f.next_multiple_of(4)]);
+            let buffers = BnForward {
+                a: Slice::whole(&a),
+                z: Slice::whole(&z),
+                params: Slice::whole(&params),
+                running: Slice::whole(&running),
+                std: Slice::whole(&std),
+            };
             let d = kernel
-                .forward(
-                    &ctx,
-                    &what,
-                    shape(rows, f),
-                    train,
-                    Slice::whole(&a),
-                    Slice::whole(&z),
-                    Slice::whole(&params),
-                    Slice::whole(&running),
-                    Slice::whole(&std),
-                )
+                .forward(&ctx, &what, shape(rows, f), train, buffers)
                 .unwrap();
             ctx.run(&[&d]).unwrap();
             let read = |b: &wgpu::Buffer, len: usize| ctx.read_f32(b, 0, len, "result").unwrap();
@@ -270,18 +270,16 @@ fn batchnorm_backward_on_awkward_shapes() {
             s
         });
         let params = ctx.storage_init("params", &params_arena(&c));
+        let buffers = BnBackward {
+            dz: Slice::whole(&dz_buf),
+            xn: Slice::whole(&xn_buf),
+            std: Slice::whole(&std_buf),
+            params: Slice::whole(&params),
+            grads: Slice::whole(&grads),
+            dx: Slice::whole(&dx_buf),
+        };
         let d = kernel
-            .backward(
-                &ctx,
-                &what,
-                shape(rows, f),
-                Slice::whole(&dz_buf),
-                Slice::whole(&xn_buf),
-                Slice::whole(&std_buf),
-                Slice::whole(&params),
-                Slice::whole(&grads),
-                Slice::whole(&dx_buf),
-            )
+            .backward(&ctx, &what, shape(rows, f), buffers)
             .unwrap();
         ctx.run(&[&d]).unwrap();
         let g = ctx.read_f32(&grads, 0, GAMMA + 2 * f + 3, "grads").unwrap();
@@ -363,21 +361,21 @@ fn dropout_mask_matches_the_cpu_bit_for_bit() {
             let what = format!("{rows}x{f} ratio {ratio}");
             for train in [true, false] {
                 let z = ctx.storage_init("z", &store(&x, rows, f, -1.0));
-                let d = kernel
-                    .bind(
-                        &ctx,
-                        &what,
-                        rows,
-                        f,
-                        padded(f),
-                        ratio,
-                        train,
-                        Slice::whole(&z),
-                    )
-                    .unwrap();
-                if train {
-                    d.set_dropout_key(&ctx, key);
-                }
+                let call = DropoutCall {
+                    label: what.clone(),
+                    rows,
+                    features: f,
+                    stride: padded(f),
+                    ratio,
+                    z: Slice::whole(&z),
+                };
+                let d = if train {
+                    let d = kernel.train(&ctx, call).unwrap();
+                    d.set_key(&ctx, key);
+                    d.into_dispatch()
+                } else {
+                    kernel.eval(&ctx, call).unwrap()
+                };
                 ctx.run(&[&d]).unwrap();
                 let out = ctx.read_f32(&z, 0, rows * padded(f), "z").unwrap();
                 let gpu = real(&out, rows, f);
@@ -470,15 +468,14 @@ fn run_optimizer(
         .collect();
     let spare = ctx.storage("spare", 16);
     let state = |k: usize| Slice::whole(s_bufs.get(k).unwrap_or(&spare));
+    let buffers = OptimizerBuffers {
+        params: Slice::whole(&p_buf),
+        grads: Slice::whole(&g_buf),
+        s1: state(0),
+        s2: state(1),
+    };
     let d = kernel
-        .bind(
-            ctx,
-            "optimizer",
-            Slice::whole(&p_buf),
-            Slice::whole(&g_buf),
-            state(0),
-            state(1),
-        )
+        .bind(ctx, "optimizer", buffers)
         .map_err(|e| e.to_string())?;
     let mut cpu = OptimizerState::new(rule, len);
     cpu.state = states.iter().map(|s| widen(s)).collect();
@@ -540,16 +537,13 @@ fn optimizer_comparison_catches_a_wrong_rule() {
         ctx.storage_init("v", &v0),
         ctx.storage("spare", 16),
     );
-    let d = kernel
-        .bind(
-            &ctx,
-            "momentum",
-            Slice::whole(&p),
-            Slice::whole(&g),
-            Slice::whole(&v),
-            Slice::whole(&spare),
-        )
-        .unwrap();
+    let buffers = OptimizerBuffers {
+        params: Slice::whole(&p),
+        grads: Slice::whole(&g),
+        s1: Slice::whole(&v),
+        s2: Slice::whole(&spare),
+    };
+    let d = kernel.bind(&ctx, "momentum", buffers).unwrap();
     let mut cpu = OptimizerState::new(Optimizer::new(OptimizerKind::Momentum), 68);
     cpu.state = vec![widen(&v0)];
     let mut p64 = widen(&params);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use gpu_net::data::{Dataset, Mnist};
 use gpu_net::gpu::kernels::MatmulAlgo;
-use gpu_net::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer};
+use gpu_net::gpu::{GpuContext, GpuError, GpuEvaluator, GpuOptions, GpuTrainer};
 use gpu_net::model::{Arch, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 
@@ -155,6 +155,69 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
             "{:?}: planned {} bytes, made {made}",
             arch.sizes,
             plan.total()
+        );
+    }
+}
+
+/// `GpuEvaluator` gives `gpu-net eval` the report a trainer gives (the
+/// same bits: loss, accuracy, confusion matrix), for networks with and
+/// without Batch Normalization and Dropout, while allocating what its plan
+/// says: no gradients, no optimizer state, no training split.
+#[test]
+fn the_evaluator_matches_a_trainers_evaluation_without_its_buffers() {
+    let Some(ctx) = own_context() else { return };
+    let data = common::mnist();
+    let adam = StepRule {
+        optimizer: Optimizer::new(OptimizerKind::Adam),
+        ..Default::default()
+    };
+    for (arch, rule) in [
+        (Arch::mlp(784, &[50], 10).unwrap(), StepRule::default()),
+        (
+            Arch::mlp(784, &[64, 32], 10)
+                .unwrap()
+                .with_batchnorm(true)
+                .with_dropout(0.2)
+                .unwrap(),
+            adam,
+        ),
+    ] {
+        let params = Params::init(&arch, 3);
+        // As `gpu-net eval` has done it: a trainer with a batch of 2.
+        let before = ctx.allocated();
+        let mut trainer = GpuTrainer::new(ctx.clone(), &params, data, 2, 1, 0.1, &rule).unwrap();
+        let trainer_bytes = ctx.allocated() - before;
+        let want = gpu_net::eval::evaluate(&mut trainer, &data.test.labels, 10, "m").unwrap();
+        drop(trainer);
+
+        let before = ctx.allocated();
+        let mut evaluator = GpuEvaluator::new(ctx.clone(), &params, &data.test).unwrap();
+        let made = ctx.allocated() - before;
+        let got = gpu_net::eval::evaluate(&mut evaluator, &data.test.labels, 10, "m").unwrap();
+        assert_eq!(got.loss.to_bits(), want.loss.to_bits(), "{:?}", arch.sizes);
+        assert_eq!(got.accuracy.to_bits(), want.accuracy.to_bits());
+        assert_eq!(got.confusion, want.confusion);
+        assert_eq!(got.device, want.device);
+
+        let plan = GpuEvaluator::plan(&ctx, &arch, &data.test);
+        assert!(
+            plan.buffers
+                .iter()
+                .all(|(what, _)| !what.contains("train") && !what.contains("gradient")),
+            "{:?}",
+            plan.buffers
+        );
+        assert!(
+            plan.total() <= made && made - plan.total() < 64 << 10,
+            "{:?}: planned {} bytes, made {made}",
+            arch.sizes,
+            plan.total()
+        );
+        // At least the training images (u8) fewer than the trainer made.
+        let train_images = (data.train.len() * data.train.pixels()) as u64;
+        assert!(
+            made + train_images <= trainer_bytes,
+            "evaluator {made} bytes, trainer {trainer_bytes}"
         );
     }
 }

@@ -965,7 +965,7 @@ fn the_gpu_layouts_padding_stays_zero_through_training() {
         gpu.train_steps(&batches, lr).unwrap();
         gpu.finish().unwrap();
         let net = &gpu.net;
-        let mut arenas = vec![("params", &net.params), ("grads", &net.grads)];
+        let mut arenas = vec![("params", &net.params), ("grads", net.grads())];
         arenas.extend(gpu.step().optimizer_state.iter().map(|b| ("state", b)));
         for (what, buffer) in arenas {
             let v = net.ctx.read_f32(buffer, 0, net.layout.len, what).unwrap();

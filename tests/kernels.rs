@@ -14,8 +14,8 @@ use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::gather::pack_u8;
 use gpu_net::gpu::kernels::{
-    Epilogue, Gather, Matmul, MatmulAlgo, MatmulShape, MatmulVariant, Slice, SoftmaxWithLoss,
-    SplitK, Stats,
+    Epilogue, Gather, GatherCall, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant,
+    Slice, SoftmaxCall, SoftmaxWithLoss, SplitK, Stats,
 };
 
 const RTOL: f64 = 1e-5;
@@ -147,22 +147,17 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         ctx.storage_init("c", &c_init),
         ctx.storage_init("aux", &aux),
     );
-    let d = mm
-        .bind_split(
-            ctx,
-            "test matmul",
-            v,
-            shape,
-            split,
-            [
-                Slice::whole(&a_buf),
-                Slice::whole(&b_buf),
-                Slice::new(&c_buf, 0, big_m * big_n),
-            ],
-            matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
-                .then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
-        )
-        .unwrap();
+    let call = MatmulCall {
+        label: "test matmul".into(),
+        v,
+        shape,
+        a: Slice::whole(&a_buf),
+        b: Slice::whole(&b_buf),
+        c: Slice::new(&c_buf, 0, big_m * big_n),
+        aux: matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
+            .then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
+    };
+    let d = mm.bind_split(ctx, call, split).unwrap();
     ctx.run(&[&d]).unwrap();
     let gpu = common::widen(&ctx.read_f32(&c_buf, 0, big_m * big_n, "c").unwrap());
     let past = ctx
@@ -376,10 +371,16 @@ fn vec4_matmul_refuses_unaligned_shapes() {
     let buf = ctx.storage("x", 4096);
     let shape = MatmulShape::plain(8, 10, 8, 8, 10, 10);
     let s = Slice::whole(&buf);
-    let e = mm
-        .bind(&ctx, "unaligned", variants()[0].0, shape, s, s, s, None)
-        .err()
-        .expect("N = 10 is refused");
+    let call = MatmulCall {
+        label: "unaligned".into(),
+        v: variants()[0].0,
+        shape,
+        a: s,
+        b: s,
+        c: s,
+        aux: None,
+    };
+    let e = mm.bind(&ctx, call).err().expect("N = 10 is refused");
     assert!(e.to_string().contains("multiples of 4"), "{e}");
 }
 
@@ -411,20 +412,18 @@ fn softmax_with_loss_on_awkward_shapes() {
             let t_buf = ctx.storage_init("t", &t);
             let dy_buf = ctx.storage("dy", (rows * stride * 4) as u64);
             let stats = ctx.storage_init("stats", &[Stats::default()]);
-            let d = kernel
-                .bind(
-                    &ctx,
-                    "test softmax",
-                    rows,
-                    classes,
-                    stride,
-                    true,
-                    Slice::whole(&y_buf),
-                    Slice::new(&t_buf, 0, rows),
-                    Slice::whole(&dy_buf),
-                    Slice::new(&stats, 0, 4),
-                )
-                .unwrap();
+            let call = SoftmaxCall {
+                label: "test softmax".into(),
+                rows,
+                classes,
+                stride,
+                want_grad: true,
+                y: Slice::whole(&y_buf),
+                t: Slice::new(&t_buf, 0, rows),
+                dy: Slice::whole(&dy_buf),
+                stats: Slice::new(&stats, 0, 4),
+            };
+            let d = kernel.bind(&ctx, call).unwrap();
             // Twice: the stats accumulate.
             ctx.run(&[&d, &d]).unwrap();
             let got: Stats =
@@ -499,21 +498,19 @@ fn gather_builds_batches_from_packed_u8() {
             let stride = gpu_net::gpu::layout::padded(pixels);
             let x = ctx.storage("x", (rows * stride * 4) as u64);
             let t = ctx.storage("t", (rows * 4) as u64);
-            let d = kernel
-                .bind(
-                    &ctx,
-                    "test gather",
-                    rows,
-                    pixels,
-                    stride,
-                    offset,
-                    Slice::whole(&img),
-                    Slice::whole(&lab),
-                    Slice::whole(&ix),
-                    Slice::whole(&x),
-                    Slice::new(&t, 0, rows),
-                )
-                .unwrap();
+            let call = GatherCall {
+                label: "test gather".into(),
+                rows,
+                pixels,
+                stride,
+                offset,
+                images: Slice::whole(&img),
+                labels: Slice::whole(&lab),
+                idx: Slice::whole(&ix),
+                x: Slice::whole(&x),
+                t: Slice::new(&t, 0, rows),
+            };
+            let d = kernel.bind(&ctx, call).unwrap();
             ctx.run(&[&d]).unwrap();
             let got_x = common::widen(&ctx.read_f32(&x, 0, rows * stride, "x").unwrap());
             let got_t: Vec<u32> =
@@ -610,18 +607,16 @@ fn operands_at_an_offset(ctx: &GpuContext, m: usize, n: usize, k: usize) {
     for algo in [MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers] {
         let mm = Matmul::with_algo(ctx, algo);
         let product = |a: Slice<'_>, b: Slice<'_>| {
-            let d = mm
-                .bind(
-                    ctx,
-                    "offset operands",
-                    variants()[0].0,
-                    MatmulShape::plain(m, n, k, k, n, n),
-                    a,
-                    b,
-                    Slice::whole(&c),
-                    None,
-                )
-                .unwrap();
+            let call = MatmulCall {
+                label: "offset operands".into(),
+                v: variants()[0].0,
+                shape: MatmulShape::plain(m, n, k, k, n, n),
+                a,
+                b,
+                c: Slice::whole(&c),
+                aux: None,
+            };
+            let d = mm.bind(ctx, call).unwrap();
             ctx.run(&[&d]).unwrap();
             (d.copies.len(), ctx.read_f32(&c, 0, m * n, "c").unwrap())
         };

@@ -4,7 +4,7 @@
 //! and `--adapter` both number the list [`enumerate`] makes for the same
 //! backends, so an index printed by one is the adapter the other opens.
 
-use super::context::{GpuError, Result};
+use super::error::{GpuError, Result};
 
 /// The backends this build can use (Cargo.toml's wgpu features).
 const BUILT: wgpu::Backends = wgpu::Backends::VULKAN
@@ -174,10 +174,7 @@ pub fn select(backend: Option<wgpu::Backends>, index: Option<usize>) -> Result<w
 fn by_name(choice: &BackendChoice, name: &str) -> Result<wgpu::Adapter> {
     let wanted = name.to_lowercase();
     let all = enumerate(choice.backends);
-    let names: Vec<String> = all
-        .iter()
-        .map(|a| super::context::describe(&a.get_info()))
-        .collect();
+    let names: Vec<String> = all.iter().map(|a| describe(&a.get_info())).collect();
     all.into_iter()
         .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
         .ok_or_else(|| GpuError::AdapterName {
@@ -218,6 +215,39 @@ pub fn missing_backends(required: wgpu::Backends) -> Vec<String> {
     .filter(|b| required.contains(*b) && enumerate(*b).is_empty())
     .map(backend_names)
     .collect()
+}
+
+/// Every adapter `--adapter` can open with these flags (`--backend`, or
+/// `None`), in its numbering, and what chose the backends.
+pub fn list_adapters(
+    backend: Option<wgpu::Backends>,
+) -> Result<(BackendChoice, Vec<wgpu::AdapterInfo>)> {
+    let choice = BackendChoice::resolve(backend)?;
+    let infos = enumerate(choice.backends)
+        .iter()
+        .map(|a| a.get_info())
+        .collect();
+    Ok((choice, infos))
+}
+
+/// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Mesa 22.3.6)"
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{} ({:?}, {})",
+        info.name,
+        info.backend,
+        if driver.is_empty() {
+            "driver unknown"
+        } else {
+            &driver
+        }
+    )
 }
 
 #[cfg(test)]

@@ -6,19 +6,18 @@
 //! The sizes are the ones the allocating code uses ([`matrix_bytes`] is
 //! shared with `net::GpuNet::activations`), and a test holds the plan's total
 //! against what the context really allocates.
+//!
+//! Imports `context`, `error`, `kernels::matmul` and `layout`; nothing
+//! imports it but the trainer (and `verify`).
 
-use super::context::{GpuContext, GpuError, Result};
+use super::context::GpuContext;
+use super::error::{GpuError, Result};
+pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
 use super::kernels::{Epilogue, MatmulShape, MatmulVariant, SplitK};
-use super::layout::{GpuLayout, padded, padded_rows};
-use super::net::{forward_shape, input_grad_shape, weight_grad_shape};
+pub use super::layout::matrix_bytes;
+use super::layout::{GpuLayout, forward_shape, input_grad_shape, weight_grad_shape};
 use crate::model::Arch;
-
-/// Bytes of a `rows × cols` f32 matrix in the GPU layout: rows padded to a
-/// multiple of 4, each `padded(cols)` long (the ones column and padding).
-pub fn matrix_bytes(rows: usize, cols: usize) -> u64 {
-    padded_rows(rows) as u64 * padded(cols) as u64 * 4
-}
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
 fn storage_size(bytes: u64) -> u64 {
@@ -56,6 +55,35 @@ impl Plan {
         self.add("the gradients".into(), arena);
         let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
         self.add("the running statistics".into(), running);
+    }
+
+    /// [`Plan::net`] for a network that only evaluates: no gradients.
+    pub fn net_for_evaluation(&mut self, arch: &Arch) {
+        let arena = GpuLayout::new(arch).len as u64 * 4;
+        self.add("the parameters".into(), arena);
+        let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
+        self.add("the running statistics".into(), running);
+    }
+
+    /// [`Plan::activations`] as `GpuNet::eval_activations` makes them: per
+    /// layer its output (with Batch Normalization, its input too), and the
+    /// output's gradient, which the loss binds.
+    pub fn eval_activations(&mut self, arch: &Arch, rows: usize) {
+        for (l, &s) in arch.sizes.iter().enumerate() {
+            let copies = match l {
+                0 => 1,                              // x
+                _ if l + 1 == arch.sizes.len() => 2, // Z, dZ
+                _ if arch.batchnorm => 2,            // Z, A
+                _ => 1,
+            };
+            for _ in 0..copies {
+                self.add(
+                    format!("layer {l}'s activations ({rows} × {s} f32)"),
+                    matrix_bytes(rows, s),
+                );
+            }
+        }
+        self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
     }
 
     /// Inputs, labels, and per layer its output and gradient (with Batch
@@ -137,17 +165,6 @@ impl Plan {
             None => Ok(()),
         }
     }
-}
-
-/// What the matmul's products share: split-K's one partial-sum buffer and
-/// the two textures its vec4 kernel stages A and B in (`Matmul::partials`,
-/// `Matmul::staging`), each as large as the largest product needs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scratch {
-    /// Bytes of the partial sums (0: no product is split).
-    pub partial_bytes: u64,
-    /// Texels of A's and of B's staging texture (0: no operand is staged).
-    pub staged_texels: [u64; 2],
 }
 
 /// The [`Scratch`] of every product over `runs` of (rows, with the

@@ -1,70 +1,46 @@
-//! Adapter and device selection, and the plumbing every kernel shares:
-//! buffers, one-pass submission, read-back, and turning wgpu's errors into
-//! `GpuError`s instead of its default panic.
+//! The opened device and what every kernel needs of it: buffers, textures,
+//! waiting, read-back, and turning wgpu's errors into `GpuError`s instead of
+//! its default panic. (Recording and submitting dispatches is in
+//! `dispatch.rs`, one level up.) Imports only `error` and `adapter`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-#[derive(Debug, thiserror::Error)]
-pub enum GpuError {
-    #[error(
-        "no GPU adapter found{0}. Install a Vulkan, Metal, DX12 or GL driver; on headless Linux `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe, a software Vulkan GPU"
-    )]
-    NoAdapter(String),
-    /// The backends were chosen (`--backend`, `WGPU_BACKEND`) and have no
-    /// adapter: an error even for `--device auto`, which would otherwise
-    /// train on the CPU where the user asked for a GPU.
-    #[error("no GPU adapter on {by}; {hint} (`gpu-net devices` lists the adapters there are)")]
-    NoAdapterOn { by: String, hint: &'static str },
-    #[error(
-        "--adapter {index}: there {}{on}, numbered from 0 (see `gpu-net devices`, with the same --backend)",
-        if *count == 1 { "is 1 adapter".to_string() } else { format!("are {count} adapters") }
-    )]
-    AdapterIndex {
-        index: usize,
-        count: usize,
-        on: String,
-    },
-    #[error("WGPU_ADAPTER_NAME={name}: no adapter{on} has a name containing it; {among}")]
-    AdapterName {
-        name: String,
-        among: String,
-        on: String,
-    },
-    /// A wgpu environment variable with a value it cannot mean.
-    #[error("{var}={value:?}: {why}")]
-    BadEnv {
-        var: &'static str,
-        value: String,
-        why: String,
-    },
-    #[error("could not open the device on {adapter}: {source}")]
-    RequestDevice {
-        adapter: String,
-        source: wgpu::RequestDeviceError,
-    },
-    #[error(
-        "the device cannot hold this configuration: {what} needs {need} {unit} but the device allows {have}"
-    )]
-    TooLarge {
-        what: String,
-        need: u64,
-        have: u64,
-        unit: &'static str,
-    },
-    #[error("GPU error: {0}")]
-    Wgpu(String),
-    #[error("unsupported matmul shape: {0}")]
-    Shape(String),
-    #[error("GPU device lost: {0}")]
-    DeviceLost(String),
-    #[error("reading back {what} from the GPU failed: {why}")]
-    Map { what: String, why: String },
+pub use super::adapter::{describe, list_adapters};
+pub use super::error::{GpuError, Result};
+
+/// Which matmul implementation the network's products use (the kernels are
+/// in `kernels::matmul`; the choice is made here, with the device, since it
+/// depends on the adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulAlgo {
+    /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
+    Tiled,
+    /// 12×16 per invocation from vec4 loads, no workgroup memory, the
+    /// operands copied into textures first (where they fit: see
+    /// `kernels::matmul::stages_operands`).
+    Vec4,
+    /// The vec4 kernel reading its operands straight from the buffers.
+    Vec4Buffers,
 }
 
-pub type Result<T> = std::result::Result<T, GpuError>;
+impl MatmulAlgo {
+    /// Whether this is the vec4 kernel (with either kind of operand).
+    pub fn is_vec4(self) -> bool {
+        self != MatmulAlgo::Tiled
+    }
+
+    /// Vec4 on CPU adapters (measured ~4× faster on lavapipe), Tiled elsewhere.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            MatmulAlgo::Vec4
+        } else {
+            MatmulAlgo::Tiled
+        }
+    }
+}
 
 /// Which adapter to open.
 #[derive(Clone, Debug, Default)]
@@ -76,7 +52,7 @@ pub struct GpuOptions {
     /// the best one (see [`super::adapter::select`]).
     pub adapter: Option<usize>,
     /// Which matmul implementation; the one suited to the adapter by default.
-    pub matmul: Option<super::kernels::MatmulAlgo>,
+    pub matmul: Option<MatmulAlgo>,
 }
 
 /// The device, its queue, and what we know of the adapter behind them.
@@ -87,44 +63,11 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pub timestamps: bool,
     /// The matmul implementation the network's kernels use.
-    pub matmul_algo: super::kernels::MatmulAlgo,
+    pub matmul_algo: MatmulAlgo,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     /// Bytes of every buffer made through this context (never decreases).
     allocated: AtomicU64,
-}
-
-/// Every adapter `--adapter` can open with these flags (`--backend`, or
-/// `None`), in its numbering, and what chose the backends.
-pub fn list_adapters(
-    backend: Option<wgpu::Backends>,
-) -> Result<(super::adapter::BackendChoice, Vec<wgpu::AdapterInfo>)> {
-    let choice = super::adapter::BackendChoice::resolve(backend)?;
-    let infos = super::adapter::enumerate(choice.backends)
-        .iter()
-        .map(|a| a.get_info())
-        .collect();
-    Ok((choice, infos))
-}
-
-/// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Mesa 22.3.6)"
-pub fn describe(info: &wgpu::AdapterInfo) -> String {
-    let driver = [info.driver.as_str(), info.driver_info.as_str()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "{} ({:?}, {})",
-        info.name,
-        info.backend,
-        if driver.is_empty() {
-            "driver unknown"
-        } else {
-            &driver
-        }
-    )
 }
 
 impl GpuContext {
@@ -169,7 +112,7 @@ impl GpuContext {
             *lost_sink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
         let limits = device.limits();
-        let matmul_algo = super::kernels::MatmulAlgo::for_adapter(&info);
+        let matmul_algo = MatmulAlgo::for_adapter(&info);
         Ok(GpuContext {
             device,
             queue,
@@ -290,15 +233,6 @@ impl GpuContext {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 }),
         )
-    }
-
-    /// Records `dispatches` (in one compute pass, or one per dispatch with
-    /// copies before it: see `kernels::record_all`), submits, and waits.
-    pub fn run(&self, dispatches: &[&super::kernels::Dispatch]) -> Result<()> {
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        super::kernels::record_all(&mut enc, "run", dispatches.iter().copied());
-        self.queue.submit([enc.finish()]);
-        self.wait()
     }
 
     /// Blocks until the queue is idle, then reports any error.

@@ -21,7 +21,12 @@
 //!
 //! The host keeps the book's unpadded arena ([`crate::model::Params`]);
 //! [`GpuLayout::to_gpu`] and [`GpuLayout::from_gpu`] convert between the two.
+//!
+//! Also the facts both the allocating code and the budget read: a matrix's
+//! bytes ([`matrix_bytes`]) and each layer's three products' shapes.
+//! Imports only `kernels::matmul` (for [`MatmulShape`]) and `crate::model`.
 
+use super::kernels::matmul::MatmulShape;
 use crate::model::{ARENA_ALIGN, Arch, Params};
 
 /// Row stride of a matrix with `cols` real columns: room for the ones
@@ -33,6 +38,12 @@ pub fn padded(cols: usize) -> usize {
 /// Rows allocated for a batch of `rows`.
 pub fn padded_rows(rows: usize) -> usize {
     rows.next_multiple_of(4)
+}
+
+/// Bytes of a `rows × cols` f32 matrix in the GPU layout: rows padded to a
+/// multiple of 4, each `padded(cols)` long (the ones column and padding).
+pub fn matrix_bytes(rows: usize, cols: usize) -> u64 {
+    padded_rows(rows) as u64 * padded(cols) as u64 * 4
 }
 
 /// One layer's parameter block in the GPU arena.
@@ -162,5 +173,32 @@ impl GpuLayout {
             }
         }
         p
+    }
+}
+
+/// Layer g's forward product for `rows` samples:
+/// [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
+pub fn forward_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    MatmulShape {
+        n_real: g.outputs,
+        ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
+    }
+}
+
+/// Layer g's input gradient dA_l (rows, padded(O)) · [W; b; 0]ᵀ.
+pub fn input_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    MatmulShape {
+        n_real: g.inputs,
+        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
+    }
+}
+
+/// Layer g's weight gradient [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l
+/// (rows, padded(O)), over the padded batch (its zero rows add nothing).
+pub fn weight_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
+    let all = padded_rows(rows);
+    MatmulShape {
+        n_real: g.outputs,
+        ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
     }
 }

@@ -1,14 +1,26 @@
 //! The GPU path: wgpu device setup, one Rust type per WGSL kernel, the
 //! network's buffers and dispatches, and the training driver.
+//!
+//! Each file imports only those before it in this order (`tests/contracts.rs`
+//! checks there is no cycle):
+//!
+//! ```text
+//! error ← adapter ← context ← dispatch ← kernels ← layout ← {budget, net} ← eval ← trainer
+//! ```
 
 pub mod adapter;
 pub mod budget;
 pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod eval;
 pub mod kernels;
 pub mod layout;
 pub mod net;
 pub mod trainer;
 
-pub use context::{GpuContext, GpuError, GpuOptions};
+pub use context::{GpuContext, GpuOptions, MatmulAlgo};
+pub use error::{GpuError, Result};
+pub use eval::GpuEvaluator;
 pub use net::{GpuNet, GradTarget};
 pub use trainer::GpuTrainer;

@@ -14,17 +14,24 @@
 //!              or the gradient stored, for an optimizer pass over the arena
 //! dZ_{l-1} is computed before layer l's update, since it needs the old W_l.
 //! Relu's mask (Z > 0) is also Dropout's: a dropped unit is 0 in Z.
+//!
+//! Imports `context`, `dispatch`, `error`, `kernels` and `layout`.
 
 use std::sync::Arc;
 
-use super::budget::matrix_bytes;
-use super::context::{GpuContext, Result};
+use super::context::GpuContext;
+use super::dispatch::{Dispatch, Slice};
+use super::error::Result;
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    BatchNorm, BnShape, Dispatch, DropoutKernel, Epilogue, Gather, Matmul, MatmulCall, MatmulShape,
-    MatmulVariant, Slice, SoftmaxWithLoss, Stats,
+    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutDispatch, DropoutKernel,
+    Epilogue, Gather, Matmul, MatmulCall, MatmulDispatch, MatmulShape, MatmulVariant, SoftmaxCall,
+    SoftmaxWithLoss, Stats,
 };
-use super::layout::{GpuLayer, GpuLayout, padded, padded_rows};
+use super::layout::{
+    GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
+    weight_grad_shape,
+};
 use crate::data::Dataset;
 use crate::model::{Arch, Params};
 
@@ -102,9 +109,15 @@ pub enum Mode {
 pub enum Op {
     /// The same dispatch for every step.
     Shared(Dispatch),
+    /// A product, the same for every step, whose learning rate the host
+    /// may rewrite (read by the SGD epilogue only).
+    Product(MatmulDispatch),
     /// Dropout's training mask for hidden layer `layer` (1-based): one
     /// dispatch per slot, whose key the host writes before each step.
-    Dropout { layer: u32, slots: Vec<Dispatch> },
+    Dropout {
+        layer: u32,
+        slots: Vec<DropoutDispatch>,
+    },
 }
 
 impl Op {
@@ -112,7 +125,18 @@ impl Op {
     pub fn dispatch(&self, slot: usize) -> &Dispatch {
         match self {
             Op::Shared(d) => d,
+            Op::Product(d) => d,
             Op::Dropout { slots, .. } => &slots[slot],
+        }
+    }
+
+    /// The one dispatch of an op that is the same for every step (none of
+    /// an evaluation's ops is a per-slot one).
+    pub fn into_shared(self) -> Option<Dispatch> {
+        match self {
+            Op::Shared(d) => Some(d),
+            Op::Product(d) => Some(d.into_dispatch()),
+            Op::Dropout { .. } => None,
         }
     }
 }
@@ -124,8 +148,9 @@ pub struct GpuNet {
     pub kernels: Kernels,
     /// The parameter arena (f32), laid out as [`GpuLayout`].
     pub params: wgpu::Buffer,
-    /// Gradients, same layout; written only by [`GradTarget::Store`] passes.
-    pub grads: wgpu::Buffer,
+    /// Gradients, same layout; written only by [`GradTarget::Store`] passes
+    /// (none in a network made [`GpuNet::for_evaluation`]: see [`GpuNet::grads`]).
+    grads: Option<wgpu::Buffer>,
     /// Batch Normalization's running statistics, as [`Params::running`].
     pub running: wgpu::Buffer,
 }
@@ -134,8 +159,8 @@ pub struct GpuNet {
 pub struct BnActivations {
     /// The Affine's output; the training forward overwrites it with xn.
     pub a: wgpu::Buffer,
-    /// The gradient at the Affine's output.
-    pub da: wgpu::Buffer,
+    /// The gradient at the Affine's output (none in evaluation activations).
+    pub da: Option<wgpu::Buffer>,
     /// √(var + ε) per feature, from the training forward.
     pub std: wgpu::Buffer,
 }
@@ -161,6 +186,15 @@ enum Pending<'a> {
 
 impl GpuNet {
     pub fn new(ctx: Arc<GpuContext>, params: &Params) -> Result<Self> {
+        Self::build(ctx, params, true)
+    }
+
+    /// A network that only evaluates: no gradient arena.
+    pub fn for_evaluation(ctx: Arc<GpuContext>, params: &Params) -> Result<Self> {
+        Self::build(ctx, params, false)
+    }
+
+    fn build(ctx: Arc<GpuContext>, params: &Params, grads: bool) -> Result<Self> {
         let arch = params.arch.clone();
         let layout = GpuLayout::new(&arch);
         ctx.check_binding("the parameters", layout.len as u64 * 4)?;
@@ -168,7 +202,7 @@ impl GpuNet {
         let running: Vec<f32> = params.running.iter().map(|&v| v as f32).collect();
         let net = GpuNet {
             params: ctx.storage_init("params", &layout.to_gpu(params)),
-            grads: ctx.storage_init("grads", &vec![0f32; layout.len]),
+            grads: grads.then(|| ctx.storage_init("grads", &vec![0f32; layout.len])),
             running: ctx.storage_init("running statistics", &padded_to_4(running)),
             kernels,
             layout,
@@ -194,14 +228,34 @@ impl GpuNet {
         Ok(p)
     }
 
+    /// The gradient arena. Panics for a network made
+    /// [`GpuNet::for_evaluation`], which has none.
+    pub fn grads(&self) -> &wgpu::Buffer {
+        self.grads
+            .as_ref()
+            .expect("an evaluation network keeps no gradients")
+    }
+
     pub fn read_grads(&self) -> Result<Params> {
         let v = self
             .ctx
-            .read_f32(&self.grads, 0, self.layout.len, "the gradients")?;
+            .read_f32(self.grads(), 0, self.layout.len, "the gradients")?;
         Ok(self.layout.from_gpu(&self.arch, &v))
     }
 
     pub fn activations(&self, rows: usize) -> Result<Activations> {
+        self.make_activations(rows, true)
+    }
+
+    /// [`GpuNet::activations`] for evaluation only: no gradient buffers but
+    /// the output's dY, which the loss binds and (without `want_grad`)
+    /// never writes; `dz` holds that one buffer and the Batch Normalization
+    /// layers no `da`. [`GpuNet::backward`] refuses them.
+    pub fn eval_activations(&self, rows: usize) -> Result<Activations> {
+        self.make_activations(rows, false)
+    }
+
+    fn make_activations(&self, rows: usize, train: bool) -> Result<Activations> {
         let ctx = &self.ctx;
         let bytes = |n: usize| matrix_bytes(rows, n);
         for (l, &s) in self.arch.sizes.iter().enumerate() {
@@ -224,7 +278,7 @@ impl GpuNet {
             .enumerate()
             .map(|(l, b)| BnActivations {
                 a: ctx.storage(&format!("A{}", l + 1), bytes(b.features)),
-                da: ctx.storage(&format!("dA{}", l + 1), bytes(b.features)),
+                da: train.then(|| ctx.storage(&format!("dA{}", l + 1), bytes(b.features))),
                 std: ctx.storage(
                     &format!("std{}", l + 1),
                     (b.features.next_multiple_of(4) * 4) as u64,
@@ -236,7 +290,12 @@ impl GpuNet {
             x: ctx.storage("x", bytes(self.arch.inputs())),
             t: ctx.storage("t", (rows * 4) as u64),
             z: per_layer("Z"),
-            dz: per_layer("dZ"),
+            dz: if train {
+                per_layer("dZ")
+            } else {
+                let o = self.arch.sizes.len() - 1;
+                vec![ctx.storage(&format!("dZ{o}"), bytes(self.arch.outputs()))]
+            },
             bn,
         })
     }
@@ -271,11 +330,7 @@ impl GpuNet {
         pending
             .into_iter()
             .map(|p| match p {
-                Pending::Matmul(c) => {
-                    Ok(Op::Shared(self.kernels.matmul.bind(
-                        &self.ctx, &c.label, c.v, c.shape, c.a, c.b, c.c, c.aux,
-                    )?))
-                }
+                Pending::Matmul(c) => Ok(Op::Product(self.kernels.matmul.bind(&self.ctx, c)?)),
                 Pending::Ready(op) => Ok(op),
             })
             .collect()
@@ -323,60 +378,76 @@ impl GpuNet {
             }));
             if let Some(b) = bn {
                 let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                let buffers = BnForward {
+                    a: Slice::new(&b.a, 0, all * g.cols()),
+                    z: Slice::new(&act.z[l], 0, all * g.cols()),
+                    params: Slice::whole(&self.params),
+                    running: Slice::whole(&self.running),
+                    std: Slice::whole(&b.std),
+                };
                 pending.push(Pending::Ready(Op::Shared(kernel.forward(
                     ctx,
                     &format!("batchnorm{} forward + relu{}", l + 1, l + 1),
                     self.bn_shape(l, rows),
                     train,
-                    Slice::new(&b.a, 0, all * g.cols()),
-                    Slice::new(&act.z[l], 0, all * g.cols()),
-                    Slice::whole(&self.params),
-                    Slice::whole(&self.running),
-                    Slice::whole(&b.std),
+                    buffers,
                 )?)));
             }
             if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
-                let ratio = self.arch.dropout;
-                let bind = |label: String, train: bool| {
-                    kernel.bind(
-                        ctx,
-                        &label,
-                        rows,
-                        g.outputs,
-                        g.cols(),
-                        ratio,
-                        train,
-                        Slice::new(&act.z[l], 0, all * g.cols()),
-                    )
-                };
-                pending.push(Pending::Ready(match mode {
-                    Mode::Train { slots } => Op::Dropout {
-                        layer: l as u32 + 1,
-                        slots: (0..slots)
-                            .map(|s| bind(format!("dropout{} slot {s}", l + 1), true))
-                            .collect::<Result<_>>()?,
-                    },
-                    Mode::Eval => {
-                        Op::Shared(bind(format!("dropout{} (evaluation)", l + 1), false)?)
-                    }
-                }));
+                let z = Slice::new(&act.z[l], 0, all * g.cols());
+                pending.push(Pending::Ready(self.dropout_op(kernel, l, rows, z, mode)?));
             }
         }
         let o = self.arch.outputs();
         let stride = padded(o);
-        pending.push(Pending::Ready(Op::Shared(self.kernels.softmax.bind(
-            ctx,
-            "softmax_with_loss",
+        let loss = SoftmaxCall {
+            label: "softmax_with_loss".into(),
             rows,
-            o,
+            classes: o,
             stride,
             want_grad,
-            Slice::new(act.z.last().unwrap(), 0, all * stride),
-            Slice::new(&act.t, 0, act.rows),
-            Slice::new(act.dz.last().unwrap(), 0, all * stride),
-            Slice::new(stats, 0, 4),
-        )?)));
+            y: Slice::new(act.z.last().unwrap(), 0, all * stride),
+            t: Slice::new(&act.t, 0, act.rows),
+            dy: Slice::new(act.dz.last().unwrap(), 0, all * stride),
+            stats: Slice::new(stats, 0, 4),
+        };
+        pending.push(Pending::Ready(Op::Shared(
+            self.kernels.softmax.bind(ctx, loss)?,
+        )));
         self.bind_pending(pending)
+    }
+
+    /// Dropout on hidden layer `l`'s output `z` (in place): one dispatch
+    /// per slot in training, each with its own key; one in evaluation.
+    fn dropout_op(
+        &self,
+        kernel: &DropoutKernel,
+        l: usize,
+        rows: usize,
+        z: Slice<'_>,
+        mode: Mode,
+    ) -> Result<Op> {
+        let g = &self.layout.layers[l];
+        let call = |label: String| DropoutCall {
+            label,
+            rows,
+            features: g.outputs,
+            stride: g.cols(),
+            ratio: self.arch.dropout,
+            z,
+        };
+        let ctx = &*self.ctx;
+        Ok(match mode {
+            Mode::Train { slots } => Op::Dropout {
+                layer: l as u32 + 1,
+                slots: (0..slots)
+                    .map(|s| kernel.train(ctx, call(format!("dropout{} slot {s}", l + 1))))
+                    .collect::<Result<_>>()?,
+            },
+            Mode::Eval => {
+                Op::Shared(kernel.eval(ctx, call(format!("dropout{} (evaluation)", l + 1)))?)
+            }
+        })
     }
 
     /// Backward from dY (written by the forward's loss) to every layer's
@@ -387,25 +458,34 @@ impl GpuNet {
         let rows = act.rows;
         let all = padded_rows(rows);
         let layers = &self.layout.layers;
+        assert_eq!(
+            act.dz.len(),
+            layers.len(),
+            "backward needs training activations"
+        );
         let mut pending = Vec::new();
         for (l, g) in layers.iter().enumerate().rev() {
             let bn = (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten();
             // The gradient at the Affine's output: dZ_l, or BN's backward of it.
             let grad_in = match bn {
                 Some(b) => {
+                    let da = b.da.as_ref().expect("training activations");
                     let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+                    let buffers = BnBackward {
+                        dz: Slice::new(&act.dz[l], 0, all * g.cols()),
+                        xn: Slice::new(&b.a, 0, all * g.cols()),
+                        std: Slice::whole(&b.std),
+                        params: Slice::whole(&self.params),
+                        grads: Slice::whole(self.grads()),
+                        dx: Slice::new(da, 0, all * g.cols()),
+                    };
                     pending.push(Pending::Ready(Op::Shared(kernel.backward(
                         ctx,
                         &format!("batchnorm{} backward", l + 1),
                         self.bn_shape(l, rows),
-                        Slice::new(&act.dz[l], 0, all * g.cols()),
-                        Slice::new(&b.a, 0, all * g.cols()),
-                        Slice::whole(&b.std),
-                        Slice::whole(&self.params),
-                        Slice::whole(&self.grads),
-                        Slice::new(&b.da, 0, all * g.cols()),
+                        buffers,
                     )?)));
-                    &b.da
+                    da
                 }
                 None => &act.dz[l],
             };
@@ -427,7 +507,7 @@ impl GpuNet {
             }
             let (epilogue, dest, lr, what) = match target {
                 GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
-                GradTarget::Store => (Epilogue::Grad, &self.grads, 0.0, "grad"),
+                GradTarget::Store => (Epilogue::Grad, self.grads(), 0.0, "grad"),
             };
             pending.push(Pending::Matmul(MatmulCall {
                 label: format!("affine{} backward dW,db ({what})", l + 1),
@@ -450,33 +530,6 @@ impl GpuNet {
             }));
         }
         self.bind_pending(pending)
-    }
-}
-
-/// Layer g's forward product for `rows` samples:
-/// [Z_{l-1}, 1, 0] (rows, padded(I)) · [W; b; 0] (padded(I), padded(O)).
-pub fn forward_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    MatmulShape {
-        n_real: g.outputs,
-        ..MatmulShape::plain(rows, g.cols(), g.rows(), g.rows(), g.cols(), g.cols())
-    }
-}
-
-/// Layer g's input gradient dA_l (rows, padded(O)) · [W; b; 0]ᵀ.
-pub fn input_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    MatmulShape {
-        n_real: g.inputs,
-        ..MatmulShape::plain(rows, g.rows(), g.cols(), g.cols(), g.cols(), g.rows())
-    }
-}
-
-/// Layer g's weight gradient [Z_{l-1}, 1, 0]ᵀ (padded(I), rows) · dA_l
-/// (rows, padded(O)), over the padded batch (its zero rows add nothing).
-pub fn weight_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
-    let all = padded_rows(rows);
-    MatmulShape {
-        n_real: g.outputs,
-        ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
     }
 }
 

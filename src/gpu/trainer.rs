@@ -1,13 +1,18 @@
 //! The training driver on the GPU: several steps recorded into one command
 //! encoder per submission; per step the host writes only the batch's indices
 //! and reads nothing back until a loss or accuracy is asked for.
+//!
+//! The top of `src/gpu`: imports any of the files below it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::budget::{Plan, Scratch, largest_scratch};
-use super::context::{GpuContext, Result};
-use super::kernels::{Dispatch, OptimizerKernel, Slice, record_all};
+use super::context::GpuContext;
+use super::dispatch::{Dispatch, Slice, record_all};
+use super::error::{GpuError, Result};
+use super::eval::{EvalWorkspace, eval_chunk};
+use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 use super::layout::padded;
 use super::net::{
     Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
@@ -19,8 +24,6 @@ use crate::model::Params;
 use crate::optim::{OptimizerKind, StepRule};
 use crate::train::{Precision, Split, Trainer};
 
-/// Rows per evaluation chunk.
-const EVAL_CHUNK: usize = 5000;
 /// Submissions allowed in flight before the host waits for the oldest.
 const MAX_IN_FLIGHT: usize = 2;
 
@@ -39,7 +42,7 @@ pub struct StepWorkspace {
     backward: Vec<Op>,
     /// The optimizer pass per slot; empty when SGD is fused into the
     /// products or when the gradient is only stored.
-    update: Vec<Dispatch>,
+    update: Vec<OptimizerDispatch>,
     /// The step size each slot's optimizer pass holds (NaN: not yet written).
     update_lr: Vec<f32>,
     /// The optimizer's state arrays (as many as the rule keeps).
@@ -68,19 +71,19 @@ impl StepWorkspace {
         let stats = stats_buffer(ctx, "train stats");
         let gathers = (0..slots)
             .map(|s| {
-                net.kernels.gather.bind(
-                    ctx,
-                    &format!("gather slot {s}"),
-                    batch,
-                    data.pixels,
-                    padded(data.pixels),
-                    s * batch,
-                    Slice::whole(&data.images),
-                    Slice::whole(&data.labels),
-                    Slice::whole(&idx),
-                    Slice::whole(&act.x),
-                    Slice::new(&act.t, 0, batch),
-                )
+                let call = GatherCall {
+                    label: format!("gather slot {s}"),
+                    rows: batch,
+                    pixels: data.pixels,
+                    stride: padded(data.pixels),
+                    offset: s * batch,
+                    images: Slice::whole(&data.images),
+                    labels: Slice::whole(&data.labels),
+                    idx: Slice::whole(&idx),
+                    x: Slice::whole(&act.x),
+                    t: Slice::new(&act.t, 0, batch),
+                };
+                net.kernels.gather.bind(ctx, call)
             })
             .collect::<Result<Vec<_>>>()?;
         let forward = net.forward(&act, batch, &stats, true, Mode::Train { slots })?;
@@ -105,13 +108,16 @@ impl StepWorkspace {
             let state = |k: usize| Slice::whole(optimizer_state.get(k).unwrap_or(&spare));
             update = (0..slots)
                 .map(|s| {
+                    let buffers = OptimizerBuffers {
+                        params: Slice::whole(&net.params),
+                        grads: Slice::whole(net.grads()),
+                        s1: state(0),
+                        s2: state(1),
+                    };
                     kernel.bind(
                         ctx,
                         &format!("{} update slot {s}", rule.optimizer.kind),
-                        Slice::whole(&net.params),
-                        Slice::whole(&net.grads),
-                        state(0),
-                        state(1),
+                        buffers,
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -150,7 +156,9 @@ impl StepWorkspace {
             // The fused backward is all matmuls; only the SGD epilogue reads
             // lr, the other products ignore it.
             for op in &self.backward {
-                op.dispatch(0).set_lr(ctx, lr);
+                if let Op::Product(d) = op {
+                    d.set_lr(ctx, lr);
+                }
             }
             self.lr = lr;
         }
@@ -158,8 +166,7 @@ impl StepWorkspace {
             let step = first_step + slot as u64;
             for op in &self.forward {
                 if let Op::Dropout { layer, slots } = op {
-                    slots[slot]
-                        .set_dropout_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
+                    slots[slot].set_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
                 }
             }
             if let Some(update) = self.update.get(slot) {
@@ -189,7 +196,7 @@ impl StepWorkspace {
                     .chain(&self.backward)
                     .map(move |op| op.dispatch(slot)),
             )
-            .chain(self.update.get(slot))
+            .chain(self.update.get(slot).map(|d| &**d))
     }
 
     /// Every dispatch of one step, in order (slot 0's).
@@ -198,67 +205,9 @@ impl StepWorkspace {
     }
 }
 
-/// Whole-split evaluation: the split's indices 0..len uploaded once, then per
-/// chunk a gather and a forward with loss and accuracy summed into `stats`.
-struct EvalWorkspace {
-    _idx: wgpu::Buffer,
-    stats: wgpu::Buffer,
-    dispatches: Vec<Dispatch>,
-    /// Per chunk: its rows and how many of `dispatches` it takes, in order.
-    chunks: Vec<(usize, usize)>,
-}
-
-/// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
-/// layer's activations would not fit one storage binding.
-fn eval_chunk(ctx: &GpuContext, arch: &crate::model::Arch) -> usize {
-    let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
-    let fit = (ctx.binding_limit() / widest) as usize / 4 * 4;
-    EVAL_CHUNK.min(fit).max(1)
-}
-
 /// Rows of the evaluation's activations: a chunk, or the larger split.
 fn eval_rows(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist) -> usize {
     eval_chunk(ctx, arch).min(data.train.len().max(data.test.len()))
-}
-
-impl EvalWorkspace {
-    fn new(net: &GpuNet, data: &DeviceDataset, name: &str, act: &Activations) -> Result<Self> {
-        let ctx = &net.ctx;
-        let chunk = act.rows;
-        let all: Vec<u32> = (0..data.len as u32).collect();
-        let idx = ctx.storage_init(&format!("{name} indices"), &all);
-        let stats = stats_buffer(ctx, &format!("{name} stats"));
-        let (mut dispatches, mut chunks) = (Vec::new(), Vec::new());
-        for start in (0..data.len).step_by(chunk) {
-            let rows = chunk.min(data.len - start);
-            let before = dispatches.len();
-            dispatches.push(net.kernels.gather.bind(
-                ctx,
-                &format!("gather {name} {start}"),
-                rows,
-                data.pixels,
-                padded(data.pixels),
-                start,
-                Slice::whole(&data.images),
-                Slice::whole(&data.labels),
-                Slice::whole(&idx),
-                Slice::whole(&act.x),
-                Slice::new(&act.t, 0, rows),
-            )?);
-            let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
-            dispatches.extend(ops.into_iter().map(|op| match op {
-                Op::Shared(d) => d,
-                Op::Dropout { .. } => unreachable!("evaluation has no per-step dropout"),
-            }));
-            chunks.push((rows, dispatches.len() - before));
-        }
-        Ok(EvalWorkspace {
-            _idx: idx,
-            stats,
-            dispatches,
-            chunks,
-        })
-    }
 }
 
 pub struct GpuTrainer {
@@ -365,29 +314,7 @@ impl GpuTrainer {
             Split::Train => 0,
             Split::Test => 1,
         }];
-        let ctx = &self.net.ctx;
-        let classes = self.net.arch.outputs();
-        let stride = padded(classes);
-        let logits = self.eval_act.z.last().unwrap();
-        let mut out = Vec::new();
-        let mut next = 0;
-        for &(rows, count) in &eval.chunks {
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            record_all(&mut enc, "predict", &eval.dispatches[next..next + count]);
-            ctx.queue.submit([enc.finish()]);
-            next += count;
-            let z = ctx.read_f32(logits, 0, rows * stride, "the logits")?;
-            out.extend(z.chunks_exact(stride).map(|row| {
-                let mut best = 0;
-                for k in 1..classes {
-                    if row[k] > row[best] {
-                        best = k;
-                    }
-                }
-                best as u8
-            }));
-        }
-        Ok(out)
+        eval.predictions(&self.net, &self.eval_act)
     }
 
     /// The optimizer's state arrays in the host's arena layout (none for
@@ -423,7 +350,7 @@ impl GpuTrainer {
                         submission_index: Some(oldest),
                         timeout: None,
                     })
-                    .map_err(|e| super::GpuError::Wgpu(e.to_string()))?;
+                    .map_err(|e| GpuError::Wgpu(e.to_string()))?;
             }
             ctx.check()?;
         }
@@ -463,12 +390,7 @@ impl Trainer for GpuTrainer {
             Split::Train => 0,
             Split::Test => 1,
         }];
-        let ctx = &self.net.ctx;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&eval.stats, 0, None);
-        record_all(&mut enc, "evaluate", &eval.dispatches);
-        ctx.queue.submit([enc.finish()]);
-        let stats = read_stats(ctx, &eval.stats)?;
+        let stats = eval.run(&self.net.ctx)?;
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 

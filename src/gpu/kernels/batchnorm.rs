@@ -1,23 +1,55 @@
 //! `shaders/batchnorm_forward.wgsl` (training and evaluation, Relu fused) and
 //! `shaders/batchnorm_backward.wgsl`: Batch Normalization per feature over
 //! the batch, one workgroup per feature.
+//!
+//! Imports `context`, `dispatch` and `error` only.
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
-use crate::gpu::context::{GpuContext, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{
+    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+};
+use crate::gpu::error::Result;
 
 const FORWARD: &str = include_str!("../../../shaders/batchnorm_forward.wgsl");
 const BACKWARD: &str = include_str!("../../../shaders/batchnorm_backward.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    rows: u32,
-    features: u32,
-    stride: u32,
-    gamma: u32,
-    beta: u32,
-    running: u32,
-    _pad: [u32; 2],
+wgsl_struct! {
+    /// The uniform of both shaders (the backward does not read `running`).
+    struct Dims {
+        rows: u32,
+        features: u32,
+        stride: u32,
+        gamma: u32,
+        beta: u32,
+        running: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
+}
+
+/// The forward's buffers: `a`, the Affine's output (overwritten with xn in
+/// training), to `z`, which also gets the ones column at `features`; the
+/// parameter arena, the running statistics, and √(var + ε) per feature.
+#[derive(Clone, Copy)]
+pub struct BnForward<'a> {
+    pub a: Slice<'a>,
+    pub z: Slice<'a>,
+    pub params: Slice<'a>,
+    pub running: Slice<'a>,
+    pub std: Slice<'a>,
+}
+
+/// The backward's buffers: `dz`, the gradient at the Relu's output
+/// (already masked), and the forward's `xn` and `std`, to `dx`; dgamma
+/// and dbeta into the gradient arena `grads`.
+#[derive(Clone, Copy)]
+pub struct BnBackward<'a> {
+    pub dz: Slice<'a>,
+    pub xn: Slice<'a>,
+    pub std: Slice<'a>,
+    pub params: Slice<'a>,
+    pub grads: Slice<'a>,
+    pub dx: Slice<'a>,
 }
 
 /// Where one layer's numbers are: its shape, and the offsets (in elements)
@@ -42,7 +74,8 @@ impl BnShape {
             gamma: self.gamma as u32,
             beta: self.beta as u32,
             running: self.running as u32,
-            _pad: [0; 2],
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 
@@ -67,12 +100,27 @@ impl BatchNorm {
         let forward_layout = bind_group_layout(
             ctx,
             "batchnorm forward",
-            &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite],
+            &[
+                Binding::uniform::<Dims>(),
+                ReadWrite,
+                ReadWrite,
+                Read,
+                ReadWrite,
+                ReadWrite,
+            ],
         );
         let backward_layout = bind_group_layout(
             ctx,
             "batchnorm backward",
-            &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            &[
+                Binding::uniform::<Dims>(),
+                Read,
+                Read,
+                Read,
+                Read,
+                ReadWrite,
+                ReadWrite,
+            ],
         );
         let train = pipeline(
             ctx,
@@ -98,20 +146,15 @@ impl BatchNorm {
         }
     }
 
-    /// Forward, then Relu: `a` (the Affine's output; overwritten with xn when
-    /// `train`) to `z`, which also gets the ones column at `features`.
-    #[allow(clippy::too_many_arguments)]
+    /// Forward, then Relu (see [`BnForward`]), with the batch's statistics
+    /// when `train`, else the running ones.
     pub fn forward(
         &self,
         ctx: &GpuContext,
         label: &str,
         s: BnShape,
         train: bool,
-        a: Slice<'_>,
-        z: Slice<'_>,
-        params: Slice<'_>,
-        running: Slice<'_>,
-        std: Slice<'_>,
+        b: BnForward<'_>,
     ) -> Result<Dispatch> {
         dispatch(
             ctx,
@@ -119,25 +162,18 @@ impl BatchNorm {
             if train { &self.train } else { &self.eval },
             &self.forward_layout,
             &s.dims(),
-            &[a, z, params, running, std],
+            &[b.a, b.z, b.params, b.running, b.std],
             s.groups(ctx),
         )
     }
 
-    /// Backward: `dz` (the gradient at the Relu's output, already masked)
-    /// and the forward's `xn` and `std` to `dx`; dgamma and dbeta into `grads`.
-    #[allow(clippy::too_many_arguments)]
+    /// Backward (see [`BnBackward`]).
     pub fn backward(
         &self,
         ctx: &GpuContext,
         label: &str,
         s: BnShape,
-        dz: Slice<'_>,
-        xn: Slice<'_>,
-        std: Slice<'_>,
-        params: Slice<'_>,
-        grads: Slice<'_>,
-        dx: Slice<'_>,
+        b: BnBackward<'_>,
     ) -> Result<Dispatch> {
         dispatch(
             ctx,
@@ -145,8 +181,15 @@ impl BatchNorm {
             &self.backward,
             &self.backward_layout,
             &s.dims(),
-            &[dz, xn, std, params, grads, dx],
+            &[b.dz, b.xn, b.std, b.params, b.grads, b.dx],
             s.groups(ctx),
         )
     }
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![
+        ("shaders/batchnorm_forward.wgsl", FORWARD.into()),
+        ("shaders/batchnorm_backward.wgsl", BACKWARD.into()),
+    ])]
 }

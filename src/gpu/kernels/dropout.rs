@@ -1,26 +1,40 @@
 //! `shaders/dropout.wgsl`: Dropout in place on a layer's output, with the
 //! mask of [`crate::dropout_mask`] in training and `1 - ratio` in evaluation.
+//!
+//! Imports `context`, `dispatch` and `error` only.
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
-use crate::gpu::context::{GpuContext, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{
+    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+};
+use crate::gpu::error::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/dropout.wgsl");
 const WG: u32 = 64;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    rows: u32,
-    features: u32,
-    stride: u32,
-    key: u32,
-    ratio: f32,
-    scale: f32,
-    _pad: [u32; 2],
+wgsl_struct! {
+    /// `shaders/dropout.wgsl`'s uniform.
+    struct Dims {
+        rows: u32,
+        features: u32,
+        stride: u32,
+        key: u32,
+        ratio: f32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
-/// Byte offset of `key` in the uniform.
-const KEY_OFFSET: u64 = 12;
+/// One layer's Dropout: `z` (rows × features, rows `stride` long) in place.
+pub struct DropoutCall<'a> {
+    pub label: String,
+    pub rows: usize,
+    pub features: usize,
+    pub stride: usize,
+    pub ratio: f32,
+    pub z: Slice<'a>,
+}
 
 pub struct DropoutKernel {
     layout: wgpu::BindGroupLayout,
@@ -30,7 +44,11 @@ pub struct DropoutKernel {
 
 impl DropoutKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        let layout = bind_group_layout(ctx, "dropout", &[Binding::Uniform, Binding::ReadWrite]);
+        let layout = bind_group_layout(
+            ctx,
+            "dropout",
+            &[Binding::uniform::<Dims>(), Binding::ReadWrite],
+        );
         DropoutKernel {
             train: pipeline(ctx, "dropout train", &layout, SOURCE, &[("TRAIN", 1.0)]),
             eval: pipeline(ctx, "dropout eval", &layout, SOURCE, &[("TRAIN", 0.0)]),
@@ -38,52 +56,75 @@ impl DropoutKernel {
         }
     }
 
-    /// z (rows × features, rows `stride` long) in place. In training the
-    /// key is written per step with [`Dispatch::set_dropout_key`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn bind(
+    /// The training mask; its key is written per step with
+    /// [`DropoutDispatch::set_key`].
+    pub fn train(&self, ctx: &GpuContext, call: DropoutCall<'_>) -> Result<DropoutDispatch> {
+        self.bind(ctx, call, &self.train).map(DropoutDispatch)
+    }
+
+    /// Evaluation's scaling by `1 - ratio` (no key, no mask).
+    pub fn eval(&self, ctx: &GpuContext, call: DropoutCall<'_>) -> Result<Dispatch> {
+        self.bind(ctx, call, &self.eval)
+    }
+
+    fn bind(
         &self,
         ctx: &GpuContext,
-        label: &str,
-        rows: usize,
-        features: usize,
-        stride: usize,
-        ratio: f32,
-        train: bool,
-        z: Slice<'_>,
+        c: DropoutCall<'_>,
+        pipeline: &wgpu::ComputePipeline,
     ) -> Result<Dispatch> {
         let dims = Dims {
-            rows: rows as u32,
-            features: features as u32,
-            stride: stride as u32,
+            rows: c.rows as u32,
+            features: c.features as u32,
+            stride: c.stride as u32,
             key: 0,
-            ratio,
-            scale: 1.0 - ratio,
-            _pad: [0; 2],
+            ratio: c.ratio,
+            scale: 1.0 - c.ratio,
+            _pad0: 0,
+            _pad1: 0,
         };
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups = [
-            (features as u32).div_ceil(WG),
-            (rows as u32).clamp(1, max),
+            (c.features as u32).div_ceil(WG),
+            (c.rows as u32).clamp(1, max),
             1,
         ];
-        dispatch(
-            ctx,
-            label.to_string(),
-            if train { &self.train } else { &self.eval },
-            &self.layout,
-            &dims,
-            &[z],
-            groups,
-        )
+        dispatch(ctx, c.label, pipeline, &self.layout, &dims, &[c.z], groups)
     }
 }
 
-impl Dispatch {
+/// A training Dropout: a [`Dispatch`] whose mask's key can be rewritten.
+pub struct DropoutDispatch(Dispatch);
+
+impl DropoutDispatch {
     /// Sets the mask's key (seed, step and layer folded by
-    /// [`crate::dropout_mask::layer_key`]) of a training dropout dispatch.
-    pub fn set_dropout_key(&self, ctx: &GpuContext, key: u32) {
-        ctx.queue
-            .write_buffer(&self.uniform, KEY_OFFSET, bytemuck::bytes_of(&key));
+    /// [`crate::dropout_mask::layer_key`]).
+    pub fn set_key(&self, ctx: &GpuContext, key: u32) {
+        self.0
+            .write_uniform(ctx, std::mem::offset_of!(Dims, key), &key);
     }
+
+    pub fn into_dispatch(self) -> Dispatch {
+        self.0
+    }
+}
+
+impl std::ops::Deref for DropoutDispatch {
+    type Target = Dispatch;
+    fn deref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+impl AsRef<Dispatch> for DropoutDispatch {
+    fn as_ref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![(
+        "shaders/dropout.wgsl",
+        SOURCE.into(),
+    )])]
 }

@@ -1,23 +1,48 @@
 //! `shaders/gather.wgsl`: a batch of f32 inputs and u32 labels from the u8
 //! dataset on the GPU, through a buffer of sample indices.
+//!
+//! Imports `context`, `dispatch` and `error` only.
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
-use crate::gpu::context::{GpuContext, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{
+    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+};
+use crate::gpu::error::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/gather.wgsl");
 const WG: u32 = 256;
 /// vec4s of x per invocation, as in the shader.
 const CHUNK: usize = 8;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    rows: u32,
-    pixels: u32,
-    offset: u32,
-    groups_x: u32,
-    stride: u32,
-    _pad: [u32; 3],
+wgsl_struct! {
+    /// `shaders/gather.wgsl`'s uniform.
+    struct Dims {
+        rows: u32,
+        pixels: u32,
+        offset: u32,
+        groups_x: u32,
+        stride: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
+}
+
+/// One gather: `x[r, ..pixels] = images[idx[offset + r]] / 255`,
+/// `x[r, pixels] = 1` and `t[r] = labels[idx[offset + r]]` for `r < rows`;
+/// x's rows are `stride` long. images: packed u8 ([`pack_u8`]); labels:
+/// one u32 each.
+pub struct GatherCall<'a> {
+    pub label: String,
+    pub rows: usize,
+    pub pixels: usize,
+    pub stride: usize,
+    pub offset: usize,
+    pub images: Slice<'a>,
+    pub labels: Slice<'a>,
+    pub idx: Slice<'a>,
+    pub x: Slice<'a>,
+    pub t: Slice<'a>,
 }
 
 pub struct Gather {
@@ -39,30 +64,33 @@ impl Gather {
         let layout = bind_group_layout(
             ctx,
             "gather",
-            &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
+            &[
+                Binding::uniform::<Dims>(),
+                Read,
+                Read,
+                Read,
+                ReadWrite,
+                ReadWrite,
+            ],
         );
         let pipeline = pipeline(ctx, "gather", &layout, SOURCE, &[]);
         Gather { layout, pipeline }
     }
 
-    /// x[r, ..pixels] = images[idx[offset + r]] / 255, x[r, pixels] = 1 and
-    /// t[r] = labels[idx[offset + r]] for r < rows; x's rows are `stride`
-    /// long. images: packed u8 ([`pack_u8`]); labels: one u32 each.
-    #[allow(clippy::too_many_arguments)]
-    pub fn bind(
-        &self,
-        ctx: &GpuContext,
-        label: &str,
-        rows: usize,
-        pixels: usize,
-        stride: usize,
-        offset: usize,
-        images: Slice<'_>,
-        labels: Slice<'_>,
-        idx: Slice<'_>,
-        x: Slice<'_>,
-        t: Slice<'_>,
-    ) -> Result<Dispatch> {
+    /// The dispatch of one [`GatherCall`].
+    pub fn bind(&self, ctx: &GpuContext, call: GatherCall<'_>) -> Result<Dispatch> {
+        let GatherCall {
+            label,
+            rows,
+            pixels,
+            stride,
+            offset,
+            images,
+            labels,
+            idx,
+            x,
+            t,
+        } = call;
         // Each invocation writes up to CHUNK vec4s of a row and (the first
         // `rows`) a label.
         let invocations = (rows * (pixels / 4 + 1).div_ceil(CHUNK)).max(rows) as u32;
@@ -75,12 +103,14 @@ impl Gather {
             offset: offset as u32,
             groups_x,
             stride: stride as u32,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         };
         let grid = [groups_x, groups.div_ceil(groups_x), 1];
         dispatch(
             ctx,
-            label.to_string(),
+            label,
             &self.pipeline,
             &self.layout,
             &dims,
@@ -88,4 +118,11 @@ impl Gather {
             grid,
         )
     }
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![(
+        "shaders/gather.wgsl",
+        SOURCE.into(),
+    )])]
 }

@@ -8,15 +8,19 @@
 //! loop over the SIMD lanes), reading its operands from textures they are
 //! copied into before each product (`shaders/matmul_vec4/textures.wgsl`
 //! says why) or straight from the buffers.
+//!
+//! Imports `context`, `dispatch` and `error` only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{
+use crate::gpu::context::GpuContext;
+pub use crate::gpu::context::MatmulAlgo;
+use crate::gpu::dispatch::{
     Binding, Bound, Dispatch, Slice, TextureCopy, bind_group_layout, dispatch, dispatch_bound,
-    pipeline_at,
+    pipeline_at, wgsl_struct,
 };
-use crate::gpu::context::{GpuContext, GpuError, Result};
+use crate::gpu::error::{GpuError, Result};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
 const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
@@ -35,51 +39,41 @@ const VEC4_TN: u32 = 16;
 /// Invocations along x (the SIMD lanes) of a vec4 workgroup.
 const VEC4_WG_X: u32 = 8;
 
-/// Which implementation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulAlgo {
-    /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
-    Tiled,
-    /// 12×16 per invocation from vec4 loads, no workgroup memory, the
-    /// operands copied into textures first (where they fit: see
-    /// [`stages_operands`]).
-    Vec4,
-    /// The vec4 kernel reading its operands straight from the buffers.
-    Vec4Buffers,
-}
-
-impl MatmulAlgo {
-    /// Whether this is the vec4 kernel (with either kind of operand).
-    pub fn is_vec4(self) -> bool {
-        self != MatmulAlgo::Tiled
-    }
-
-    /// Vec4 on CPU adapters (measured ~4× faster on lavapipe), Tiled elsewhere.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu {
-            MatmulAlgo::Vec4
-        } else {
-            MatmulAlgo::Tiled
-        }
-    }
-}
-
-/// What happens to each output element.
+/// What happens to each output element. The discriminant is the value of
+/// the shaders' `EPILOGUE` override, named there by the `const`s of
+/// [`EPILOGUE_CODES`].
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Epilogue {
     /// `C = acc`
-    Store,
+    Store = 0,
     /// `C = max(acc, 0)`: the Relu after an Affine.
-    Relu,
+    Relu = 1,
     /// `C = acc` where `aux > 0`, else 0: Relu backward (aux is the Relu's output).
-    ReluMask,
+    ReluMask = 2,
     /// `C -= lr·(acc + λ·C)`: the SGD update (with weight decay λ on the
     /// weight rows), applied where the gradient is made.
-    Sgd,
+    Sgd = 3,
     /// `C = acc + λ·aux`: a gradient with weight decay on the weight rows
     /// (aux holds the weights, with C's shape).
-    Grad,
+    Grad = 4,
 }
+
+/// The `EPILOGUE` override of split-K's first pass, which is no epilogue:
+/// it writes the raw partial sums of its slice of K (the reduction that
+/// follows applies the product's [`Epilogue`]).
+pub const PARTIAL_SUMS: u32 = 5;
+
+/// Every value of the `EPILOGUE` override by its name as a WGSL `const` in
+/// both matmul shaders (`tests/contracts.rs` holds the two sides equal).
+pub const EPILOGUE_CODES: [(&str, u32); 6] = [
+    ("STORE", Epilogue::Store as u32),
+    ("RELU", Epilogue::Relu as u32),
+    ("RELU_MASK", Epilogue::ReluMask as u32),
+    ("SGD", Epilogue::Sgd as u32),
+    ("GRAD", Epilogue::Grad as u32),
+    ("PARTIAL_SUMS", PARTIAL_SUMS),
+];
 
 /// The compile-time form of one pipeline (WGSL override constants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,21 +122,22 @@ impl MatmulShape {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    n_real: u32,
-    ones_col: u32,
-    lr: f32,
-    decay: f32,
-    decay_rows: u32,
-    k_slice: u32,
+wgsl_struct! {
+    /// The uniform of both matmul shaders and of the reduction (`Dims`).
+    struct Dims {
+        m: u32,
+        n: u32,
+        k: u32,
+        lda: u32,
+        ldb: u32,
+        ldc: u32,
+        n_real: u32,
+        ones_col: u32,
+        lr: f32,
+        decay: f32,
+        decay_rows: u32,
+        k_slice: u32,
+    }
 }
 
 pub struct Matmul {
@@ -169,6 +164,18 @@ enum Pass {
     Partial,
     /// Split-K's second pass: the slices added in order, then the epilogue.
     Reduce,
+}
+
+/// One pass of a product, ready to bind: its pipeline, the four bindings
+/// after the uniform (A, B, C, aux), its grid, and where A and B are read
+/// from (with the texels of each that staging copies).
+struct ProductPass<'a> {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    slices: [Slice<'a>; 4],
+    groups: [u32; 3],
+    ops: Operands,
+    texels: [u64; 2],
 }
 
 /// Where the vec4 kernel reads A and B from.
@@ -234,11 +241,21 @@ impl Matmul {
         use Binding::*;
         Matmul {
             algo,
-            layout: bind_group_layout(ctx, "matmul", &[Uniform, Read, Read, ReadWrite, Read]),
+            layout: bind_group_layout(
+                ctx,
+                "matmul",
+                &[Binding::uniform::<Dims>(), Read, Read, ReadWrite, Read],
+            ),
             texture_layout: bind_group_layout(
                 ctx,
                 "matmul (texture operands)",
-                &[Uniform, Texture, Texture, ReadWrite, Read],
+                &[
+                    Binding::uniform::<Dims>(),
+                    Texture,
+                    Texture,
+                    ReadWrite,
+                    Read,
+                ],
             ),
             pipelines: Mutex::new(HashMap::new()),
             partials: Mutex::new(None),
@@ -248,7 +265,7 @@ impl Matmul {
 
     /// Makes the shared partial-sum buffer and staging textures at the
     /// sizes every product to come fits in (see `budget::largest_scratch`).
-    pub fn reserve(&self, ctx: &GpuContext, scratch: &crate::gpu::budget::Scratch) {
+    pub fn reserve(&self, ctx: &GpuContext, scratch: &Scratch) {
         if scratch.partial_bytes > 0 {
             self.partials(ctx, scratch.partial_bytes);
         }
@@ -341,14 +358,10 @@ impl Matmul {
         ctx: &GpuContext,
         (pass, v, shape, ops): PipelineKey,
     ) -> wgpu::ComputePipeline {
-        let epilogue = match (pass, v.epilogue) {
-            (Pass::Partial, _) => 5.0,
-            (_, Epilogue::Store) => 0.0,
-            (_, Epilogue::Relu) => 1.0,
-            (_, Epilogue::ReluMask) => 2.0,
-            (_, Epilogue::Sgd) => 3.0,
-            (_, Epilogue::Grad) => 4.0,
-        };
+        let epilogue = match pass {
+            Pass::Partial => PARTIAL_SUMS,
+            Pass::Whole | Pass::Reduce => v.epilogue as u32,
+        } as f64;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut constants = vec![
             ("TRANS_A", flag(v.trans_a)),
@@ -415,47 +428,30 @@ impl Matmul {
     /// A dispatch computing `c = epilogue(op(a)·op(b))`. `aux` is read only
     /// by [`Epilogue::ReluMask`] and [`Epilogue::Grad`] and must then have
     /// c's shape. K is split as [`Matmul::plan`] chooses.
-    #[allow(clippy::too_many_arguments)]
-    pub fn bind(
-        &self,
-        ctx: &GpuContext,
-        label: &str,
-        v: MatmulVariant,
-        s: MatmulShape,
-        a: Slice<'_>,
-        b: Slice<'_>,
-        c: Slice<'_>,
-        aux: Option<Slice<'_>>,
-    ) -> Result<Dispatch> {
-        self.bind_split(ctx, label, v, s, SplitK::Auto, [a, b, c], aux)
+    pub fn bind(&self, ctx: &GpuContext, call: MatmulCall<'_>) -> Result<MatmulDispatch> {
+        self.bind_split(ctx, call, SplitK::Auto)
     }
 
     /// [`Matmul::bind`] with the split of K given. A split product is two
     /// dispatches: partial sums per slice of K into the shared partial-sum
     /// buffer (`split_k` × M × ldc floats, see [`Matmul::partials`]), then their sum in a fixed order with
     /// the epilogue applied once (the second is the first's `then`).
-    #[allow(clippy::too_many_arguments)]
     pub fn bind_split(
         &self,
         ctx: &GpuContext,
-        label: &str,
-        v: MatmulVariant,
-        s: MatmulShape,
+        call: MatmulCall<'_>,
         split: SplitK,
-        [a, b, c]: [Slice<'_>; 3],
-        aux: Option<Slice<'_>>,
-    ) -> Result<Dispatch> {
-        if self.algo.is_vec4() {
-            let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc]
-                .iter()
-                .all(|d| d.is_multiple_of(4))
-                && (!v.trans_a || s.m.is_multiple_of(4));
-            if !aligned || s.m == 0 || s.n == 0 {
-                return Err(GpuError::Shape(format!(
-                    "{label}: the vec4 matmul needs N, K and the strides (and M when A is transposed) to be non-zero multiples of 4, got {s:?}"
-                )));
-            }
-        }
+    ) -> Result<MatmulDispatch> {
+        let MatmulCall {
+            label,
+            v,
+            shape: s,
+            a,
+            b,
+            c,
+            aux,
+        } = call;
+        self.check_shape(&label, &v, &s)?;
         let plan = self.plan(ctx, &s, split);
         let dims = Dims {
             m: s.m as u32,
@@ -472,31 +468,32 @@ impl Matmul {
             k_slice: plan.k_slice,
         };
         let ops = self.operands(ctx, &v, &s, Some([a, b]));
+        let texels = operand_texels(&v, &s);
         if plan.split_k == 1 {
             let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s, ops));
-            return self.product(
-                ctx,
-                label.to_string(),
-                &pipeline,
-                &dims,
-                [a, b, c, aux.unwrap_or(a)],
-                plan.groups,
-                (ops, operand_texels(&v, &s)),
-            );
+            let pass = ProductPass {
+                label,
+                pipeline,
+                slices: [a, b, c, aux.unwrap_or(a)],
+                groups: plan.groups,
+                ops,
+                texels,
+            };
+            return self.product(ctx, pass, &dims).map(MatmulDispatch);
         }
         let len = plan.split_k as usize * s.m * s.ldc;
         ctx.check_binding(&format!("{label}: split-K partial sums"), len as u64 * 4)?;
         let partials = self.partials(ctx, len as u64 * 4);
         let partials = Slice::new(&partials, 0, len);
-        let mut first = self.product(
-            ctx,
-            format!("{label} [split-K {}]", plan.split_k),
-            &self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops)),
-            &dims,
-            [a, b, partials, a],
-            plan.groups,
-            (ops, operand_texels(&v, &s)),
-        )?;
+        let pass = ProductPass {
+            label: format!("{label} [split-K {}]", plan.split_k),
+            pipeline: self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops)),
+            slices: [a, b, partials, a],
+            groups: plan.groups,
+            ops,
+            texels,
+        };
+        let mut first = self.product(ctx, pass, &dims)?;
         let reduce = dispatch(
             ctx,
             format!("{label} [split-K reduce]"),
@@ -507,42 +504,49 @@ impl Matmul {
             [(s.n as u32).div_ceil(REDUCE_WG), s.m as u32, 1],
         )?;
         first.then = Some(Box::new(reduce));
-        Ok(first)
+        Ok(MatmulDispatch(first))
+    }
+
+    /// Refuses a shape the vec4 kernel cannot compute.
+    fn check_shape(&self, label: &str, v: &MatmulVariant, s: &MatmulShape) -> Result<()> {
+        if self.algo.is_vec4() {
+            let aligned = [s.n, s.k, s.lda, s.ldb, s.ldc]
+                .iter()
+                .all(|d| d.is_multiple_of(4))
+                && (!v.trans_a || s.m.is_multiple_of(4));
+            if !aligned || s.m == 0 || s.n == 0 {
+                return Err(GpuError::Shape(format!(
+                    "{label}: the vec4 matmul needs N, K and the strides (and M when A is transposed) to be non-zero multiples of 4, got {s:?}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// One product pass reading `a` and `b` as the pipeline's layout says:
     /// from the buffers, or from the shared staging textures, with the
     /// copies into them (the first `texels` of each operand, or all of a
     /// shorter slice) recorded before it.
-    #[allow(clippy::too_many_arguments)]
-    fn product(
-        &self,
-        ctx: &GpuContext,
-        label: String,
-        pipeline: &wgpu::ComputePipeline,
-        dims: &Dims,
-        [a, b, c, aux]: [Slice<'_>; 4],
-        groups: [u32; 3],
-        (ops, texels): (Operands, [u64; 2]),
-    ) -> Result<Dispatch> {
-        if ops == Operands::Buffers {
+    fn product(&self, ctx: &GpuContext, p: ProductPass<'_>, dims: &Dims) -> Result<Dispatch> {
+        let [a, b, c, aux] = p.slices;
+        if p.ops == Operands::Buffers {
             return dispatch(
                 ctx,
-                label,
-                pipeline,
+                p.label,
+                &p.pipeline,
                 &self.layout,
                 dims,
-                &[a, b, c, aux],
-                groups,
+                &p.slices,
+                p.groups,
             );
         }
-        let texels = [texels[0].min(a.len / 4), texels[1].min(b.len / 4)];
+        let texels = [p.texels[0].min(a.len / 4), p.texels[1].min(b.len / 4)];
         let textures = self.staging(ctx, texels);
         let views = textures.clone().map(|t| t.create_view(&Default::default()));
         let mut d = dispatch_bound(
             ctx,
-            label,
-            pipeline,
+            p.label,
+            &p.pipeline,
             &self.texture_layout,
             dims,
             &[
@@ -551,7 +555,7 @@ impl Matmul {
                 Bound::Buffer(c),
                 Bound::Buffer(aux),
             ],
-            groups,
+            p.groups,
         )?;
         d.copies = [a, b]
             .into_iter()
@@ -707,6 +711,18 @@ pub fn stages_operands(
             .all(|&t| texture_rows(t) <= ctx.limits.max_texture_dimension_2d as u64)
 }
 
+/// What the matmul's products share: split-K's one partial-sum buffer and
+/// the two textures its vec4 kernel stages A and B in (`Matmul::partials`,
+/// `Matmul::staging`), each as large as the largest product needs (see
+/// `budget::largest_scratch`, which counts it, and [`Matmul::reserve`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scratch {
+    /// Bytes of the partial sums (0: no product is split).
+    pub partial_bytes: u64,
+    /// Texels of A's and of B's staging texture (0: no operand is staged).
+    pub staged_texels: [u64; 2],
+}
+
 /// One product to bind: everything [`Matmul::bind`] takes.
 pub struct MatmulCall<'a> {
     pub label: String,
@@ -756,18 +772,46 @@ impl Vec4Shape {
     }
 }
 
-/// Byte offset of `lr` in the uniform.
-const LR_OFFSET: u64 = 32;
+/// A product's dispatch: a [`Dispatch`] whose learning rate can be
+/// rewritten (only the [`Epilogue::Sgd`] reads it).
+pub struct MatmulDispatch(Dispatch);
 
-impl Dispatch {
-    /// Rewrites the learning rate of an SGD matmul dispatch.
+impl MatmulDispatch {
+    /// Rewrites the learning rate of an SGD product.
     pub fn set_lr(&self, ctx: &GpuContext, lr: f32) {
         // A split product applies its epilogue in the reduction.
-        match &self.then {
-            Some(reduce) => reduce.set_lr(ctx, lr),
-            None => ctx
-                .queue
-                .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr)),
-        }
+        let last = self.0.then.as_deref().unwrap_or(&self.0);
+        last.write_uniform(ctx, std::mem::offset_of!(Dims, lr), &lr);
     }
+
+    pub fn into_dispatch(self) -> Dispatch {
+        self.0
+    }
+}
+
+impl std::ops::Deref for MatmulDispatch {
+    type Target = Dispatch;
+    fn deref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+impl AsRef<Dispatch> for MatmulDispatch {
+    fn as_ref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+/// The modules the matmul kernels compile: the tiled shader (also the
+/// reduction's) and the vec4 one with either kind of operand.
+pub fn modules() -> Vec<(&'static str, String)> {
+    vec![
+        ("shaders/matmul.wgsl", TILED_SOURCE.to_string()),
+        ("shaders/matmul_vec4.wgsl (buffers)", vec4_source(false)),
+        ("shaders/matmul_vec4.wgsl (textures)", vec4_source(true)),
+    ]
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(modules())]
 }

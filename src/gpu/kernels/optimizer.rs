@@ -1,9 +1,14 @@
 //! `shaders/optimizer.wgsl`: every update rule of [`crate::optim`] as one
 //! elementwise pass over the parameter arena, with its state arrays beside it
 //! on the GPU.
+//!
+//! Imports `context`, `dispatch` and `error` only (and `crate::optim`).
 
-use super::{Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline};
-use crate::gpu::context::{GpuContext, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{
+    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+};
+use crate::gpu::error::Result;
 use crate::optim::{Optimizer, OptimizerKind};
 
 const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");
@@ -11,20 +16,30 @@ const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");
 const WG: u32 = 64;
 const PER: u32 = 4;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    len4: u32,
-    lr: f32,
-    c1: f32,
-    c2: f32,
-    k1: f32,
-    k2: f32,
-    _pad: [u32; 2],
+wgsl_struct! {
+    /// `shaders/optimizer.wgsl`'s uniform.
+    struct Dims {
+        len4: u32,
+        lr: f32,
+        c1: f32,
+        c2: f32,
+        k1: f32,
+        k2: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
-/// Byte offset of `lr` in the uniform.
-const LR_OFFSET: u64 = 4;
+/// The arrays one update reads and writes.
+#[derive(Clone, Copy)]
+pub struct OptimizerBuffers<'a> {
+    /// The parameters (a multiple of 4 elements), updated in place.
+    pub params: Slice<'a>,
+    pub grads: Slice<'a>,
+    /// The rule's two state arrays (any small buffer where it keeps none).
+    pub s1: Slice<'a>,
+    pub s2: Slice<'a>,
+}
 
 pub struct OptimizerKernel {
     layout: wgpu::BindGroupLayout,
@@ -38,7 +53,13 @@ impl OptimizerKernel {
         let layout = bind_group_layout(
             ctx,
             "optimizer",
-            &[Uniform, ReadWrite, Read, ReadWrite, ReadWrite],
+            &[
+                Binding::uniform::<Dims>(),
+                ReadWrite,
+                Read,
+                ReadWrite,
+                ReadWrite,
+            ],
         );
         let code = match rule.kind {
             OptimizerKind::Sgd => 0.0,
@@ -62,25 +83,21 @@ impl OptimizerKernel {
         }
     }
 
-    /// One update of `params` (a multiple of 4 elements) from `grads`;
-    /// `s1`, `s2` the rule's state (any small buffer where it keeps none).
-    /// The learning rate is set per step with [`Dispatch::set_step_lr`].
+    /// One update of `b.params` from `b.grads` and the rule's state. The
+    /// learning rate is set per step with [`OptimizerDispatch::set_step_lr`].
     pub fn bind(
         &self,
         ctx: &GpuContext,
         label: &str,
-        params: Slice<'_>,
-        grads: Slice<'_>,
-        s1: Slice<'_>,
-        s2: Slice<'_>,
-    ) -> Result<Dispatch> {
+        b: OptimizerBuffers<'_>,
+    ) -> Result<OptimizerDispatch> {
         let r = self.rule;
         let c1 = match r.kind {
             OptimizerKind::RmsProp => r.decay_rate,
             OptimizerKind::Adam => r.beta1,
             _ => r.momentum,
         };
-        let len4 = (params.len / 4) as u32;
+        let len4 = (b.params.len / 4) as u32;
         let dims = Dims {
             len4,
             lr: 0.0,
@@ -88,7 +105,8 @@ impl OptimizerKernel {
             c2: r.beta2 as f32,
             k1: (1.0 - c1) as f32,
             k2: (1.0 - r.beta2) as f32,
-            _pad: [0; 2],
+            _pad0: 0,
+            _pad1: 0,
         };
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups = [len4.div_ceil(WG * PER).clamp(1, max), 1, 1];
@@ -98,16 +116,40 @@ impl OptimizerKernel {
             &self.pipeline,
             &self.layout,
             &dims,
-            &[params, grads, s1, s2],
+            &[b.params, b.grads, b.s1, b.s2],
             groups,
         )
+        .map(OptimizerDispatch)
     }
 }
 
-impl Dispatch {
-    /// Sets the learning rate (Adam's `lr_t`) of an optimizer dispatch.
+/// An optimizer pass: a [`Dispatch`] whose step size can be rewritten.
+pub struct OptimizerDispatch(Dispatch);
+
+impl OptimizerDispatch {
+    /// Sets the learning rate (Adam's `lr_t`).
     pub fn set_step_lr(&self, ctx: &GpuContext, lr: f32) {
-        ctx.queue
-            .write_buffer(&self.uniform, LR_OFFSET, bytemuck::bytes_of(&lr));
+        self.0
+            .write_uniform(ctx, std::mem::offset_of!(Dims, lr), &lr);
     }
+}
+
+impl std::ops::Deref for OptimizerDispatch {
+    type Target = Dispatch;
+    fn deref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+impl AsRef<Dispatch> for OptimizerDispatch {
+    fn as_ref(&self) -> &Dispatch {
+        &self.0
+    }
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![(
+        "shaders/optimizer.wgsl",
+        SOURCE.into(),
+    )])]
 }

@@ -1,0 +1,475 @@
+//! What every kernel uses to become a dispatch: buffer ranges ([`Slice`]),
+//! bind group layouts and pipelines, the recorded-once [`Dispatch`], and
+//! recording and submitting dispatches ([`record_all`], `GpuContext::run`);
+//! and the Rust side of the structs the kernels share with WGSL
+//! ([`wgsl_struct!`], [`WgslStruct`]). Sits above `context` (whose device it
+//! uses) and below `kernels`: imports only `context` and `error`.
+
+use std::num::NonZeroU64;
+
+use super::context::GpuContext;
+use super::error::{GpuError, Result};
+
+/// A struct laid out as a WGSL struct: its size and each field's name,
+/// byte offset and type, as Rust lays it out (`tests/contracts.rs` holds
+/// them equal to the WGSL struct's, as naga lays that out).
+#[derive(Clone, Copy, Debug)]
+pub struct StructLayout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [Field],
+}
+
+/// One field of a [`StructLayout`]: its type as written in Rust (`u32`, `f32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub ty: &'static str,
+}
+
+/// A `#[repr(C)]` struct declared with [`wgsl_struct!`].
+pub trait WgslStruct: bytemuck::Pod {
+    const LAYOUT: StructLayout;
+}
+
+/// Declares a `#[repr(C)]`, `Pod` struct mirroring a WGSL struct, and its
+/// [`WgslStruct`] layout: the field list is written once, and the table of
+/// names and offsets is made from it with `offset_of!`.
+macro_rules! wgsl_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$fmeta])* $fvis $field: $ty),*
+        }
+
+        impl $crate::gpu::dispatch::WgslStruct for $name {
+            const LAYOUT: $crate::gpu::dispatch::StructLayout =
+                $crate::gpu::dispatch::StructLayout {
+                    name: stringify!($name),
+                    size: ::std::mem::size_of::<$name>(),
+                    fields: &[$($crate::gpu::dispatch::Field {
+                        name: stringify!($field),
+                        offset: ::std::mem::offset_of!($name, $field),
+                        ty: stringify!($ty),
+                    }),*],
+                };
+        }
+    };
+}
+pub(crate) use wgsl_struct;
+
+/// A range of a buffer, counted in 4-byte elements.
+#[derive(Clone, Copy)]
+pub struct Slice<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl<'a> Slice<'a> {
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Self {
+        Slice {
+            buffer,
+            offset: 0,
+            len: buffer.size() / 4,
+        }
+    }
+    pub fn new(buffer: &'a wgpu::Buffer, offset: usize, len: usize) -> Self {
+        Slice {
+            buffer,
+            offset: offset as u64,
+            len: len.max(1) as u64,
+        }
+    }
+    fn resource(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset * 4,
+            size: NonZeroU64::new(self.len * 4),
+        })
+    }
+}
+
+/// What a binding of a dispatch is bound to.
+#[derive(Clone, Copy)]
+pub enum Bound<'a> {
+    Buffer(Slice<'a>),
+    Texture(&'a wgpu::TextureView),
+}
+
+/// A copy of the first `texels` vec4s of `buffer` from byte `offset` into
+/// `texture`, row after row (the vec4 matmul's staged operands).
+pub struct TextureCopy {
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    pub texels: u64,
+    pub texture: wgpu::Texture,
+}
+
+impl TextureCopy {
+    /// Whole rows in one copy, then the last part row in a second (a
+    /// buffer's rows are then 4096 texels, 64 KiB, a multiple of the 256
+    /// bytes a copy's rows must be).
+    fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        let width = self.texture.width() as u64;
+        let (rows, rest) = (self.texels / width, self.texels % width);
+        let mut copy = |row: u64, offset: u64, extent: (u64, u64)| {
+            enc.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &self.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset,
+                        bytes_per_row: Some(width as u32 * 16),
+                        rows_per_image: None,
+                    },
+                },
+                wgpu::TexelCopyTextureInfo {
+                    texture: &self.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: 0,
+                        y: row as u32,
+                        z: 0,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                wgpu::Extent3d {
+                    width: extent.0 as u32,
+                    height: extent.1 as u32,
+                    depth_or_array_layers: 1,
+                },
+            )
+        };
+        if rows > 0 {
+            copy(0, self.offset, (width, rows));
+        }
+        if rest > 0 {
+            copy(rows, self.offset + rows * width * 16, (rest, 1));
+        }
+    }
+}
+
+/// One recorded-once dispatch of a kernel. Its uniform can be rewritten
+/// only through the wrappers of the kernels whose uniforms change per step
+/// (`MatmulDispatch::set_lr`, `OptimizerDispatch::set_step_lr`,
+/// `DropoutDispatch::set_key`).
+pub struct Dispatch {
+    pub label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    pub groups: [u32; 3],
+    /// The dispatch's own uniform (its dimensions).
+    uniform: wgpu::Buffer,
+    /// A second dispatch that completes this one's work, recorded right
+    /// after it (a split-K product's reduction).
+    pub then: Option<Box<Dispatch>>,
+    /// Copies recorded before the compute pass this dispatch runs in.
+    pub copies: Vec<TextureCopy>,
+}
+
+impl AsRef<Dispatch> for Dispatch {
+    fn as_ref(&self) -> &Dispatch {
+        self
+    }
+}
+
+impl Dispatch {
+    /// Writes `value` at byte `offset` of the uniform: for the wrappers
+    /// that name a field of it (its offset taken with `offset_of!`).
+    pub(crate) fn write_uniform<T: bytemuck::Pod>(
+        &self,
+        ctx: &GpuContext,
+        offset: usize,
+        value: &T,
+    ) {
+        ctx.queue
+            .write_buffer(&self.uniform, offset as u64, bytemuck::bytes_of(value));
+    }
+
+    /// Records this dispatch's copies (outside any compute pass).
+    pub fn record_copies(&self, enc: &mut wgpu::CommandEncoder) {
+        for c in &self.copies {
+            c.record(enc);
+        }
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.insert_debug_marker(&self.label);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+        if let Some(then) = &self.then {
+            then.record(pass);
+        }
+    }
+
+    /// How many slices K is split into: a split-K product's first pass has
+    /// one workgroup layer per slice and its reduction as `then`; 1 otherwise.
+    pub fn split_k(&self) -> u32 {
+        if self.then.is_some() {
+            self.groups[2]
+        } else {
+            1
+        }
+    }
+
+    /// Workgroups of this dispatch and any that completes it.
+    pub fn workgroups(&self) -> u64 {
+        self.groups.iter().map(|&g| g as u64).product::<u64>()
+            + self.then.as_ref().map_or(0, |t| t.workgroups())
+    }
+}
+
+/// Records `dispatches` in order into as few compute passes as their copies
+/// allow: a dispatch with copies starts a new pass after them.
+pub fn record_all<'a>(
+    enc: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: impl IntoIterator<Item = &'a Dispatch>,
+) {
+    let list: Vec<&Dispatch> = dispatches.into_iter().collect();
+    let mut start = 0;
+    while start < list.len() {
+        let end = list[start + 1..]
+            .iter()
+            .position(|d| !d.copies.is_empty())
+            .map_or(list.len(), |i| start + 1 + i);
+        list[start].record_copies(enc);
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for d in &list[start..end] {
+            d.record(&mut pass);
+        }
+        start = end;
+    }
+}
+
+/// One entry of a bind group layout.
+#[derive(Clone, Copy)]
+pub(crate) enum Binding {
+    /// The dispatch's uniform, of this many bytes (see [`Binding::uniform`]).
+    Uniform(NonZeroU64),
+    Read,
+    ReadWrite,
+    /// A 2D f32 texture read with textureLoad.
+    Texture,
+}
+
+impl Binding {
+    /// The uniform binding of a kernel whose uniform is `T`.
+    pub(crate) fn uniform<T: WgslStruct>() -> Self {
+        Binding::Uniform(NonZeroU64::new(T::LAYOUT.size as u64).expect("a uniform has fields"))
+    }
+}
+
+pub(crate) fn bind_group_layout(
+    ctx: &GpuContext,
+    label: &str,
+    kinds: &[Binding],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| layout_entry(i as u32, kind))
+        .collect();
+    ctx.device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
+}
+
+/// The layout entry of a uniform `T` at `binding`, as every kernel's layout
+/// has it: sized, so a smaller buffer is refused when a bind group is made.
+pub fn uniform_layout_entry<T: WgslStruct>(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    layout_entry(binding, Binding::uniform::<T>())
+}
+
+fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: match kind {
+            Binding::Uniform(size) => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: Some(size),
+            },
+            Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: matches!(kind, Binding::Read),
+                },
+                has_dynamic_offset: false,
+                // Storage bindings stay unsized: one layout serves every
+                // shape (a batch of 2 or of 8192, any layer's width), and the
+                // shaders index runtime-sized arrays, so there is no one size
+                // to give. `GpuContext::check_binding` refuses a binding the
+                // device cannot hold instead.
+                min_binding_size: None,
+            },
+            Binding::Texture => wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+        },
+        count: None,
+    }
+}
+
+pub(crate) fn pipeline(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    source: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    pipeline_at(ctx, label, layout, source, "main", constants)
+}
+
+/// [`pipeline`] for a module's entry point `entry`.
+pub(crate) fn pipeline_at(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    source: &str,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+    let pipeline_layout = ctx
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+    ctx.device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        })
+}
+
+/// Makes the bind group and the dispatch, refusing grids the device cannot run.
+pub(crate) fn dispatch<T: WgslStruct>(
+    ctx: &GpuContext,
+    label: String,
+    pipeline: &wgpu::ComputePipeline,
+    layout: &wgpu::BindGroupLayout,
+    dims: &T,
+    slices: &[Slice<'_>],
+    groups: [u32; 3],
+) -> Result<Dispatch> {
+    let bound: Vec<Bound> = slices.iter().map(|&s| Bound::Buffer(s)).collect();
+    dispatch_bound(ctx, label, pipeline, layout, dims, &bound, groups)
+}
+
+/// [`dispatch`] with bindings 1.. bound to buffers or textures.
+pub(crate) fn dispatch_bound<T: WgslStruct>(
+    ctx: &GpuContext,
+    label: String,
+    pipeline: &wgpu::ComputePipeline,
+    layout: &wgpu::BindGroupLayout,
+    dims: &T,
+    bound: &[Bound<'_>],
+    groups: [u32; 3],
+) -> Result<Dispatch> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension;
+    if let Some(&g) = groups.iter().find(|&&g| g > max) {
+        return Err(GpuError::TooLarge {
+            what: format!("the workgroup grid of {label}"),
+            need: g as u64,
+            have: max as u64,
+            unit: "workgroups in one dimension",
+        });
+    }
+    for b in bound {
+        if let Bound::Buffer(s) = b {
+            ctx.check_binding(&label, s.len * 4)?;
+        }
+    }
+    let uniform = ctx.uniform(&label, dims);
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform.as_entire_binding(),
+    }];
+    entries.extend(bound.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry {
+        binding: i as u32 + 1,
+        resource: match b {
+            Bound::Buffer(s) => s.resource(),
+            Bound::Texture(view) => wgpu::BindingResource::TextureView(view),
+        },
+    }));
+    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(&label),
+        layout,
+        entries: &entries,
+    });
+    Ok(Dispatch {
+        label,
+        pipeline: pipeline.clone(),
+        bind_group,
+        groups,
+        uniform,
+        then: None,
+        copies: vec![],
+    })
+}
+
+// Defined here rather than in context.rs: recording belongs to this level,
+// and the context must not import what is built on it.
+impl GpuContext {
+    /// Records `dispatches` (in one compute pass, or one per dispatch with
+    /// copies before it: see [`record_all`]), submits, and waits.
+    pub fn run<D: AsRef<Dispatch>>(&self, dispatches: &[D]) -> Result<()> {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        record_all(&mut enc, "run", dispatches.iter().map(|d| d.as_ref()));
+        self.queue.submit([enc.finish()]);
+        self.wait()
+    }
+}
+
+/// A struct the host writes and a shader reads: its Rust layout, the name
+/// of the WGSL struct it mirrors, and every module declaring that struct,
+/// as (what, WGSL source as the program compiles it).
+pub struct StructContract {
+    pub layout: StructLayout,
+    pub wgsl_name: &'static str,
+    /// The group 0 binding it is a uniform at (`None`: a storage struct).
+    pub uniform_at: Option<u32>,
+    pub modules: Vec<(&'static str, String)>,
+}
+
+/// The contract of a kernel's uniform `T`, bound at binding 0 of `modules`
+/// as the WGSL struct `Dims`.
+pub(crate) fn uniform_dims<T: WgslStruct>(modules: Vec<(&'static str, String)>) -> StructContract {
+    StructContract {
+        layout: T::LAYOUT,
+        wgsl_name: "Dims",
+        uniform_at: Some(0),
+        modules,
+    }
+}

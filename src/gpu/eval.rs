@@ -1,0 +1,180 @@
+//! Evaluation on the GPU: a split's loss, accuracy and predictions through
+//! the forward pass in chunks ([`EvalWorkspace`]), and [`GpuEvaluator`],
+//! which evaluates a test set with nothing of training allocated (no
+//! gradients, no optimizer state, no training split, no step workspace).
+//!
+//! Imports `budget`, `context`, `dispatch`, `error`, `kernels`, `layout` and
+//! `net`; the trainer imports it.
+
+use std::sync::Arc;
+
+use super::budget::{Plan, largest_scratch};
+use super::context::GpuContext;
+use super::dispatch::{Dispatch, Slice, record_all};
+use super::error::Result;
+use super::kernels::{GatherCall, Stats};
+use super::layout::padded;
+use super::net::{Activations, DeviceDataset, GpuNet, Mode, read_stats, stats_buffer};
+use crate::data::Dataset;
+use crate::model::{Arch, Params};
+
+/// Rows per evaluation chunk.
+const EVAL_CHUNK: usize = 5000;
+
+/// Whole-split evaluation: the split's indices 0..len uploaded once, then per
+/// chunk a gather and a forward with loss and accuracy summed into `stats`.
+pub struct EvalWorkspace {
+    _idx: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+    /// Per chunk: its rows and how many of `dispatches` it takes, in order.
+    chunks: Vec<(usize, usize)>,
+}
+
+/// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
+/// layer's activations would not fit one storage binding.
+pub fn eval_chunk(ctx: &GpuContext, arch: &Arch) -> usize {
+    let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
+    let fit = (ctx.binding_limit() / widest) as usize / 4 * 4;
+    EVAL_CHUNK.min(fit).max(1)
+}
+
+impl EvalWorkspace {
+    pub fn new(net: &GpuNet, data: &DeviceDataset, name: &str, act: &Activations) -> Result<Self> {
+        let ctx = &net.ctx;
+        let chunk = act.rows;
+        let all: Vec<u32> = (0..data.len as u32).collect();
+        let idx = ctx.storage_init(&format!("{name} indices"), &all);
+        let stats = stats_buffer(ctx, &format!("{name} stats"));
+        let (mut dispatches, mut chunks) = (Vec::new(), Vec::new());
+        for start in (0..data.len).step_by(chunk) {
+            let rows = chunk.min(data.len - start);
+            let before = dispatches.len();
+            let call = GatherCall {
+                label: format!("gather {name} {start}"),
+                rows,
+                pixels: data.pixels,
+                stride: padded(data.pixels),
+                offset: start,
+                images: Slice::whole(&data.images),
+                labels: Slice::whole(&data.labels),
+                idx: Slice::whole(&idx),
+                x: Slice::whole(&act.x),
+                t: Slice::new(&act.t, 0, rows),
+            };
+            dispatches.push(net.kernels.gather.bind(ctx, call)?);
+            let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
+            dispatches.extend(ops.into_iter().map(|op| {
+                op.into_shared()
+                    .expect("evaluation has no per-step dropout")
+            }));
+            chunks.push((rows, dispatches.len() - before));
+        }
+        Ok(EvalWorkspace {
+            _idx: idx,
+            stats,
+            dispatches,
+            chunks,
+        })
+    }
+
+    /// Loss and accuracy summed over the split (the stats cleared first).
+    pub fn run(&self, ctx: &GpuContext) -> Result<Stats> {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.stats, 0, None);
+        record_all(&mut enc, "evaluate", &self.dispatches);
+        ctx.queue.submit([enc.finish()]);
+        read_stats(ctx, &self.stats)
+    }
+
+    /// The class each image is given (the first largest logit, as numpy's
+    /// argmax): one chunk at a time, reading each chunk's logits back from
+    /// `act`, the activations the workspace was made with.
+    pub fn predictions(&self, net: &GpuNet, act: &Activations) -> Result<Vec<u8>> {
+        let ctx = &net.ctx;
+        let classes = net.arch.outputs();
+        let stride = padded(classes);
+        let logits = act.z.last().unwrap();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for &(rows, count) in &self.chunks {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            record_all(&mut enc, "predict", &self.dispatches[next..next + count]);
+            ctx.queue.submit([enc.finish()]);
+            next += count;
+            let z = ctx.read_f32(logits, 0, rows * stride, "the logits")?;
+            out.extend(z.chunks_exact(stride).map(|row| {
+                let mut best = 0;
+                for k in 1..classes {
+                    if row[k] > row[best] {
+                        best = k;
+                    }
+                }
+                best as u8
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// A test set evaluated on the GPU with only what evaluation needs: the
+/// parameters, the test split, the forward's activations for one chunk, and
+/// the evaluation's dispatches. The same dispatches as
+/// [`super::GpuTrainer`]'s evaluation, so the same bits.
+pub struct GpuEvaluator {
+    pub net: GpuNet,
+    act: Activations,
+    test: EvalWorkspace,
+    /// The bind groups keep it alive; held to say so.
+    _data: DeviceDataset,
+}
+
+impl GpuEvaluator {
+    /// Checks that the device holds it all, then uploads `params` and `test`
+    /// and builds the dispatches.
+    pub fn new(ctx: Arc<GpuContext>, params: &Params, test: &Dataset) -> Result<Self> {
+        Self::plan(&ctx, &params.arch, test).check(&ctx)?;
+        let rows = Self::rows(&ctx, &params.arch, test);
+        let data = DeviceDataset::upload(&ctx, "test", test)?;
+        let net = GpuNet::for_evaluation(ctx, params)?;
+        let scratch = largest_scratch(&net.ctx, &params.arch, &[(rows, false)]);
+        net.kernels.matmul.reserve(&net.ctx, &scratch);
+        let act = net.eval_activations(rows)?;
+        let test = EvalWorkspace::new(&net, &data, "test", &act)?;
+        net.ctx.check()?;
+        Ok(GpuEvaluator {
+            net,
+            act,
+            test,
+            _data: data,
+        })
+    }
+
+    /// Rows of the activations: a chunk, or the whole split when smaller.
+    fn rows(ctx: &GpuContext, arch: &Arch, test: &Dataset) -> usize {
+        eval_chunk(ctx, arch).min(test.len())
+    }
+
+    /// Every buffer [`GpuEvaluator::new`] makes.
+    pub fn plan(ctx: &GpuContext, arch: &Arch, test: &Dataset) -> Plan {
+        let rows = Self::rows(ctx, arch, test);
+        let mut plan = Plan::default();
+        plan.dataset("test", test.len(), test.pixels());
+        plan.net_for_evaluation(arch);
+        plan.eval_activations(arch, rows);
+        plan.matmul_scratch(&largest_scratch(ctx, arch, &[(rows, false)]));
+        plan.evaluation("test", test.len());
+        plan
+    }
+
+    /// Mean loss and accuracy over the test set.
+    pub fn evaluate(&self) -> Result<(f64, f64)> {
+        let stats = self.test.run(&self.net.ctx)?;
+        Ok((stats.mean_loss(), stats.accuracy()))
+    }
+
+    /// The class given to each test image.
+    pub fn predictions(&self) -> Result<Vec<u8>> {
+        self.test.predictions(&self.net, &self.act)
+    }
+}

@@ -1,0 +1,432 @@
+//! The facts Rust and WGSL must agree on, checked from both sides' own
+//! definitions: each struct the host writes and a shader reads (size, and
+//! each field's name, offset and type, Rust's from `offset_of!` and WGSL's
+//! from naga's layout), the matmul epilogue codes (the Rust enum against the
+//! shaders' `const`s), and that `src/gpu` imports in one direction. Each
+//! check also has a test that plants a fault and asserts the check reports it.
+//!
+//! Needs no GPU except `a_uniform_binding_is_sized`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use gpu_net::gpu::dispatch::StructLayout;
+use gpu_net::gpu::kernels::matmul::{EPILOGUE_CODES, modules as matmul_modules};
+use gpu_net::gpu::kernels::{StructContract, struct_contracts};
+use naga::{Scalar, ScalarKind, TypeInner};
+
+fn parse(source: &str) -> Result<naga::Module, String> {
+    naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))
+}
+
+/// How `ty` reads in WGSL (`u32`, `f32`, ...), for comparing with Rust's.
+fn wgsl_type(module: &naga::Module, ty: naga::Handle<naga::Type>) -> String {
+    match module.types[ty].inner {
+        TypeInner::Scalar(Scalar { kind, width: 4 }) => match kind {
+            ScalarKind::Uint => "u32".into(),
+            ScalarKind::Sint => "i32".into(),
+            ScalarKind::Float => "f32".into(),
+            other => format!("{other:?}"),
+        },
+        ref other => format!("{other:?}"),
+    }
+}
+
+/// Compares the WGSL struct `name` of `source` with `rust`: the sizes, and
+/// per field (paired by name) offset and type. Every difference is listed.
+fn compare_struct(source: &str, name: &str, rust: &StructLayout) -> Result<(), String> {
+    let module = parse(source)?;
+    let (members, span) = module
+        .types
+        .iter()
+        .find_map(|(_, t)| match &t.inner {
+            TypeInner::Struct { members, span } if t.name.as_deref() == Some(name) => {
+                Some((members, *span))
+            }
+            _ => None,
+        })
+        .ok_or_else(|| format!("no WGSL struct {name}"))?;
+    let mut errors = vec![];
+    if span as usize != rust.size {
+        errors.push(format!(
+            "{name}: {span} bytes in WGSL, {} in Rust ({})",
+            rust.size, rust.name
+        ));
+    }
+    for m in members {
+        let member = m.name.as_deref().unwrap_or("?");
+        match rust.fields.iter().find(|f| f.name == member) {
+            None => errors.push(format!("{name}.{member}: no Rust field of that name")),
+            Some(f) => {
+                if f.offset != m.offset as usize {
+                    errors.push(format!(
+                        "{name}.{member}: at byte {} in WGSL, {} in Rust",
+                        m.offset, f.offset
+                    ));
+                }
+                let ty = wgsl_type(&module, m.ty);
+                if f.ty != ty {
+                    errors.push(format!("{name}.{member}: {ty} in WGSL, {} in Rust", f.ty));
+                }
+            }
+        }
+    }
+    for f in rust.fields {
+        if !members.iter().any(|m| m.name.as_deref() == Some(f.name)) {
+            errors.push(format!("{name}.{}: no WGSL member of that name", f.name));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Checks that the uniform at group 0, binding `binding` of `source` has the
+/// WGSL struct `name` as its type.
+fn check_uniform_binding(source: &str, binding: u32, name: &str) -> Result<(), String> {
+    let module = parse(source)?;
+    let var = module
+        .global_variables
+        .iter()
+        .map(|(_, v)| v)
+        .find(|v| {
+            v.binding
+                .as_ref()
+                .is_some_and(|b| b.group == 0 && b.binding == binding)
+        })
+        .ok_or_else(|| format!("nothing at binding {binding}"))?;
+    let ty = module.types[var.ty].name.as_deref();
+    if var.space != naga::AddressSpace::Uniform || ty != Some(name) {
+        return Err(format!(
+            "binding {binding} is {:?} {ty:?}, not the uniform {name}",
+            var.space
+        ));
+    }
+    Ok(())
+}
+
+fn check_contract(c: &StructContract, source: &str) -> Result<(), String> {
+    compare_struct(source, c.wgsl_name, &c.layout)?;
+    match c.uniform_at {
+        Some(b) => check_uniform_binding(source, b, c.wgsl_name),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn every_shared_struct_matches_its_wgsl() {
+    let contracts = struct_contracts();
+    let mut errors = vec![];
+    let mut checked = 0;
+    for c in &contracts {
+        assert!(!c.modules.is_empty(), "{}: no module", c.layout.name);
+        for (what, source) in &c.modules {
+            checked += 1;
+            if let Err(e) = check_contract(c, source) {
+                errors.push(format!("{what}: {e}"));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // matmul ×3, gather, softmax ×2, batchnorm ×2, dropout, optimizer.
+    assert_eq!(checked, 10, "a kernel's contract went missing");
+}
+
+/// The matmul uniform as the tiled shader declares it, with `edit` applied.
+fn matmul_source_with(edit: impl Fn(&str) -> String) -> (String, StructContract) {
+    let c = struct_contracts()
+        .into_iter()
+        .find(|c| c.modules[0].0 == "shaders/matmul.wgsl")
+        .expect("the matmul contract");
+    (edit(&c.modules[0].1), c)
+}
+
+#[test]
+fn swapped_fields_are_caught_by_name() {
+    let (source, c) = matmul_source_with(|s| {
+        let swapped = s.replacen("    lr: f32,\n", "    @@,\n", 1);
+        let swapped = swapped.replacen("    decay: f32,\n", "    lr: f32,\n", 1);
+        swapped.replacen("    @@,\n", "    decay: f32,\n", 1)
+    });
+    assert!(
+        source.contains("    decay: f32,\n    // Weight decay"),
+        "the edit applied"
+    );
+    let e = check_contract(&c, &source).expect_err("lr and decay swapped");
+    assert!(e.contains("Dims.lr: at byte 36 in WGSL, 32 in Rust"), "{e}");
+    assert!(
+        e.contains("Dims.decay: at byte 32 in WGSL, 36 in Rust"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_renamed_retyped_or_added_field_is_caught() {
+    // Renamed where it is declared and where it is read.
+    let (renamed, c) = matmul_source_with(|s| s.replace("ldb", "ld_b"));
+    let e = check_contract(&c, &renamed).expect_err("ldb renamed");
+    assert!(e.contains("Dims.ld_b: no Rust field"), "{e}");
+    assert!(e.contains("Dims.ldb: no WGSL member"), "{e}");
+
+    // Same size, other type: the shader never reads the padding, so it
+    // still compiles.
+    let stats = struct_contracts()
+        .into_iter()
+        .find(|c| c.wgsl_name == "Stats")
+        .expect("the Stats contract");
+    let retyped = stats.modules[0]
+        .1
+        .replacen("    _pad: u32,", "    _pad: f32,", 1);
+    let e = check_contract(&stats, &retyped).expect_err("_pad retyped");
+    assert_eq!(e, "Stats._pad: f32 in WGSL, u32 in Rust");
+
+    let (added, c) = matmul_source_with(|s| {
+        s.replacen(
+            "    k_slice: u32,\n",
+            "    k_slice: u32,\n    extra: u32,\n",
+            1,
+        )
+    });
+    let e = check_contract(&c, &added).expect_err("a field added");
+    assert!(e.contains("Dims: 52 bytes in WGSL, 48 in Rust"), "{e}");
+    assert!(e.contains("Dims.extra: no Rust field"), "{e}");
+
+    let (rebound, c) = matmul_source_with(|s| {
+        s.replacen(
+            "var<uniform> dims: Dims",
+            "var<storage, read> dims: Dims",
+            1,
+        )
+    });
+    let e = check_contract(&c, &rebound).expect_err("not a uniform");
+    assert!(e.contains("not the uniform Dims"), "{e}");
+}
+
+/// The `const NAME: u32` values of a WGSL module.
+fn u32_consts(source: &str) -> Result<Vec<(String, u32)>, String> {
+    let module = parse(source)?;
+    Ok(module
+        .constants
+        .iter()
+        .filter_map(|(_, c)| match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Some((c.name.clone()?, v)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Checks that `source` declares each of `codes` with the same value.
+fn check_codes(source: &str, codes: &[(&str, u32)]) -> Result<(), String> {
+    let consts = u32_consts(source)?;
+    let errors: Vec<String> = codes
+        .iter()
+        .filter_map(
+            |&(name, rust)| match consts.iter().find(|(n, _)| n == name) {
+                None => Some(format!("no `const {name}: u32` in WGSL (Rust: {rust})")),
+                Some((_, wgsl)) if *wgsl != rust => {
+                    Some(format!("{name}: {wgsl} in WGSL, {rust} in Rust"))
+                }
+                Some(_) => None,
+            },
+        )
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+#[test]
+fn epilogue_codes_match_the_shaders() {
+    let values: BTreeSet<u32> = EPILOGUE_CODES.iter().map(|&(_, v)| v).collect();
+    assert_eq!(
+        values.len(),
+        EPILOGUE_CODES.len(),
+        "two codes share a value"
+    );
+    for (what, source) in matmul_modules() {
+        check_codes(&source, &EPILOGUE_CODES).unwrap_or_else(|e| panic!("{what}: {e}"));
+        // No code is written as a number where its name would do.
+        for n in 1..EPILOGUE_CODES.len() {
+            for pattern in [format!("EPILOGUE == {n}u"), format!("case {n}u:")] {
+                assert!(!source.contains(&pattern), "{what}: `{pattern}`");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_changed_epilogue_code_is_caught() {
+    let (_, source) = &matmul_modules()[1];
+    let planted = source.replacen("const RELU: u32 = 1u;", "const RELU: u32 = 7u;", 1);
+    assert_ne!(&planted, source, "the edit applied");
+    let e = check_codes(&planted, &EPILOGUE_CODES).expect_err("RELU changed");
+    assert_eq!(e, "RELU: 7 in WGSL, 1 in Rust");
+    // A code the Rust side has and the shader does not name.
+    let e = check_codes(source, &[("SCALE", 6)]).expect_err("no SCALE in WGSL");
+    assert_eq!(e, "no `const SCALE: u32` in WGSL (Rust: 6)");
+}
+
+/// The files of `src/gpu` in import order: each may import only those of a
+/// lower rank (budget and net share one: neither imports the other).
+const ORDER: &[(&str, u32)] = &[
+    ("error", 0),
+    ("adapter", 1),
+    ("context", 2),
+    ("dispatch", 3),
+    ("kernels", 4),
+    ("layout", 5),
+    ("budget", 6),
+    ("net", 6),
+    ("eval", 7),
+    ("trainer", 8),
+];
+
+/// The module of `src/gpu` a file belongs to: `kernels` for `kernels/*`.
+fn module_of(path: &Path, gpu: &Path) -> String {
+    let rel = path.strip_prefix(gpu).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// (importer, imported) for every `crate::gpu::X` or `super::X` path in the
+/// code (not the comments) of `src/gpu`'s files, other than `mod.rs`.
+fn gpu_edges() -> BTreeSet<(String, String)> {
+    let gpu = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu");
+    let mut files = vec![];
+    for entry in std::fs::read_dir(&gpu).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files.push(path);
+        }
+    }
+    let mut edges = BTreeSet::new();
+    for path in files {
+        let from = module_of(&path, &gpu);
+        let top_level = path.parent() == Some(gpu.as_path());
+        if from == "mod" || !top_level && path.ends_with("mod.rs") {
+            continue; // the aggregators: they name their children
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap();
+            let mut prefixes = vec!["crate::gpu::", "super::super::"];
+            if top_level {
+                prefixes.push("super::");
+            }
+            for prefix in prefixes {
+                for (i, _) in code.match_indices(prefix) {
+                    let rest = &code[i + prefix.len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let is_module = rest[name.len()..].starts_with("::");
+                    if is_module && name != from && !(prefix == "super::" && name == "super") {
+                        edges.insert((from.clone(), name));
+                    }
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The edges that go against [`ORDER`] (or name a module it lacks).
+fn against_order(edges: &BTreeSet<(String, String)>) -> Vec<String> {
+    let rank = |m: &str| ORDER.iter().find(|(n, _)| *n == m).map(|(_, r)| *r);
+    edges
+        .iter()
+        .filter(|(a, b)| match (rank(a), rank(b)) {
+            (Some(ra), Some(rb)) => rb >= ra,
+            _ => true,
+        })
+        .map(|(a, b)| format!("{a} imports {b}"))
+        .collect()
+}
+
+#[test]
+fn gpu_modules_import_one_way() {
+    let edges = gpu_edges();
+    for (a, b) in &edges {
+        eprintln!("{a} -> {b}");
+    }
+    assert!(
+        edges.contains(&("context".into(), "adapter".into())),
+        "the scan sees imports"
+    );
+    assert!(
+        edges.contains(&("budget".into(), "kernels".into())),
+        "the scan sees imports"
+    );
+    let wrong = against_order(&edges);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn an_import_against_the_order_is_caught() {
+    let mut edges = gpu_edges();
+    edges.insert(("kernels".into(), "budget".into()));
+    edges.insert(("net".into(), "budget".into()));
+    assert_eq!(
+        against_order(&edges),
+        ["kernels imports budget", "net imports budget"]
+    );
+}
+
+/// The uniform entry of a kernel's layout gives its struct's size, so a
+/// smaller buffer is refused when the bind group is made (not only when a
+/// dispatch runs); the same buffer passes a layout without the size.
+#[test]
+fn a_uniform_binding_is_sized() {
+    let Some(ctx) = common::gpu() else { return };
+    use gpu_net::gpu::dispatch::uniform_layout_entry;
+    use gpu_net::gpu::kernels::Stats;
+    let sized = uniform_layout_entry::<Stats>(0);
+    let unsized_entry = wgpu::BindGroupLayoutEntry {
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        ..sized
+    };
+    let small = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("8 bytes"),
+        size: 8,
+        usage: wgpu::BufferUsages::UNIFORM,
+        mapped_at_creation: false,
+    });
+    let bind = |entry: wgpu::BindGroupLayoutEntry| {
+        let layout = ctx
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &[entry],
+            });
+        let _group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: small.as_entire_binding(),
+            }],
+        });
+        ctx.check()
+    };
+    bind(unsized_entry).expect("without a size, an 8-byte uniform binds");
+    let e = bind(sized).expect_err("a 16-byte uniform in 8 bytes");
+    assert!(e.to_string().contains("16"), "{e}");
+}
