@@ -406,7 +406,9 @@ impl Matmul {
     }
 
     /// Creates the pipelines these products need, in parallel (a driver that
-    /// compiles at creation then uses every core).
+    /// compiles at creation then uses every core), except on GL, where one
+    /// context lock serializes every call anyway and a thread waiting past
+    /// wgpu-hal's timeout for it panics.
     pub fn prepare(&self, ctx: &GpuContext, products: &[(MatmulVariant, MatmulShape)]) {
         let mut missing: Vec<PipelineKey> = products
             .iter()
@@ -418,6 +420,12 @@ impl Matmul {
         missing.sort_by_key(|k| format!("{k:?}"));
         missing.dedup();
         missing.retain(|k| !self.pipelines.lock().unwrap().contains_key(k));
+        if ctx.info.backend == wgpu::Backend::Gl {
+            for key in missing {
+                self.pipeline(ctx, key);
+            }
+            return;
+        }
         std::thread::scope(|scope| {
             for key in missing {
                 scope.spawn(move || self.pipeline(ctx, key));
