@@ -26,7 +26,14 @@ struct Dims {
     _pad1: u32,
 }
 
-override RULE: u32 = 0u;
+// RULE's values (src/gpu/kernels/optimizer.rs: RULE_CODES).
+const SGD: u32 = 0u;
+const MOMENTUM: u32 = 1u;
+const NESTEROV: u32 = 2u;
+const ADAGRAD: u32 = 3u;
+const RMSPROP: u32 = 4u;
+const ADAM: u32 = 5u;
+override RULE: u32 = SGD;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> w: array<vec4<f32>>;
@@ -50,12 +57,12 @@ fn main(
       for (var i = k; i < min(k + PER, dims.len4); i++) {
         let gi = g[i];
         switch RULE {
-            case 1u: {
+            case MOMENTUM: {
                 let v = dims.c1 * s1[i] - lr * gi;
                 s1[i] = v;
                 w[i] = w[i] + v;
             }
-            case 2u: {
+            case NESTEROV: {
                 let m = dims.c1;
                 var v = s1[i] * m;
                 v = v - lr * gi;
@@ -63,18 +70,18 @@ fn main(
                 var p = w[i] + m * m * v;
                 w[i] = p - (1.0 + m) * lr * gi;
             }
-            case 3u: {
+            case ADAGRAD: {
                 let h = s1[i] + gi * gi;
                 s1[i] = h;
                 w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
             }
-            case 4u: {
+            case RMSPROP: {
                 var h = s1[i] * dims.c1;
                 h = h + dims.k1 * gi * gi;
                 s1[i] = h;
                 w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
             }
-            case 5u: {
+            case ADAM: {
                 let m = s1[i] + dims.k1 * (gi - s1[i]);
                 let v = s2[i] + dims.k2 * (gi * gi - s2[i]);
                 s1[i] = m;

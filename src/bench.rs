@@ -619,6 +619,20 @@ pub fn render(r: &BenchReport) -> String {
             );
         }
     }
+    s += &render_kernels(r);
+    if let Some(note) = &r.kernels_note {
+        s += &format!("\n{note}\n");
+    }
+    for m in &r.matmul {
+        s += &matmul_line(m);
+        s += "\n";
+    }
+    s
+}
+
+/// The kernel profile, grouped by configuration.
+fn render_kernels(r: &BenchReport) -> String {
+    let mut s = String::new();
     if !r.kernels.is_empty() {
         s += "\nGPU time per kernel (timestamp queries, one pass per dispatch, median of 3 or more steps):\n";
         let mut last = None;
@@ -637,13 +651,6 @@ pub fn render(r: &BenchReport) -> String {
                 split_text(k.split_k)
             );
         }
-    }
-    if let Some(note) = &r.kernels_note {
-        s += &format!("\n{note}\n");
-    }
-    for m in &r.matmul {
-        s += &matmul_line(m);
-        s += "\n";
     }
     s
 }

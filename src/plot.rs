@@ -107,6 +107,34 @@ pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
     Ok(c)
 }
 
+type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One panel: its caption, epochs 0..`max_epoch` across, 0..`y_max` up.
+fn axes<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    y_max: f64,
+    max_epoch: f64,
+) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0f64..max_epoch, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
+}
+
 // Longer than a screen on purpose: plotters' builder calls for two
 // panels, in the order they are drawn.
 /// Draws accuracy (train solid, test dashed) and loss against epoch, one
@@ -129,30 +157,9 @@ pub fn draw(runs: &[Curves], out: &Path) -> Result<(), PlotError> {
         .fold(0.1f64, f64::max)
         .min(1e300); // finite after the 5% headroom
 
-    let mut acc = ChartBuilder::on(&left)
-        .caption("accuracy", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(44)
-        .build_cartesian_2d(0f64..max_epoch, 0f64..1f64)
-        .map_err(|e| fail(&e))?;
-    acc.configure_mesh()
-        .x_desc("epoch")
-        .y_desc("accuracy")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    let mut loss = ChartBuilder::on(&right)
-        .caption("training loss", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(44)
-        .build_cartesian_2d(0f64..max_epoch, 0f64..max_loss * 1.05)
-        .map_err(|e| fail(&e))?;
-    loss.configure_mesh()
-        .x_desc("epoch")
-        .y_desc("loss")
-        .draw()
-        .map_err(|e| fail(&e))?;
+    let mut acc = axes(&left, "accuracy", "accuracy", 1.0, max_epoch).map_err(|e| fail(&e))?;
+    let mut loss =
+        axes(&right, "training loss", "loss", max_loss * 1.05, max_epoch).map_err(|e| fail(&e))?;
 
     for (i, r) in runs.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();

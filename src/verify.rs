@@ -540,6 +540,21 @@ pub fn render(r: &VerifyReport) -> String {
     for line in &r.tolerances.derivation {
         s += &format!("  {line}\n");
     }
+    s += &render_table(r);
+    s += if r.ok {
+        "\nOK: every tensor agrees on every pair\n"
+    } else {
+        "\nNOT OK\n"
+    };
+    for line in r.failures() {
+        s += &format!("FAIL {line}\n");
+    }
+    s
+}
+
+/// One row per tensor and pair: the differences, the tolerance, the result.
+fn render_table(r: &VerifyReport) -> String {
+    let mut s = String::new();
     s += &format!(
         "\n{:<6} {:>9} {:>7} {:>6}  {:<13} {:>9} {:>9} {:>9} {:>9}  {}\n",
         "tensor",
@@ -584,14 +599,6 @@ pub fn render(r: &VerifyReport) -> String {
                 }
             );
         }
-    }
-    s += if r.ok {
-        "\nOK: every tensor agrees on every pair\n"
-    } else {
-        "\nNOT OK\n"
-    };
-    for line in r.failures() {
-        s += &format!("FAIL {line}\n");
     }
     s
 }

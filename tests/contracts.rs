@@ -14,7 +14,9 @@ use std::path::Path;
 
 use gpu_net::gpu::dispatch::StructLayout;
 use gpu_net::gpu::kernels::matmul::{EPILOGUE_CODES, modules as matmul_modules};
+use gpu_net::gpu::kernels::optimizer::{RULE_CODES, SOURCE as OPTIMIZER_SOURCE, rule_code};
 use gpu_net::gpu::kernels::{StructContract, struct_contracts};
+use gpu_net::optim::OptimizerKind;
 use naga::{Scalar, ScalarKind, TypeInner};
 
 fn parse(source: &str) -> Result<naga::Module, String> {
@@ -270,6 +272,27 @@ fn a_changed_epilogue_code_is_caught() {
     // A code the Rust side has and the shader does not name.
     let e = check_codes(source, &[("SCALE", 6)]).expect_err("no SCALE in WGSL");
     assert_eq!(e, "no `const SCALE: u32` in WGSL (Rust: 6)");
+}
+
+#[test]
+fn optimizer_rule_codes_match_the_shader() {
+    let codes: BTreeSet<u32> = OptimizerKind::ALL.iter().map(|&k| rule_code(k)).collect();
+    assert_eq!(
+        codes.len(),
+        OptimizerKind::ALL.len(),
+        "two rules share a code"
+    );
+    let named: BTreeSet<u32> = RULE_CODES.iter().map(|&(_, v)| v).collect();
+    assert_eq!(named, codes, "RULE_CODES names every rule's code once");
+    check_codes(OPTIMIZER_SOURCE, &RULE_CODES).unwrap();
+    for n in 1..RULE_CODES.len() {
+        let pattern = format!("case {n}u:");
+        assert!(!OPTIMIZER_SOURCE.contains(&pattern), "`{pattern}`");
+    }
+    let planted = OPTIMIZER_SOURCE.replacen("const ADAM: u32 = 5u;", "const ADAM: u32 = 4u;", 1);
+    assert_ne!(planted, OPTIMIZER_SOURCE, "the edit applied");
+    let e = check_codes(&planted, &RULE_CODES).expect_err("ADAM changed");
+    assert_eq!(e, "ADAM: 4 in WGSL, 5 in Rust");
 }
 
 /// The files of `src/gpu` in import order: each may import only those of a

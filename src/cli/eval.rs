@@ -10,6 +10,7 @@ use gpu_net::checkpoint::Checkpoint;
 use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::data;
 use gpu_net::device::{Device, Workspace};
+use gpu_net::gpu::GpuEvaluator;
 
 use super::args::{DeviceArg, GpuArgs, load_data};
 use super::output::Output;
@@ -45,24 +46,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         data::CLASSES
     );
     let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
-        eprintln!("warning: {e}; training on the CPU instead")
+        eprintln!("warning: {e}; evaluating on the CPU instead")
     })?;
-    if let Device::Cpu = device {
-        cpu_memory::check(
-            || format!("evaluating {} ({:?})", args.model.display(), arch.sizes),
-            cpu_memory::training_bytes(arch, 0, ck.config.optimizer.kind.state_arrays()),
-        )?;
-    }
-    // A step workspace of batch 2 and one slot: eval never trains.
-    let workspace = Workspace { batch: 2, slots: 1 };
-    let rule = ck.config.rule();
-    let mut trainer = device.trainer(&ck.params, &data, workspace, ck.config.lr, &rule)?;
-    let report = gpu_net::eval::evaluate(
-        trainer.as_mut(),
-        &data.test.labels,
-        data::CLASSES,
-        &args.model.display().to_string(),
-    )?;
+    let name = args.model.display().to_string();
+    let report = match device {
+        // Only the parameters, the test split and one chunk's activations.
+        Device::Gpu(ctx) => {
+            let mut evaluator = GpuEvaluator::new(ctx, &ck.params, &data.test)?;
+            gpu_net::eval::evaluate(&mut evaluator, &data.test.labels, data::CLASSES, &name)?
+        }
+        Device::Cpu => {
+            cpu_memory::check(
+                || format!("evaluating {name} ({:?})", arch.sizes),
+                cpu_memory::training_bytes(arch, 0, ck.config.optimizer.kind.state_arrays()),
+            )?;
+            // A step workspace of batch 2 and one slot: eval never trains.
+            let workspace = Workspace { batch: 2, slots: 1 };
+            let rule = ck.config.rule();
+            let mut trainer = device.trainer(&ck.params, &data, workspace, ck.config.lr, &rule)?;
+            gpu_net::eval::evaluate(trainer.as_mut(), &data.test.labels, data::CLASSES, &name)?
+        }
+    };
     let out = Output::new(args.json);
     out.object(&report, true)?;
     if !out.json {

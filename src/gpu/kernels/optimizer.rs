@@ -11,7 +11,31 @@ use crate::gpu::dispatch::{
 use crate::gpu::error::Result;
 use crate::optim::{Optimizer, OptimizerKind};
 
-const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");
+/// `shaders/optimizer.wgsl`.
+pub const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");
+/// `kind`'s value of the shader's `RULE` override.
+pub const fn rule_code(kind: OptimizerKind) -> u32 {
+    match kind {
+        OptimizerKind::Sgd => 0,
+        OptimizerKind::Momentum => 1,
+        OptimizerKind::Nesterov => 2,
+        OptimizerKind::AdaGrad => 3,
+        OptimizerKind::RmsProp => 4,
+        OptimizerKind::Adam => 5,
+    }
+}
+
+/// Every value of `RULE` by its name as a WGSL `const` in
+/// `shaders/optimizer.wgsl` (`tests/contracts.rs` holds the two sides equal).
+pub const RULE_CODES: [(&str, u32); 6] = [
+    ("SGD", rule_code(OptimizerKind::Sgd)),
+    ("MOMENTUM", rule_code(OptimizerKind::Momentum)),
+    ("NESTEROV", rule_code(OptimizerKind::Nesterov)),
+    ("ADAGRAD", rule_code(OptimizerKind::AdaGrad)),
+    ("RMSPROP", rule_code(OptimizerKind::RmsProp)),
+    ("ADAM", rule_code(OptimizerKind::Adam)),
+];
+
 /// Invocations per workgroup, and vec4s per invocation, as in the shader.
 const WG: u32 = 64;
 const PER: u32 = 4;
@@ -61,14 +85,7 @@ impl OptimizerKernel {
                 ReadWrite,
             ],
         );
-        let code = match rule.kind {
-            OptimizerKind::Sgd => 0.0,
-            OptimizerKind::Momentum => 1.0,
-            OptimizerKind::Nesterov => 2.0,
-            OptimizerKind::AdaGrad => 3.0,
-            OptimizerKind::RmsProp => 4.0,
-            OptimizerKind::Adam => 5.0,
-        };
+        let code = f64::from(rule_code(rule.kind));
         let pipeline = pipeline(
             ctx,
             &format!("optimizer {}", rule.kind),
