@@ -8,34 +8,39 @@
 //! nothing is rounded) and F64 from the CPU reference path, so continuing a
 //! run from its checkpoint is exact on either path.
 //!
-//! Writing is atomic: a temporary file in the same folder, flushed and synced,
-//! renamed over the old one, then the folder synced. Reading is strict: every
+//! Writing is atomic (`files`): a temporary file in the same folder,
+//! synced, renamed over the old one, then the folder synced. Reading is strict: every
 //! way a file can be wrong is an error naming the file and the problem.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::config::RunConfig;
+use crate::files;
 use crate::model::{Arch, Params, Tensor};
 use crate::optim::OptimizerKind;
 
 /// The value of `__metadata__["format"]`.
 pub const FORMAT: &str = "gpu-net checkpoint 1";
 
-/// Largest header read (ours are a few kB; the crate allows 100 MB).
-const MAX_HEADER: u64 = 1 << 20;
+/// Largest header read: the safetensors crate's own limit. Ours are a few
+/// kB, about 1 kB more per layer; a header is read only once the file is
+/// seen to hold it, so the limit bounds nothing the file does not have.
+const MAX_HEADER: u64 = 100_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{}: {why}", path.display())]
     Invalid { path: PathBuf, why: String },
-    #[error("{}: {source}", path.display())]
+    /// The I/O error is in the message, not a `source`: a chain printed
+    /// whole (`{:#}`) would say it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -51,6 +56,12 @@ pub struct Checkpoint {
     pub optimizer_state: Vec<Vec<f64>>,
     /// Training steps done.
     pub iterations: u64,
+    /// The iterations the run was started for (`--iters`, `--epochs`):
+    /// where `--resume` alone continues to. None in files that predate it.
+    pub planned_iterations: Option<u64>,
+    /// The learning rate from each iteration on: (0, the first) and one
+    /// entry per resume that changed it; the last is `config.lr`.
+    pub lr_schedule: Vec<(u64, f32)>,
     /// Where the minibatch sampler stands (ChaCha8's word position).
     pub sampler_position: u128,
     /// Test accuracy when the checkpoint was written, if evaluated.
@@ -77,9 +88,9 @@ fn invalid(path: &Path, why: impl Into<String>) -> CheckpointError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
+    move |error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -124,6 +135,10 @@ impl Checkpoint {
             serde_json::to_string(&self.params.arch.sizes).unwrap(),
         );
         put("iterations", self.iterations.to_string());
+        if let Some(n) = self.planned_iterations {
+            put("planned_iterations", n.to_string());
+        }
+        put("lr_schedule", schedule_text(&self.lr_schedule));
         put("sampler_position", self.sampler_position.to_string());
         if let Some(a) = self.test_accuracy {
             put("test_accuracy", a.to_string());
@@ -167,30 +182,19 @@ impl Checkpoint {
         safetensors::serialize(views, Some(self.metadata())).expect("a checkpoint serializes")
     }
 
-    /// Writes atomically: `path` is either the old file or the new one, never
-    /// a part of either, whenever the process stops.
+    /// Writes atomically ([`files::write`]): `path` is either the old
+    /// file or the new one, never a part of either, whenever the process
+    /// stops.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        let bytes = self.to_bytes();
-        let tmp = temporary_path(path);
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, path).map_err(io(path))?;
-            // The rename itself is durable once the folder is synced.
-            if let Ok(dir) = std::fs::File::open(folder(path)) {
-                let _ = dir.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        files::write(path, &self.to_bytes()).map_err(|e| CheckpointError::Io {
+            path: e.path,
+            error: e.error,
+        })
     }
 
     /// Reads and checks a checkpoint.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        files::check_regular(path).map_err(|e| io(path)(e.error))?;
         let mut f = std::fs::File::open(path).map_err(io(path))?;
         let len = f.metadata().map_err(io(path))?.len();
         let mut head = [0u8; 8];
@@ -201,12 +205,18 @@ impl Checkpoint {
             )
         })?;
         let n = u64::from_le_bytes(head);
-        if n > MAX_HEADER || n + 8 > len {
+        if n.saturating_add(8) > len {
             return Err(invalid(
                 path,
                 format!(
-                    "the header claims {n} bytes, beyond the file's {len} (or the limit of {MAX_HEADER})"
+                    "not a safetensors checkpoint (made by `gpu-net train --save`): its first 8 bytes give a header of {n} bytes, and the file has {len}"
                 ),
+            ));
+        }
+        if n > MAX_HEADER {
+            return Err(invalid(
+                path,
+                format!("the header is {n} bytes, over the limit of {MAX_HEADER}"),
             ));
         }
         let mut header = vec![0u8; n as usize];
@@ -290,11 +300,22 @@ impl Checkpoint {
             Some(_) => Some(finite("test_accuracy")?),
             None => None,
         };
+        let iterations: u64 = num(path, "iterations", get("iterations")?)?;
+        let planned_iterations = match meta.get("planned_iterations") {
+            Some(v) => Some(num(path, "planned_iterations", v)?),
+            None => None,
+        };
+        let lr_schedule = match meta.get("lr_schedule") {
+            Some(text) => parse_schedule(path, text, config.lr)?,
+            None => vec![(0, config.lr)],
+        };
         Ok(Checkpoint {
             params,
             config,
             optimizer_state: state,
-            iterations: num(path, "iterations", get("iterations")?)?,
+            iterations,
+            planned_iterations,
+            lr_schedule,
             sampler_position: num(path, "sampler_position", get("sampler_position")?)?,
             test_accuracy,
             f64_values,
@@ -442,29 +463,42 @@ fn arch_of(
     Ok((arch, kind))
 }
 
-fn folder(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
-    folder(path).join(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Whether `path` can be written (as [`Checkpoint::write`] will), checked
-/// before training starts: a temporary file in its folder is created and
-/// removed, and an existing `path` must be a file.
+/// Whether `path` can be written as [`Checkpoint::write`] will write it
+/// ([`files::check_writable`]), checked before training starts.
 pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
-    if path.is_dir() {
-        return Err(invalid(path, "is a folder, not a file"));
+    files::check_writable(path).map_err(|why| invalid(path, why))
+}
+
+/// `0:0.1,1200:0.05`: each iteration from which a learning rate applies.
+fn schedule_text(schedule: &[(u64, f32)]) -> String {
+    let entries: Vec<String> = schedule.iter().map(|(i, lr)| format!("{i}:{lr}")).collect();
+    entries.join(",")
+}
+
+/// [`schedule_text`] read back: iterations rising from 0, rates positive
+/// and finite, the last `lr` (the run's current rate).
+fn parse_schedule(path: &Path, text: &str, lr: f32) -> Result<Vec<(u64, f32)>, CheckpointError> {
+    let bad = || {
+        invalid(
+            path,
+            format!(
+                "__metadata__ \"lr_schedule\" is {text:?}: expected ITER:LR,... from 0:, rising, ending at lr {lr}"
+            ),
+        )
+    };
+    let mut out: Vec<(u64, f32)> = vec![];
+    for entry in text.split(',') {
+        let (i, r) = entry.split_once(':').ok_or_else(bad)?;
+        let (i, r): (u64, f32) = (i.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?);
+        let rising = out.last().map_or(i == 0, |&(prev, _)| i > prev);
+        let usable = r.is_finite() && r > 0.0;
+        if !(rising && usable) {
+            return Err(bad());
+        }
+        out.push((i, r));
     }
-    let tmp = temporary_path(path);
-    std::fs::File::create(&tmp).map_err(io(path))?;
-    let _ = std::fs::remove_file(&tmp);
-    Ok(())
+    if out.last().map(|&(_, r)| r) != Some(lr) {
+        return Err(bad());
+    }
+    Ok(out)
 }

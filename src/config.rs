@@ -62,8 +62,11 @@ impl Default for RunConfig {
 }
 
 /// Fields a resumed run may take from the command line although the
-/// checkpoint says otherwise: the same files can have two names.
-pub const MAY_DIFFER_ON_RESUME: &[&str] = &["data"];
+/// checkpoint says otherwise: the same files can have two names, and the
+/// learning rate may change from one part of a run to the next (a schedule
+/// by hand, fine-tuning; the checkpoint records each rate). What would make
+/// the saved state mean nothing (the network, the rule, the seed) may not.
+pub const MAY_DIFFER_ON_RESUME: &[&str] = &["data", "lr"];
 
 /// A setting the user gave that says otherwise than the checkpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -296,16 +299,20 @@ mod tests {
     fn overlay_takes_the_checkpoint_and_refuses_a_contradiction() {
         let stored = RunConfig {
             lr: 0.5,
+            seed: 3,
             ..RunConfig::default()
         };
         let flags = RunConfig::default();
         // Nothing given: the checkpoint's value.
         assert_eq!(stored.overlay(&flags, &[]).unwrap().lr, 0.5);
+        assert_eq!(stored.overlay(&flags, &[]).unwrap().seed, 3);
         // Given and different: refused, naming both values.
-        let err = stored.overlay(&flags, &["lr"]).unwrap_err();
-        assert_eq!(err.to_string(), "lr 0.1 contradicts the checkpoint's 0.5");
+        let err = stored.overlay(&flags, &["seed"]).unwrap_err();
+        assert_eq!(err.to_string(), "seed 0 contradicts the checkpoint's 3");
         // Given and equal: fine.
-        assert!(stored.overlay(&stored, &["lr"]).is_ok());
+        assert!(stored.overlay(&stored, &["seed"]).is_ok());
+        // The learning rate may change.
+        assert_eq!(stored.overlay(&flags, &["lr"]).unwrap().lr, 0.1);
         // The data folder may be named otherwise.
         let moved = RunConfig {
             data: Some("elsewhere".into()),

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
+use crate::files;
 use crate::limits::{self, IDX_LIMIT_VAR};
 
 /// Number of classes every dataset here has (digits, Fashion-MNIST items).
@@ -33,10 +34,17 @@ pub enum DataError {
         path.display()
     )]
     Missing { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error(
+        "no MNIST found: looked in {}; pass --data DIR, a folder with the four MNIST IDX files (the repository's data/mnist)",
+        looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoDefault { looked: Vec<PathBuf> },
+    /// The I/O error is in the message, not a `source`, so a chain printed
+    /// whole says it once.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: not gzip data (the name ends in .gz but the content does not start with the gzip magic 1f 8b)", path.display())]
     NotGzip { path: PathBuf },
@@ -168,9 +176,58 @@ pub struct Mnist {
     pub test: Dataset,
 }
 
-/// The folder of the MNIST copy bundled with the crate.
+/// The folder of the MNIST copy bundled with the crate, in its checkout
+/// (for tests; the binary looks with [`default_dir`]).
 pub fn bundled_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+}
+
+/// Where the data is when `--data` does not say: the first of
+/// [`default_candidates`] that holds MNIST's test images, as an absolute
+/// path (a checkpoint records it, and a resume from another folder must
+/// find it), or an error listing where it looked.
+pub fn default_dir() -> Result<PathBuf, DataError> {
+    let looked = default_candidates();
+    for dir in &looked {
+        if find(dir, "t10k-images-idx3-ubyte").is_ok() {
+            return Ok(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
+        }
+    }
+    Err(DataError::NoDefault { looked })
+}
+
+/// `data/mnist` under the working directory (a checkout), beside the
+/// executable (a binary copied with its data), and two levels above it (a
+/// checkout's `target/release/`). Never the folder it was built in: a binary
+/// installed or copied elsewhere behaves the same whether or not that
+/// folder still exists.
+pub fn default_candidates() -> Vec<PathBuf> {
+    let rel = Path::new("data").join("mnist");
+    let mut out = vec![rel.clone()];
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        out.push(exe_dir.join(&rel));
+        if let Some(root) = exe_dir.parent().and_then(Path::parent) {
+            out.push(root.join(&rel));
+        }
+    }
+    out
+}
+
+/// The files of `dir` that [`load_dir`] reads, those that are there.
+pub fn files_read(dir: &Path) -> Vec<PathBuf> {
+    ["train", "t10k"]
+        .into_iter()
+        .flat_map(|p| {
+            [
+                format!("{p}-images-idx3-ubyte"),
+                format!("{p}-labels-idx1-ubyte"),
+            ]
+        })
+        .filter_map(|name| find(dir, &name).ok())
+        .collect()
 }
 
 /// Loads the four standard files (`train-images-idx3-ubyte` and so on, each
@@ -199,6 +256,17 @@ pub fn load_dir_limited(dir: &Path, limit: u64) -> Result<Mnist, DataError> {
         });
     }
     Ok(Mnist { train, test })
+}
+
+/// Only the test set (`t10k-*`), for commands that never train: the
+/// training set is its first image, so a [`Mnist`] exists to be given to a
+/// trainer without reading the 47 MB training files.
+pub fn load_test_only(dir: &Path) -> Result<Mnist, DataError> {
+    let test = load_split(dir, "t10k", idx_limit()?)?;
+    Ok(Mnist {
+        train: test.first(1),
+        test,
+    })
 }
 
 /// Loads `{prefix}-images-idx3-ubyte` and `{prefix}-labels-idx1-ubyte`.
@@ -267,15 +335,21 @@ pub fn load_split(dir: &Path, prefix: &str, limit: u64) -> Result<Dataset, DataE
     })
 }
 
-/// `dir/name.gz` if present, else `dir/name`.
+/// `dir/name.gz` if present, else `dir/name`. One that is there but is not
+/// a regular file (a FIFO, a link that loops) is an error saying what it is.
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
-    if gz.is_file() {
-        return Ok(gz);
-    }
-    let raw = dir.join(name);
-    if raw.is_file() {
-        return Ok(raw);
+    for path in [gz.clone(), dir.join(name)] {
+        match files::check_regular(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DataError::Io {
+                    path,
+                    error: e.error,
+                });
+            }
+        }
     }
     Err(DataError::Missing { path: gz })
 }
@@ -298,10 +372,12 @@ pub fn read_idx(path: &Path) -> Result<Idx, DataError> {
 /// incrementally, so a header claiming more than a file holds fails as
 /// truncated without allocating what it claims.
 pub fn read_idx_limited(path: &Path, limit: u64) -> Result<Idx, DataError> {
-    let file = File::open(path).map_err(|source| DataError::Io {
+    let io = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
-    })?;
+        error,
+    };
+    files::check_regular(path).map_err(|e| io(e.error))?;
+    let file = File::open(path).map_err(io)?;
     decode(path, BufReader::new(file), limit)
 }
 
@@ -314,9 +390,9 @@ pub fn read_idx_bytes(path: &Path, bytes: &[u8], limit: u64) -> Result<Idx, Data
 /// Gzip (any number of members) or raw, told apart by the content's first
 /// two bytes, then parsed.
 fn decode(path: &Path, mut source: impl Read, limit: u64) -> Result<Idx, DataError> {
-    let io = |source| DataError::Io {
+    let io = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut head = [0u8; 2];
     let got = read_full(&mut source, &mut head).map_err(io)?;
@@ -341,9 +417,9 @@ fn parse_idx(path: &Path, reader: &mut dyn Read, limit: u64) -> Result<Idx, Data
         path: path.to_path_buf(),
         what,
     };
-    let io = |source| DataError::Io {
+    let io = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut word = [0u8; 4];
     if read_full(reader, &mut word).map_err(io)? < 4 {

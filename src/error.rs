@@ -43,10 +43,10 @@ pub enum Error {
     #[error(transparent)]
     Predict(#[from] PredictError),
     /// A file the library writes (metrics, experiment tables).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The training loss stopped being a number.
     #[error(
@@ -79,9 +79,9 @@ impl Error {
 
     /// An I/O error on `path`.
     pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io {
+        move |error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod dropout_mask;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod files;
 pub mod gpu;
 pub mod limits;
 pub mod metrics;

@@ -1,12 +1,13 @@
 //! A run's metrics as CSV, one row per epoch, flushed as the run goes (a
 //! crash keeps the rows so far); `plot::read_metrics` reads them back.
 //!
-//! May import: train (the epoch report), error.
+//! May import: train (the epoch report), error, files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::files;
 use crate::train::EpochReport;
 
 pub struct MetricsCsv {
@@ -21,6 +22,12 @@ impl MetricsCsv {
     /// A new file with the header, or (continuing a run, `append`) the
     /// existing one, given a header if it is empty.
     pub fn open(path: &Path, append: bool) -> Result<Self> {
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_file()
+        {
+            let why = format!("is {}, not a regular file", files::kind_of(&meta));
+            return Err(Error::io(path)(std::io::Error::other(why)));
+        }
         let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
         let mut file = std::fs::OpenOptions::new()
             .create(true)

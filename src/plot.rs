@@ -42,7 +42,7 @@ impl Curves {
 pub enum PlotError {
     #[error("{}: {why}", path.display())]
     Input { path: PathBuf, why: String },
-    #[error("{}: writing the figure failed: {why}", path.display())]
+    #[error("{}: {why}", path.display())]
     Output { path: PathBuf, why: String },
 }
 
@@ -63,6 +63,7 @@ pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
         path: path.to_path_buf(),
         why,
     };
+    crate::files::check_regular(path).map_err(|e| bad(e.error.to_string()))?;
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
@@ -138,13 +139,51 @@ fn axes<'a, DB: DrawingBackend>(
 // Longer than a screen on purpose: plotters' builder calls for two
 // panels, in the order they are drawn.
 /// Draws accuracy (train solid, test dashed) and loss against epoch, one
-/// colour per run, into an SVG at `out`.
+/// colour per run, into an SVG at `out` (written whole or not at all; a
+/// name that promises another format is refused before anything is drawn).
 pub fn draw(runs: &[Curves], out: &Path) -> Result<(), PlotError> {
-    let fail = |e: &dyn std::fmt::Display| PlotError::Output {
+    let fail = |why: String| PlotError::Output {
         path: out.to_path_buf(),
-        why: e.to_string(),
+        why,
     };
-    let root = SVGBackend::new(out, (1000, 420)).into_drawing_area();
+    check_output(out)?;
+    let mut svg = String::new();
+    draw_on(
+        SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area(),
+        runs,
+    )
+    .map_err(fail)?;
+    crate::files::write(out, svg.as_bytes()).map_err(|e| fail(e.error.to_string()))
+}
+
+/// Whether [`draw`] can write `out`: named `.svg` (or without an
+/// extension), and writable ([`crate::files::check_writable`]).
+pub fn check_output(out: &Path) -> Result<(), PlotError> {
+    let fail = |why: String| PlotError::Output {
+        path: out.to_path_buf(),
+        why,
+    };
+    check_svg_name(out).map_err(fail)?;
+    crate::files::check_writable(out).map_err(fail)
+}
+
+/// `.svg`, or no extension at all: a `.png` file holding SVG would not open.
+fn check_svg_name(out: &Path) -> Result<(), String> {
+    match out.extension().map(|e| e.to_string_lossy().to_lowercase()) {
+        None => Ok(()),
+        Some(e) if e == "svg" => Ok(()),
+        Some(e) => Err(format!(
+            "the figure is SVG: name it .svg (a .{e} file would hold SVG)"
+        )),
+    }
+}
+
+/// The figure of [`draw`] on any plotters backend.
+fn draw_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    runs: &[Curves],
+) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("drawing the figure failed: {e}");
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let (left, right) = root.split_horizontally(500);
     let max_epoch = runs

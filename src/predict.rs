@@ -35,8 +35,23 @@ fn fail(path: &Path, why: impl std::fmt::Display) -> PredictError {
     }
 }
 
+/// Writes `img` whole (or not at all) in the format its name says: PNG,
+/// JPEG, BMP or PGM; any other name is refused before anything is written.
+pub fn save_image(img: &GrayImage, path: &Path) -> Result<(), PredictError> {
+    use image::ImageFormat as F;
+    let format = F::from_path(path)
+        .ok()
+        .filter(|f| matches!(f, F::Png | F::Jpeg | F::Bmp | F::Pnm))
+        .ok_or_else(|| fail(path, "name the image .png, .jpg, .bmp or .pgm"))?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format)
+        .map_err(|e| fail(path, e))?;
+    crate::files::write(path, bytes.get_ref()).map_err(|e| fail(path, e.error))
+}
+
 /// Decodes an image (PNG, JPEG, BMP or PGM/PNM) to grayscale, within limits.
 pub fn decode(path: &Path) -> Result<GrayImage, PredictError> {
+    crate::files::check_regular(path).map_err(|e| fail(path, e.error))?;
     let mut reader = ImageReader::open(path)
         .map_err(|e| fail(path, e))?
         .with_guessed_format()

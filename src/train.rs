@@ -6,6 +6,7 @@
 //!
 //! May import: model, error (and the data types through them).
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -137,7 +138,11 @@ pub struct EpochReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainSummary {
     pub device: String,
+    /// Iterations done when the loop ended: the planned ones, or fewer when
+    /// it was `interrupted`.
     pub iters: usize,
+    /// Whether the caller stopped the loop before its planned end.
+    pub interrupted: bool,
     pub seconds: f64,
     pub samples_per_sec: f64,
     pub final_loss: f64,
@@ -165,7 +170,7 @@ pub fn train(
             report(r);
             Ok(())
         },
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
 }
 
@@ -180,6 +185,9 @@ pub struct Resume {
 /// restored), with `epoch_end` given the report, the trainer and the
 /// sampler's position after each epoch (to write a checkpoint), and
 /// `steps_done` the iterations handed to the device so far (for progress).
+/// When `steps_done` answers `Break` the loop stops there: the steps handed
+/// over are finished and end a last, partial epoch (reported and given to
+/// `epoch_end` as any other), and the summary says it was interrupted.
 pub fn train_from(
     trainer: &mut dyn Trainer,
     train_size: usize,
@@ -187,7 +195,7 @@ pub fn train_from(
     steps_per_call: usize,
     resume: Option<Resume>,
     epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
-    steps_done: &mut dyn FnMut(usize),
+    steps_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
 ) -> Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
     let (mut sampler, mut done) = match resume {
@@ -201,7 +209,8 @@ pub fn train_from(
     let mut epoch = done / per_epoch;
     let mut train_seconds = 0.0;
     let mut last = None;
-    while done < cfg.iters {
+    let mut interrupted = false;
+    while done < cfg.iters && !interrupted {
         let stop = (((done / per_epoch) + 1) * per_epoch).min(cfg.iters);
         let (started, first) = (Instant::now(), done);
         while done < stop {
@@ -209,7 +218,10 @@ pub fn train_from(
             let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
             trainer.train_steps(&batches, cfg.lr)?;
             done += n;
-            steps_done(done);
+            if steps_done(done).is_break() {
+                interrupted = done < cfg.iters;
+                break;
+            }
         }
         let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
         if !loss.is_finite() {
@@ -245,9 +257,10 @@ pub fn train_from(
     })?;
     Ok(TrainSummary {
         device: trainer.device(),
-        iters: cfg.iters,
+        iters: done,
+        interrupted,
         seconds: train_seconds,
-        samples_per_sec: ((cfg.iters - first_iter) * cfg.batch) as f64 / train_seconds,
+        samples_per_sec: ((done - first_iter) * cfg.batch) as f64 / train_seconds,
         final_loss: last.loss,
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,

@@ -213,7 +213,10 @@ fn every_malformed_checkpoint_is_refused_by_name() {
     refused(&[good.clone(), vec![0; 4]].concat(), "bytes");
     let mut huge = good.clone();
     huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    refused(&huge, "header claims");
+    refused(
+        &huge,
+        "not a safetensors checkpoint (made by `gpu-net train --save`)",
+    );
     let mut garbled = good.clone();
     garbled[9] = b'#';
     refused(&garbled, "not JSON");
@@ -399,8 +402,8 @@ fn flags_that_contradict_the_checkpoint_are_refused_naming_both() {
             "--batchnorm true contradicts the checkpoint's false",
         ),
         (
-            vec!["--lr", "0.5"],
-            "--lr 0.5 contradicts the checkpoint's 0.1",
+            vec!["--seed", "5"],
+            "--seed 5 contradicts the checkpoint's 0",
         ),
     ] {
         let mut args = vec![

@@ -763,3 +763,42 @@ fn device_auto_falls_back_to_the_cpu_without_an_adapter() {
         "{err}"
     );
 }
+
+#[test]
+fn settings_that_usually_fail_get_one_line_naming_the_usual_value() {
+    let base = [
+        "train",
+        "--device",
+        "CPU",
+        "--iters",
+        "1",
+        "--train-size",
+        "100",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let o = gpu_net(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(run(&["--optimizer", "Adam"]).contains("the book uses --lr 0.001 for Adam"));
+    assert!(!run(&["--optimizer", "adam", "--lr", "0.001"]).contains("--lr 0.001"));
+    assert!(run(&["--hidden", "20,10"]).contains("--init he is the usual choice"));
+    assert!(!run(&["--hidden", "20,10", "--init", "he"]).contains("usual choice"));
+    assert!(!run(&[]).contains("note:"), "the book's run gets no advice");
+    // A software adapter says what it is.
+    if let Some(ctx) = common::gpu() {
+        let o = gpu_net(&[
+            "train",
+            "--device",
+            "gpu",
+            "--iters",
+            "1",
+            "--train-size",
+            "100",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(out.contains("software adapter"), ctx.is_software(), "{out}");
+    }
+}

@@ -52,11 +52,14 @@ fn checkpoint_of(config: RunConfig) -> Checkpoint {
             s[t.range()].fill(0.5);
         }
     }
+    let lr = config.lr;
     Checkpoint {
         params,
         config,
         optimizer_state: state,
         iterations: 3,
+        planned_iterations: Some(9),
+        lr_schedule: vec![(0, lr)],
         sampler_position: 77,
         test_accuracy: None,
         f64_values: false,

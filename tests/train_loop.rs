@@ -5,6 +5,8 @@
 //! cross an epoch, and a resumed run drawing the batches an uninterrupted one
 //! would.
 
+use std::ops::ControlFlow;
+
 use gpu_net::model::Params;
 use gpu_net::train::{
     self, EpochReport, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
@@ -94,7 +96,7 @@ fn run(iters: usize, resume: Option<Resume>) -> (Recorder, Vec<EpochReport>, Vec
             positions.push(position);
             Ok(())
         },
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     let last = reports.last().unwrap();
@@ -173,4 +175,63 @@ fn a_resumed_run_continues_the_epochs_and_the_batches() {
     let at: Vec<(usize, usize, f64)> = resumed.iter().map(|r| (r.epoch, r.iter, r.loss)).collect();
     assert_eq!(at, [(2, 20, 18.0), (3, 25, 23.0)]);
     assert_eq!(rest.batches, whole.batches[15..]);
+}
+
+#[test]
+fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
+    let mut t = Recorder::default();
+    let cfg = TrainConfig {
+        iters: 25,
+        batch: 10,
+        lr: 0.1,
+        seed: 5,
+    };
+    let mut reports = Vec::new();
+    // Asked to stop once 14 steps have been handed over: the call in flight
+    // (steps 13 and 14 of calls of 4 within epoch 2: 11-14) finishes.
+    let summary = train::train_from(
+        &mut t,
+        105,
+        &cfg,
+        4,
+        None,
+        &mut |r, _, _| {
+            reports.push(r.clone());
+            Ok(())
+        },
+        &mut |done| {
+            if done >= 14 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )
+    .unwrap();
+    let at: Vec<(usize, usize, f64)> = reports.iter().map(|r| (r.epoch, r.iter, r.loss)).collect();
+    assert_eq!(at, [(1, 10, 5.5), (2, 14, 12.5)]);
+    assert_eq!(t.steps, 14);
+    assert!(summary.interrupted);
+    assert_eq!(summary.iters, 14);
+    assert_eq!(summary.test_accuracy, 7.0);
+    // A stop asked at the very last step is no interruption.
+    let mut t = Recorder::default();
+    let summary = train::train_from(
+        &mut t,
+        105,
+        &cfg,
+        4,
+        None,
+        &mut |_, _, _| Ok(()),
+        &mut |done| {
+            if done == 25 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )
+    .unwrap();
+    assert!(!summary.interrupted);
+    assert_eq!(summary.iters, 25);
 }

@@ -38,7 +38,7 @@ pub struct GpuArgs {
     /// Matmul implementation: tiled (for GPUs), vec4 (for CPU adapters such
     /// as lavapipe, operands copied into textures) or vec4-buffers (the same
     /// kernel reading the buffers); chosen by the adapter's type by default.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub matmul_kernel: Option<MatmulKernel>,
 }
 
@@ -291,6 +291,13 @@ impl From<DeviceArg> for DeviceChoice {
 
 /// The bundled MNIST unless `dir` names another IDX folder.
 pub fn load_data(dir: &Option<PathBuf>) -> anyhow::Result<data::Mnist> {
-    let dir = dir.clone().unwrap_or_else(data::bundled_dir);
-    Ok(data::load_dir(&dir)?)
+    Ok(data::load_dir(&data_dir(dir)?)?)
+}
+
+/// `--data`, or else where the data is found ([`data::default_dir`]).
+pub fn data_dir(dir: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d.clone()),
+        None => Ok(data::default_dir()?),
+    }
 }

@@ -18,7 +18,7 @@ use super::args::{
     GpuArgs, LayerArgs, Nets, OptimizerArgs, UsizeList, check_batchnorm_batch, load_data,
     parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
 };
-use super::output::Output;
+use super::output::{self, Output};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -110,7 +110,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let report = bench::run(&device, &data, &cfg, &mut |line| out.say(&line))?;
     out.object(&report, true)?;
     if !out.json {
-        println!("\n{}", bench::render(&report));
+        output::print(&format!("\n{}\n", bench::render(&report)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,8 @@ use clap::Args;
 
 use gpu_net::gpu;
 
+use super::output;
+
 #[derive(Args)]
 pub struct DevicesArgs {
     /// Only these backends (as --backend of the other commands): the list
@@ -26,11 +28,11 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for (i, info) in adapters.iter().enumerate() {
-        println!(
-            "{i}: {} [{:?}]",
+        output::print(&format!(
+            "{i}: {} [{:?}]\n",
             gpu::context::describe(info),
             info.device_type
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

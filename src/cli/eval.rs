@@ -12,8 +12,8 @@ use gpu_net::data;
 use gpu_net::device::{Device, Workspace};
 use gpu_net::gpu::GpuEvaluator;
 
-use super::args::{DeviceArg, GpuArgs, load_data};
-use super::output::Output;
+use super::args::{DeviceArg, GpuArgs, data_dir};
+use super::output::{self, Output};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -24,7 +24,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// cpu, gpu, or auto (GPU when there is an adapter).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     #[command(flatten)]
     pub gpu: GpuArgs,
@@ -35,7 +35,8 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let ck = Checkpoint::read(&args.model)?;
-    let data = load_data(&args.data)?;
+    // eval reads the test set only.
+    let data = data::load_test_only(&data_dir(&args.data)?)?;
     let arch = &ck.params.arch;
     anyhow::ensure!(
         arch.inputs() == data.test.pixels() && arch.outputs() == data::CLASSES,
@@ -70,7 +71,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let out = Output::new(args.json);
     out.object(&report, true)?;
     if !out.json {
-        print!("{}", gpu_net::eval::render(&report));
+        output::print(&gpu_net::eval::render(&report));
     }
     Ok(ExitCode::SUCCESS)
 }

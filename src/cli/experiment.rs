@@ -18,7 +18,7 @@ pub struct ExperimentArgs {
     #[arg(value_parser = experiment::Experiment::parse)]
     pub name: experiment::Experiment,
     /// cpu, gpu, or auto (GPU when there is an adapter).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Seed for the weights, the minibatches and the search.
     #[arg(long, default_value_t = 0)]

@@ -11,6 +11,7 @@ mod bench;
 mod devices;
 mod eval;
 mod experiment;
+mod interrupt;
 mod output;
 mod plot;
 mod predict;
@@ -77,6 +78,10 @@ pub fn run() -> ExitCode {
         Command::ShowWeights(args) => predict::run_show_weights(args),
         Command::Devices(args) => devices::run(args),
     };
+    if let (Ok(_), Some(why)) = (&result, output::stdout_failure()) {
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,8 +1,14 @@
 //! How commands print: human lines on stdout, or on stderr when stdout
 //! carries one JSON object (`--json`); and the training progress bar, drawn
-//! on a terminal only so logs, pipes and `--json` stay clean.
+//! on a terminal only so logs, pipes and `--json` stay clean. Everything for
+//! stdout goes through [`print`]: a reader that closed the pipe (`| head`)
+//! stops the printing, not the work (a run still saves its checkpoint), and
+//! a stdout that cannot be written (a full disk) fails the command at its
+//! end, with a message.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -22,7 +28,7 @@ impl Output {
         if self.json {
             eprintln!("{line}")
         } else {
-            println!("{line}")
+            print(&format!("{line}\n"))
         }
     }
 
@@ -34,10 +40,40 @@ impl Output {
             } else {
                 serde_json::to_string(value)?
             };
-            println!("{text}");
+            print(&format!("{text}\n"));
         }
         Ok(())
     }
+}
+
+/// Set once stdout has failed: nothing more is written to it.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+/// Why, unless the reader merely closed the pipe.
+static STDOUT_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes `text` to stdout, now (flushed), or not at all once stdout has
+/// failed (see [`stdout_failure`]).
+pub fn print(text: &str) {
+    if STDOUT_GONE.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        STDOUT_GONE.store(true, Ordering::SeqCst);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let mut why = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner());
+            why.get_or_insert_with(|| format!("writing to stdout: {e}"));
+        }
+    }
+}
+
+/// Why stdout could not be written, if it could not (a closed pipe is not
+/// a failure: the reader had what it wanted).
+pub fn stdout_failure() -> Option<String> {
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 /// A bar of iterations, with lines printed above it.

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output;
+
 #[derive(Args)]
 pub struct PlotArgs {
     /// `train --metrics` CSV files, one curve each (the legend names the file).
@@ -22,6 +24,10 @@ pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
         .map(|p| gpu_net::plot::read_metrics(p))
         .collect::<Result<Vec<_>, _>>()?;
     gpu_net::plot::draw(&runs, &args.out)?;
-    println!("{} curves written to {}", runs.len(), args.out.display());
+    let curves = match runs.len() {
+        1 => "1 curve".to_string(),
+        n => format!("{n} curves"),
+    };
+    output::print(&format!("{curves} written to {}\n", args.out.display()));
     Ok(ExitCode::SUCCESS)
 }

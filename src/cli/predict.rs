@@ -10,6 +10,8 @@ use clap::Args;
 use gpu_net::checkpoint::Checkpoint;
 use gpu_net::data;
 
+use super::output;
+
 #[derive(Args)]
 pub struct PredictArgs {
     /// The checkpoint (`train --save`).
@@ -69,9 +71,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|&c| format!("{c} ({:.3})", p[c]))
                 .collect();
-            println!("{}: {}", path.display(), top.join("  "));
+            output::print(&format!("{}: {}\n", path.display(), top.join("  ")));
             if args.show {
-                print!("{}", predict::show(&pixels));
+                output::print(&predict::show(&pixels));
             }
         }
         results.push(serde_json::json!({
@@ -81,7 +83,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        output::print(&format!("{}\n", serde_json::to_string_pretty(&results)?));
     }
     Ok(if failed > 0 {
         ExitCode::from(1)
@@ -102,14 +104,13 @@ pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
     );
     let w1 = &arch.tensors()[0];
     let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1]);
-    img.save(&args.out)
-        .with_context(|| format!("-o {}: writing the image failed", args.out.display()))?;
-    println!(
-        "{} units of W1 drawn to {} ({}×{})",
+    gpu_net::predict::save_image(&img, &args.out).context("-o")?;
+    output::print(&format!(
+        "{} units of W1 drawn to {} ({}×{})\n",
         w1.shape[1],
         args.out.display(),
         img.width(),
         img.height()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

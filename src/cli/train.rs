@@ -4,6 +4,7 @@
 //! trainer; then the loop, with a checkpoint, a metrics row and a line per
 //! epoch, and the learning curves at the end.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::data::{self, Mnist};
 use gpu_net::device::{Device, Workspace};
 use gpu_net::error::Error;
+use gpu_net::files;
 use gpu_net::metrics::MetricsCsv;
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::plot::Curves;
@@ -27,14 +29,15 @@ use super::args::{
     check_batchnorm_batch, iterations, positive_f32, positive_usize, steps_per_submit,
     up_to_max_epochs,
 };
+use super::interrupt;
 use super::output::{Output, Progress};
 
 #[derive(Args)]
 pub struct TrainArgs {
     /// cpu, gpu, or auto (GPU when there is an adapter).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Training iterations (minibatch steps), 1 to 10^9; the book's 10000 by default.
+    /// Training iterations (minibatch steps), 1 to 10^9; the book's 10000 by default (with --resume, the end the run planned).
     #[arg(long, value_parser = iterations, conflicts_with = "epochs")]
     pub iters: Option<usize>,
     /// Epochs of train_size / batch iterations (1 to 100000), instead of --iters.
@@ -43,7 +46,7 @@ pub struct TrainArgs {
     /// Minibatch size; batches are drawn at random with replacement, as the book does.
     #[arg(long, default_value_t = 100, value_parser = batch_size)]
     pub batch: usize,
-    /// Learning rate (the same default for every optimizer: Adam usually wants 0.001).
+    /// Learning rate (the same default for every optimizer: Adam usually wants 0.001); with --resume, the rate from here on.
     #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
     pub lr: f32,
     /// Train on the first N training images only (the book's overfitting experiments use 300).
@@ -63,7 +66,7 @@ pub struct TrainArgs {
     /// Write a checkpoint (safetensors) here at the end of every epoch and of the run.
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Continue the run in this checkpoint: --iters and --epochs count the whole run.
+    /// Continue the run in this checkpoint (saving to it unless --save says otherwise): --iters and --epochs count the whole run.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Append one CSV row per epoch here as the run goes.
@@ -96,6 +99,10 @@ impl TrainArgs {
     }
 }
 
+/// The book's `iters_num`, when neither the flags nor a resumed checkpoint
+/// say how long the run is.
+const DEFAULT_ITERS: usize = 10_000;
+
 /// A run resumed from its checkpoint.
 struct Resumed {
     path: PathBuf,
@@ -104,6 +111,7 @@ struct Resumed {
 
 pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<ExitCode> {
     let out = Output::new(args.json);
+    interrupt::install();
     let resumed = match &args.resume {
         Some(path) => Some(resume(path, &args, given)?),
         None => None,
@@ -111,16 +119,24 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
     let config = resumed
         .as_ref()
         .map_or_else(|| args.config(), |r| r.checkpoint.config.clone());
-    check_outputs(&args)?;
+    let save = save_path(&args, resumed.as_ref(), out);
+    check_outputs(&args, save.as_deref())?;
     let (data, data_dir, all_images) = training_data(&args, &config)?;
+    check_distinct(&args, save.as_deref(), &data_dir)?;
     check_batchnorm_batch(config.batchnorm, config.batch, "--batch")?;
     let arch = config.arch(data.train.pixels())?;
     let per_epoch = train::iters_per_epoch(data.train.len(), config.batch);
-    let iters = planned_iterations(&args, per_epoch)?;
+    let iters = planned_iterations(&args, per_epoch, resumed.as_ref())?;
     let done = match &resumed {
-        Some(r) => check_resume_fits(r, &arch, iters, data.train.pixels())?,
+        Some(r) => {
+            let flags_say = args.iters.is_some() || args.epochs.is_some();
+            check_resume_fits(r, &arch, (iters, flags_say), data.train.pixels())?
+        }
         None => 0,
     };
+    if let Some(path) = &save {
+        note_replaced(path, resumed.as_ref(), &config, &arch, iters, out);
+    }
     let params = match &resumed {
         Some(r) => r.checkpoint.params.clone(),
         None => Params::init_with(&arch, config.init, config.seed),
@@ -132,28 +148,29 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
     })?;
     let mut trainer = trainer(&device, &params, &data, &config, slots)?;
     out.say(&format!("device: {}", trainer.device()));
-    out.say(&format!(
-        "network {:?}, {} parameters; {iters} iterations of batch {} ({per_epoch} per epoch), lr {}, seed {}",
-        arch.sizes,
-        arch.param_count(),
-        config.batch,
-        config.lr,
-        config.seed
-    ));
-    if !is_the_books_run(&config, &arch, all_images) {
-        out.say(&format!(
-            "layers: {}; init {}; optimizer {}; weight decay {}; {} training images",
-            arch.describe(),
-            config.init,
-            config.optimizer.describe(),
-            config.weight_decay,
-            data.train.len()
-        ));
+    for line in run_lines(
+        &config,
+        &arch,
+        iters,
+        per_epoch,
+        (data.train.len(), all_images),
+    ) {
+        out.say(&line);
     }
-    let start = match &resumed {
-        Some(r) => Some(restore(r, trainer.as_mut(), out)?),
-        None => None,
+    for line in advice(&device, &config, resumed.is_some(), given) {
+        out.say(&line);
+    }
+    let (start, lr_schedule) = match &resumed {
+        Some(r) => (
+            Some(restore(r, trainer.as_mut(), out)?),
+            lr_schedule(r, out),
+        ),
+        None => (None, vec![(0, config.lr)]),
     };
+    if interrupt::requested() {
+        out.say("interrupted before training started; nothing was written");
+        return Ok(ExitCode::from(interrupt::EXIT_STATUS));
+    }
     let run = RunRecord {
         config: RunConfig {
             train_size: Some(data.train.len()),
@@ -161,15 +178,205 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
             ..config
         },
         iters,
+        lr_schedule,
         slots,
+        save,
     };
     let summary = train_loop(&args, &run, trainer.as_mut(), &data, start, out)?;
-    out.say(&format!(
-        "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
-        summary.iters, summary.seconds, summary.samples_per_sec, summary.test_accuracy
-    ));
-    out.object(&summary, false)?;
-    Ok(ExitCode::SUCCESS)
+    say_how_it_ended(&summary, &run, out)
+}
+
+/// What the run is: the network and its length, and how it differs from
+/// the book's chapter 5 run when it does. `train` is the training images
+/// and whether they are the whole set.
+fn run_lines(
+    config: &RunConfig,
+    arch: &Arch,
+    iters: usize,
+    per_epoch: usize,
+    train: (usize, bool),
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "network {:?}, {} parameters; {iters} iterations of batch {} ({per_epoch} per epoch), lr {}, seed {}",
+        arch.sizes,
+        arch.param_count(),
+        config.batch,
+        config.lr,
+        config.seed
+    )];
+    if !is_the_books_run(config, arch, train.1) {
+        lines.push(format!(
+            "layers: {}; init {}; optimizer {}; weight decay {}; {} training images",
+            arch.describe(),
+            config.init,
+            config.optimizer.describe(),
+            config.weight_decay,
+            train.0
+        ));
+    }
+    lines
+}
+
+/// One line each for what usually goes wrong with these settings: the
+/// default rate with Adam or RMSprop, the book's 0.01 init in a deeper net
+/// (flags the user gave, or a resumed run, are taken as meant), and a
+/// software adapter that may be slower than `--device cpu`.
+fn advice(
+    device: &Device,
+    config: &RunConfig,
+    resumed: bool,
+    given: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    use gpu_net::optim::OptimizerKind;
+    let mut lines = vec![];
+    let kind = config.optimizer.kind;
+    if !resumed && !given("lr") && matches!(kind, OptimizerKind::Adam | OptimizerKind::RmsProp) {
+        lines.push(format!(
+            "note: {kind} at the default --lr {} often learns badly: the book uses --lr 0.001 for Adam and RMSprop",
+            config.lr
+        ));
+    }
+    let deep = config.hidden.len() >= 2;
+    if !resumed && !given("init") && deep && config.init == Init::default() && !config.batchnorm {
+        lines.push(format!(
+            "note: the book's --init {} keeps a net of {} hidden layers from learning; --init he is the usual choice",
+            config.init,
+            config.hidden.len()
+        ));
+    }
+    if let Device::Gpu(ctx) = device
+        && ctx.is_software()
+    {
+        lines.push(
+            "note: this is a software adapter (the shaders run on the CPU); --device cpu may be faster at small batches"
+                .into(),
+        );
+    }
+    lines
+}
+
+/// The last lines: the summary, where the checkpoint is, and (interrupted)
+/// how to continue; exit status 130 when interrupted.
+fn say_how_it_ended(
+    summary: &train::TrainSummary,
+    run: &RunRecord,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    if summary.interrupted {
+        let saved = match &run.save {
+            Some(p) => format!(
+                "saved {}; continue with `gpu-net train --resume {}`",
+                p.display(),
+                p.display()
+            ),
+            None => "nothing saved (--save PATH keeps a run)".into(),
+        };
+        out.say(&format!(
+            "interrupted at iteration {}; {saved}",
+            summary.iters
+        ));
+    } else {
+        out.say(&format!(
+            "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
+            summary.iters, summary.seconds, summary.samples_per_sec, summary.test_accuracy
+        ));
+        if let Some(p) = &run.save {
+            out.say(&format!(
+                "saved {} (iteration {}, test accuracy {:.4})",
+                p.display(),
+                summary.iters,
+                summary.test_accuracy
+            ));
+        }
+    }
+    out.object(summary, false)?;
+    Ok(if summary.interrupted {
+        ExitCode::from(interrupt::EXIT_STATUS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--save`, or else the checkpoint being resumed (said in one line).
+fn save_path(args: &TrainArgs, resumed: Option<&Resumed>, out: Output) -> Option<PathBuf> {
+    match (&args.save, resumed) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(r)) => {
+            out.say(&format!(
+                "saving to {} (the checkpoint resumed; --save PATH writes elsewhere)",
+                r.path.display()
+            ));
+            Some(r.path.clone())
+        }
+        (None, None) => None,
+    }
+}
+
+/// One line when `path` holds something the run will replace that is not
+/// an earlier state of this run: a checkpoint of another seed, network or
+/// rule, a longer run, or a file that is no checkpoint at all.
+fn note_replaced(
+    path: &Path,
+    resumed: Option<&Resumed>,
+    config: &RunConfig,
+    arch: &Arch,
+    iters: usize,
+    out: Output,
+) {
+    let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !path.is_file() || resumed.is_some_and(|r| same_file(&r.path, path)) {
+        return;
+    }
+    let old = match Checkpoint::read(path) {
+        Ok(old) => old,
+        Err(e) => {
+            out.say(&format!(
+                "note: --save {} replaces a file that is not a gpu-net checkpoint ({e})",
+                path.display()
+            ));
+            return;
+        }
+    };
+    let c = &old.config;
+    let another_run = c.seed != config.seed
+        || &old.params.arch != arch
+        || c.optimizer.kind != config.optimizer.kind;
+    let longer = old.iterations as usize > iters;
+    if another_run || longer {
+        out.say(&format!(
+            "note: --save {} replaces the checkpoint of {} (network {:?}, {}, seed {}, {} iterations{})",
+            path.display(),
+            if another_run { "another run" } else { "a longer run" },
+            old.params.arch.sizes,
+            c.optimizer.kind,
+            c.seed,
+            old.iterations,
+            old.test_accuracy
+                .map_or(String::new(), |a| format!(", test accuracy {a:.4}")),
+        ));
+    }
+}
+
+/// The checkpoint's learning rates, with the one this run trains at added
+/// (and said) when a flag changed it.
+fn lr_schedule(r: &Resumed, out: Output) -> Vec<(u64, f32)> {
+    let mut schedule = r.checkpoint.lr_schedule.clone();
+    let lr = r.checkpoint.config.lr;
+    let at = r.checkpoint.iterations;
+    let previous = schedule.last().map(|&(_, lr)| lr);
+    if previous != Some(lr) {
+        out.say(&format!(
+            "learning rate {} → {lr} from iteration {at}",
+            previous.map_or("?".into(), |p| p.to_string())
+        ));
+        // Resumed twice at one iteration: the later rate is the one used.
+        schedule.retain(|&(i, _)| i < at);
+        schedule.push((at, lr));
+    }
+    schedule
 }
 
 /// Reads the checkpoint and lays the flags the user gave over its settings;
@@ -207,12 +414,63 @@ fn resume(path: &Path, args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow
 }
 
 /// The files the run will write can be written, before it trains.
-fn check_outputs(args: &TrainArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.save {
-        checkpoint::check_writable(path).context("--save")?;
+fn check_outputs(args: &TrainArgs, save: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(path) = save {
+        let flag = if args.save.is_some() {
+            "--save"
+        } else {
+            "--resume"
+        };
+        checkpoint::check_writable(path).context(flag)?;
     }
     if let Some(path) = &args.plot {
-        checkpoint::check_writable(path).context("--plot")?;
+        gpu_net::plot::check_output(path).context("--plot")?;
+    }
+    Ok(())
+}
+
+/// No two of the files the run reads and writes are one file (a metrics
+/// CSV appended to the checkpoint, a figure over the dataset), except a
+/// resumed checkpoint saved back to itself.
+fn check_distinct(args: &TrainArgs, save: Option<&Path>, data_dir: &Path) -> anyhow::Result<()> {
+    let save_flag = if args.save.is_some() {
+        "--save"
+    } else {
+        "--resume"
+    };
+    let mut named: Vec<(String, &Path)> = vec![];
+    named.extend(save.map(|p| (save_flag.to_string(), p)));
+    named.extend(
+        args.metrics
+            .as_deref()
+            .map(|p| ("--metrics".to_string(), p)),
+    );
+    named.extend(args.plot.as_deref().map(|p| ("--plot".to_string(), p)));
+    let writes = named.len();
+    named.extend(args.resume.as_deref().map(|p| ("--resume".to_string(), p)));
+    let data_files = data::files_read(data_dir);
+    named.extend(
+        data_files
+            .iter()
+            .map(|p| ("--data".to_string(), p.as_path())),
+    );
+    for (i, (flag, path)) in named.iter().enumerate().take(writes) {
+        for (other, other_path) in &named[i + 1..] {
+            let resaved = flag == "--save" && other == "--resume" || flag == other;
+            if !resaved && files::same_file(path, other_path) {
+                return Err(UsageError(format!(
+                    "{flag} {} and {other} {} are one file: the run would overwrite what it {}",
+                    path.display(),
+                    other_path.display(),
+                    if other == "--data" || other == "--resume" {
+                        "reads"
+                    } else {
+                        "writes"
+                    }
+                ))
+                .into());
+            }
+        }
     }
     Ok(())
 }
@@ -220,18 +478,36 @@ fn check_outputs(args: &TrainArgs) -> anyhow::Result<()> {
 /// The data (its training set cut to `train_size`), the folder it came from,
 /// and whether the training set is whole.
 fn training_data(args: &TrainArgs, config: &RunConfig) -> anyhow::Result<(Mnist, PathBuf, bool)> {
-    // The flag's own path (not its text) when given, else the checkpoint's.
-    let dir = args
-        .net
-        .data
-        .clone()
-        .or_else(|| config.data.as_ref().map(PathBuf::from))
-        .unwrap_or_else(data::bundled_dir);
+    // The flag's own path (not its text) when given, else the checkpoint's
+    // while it exists, else where the data is found.
+    let stored = config.data.as_ref().map(PathBuf::from);
+    let dir = match (&args.net.data, stored) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) if d.is_dir() => d,
+        (None, Some(d)) => {
+            let found = data::default_dir()?;
+            let note = format!(
+                "note: the checkpoint's data folder {} is not here; reading {} (--data DIR says otherwise)",
+                d.display(),
+                found.display()
+            );
+            eprintln!("{note}");
+            found
+        }
+        (None, None) => data::default_dir()?,
+    };
     let mut data = data::load_dir(&dir)?;
     let all = data.train.len();
     if let Some(n) = config.train_size {
         if n > all {
-            let why = format!("--train-size {n}: the training set has only {all} images");
+            let said = match args.train_size {
+                Some(_) => "--train-size".to_string(),
+                None => "the checkpoint's train_size".to_string(),
+            };
+            let why = format!(
+                "{said} {n}: the training set in {} has only {all} images",
+                dir.display()
+            );
             return Err(UsageError(why).into());
         }
         data.train = data.train.first(n);
@@ -240,8 +516,13 @@ fn training_data(args: &TrainArgs, config: &RunConfig) -> anyhow::Result<(Mnist,
     Ok((data, dir, whole))
 }
 
-/// `--iters`, or `--epochs` of the epoch's iterations, or the book's 10000.
-fn planned_iterations(args: &TrainArgs, per_epoch: usize) -> anyhow::Result<usize> {
+/// `--iters`, or `--epochs` of the epoch's iterations, or else the planned
+/// end of the run resumed, or the book's 10000.
+fn planned_iterations(
+    args: &TrainArgs,
+    per_epoch: usize,
+    resumed: Option<&Resumed>,
+) -> anyhow::Result<usize> {
     Ok(match (args.iters, args.epochs) {
         (Some(i), _) => i,
         (None, Some(e)) => match e.checked_mul(per_epoch) {
@@ -254,24 +535,36 @@ fn planned_iterations(args: &TrainArgs, per_epoch: usize) -> anyhow::Result<usiz
                 .into());
             }
         },
-        (None, None) => 10_000,
+        (None, None) => resumed
+            .and_then(|r| r.checkpoint.planned_iterations)
+            .map_or(DEFAULT_ITERS, |n| n as usize),
     })
 }
 
-/// The checkpoint's network fits the data and it has iterations left;
-/// returns the iterations it has done.
+/// The checkpoint's network fits the data and it has iterations left of
+/// `planned` (the iterations, and whether a flag said so); returns the
+/// iterations it has done.
 fn check_resume_fits(
     r: &Resumed,
     arch: &Arch,
-    iters: usize,
+    planned: (usize, bool),
     pixels: usize,
 ) -> anyhow::Result<usize> {
+    let (iters, flags_say) = planned;
     let ck = &r.checkpoint;
     if &ck.params.arch != arch {
         return Err(UsageError(format!(
             "--resume {}: the checkpoint's network {:?} does not fit the data's {pixels} inputs",
             r.path.display(),
             ck.params.arch.sizes,
+        ))
+        .into());
+    }
+    if ck.iterations as usize >= iters && !flags_say {
+        return Err(UsageError(format!(
+            "--resume {}: the run is complete ({} of its {iters} iterations); --iters or --epochs past that continues it",
+            r.path.display(),
+            ck.iterations
         ))
         .into());
     }
@@ -369,7 +662,10 @@ struct RunRecord {
     /// The settings as the checkpoint records them (data and size given).
     config: RunConfig,
     iters: usize,
+    lr_schedule: Vec<(u64, f32)>,
     slots: usize,
+    /// Where checkpoints go: `--save`, or the checkpoint resumed.
+    save: Option<PathBuf>,
 }
 
 /// The loop, with what happens at each epoch's end, and the curves drawn.
@@ -397,10 +693,9 @@ fn train_loop(
     let mut end = EpochEnd {
         progress: &progress,
         metrics,
-        save: args.save.as_deref(),
-        config,
+        run,
         curves: Curves::named(
-            args.save
+            run.save
                 .as_ref()
                 .and_then(|p| p.file_stem())
                 .map_or("train".into(), |s| s.to_string_lossy().into_owned()),
@@ -415,7 +710,14 @@ fn train_loop(
         steps_per_call,
         start,
         &mut |r, trainer, position| end.epoch(r, trainer, position),
-        &mut |done| progress.at(done),
+        &mut |done| {
+            progress.at(done);
+            if interrupt::requested() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
     )
     .map_err(with_flags)?;
     progress.finish();
@@ -438,8 +740,7 @@ fn with_flags(e: Error) -> anyhow::Error {
 struct EpochEnd<'a> {
     progress: &'a Progress,
     metrics: Option<MetricsCsv>,
-    save: Option<&'a Path>,
-    config: &'a RunConfig,
+    run: &'a RunRecord,
     curves: Curves,
 }
 
@@ -462,7 +763,7 @@ impl EpochEnd<'_> {
         if let Some(m) = &mut self.metrics {
             m.row(r)?;
         }
-        match self.save {
+        match &self.run.save {
             Some(path) => self
                 .checkpoint(r, trainer, position)?
                 .write(path)
@@ -487,15 +788,19 @@ impl EpochEnd<'_> {
             return Err(Error::Failed(format!(
                 "the parameters are not finite after iteration {} (try a lower --lr); {} keeps its previous contents",
                 r.iter,
-                self.save
+                self.run
+                    .save
+                    .as_ref()
                     .map_or("the checkpoint".into(), |p| p.display().to_string())
             )));
         }
         Ok(Checkpoint {
             params,
-            config: self.config.clone(),
+            config: self.run.config.clone(),
             optimizer_state: trainer.optimizer_state()?,
             iterations: trainer.steps_done(),
+            planned_iterations: Some(self.run.iters as u64),
+            lr_schedule: self.run.lr_schedule.clone(),
             sampler_position: position,
             test_accuracy: Some(r.test_accuracy),
             f64_values: trainer.precision() == Precision::F64,

@@ -14,6 +14,7 @@ use super::args::{
     GpuArgs, LayerArgs, NetArgs, UsageError, batch_size, check_batchnorm_batch, load_data,
     sample_size, tolerance_scale,
 };
+use super::output;
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -84,12 +85,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        output::print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
         for line in report.failures() {
             eprintln!("FAIL {line}");
         }
     } else {
-        print!("{}", verify::render(&report));
+        output::print(&verify::render(&report));
     }
     Ok(if report.ok {
         ExitCode::SUCCESS

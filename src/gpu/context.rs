@@ -130,6 +130,12 @@ impl GpuContext {
         describe(&self.info)
     }
 
+    /// A software adapter (lavapipe, llvmpipe, WARP): the shaders run on
+    /// the CPU's cores.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The first error wgpu reported since the last check, if any.
     pub fn check(&self) -> Result<()> {
         if let Some(msg) = self.lost.lock().unwrap().clone() {

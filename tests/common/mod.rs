@@ -92,6 +92,8 @@ pub fn checkpoint(
         params,
         config,
         iterations: 12,
+        planned_iterations: Some(600),
+        lr_schedule: vec![(0, 0.002), (6, 0.001)],
         sampler_position: 1234,
         test_accuracy: Some(0.5),
         f64_values,

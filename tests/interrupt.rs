@@ -1,0 +1,284 @@
+//! Runs that stop and runs that continue: Ctrl-C (SIGINT) finishes the steps
+//! in flight, saves the checkpoint and the metrics row, says how to go on
+//! and exits 130; a second Ctrl-C stops at once and leaves the previous
+//! checkpoint whole and no temporary file; `--resume` alone saves to its own
+//! file and continues to the run's planned end, the same bits as a run never
+//! stopped; the learning rate may change on resume and is recorded.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use gpu_net::checkpoint::Checkpoint;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gpu-net-int-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// 3000 iterations of batch 10 on 1000 images (30 epochs of 100), small
+/// enough for the CPU to take a few seconds.
+fn run_args(save: &Path, metrics: &Path) -> Vec<String> {
+    [
+        "train",
+        "--device",
+        "cpu",
+        "--train-size",
+        "1000",
+        "--batch",
+        "10",
+        "--hidden",
+        "16",
+        "--iters",
+        "3000",
+        "--save",
+        s(save),
+        "--metrics",
+        s(metrics),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn gpu_net(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("gpu-net runs")
+}
+
+/// A running `gpu-net` and its stdout's lines as they come.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[String]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: vec![],
+        }
+    }
+
+    /// Waits (up to a minute) for a line of stdout that starts with `prefix`.
+    fn wait_for(&mut self, prefix: &str) {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(60)) {
+            self.seen.push(line.clone());
+            if line.starts_with(prefix) {
+                return;
+            }
+        }
+        panic!("no line starting {prefix:?} in {:?}", self.seen);
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Exit status, and all of stdout and stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
+        self.seen.extend(self.lines.iter());
+        (status.code(), self.seen.join("\n"), err)
+    }
+}
+
+fn temporary_files(d: &Path) -> Vec<String> {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_saves_and_resume_alone_finishes_the_run_bit_for_bit() {
+    let d = dir("stop");
+    let (whole, whole_csv) = (d.join("whole.st"), d.join("whole.csv"));
+    let o = gpu_net(&run_args(&whole, &whole_csv));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let (path, csv) = (d.join("stopped.st"), d.join("stopped.csv"));
+    let mut run = Running::start(&run_args(&path, &csv));
+    run.wait_for("epoch   2 ");
+    run.signal("-INT");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(130), "{out}\n{err}");
+    assert!(err.contains("stopping after the steps in flight"), "{err}");
+    let ck = Checkpoint::read(&path).unwrap();
+    let n = ck.iterations;
+    assert!((200..3000).contains(&n), "stopped at {n}");
+    let said = format!(
+        "interrupted at iteration {n}; saved {p}; continue with `gpu-net train --resume {p}`",
+        p = path.display()
+    );
+    assert!(out.contains(&said), "{said:?} not in {out}");
+    assert_eq!(ck.planned_iterations, Some(3000));
+    // The metrics row of the last, partial epoch is there.
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let last = rows.lines().last().unwrap();
+    assert!(last.contains(&format!(",{n},")), "{last}");
+    assert!(temporary_files(&d).is_empty());
+
+    // --resume alone (on the same device): to the planned 3000, saving to
+    // the file it resumed.
+    let o = gpu_net(&[
+        "train".into(),
+        "--device".into(),
+        "cpu".into(),
+        "--resume".into(),
+        s(&path).into(),
+        "--metrics".into(),
+        s(&csv).into(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains(&format!("saving to {}", path.display())),
+        "{out}"
+    );
+    assert!(out.contains(&format!("saved {} (iteration 3000,", path.display())));
+    let (done, want) = (
+        Checkpoint::read(&path).unwrap(),
+        Checkpoint::read(&whole).unwrap(),
+    );
+    assert_eq!(done.iterations, 3000);
+    assert!(
+        done.params == want.params,
+        "stopped and resumed differs from whole"
+    );
+    assert_eq!(done.optimizer_state, want.optimizer_state);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
+    let d = dir("twice");
+    let (path, csv) = (d.join("k.st"), d.join("k.csv"));
+    // Stopped over and over again within an epoch: sometimes during a save.
+    // Epoch 2's line comes after epoch 1's checkpoint was written.
+    for _ in 0..3 {
+        let mut run = Running::start(&run_args(&path, &csv));
+        run.wait_for("epoch   2 ");
+        run.signal("-INT");
+        run.signal("-INT");
+        let (code, out, err) = run.finish();
+        assert_eq!(code, Some(130), "{out}\n{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let ck = Checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}: {err}"));
+        assert!(ck.iterations >= 100);
+        assert!(temporary_files(&d).is_empty(), "{:?}", temporary_files(&d));
+    }
+    // SIGTERM is the same request as Ctrl-C.
+    let mut run = Running::start(&run_args(&path, &csv));
+    run.wait_for("epoch   1 ");
+    run.signal("-TERM");
+    let (code, out, _) = run.finish();
+    assert_eq!(code, Some(130));
+    assert!(out.contains("interrupted at iteration"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn resume_may_change_the_learning_rate_and_records_it() {
+    let d = dir("lr");
+    let path = d.join("c.st");
+    let base = |iters: &str| -> Vec<String> {
+        [
+            "train",
+            "--device",
+            "cpu",
+            "--train-size",
+            "500",
+            "--batch",
+            "50",
+            "--hidden",
+            "8",
+        ]
+        .into_iter()
+        .chain(["--iters", iters])
+        .map(String::from)
+        .collect()
+    };
+    let mut first = base("20");
+    first.extend(["--save".into(), s(&path).into()]);
+    let o = gpu_net(&first);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!(
+        "saved {} (iteration 20, test accuracy",
+        path.display()
+    )));
+
+    let mut more = base("30");
+    more.extend([
+        "--resume".into(),
+        s(&path).into(),
+        "--lr".into(),
+        "0.05".into(),
+    ]);
+    let o = gpu_net(&more);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("learning rate 0.1 → 0.05 from iteration 20"),
+        "{out}"
+    );
+    let ck = Checkpoint::read(&path).unwrap();
+    assert_eq!((ck.iterations, ck.config.lr), (30, 0.05));
+    assert_eq!(ck.lr_schedule, [(0, 0.1), (20, 0.05)]);
+    assert_eq!(ck.planned_iterations, Some(30));
+
+    // Resume alone once the run is complete: nothing to do, said so.
+    let o = gpu_net(&["train".into(), "--resume".into(), s(&path).into()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("complete (30 of its 30 iterations)"), "{err}");
+
+    // Another run's checkpoint is not replaced in silence.
+    let mut other = base("10");
+    other.extend([
+        "--seed".into(),
+        "3".into(),
+        "--save".into(),
+        s(&path).into(),
+    ]);
+    let o = gpu_net(&other);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        out.contains("replaces the checkpoint of another run"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

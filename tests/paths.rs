@@ -1,0 +1,325 @@
+//! The files and streams a user hands the CLI: a closed or full stdout, a
+//! FIFO where a file belongs, two flags naming one file, an output name of
+//! the wrong kind. Each ends in a clear message and exit status, never a
+//! panic, a hang or a file destroyed.
+#![cfg(unix)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gpu-net-paths-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-net"));
+    c.args(args).env("XDG_RUNTIME_DIR", "/tmp");
+    c
+}
+
+/// Runs to the end, or fails the test after 60 s (a hang).
+fn finish(mut c: Command) -> Output {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{c:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err}");
+    }
+}
+
+/// A small checkpoint to read.
+fn model(d: &Path) -> PathBuf {
+    let path = d.join("m.st");
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--hidden",
+        "8",
+        "--save",
+        s(&path),
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    path
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
+    let d = dir("pipe");
+    let path = d.join("p.st");
+    // The reader goes away before the first line (as `| head -0` would).
+    let mut child = cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "200",
+        "--train-size",
+        "500",
+        "--hidden",
+        "8",
+        "--save",
+        s(&path),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
+    assert_eq!(ck.iterations, 200);
+    // A full disk is a failure, said.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let o = cmd(&["eval", "--device", "cpu", "--model", s(&path)])
+        .stdout(full)
+        .output()
+        .unwrap();
+    fails(&o, 1, &["writing to stdout: No space left on device"]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_fifo_is_refused_wherever_a_file_is_read_or_written() {
+    let d = dir("fifo");
+    let m = model(&d);
+    let fifo = d.join("f");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let f = s(&fifo);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["eval", "--device", "cpu", "--model", f],
+        vec!["train", "--device", "cpu", "--resume", f],
+        vec!["show-weights", "--model", f, "-o", "w.png"],
+        vec!["predict", "--model", s(&m), f],
+        vec!["plot", f, "-o", "x.svg"],
+        vec!["train", "--device", "cpu", "--iters", "1", "--save", f],
+        vec!["train", "--device", "cpu", "--iters", "1", "--plot", f],
+        vec!["train", "--device", "cpu", "--iters", "1", "--metrics", f],
+    ];
+    for args in cases {
+        let o = finish(cmd(&args));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("is a FIFO, not a regular file"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(f), "{args:?}: {err}");
+    }
+    // A FIFO in the data folder is named as what it is.
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let idx = data.join("train-images-idx3-ubyte");
+    assert!(Command::new("mkfifo").arg(&idx).status().unwrap().success());
+    let o = finish(cmd(&["train", "--device", "cpu", "--data", s(&data)]));
+    fails(&o, 1, &["train-images-idx3-ubyte", "is a FIFO"]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn two_flags_naming_one_file_are_refused_before_anything_is_written() {
+    let d = dir("same");
+    let m = model(&d);
+    let before = std::fs::read(&m).unwrap();
+    let alias = format!("{}/./m.st", d.display());
+    let svg = d.join("c.svg");
+    let svg_alias = format!("{}/./c.svg", d.display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--resume", s(&m), "--metrics", &alias], "--metrics"),
+        (vec!["--save", s(&svg), "--plot", &svg_alias], "--save"),
+        (vec!["--save", s(&m), "--metrics", s(&m)], "--save"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["train", "--device", "cpu", "--iters", "4"];
+        args.extend(flags);
+        let o = finish(cmd(&args));
+        fails(&o, 2, &[needle, "are one file"]);
+        assert_eq!(
+            std::fs::read(&m).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+    // A metrics file over the dataset.
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    for e in std::fs::read_dir(&bundled).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--data",
+        s(&data),
+        "--metrics",
+        s(&labels),
+    ]));
+    fails(&o, 2, &["--metrics", "--data", "are one file"]);
+    assert!(std::fs::metadata(&labels).unwrap().len() > 1000);
+    // Saving back to the checkpoint resumed is what resume does.
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "4",
+        "--resume",
+        s(&m),
+        "--save",
+        &alias,
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn outputs_of_the_wrong_kind_are_refused_and_leave_nothing() {
+    let d = dir("kind");
+    let m = model(&d);
+    let gif = d.join("w.gif");
+    let o = finish(cmd(&["show-weights", "--model", s(&m), "-o", s(&gif)]));
+    fails(&o, 1, &["w.gif", ".png, .jpg, .bmp or .pgm"]);
+    assert!(!gif.exists(), "a refused image left a file");
+    let png = d.join("w.png");
+    let o = finish(cmd(&["show-weights", "--model", s(&m), "-o", s(&png)]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    // A figure is SVG: a .png name is refused before training.
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--plot",
+        s(&d.join("c.png")),
+    ]));
+    fails(&o, 1, &["c.png", "name it .svg"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("epoch"));
+    // A device node is never replaced (it would be, as root, by a rename).
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--save",
+        "/dev/null",
+    ]));
+    fails(&o, 1, &["/dev/null", "is a device, not a regular file"]);
+    // Something that is not a checkpoint is called so.
+    let csv = d.join("run.csv");
+    std::fs::write(&csv, "epoch,iteration,loss\n1,600,0.5\n").unwrap();
+    let o = finish(cmd(&["eval", "--model", s(&csv)]));
+    fails(
+        &o,
+        1,
+        &[
+            "run.csv",
+            "not a safetensors checkpoint (made by `gpu-net train --save`)",
+        ],
+    );
+    // An I/O error is said once.
+    let o = finish(cmd(&["eval", "--model", s(&d.join("missing.st"))]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_binary_copied_out_of_its_checkout_finds_its_data_or_says_where_it_looked() {
+    let d = dir("copied");
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("gpu-net");
+    std::fs::copy(env!("CARGO_BIN_EXE_gpu-net"), &exe).unwrap();
+    let work = d.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.args(args)
+            .current_dir(&work)
+            .env("XDG_RUNTIME_DIR", "/tmp");
+        finish(c)
+    };
+    let train = [
+        "train", "--device", "cpu", "--iters", "2", "--hidden", "8", "--save", "m.st",
+    ];
+    let o = run(&train);
+    let looked = bin.join("data").join("mnist");
+    fails(
+        &o,
+        1,
+        &["no MNIST found", "data/mnist", s(&looked), "--data DIR"],
+    );
+    // The data beside the binary.
+    std::fs::create_dir_all(&looked).unwrap();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    for e in std::fs::read_dir(&bundled).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), looked.join(e.file_name())).unwrap();
+    }
+    let o = run(&train);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ck = gpu_net::checkpoint::Checkpoint::read(&work.join("m.st")).unwrap();
+    let recorded = PathBuf::from(ck.config.data.unwrap());
+    assert_eq!(recorded, looked.canonicalize().unwrap());
+    // eval reads only the test set: the training files may be absent.
+    for e in std::fs::read_dir(&looked).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("train-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let o = run(&["eval", "--device", "cpu", "--model", "m.st"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test images: 10000"));
+    std::fs::remove_dir_all(&d).ok();
+}
