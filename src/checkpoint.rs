@@ -286,6 +286,7 @@ impl Checkpoint {
             }
         };
         let (params, state) = read_arrays(path, &st, &arch, kind, f64_values)?;
+        check_values(path, &params)?;
         let config = RunConfig::from_metadata(|k| meta.get(k).map(String::as_str), arch.hidden())
             .map_err(|e| invalid(path, format!("__metadata__ {e}")))?;
         for (field, given) in [
@@ -341,8 +342,8 @@ fn read_arrays(
         return Err(invalid(
             path,
             format!(
-                "tensor {extra:?} does not belong to a {:?} network trained with {kind}",
-                arch.sizes
+                "tensor {extra:?} does not belong to a {} network trained with {kind}",
+                arch.shape()
             ),
         ));
     }
@@ -457,10 +458,56 @@ fn arch_of(
         .map_err(|_| invalid(path, "dropout is not a number"))?;
     let arch = Arch::new(sizes)
         .and_then(|a| a.with_batchnorm(batchnorm).with_dropout(dropout))
-        .map_err(|e| invalid(path, format!("the network it describes is invalid: {e}")))?;
+        .map_err(|e| {
+            invalid(
+                path,
+                format!("the network it describes is invalid: {}", e.reason()),
+            )
+        })?;
     let kind = OptimizerKind::parse(get("optimizer")?)
         .map_err(|e| invalid(path, format!("optimizer: {e}")))?;
     Ok((arch, kind))
+}
+
+/// Values no training produces, which would evaluate to NaN or nonsense: a
+/// negative running variance (0 is the book's initial value), or a value
+/// too large for the GPU's f32 arithmetic.
+fn check_values(path: &Path, params: &Params) -> Result<(), CheckpointError> {
+    for t in params.arch.running_tensors() {
+        if !t.name.starts_with("running_var") {
+            continue;
+        }
+        if let Some((i, v)) = params.running[t.range()]
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v < 0.0)
+        {
+            return Err(invalid(
+                path,
+                format!("{}[{i}] is {v}: a variance is never negative", t.name),
+            ));
+        }
+    }
+    // Past √(f32::MAX) a value's square overflows f32: weight decay's ½·W²
+    // and the forward pass's products on the GPU become inf.
+    let most = (f32::MAX as f64).sqrt();
+    for t in params.arch.tensors() {
+        if let Some((i, v)) = params
+            .tensor(&t)
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.abs() > most)
+        {
+            return Err(invalid(
+                path,
+                format!(
+                    "{}[{i}] is {v:.2e}, past {most:.1e} (whose square overflows f32): not a trained network",
+                    t.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `path` can be written as [`Checkpoint::write`] will write it

@@ -39,6 +39,9 @@ pub enum DataError {
         looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     NoDefault { looked: Vec<PathBuf> },
+    /// `--data` names something that is not a folder of IDX files.
+    #[error("{}: {why}", path.display())]
+    NotADataFolder { path: PathBuf, why: String },
     /// The I/O error is in the message, not a `source`, so a chain printed
     /// whole says it once.
     #[error("{}: {error}", path.display())]
@@ -244,6 +247,7 @@ pub fn idx_limit() -> Result<u64, DataError> {
 
 /// [`load_dir`] with each file's data section at most `limit` bytes.
 pub fn load_dir_limited(dir: &Path, limit: u64) -> Result<Mnist, DataError> {
+    check_folder(dir)?;
     let train = load_split(dir, "train", limit)?;
     let test = load_split(dir, "t10k", limit)?;
     // The network sees rows × cols pixels; 28×28 and 14×56 have the same
@@ -262,6 +266,7 @@ pub fn load_dir_limited(dir: &Path, limit: u64) -> Result<Mnist, DataError> {
 /// training set is its first image, so a [`Mnist`] exists to be given to a
 /// trainer without reading the 47 MB training files.
 pub fn load_test_only(dir: &Path) -> Result<Mnist, DataError> {
+    check_folder(dir)?;
     let test = load_split(dir, "t10k", idx_limit()?)?;
     Ok(Mnist {
         train: test.first(1),
@@ -333,6 +338,71 @@ pub fn load_split(dir: &Path, prefix: &str, limit: u64) -> Result<Dataset, DataE
         rows,
         cols,
     })
+}
+
+/// `dir` is a folder that holds MNIST-named files; otherwise what it is
+/// instead, and what was probably meant: a path that does not exist, a file
+/// (one of the IDX files itself), a parent of the folder (`data/`), a
+/// folder of pictures.
+fn check_folder(dir: &Path) -> Result<(), DataError> {
+    let not = |why: String| DataError::NotADataFolder {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => not("does not exist".into()),
+        _ => DataError::Io {
+            path: dir.to_path_buf(),
+            error: e,
+        },
+    })?;
+    if !meta.is_dir() {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return Err(not(format!(
+            "is {}: --data takes the folder holding the four IDX files (here {})",
+            files::kind_of(&meta),
+            parent.display()
+        )));
+    }
+    let holds = |d: &Path, name: &str| find(d, name).is_ok();
+    if ["train", "t10k"]
+        .iter()
+        .any(|p| holds(dir, &format!("{p}-images-idx3-ubyte")))
+    {
+        return Ok(());
+    }
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::Io {
+            path: dir.to_path_buf(),
+            error: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    if let Some(inner) = entries
+        .iter()
+        .find(|p| p.is_dir() && holds(p, "t10k-images-idx3-ubyte"))
+    {
+        return Err(not(format!(
+            "holds no IDX files, but {} does: did you mean --data {}?",
+            inner.display(),
+            inner.display()
+        )));
+    }
+    let picture = |p: &PathBuf| {
+        p.extension().is_some_and(|e| {
+            ["png", "jpg", "jpeg", "bmp", "pgm", "gif"]
+                .contains(&e.to_string_lossy().to_lowercase().as_str())
+        })
+    };
+    if entries.iter().any(picture) {
+        return Err(not(
+            "is a folder of pictures: image folders are not IDX data (--data takes MNIST-style IDX files; `gpu-net predict` classifies pictures)".into(),
+        ));
+    }
+    Ok(()) // the per-file message names what is missing
 }
 
 /// `dir/name.gz` if present, else `dir/name`. One that is there but is not

@@ -71,7 +71,9 @@ impl Error {
     /// status 2), as opposed to a failure of valid work (exit status 1).
     pub fn is_usage(&self) -> bool {
         match self {
-            Error::Usage(_) | Error::Config(_) => true,
+            Error::Usage(_) | Error::Config(_) | Error::Arch(_) | Error::Size(_) => true,
+            Error::Memory(MemoryError::Limit(_)) => true,
+            Error::Data(DataError::Limit(_)) => true,
             Error::Gpu(e) => matches!(e, GpuError::BadEnv { .. }),
             _ => false,
         }

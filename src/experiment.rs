@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
 use crate::data::{CLASSES, Dataset, Mnist};
 use crate::device::{Device, Workspace};
 use crate::error::{Error, Result};
@@ -61,6 +62,17 @@ impl Experiment {
             Experiment::WeightDecay => "ch06/overfit_weight_decay.py",
             Experiment::Dropout => "ch06/overfit_dropout.py",
             Experiment::HyperparameterSearch => "ch06/hyperparameter_optimization.py",
+        }
+    }
+
+    /// The size flags (of [`ExperimentConfig`]) this experiment takes:
+    /// `iters`, `epochs`, `trials`, `stds`.
+    pub fn takes(&self) -> &'static [&'static str] {
+        match self {
+            Experiment::OptimizerCompare | Experiment::WeightInitCompare => &["iters"],
+            Experiment::BatchNorm => &["epochs", "stds"],
+            Experiment::WeightDecay | Experiment::Dropout => &["epochs"],
+            Experiment::HyperparameterSearch => &["epochs", "trials"],
         }
     }
 
@@ -192,6 +204,9 @@ impl Rows {
     fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> Result<Self> {
         let file = match sink {
             Some(path) => {
+                // Never opened for writing unless a file: a FIFO would block.
+                crate::files::check_writable(path)
+                    .map_err(|e| Error::io(path)(std::io::Error::other(e)))?;
                 let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
                 use std::io::Write;
                 writeln!(f, "{}", columns.join(",")).map_err(Error::io(path))?;
@@ -266,7 +281,7 @@ fn side_by_side(
         runs.push((name, start(device, &arch, init, data, batch, lr, &rule)?));
     }
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let mut rows = Rows::new(cfg.csv.as_deref(), &["series", "iteration", "loss"])?;
+    let mut rows = Rows::new(cfg.csv.as_deref(), &LOSS_COLUMNS)?;
     let mut last: Vec<Vec<f64>> = vec![vec![]; runs.len()];
     for i in 0..iters {
         let b = sampler.batch(batch);
@@ -359,10 +374,7 @@ fn batch_norm(
         seed: cfg.seed,
         ..Default::default()
     };
-    let mut rows = Rows::new(
-        cfg.csv.as_deref(),
-        &["weight_std", "series", "epoch", "train_acc"],
-    )?;
+    let mut rows = Rows::new(cfg.csv.as_deref(), &BATCH_NORM_COLUMNS)?;
     let mut summary = Vec::new();
     for (k, &w) in scales.iter().take(count).enumerate() {
         say(format!("============== {}/16 ==============", k + 1));
@@ -429,18 +441,7 @@ fn overfit(
     };
     let mut run = start(device, &arch, Init::He, &data, batch, 0.01, &rule)?;
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let mut rows = Rows::new(
-        cfg.csv.as_deref(),
-        &[
-            "epoch",
-            "iteration",
-            "loss",
-            "train_accuracy",
-            "test_accuracy",
-            "seconds",
-            "samples_per_sec",
-        ],
-    )?;
+    let mut rows = Rows::new(cfg.csv.as_deref(), &crate::book_figures::METRICS_COLUMNS)?;
     let (mut epoch, mut last) = (0, (0.0, 0.0));
     let (mut clock, mut since) = (std::time::Instant::now(), 0);
     for i in 0..steps {
@@ -513,17 +514,7 @@ fn hyperparameter_search(
     let (batch, epochs, trials) = (100, cfg.epochs.unwrap_or(50), cfg.trials.unwrap_or(100));
     let per_epoch = iters_per_epoch(data.train.len(), batch);
     let arch = mlp(&data, &[100; 6])?;
-    let mut rows = Rows::new(
-        cfg.csv.as_deref(),
-        &[
-            "trial",
-            "lr",
-            "weight_decay",
-            "epoch",
-            "train_acc",
-            "val_acc",
-        ],
-    )?;
+    let mut rows = Rows::new(cfg.csv.as_deref(), &SEARCH_COLUMNS)?;
     let mut results = Vec::new();
     for trial in 0..trials {
         let weight_decay = 10f64.powf(rng.random_range(-8.0..-4.0));

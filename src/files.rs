@@ -117,8 +117,13 @@ pub fn check_regular(path: &Path) -> Result<(), FileError> {
 }
 
 /// Whether `a` and `b` name one file, whether or not it exists yet (two
-/// names of one folder, links, `./`).
+/// names of one folder, symbolic and hard links, `./`).
 pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        use std::os::unix::fs::MetadataExt;
+        return (x.dev(), x.ino()) == (y.dev(), y.ino());
+    }
     fn identity(p: &Path) -> Option<PathBuf> {
         if let Ok(c) = p.canonicalize() {
             return Some(c);
@@ -165,15 +170,22 @@ fn may_replace(path: &Path, ours: &std::fs::Metadata) -> Result<(), String> {
     let (Ok(target), Ok(dir)) = (std::fs::metadata(path), std::fs::metadata(folder(path))) else {
         return Ok(());
     };
-    let me = ours.uid();
-    let sticky = dir.mode() & 0o1000 != 0;
-    if sticky && me != 0 && target.uid() != me && dir.uid() != me {
+    if sticky_refuses(ours.uid(), target.uid(), dir.uid(), dir.mode()) {
         return Err(format!(
             "belongs to another user (uid {}) in a sticky folder: it cannot be replaced",
             target.uid()
         ));
     }
     Ok(())
+}
+
+/// Whether a rename by user `me` over a file of `owner` in a folder of
+/// `dir_owner` with `dir_mode` is refused: in a sticky folder only the
+/// file's owner, the folder's, or root may.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn sticky_refuses(me: u32, owner: u32, dir_owner: u32, dir_mode: u32) -> bool {
+    let sticky = dir_mode & 0o1000 != 0;
+    sticky && me != 0 && owner != me && dir_owner != me
 }
 
 #[cfg(not(unix))]
@@ -273,6 +285,23 @@ mod tests {
         assert!(other.exists(), "another target's file was removed");
         assert!(!temporary_path(&path, std::process::id()).exists());
         std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_sticky_folder_refuses_replacing_another_users_file() {
+        // /tmp's mode, owned by root; the file of user 1001, renamed by 1000.
+        let tmp = 0o41777;
+        assert!(sticky_refuses(1000, 1001, 0, tmp));
+        assert!(!sticky_refuses(1000, 1000, 0, tmp), "its owner may");
+        assert!(
+            !sticky_refuses(1000, 1001, 1000, tmp),
+            "the folder's owner may"
+        );
+        assert!(!sticky_refuses(0, 1001, 0, tmp), "root may");
+        assert!(
+            !sticky_refuses(1000, 1001, 0, 0o40777),
+            "not sticky: anyone with write"
+        );
     }
 
     #[cfg(unix)]

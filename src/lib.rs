@@ -3,6 +3,7 @@
 //! Scratch", chapter 5) that proves every GPU result right.
 
 pub mod bench;
+pub mod book_figures;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;
@@ -13,12 +14,14 @@ pub mod dropout_mask;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod figure;
 pub mod files;
 pub mod gpu;
 pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod photo;
 pub mod plot;
 pub mod predict;
 pub mod train;

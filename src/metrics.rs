@@ -1,7 +1,7 @@
 //! A run's metrics as CSV, one row per epoch, flushed as the run goes (a
 //! crash keeps the rows so far); `plot::read_metrics` reads them back.
 //!
-//! May import: train (the epoch report), error, files.
+//! May import: train (the epoch report), error, files, book_figures (the columns).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,13 @@ pub struct MetricsCsv {
     path: PathBuf,
 }
 
+pub use crate::book_figures::METRICS_COLUMNS as COLUMNS;
+
 impl MetricsCsv {
-    pub const HEADER: &'static str =
-        "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec";
+    /// The CSV's header line: [`COLUMNS`] joined.
+    pub fn header() -> String {
+        COLUMNS.join(",")
+    }
 
     /// A new file with the header, or (continuing a run, `append`) the
     /// existing one, given a header if it is empty.
@@ -37,7 +41,7 @@ impl MetricsCsv {
             .open(path)
             .map_err(Error::io(path))?;
         if !(append && exists) {
-            writeln!(file, "{}", Self::HEADER).map_err(Error::io(path))?;
+            writeln!(file, "{}", Self::header()).map_err(Error::io(path))?;
         }
         Ok(MetricsCsv {
             file,
@@ -89,7 +93,7 @@ mod tests {
         drop(m);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], MetricsCsv::HEADER);
+        assert_eq!(lines[0], MetricsCsv::header());
         assert_eq!(lines[1], "1,600,0.25,0.9,0.875,2,30000");
         assert_eq!(lines[2], "2,1200,0.25,0.9,0.875,2,30000");
         assert_eq!(lines.len(), 3);

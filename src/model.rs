@@ -24,6 +24,12 @@ pub const WEIGHT_INIT_STD: f64 = 0.01;
 /// Most parameters a network may have (2^27: 1 GiB as f64 on the host).
 pub const MAX_PARAMS: usize = 1 << 27;
 
+/// The most hidden layers: far past any network the book trains, and it
+/// keeps what scales with depth small (a checkpoint's header is about 1 kB a
+/// layer with Batch Normalization and Adam, well inside the reader's limit;
+/// each layer is several dispatches per step).
+pub const MAX_HIDDEN_LAYERS: usize = 1000;
+
 /// Elements per alignment unit of the parameter arena (256 bytes of f32).
 pub const ARENA_ALIGN: usize = 64;
 
@@ -35,6 +41,16 @@ pub enum ArchError {
     Dropout(String),
 }
 
+impl ArchError {
+    /// What is wrong, without the flag: for networks that came from a
+    /// checkpoint, not from the command line.
+    pub fn reason(&self) -> &str {
+        match self {
+            ArchError::Hidden(why) | ArchError::Dropout(why) => why,
+        }
+    }
+}
+
 /// The network: layer sizes from input to output (e.g. `[784, 50, 10]`) and
 /// what sits between the hidden layers.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +60,12 @@ pub struct Arch {
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu; 0 for none.
     pub dropout: f32,
+}
+
+/// Layer sizes as people write a network: `784-50-10`.
+pub fn shape_text(sizes: &[usize]) -> String {
+    let sizes: Vec<String> = sizes.iter().map(|n| n.to_string()).collect();
+    sizes.join("-")
 }
 
 /// Where one layer's parameters sit in the arena.
@@ -120,6 +142,12 @@ impl Arch {
         if let Some(z) = sizes.iter().position(|&s| s == 0) {
             return Err(ArchError::Hidden(format!("layer {z} has size 0")));
         }
+        if sizes.len() - 2 > MAX_HIDDEN_LAYERS {
+            return Err(ArchError::Hidden(format!(
+                "{} hidden layers, over the limit of {MAX_HIDDEN_LAYERS}",
+                sizes.len() - 2
+            )));
+        }
         let params: u128 = sizes
             .windows(2)
             .map(|io| (io[0] as u128 + 1) * io[1] as u128)
@@ -130,7 +158,8 @@ impl Arch {
                 .sum::<u128>();
         if params > MAX_PARAMS as u128 {
             return Err(ArchError::Hidden(format!(
-                "{sizes:?} has {params} parameters, over the limit of {MAX_PARAMS}"
+                "{} has {params} parameters, over the limit of {MAX_PARAMS}",
+                shape_text(&sizes)
             )));
         }
         Ok(Arch {
@@ -269,6 +298,11 @@ impl Arch {
     /// Length of [`Params::running`]: a mean and a variance per BN feature.
     pub fn running_len(&self) -> usize {
         self.bn_slots().iter().map(|b| 2 * b.features).sum()
+    }
+
+    /// The sizes as people write a network: `784-50-10`.
+    pub fn shape(&self) -> String {
+        shape_text(&self.sizes)
     }
 
     /// Number of trainable parameters (no padding).
@@ -412,6 +446,8 @@ impl<'de> serde::Deserialize<'de> for Init {
 impl std::fmt::Display for Init {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // 1e300, not three hundred digits (both read back the same).
+            Init::Std(s) if *s != 0.0 && (s.abs() >= 1e6 || s.abs() < 1e-4) => write!(f, "{s:e}"),
             Init::Std(s) => write!(f, "{s}"),
             Init::Xavier => write!(f, "xavier"),
             Init::He => write!(f, "he"),

@@ -1,11 +1,13 @@
 //! `gpu-net plot`: the learning curves the book draws (accuracy and loss
 //! against epoch) from `train --metrics` CSV files, several runs in one
-//! figure with a legend naming each file, as SVG (plotters' SVG backend,
-//! which needs no fonts: text is left to the viewer).
+//! figure with a legend naming each file, and an experiment's table as its
+//! script's figure (`book_figures`); drawn as SVG by `figure`.
+//!
+//! May import: figure, book_figures, files.
 
 use std::path::{Path, PathBuf};
 
-use plotters::prelude::*;
+use crate::figure::{self, Figure, Line, Panel};
 
 /// One run's curves, read from a metrics CSV.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,16 +48,7 @@ pub enum PlotError {
     Output { path: PathBuf, why: String },
 }
 
-/// The columns `train --metrics` writes.
-const COLUMNS: [&str; 7] = [
-    "epoch",
-    "iteration",
-    "loss",
-    "train_accuracy",
-    "test_accuracy",
-    "seconds",
-    "samples_per_sec",
-];
+use crate::book_figures::METRICS_COLUMNS as COLUMNS;
 
 /// Reads a metrics CSV: its header must be [`COLUMNS`], every value finite.
 pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
@@ -63,8 +56,7 @@ pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
         path: path.to_path_buf(),
         why,
     };
-    crate::files::check_regular(path).map_err(|e| bad(e.error.to_string()))?;
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text = read_text(path)?;
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
     if header.split(',').collect::<Vec<_>>() != COLUMNS {
@@ -108,52 +100,141 @@ pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
     Ok(c)
 }
 
-type Chart<'a, DB> = ChartContext<
-    'a,
-    DB,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
-
-/// One panel: its caption, epochs 0..`max_epoch` across, 0..`y_max` up.
-fn axes<'a, DB: DrawingBackend>(
-    area: &'a DrawingArea<DB, plotters::coord::Shift>,
-    caption: &str,
-    y_desc: &str,
-    y_max: f64,
-    max_epoch: f64,
-) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(44)
-        .build_cartesian_2d(0f64..max_epoch, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(y_desc)
-        .draw()?;
-    Ok(chart)
+/// The book's learning-curve figure for runs: accuracy (train solid, test
+/// dashed) and training loss against epoch, one colour per run; a run
+/// without a name is labelled by its curves alone.
+pub fn learning_curves(runs: &[Curves]) -> Figure {
+    // The run's name cut, not the label: "… train" and "… test" stay apart.
+    let label = |name: &str, what: &str| {
+        if name.is_empty() {
+            what.to_string()
+        } else {
+            format!("{} {what}", figure::legend_name(name))
+        }
+    };
+    let points = |r: &Curves, ys: &[f64]| -> Vec<(f64, f64)> {
+        r.epoch.iter().copied().zip(ys.iter().copied()).collect()
+    };
+    let (mut accuracy, mut loss) = (vec![], vec![]);
+    for (i, r) in runs.iter().enumerate() {
+        let line = |name: String, ys: &[f64], dashed| Line {
+            name,
+            points: points(r, ys),
+            colour: i,
+            dashed,
+        };
+        accuracy.push(line(label(&r.name, "train"), &r.train_accuracy, false));
+        accuracy.push(line(label(&r.name, "test"), &r.test_accuracy, true));
+        let name = if r.name.is_empty() {
+            "train".into()
+        } else {
+            figure::legend_name(&r.name)
+        };
+        loss.push(line(name, &r.loss, false));
+    }
+    let panel = |title: &str, y: &str, y_max: Option<f64>, lines| Panel {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y.into(),
+        y_max,
+        whole_x: true,
+        legend_upper: y_max.is_none(),
+        lines,
+    };
+    Figure {
+        panels: vec![
+            panel("accuracy", "accuracy", Some(1.0), accuracy),
+            panel("training loss", "loss", None, loss),
+        ],
+        columns: 2,
+    }
 }
 
-// Longer than a screen on purpose: plotters' builder calls for two
-// panels, in the order they are drawn.
-/// Draws accuracy (train solid, test dashed) and loss against epoch, one
-/// colour per run, into an SVG at `out` (written whole or not at all; a
-/// name that promises another format is refused before anything is drawn).
+/// Draws [`learning_curves`] into an SVG at `out` (written whole or not at
+/// all; a name that promises another format is refused before anything is
+/// drawn).
 pub fn draw(runs: &[Curves], out: &Path) -> Result<(), PlotError> {
-    let fail = |why: String| PlotError::Output {
+    write(&learning_curves(runs), out)
+}
+
+/// Draws any figure into an SVG at `out`, as [`draw`].
+pub fn write(figure: &Figure, out: &Path) -> Result<(), PlotError> {
+    check_output(out)?;
+    figure::write_svg(figure, out).map_err(|why| PlotError::Output {
         path: out.to_path_buf(),
         why,
+    })
+}
+
+/// What a CSV holds: a run's `train --metrics` rows, or an experiment's
+/// table (drawn as its script's figure).
+pub enum Table {
+    Metrics(Curves),
+    Experiment(Figure),
+}
+
+/// The figure of a table with `columns` (the `train --metrics` ones: its
+/// learning curves, named `name`; an experiment's: its script's figure).
+pub fn table_figure(name: &str, columns: &[&str], rows: &[Vec<String>]) -> Result<Figure, String> {
+    if columns != COLUMNS {
+        return crate::book_figures::from_table(columns, rows);
+    }
+    let mut c = Curves::named(name.to_string());
+    for r in rows {
+        let v: Vec<f64> = r.iter().map(|x| x.parse().unwrap_or(f64::NAN)).collect();
+        if v.len() != COLUMNS.len() || v.iter().any(|x| !x.is_finite()) {
+            return Err(format!(
+                "{:?} is not {} finite numbers",
+                r.join(","),
+                COLUMNS.len()
+            ));
+        }
+        c.epoch.push(v[0]);
+        c.loss.push(v[2]);
+        c.train_accuracy.push(v[3]);
+        c.test_accuracy.push(v[4]);
+    }
+    Ok(learning_curves(&[c]))
+}
+
+/// A CSV's text: a regular file (never a FIFO), read whole.
+fn read_text(path: &Path) -> Result<String, PlotError> {
+    let bad = |why: String| PlotError::Input {
+        path: path.to_path_buf(),
+        why,
     };
-    check_output(out)?;
-    let mut svg = String::new();
-    draw_on(
-        SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area(),
-        runs,
-    )
-    .map_err(fail)?;
-    crate::files::write(out, svg.as_bytes()).map_err(|e| fail(e.error.to_string()))
+    crate::files::check_regular(path).map_err(|e| bad(e.error.to_string()))?;
+    std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))
+}
+
+/// Reads a `train --metrics` CSV or an `experiment --out` table.
+pub fn read_csv(path: &Path) -> Result<Table, PlotError> {
+    let bad = |why: String| PlotError::Input {
+        path: path.to_path_buf(),
+        why,
+    };
+    let text = read_text(path)?;
+    let columns: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
+    if columns == COLUMNS {
+        return read_metrics(path).map(Table::Metrics);
+    }
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(|f| f.trim().to_string()).collect())
+        .collect();
+    if rows.is_empty() {
+        return Err(bad("no rows: nothing to plot".into()));
+    }
+    crate::book_figures::from_table(&columns, &rows)
+        .map(Table::Experiment)
+        .map_err(|why| {
+            bad(format!(
+                "{why} (`train --metrics` has {})",
+                COLUMNS.join(",")
+            ))
+        })
 }
 
 /// Whether [`draw`] can write `out`: named `.svg` (or without an
@@ -176,70 +257,4 @@ fn check_svg_name(out: &Path) -> Result<(), String> {
             "the figure is SVG: name it .svg (a .{e} file would hold SVG)"
         )),
     }
-}
-
-/// The figure of [`draw`] on any plotters backend.
-fn draw_on<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    runs: &[Curves],
-) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("drawing the figure failed: {e}");
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let (left, right) = root.split_horizontally(500);
-    let max_epoch = runs
-        .iter()
-        .flat_map(|r| r.epoch.iter().copied())
-        .fold(1.0f64, f64::max);
-    let max_loss = runs
-        .iter()
-        .flat_map(|r| r.loss.iter().copied())
-        .fold(0.1f64, f64::max)
-        .min(1e300); // finite after the 5% headroom
-
-    let mut acc = axes(&left, "accuracy", "accuracy", 1.0, max_epoch).map_err(|e| fail(&e))?;
-    let mut loss =
-        axes(&right, "training loss", "loss", max_loss * 1.05, max_epoch).map_err(|e| fail(&e))?;
-
-    for (i, r) in runs.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let points = |ys: &[f64]| -> Vec<(f64, f64)> {
-            r.epoch.iter().copied().zip(ys.iter().copied()).collect()
-        };
-        acc.draw_series(LineSeries::new(
-            points(&r.train_accuracy),
-            color.stroke_width(2),
-        ))
-        .map_err(|e| fail(&e))?
-        .label(format!("{} train", r.name))
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        acc.draw_series(DashedLineSeries::new(
-            points(&r.test_accuracy),
-            6,
-            4,
-            color.stroke_width(2),
-        ))
-        .map_err(|e| fail(&e))?
-        .label(format!("{} test", r.name))
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
-        loss.draw_series(LineSeries::new(points(&r.loss), color.stroke_width(2)))
-            .map_err(|e| fail(&e))?
-            .label(r.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-    }
-    acc.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    loss.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
 }

@@ -4,14 +4,17 @@
 //! MNIST's digits were size-normalised to fit a 20×20 box keeping their
 //! aspect ratio (anti-aliased, hence grey levels), then placed in a 28×28
 //! field with their centre of mass at its centre; ink is light on a dark
-//! background. A photo or scan is brought there: grayscale, dark-on-light
-//! inverted, cropped to the digit's bounding box, scaled into 20×20, centred
-//! by its centre of mass.
+//! background. A photo or scan is brought there: its ink found on whatever
+//! paper it is on (`photo`), cropped to the digit's bounding box, scaled
+//! into 20×20, centred by its centre of mass.
 
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{GrayImage, ImageReader, Limits};
+use image::{DynamicImage, GenericImageView, GrayImage, ImageReader, Limits, RgbImage};
+
+use crate::photo;
+pub use crate::photo::Invert;
 
 /// MNIST's field and the box its digits fill.
 pub const SIDE: usize = 28;
@@ -37,20 +40,23 @@ fn fail(path: &Path, why: impl std::fmt::Display) -> PredictError {
 
 /// Writes `img` whole (or not at all) in the format its name says: PNG,
 /// JPEG, BMP or PGM; any other name is refused before anything is written.
-pub fn save_image(img: &GrayImage, path: &Path) -> Result<(), PredictError> {
+pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
     use image::ImageFormat as F;
     let format = F::from_path(path)
         .ok()
         .filter(|f| matches!(f, F::Png | F::Jpeg | F::Bmp | F::Pnm))
         .ok_or_else(|| fail(path, "name the image .png, .jpg, .bmp or .pgm"))?;
+    crate::files::check_writable(path).map_err(|e| fail(path, e))?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format)
         .map_err(|e| fail(path, e))?;
     crate::files::write(path, bytes.get_ref()).map_err(|e| fail(path, e.error))
 }
 
-/// Decodes an image (PNG, JPEG, BMP or PGM/PNM) to grayscale, within limits.
-pub fn decode(path: &Path) -> Result<GrayImage, PredictError> {
+/// Decodes an image (PNG, JPEG, BMP or PGM/PNM) within limits, turned as
+/// its EXIF orientation says a viewer shows it.
+pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
+    use image::ImageDecoder;
     crate::files::check_regular(path).map_err(|e| fail(path, e.error))?;
     let mut reader = ImageReader::open(path)
         .map_err(|e| fail(path, e))?
@@ -64,60 +70,64 @@ pub fn decode(path: &Path) -> Result<GrayImage, PredictError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| fail(path, format!("cannot decode it: {e}")))?;
-    Ok(img.to_luma8())
+    let cannot = |e: image::ImageError| fail(path, format!("cannot decode it: {e}"));
+    let mut decoder = reader.into_decoder().map_err(cannot)?;
+    let (w, h) = decoder.dimensions();
+    if w > MAX_SIDE || h > MAX_SIDE || decoder.total_bytes() > MAX_ALLOC {
+        return Err(fail(
+            path,
+            format!("{w}×{h} is larger than the {MAX_SIDE}×{MAX_SIDE} read"),
+        ));
+    }
+    let orientation = decoder.orientation().map_err(cannot)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(cannot)?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
 /// The 28×28 input (u8, light ink on dark) for an image file: prepared as
 /// MNIST was, or with `raw` taken as it is (it must then be 28×28).
-pub fn load(path: &Path, raw: bool) -> Result<Vec<u8>, PredictError> {
-    let gray = decode(path)?;
+pub fn load(path: &Path, raw: bool, invert: Invert) -> Result<Vec<u8>, PredictError> {
+    let img = decode(path)?;
     if raw {
-        if gray.dimensions() != (SIDE as u32, SIDE as u32) {
+        if img.dimensions() != (SIDE as u32, SIDE as u32) {
             return Err(fail(
                 path,
                 format!(
                     "--raw needs a 28×28 image, this one is {}×{}",
-                    gray.width(),
-                    gray.height()
+                    img.width(),
+                    img.height()
                 ),
             ));
         }
-        return Ok(gray.into_raw());
+        return Ok(img.to_luma8().into_raw());
     }
-    prepare(&gray).map_err(|why| fail(path, why))
+    prepare_with(&photo::flatten(&img), invert).map_err(|why| fail(path, why))
 }
 
-/// MNIST's preparation of a grayscale picture.
+/// MNIST's preparation of a grayscale picture, ink told from paper by the
+/// picture ([`photo::ink`]).
 pub fn prepare(gray: &GrayImage) -> Result<Vec<u8>, String> {
-    let (w, h) = gray.dimensions();
-    // Dark ink on a light background (paper) is inverted: the border says which.
-    let border: Vec<u8> = gray
-        .enumerate_pixels()
-        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h)
-        .map(|(_, _, p)| p.0[0])
-        .collect();
-    let light = border.iter().map(|&v| v as u64).sum::<u64>() > 127 * border.len() as u64;
-    let ink = |v: u8| if light { 255 - v } else { v };
-    let max = gray.pixels().map(|p| ink(p.0[0])).max().unwrap_or(0);
-    // The bounding box of the ink (a tenth of the strongest: above a
-    // photo's noise, below an anti-aliased edge).
-    let strong = (max as u32 / 10).max(1) as u8;
+    prepare_with(gray, Invert::Auto)
+}
+
+/// [`prepare`], with whether the picture is dark ink on light paper given.
+pub fn prepare_with(gray: &GrayImage, invert: Invert) -> Result<Vec<u8>, String> {
+    let ink = photo::ink(gray, invert)?;
+    let (w, h) = ink.dimensions();
+    // The bounding box of the ink: past a quarter of its stretched range
+    // (the paper is 0, an anti-aliased edge's faint end falls outside).
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-    for (x, y, p) in gray.enumerate_pixels() {
-        if ink(p.0[0]) >= strong && max > 0 {
+    for (x, y, p) in ink.enumerate_pixels() {
+        if p.0[0] >= 64 {
             (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
         }
     }
-    if x0 > x1 || max < 32 {
+    if x0 > x1 {
         return Err("no digit found: the image is blank".into());
     }
     let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
-    let crop = GrayImage::from_fn(cw, ch, |x, y| {
-        image::Luma([ink(gray.get_pixel(x0 + x, y0 + y).0[0])])
-    });
+    let crop = GrayImage::from_fn(cw, ch, |x, y| *ink.get_pixel(x0 + x, y0 + y));
     // Into the 20×20 box, keeping the aspect ratio.
     let (nw, nh) = if cw >= ch {
         (BOX, ((BOX * ch) as f64 / cw as f64).round().max(1.0) as u32)
@@ -183,33 +193,46 @@ pub fn ranked(p: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The colour of a weight `t` of its tile's largest |w| (in [-1, 1]) on a
+/// map centred on zero: white at 0, red to +1 (where the unit wants ink),
+/// blue to -1 (where ink counts against it).
+pub fn diverging(t: f64) -> [u8; 3] {
+    const ZERO: [f64; 3] = [247.0, 247.0, 247.0];
+    const POSITIVE: [f64; 3] = [178.0, 24.0, 43.0];
+    const NEGATIVE: [f64; 3] = [33.0, 102.0, 172.0];
+    let t = t.clamp(-1.0, 1.0);
+    let end = if t >= 0.0 { POSITIVE } else { NEGATIVE };
+    let a = t.abs();
+    std::array::from_fn(|k| (ZERO[k] * (1.0 - a) + end[k] * a).round() as u8)
+}
+
+/// The tile scale `show-weights` uses unless told: tiles of at least 84
+/// pixels, large enough to see a stroke.
+pub const DEFAULT_SCALE: u32 = 3;
+
 /// The first layer's weights as a grid of images, one tile per hidden unit:
-/// column j of `W1` (784 values) as 28×28, each tile scaled on its own so
-/// that 0 is mid-grey and its largest |w| is black or white (white:
-/// positive, where the unit wants ink). Tiles are separated by 1 pixel.
-pub fn weight_grid(w1: &[f64], inputs: usize, units: usize) -> GrayImage {
+/// column j of `W1` (784 values) as 28×28, `scale` pixels a weight, each
+/// tile coloured on its own [`diverging`] map (its largest |w| full
+/// colour). Tiles are separated by a grey line of 1 pixel.
+pub fn weight_grid(w1: &[f64], inputs: usize, units: usize, scale: u32) -> RgbImage {
     let cols = (units as f64).sqrt().ceil() as usize;
     let rows = units.div_ceil(cols);
-    let tile = SIDE + 1;
-    let mut img = GrayImage::from_pixel(
-        (cols * tile + 1) as u32,
-        (rows * tile + 1) as u32,
-        image::Luma([0]),
-    );
+    let side = SIDE as u32 * scale;
+    let tile = side + 1;
+    let (w, h) = (cols as u32 * tile + 1, rows as u32 * tile + 1);
+    let mut img = RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
     for j in 0..units {
         let column: Vec<f64> = (0..inputs).map(|i| w1[i * units + j]).collect();
-        let scale = column
+        let largest = column
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()))
             .max(f64::MIN_POSITIVE);
-        let (ox, oy) = ((j % cols) * tile + 1, (j / cols) * tile + 1);
-        for (i, v) in column.iter().enumerate() {
-            let g = (127.5 + 127.5 * v / scale).round().clamp(0.0, 255.0) as u8;
-            img.put_pixel(
-                (ox + i % SIDE) as u32,
-                (oy + i / SIDE) as u32,
-                image::Luma([g]),
-            );
+        let (ox, oy) = ((j % cols) as u32 * tile + 1, (j / cols) as u32 * tile + 1);
+        for y in 0..side {
+            for x in 0..side {
+                let i = (y / scale) as usize * SIDE + (x / scale) as usize;
+                img.put_pixel(ox + x, oy + y, image::Rgb(diverging(column[i] / largest)));
+            }
         }
     }
     img

@@ -143,7 +143,12 @@ pub struct TrainSummary {
     pub iters: usize,
     /// Whether the caller stopped the loop before its planned end.
     pub interrupted: bool,
+    /// Seconds of training (the steps, without evaluation or setup).
     pub seconds: f64,
+    /// Seconds the device took to get ready before the first step
+    /// (compiling kernels, making buffers), kept out of `seconds` and
+    /// samples/s; 0 unless the caller measured it.
+    pub setup_seconds: f64,
     pub samples_per_sec: f64,
     pub final_loss: f64,
     pub train_accuracy: f64,
@@ -260,6 +265,7 @@ pub fn train_from(
         iters: done,
         interrupted,
         seconds: train_seconds,
+        setup_seconds: 0.0,
         samples_per_sec: ((done - first_iter) * cfg.batch) as f64 / train_seconds,
         final_loss: last.loss,
         train_accuracy: last.train_accuracy,

@@ -163,6 +163,9 @@ pub struct TensorReport {
     /// Elements whose numerical gradient crossed a Relu kink (left out of
     /// the numerical comparisons; see `cpu::numerical`).
     pub kinked: usize,
+    /// Every compared value of all three gradients is exactly 0: agreement
+    /// here shows nothing.
+    pub all_zero: bool,
     pub pairs: Vec<PairReport>,
 }
 
@@ -267,9 +270,7 @@ pub fn verify(
         .iter()
         .map(|(tensor, idx)| judge(tensor, idx, &grads, &tolerances, cfg.tolerance_scale))
         .collect();
-    let ok = reports
-        .iter()
-        .all(|t| t.pairs.iter().all(|p| p.failures == 0));
+    let ok = passes(&reports);
     Ok(VerifyReport {
         device: format!("gpu: {}", ctx.describe()),
         sizes: arch.sizes.clone(),
@@ -372,6 +373,17 @@ struct Gradients<'a> {
     gpu: &'a Params,
 }
 
+/// Every pair of every tensor agrees, and not vacuously: agreement where
+/// every gradient is 0 proves nothing, so a check of only such tensors
+/// (Dropout dropping every unit, say) does not pass.
+fn passes(reports: &[TensorReport]) -> bool {
+    let vacuous = reports.iter().all(|t| t.all_zero);
+    !vacuous
+        && reports
+            .iter()
+            .all(|t| t.pairs.iter().all(|p| p.failures == 0))
+}
+
 /// One tensor's three pairs judged at the elements `idx`.
 fn judge(
     tensor: &Tensor,
@@ -431,11 +443,13 @@ fn judge(
     let numerical_cpu = diff_each(&n, &c, num_cpu_at, REL_FLOOR, smooth);
     let numerical_gpu = diff_each(&n, &g, num_gpu_at, REL_FLOOR, smooth);
     let cpu_gpu = diff_where(&c, &g, f32_tol, REL_FLOOR, |_| true);
+    let all_zero = n.iter().chain(&c).chain(&g).all(|&v| v == 0.0);
     TensorReport {
         name: tensor.name.clone(),
         shape: tensor.shape.clone(),
         checked: idx.len(),
         kinked: kinked.len(),
+        all_zero,
         pairs: vec![
             pair("numerical-cpu", numerical_cpu, widest(&num_cpu_at)),
             pair("numerical-gpu", numerical_gpu, widest(&num_gpu_at)),
@@ -540,12 +554,33 @@ pub fn render(r: &VerifyReport) -> String {
     for line in &r.tolerances.derivation {
         s += &format!("  {line}\n");
     }
+    // The book's ch05/gradient_check.py: each tensor's mean |difference|
+    // between the numerical and the backprop gradient.
+    s += "\nmean |numerical - GPU backprop| per tensor (the book's gradient_check.py):\n";
+    for t in &r.tensors {
+        if let Some(p) = t.pairs.iter().find(|p| p.pair == "numerical-gpu") {
+            s += &format!("{}:{:.2e}\n", t.name, p.mean_abs);
+        }
+    }
     s += &render_table(r);
-    s += if r.ok {
-        "\nOK: every tensor agrees on every pair\n"
+    let zero: Vec<&str> = r
+        .tensors
+        .iter()
+        .filter(|t| t.all_zero)
+        .map(|t| t.name.as_str())
+        .collect();
+    if zero.len() == r.tensors.len() {
+        s += "\nNOT OK: every compared gradient of every tensor is exactly 0, so agreement shows nothing (does Dropout drop every unit?)\n";
+    } else if !r.ok {
+        s += "\nNOT OK\n";
+    } else if zero.is_empty() {
+        s += "\nOK: every tensor agrees on every pair\n";
     } else {
-        "\nNOT OK\n"
-    };
+        s += &format!(
+            "\nOK: every tensor agrees on every pair, but every compared gradient of {} is exactly 0: their agreement shows nothing\n",
+            zero.join(", ")
+        );
+    }
     for line in r.failures() {
         s += &format!("FAIL {line}\n");
     }
@@ -601,4 +636,43 @@ fn render_table(r: &VerifyReport) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(all_zero: bool, failures: usize) -> TensorReport {
+        let pair = PairReport {
+            pair: "cpu-gpu",
+            tolerance: Tolerance {
+                atol: 1e-6,
+                rtol: 1e-4,
+            },
+            mean_abs: 0.0,
+            max_abs: 0.0,
+            max_rel: 0.0,
+            failures,
+            worst: None,
+        };
+        TensorReport {
+            name: "W1".into(),
+            shape: vec![3, 2],
+            checked: 6,
+            kinked: 0,
+            all_zero,
+            pairs: vec![pair],
+        }
+    }
+
+    #[test]
+    fn a_check_passes_only_when_something_agrees_and_nothing_disagrees() {
+        assert!(passes(&[tensor(false, 0), tensor(true, 0)]));
+        assert!(
+            !passes(&[tensor(true, 0), tensor(true, 0)]),
+            "every gradient 0: vacuous"
+        );
+        assert!(!passes(&[tensor(false, 0), tensor(false, 1)]));
+        assert!(!passes(&[tensor(false, 1)]));
+    }
 }

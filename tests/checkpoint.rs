@@ -288,6 +288,22 @@ fn every_malformed_checkpoint_is_refused_by_name() {
     let mut nan = good.clone();
     nan[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     refused(&nan, "gamma1");
+    // Finite values no training gives: a negative variance, and a weight
+    // whose square overflows f32.
+    let at = |name: &str| h[name]["data_offsets"][0].as_u64().unwrap() as usize + 8 + n;
+    let mut negative = good.clone();
+    negative[at("running_var1") + 8..at("running_var1") + 12]
+        .copy_from_slice(&(-0.5f32).to_le_bytes());
+    refused(&negative, "running_var1[2] is -0.5");
+    let mut huge = good.clone();
+    huge[at("W2")..at("W2") + 4].copy_from_slice(&3e38f32.to_le_bytes());
+    refused(&huge, "W2[0] is 3.00e38");
+    // Zero variances (the book's initial running_var) are fine.
+    let mut zero = good.clone();
+    zero[at("running_var1")..at("running_var1") + 4].copy_from_slice(&0f32.to_le_bytes());
+    let path = d.join("zero.safetensors");
+    std::fs::write(&path, &zero).unwrap();
+    Checkpoint::read(&path).unwrap();
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -581,6 +597,151 @@ fn eval_refuses_a_broken_model_naming_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("broken.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn eval_of_weights_that_overflow_is_a_failure_not_a_number() {
+    use gpu_net::model::{Arch, Params};
+    use gpu_net::optim::{Optimizer, OptimizerKind};
+    // Each value passes the reader's check (its square fits f32), but 20
+    // layers of them multiply past f64's range.
+    let arch = Arch::mlp(784, &[1; 20], 10).unwrap();
+    let mut params = Params::init(&arch, 3);
+    params.values.iter_mut().for_each(|v| *v = 1e18);
+    let ck = common::checkpoint(
+        params,
+        Optimizer::new(OptimizerKind::Sgd),
+        vec![],
+        0.0,
+        false,
+    );
+    let d = dir("overflow");
+    let path = d.join("big.safetensors");
+    ck.write(&path).unwrap();
+    let o = gpu_net(&["eval", "--device", "cpu", "--model", s(&path)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("do not evaluate to numbers"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn the_deepest_network_the_limits_allow_writes_a_checkpoint_that_reads() {
+    use gpu_net::model::{Arch, MAX_HIDDEN_LAYERS, Params};
+    use gpu_net::optim::{Optimizer, OptimizerKind};
+    let arch = Arch::mlp(784, &vec![1; MAX_HIDDEN_LAYERS], 10)
+        .unwrap()
+        .with_batchnorm(true);
+    let params = Params::init(&arch, 3);
+    let state = vec![vec![0.0; params.values.len()]; 2];
+    let ck = common::checkpoint(
+        params,
+        Optimizer::new(OptimizerKind::Adam),
+        state,
+        0.0,
+        false,
+    );
+    let d = dir("deep");
+    let path = d.join("deep.safetensors");
+    ck.write(&path).unwrap();
+    let header = u64::from_le_bytes(std::fs::read(&path).unwrap()[..8].try_into().unwrap());
+    // About 1 kB a layer: a header of a megabyte, read back whole.
+    assert!(header > 1_000_000, "the header is {header} bytes");
+    assert_eq!(Checkpoint::read(&path).unwrap(), ck);
+    // One layer more is refused before anything runs, as a usage error.
+    let hidden = vec!["1"; MAX_HIDDEN_LAYERS + 1].join(",");
+    let o = gpu_net(&["train", "--device", "cpu", "--hidden", &hidden]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("over the limit of 1000"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A data folder with the bundled test set and the first `n` training
+/// images.
+fn small_mnist(d: &Path, n: u32) -> PathBuf {
+    use std::io::{Read, Write};
+    let out = d.join("small");
+    std::fs::create_dir_all(&out).unwrap();
+    let bundled = gpu_net::data::bundled_dir();
+    for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(bundled.join(name), out.join(name)).unwrap();
+    }
+    for (name, header, per) in [
+        ("train-images-idx3-ubyte.gz", 16, 784),
+        ("train-labels-idx1-ubyte.gz", 8, 1),
+    ] {
+        let mut all = Vec::new();
+        let file = std::fs::File::open(bundled.join(name)).unwrap();
+        flate2::read::GzDecoder::new(file)
+            .take((header + n as usize * per) as u64)
+            .read_to_end(&mut all)
+            .unwrap();
+        all[4..8].copy_from_slice(&n.to_be_bytes());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&all).unwrap();
+        std::fs::write(out.join(name), gz.finish().unwrap()).unwrap();
+    }
+    out
+}
+
+#[test]
+fn settings_that_come_from_the_checkpoint_say_so() {
+    let d = dir("from-ck");
+    let ck = d.join("c.st");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--device", "cpu", "--hidden", "4"];
+        args.extend(extra);
+        gpu_net(&args)
+    };
+    let o = train(&["--iters", "1", "--save", s(&ck)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A smaller --data than the run's 60000 training images: the count the
+    // user never typed is named as the checkpoint's.
+    let small = small_mnist(&d, 100);
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--resume",
+        s(&ck),
+        "--data",
+        s(&small),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the checkpoint's train_size 60000") && err.contains("only 100 images"),
+        "{err}"
+    );
+    assert!(!err.contains("--train-size"), "{err}");
+    // The data folder the checkpoint names is gone: the bundled data is
+    // read, and the note says which and why.
+    let mut c = Checkpoint::read(&ck).unwrap();
+    c.config.data = Some("/nonexistent/mnist".into());
+    c.write(&ck).unwrap();
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--resume",
+        s(&ck),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("the checkpoint's data folder /nonexistent/mnist is not here"),
         "{err}"
     );
     std::fs::remove_dir_all(&d).ok();

@@ -112,6 +112,16 @@ fn gpu_train_json_names_the_adapter() {
         device.starts_with("gpu: ") && device.contains('('),
         "{device}"
     );
+    // The GPU's setup (kernels, buffers) is measured apart from training,
+    // and said when it is long enough to notice.
+    let setup = v["setup_seconds"].as_f64().unwrap();
+    assert!(setup > 0.0, "{v}");
+    assert_eq!(
+        stderr(&o).contains("setting up the GPU took"),
+        setup > 2.0,
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -144,15 +154,22 @@ fn verify_and_bench_reject_bad_input() {
     assert_fails(&["bench", "--matmul", "1,2"], 2, &["--matmul", "M,N,K"]);
     assert_fails(&["bench", "--batch", "100,0"], 2, &["--batch"]);
     assert_fails(&["bench", "--seconds", "0"], 2, &["--seconds"]);
-    assert_fails(&["bench", "--hidden", "64:0"], 2, &["--hidden"]);
+    assert_fails(&["bench", "--hidden", "64,0"], 2, &["--hidden"]);
+    assert_fails(
+        &["bench", "--hidden", "64:32"],
+        2,
+        &["--hidden", "comma separated as in train"],
+    );
     assert_fails(
         &["train", "--matmul-kernel", "fast"],
         2,
         &["--matmul-kernel"],
     );
+    // A network past the limits is a flag out of range: usage, as the
+    // Limits table says.
     assert_fails(
         &["train", "--device", "cpu", "--hidden", "65536,65536"],
-        1,
+        2,
         &["--hidden", "parameters"],
     );
     if common::gpu().is_some() {
@@ -329,6 +346,43 @@ fn progress_bar_on_a_terminal_only() {
         tty.contains("iter ") && tty.contains("samples/s") && tty.contains(" left"),
         "{tty}"
     );
+    // On an 80-column terminal no line of it is wider.
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 80; {bin} train --device cpu --iters 400 --batch 50"),
+            "/dev/null",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("script (util-linux) runs");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    let mut plain = String::new();
+    let mut chars = tty.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence: ESC [ ... final letter.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let bars: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains(" left"))
+        .collect();
+    assert!(!bars.is_empty(), "{plain}");
+    for line in bars {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
     // Piped, and with --json: not a trace of it.
     for args in [
         &["train", "--device", "cpu", "--iters", "40", "--batch", "50"][..],
@@ -371,6 +425,20 @@ fn a_diverging_run_stops_with_exit_1_and_writes_no_checkpoint() {
         !path.exists(),
         "a checkpoint was written from a diverged run"
     );
+    // An init past any usual value is named instead of the learning rate.
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--init",
+        "1e300",
+        "--iters",
+        "2",
+        "--train-size",
+        "100",
+    ]);
+    assert_fails_output(&o, 1, &["smaller --init", "1e300"]);
+    assert!(!stderr(&o).contains("--lr"), "{}", stderr(&o));
 }
 
 fn assert_fails_output(o: &Output, code: i32, needles: &[&str]) {
@@ -480,7 +548,13 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
                 };
                 let mut args = vec![cmd];
                 if cmd == "experiment" {
-                    args.push("dropout");
+                    // One that takes the flag (the others refuse it).
+                    args.push(match flag {
+                        "--iters" => "optimizer-compare",
+                        "--trials" => "hyperparameter-search",
+                        "--stds" => "batch-norm",
+                        _ => "dropout",
+                    });
                 }
                 args.extend([flag, &value, "--data", data]);
                 (gpu_net(&args), args.join(" "))
@@ -592,10 +666,10 @@ fn the_cpu_path_refuses_what_it_cannot_hold_before_running() {
         &["bench", "--cpu", "--batch", "100", "--hidden", "50"],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bench --cpu of [784, 50, 10] at --batch 100"));
+    assert!(stderr(&o).contains("bench --cpu of 784-50-10 at --batch 100"));
     let o = with_cpu_limit("1M", &["verify", "--hidden", "50"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("verify of [784, 50, 10] at --batch 3"));
+    assert!(stderr(&o).contains("verify of 784-50-10 at --batch 3"));
     let d = std::env::temp_dir().join(format!("gpu-net-cli-mem-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let model = d.join("m.safetensors");
@@ -627,10 +701,16 @@ fn the_cpu_path_refuses_what_it_cannot_hold_before_running() {
         "{}",
         stderr(&o)
     );
+    // eval has no --batch or --hidden to offer.
+    assert!(
+        stderr(&o).contains("--device gpu") && !stderr(&o).contains("--batch"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&d).ok();
     // A value that is not a size names the variable.
     let o = with_cpu_limit("lots", &args);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("GPU_NET_CPU_MEMORY=\"lots\" is not a size"));
     // The default limit: 2^20 rows would be 20 GiB. Under a 2 GB address
     // space, a regression aborts here instead of filling the machine.
@@ -675,6 +755,22 @@ fn the_idx_limit_is_a_variable_and_names_the_file() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // A value that means nothing is a usage error, as WGPU_BACKEND's is.
+    for (var, value, device) in [
+        ("GPU_NET_IDX_LIMIT", "junk", "cpu"),
+        ("GPU_NET_CPU_MEMORY", "junk", "cpu"),
+        ("WGPU_BACKEND", "bogus", "auto"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+            .args(["train", "--device", device, "--iters", "1"])
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(err.contains(var), "{err}");
+    }
 }
 
 #[test]
@@ -786,7 +882,14 @@ fn settings_that_usually_fail_get_one_line_naming_the_usual_value() {
     assert!(!run(&["--optimizer", "adam", "--lr", "0.001"]).contains("--lr 0.001"));
     assert!(run(&["--hidden", "20,10"]).contains("--init he is the usual choice"));
     assert!(!run(&["--hidden", "20,10", "--init", "he"]).contains("usual choice"));
-    assert!(!run(&[]).contains("note:"), "the book's run gets no advice");
+    let book = run(&[]);
+    assert!(!book.contains("note:"), "the book's run gets no advice");
+    // Sizes as verify writes them, and counts in the singular when one.
+    assert!(
+        book.contains("network 784-50-10, 39760 parameters; 1 iteration of batch 100"),
+        "{book}"
+    );
+    assert!(book.contains("done: 1 iteration in"), "{book}");
     // A software adapter says what it is.
     if let Some(ctx) = common::gpu() {
         let o = gpu_net(&[
@@ -801,4 +904,186 @@ fn settings_that_usually_fail_get_one_line_naming_the_usual_value() {
         let out = String::from_utf8_lossy(&o.stdout);
         assert_eq!(out.contains("software adapter"), ctx.is_software(), "{out}");
     }
+}
+
+#[test]
+fn data_mistakes_are_told_apart() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pics = std::env::temp_dir().join(format!("gpu-net-cli-pics-{}", std::process::id()));
+    std::fs::create_dir_all(&pics).unwrap();
+    std::fs::write(pics.join("seven.png"), b"not really").unwrap();
+    // A real model, so eval gets as far as the data.
+    let model = pics.join("m.st");
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "1",
+        "--hidden",
+        "4",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let parent = root.join("data");
+    let gz = root.join("data/mnist/t10k-images-idx3-ubyte.gz");
+    let cases: [(&std::path::Path, &[&str]); 4] = [
+        (
+            std::path::Path::new("/nonexistent/mnist"),
+            &["/nonexistent/mnist", "does not exist"],
+        ),
+        (&parent, &["did you mean --data", "mnist"]),
+        (&gz, &["is a file", "--data takes the folder"]),
+        (&pics, &["image folders are not IDX data"]),
+    ];
+    for (dir, needles) in cases {
+        let args = [
+            "train",
+            "--device",
+            "cpu",
+            "--iters",
+            "1",
+            "--data",
+            dir.to_str().unwrap(),
+        ];
+        assert_fails(&args, 1, needles);
+        let args = [
+            "eval",
+            "--device",
+            "cpu",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+        ];
+        assert_fails(&args, 1, needles);
+    }
+    std::fs::remove_dir_all(&pics).ok();
+}
+
+#[test]
+fn experiment_flags_that_do_not_apply_are_usage_errors() {
+    assert_fails(
+        &["experiment", "weight-decay", "--iters", "5"],
+        2,
+        &["--iters does not apply to weight-decay", "--epochs"],
+    );
+    assert_fails(
+        &[
+            "experiment",
+            "optimizer-compare",
+            "--trials",
+            "3",
+            "--stds",
+            "2",
+        ],
+        2,
+        &["--trials does not apply to optimizer-compare", "--iters"],
+    );
+}
+
+#[test]
+fn train_help_groups_its_flags_and_bench_prints_its_table_once() {
+    let o = gpu_net(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    for heading in [
+        "Training:",
+        "Model:",
+        "Optimizer:",
+        "Data:",
+        "Output:",
+        "Device:",
+    ] {
+        assert!(help.contains(heading), "{heading:?} not in {help}");
+    }
+    // The result lines as they come go to stderr; stdout holds the table.
+    let o = gpu_net(&[
+        "bench",
+        "--cpu",
+        "--batch",
+        "10",
+        "--hidden",
+        "5",
+        "--seconds",
+        "0.05",
+        "--repeats",
+        "1",
+    ]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(o.status.success(), "{err}");
+    let progress: Vec<&str> = err.lines().filter(|l| l.contains("steps/s")).collect();
+    assert!(!progress.is_empty(), "{err}");
+    for line in progress {
+        assert!(!out.contains(line.trim()), "{line:?} printed twice");
+    }
+    assert!(out.contains("steps/s"), "{out}");
+}
+
+#[test]
+fn bench_takes_networks_as_train_writes_them() {
+    // The hidden sizes of each network bench timed on the CPU path.
+    let nets = |hidden: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "bench",
+            "--cpu",
+            "--json",
+            "--batch",
+            "10",
+            "--seconds",
+            "0.02",
+            "--repeats",
+            "1",
+        ];
+        for h in hidden {
+            args.extend(["--hidden", h]);
+        }
+        let o = gpu_net(&args);
+        assert!(o.status.success(), "{hidden:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"] == "cpu")
+            .map(|r| r["hidden"].clone())
+            .collect()
+    };
+    let (one, two) = (serde_json::json!([8, 4]), serde_json::json!([8]));
+    assert_eq!(
+        nets(&["8,4"]),
+        std::slice::from_ref(&one),
+        "784-8-4-10, as in train"
+    );
+    assert_eq!(nets(&["8,4", "8"]), [one.clone(), two.clone()]);
+    assert_eq!(nets(&["8,4;8"]), [one, two]);
+}
+
+#[test]
+fn an_epoch_cut_short_says_so() {
+    // 1000 images at batch 100: 10 iterations an epoch; 25 end half way
+    // through the third.
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--train-size",
+        "1000",
+        "--hidden",
+        "4",
+        "--iters",
+        "25",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let epochs: Vec<&str> = out.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 3, "{out}");
+    assert!(
+        !epochs[0].contains("partial") && !epochs[1].contains("partial"),
+        "{out}"
+    );
+    assert!(
+        epochs[2].ends_with("(partial: 5 of 10 iterations)"),
+        "{out}"
+    );
 }

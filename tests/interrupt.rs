@@ -143,6 +143,12 @@ fn ctrl_c_saves_and_resume_alone_finishes_the_run_bit_for_bit() {
         p = path.display()
     );
     assert!(out.contains(&said), "{said:?} not in {out}");
+    // The last epoch's line says it is partial, unless the stop fell on an
+    // epoch's end.
+    if !n.is_multiple_of(100) {
+        let partial = format!("(partial: {} of 100 iterations)", n % 100);
+        assert!(out.contains(&partial), "{partial:?} not in {out}");
+    }
     assert_eq!(ck.planned_iterations, Some(3000));
     // The metrics row of the last, partial epoch is there.
     let rows = std::fs::read_to_string(&csv).unwrap();
@@ -187,16 +193,29 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
     let (path, csv) = (d.join("k.st"), d.join("k.csv"));
     // Stopped over and over again within an epoch: sometimes during a save.
     // Epoch 2's line comes after epoch 1's checkpoint was written.
+    // A hidden layer of 256 makes the first request's evaluation of the
+    // test set last about a second on the CPU, so the second always comes
+    // before the first has saved.
+    let mut args = run_args(&path, &csv);
+    let hidden = args.iter().position(|a| a == "--hidden").unwrap() + 1;
+    args[hidden] = "256".into();
     for _ in 0..3 {
-        let mut run = Running::start(&run_args(&path, &csv));
+        let mut run = Running::start(&args);
         run.wait_for("epoch   2 ");
         run.signal("-INT");
         run.signal("-INT");
         let (code, out, err) = run.finish();
         assert_eq!(code, Some(130), "{out}\n{err}");
         assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains("stopped at once"), "{err}");
+        assert!(!out.contains("interrupted at iteration"), "{out}");
         let ck = Checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}: {err}"));
-        assert!(ck.iterations >= 100);
+        // An epoch's checkpoint, not the interrupted run's.
+        assert!(
+            ck.iterations >= 100 && ck.iterations.is_multiple_of(100),
+            "{}",
+            ck.iterations
+        );
         assert!(temporary_files(&d).is_empty(), "{:?}", temporary_files(&d));
     }
     // SIGTERM is the same request as Ctrl-C.
@@ -277,7 +296,34 @@ fn resume_may_change_the_learning_rate_and_records_it() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     assert!(
-        out.contains("replaces the checkpoint of another run"),
+        out.contains("replaces the checkpoint of another run (network 784-8-10, sgd, seed 0, 30 iterations, test accuracy"),
+        "{out}"
+    );
+    // The same run, shorter: said; the same run again: not.
+    let mut shorter = base("5");
+    shorter.extend([
+        "--seed".into(),
+        "3".into(),
+        "--save".into(),
+        s(&path).into(),
+    ]);
+    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
+    assert!(
+        out.contains("replaces the checkpoint of a longer run"),
+        "{out}"
+    );
+    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
+    assert!(!out.contains("replaces"), "{out}");
+    // Another shape, and a file that is no checkpoint.
+    let mut wider = shorter.clone();
+    let h = wider.iter().position(|a| a == "--hidden").unwrap();
+    wider[h + 1] = "9".into();
+    let out = String::from_utf8_lossy(&gpu_net(&wider).stdout).into_owned();
+    assert!(out.contains("of another run (network 784-8-10"), "{out}");
+    std::fs::write(&path, "notes").unwrap();
+    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
+    assert!(
+        out.contains("replaces a file that is not a gpu-net checkpoint"),
         "{out}"
     );
     std::fs::remove_dir_all(&d).ok();

@@ -6,7 +6,10 @@
 //! junk, or (checkpoints) an edit of the JSON header. Every one must be read
 //! correctly (what was read is what the bytes say) or refused with a message
 //! naming the file: never a panic, never a hang, and never more memory than
-//! a small multiple of the file (a lying size must not be believed).
+//! a small multiple of the file (a lying size must not be believed). The
+//! largest checkpoint the limits allow is corrupted too; data files are
+//! swapped for FIFOs, links to device nodes, link loops and folders; and
+//! the CLI is handed two flags that name one file, spelled apart.
 
 mod alloc_meter;
 mod common;
@@ -548,21 +551,22 @@ fn tensors_in(bytes: &[u8]) -> Option<Vec<(String, Vec<f64>)>> {
         .collect()
 }
 
-/// What `ck` holds under a tensor's name.
-fn held<'a>(ck: &'a Checkpoint, name: &str) -> Option<&'a [f64]> {
+/// What `ck` holds, by tensor name (once: the largest checkpoint has
+/// thousands of tensors).
+fn held(ck: &Checkpoint) -> std::collections::HashMap<String, &[f64]> {
     let arch = &ck.params.arch;
-    if let Some(t) = arch.tensors().into_iter().find(|t| t.name == name) {
-        return Some(&ck.params.values[t.range()]);
+    let mut out = std::collections::HashMap::new();
+    for t in arch.tensors() {
+        out.insert(t.name.clone(), &ck.params.values[t.range()]);
+        for (k, state) in state_names(ck.config.optimizer.kind).iter().enumerate() {
+            let name = format!("optimizer/{state}/{}", t.name);
+            out.insert(name, &ck.optimizer_state[k][t.range()]);
+        }
     }
-    if let Some(t) = arch.running_tensors().into_iter().find(|t| t.name == name) {
-        return Some(&ck.params.running[t.range()]);
+    for t in arch.running_tensors() {
+        out.insert(t.name.clone(), &ck.params.running[t.range()]);
     }
-    let (state, tensor) = name.strip_prefix("optimizer/")?.split_once('/')?;
-    let k = state_names(ck.config.optimizer.kind)
-        .iter()
-        .position(|s| *s == state)?;
-    let t = arch.tensors().into_iter().find(|t| t.name == tensor)?;
-    Some(&ck.optimizer_state[k][t.range()])
+    out
 }
 
 /// Read correctly: every tensor is the values its bytes hold, every
@@ -571,9 +575,10 @@ fn read_correctly(ck: &Checkpoint, bytes: &[u8]) -> bool {
     let Some(tensors) = tensors_in(bytes) else {
         return false;
     };
+    let held = held(ck);
     let values_match = tensors
         .iter()
-        .all(|(name, v)| held(ck, name) == Some(v.as_slice()));
+        .all(|(name, v)| held.get(name).copied() == Some(v.as_slice()));
     let (_, h) = split(bytes).unwrap();
     let meta = &h["__metadata__"];
     let text = |k: &str| meta[k].as_str().unwrap_or("");
@@ -672,4 +677,229 @@ fn judge<T, E: std::fmt::Display>(
         Ok(Ok(v)) => return Some(v),
     }
     None
+}
+
+/// The largest checkpoint gpu-net writes: the most hidden layers the limits
+/// allow, with Batch Normalization and Adam's two state arrays (a header of
+/// over 1 MiB).
+fn deepest_checkpoint() -> Vec<u8> {
+    let arch = Arch::mlp(784, &vec![1; gpu_net::model::MAX_HIDDEN_LAYERS], 10)
+        .unwrap()
+        .with_batchnorm(true);
+    let params = Params::init(&arch, 2);
+    let state = vec![vec![0.5; params.values.len()]; 2];
+    let ck = common::checkpoint(
+        params,
+        Optimizer::new(OptimizerKind::Adam),
+        state,
+        0.0,
+        false,
+    );
+    with_header(&ck.to_bytes(), |_| {})
+}
+
+#[test]
+fn the_largest_checkpoint_corrupted_is_read_correctly_or_refused_by_name() {
+    let deepest = deepest_checkpoint();
+    let path = PathBuf::from("deepest.safetensors");
+    let (read, refused, failures) = within(120, "the largest checkpoint's mutations", move || {
+        let mut rng = ChaCha8Rng::seed_from_u64(15);
+        let (mut read, mut refused, mut failures) = (0, 0, Vec::new());
+        let whole = Checkpoint::from_bytes(&path, &deepest);
+        if whole.is_err() {
+            failures.push(format!("uncorrupted: {:?}", whole.err()));
+        }
+        for case in 0..40 {
+            let bytes = corrupt_checkpoint(&mut rng, &deepest, &deepest);
+            let (result, peak) = alloc_meter::peak_of(|| {
+                catch_unwind(AssertUnwindSafe(|| Checkpoint::from_bytes(&path, &bytes)))
+            });
+            // Its own size is the measure here: a few copies of a 1 MB header.
+            let peak = peak * MEMORY / (64 << 20);
+            let name = path.display().to_string();
+            if let Some(ck) = judge(case, peak, result, &name, &mut refused, &mut failures) {
+                read += 1;
+                if !read_correctly(&ck, &bytes) {
+                    failures.push(format!("case {case}: accepted wrongly"));
+                }
+            }
+        }
+        (read, refused, failures)
+    });
+    eprintln!("the largest checkpoint: {read} read, {refused} refused");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(refused > 10, "{read} read, {refused} refused");
+}
+
+/// A temporary folder of this test's own.
+#[cfg(unix)]
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gpu-net-mutation-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[cfg(unix)]
+#[test]
+fn data_files_that_are_not_files_are_refused_by_name() {
+    use std::os::unix::fs::symlink;
+    let dir = scratch("kinds");
+    let images = real_slice("t10k-images-idx3-ubyte.gz", 6);
+    let labels = real_slice("t10k-labels-idx1-ubyte.gz", 6);
+    let files = [
+        ("train-images-idx3-ubyte.gz", gzip(&images)),
+        ("train-labels-idx1-ubyte.gz", gzip(&labels)),
+        ("t10k-images-idx3-ubyte", images.clone()),
+        ("t10k-labels-idx1-ubyte", labels.clone()),
+    ];
+    // Each made where a data file belongs: a FIFO (opened, it would block
+    // for ever), links to device nodes, a link to itself, a folder.
+    type Make = fn(&Path);
+    let kinds: [(&str, Make); 5] = [
+        ("a FIFO", |p| {
+            let ok = std::process::Command::new("mkfifo").arg(p).status();
+            assert!(ok.unwrap().success());
+        }),
+        ("a link to /dev/zero", |p| symlink("/dev/zero", p).unwrap()),
+        ("a link to /dev/null", |p| symlink("/dev/null", p).unwrap()),
+        ("a link loop", |p| {
+            symlink(p.file_name().unwrap(), p).unwrap()
+        }),
+        ("a folder", |p| std::fs::create_dir(p).unwrap()),
+    ];
+    let d = dir.clone();
+    let failures = within(60, "data files of every kind", move || {
+        let mut failures = Vec::new();
+        for (target, (name, _)) in files.iter().enumerate() {
+            for (kind, make) in &kinds {
+                for (i, (n, bytes)) in files.iter().enumerate() {
+                    let p = d.join(n);
+                    std::fs::remove_file(&p)
+                        .or_else(|_| std::fs::remove_dir_all(&p))
+                        .ok();
+                    if i == target {
+                        make(&p);
+                    } else {
+                        std::fs::write(&p, bytes).unwrap();
+                    }
+                }
+                match catch_unwind(AssertUnwindSafe(|| data::load_dir_limited(&d, LIMIT))) {
+                    Err(_) => failures.push(format!("{name} as {kind}: panicked")),
+                    Ok(Ok(_)) => failures.push(format!("{name} as {kind}: loaded")),
+                    Ok(Err(e)) if !e.to_string().contains(name) => {
+                        failures.push(format!("{name} as {kind}: {e} names no file"))
+                    }
+                    Ok(Err(_)) => {}
+                }
+            }
+        }
+        failures
+    });
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[cfg(unix)]
+#[test]
+fn two_flags_naming_one_file_are_refused_however_it_is_spelled() {
+    let dir = scratch("alias");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in data::files_read(&data::bundled_dir()) {
+        std::fs::copy(&f, data.join(f.file_name().unwrap())).unwrap();
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+            .args(["train", "--device", "cpu", "--hidden", "4", "--data"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let base = dir.join("base.st");
+    let o = run(&["--iters", "1", "--save", base.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Pairs of which one writes; --resume saving back to itself is allowed.
+    let roles = ["--save", "--metrics", "--plot", "--resume", "--data"];
+    let writes = |r: &str| ["--save", "--metrics", "--plot"].contains(&r);
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut failures = Vec::new();
+    for case in 0..24 {
+        let (a, b) = loop {
+            let (a, b) = (
+                *roles.choose(&mut rng).unwrap(),
+                *roles.choose(&mut rng).unwrap(),
+            );
+            // A figure over the data is refused sooner, by its name (.gz).
+            let figure_over_data = [a, b].contains(&"--plot") && [a, b].contains(&"--data");
+            let resaved = [a, b].contains(&"--save") && [a, b].contains(&"--resume");
+            if a != b && (writes(a) || writes(b)) && !resaved && !figure_over_data {
+                break (a, b);
+            }
+        };
+        let work = dir.join(format!("case{case}"));
+        std::fs::create_dir_all(&work).unwrap();
+        // The one file, and another spelling of it for the other flag.
+        let file = if a == "--data" || b == "--data" {
+            data.join("train-labels-idx1-ubyte.gz")
+        } else if a == "--resume" || b == "--resume" {
+            // Named .svg so that --plot takes the name: any name is a checkpoint's.
+            let f = work.join("ck.svg");
+            std::fs::copy(&base, &f).unwrap();
+            f
+        } else {
+            let f = work.join("out.svg");
+            std::fs::write(&f, "kept").unwrap();
+            f
+        };
+        let before = std::fs::read(&file).unwrap();
+        let (folder, name) = (file.parent().unwrap(), file.file_name().unwrap());
+        let (spelling, alias) = match rng.random_range(0..4) {
+            0 => ("./", folder.join(".").join(name)),
+            1 => (
+                "../",
+                folder
+                    .join("..")
+                    .join(folder.file_name().unwrap())
+                    .join(name),
+            ),
+            2 => {
+                let l = work.join("link");
+                std::os::unix::fs::symlink(&file, &l).unwrap();
+                ("a symbolic link", l)
+            }
+            _ => {
+                let l = work.join("hard");
+                std::fs::hard_link(&file, &l).unwrap();
+                ("a hard link", l)
+            }
+        };
+        // The folder given to --data, the checkpoint given to --resume, or
+        // else the first output keeps the file's own name; the other flag
+        // takes the other spelling.
+        let (named, spelled) = match (a, b) {
+            ("--data", x) | (x, "--data") => (None, x),
+            ("--resume", x) | (x, "--resume") => (Some(("--resume", &file)), x),
+            (x, y) => (Some((x, &file)), y),
+        };
+        let mut args: Vec<String> = vec!["--iters".into(), "2".into()];
+        if let Some((flag, path)) = named {
+            args.extend([flag.to_string(), path.display().to_string()]);
+        }
+        args.extend([spelled.to_string(), alias.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let what = format!("case {case}: {a} and {b} through {spelling}: {args:?}");
+        if o.status.code() != Some(2) || !err.contains("are one file") {
+            failures.push(format!("{what}: exit {:?}, {err}", o.status.code()));
+        }
+        if std::fs::read(&file).unwrap() != before {
+            failures.push(format!("{what}: the file changed"));
+        }
+        std::fs::remove_file(work.join("hard")).ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -55,6 +55,12 @@ fn fails(o: &Output, code: i32, needles: &[&str]) {
 /// A small checkpoint to read.
 fn model(d: &Path) -> PathBuf {
     let path = d.join("m.st");
+    save_a_run(&path);
+    path
+}
+
+/// Two iterations of a small network saved at `path`.
+fn save_a_run(path: &Path) {
     let o = finish(cmd(&[
         "train",
         "--device",
@@ -64,10 +70,9 @@ fn model(d: &Path) -> PathBuf {
         "--hidden",
         "8",
         "--save",
-        s(&path),
+        s(path),
     ]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    path
 }
 
 #[test]
@@ -100,6 +105,33 @@ fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
     assert!(!err.contains("panicked"), "{err}");
     let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
     assert_eq!(ck.iterations, 200);
+    // With --json the human lines go to stderr: a reader gone from both
+    // streams (`2>&1 | head -0`) stops the lines, not the run.
+    std::fs::remove_file(&path).unwrap();
+    let mut child = cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "200",
+        "--train-size",
+        "500",
+        "--hidden",
+        "8",
+        "--json",
+        "--save",
+        s(&path),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?} with stdout and stderr closed");
+    let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
+    assert_eq!(ck.iterations, 200);
     // A full disk is a failure, said.
     let full = std::fs::File::create("/dev/full").unwrap();
     let o = cmd(&["eval", "--device", "cpu", "--model", s(&path)])
@@ -123,7 +155,24 @@ fn a_fifo_is_refused_wherever_a_file_is_read_or_written() {
             .success()
     );
     let f = s(&fifo);
+    // FIFOs where show-weights writes its image and an experiment its CSV.
+    let (png, out) = (d.join("w.png"), d.join("out"));
+    std::fs::create_dir_all(&out).unwrap();
+    for p in [png.clone(), out.join("optimizer-compare.csv")] {
+        assert!(Command::new("mkfifo").arg(&p).status().unwrap().success());
+    }
     let cases: Vec<Vec<&str>> = vec![
+        vec!["show-weights", "--model", s(&m), "-o", s(&png)],
+        vec![
+            "experiment",
+            "optimizer-compare",
+            "--device",
+            "cpu",
+            "--iters",
+            "1",
+            "--out",
+            s(&out),
+        ],
         vec!["eval", "--device", "cpu", "--model", f],
         vec!["train", "--device", "cpu", "--resume", f],
         vec!["show-weights", "--model", f, "-o", "w.png"],
@@ -141,7 +190,7 @@ fn a_fifo_is_refused_wherever_a_file_is_read_or_written() {
             err.contains("is a FIFO, not a regular file"),
             "{args:?}: {err}"
         );
-        assert!(err.contains(f), "{args:?}: {err}");
+        assert!(err.contains(s(&d)), "{args:?}: {err}");
     }
     // A FIFO in the data folder is named as what it is.
     let data = d.join("data");
@@ -322,4 +371,68 @@ fn a_binary_copied_out_of_its_checkout_finds_its_data_or_says_where_it_looked() 
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("test images: 10000"));
     std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_long_save_name_and_a_link_loop_in_the_data_folder() {
+    let d = dir("long");
+    // 252 characters: legal, and its temporary file must be too.
+    let name = format!("{}.st", "n".repeat(249));
+    let path = d.join(&name);
+    save_a_run(&path);
+    assert!(gpu_net::checkpoint::Checkpoint::read(&path).is_ok());
+    // A symbolic link that points at itself where a data file belongs.
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let link = data.join("train-images-idx3-ubyte");
+    std::os::unix::fs::symlink(&link, &link).unwrap();
+    let o = finish(cmd(&["train", "--device", "cpu", "--data", s(&data)]));
+    fails(&o, 1, &["train-images-idx3-ubyte", "symbolic links"]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_checkpoint_that_could_not_be_replaced_is_refused_before_training() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    // Needs root to make files of other users and to run as one.
+    if current_uid() != 0 {
+        eprintln!("skipping: not root, cannot act as two other users");
+        return;
+    }
+    let d = dir("sticky");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = d.join("theirs.st");
+    std::fs::write(&theirs, "another user's").unwrap();
+    chown(&theirs, Some(1001), Some(1001)).unwrap();
+    // User 1002 may create files here but not rename over user 1001's.
+    let mut c = cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "50",
+        "--hidden",
+        "4",
+        "--save",
+        s(&theirs),
+    ]);
+    c.uid(1002).gid(1002).current_dir(&d).env("HOME", &d);
+    c.arg("--data").arg(gpu_net::data::bundled_dir());
+    let o = finish(c);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(err.contains("belongs to another user"), "{err}");
+    assert!(!out.contains("epoch"), "refused only after training: {out}");
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "another user's");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// This process's user id, from /proc (no libc dependency for one number).
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }

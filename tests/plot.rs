@@ -85,6 +85,7 @@ fn curves_of_several_runs_in_one_figure() {
     // 500 images, batch 100: 5 iterations an epoch, 4 epochs. Per run a
     // solid train-accuracy curve and a loss curve of 4 points each, in the
     // run's own colour (the dashed test curve is drawn in pieces).
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 runs' curves written"));
     let (mut lines, texts) = svg_texts(&svg, 4);
     lines.sort();
     assert_eq!(lines.len(), 4, "{lines:?}");
@@ -138,5 +139,155 @@ fn a_csv_that_is_not_metrics_is_refused_by_name() {
     let o = gpu_net(&["plot", "/nonexistent.csv", "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.csv"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Every `polyline` of the SVG: its number of points and its stroke.
+fn lines_of(svg: &str) -> Vec<(usize, String)> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "polyline")
+        .map(|n| {
+            let points = n
+                .attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            (points, n.attribute("stroke").unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn one_epoch_long_names_and_the_legend_are_drawn_as_they_are() {
+    use gpu_net::plot::{Curves, draw};
+    let d = std::env::temp_dir().join(format!("gpu-net-plot-one-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let out = d.join("one.svg");
+    let mut run = Curves::named("a-run-whose-name-goes-on-and-on-for-ever".into());
+    run.push(1, 0.7, 0.9, 0.91);
+    draw(&[run], &out).unwrap();
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    // A single point still shows: a marker on each of its three curves.
+    let circles = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "circle")
+        .count();
+    assert!(circles >= 3, "{circles} markers");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    // Names cut to 28 characters, each curve still named; whole epochs
+    // only on the axis ("0" and "1", where the y axes read "0.0" to "1.0").
+    let cut = "a-run-whose-name-goes-on-an…";
+    for label in [
+        format!("{cut} train"),
+        format!("{cut} test"),
+        cut.to_string(),
+    ] {
+        assert!(texts.contains(&label), "{label:?} not in {texts:?}");
+    }
+    assert!(
+        texts.iter().any(|t| t == "0") && texts.iter().any(|t| t == "1"),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.chars().count() <= 28 + " train".len()),
+        "{texts:?}"
+    );
+    // The legend draws the dashed test curve as two dashes, the solid ones
+    // as one stroke: 2-point paths for train (1), test (2) and loss (1).
+    let run_colour = lines_of(&svg)
+        .into_iter()
+        .find(|(n, _)| *n == 1)
+        .map(|(_, stroke)| stroke)
+        .expect("the one-point curves");
+    let legend = lines_of(&svg)
+        .into_iter()
+        .filter(|(n, stroke)| *n == 2 && *stroke == run_colour)
+        .count();
+    assert_eq!(legend, 4, "{:?}", lines_of(&svg));
+    // train --plot without --save: "train" and "test", not "train train".
+    let own = d.join("own.svg");
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--train-size",
+        "200",
+        "--iters",
+        "2",
+        "--plot",
+        own.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, texts) = svg_texts(&own, 1);
+    assert!(
+        texts.iter().any(|t| t == "train") && texts.iter().any(|t| t == "test"),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("train train")),
+        "{texts:?}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn an_experiment_table_is_drawn_as_its_scripts_figure() {
+    let d = std::env::temp_dir().join(format!("gpu-net-plot-exp-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let (csv, svg) = (d.join("batch-norm.csv"), d.join("bn.svg"));
+    let mut body = String::from("weight_std,series,epoch,train_acc\n");
+    for w in ["1", "0.5"] {
+        for e in 0..3 {
+            body += &format!("{w},plain,{e},0.{e}\n{w},batchnorm,{e},0.{}\n", e + 3);
+        }
+    }
+    std::fs::write(&csv, body).unwrap();
+    let o = gpu_net(&["plot", csv.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 panels written"));
+    let (_, texts) = svg_texts(&svg, 3);
+    for t in [
+        "W: 1",
+        "W: 0.5",
+        "Batch Normalization",
+        "Normal (without BatchNorm)",
+    ] {
+        assert!(texts.iter().any(|x| x == t), "{t:?} not in {texts:?}");
+    }
+    // Not mixed with metrics files.
+    let o = gpu_net(&[
+        "plot",
+        csv.to_str().unwrap(),
+        csv.to_str().unwrap(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // experiment --plot draws it at the end of a run.
+    let fig = d.join("wi.svg");
+    let o = gpu_net(&[
+        "experiment",
+        "weight-init-compare",
+        "--device",
+        "cpu",
+        "--iters",
+        "30",
+        "--plot",
+        fig.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, texts) = svg_texts(&fig, 30);
+    assert!(
+        texts.iter().any(|t| t.starts_with("training loss")),
+        "{texts:?}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }

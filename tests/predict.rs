@@ -69,17 +69,23 @@ fn labels(o: &Output) -> Vec<usize> {
         .collect()
 }
 
+/// eval's classes for the first `n` test images (the same network on the
+/// same pixels), and the logits they came from.
+fn eval_classes(model: &Path, n: usize) -> (Vec<usize>, Vec<f64>) {
+    let ck = Checkpoint::read(model).unwrap();
+    let net = gpu_net::cpu::Net::new(&ck.params.arch);
+    let idx: Vec<usize> = (0..n).collect();
+    let logits = net.predict(&ck.params, &common::mnist().test.batch_f64(&idx), n);
+    let classes = gpu_net::cpu::net::predicted_classes(&logits, n);
+    (classes.iter().map(|&c| c as usize).collect(), logits)
+}
+
 #[test]
 fn user_made_pngs_are_classified_as_eval_classifies_the_originals() {
     let d = dir("forms");
     let model = model(&d);
-    // eval's classes for the originals: the same network on the same pixels.
-    let ck = Checkpoint::read(&model).unwrap();
-    let net = gpu_net::cpu::Net::new(&ck.params.arch);
     let n = 40;
-    let idx: Vec<usize> = (0..n).collect();
-    let logits = net.predict(&ck.params, &common::mnist().test.batch_f64(&idx), n);
-    let want = gpu_net::cpu::net::predicted_classes(&logits, n);
+    let (want, logits) = eval_classes(&model, n);
 
     let (mut raw, mut user) = (vec![], vec![]);
     for i in 0..n {
@@ -107,7 +113,6 @@ fn user_made_pngs_are_classified_as_eval_classifies_the_originals() {
     };
     let run = |a: Vec<String>| gpu_net(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let got_raw = labels(&run(args(&raw, true)));
-    let want: Vec<usize> = want.iter().map(|&c| c as usize).collect();
     assert_eq!(got_raw, want, "--raw on the originals");
     let got_user = labels(&run(args(&user, false)));
     let agree = got_user.iter().zip(&want).filter(|(a, b)| a == b).count();
@@ -248,21 +253,51 @@ fn show_weights_draws_each_unit_of_w1_as_a_tile() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let img = image::open(&out).unwrap().to_luma8();
-    // 50 units: 8 columns, 7 rows of 28×28 tiles with 1-pixel gaps.
-    assert_eq!(img.dimensions(), (8 * 29 + 1, 7 * 29 + 1));
+    let img = image::open(&out).unwrap().to_rgb8();
+    // 50 units: 8 columns, 7 rows of 84×84 tiles (3 pixels a weight) with
+    // 1-pixel gaps.
+    let tile = 28 * 3 + 1;
+    assert_eq!(img.dimensions(), (8 * tile + 1, 7 * tile + 1));
     let ck = Checkpoint::read(&model).unwrap();
     let w1 = &ck.params.values[..784 * 50];
     for j in [0usize, 9, 49] {
         let column: Vec<f64> = (0..784).map(|i| w1[i * 50 + j]).collect();
-        let scale = column.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let (ox, oy) = ((j % 8) * 29 + 1, (j / 8) * 29 + 1);
+        let (ox, oy) = ((j as u32 % 8) * tile + 1, (j as u32 / 8) * tile + 1);
+        let at = |i: usize, dx: u32, dy: u32| {
+            img.get_pixel(ox + (i % 28) as u32 * 3 + dx, oy + (i / 28) as u32 * 3 + dy)
+                .0
+        };
+        // The largest |w| is the map's full colour: red if positive, blue if not.
+        let big = (0..784)
+            .max_by(|&a, &b| column[a].abs().total_cmp(&column[b].abs()))
+            .unwrap();
+        let full = if column[big] > 0.0 {
+            [178, 24, 43]
+        } else {
+            [33, 102, 172]
+        };
+        assert_eq!(at(big, 1, 1), full, "unit {j}");
         for i in [0usize, 300, 406, 783] {
-            let want = (127.5 + 127.5 * column[i] / scale).round() as u8;
-            let got = img.get_pixel((ox + i % 28) as u32, (oy + i / 28) as u32).0[0];
-            assert_eq!(got, want, "unit {j} pixel {i}");
+            let c = at(i, 0, 0);
+            // One colour over the weight's 3×3 pixels, its sign by red or blue.
+            assert!((0..3).all(|d| at(i, d, 2 - d) == c), "unit {j} pixel {i}");
+            if column[i].abs() > 0.05 * column[big].abs() {
+                assert_eq!(c[0] > c[2], column[i] > 0.0, "unit {j} pixel {i}: {c:?}");
+            }
         }
     }
+    // --scale 1: one pixel a weight.
+    let o = gpu_net(&[
+        "show-weights",
+        "--model",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--scale",
+        "1",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(image::open(&out).unwrap().width(), 8 * 29 + 1);
     let o = gpu_net(&[
         "show-weights",
         "--model",
@@ -272,5 +307,260 @@ fn show_weights_draws_each_unit_of_w1_as_a_tile() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.st"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The user's page (black on white, 160×120) on a 200×160 canvas, as the
+/// pictures people hand over come.
+mod photos {
+    use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+
+    /// Ink amount (0 paper, 1 ink) at each pixel of the page, centred on a
+    /// 200×160 canvas.
+    fn amount(page: &GrayImage) -> impl Fn(u32, u32) -> f64 + '_ {
+        move |x, y| {
+            let (px, py) = (x as i64 - 20, y as i64 - 20);
+            if px < 0 || py < 0 || px >= page.width() as i64 || py >= page.height() as i64 {
+                0.0
+            } else {
+                1.0 - page.get_pixel(px as u32, py as u32).0[0] as f64 / 255.0
+            }
+        }
+    }
+
+    fn gray(f: impl Fn(u32, u32) -> f64) -> DynamicImage {
+        DynamicImage::ImageLuma8(GrayImage::from_fn(200, 160, |x, y| {
+            Luma([f(x, y).clamp(0.0, 255.0).round() as u8])
+        }))
+    }
+
+    /// A scan's 3-pixel dark frame around white paper.
+    pub fn framed(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        gray(|x, y| {
+            let edge = x < 3 || y < 3 || x >= 197 || y >= 157;
+            if edge { 20.0 } else { 255.0 * (1.0 - a(x, y)) }
+        })
+    }
+
+    /// Grey paper, values 90 (ink) to 210 (paper).
+    pub fn grey_paper(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        gray(|x, y| 210.0 - 120.0 * a(x, y))
+    }
+
+    /// Grey paper with a texture of ±20.
+    pub fn textured(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        gray(|x, y| {
+            let h = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 41;
+            200.0 - 120.0 * a(x, y) + h as f64 - 20.0
+        })
+    }
+
+    /// Black strokes on a transparent background, as drawing apps export.
+    pub fn transparent(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        DynamicImage::ImageRgba8(RgbaImage::from_fn(200, 160, |x, y| {
+            Rgba([0, 0, 0, (255.0 * a(x, y)).round() as u8])
+        }))
+    }
+
+    /// White everywhere, the digit only in the alpha (over (255,255,255,0)).
+    pub fn in_the_alpha(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        DynamicImage::ImageRgba8(RgbaImage::from_fn(200, 160, |x, y| {
+            Rgba([255, 255, 255, (255.0 * a(x, y)).round() as u8])
+        }))
+    }
+
+    /// A pen's blue ink on white paper, photographed in light that falls
+    /// from 100% on the right to 45% on the left.
+    pub fn blue_ink_uneven_light(page: &GrayImage) -> DynamicImage {
+        let a = amount(page);
+        DynamicImage::ImageRgb8(RgbImage::from_fn(200, 160, |x, y| {
+            let light = 0.45 + 0.55 * x as f64 / 199.0;
+            let (paper, ink) = ([250.0, 245.0, 235.0], [30.0, 60.0, 200.0]);
+            let t = a(x, y);
+            let c = |k: usize| ((paper[k] * (1.0 - t) + ink[k] * t) * light).round() as u8;
+            Rgb([c(0), c(1), c(2)])
+        }))
+    }
+
+    /// A JPEG stored turned a quarter to the left, with the EXIF
+    /// Orientation 6 ("rotate 90° clockwise to view") a camera writes.
+    pub fn exif_rotated_jpeg(page: &GrayImage) -> Vec<u8> {
+        let upright = framed_free(page);
+        let stored = image::imageops::rotate270(&upright);
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        DynamicImage::ImageLuma8(stored)
+            .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+            .unwrap();
+        let jpeg = jpeg.into_inner();
+        // APP1: "Exif\0\0", a little-endian TIFF header, one IFD entry
+        // (0x0112 Orientation, SHORT, 1, value 6), no next IFD.
+        let mut exif =
+            b"Exif\0\0II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0\x06\0\0\0\0\0\0\0".to_vec();
+        let len = (exif.len() + 2) as u16;
+        let mut app1 = vec![0xff, 0xe1];
+        app1.extend(len.to_be_bytes());
+        app1.append(&mut exif);
+        [&jpeg[..2], &app1[..], &jpeg[2..]].concat()
+    }
+
+    fn framed_free(page: &GrayImage) -> GrayImage {
+        let a = amount(page);
+        GrayImage::from_fn(200, 160, |x, y| {
+            Luma([(255.0 * (1.0 - a(x, y))).round() as u8])
+        })
+    }
+}
+
+#[test]
+fn photos_on_every_paper_are_classified_as_eval_classifies_the_originals() {
+    let d = dir("photos");
+    let model = model(&d);
+    let n = 40;
+    let (want, _) = eval_classes(&model, n);
+    type Make = fn(&GrayImage) -> image::DynamicImage;
+    let kinds: [(&str, Make); 6] = [
+        ("a 3-pixel dark frame", photos::framed),
+        ("grey paper (90-210)", photos::grey_paper),
+        ("textured grey paper", photos::textured),
+        ("a transparent background", photos::transparent),
+        ("the digit in the alpha", photos::in_the_alpha),
+        ("blue ink in uneven light", photos::blue_ink_uneven_light),
+    ];
+    let mut lines = vec![];
+    for (k, (name, make)) in kinds.iter().enumerate() {
+        let files: Vec<String> = (0..n)
+            .map(|i| {
+                let f = d.join(format!("k{k}-{i}.png"));
+                make(&as_a_user_would(&test_image(i), i)).save(&f).unwrap();
+                f.display().to_string()
+            })
+            .collect();
+        let mut args = vec!["predict", "--model", model.to_str().unwrap(), "--json"];
+        args.extend(files.iter().map(String::as_str));
+        let got = labels(&gpu_net(&args));
+        let agree = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+        lines.push(format!("{name}: {agree} of {n} agree with eval"));
+    }
+    let files: Vec<String> = (0..n)
+        .map(|i| {
+            let f = d.join(format!("exif-{i}.jpg"));
+            std::fs::write(
+                &f,
+                photos::exif_rotated_jpeg(&as_a_user_would(&test_image(i), i)),
+            )
+            .unwrap();
+            f.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["predict", "--model", model.to_str().unwrap(), "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let got = labels(&gpu_net(&args));
+    let agree = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+    lines.push(format!(
+        "a JPEG with EXIF orientation 6: {agree} of {n} agree with eval"
+    ));
+    eprintln!("{}", lines.join("\n"));
+    for line in &lines {
+        let agree: usize = line
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(agree >= n - 4, "{line}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn pictures_without_contrast_are_blank_not_a_digit() {
+    let d = dir("blank");
+    let model = model(&d);
+    let noisy = GrayImage::from_fn(200, 200, |x, y| {
+        Luma([(128 + (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 25 - 12) as u8])
+    });
+    // Paper with a grain, and the Gaussian noise (σ 12) of a dim photo.
+    let textured = photos::textured(&GrayImage::from_pixel(160, 120, Luma([255]))).to_luma8();
+    let mut seed = 1u64;
+    let mut uniform = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        ((seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let gaussian = GrayImage::from_fn(200, 160, |_, _| {
+        let (u, v) = (uniform(), uniform());
+        let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+        Luma([(150.0 + 12.0 * z).round() as u8])
+    });
+    let pictures = [
+        ("textured.png", textured),
+        ("gaussian.png", gaussian),
+        ("grey.png", GrayImage::from_pixel(200, 200, Luma([128]))),
+        ("light.png", GrayImage::from_pixel(200, 200, Luma([200]))),
+        ("dark.png", GrayImage::from_pixel(200, 200, Luma([60]))),
+        ("noisy.png", noisy),
+        ("pixel.png", GrayImage::from_pixel(1, 1, Luma([128]))),
+    ];
+    for (name, img) in pictures {
+        let f = d.join(name);
+        img.save(&f).unwrap();
+        let o = gpu_net(&[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("no digit found"), "{name}: {err}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn the_readmes_photo_is_a_seven() {
+    // data/examples/seven-photo.png: test image 0 (a 7) in blue ink, light
+    // falling to half across the page, inside a scan's dark frame.
+    let d = dir("readme");
+    let model = model(&d);
+    let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/data/examples/seven-photo.png");
+    let o = gpu_net(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        photo,
+    ]);
+    assert_eq!(labels(&o), [7]);
+    // Told what auto decided (in any case, as --device takes it): the same.
+    let o = gpu_net(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--invert",
+        "YES",
+        "--json",
+        photo,
+    ]);
+    assert_eq!(labels(&o), [7]);
+    // Told it is light ink on dark, it sees the paper as ink: not a 7 it is sure of.
+    let o = gpu_net(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--invert",
+        "no",
+        "--show",
+        photo,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains(": 7 (0.9"), "{out}");
     std::fs::remove_dir_all(&d).ok();
 }

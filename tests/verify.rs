@@ -232,6 +232,15 @@ fn verify_exits_1_when_a_pair_disagrees() {
         out.contains("OK: every tensor agrees") && !out.contains("FAIL"),
         "{out}"
     );
+    // What it is computing, while it computes (784-10-10: 7,960 elements),
+    // and the book's one line per tensor before the table.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("numerical gradient: 7,960 elements"), "{err}");
+    let summary = out.find("\nW1:").expect("the book's summary line for W1");
+    assert!(summary < out.find("\ntensor").unwrap(), "{out}");
+    for t in ["b1:", "W2:", "b2:"] {
+        assert!(out.contains(&format!("\n{t}")), "{t} {out}");
+    }
     let o = cli(&[&args[..], &["--tolerance-scale", "1e-6"]].concat());
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -342,4 +351,46 @@ fn a_check_that_would_take_hours_samples_and_says_so() {
         err.contains("--batch 2000 --hidden 4000") && err.contains("--sample K"),
         "{err}"
     );
+}
+
+#[test]
+fn a_check_of_gradients_that_are_all_zero_says_so() {
+    if common::gpu().is_none() {
+        return;
+    }
+    // Dropout dropping (nearly) every unit: W1, b1 and W2 get no gradient.
+    let o = cli(&[
+        "verify",
+        "--dropout",
+        "0.999999",
+        "--hidden",
+        "5",
+        "--sample",
+        "20",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "every compared gradient of W1, b1, W2 is exactly 0: their agreement shows nothing"
+        ),
+        "{out}"
+    );
+    let json = cli(&[
+        "verify",
+        "--dropout",
+        "0.999999",
+        "--hidden",
+        "5",
+        "--sample",
+        "20",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let zero: Vec<bool> = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["all_zero"].as_bool().unwrap())
+        .collect();
+    assert_eq!(zero, [true, true, true, false]);
 }

@@ -25,6 +25,7 @@ pub enum DeviceArg {
 }
 
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Device")]
 pub struct GpuArgs {
     /// Only this backend: vulkan, metal, dx12 or gl (or several, comma
     /// separated); WGPU_BACKEND's when not given.
@@ -66,6 +67,7 @@ impl GpuArgs {
 }
 
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Model")]
 pub struct NetArgs {
     /// Hidden layer sizes, comma separated (e.g. 50 or 64,32).
     #[arg(long, default_value = "50", value_parser = parse_hidden)]
@@ -74,7 +76,7 @@ pub struct NetArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Folder with the four MNIST-style IDX files (gzipped or not); the bundled MNIST by default.
-    #[arg(long)]
+    #[arg(long, help_heading = "Data")]
     pub data: Option<PathBuf>,
     /// Weight initialisation: a standard deviation (the book's 0.01), xavier (√(1/n)) or he (√(2/n)).
     #[arg(long, default_value = "0.01", value_parser = Init::parse)]
@@ -83,6 +85,7 @@ pub struct NetArgs {
 
 /// What sits between the layers, and weight decay.
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Model")]
 pub struct LayerArgs {
     /// Batch Normalization between each hidden Affine and its Relu.
     #[arg(long)]
@@ -105,6 +108,7 @@ impl LayerArgs {
 
 /// The update rule and its hyperparameters (the book's defaults).
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Optimizer")]
 pub struct OptimizerArgs {
     /// sgd, momentum, nesterov, adagrad, rmsprop or adam.
     #[arg(long, default_value = "sgd", value_parser = OptimizerKind::parse)]
@@ -240,9 +244,16 @@ pub fn parse_list(s: &str) -> Result<UsizeList, String> {
         .map(UsizeList)
 }
 
+/// Networks in train's syntax (`64,32` is 784-64-32-10), several joined
+/// by `;` (the flag may also be given again).
 pub fn parse_nets(s: &str) -> Result<Nets, String> {
-    s.split(',')
-        .map(|net| parse_hidden(&net.replace(':', ",")).map(|h| h.0))
+    if s.contains(':') {
+        return Err(format!(
+            "{s:?}: layers are comma separated as in train (64,32 is 784-64-32-10); give --hidden again, or join networks with ';', for several"
+        ));
+    }
+    s.split(';')
+        .map(|net| parse_hidden(net.trim()).map(|h| h.0))
         .collect::<Result<_, _>>()
         .map(Nets)
 }

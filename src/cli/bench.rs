@@ -25,10 +25,10 @@ pub struct BenchArgs {
     /// Batch sizes, comma separated.
     #[arg(long, default_value = "100,1000,8192", value_parser = parse_list)]
     pub batch: UsizeList,
-    /// Networks to time, comma separated, each a hidden size (784-H-10) or
-    /// several joined with ':' for deeper ones (64:32 is 784-64-32-10).
-    #[arg(long, default_value = "50,1024", value_parser = parse_nets)]
-    pub hidden: Nets,
+    /// A network to time, its hidden sizes as train takes them (64,32 is
+    /// 784-64-32-10); give the flag again, or join networks with ';', for several.
+    #[arg(long, default_values = ["50", "1024"], value_parser = parse_nets, action = clap::ArgAction::Append)]
+    pub hidden: Vec<Nets>,
     /// Length of each timed run, in seconds (at most 3600).
     #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     pub seconds: f64,
@@ -68,7 +68,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.data)?;
     let cfg = bench::BenchConfig {
         batches: args.batch.0,
-        hidden: args.hidden.0,
+        hidden: args.hidden.into_iter().flat_map(|n| n.0).collect(),
         seconds: args.seconds,
         repeats: args.repeats,
         cpu: args.cpu,
@@ -92,7 +92,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .with_batchnorm(cfg.batchnorm)
                 .with_dropout(cfg.dropout)?;
             cpu_memory::check(
-                || format!("bench --cpu of {:?} at --batch {b}", arch.sizes),
+                || format!("bench --cpu of {} at --batch {b}", arch.shape()),
                 cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
             )?;
         }
@@ -104,13 +104,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         DeviceChoice::Gpu
     };
     let device = Device::open(choice, &args.gpu.options(), &mut |e| {
-        eprintln!("warning: {e}; timing the CPU path only")
+        say_err!("warning: {e}; timing the CPU path only")
     })?;
+    // Each result as it is measured goes to stderr (progress); the table,
+    // or the JSON, is the one thing on stdout.
     let out = Output::new(args.json);
-    let report = bench::run(&device, &data, &cfg, &mut |line| out.say(&line))?;
+    let report = bench::run(&device, &data, &cfg, &mut |line| say_err!("{line}"))?;
     out.object(&report, true)?;
     if !out.json {
-        output::print(&format!("\n{}\n", bench::render(&report)));
+        output::print(&format!("{}\n", bench::render(&report)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
     }
     if args.backend.is_none() {
         if let Some(by) = &choice.named_by {
-            eprintln!("note: {by}: only those backends are listed");
+            say_err!("note: {by}: only those backends are listed");
         }
     }
     for (i, info) in adapters.iter().enumerate() {

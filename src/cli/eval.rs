@@ -40,14 +40,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let arch = &ck.params.arch;
     anyhow::ensure!(
         arch.inputs() == data.test.pixels() && arch.outputs() == data::CLASSES,
-        "{}: the network {:?} does not fit the data's {} pixels and {} classes",
+        "{}: the network {} does not fit the data's {} pixels and {} classes",
         args.model.display(),
-        arch.sizes,
+        arch.shape(),
         data.test.pixels(),
         data::CLASSES
     );
     let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
-        eprintln!("warning: {e}; evaluating on the CPU instead")
+        say_err!("warning: {e}; evaluating on the CPU instead")
     })?;
     let name = args.model.display().to_string();
     let report = match device {
@@ -57,9 +57,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             gpu_net::eval::evaluate(&mut evaluator, &data.test.labels, data::CLASSES, &name)?
         }
         Device::Cpu => {
-            cpu_memory::check(
-                || format!("evaluating {name} ({:?})", arch.sizes),
+            cpu_memory::check_or(
+                || format!("evaluating {name} ({})", arch.shape()),
                 cpu_memory::training_bytes(arch, 0, ck.config.optimizer.kind.state_arrays()),
+                "evaluate on the GPU (--device gpu), or ",
             )?;
             // A step workspace of batch 2 and one slot: eval never trains.
             let workspace = Workspace { batch: 2, slots: 1 };
@@ -68,6 +69,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             gpu_net::eval::evaluate(trainer.as_mut(), &data.test.labels, data::CLASSES, &name)?
         }
     };
+    anyhow::ensure!(
+        report.loss.is_finite(),
+        "{name}: the test loss is {} on {}: these weights do not evaluate to numbers",
+        report.loss,
+        report.device
+    );
     let out = Output::new(args.json);
     out.object(&report, true)?;
     if !out.json {

@@ -9,7 +9,7 @@ use clap::Args;
 use gpu_net::device::Device;
 use gpu_net::experiment;
 
-use super::args::{DeviceArg, GpuArgs, load_data, up_to_max_epochs, weight_scales};
+use super::args::{DeviceArg, GpuArgs, UsageError, load_data, up_to_max_epochs, weight_scales};
 use super::output::Output;
 
 #[derive(Args)]
@@ -29,6 +29,9 @@ pub struct ExperimentArgs {
     /// Write the curves the book plots to DIR/NAME.csv.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Draw the figure the script shows (SVG) here at the end.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
     #[arg(long, value_parser = up_to_max_epochs)]
     pub iters: Option<usize>,
@@ -49,15 +52,19 @@ pub struct ExperimentArgs {
 }
 
 pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
+    check_sizes_apply(&args)?;
     let out = Output::new(args.json);
     let mut say = |line: String| out.say(&line);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
     }
+    if let Some(path) = &args.plot {
+        gpu_net::plot::check_output(path).context("--plot")?;
+    }
     let data = load_data(&args.data)?;
     let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
-        eprintln!("warning: {e}; training on the CPU instead")
+        say_err!("warning: {e}; training on the CPU instead")
     })?;
     let csv = args
         .out
@@ -75,6 +82,40 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &csv {
         say(format!("curves written to {}", path.display()));
     }
+    if let Some(path) = &args.plot {
+        let rows: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .map(|r| r.iter().map(gpu_net::config::value_text).collect())
+            .collect();
+        let figure = gpu_net::plot::table_figure(args.name.name(), &report.columns, &rows)
+            .map_err(|why| anyhow::anyhow!("--plot {}: {why}", path.display()))?;
+        gpu_net::plot::write(&figure, path)?;
+        say(format!("figure written to {}", path.display()));
+    }
     out.object(&report, false)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A size flag the experiment does not take is a usage error naming those
+/// it does: `weight-decay --iters 5` would otherwise run the whole script.
+fn check_sizes_apply(args: &ExperimentArgs) -> Result<(), UsageError> {
+    let takes = args.name.takes();
+    let given = [
+        ("iters", args.iters.is_some()),
+        ("epochs", args.epochs.is_some()),
+        ("trials", args.trials.is_some()),
+        ("stds", args.stds.is_some()),
+    ];
+    for (flag, is_given) in given {
+        if is_given && !takes.contains(&flag) {
+            let its: Vec<String> = takes.iter().map(|f| format!("--{f}")).collect();
+            return Err(UsageError(format!(
+                "--{flag} does not apply to {} (it takes {})",
+                args.name.name(),
+                its.join(" and ")
+            )));
+        }
+    }
+    Ok(())
 }

@@ -19,17 +19,17 @@ pub fn install() {
     ONCE.call_once(|| {
         let installed = ctrlc::set_handler(|| {
             if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
-                eprintln!(
+                say_err!(
                     "\nstopping after the steps in flight and saving (Ctrl-C again stops at once)"
                 );
             } else {
                 gpu_net::files::remove_partial_writes();
-                eprintln!("\nstopped at once; any checkpoint keeps its previous contents");
+                say_err!("\nstopped at once; any checkpoint keeps its previous contents");
                 std::process::exit(EXIT_STATUS.into());
             }
         });
         if let Err(e) = installed {
-            eprintln!("warning: Ctrl-C will stop the run without saving ({e})");
+            say_err!("warning: Ctrl-C will stop the run without saving ({e})");
         }
     });
 }

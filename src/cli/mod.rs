@@ -6,6 +6,16 @@
 //!
 //! May import: the gpu_net library, and its own modules.
 
+/// `eprintln!` that never panics: a closed or full stderr (`2>&1 | head`)
+/// loses the line, not the run, so a `--save` still saves. Every line for
+/// stderr in `src/cli` goes through it.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod args;
 mod bench;
 mod devices;
@@ -79,22 +89,31 @@ pub fn run() -> ExitCode {
         Command::Devices(args) => devices::run(args),
     };
     if let (Ok(_), Some(why)) = (&result, output::stdout_failure()) {
-        eprintln!("error: {why}");
+        say_err!("error: {why}");
         return ExitCode::FAILURE;
     }
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say_err!("error: {e:#}");
             ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
         }
     }
 }
 
-/// Exit status 2: a flag, or a wgpu variable (`WGPU_BACKEND`, ...), that
-/// cannot mean anything.
+/// Exit status 2: a flag, or a variable (`WGPU_BACKEND`,
+/// `GPU_NET_IDX_LIMIT`, ...), that cannot mean anything, or a network the
+/// limits refuse.
 fn is_usage_error(e: &anyhow::Error) -> bool {
+    use gpu_net::data::DataError;
     e.downcast_ref::<UsageError>().is_some()
+        || e.downcast_ref::<gpu_net::model::ArchError>().is_some()
+        || e.downcast_ref::<gpu_net::limits::BadSize>().is_some()
+        || matches!(e.downcast_ref::<DataError>(), Some(DataError::Limit(_)))
+        || matches!(
+            e.downcast_ref::<gpu_net::cpu::memory::MemoryError>(),
+            Some(gpu_net::cpu::memory::MemoryError::Limit(_))
+        )
         || e.downcast_ref::<gpu_net::error::Error>()
             .is_some_and(gpu_net::error::Error::is_usage)
         || matches!(
@@ -125,6 +144,6 @@ fn note_cpu_ignores_gpu_flags(sub: &clap::ArgMatches) {
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
     if !given.is_empty() {
-        eprintln!("note: --device cpu ignores {} (GPU only)", given.join(", "));
+        say_err!("note: --device cpu ignores {} (GPU only)", given.join(", "));
     }
 }

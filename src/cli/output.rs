@@ -26,7 +26,7 @@ impl Output {
     /// One human line.
     pub fn say(&self, line: &str) {
         if self.json {
-            eprintln!("{line}")
+            say_err!("{line}")
         } else {
             print(&format!("{line}\n"))
         }
@@ -89,10 +89,10 @@ impl Progress {
         let bar = (!out.json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(len as u64);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} iter {pos}/{len}  {prefix}  {msg}  {eta} left",
-                )
-                .expect("a valid template"),
+                // The bar takes what the terminal's width leaves, so the
+                // line never wraps on an 80-column terminal.
+                ProgressStyle::with_template("{wide_bar} {pos}/{len}  {prefix}  {msg}  {eta} left")
+                    .expect("a valid template"),
             );
             bar.set_position(done as u64);
             bar

@@ -26,9 +26,30 @@ pub struct PredictArgs {
     /// Print the 28×28 input the network saw, as text.
     #[arg(long)]
     pub show: bool,
+    /// Dark ink on light paper (yes), light ink on dark as MNIST (no), or
+    /// decided from each picture (auto: the median pixel is paper).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = InvertArg::Auto)]
+    pub invert: InvertArg,
     /// Print a JSON list of {file, label, probabilities} instead.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum InvertArg {
+    Auto,
+    Yes,
+    No,
+}
+
+impl From<InvertArg> for gpu_net::predict::Invert {
+    fn from(a: InvertArg) -> Self {
+        match a {
+            InvertArg::Auto => Self::Auto,
+            InvertArg::Yes => Self::Yes,
+            InvertArg::No => Self::No,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -36,9 +57,12 @@ pub struct ShowWeightsArgs {
     /// The checkpoint (`train --save`).
     #[arg(long)]
     pub model: PathBuf,
-    /// The PNG to write.
+    /// The image to write (.png, .jpg, .bmp or .pgm).
     #[arg(short, long)]
     pub out: PathBuf,
+    /// Pixels a weight, 1 to 16 (3: tiles of 84 pixels).
+    #[arg(long, default_value_t = gpu_net::predict::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub scale: u32,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
@@ -47,18 +71,18 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     let arch = &ck.params.arch;
     anyhow::ensure!(
         arch.inputs() == predict::SIDE * predict::SIDE && arch.outputs() == data::CLASSES,
-        "{}: the network {:?} does not take 28×28 images into 10 classes",
+        "{}: the network {} does not take 28×28 images into 10 classes",
         args.model.display(),
-        arch.sizes
+        arch.shape()
     );
     // A handful of images: the f64 reference path, in evaluation form.
     let net = gpu_net::cpu::Net::new(arch);
     let (mut results, mut failed) = (Vec::new(), 0);
     for path in &args.images {
-        let pixels = match predict::load(path, args.raw) {
+        let pixels = match predict::load(path, args.raw, args.invert.into()) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                say_err!("error: {e}");
                 failed += 1;
                 continue;
             }
@@ -103,14 +127,16 @@ pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
         arch.inputs()
     );
     let w1 = &arch.tensors()[0];
-    let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1]);
-    gpu_net::predict::save_image(&img, &args.out).context("-o")?;
+    let img =
+        gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1], args.scale);
+    let (width, height) = img.dimensions();
+    gpu_net::predict::save_image(&img.into(), &args.out).context("-o")?;
     output::print(&format!(
         "{} units of W1 drawn to {} ({}×{})\n",
         w1.shape[1],
         args.out.display(),
-        img.width(),
-        img.height()
+        width,
+        height
     ));
     Ok(ExitCode::SUCCESS)
 }

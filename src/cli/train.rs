@@ -4,6 +4,7 @@
 //! trainer; then the loop, with a checkpoint, a metrics row and a line per
 //! epoch, and the learning curves at the end.
 
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,48 +36,48 @@ use super::output::{Output, Progress};
 #[derive(Args)]
 pub struct TrainArgs {
     /// cpu, gpu, or auto (GPU when there is an adapter).
-    #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
+    #[arg(long, help_heading = "Device", value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Training iterations (minibatch steps), 1 to 10^9; the book's 10000 by default (with --resume, the end the run planned).
-    #[arg(long, value_parser = iterations, conflicts_with = "epochs")]
+    #[arg(long, help_heading = "Training", value_parser = iterations, conflicts_with = "epochs")]
     pub iters: Option<usize>,
     /// Epochs of train_size / batch iterations (1 to 100000), instead of --iters.
-    #[arg(long, value_parser = up_to_max_epochs)]
+    #[arg(long, help_heading = "Training", value_parser = up_to_max_epochs)]
     pub epochs: Option<usize>,
     /// Minibatch size; batches are drawn at random with replacement, as the book does.
-    #[arg(long, default_value_t = 100, value_parser = batch_size)]
+    #[arg(long, help_heading = "Training", default_value_t = 100, value_parser = batch_size)]
     pub batch: usize,
     /// Learning rate (the same default for every optimizer: Adam usually wants 0.001); with --resume, the rate from here on.
-    #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
+    #[arg(long, help_heading = "Optimizer", default_value_t = 0.1, value_parser = positive_f32)]
     pub lr: f32,
     /// Train on the first N training images only (the book's overfitting experiments use 300).
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, help_heading = "Data", value_parser = positive_usize)]
     pub train_size: Option<usize>,
     #[command(flatten)]
     pub layers: LayerArgs,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     /// GPU steps recorded into one submission (1 to 1024; never more than the run takes).
-    #[arg(long, default_value_t = 8, value_parser = steps_per_submit)]
+    #[arg(long, help_heading = "Device", default_value_t = 8, value_parser = steps_per_submit)]
     pub steps_per_submit: usize,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
     pub gpu: GpuArgs,
     /// Write a checkpoint (safetensors) here at the end of every epoch and of the run.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub save: Option<PathBuf>,
     /// Continue the run in this checkpoint (saving to it unless --save says otherwise): --iters and --epochs count the whole run.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub resume: Option<PathBuf>,
     /// Append one CSV row per epoch here as the run goes.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub metrics: Option<PathBuf>,
     /// At the end, draw the run's learning curves (accuracy and loss per epoch) as SVG here.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub plot: Option<PathBuf>,
     /// End with one JSON object on stdout (human output goes to stderr).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
@@ -143,11 +144,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
     };
     // Never more steps per submission than the run will take.
     let slots = limits::submit_slots(config.batch, args.steps_per_submit, iters - done);
-    let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
-        out.say(&format!("warning: {e}; training on the CPU instead"))
-    })?;
-    let mut trainer = trainer(&device, &params, &data, &config, slots)?;
-    out.say(&format!("device: {}", trainer.device()));
+    let (device, mut trainer, setup) = open_trainer(&args, &params, &data, &config, slots, out)?;
     for line in run_lines(
         &config,
         &arch,
@@ -174,16 +171,59 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
     let run = RunRecord {
         config: RunConfig {
             train_size: Some(data.train.len()),
-            data: Some(data_dir.display().to_string()),
+            // Absolute, so a resume from another folder finds it.
+            data: Some(absolute(&data_dir).display().to_string()),
             ..config
         },
         iters,
         lr_schedule,
         slots,
+        per_epoch,
         save,
     };
-    let summary = train_loop(&args, &run, trainer.as_mut(), &data, start, out)?;
+    let mut summary = train_loop(&args, &run, trainer.as_mut(), &data, start, out)?;
+    summary.setup_seconds = setup;
     say_how_it_ended(&summary, &run, out)
+}
+
+/// The device and its trainer, said in one line (and in another when
+/// setting up the GPU took long enough to notice), and the seconds that
+/// setup took.
+fn open_trainer<'a>(
+    args: &TrainArgs,
+    params: &Params,
+    data: &'a Mnist,
+    config: &RunConfig,
+    slots: usize,
+    out: Output,
+) -> anyhow::Result<(Device, Box<dyn Trainer + 'a>, f64)> {
+    let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
+        out.say(&format!("warning: {e}; training on the CPU instead"))
+    })?;
+    let gpu = matches!(device, Device::Gpu(_));
+    // On a terminal, a line that stands while the driver compiles the
+    // kernels (seconds on a cold shader cache), erased when it is done.
+    let waiting = gpu && !out.json && std::io::stderr().is_terminal();
+    if waiting {
+        let _ = write!(
+            std::io::stderr(),
+            "compiling shaders (first run only; the driver caches them)...\r"
+        );
+    }
+    let setup = std::time::Instant::now();
+    let trainer = trainer(&device, params, data, config, slots);
+    if waiting {
+        let _ = write!(std::io::stderr(), "\x1b[2K");
+    }
+    let trainer = trainer?;
+    out.say(&format!("device: {}", trainer.device()));
+    let setup = setup.elapsed().as_secs_f64();
+    if gpu && setup > 2.0 {
+        out.say(&format!(
+            "note: setting up the GPU took {setup:.1} s (compiling the kernels for this adapter; not counted in samples/s)"
+        ));
+    }
+    Ok((device, trainer, setup))
 }
 
 /// What the run is: the network and its length, and how it differs from
@@ -197,9 +237,10 @@ fn run_lines(
     train: (usize, bool),
 ) -> Vec<String> {
     let mut lines = vec![format!(
-        "network {:?}, {} parameters; {iters} iterations of batch {} ({per_epoch} per epoch), lr {}, seed {}",
-        arch.sizes,
+        "network {}, {} parameters; {} of batch {} ({per_epoch} per epoch), lr {}, seed {}",
+        arch.shape(),
         arch.param_count(),
+        count(iters, "iteration"),
         config.batch,
         config.lr,
         config.seed
@@ -255,6 +296,20 @@ fn advice(
     lines
 }
 
+/// `path` made absolute (symbolic links resolved) when it exists.
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `1 iteration`, `2 iterations`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// The last lines: the summary, where the checkpoint is, and (interrupted)
 /// how to continue; exit status 130 when interrupted.
 fn say_how_it_ended(
@@ -277,8 +332,11 @@ fn say_how_it_ended(
         ));
     } else {
         out.say(&format!(
-            "done: {} iterations in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
-            summary.iters, summary.seconds, summary.samples_per_sec, summary.test_accuracy
+            "done: {} in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
+            count(summary.iters, "iteration"),
+            summary.seconds,
+            summary.samples_per_sec,
+            summary.test_accuracy
         ));
         if let Some(p) = &run.save {
             out.say(&format!(
@@ -347,13 +405,17 @@ fn note_replaced(
     let longer = old.iterations as usize > iters;
     if another_run || longer {
         out.say(&format!(
-            "note: --save {} replaces the checkpoint of {} (network {:?}, {}, seed {}, {} iterations{})",
+            "note: --save {} replaces the checkpoint of {} (network {}, {}, seed {}, {}{})",
             path.display(),
-            if another_run { "another run" } else { "a longer run" },
-            old.params.arch.sizes,
+            if another_run {
+                "another run"
+            } else {
+                "a longer run"
+            },
+            old.params.arch.shape(),
             c.optimizer.kind,
             c.seed,
-            old.iterations,
+            count(old.iterations as usize, "iteration"),
             old.test_accuracy
                 .map_or(String::new(), |a| format!(", test accuracy {a:.4}")),
         ));
@@ -491,7 +553,7 @@ fn training_data(args: &TrainArgs, config: &RunConfig) -> anyhow::Result<(Mnist,
                 d.display(),
                 found.display()
             );
-            eprintln!("{note}");
+            say_err!("{note}");
             found
         }
         (None, None) => data::default_dir()?,
@@ -554,9 +616,9 @@ fn check_resume_fits(
     let ck = &r.checkpoint;
     if &ck.params.arch != arch {
         return Err(UsageError(format!(
-            "--resume {}: the checkpoint's network {:?} does not fit the data's {pixels} inputs",
+            "--resume {}: the checkpoint's network {} does not fit the data's {pixels} inputs",
             r.path.display(),
-            ck.params.arch.sizes,
+            ck.params.arch.shape(),
         ))
         .into());
     }
@@ -570,8 +632,8 @@ fn check_resume_fits(
     }
     if ck.iterations as usize >= iters {
         return Err(UsageError(format!(
-            "--iters {iters}: the checkpoint has already done {} iterations (--iters and --epochs count the whole run)",
-            ck.iterations
+            "--iters {iters}: the checkpoint has already done {} (--iters and --epochs count the whole run)",
+            count(ck.iterations as usize, "iteration")
         ))
         .into());
     }
@@ -593,8 +655,10 @@ fn trainer<'a>(
         cpu_memory::check(
             || {
                 format!(
-                    "training {:?} with {} at --batch {}",
-                    arch.sizes, rule.optimizer.kind, config.batch
+                    "training {} with {} at --batch {}",
+                    arch.shape(),
+                    rule.optimizer.kind,
+                    config.batch
                 )
             },
             cpu_memory::training_bytes(arch, config.batch, state),
@@ -608,8 +672,9 @@ fn trainer<'a>(
         .trainer(params, data, workspace, config.lr, &rule)
         .with_context(|| {
             format!(
-                "setting up the GPU for batch {} and network {:?}",
-                config.batch, arch.sizes
+                "setting up the GPU for batch {} and network {}",
+                config.batch,
+                arch.shape()
             )
         })
 }
@@ -664,6 +729,7 @@ struct RunRecord {
     iters: usize,
     lr_schedule: Vec<(u64, f32)>,
     slots: usize,
+    per_epoch: usize,
     /// Where checkpoints go: `--save`, or the checkpoint resumed.
     save: Option<PathBuf>,
 }
@@ -698,7 +764,7 @@ fn train_loop(
             run.save
                 .as_ref()
                 .and_then(|p| p.file_stem())
-                .map_or("train".into(), |s| s.to_string_lossy().into_owned()),
+                .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
         ),
     };
     // Hand the device a few submissions' worth of steps at a time.
@@ -719,7 +785,7 @@ fn train_loop(
             }
         },
     )
-    .map_err(with_flags)?;
+    .map_err(|e| with_flags(e, config, start.is_some()))?;
     progress.finish();
     if let Some(path) = &args.plot {
         gpu_net::plot::draw(std::slice::from_ref(&end.curves), path)?;
@@ -728,11 +794,33 @@ fn train_loop(
     Ok(summary)
 }
 
-/// The library's errors, with the flag that would change them.
-fn with_flags(e: Error) -> anyhow::Error {
-    match e {
-        Error::Diverged { lr, .. } => anyhow::anyhow!("{e}; try a lower --lr (it is {lr})"),
-        e => e.into(),
+/// The library's errors, with the setting most likely to blame: an init
+/// or weight decay far past any usual value, else the learning rate.
+fn with_flags(e: Error, config: &RunConfig, resumed: bool) -> anyhow::Error {
+    let Error::Diverged { lr, .. } = e else {
+        return e.into();
+    };
+    let from = if resumed {
+        " (from the checkpoint)"
+    } else {
+        ""
+    };
+    let std = match config.init {
+        Init::Std(s) => s,
+        _ => 0.0,
+    };
+    if std > 1.0 {
+        anyhow::anyhow!(
+            "{e}; try a smaller --init{from} (it is {}; the book uses 0.01, or he)",
+            config.init
+        )
+    } else if config.weight_decay > 1.0 {
+        anyhow::anyhow!(
+            "{e}; try a smaller --weight-decay{from} (it is {}; the book uses 0.1)",
+            config.weight_decay
+        )
+    } else {
+        anyhow::anyhow!("{e}; try a lower --lr (it is {lr})")
     }
 }
 
@@ -752,12 +840,17 @@ impl EpochEnd<'_> {
         position: u128,
     ) -> gpu_net::error::Result<()> {
         (self.curves).push(r.epoch, r.loss, r.train_accuracy, r.test_accuracy);
+        let per_epoch = self.run.per_epoch;
+        let partial = match r.iter % per_epoch {
+            0 => String::new(),
+            n => format!("  (partial: {n} of {per_epoch} iterations)"),
+        };
         self.progress.say(&format!(
-            "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s",
+            "epoch {:>3}  iter {:>6}  loss {:.4}  train acc {:.4}  test acc {:.4}  {:>9.0} samples/s{partial}",
             r.epoch, r.iter, r.loss, r.train_accuracy, r.test_accuracy, r.samples_per_sec
         ));
         self.progress.epoch(format!(
-            "epoch {}  loss {:.4}  test acc {:.4}",
+            "epoch {} loss {:.3} acc {:.3}",
             r.epoch, r.loss, r.test_accuracy
         ));
         if let Some(m) = &mut self.metrics {

@@ -70,7 +70,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     cpu_memory::check(
-        || format!("verify of {:?} at --batch {}", arch.sizes, args.batch),
+        || format!("verify of {} at --batch {}", arch.shape(), args.batch),
         cpu_memory::verify_bytes(&arch, args.batch, threads),
     )?;
     let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
@@ -83,11 +83,21 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         weight_decay: args.layers.weight_decay,
         tolerance_scale: args.tolerance_scale,
     };
+    // The numerical gradient takes seconds: say what is being computed.
+    let elements: usize = arch
+        .tensors()
+        .iter()
+        .map(|t| sample.map_or(t.len(), |k| t.len().min(k)))
+        .sum();
+    say_err!(
+        "numerical gradient: {} elements, two losses of the batch each...",
+        thousands(elements)
+    );
     let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
     if args.json {
         output::print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
         for line in report.failures() {
-            eprintln!("FAIL {line}");
+            say_err!("FAIL {line}");
         }
     } else {
         output::print(&verify::render(&report));
@@ -97,4 +107,17 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// 39760 as `39,760`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -21,12 +21,18 @@ pub const EVAL_ROWS: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error(
-        "{what} needs about {} of memory on the CPU path, over the limit of {}; use a smaller --batch or --hidden, or raise the limit with {CPU_MEMORY_VAR}={}",
+        "{what} needs about {} of memory on the CPU path, over the limit of {}; {remedy}raise the limit with {CPU_MEMORY_VAR}={}",
         size_text(*need),
         size_text(*limit),
         suggest(*need)
     )]
-    TooLarge { what: String, need: u64, limit: u64 },
+    TooLarge {
+        what: String,
+        need: u64,
+        limit: u64,
+        /// What the command could change instead, ending in ", or ".
+        remedy: String,
+    },
     #[error(transparent)]
     Limit(#[from] limits::BadSize),
 }
@@ -113,12 +119,19 @@ pub fn limit() -> Result<u64, MemoryError> {
 /// Refuses `need` bytes over the limit; `what` says what needs them, naming
 /// the flags that set it.
 pub fn check(what: impl FnOnce() -> String, need: u64) -> Result<(), MemoryError> {
+    check_or(what, need, "use a smaller --batch or --hidden, or ")
+}
+
+/// [`check`], for a command whose flags offer `remedy` (ending in ", or ")
+/// instead of a smaller batch or network.
+pub fn check_or(what: impl FnOnce() -> String, need: u64, remedy: &str) -> Result<(), MemoryError> {
     let limit = limit()?;
     if need > limit {
         return Err(MemoryError::TooLarge {
             what: what(),
             need,
             limit,
+            remedy: remedy.into(),
         });
     }
     Ok(())
