@@ -46,6 +46,9 @@ pub enum PlotError {
     Input { path: PathBuf, why: String },
     #[error("{}: {why}", path.display())]
     Output { path: PathBuf, why: String },
+    /// An output named for a format it cannot be (a usage error).
+    #[error("{}: {why}", path.display())]
+    Misnamed { path: PathBuf, why: String },
 }
 
 use crate::book_figures::METRICS_COLUMNS as COLUMNS;
@@ -244,7 +247,10 @@ pub fn check_output(out: &Path) -> Result<(), PlotError> {
         path: out.to_path_buf(),
         why,
     };
-    check_svg_name(out).map_err(fail)?;
+    check_svg_name(out).map_err(|why| PlotError::Misnamed {
+        path: out.to_path_buf(),
+        why,
+    })?;
     crate::files::check_writable(out).map_err(fail)
 }
 

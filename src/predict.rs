@@ -29,12 +29,16 @@ const MAX_ALLOC: u64 = 256 << 20;
 pub struct PredictError {
     pub file: String,
     pub why: String,
+    /// The name itself is wrong (an output named for a format it cannot
+    /// be): a usage error, not a failure of the work.
+    pub misnamed: bool,
 }
 
 fn fail(path: &Path, why: impl std::fmt::Display) -> PredictError {
     PredictError {
         file: path.display().to_string(),
         why: why.to_string(),
+        misnamed: false,
     }
 }
 
@@ -45,7 +49,10 @@ pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
     let format = F::from_path(path)
         .ok()
         .filter(|f| matches!(f, F::Png | F::Jpeg | F::Bmp | F::Pnm))
-        .ok_or_else(|| fail(path, "name the image .png, .jpg, .bmp or .pgm"))?;
+        .ok_or_else(|| PredictError {
+            misnamed: true,
+            ..fail(path, "name the image .png, .jpg, .bmp or .pgm")
+        })?;
     crate::files::check_writable(path).map_err(|e| fail(path, e))?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format)

@@ -270,7 +270,7 @@ fn outputs_of_the_wrong_kind_are_refused_and_leave_nothing() {
     let m = model(&d);
     let gif = d.join("w.gif");
     let o = finish(cmd(&["show-weights", "--model", s(&m), "-o", s(&gif)]));
-    fails(&o, 1, &["w.gif", ".png, .jpg, .bmp or .pgm"]);
+    fails(&o, 2, &["w.gif", ".png, .jpg, .bmp or .pgm"]);
     assert!(!gif.exists(), "a refused image left a file");
     let png = d.join("w.png");
     let o = finish(cmd(&["show-weights", "--model", s(&m), "-o", s(&png)]));
@@ -286,7 +286,7 @@ fn outputs_of_the_wrong_kind_are_refused_and_leave_nothing() {
         "--plot",
         s(&d.join("c.png")),
     ]));
-    fails(&o, 1, &["c.png", "name it .svg"]);
+    fails(&o, 2, &["c.png", "name it .svg"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("epoch"));
     // A device node is never replaced (it would be, as root, by a rename).
     let o = finish(cmd(&[

@@ -108,6 +108,12 @@ fn is_usage_error(e: &anyhow::Error) -> bool {
     use gpu_net::data::DataError;
     e.downcast_ref::<UsageError>().is_some()
         || e.downcast_ref::<gpu_net::model::ArchError>().is_some()
+        || matches!(
+            e.downcast_ref::<gpu_net::plot::PlotError>(),
+            Some(gpu_net::plot::PlotError::Misnamed { .. })
+        )
+        || e.downcast_ref::<gpu_net::predict::PredictError>()
+            .is_some_and(|e| e.misnamed)
         || e.downcast_ref::<gpu_net::limits::BadSize>().is_some()
         || matches!(e.downcast_ref::<DataError>(), Some(DataError::Limit(_)))
         || matches!(
