@@ -706,17 +706,20 @@ fn settings_that_come_from_the_checkpoint_say_so() {
     // A smaller --data than the run's 60000 training images: the count the
     // user never typed is named as the checkpoint's.
     let small = small_mnist(&d, 100);
-    let o = gpu_net(&[
-        "train",
-        "--device",
-        "cpu",
-        "--iters",
-        "2",
-        "--resume",
-        s(&ck),
-        "--data",
-        s(&small),
-    ]);
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--device",
+            "cpu",
+            "--iters",
+            "2",
+            "--resume",
+            s(&ck),
+        ];
+        args.extend(extra);
+        gpu_net(&args)
+    };
+    let o = resume(&["--data", s(&small)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -729,15 +732,7 @@ fn settings_that_come_from_the_checkpoint_say_so() {
     let mut c = Checkpoint::read(&ck).unwrap();
     c.config.data = Some("/nonexistent/mnist".into());
     c.write(&ck).unwrap();
-    let o = gpu_net(&[
-        "train",
-        "--device",
-        "cpu",
-        "--iters",
-        "2",
-        "--resume",
-        s(&ck),
-    ]);
+    let o = resume(&[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(

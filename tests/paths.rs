@@ -75,12 +75,15 @@ fn save_a_run(path: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-#[test]
-fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
-    let d = dir("pipe");
-    let path = d.join("p.st");
-    // The reader goes away before the first line (as `| head -0` would).
-    let mut child = cmd(&[
+/// `train --save path` (with `extra` flags) whose reader closes stdout, and
+/// with `close_stderr` stderr too, before the first line (as `| head -0`
+/// and `2>&1 | head -0` would): its exit status and what reached stderr.
+fn train_with_streams_closed(
+    path: &Path,
+    extra: &[&str],
+    close_stderr: bool,
+) -> (std::process::ExitStatus, String) {
+    let mut args = vec![
         "train",
         "--device",
         "cpu",
@@ -91,44 +94,39 @@ fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
         "--hidden",
         "8",
         "--save",
-        s(&path),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+        s(path),
+    ];
+    args.extend(extra);
+    let mut child = cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
+    if close_stderr {
+        drop(child.stderr.take());
+    }
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.unwrap().read_to_string(&mut err).unwrap();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    (status, err)
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
+    let d = dir("pipe");
+    let path = d.join("p.st");
+    let (status, err) = train_with_streams_closed(&path, &[], false);
     assert!(status.success(), "{status:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
     let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
     assert_eq!(ck.iterations, 200);
     // With --json the human lines go to stderr: a reader gone from both
-    // streams (`2>&1 | head -0`) stops the lines, not the run.
+    // streams stops the lines, not the run.
     std::fs::remove_file(&path).unwrap();
-    let mut child = cmd(&[
-        "train",
-        "--device",
-        "cpu",
-        "--iters",
-        "200",
-        "--train-size",
-        "500",
-        "--hidden",
-        "8",
-        "--json",
-        "--save",
-        s(&path),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    drop(child.stdout.take());
-    drop(child.stderr.take());
-    let status = child.wait().unwrap();
+    let (status, _) = train_with_streams_closed(&path, &["--json"], true);
     assert!(status.success(), "{status:?} with stdout and stderr closed");
     let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
     assert_eq!(ck.iterations, 200);

@@ -531,35 +531,17 @@ fn the_readmes_photo_is_a_seven() {
     let d = dir("readme");
     let model = model(&d);
     let photo = concat!(env!("CARGO_MANIFEST_DIR"), "/data/examples/seven-photo.png");
-    let o = gpu_net(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--json",
-        photo,
-    ]);
-    assert_eq!(labels(&o), [7]);
+    let predict = |extra: &[&str]| {
+        let mut args = vec!["predict", "--model", model.to_str().unwrap()];
+        args.extend(extra);
+        args.push(photo);
+        gpu_net(&args)
+    };
+    assert_eq!(labels(&predict(&["--json"])), [7]);
     // Told what auto decided (in any case, as --device takes it): the same.
-    let o = gpu_net(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--invert",
-        "YES",
-        "--json",
-        photo,
-    ]);
-    assert_eq!(labels(&o), [7]);
+    assert_eq!(labels(&predict(&["--invert", "YES", "--json"])), [7]);
     // Told it is light ink on dark, it sees the paper as ink: not a 7 it is sure of.
-    let o = gpu_net(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--invert",
-        "no",
-        "--show",
-        photo,
-    ]);
+    let o = predict(&["--invert", "no", "--show"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains(": 7 (0.9"), "{out}");
     std::fs::remove_dir_all(&d).ok();
