@@ -51,6 +51,19 @@ pub fn from_table(columns: &[&str], rows: &[Vec<String>]) -> Result<Figure, Stri
             .filter(|v| v.is_finite())
             .ok_or_else(|| format!("{:?} has no number in column {}", r.join(","), columns[i]))
     };
+    // A run stopped mid-row leaves a short last line: named, never indexed.
+    if let Some((i, r)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != columns.len())
+    {
+        return Err(format!(
+            "row {} has {} fields, the header {}",
+            i + 2,
+            r.len(),
+            columns.len()
+        ));
+    }
     match columns {
         c if c == LOSS_COLUMNS => loss_curves(rows, &num),
         c if c == BATCH_NORM_COLUMNS => batch_norm(rows, &num),
@@ -87,7 +100,7 @@ fn loss_curves(rows: &[Vec<String>], num: Num) -> Result<Figure, String> {
         let ys: Vec<f64> = rs.iter().map(|r| num(r, 2)).collect::<Result<_, _>>()?;
         let smooth = smooth_curve(&ys);
         lines.push(Line {
-            name,
+            name: crate::figure::legend_name(&name),
             points: xs.into_iter().zip(smooth).collect(),
             colour: i,
             dashed: false,
@@ -262,6 +275,17 @@ mod tests {
         // Kaiser(11, 2)'s ends against numpy's np.kaiser(11, 2)[0] = 0.4386762798370488
         let end = bessel_i0(0.0) / bessel_i0(2.0);
         assert!((end - 0.438_676_279_837_048_8).abs() < 1e-12, "{end}");
+    }
+
+    #[test]
+    fn a_short_row_is_refused_by_its_line_not_indexed() {
+        // A run stopped mid-row, as `experiment --out` can leave it.
+        let rows = vec![
+            vec!["1".to_string(), "bn".into(), "0".into(), "0.5".into()],
+            vec!["1".to_string()],
+        ];
+        let e = from_table(&BATCH_NORM_COLUMNS, &rows).err().unwrap();
+        assert!(e.contains("row 3 has 1 fields"), "{e}");
     }
 
     #[test]

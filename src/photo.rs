@@ -68,15 +68,18 @@ fn extremes(g: &GrayImage) -> (u8, u8) {
 /// Ink as light levels on black (0 where there is none), from a grey
 /// picture; an error when it holds no digit.
 pub fn ink(gray: &GrayImage, invert: Invert) -> Result<GrayImage, String> {
+    let gray = &shrink(gray);
     let hist = histogram(gray);
-    let (p1, median, p99) = (
-        percentile(&hist, 1),
+    // The extremes, not percentiles: a small digit on a large page is well
+    // under 1% of its pixels. Noise is judged after, against the grain.
+    let (darkest, median, lightest) = (
+        percentile(&hist, 0),
         percentile(&hist, 50),
-        percentile(&hist, 99),
+        percentile(&hist, 100),
     );
-    if (p99 - p1) < MIN_CONTRAST as usize {
+    if (lightest - darkest) < MIN_CONTRAST as usize {
         return Err(format!(
-            "no digit found: the image has no contrast (levels {p1} to {p99} of 255)"
+            "no digit found: the image has no contrast (levels {darkest} to {lightest} of 255)"
         ));
     }
     // Paper covers most of the page: the median pixel is paper, and it is
@@ -84,7 +87,7 @@ pub fn ink(gray: &GrayImage, invert: Invert) -> Result<GrayImage, String> {
     let paper_is_light = match invert {
         Invert::Yes => true,
         Invert::No => false,
-        Invert::Auto => median * 2 > p1 + p99,
+        Invert::Auto => median * 2 > darkest + lightest,
     };
     let raw = GrayImage::from_fn(gray.width(), gray.height(), |x, y| {
         let v = gray.get_pixel(x, y).0[0];
@@ -100,6 +103,27 @@ pub fn ink(gray: &GrayImage, invert: Invert) -> Result<GrayImage, String> {
     // The frame goes before the stretch, so the digit alone sets the range.
     Ok(stretch(&remove_border_regions(&flat)))
 }
+
+/// The longest side [`ink`] works at: a phone's 4032×3024 photo is
+/// shrunk (averaging) first, since the digit ends 20 pixels tall anyway,
+/// and the paper's estimate costs a window per pixel.
+const WORK_SIDE: u32 = 512;
+
+fn shrink(gray: &GrayImage) -> GrayImage {
+    let (w, h) = gray.dimensions();
+    let long = w.max(h);
+    if long <= WORK_SIDE {
+        return gray.clone();
+    }
+    let (nw, nh) = (
+        (w as u64 * WORK_SIDE as u64 / long as u64).max(1) as u32,
+        (h as u64 * WORK_SIDE as u64 / long as u64).max(1) as u32,
+    );
+    image::imageops::resize(gray, nw, nh, image::imageops::FilterType::Triangle)
+}
+
+/// Pixels the ink must cover at the least: a speck of dust is not a digit.
+const MIN_INK_PIXELS: u64 = 12;
 
 /// How many times the paper's grain the strongest ink must stand above
 /// the paper: noise of any strength, whose largest value lies within about
@@ -119,7 +143,10 @@ fn stands_out(hist: &[u64; 256]) -> bool {
         percentile(hist, 100),
     );
     let grain = median - p10;
-    top - median >= (MIN_CONTRAST as usize).max(GRAIN_MARGIN * grain)
+    let needed = (MIN_CONTRAST as usize).max(GRAIN_MARGIN * grain);
+    // Enough pixels at half that height, too.
+    let inked: u64 = hist[(median + needed / 2).min(255)..].iter().sum();
+    top - median >= needed && inked >= MIN_INK_PIXELS
 }
 
 /// The level below which `pct` percent of the pixels lie (the largest
@@ -254,25 +281,76 @@ fn stretch(g: &GrayImage) -> GrayImage {
 }
 
 /// Ink regions (8-connected, from [`ink_level`] up) that touch the border
-/// are a frame or an edge of the photo, not the digit: cleared, unless
-/// nothing else is left.
+/// are a frame or an edge of the photo, not the digit: cleared, but only
+/// when a region of digit's size is left inside (at least 20 pixels, a
+/// 2000th of the picture and a 20th of the largest border region, counted
+/// at Otsu's split), so a digit that touches the edge is not cleared for
+/// the paper's specks.
 fn remove_border_regions(g: &GrayImage) -> GrayImage {
     let (w, h) = g.dimensions();
-    // Low enough that a frame's fainter stretches stay connected.
-    let level = ink_level(&histogram(g)).max(1) as u8;
+    // Low enough that a frame's fainter stretches stay connected; what is
+    // left inside is measured at Otsu's split, above the paper's grain.
+    let hist = histogram(g);
+    let level = ink_level(&hist).max(1) as u8;
+    let strong_level = otsu(&hist).max(1) as u8;
     let on = |x: u32, y: u32| g.get_pixel(x, y).0[0] >= level;
-    let mut border = vec![false; (w * h) as usize];
-    let mut stack: Vec<(u32, u32)> = (0..w)
+    let strong = |x: u32, y: u32| g.get_pixel(x, y).0[0] >= strong_level;
+    // 0: not yet reached; 1: a border region; 2: inside.
+    let mut marks = vec![0u8; (w * h) as usize];
+    let mut largest_border = 0;
+    let edge: Vec<(u32, u32)> = (0..w)
         .flat_map(|x| [(x, 0), (x, h - 1)])
         .chain((0..h).flat_map(|y| [(0, y), (w - 1, y)]))
-        .filter(|&(x, y)| on(x, y))
         .collect();
+    for (x, y) in edge {
+        if on(x, y) && marks[(y * w + x) as usize] == 0 {
+            largest_border = largest_border.max(fill(g.dimensions(), &on, (x, y), &mut marks, 1));
+        }
+    }
+    let mut largest_inside = 0;
+    for (x, y) in (0..h).flat_map(|y| (0..w).map(move |x| (x, y))) {
+        if strong(x, y) && marks[(y * w + x) as usize] == 0 {
+            largest_inside =
+                largest_inside.max(fill(g.dimensions(), &strong, (x, y), &mut marks, 2));
+        }
+    }
+    let digit_sized = 20.max((w * h) as usize / 2000).max(largest_border / 20);
+    if largest_border == 0 || largest_inside < digit_sized {
+        return g.clone();
+    }
+    // Clear the regions and the anti-aliased fringe beside them.
+    let near = |x: u32, y: u32| {
+        let (x0, y0) = (x.saturating_sub(1), y.saturating_sub(1));
+        (y0..=(y + 1).min(h - 1))
+            .any(|yy| (x0..=(x + 1).min(w - 1)).any(|xx| marks[(yy * w + xx) as usize] == 1))
+    };
+    GrayImage::from_fn(w, h, |x, y| {
+        Luma([if near(x, y) {
+            0
+        } else {
+            g.get_pixel(x, y).0[0]
+        }])
+    })
+}
+
+/// Marks with `label` the region of `on` pixels 8-connected to `seed` (not
+/// yet marked); returns its size.
+fn fill(
+    (w, h): (u32, u32),
+    on: &dyn Fn(u32, u32) -> bool,
+    seed: (u32, u32),
+    marks: &mut [u8],
+    label: u8,
+) -> usize {
+    let mut stack = vec![seed];
+    let mut size = 0;
     while let Some((x, y)) = stack.pop() {
         let i = (y * w + x) as usize;
-        if border[i] {
+        if marks[i] != 0 {
             continue;
         }
-        border[i] = true;
+        marks[i] = label;
+        size += 1;
         for (dx, dy) in [
             (-1i64, -1i64),
             (0, -1),
@@ -286,29 +364,13 @@ fn remove_border_regions(g: &GrayImage) -> GrayImage {
             let (nx, ny) = (x as i64 + dx, y as i64 + dy);
             if nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64 {
                 let (nx, ny) = (nx as u32, ny as u32);
-                if on(nx, ny) && !border[(ny * w + nx) as usize] {
+                if on(nx, ny) && marks[(ny * w + nx) as usize] == 0 {
                     stack.push((nx, ny));
                 }
             }
         }
     }
-    let inside = (0..h).any(|y| (0..w).any(|x| on(x, y) && !border[(y * w + x) as usize]));
-    if !inside {
-        return g.clone();
-    }
-    // Clear the regions and the anti-aliased fringe beside them.
-    let near = |x: u32, y: u32| {
-        let (x0, y0) = (x.saturating_sub(1), y.saturating_sub(1));
-        (y0..=(y + 1).min(h - 1))
-            .any(|yy| (x0..=(x + 1).min(w - 1)).any(|xx| border[(yy * w + xx) as usize]))
-    };
-    GrayImage::from_fn(w, h, |x, y| {
-        Luma([if near(x, y) {
-            0
-        } else {
-            g.get_pixel(x, y).0[0]
-        }])
-    })
+    size
 }
 
 #[cfg(test)]
@@ -345,6 +407,34 @@ mod tests {
             let v = (180 + h) as u8 - amp as u8;
             Luma([if digit(x, y) { v - depth } else { v }])
         })
+    }
+
+    #[test]
+    fn a_small_digit_on_a_large_page_is_ink_and_a_speck_is_not() {
+        // A stroke of 5×40 pixels (0.04% of an 800×600 page).
+        let page = |ink: &dyn Fn(u32, u32) -> bool| {
+            GrayImage::from_fn(800, 600, |x, y| Luma([if ink(x, y) { 0 } else { 250 }]))
+        };
+        let small = ink(
+            &page(&|x, y| (400..405).contains(&x) && (300..340).contains(&y)),
+            Invert::Auto,
+        )
+        .unwrap();
+        assert_eq!(small.width(), 512, "worked on at {WORK_SIDE} pixels");
+        assert!(small.pixels().filter(|p| p.0[0] > 128).count() > 50);
+        let speck = page(&|x, y| (400..402).contains(&x) && (300..302).contains(&y));
+        assert!(ink(&speck, Invert::Auto).is_err(), "a speck of dust");
+    }
+
+    #[test]
+    fn a_digit_touching_the_edge_on_grained_paper_is_kept() {
+        let touching = |x: u32, y: u32| (55..63).contains(&x) && y < 60;
+        let one = ink(&paper(20, 120, touching), Invert::Auto).unwrap();
+        let kept = (55..63).map(|x| one.get_pixel(x, 30).0[0]).min().unwrap();
+        assert!(
+            kept > 100,
+            "the stroke was cleared as a border region: {kept}"
+        );
     }
 
     #[test]

@@ -42,9 +42,9 @@ fn fail(path: &Path, why: impl std::fmt::Display) -> PredictError {
     }
 }
 
-/// Writes `img` whole (or not at all) in the format its name says: PNG,
-/// JPEG, BMP or PGM; any other name is refused before anything is written.
-pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
+/// The format an output image's name says (PNG, JPEG, BMP or PGM), and
+/// that it can be written there; checked before the work that draws it.
+pub fn image_format(path: &Path) -> Result<image::ImageFormat, PredictError> {
     use image::ImageFormat as F;
     let format = F::from_path(path)
         .ok()
@@ -54,6 +54,13 @@ pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
             ..fail(path, "name the image .png, .jpg, .bmp or .pgm")
         })?;
     crate::files::check_writable(path).map_err(|e| fail(path, e))?;
+    Ok(format)
+}
+
+/// Writes `img` whole (or not at all) in the format its name says: PNG,
+/// JPEG, BMP or PGM; any other name is refused before anything is written.
+pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
+    let format = image_format(path)?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format)
         .map_err(|e| fail(path, e))?;
@@ -80,10 +87,20 @@ pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
     let cannot = |e: image::ImageError| fail(path, format!("cannot decode it: {e}"));
     let mut decoder = reader.into_decoder().map_err(cannot)?;
     let (w, h) = decoder.dimensions();
-    if w > MAX_SIDE || h > MAX_SIDE || decoder.total_bytes() > MAX_ALLOC {
+    if w > MAX_SIDE || h > MAX_SIDE {
         return Err(fail(
             path,
             format!("{w}×{h} is larger than the {MAX_SIDE}×{MAX_SIDE} read"),
+        ));
+    }
+    if decoder.total_bytes() > MAX_ALLOC {
+        return Err(fail(
+            path,
+            format!(
+                "{w}×{h} decodes to {} MB, over the {} MB read",
+                decoder.total_bytes() >> 20,
+                MAX_ALLOC >> 20
+            ),
         ));
     }
     let orientation = decoder.orientation().map_err(cannot)?;
@@ -217,17 +234,40 @@ pub fn diverging(t: f64) -> [u8; 3] {
 /// pixels, large enough to see a stroke.
 pub const DEFAULT_SCALE: u32 = 3;
 
+/// The most pixels `show-weights` draws (8192², 192 MB of RGB).
+pub const MAX_GRID_PIXELS: u64 = 1 << 26;
+
+/// Width and height of [`weight_grid`]'s image for `units` tiles at `scale`.
+pub fn grid_size(units: usize, scale: u32) -> (u64, u64) {
+    let cols = (units as f64).sqrt().ceil() as u64;
+    let rows = (units as u64).div_ceil(cols.max(1));
+    let tile = SIDE as u64 * scale as u64 + 1;
+    (cols * tile + 1, rows * tile + 1)
+}
+
+/// `scale`, or the largest below it whose grid of `units` tiles stays
+/// within [`MAX_GRID_PIXELS`] (at least 1: 65536 units at 1 pixel a weight
+/// fit).
+pub fn fitting_scale(units: usize, scale: u32) -> u32 {
+    (1..=scale)
+        .rev()
+        .find(|&s| {
+            let (w, h) = grid_size(units, s);
+            w * h <= MAX_GRID_PIXELS
+        })
+        .unwrap_or(1)
+}
+
 /// The first layer's weights as a grid of images, one tile per hidden unit:
 /// column j of `W1` (784 values) as 28×28, `scale` pixels a weight, each
 /// tile coloured on its own [`diverging`] map (its largest |w| full
 /// colour). Tiles are separated by a grey line of 1 pixel.
 pub fn weight_grid(w1: &[f64], inputs: usize, units: usize, scale: u32) -> RgbImage {
     let cols = (units as f64).sqrt().ceil() as usize;
-    let rows = units.div_ceil(cols);
     let side = SIDE as u32 * scale;
     let tile = side + 1;
-    let (w, h) = (cols as u32 * tile + 1, rows as u32 * tile + 1);
-    let mut img = RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+    let (w, h) = grid_size(units, scale);
+    let mut img = RgbImage::from_pixel(w as u32, h as u32, image::Rgb([128, 128, 128]));
     for j in 0..units {
         let column: Vec<f64> = (0..inputs).map(|i| w1[i * units + j]).collect();
         let largest = column
@@ -243,4 +283,27 @@ pub fn weight_grid(w1: &[f64], inputs: usize, units: usize, scale: u32) -> RgbIm
         }
     }
     img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_weight_grid_is_drawn_smaller_rather_than_past_its_limit() {
+        let pixels = |units, scale| {
+            let (w, h) = grid_size(units, scale);
+            w * h
+        };
+        assert_eq!(fitting_scale(50, 3), 3, "the book's 50 units as asked");
+        // The widest layer the limits allow: 65536 units.
+        let s = fitting_scale(65536, 16);
+        assert!(s < 16 && pixels(65536, s) <= MAX_GRID_PIXELS);
+        assert!(
+            pixels(65536, s + 1) > MAX_GRID_PIXELS,
+            "the largest that fits"
+        );
+        assert!(pixels(65536, 1) <= MAX_GRID_PIXELS);
+        assert_eq!(grid_size(50, 3), (8 * 85 + 1, 7 * 85 + 1));
+    }
 }

@@ -126,9 +126,18 @@ pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
         args.model.display(),
         arch.inputs()
     );
+    gpu_net::predict::image_format(&args.out).context("-o")?;
     let w1 = &arch.tensors()[0];
-    let img =
-        gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), w1.shape[1], args.scale);
+    let units = w1.shape[1];
+    let scale = gpu_net::predict::fitting_scale(units, args.scale);
+    if scale < args.scale {
+        say_err!(
+            "note: {units} units at --scale {} would pass {} pixels; drawing at --scale {scale}",
+            args.scale,
+            gpu_net::predict::MAX_GRID_PIXELS
+        );
+    }
+    let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), units, scale);
     let (width, height) = img.dimensions();
     gpu_net::predict::save_image(&img.into(), &args.out).context("-o")?;
     output::print(&format!(
