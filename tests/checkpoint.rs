@@ -739,5 +739,34 @@ fn settings_that_come_from_the_checkpoint_say_so() {
         err.contains("the checkpoint's data folder /nonexistent/mnist is not here"),
         "{err}"
     );
+    // A checkpoint of Batch Normalization at batch 1 (which train refuses
+    // to start): the batch is named as the checkpoint's, not as a flag.
+    use gpu_net::model::{Arch, Params};
+    use gpu_net::optim::{Optimizer, OptimizerKind};
+    let arch = Arch::mlp(784, &[4], 10).unwrap().with_batchnorm(true);
+    let mut bn = common::checkpoint(
+        Params::init(&arch, 1),
+        Optimizer::new(OptimizerKind::Sgd),
+        vec![],
+        0.0,
+        false,
+    );
+    bn.config.batch = 1;
+    bn.write(&ck).unwrap();
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "20",
+        "--resume",
+        s(&ck),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the checkpoint's batch 1 with Batch Normalization"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }

@@ -903,6 +903,18 @@ fn settings_that_usually_fail_get_one_line_naming_the_usual_value() {
         ]);
         let out = String::from_utf8_lossy(&o.stdout);
         assert_eq!(out.contains("software adapter"), ctx.is_software(), "{out}");
+        // So does an experiment, which trains too.
+        let o = gpu_net(&[
+            "experiment",
+            "weight-init-compare",
+            "--device",
+            "gpu",
+            "--iters",
+            "1",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(out.contains("software adapter"), ctx.is_software(), "{out}");
     }
 }
 

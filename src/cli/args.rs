@@ -170,7 +170,7 @@ pub struct UsageError(pub String);
 pub fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
     if batchnorm && batch < 2 {
         return Err(UsageError(format!(
-            "{flag} {batch} with --batchnorm: one sample's variance is 0, so Batch Normalization would output beta whatever the input; use a batch of 2 or more"
+            "{flag} {batch} with Batch Normalization (--batchnorm): one sample's variance is 0, so Batch Normalization would output beta whatever the input; use a batch of 2 or more"
         ))
         .into());
     }

@@ -124,7 +124,12 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
     check_outputs(&args, save.as_deref())?;
     let (data, data_dir, all_images) = training_data(&args, &config)?;
     check_distinct(&args, save.as_deref(), &data_dir)?;
-    check_batchnorm_batch(config.batchnorm, config.batch, "--batch")?;
+    // A resumed run's batch is the checkpoint's (a contradicting --batch is refused).
+    let batch_said = match &resumed {
+        Some(_) => "the checkpoint's batch",
+        None => "--batch",
+    };
+    check_batchnorm_batch(config.batchnorm, config.batch, batch_said)?;
     let arch = config.arch(data.train.pixels())?;
     let per_epoch = train::iters_per_epoch(data.train.len(), config.batch);
     let iters = planned_iterations(&args, per_epoch, resumed.as_ref())?;
@@ -285,14 +290,7 @@ fn advice(
             config.hidden.len()
         ));
     }
-    if let Device::Gpu(ctx) = device
-        && ctx.is_software()
-    {
-        lines.push(
-            "note: this is a software adapter (the shaders run on the CPU); --device cpu may be faster at small batches"
-                .into(),
-        );
-    }
+    lines.extend(super::output::software_adapter_note(device).map(String::from));
     lines
 }
 
