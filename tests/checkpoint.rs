@@ -768,5 +768,41 @@ fn settings_that_come_from_the_checkpoint_say_so() {
         err.contains("the checkpoint's batch 1 with Batch Normalization"),
         "{err}"
     );
+    // A checkpoint whose rate diverges (f32 on the GPU, as the CLI's own
+    // divergence test): the advice names the rate as the checkpoint's, and
+    // a --lr the user gives as theirs.
+    if common::gpu().is_some() {
+        let arch = Arch::mlp(784, &[50], 10).unwrap();
+        let mut wild = common::checkpoint(
+            Params::init(&arch, 1),
+            Optimizer::new(OptimizerKind::Sgd),
+            vec![],
+            0.0,
+            false,
+        );
+        wild.config.lr = 1e10;
+        wild.lr_schedule = vec![(0, 1e10)];
+        wild.write(&ck).unwrap();
+        let diverge = |extra: &[&str]| {
+            let mut args = vec![
+                "train",
+                "--device",
+                "gpu",
+                "--iters",
+                "700",
+                "--resume",
+                s(&ck),
+            ];
+            args.extend(extra);
+            String::from_utf8_lossy(&gpu_net(&args).stderr).into_owned()
+        };
+        let err = diverge(&[]);
+        assert!(
+            err.contains("try a lower --lr (from the checkpoint) (it is 10000000000)"),
+            "{err}"
+        );
+        let err = diverge(&["--lr", "1e9"]);
+        assert!(err.contains("try a lower --lr (it is 1000000000)"), "{err}");
+    }
     std::fs::remove_dir_all(&d).ok();
 }

@@ -185,6 +185,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
         slots,
         per_epoch,
         save,
+        lr_from_checkpoint: resumed.is_some() && !given("lr"),
     };
     let mut summary = train_loop(&args, &run, trainer.as_mut(), &data, start, out)?;
     summary.setup_seconds = setup;
@@ -730,6 +731,8 @@ struct RunRecord {
     per_epoch: usize,
     /// Where checkpoints go: `--save`, or the checkpoint resumed.
     save: Option<PathBuf>,
+    /// Resumed, and `--lr` not given: the rate is the checkpoint's.
+    lr_from_checkpoint: bool,
 }
 
 /// The loop, with what happens at each epoch's end, and the curves drawn.
@@ -783,7 +786,7 @@ fn train_loop(
             }
         },
     )
-    .map_err(|e| with_flags(e, config, start.is_some()))?;
+    .map_err(|e| with_flags(e, run, start.is_some()))?;
     progress.finish();
     if let Some(path) = &args.plot {
         gpu_net::plot::draw(std::slice::from_ref(&end.curves), path)?;
@@ -794,10 +797,11 @@ fn train_loop(
 
 /// The library's errors, with the setting most likely to blame: an init
 /// or weight decay far past any usual value, else the learning rate.
-fn with_flags(e: Error, config: &RunConfig, resumed: bool) -> anyhow::Error {
+fn with_flags(e: Error, run: &RunRecord, resumed: bool) -> anyhow::Error {
     let Error::Diverged { lr, .. } = e else {
         return e.into();
     };
+    let config = &run.config;
     let from = if resumed {
         " (from the checkpoint)"
     } else {
@@ -818,7 +822,12 @@ fn with_flags(e: Error, config: &RunConfig, resumed: bool) -> anyhow::Error {
             config.weight_decay
         )
     } else {
-        anyhow::anyhow!("{e}; try a lower --lr (it is {lr})")
+        let from = if run.lr_from_checkpoint {
+            " (from the checkpoint)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}; try a lower --lr{from} (it is {lr})")
     }
 }
 
