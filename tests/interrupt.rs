@@ -56,11 +56,24 @@ fn gpu_net(args: &[String]) -> Output {
         .expect("gpu-net runs")
 }
 
-/// A running `gpu-net` and its stdout's lines as they come.
+/// A running `gpu-net`, and its stdout's and stderr's lines as they come.
 struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    err_lines: mpsc::Receiver<String>,
+    err_seen: Vec<String>,
+}
+
+/// The lines of `stream` as they come, on a channel that closes at its end.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
 }
 
 impl Running {
@@ -72,18 +85,26 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
+        let err_lines = lines_of(child.stderr.take().unwrap());
         Running {
             child,
             lines,
             seen: vec![],
+            err_lines,
+            err_seen: vec![],
         }
+    }
+
+    /// Waits (up to a minute) for a line of stderr that contains `text`.
+    fn wait_for_err(&mut self, text: &str) {
+        while let Ok(line) = self.err_lines.recv_timeout(Duration::from_secs(60)) {
+            self.err_seen.push(line.clone());
+            if line.contains(text) {
+                return;
+            }
+        }
+        panic!("no line with {text:?} in {:?}", self.err_seen);
     }
 
     /// Waits (up to a minute) for a line of stdout that starts with `prefix`.
@@ -106,10 +127,13 @@ impl Running {
     /// Exit status, and all of stdout and stderr.
     fn finish(mut self) -> (Option<i32>, String, String) {
         let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
         self.seen.extend(self.lines.iter());
-        (status.code(), self.seen.join("\n"), err)
+        self.err_seen.extend(self.err_lines.iter());
+        (
+            status.code(),
+            self.seen.join("\n"),
+            self.err_seen.join("\n"),
+        )
     }
 }
 
@@ -193,9 +217,10 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
     let (path, csv) = (d.join("k.st"), d.join("k.csv"));
     // Stopped over and over again within an epoch: sometimes during a save.
     // Epoch 2's line comes after epoch 1's checkpoint was written.
-    // A hidden layer of 256 makes the first request's evaluation of the
-    // test set last about a second on the CPU, so the second always comes
-    // before the first has saved.
+    // The second signal is sent once the first is taken (two sent at once
+    // may arrive as one), and a hidden layer of 256 makes the first
+    // request's evaluation of the test set last about a second on the CPU,
+    // so the second always comes before the first has saved.
     let mut args = run_args(&path, &csv);
     let hidden = args.iter().position(|a| a == "--hidden").unwrap() + 1;
     args[hidden] = "256".into();
@@ -203,6 +228,7 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
         let mut run = Running::start(&args);
         run.wait_for("epoch   2 ");
         run.signal("-INT");
+        run.wait_for_err("stopping after the steps in flight");
         run.signal("-INT");
         let (code, out, err) = run.finish();
         assert_eq!(code, Some(130), "{out}\n{err}");
