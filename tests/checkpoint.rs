@@ -605,19 +605,12 @@ fn eval_refuses_a_broken_model_naming_it() {
 #[test]
 fn eval_of_weights_that_overflow_is_a_failure_not_a_number() {
     use gpu_net::model::{Arch, Params};
-    use gpu_net::optim::{Optimizer, OptimizerKind};
     // Each value passes the reader's check (its square fits f32), but 20
     // layers of them multiply past f64's range.
     let arch = Arch::mlp(784, &[1; 20], 10).unwrap();
     let mut params = Params::init(&arch, 3);
     params.values.iter_mut().for_each(|v| *v = 1e18);
-    let ck = common::checkpoint(
-        params,
-        Optimizer::new(OptimizerKind::Sgd),
-        vec![],
-        0.0,
-        false,
-    );
+    let ck = common::sgd_checkpoint(params);
     let d = dir("overflow");
     let path = d.join("big.safetensors");
     ck.write(&path).unwrap();
@@ -630,20 +623,8 @@ fn eval_of_weights_that_overflow_is_a_failure_not_a_number() {
 
 #[test]
 fn the_deepest_network_the_limits_allow_writes_a_checkpoint_that_reads() {
-    use gpu_net::model::{Arch, MAX_HIDDEN_LAYERS, Params};
-    use gpu_net::optim::{Optimizer, OptimizerKind};
-    let arch = Arch::mlp(784, &vec![1; MAX_HIDDEN_LAYERS], 10)
-        .unwrap()
-        .with_batchnorm(true);
-    let params = Params::init(&arch, 3);
-    let state = vec![vec![0.0; params.values.len()]; 2];
-    let ck = common::checkpoint(
-        params,
-        Optimizer::new(OptimizerKind::Adam),
-        state,
-        0.0,
-        false,
-    );
+    use gpu_net::model::MAX_HIDDEN_LAYERS;
+    let ck = common::deepest_checkpoint();
     let d = dir("deep");
     let path = d.join("deep.safetensors");
     ck.write(&path).unwrap();
@@ -742,15 +723,8 @@ fn settings_that_come_from_the_checkpoint_say_so() {
     // A checkpoint of Batch Normalization at batch 1 (which train refuses
     // to start): the batch is named as the checkpoint's, not as a flag.
     use gpu_net::model::{Arch, Params};
-    use gpu_net::optim::{Optimizer, OptimizerKind};
     let arch = Arch::mlp(784, &[4], 10).unwrap().with_batchnorm(true);
-    let mut bn = common::checkpoint(
-        Params::init(&arch, 1),
-        Optimizer::new(OptimizerKind::Sgd),
-        vec![],
-        0.0,
-        false,
-    );
+    let mut bn = common::sgd_checkpoint(Params::init(&arch, 1));
     bn.config.batch = 1;
     bn.write(&ck).unwrap();
     let o = gpu_net(&[
@@ -773,13 +747,7 @@ fn settings_that_come_from_the_checkpoint_say_so() {
     // a --lr the user gives as theirs.
     if common::gpu().is_some() {
         let arch = Arch::mlp(784, &[50], 10).unwrap();
-        let mut wild = common::checkpoint(
-            Params::init(&arch, 1),
-            Optimizer::new(OptimizerKind::Sgd),
-            vec![],
-            0.0,
-            false,
-        );
+        let mut wild = common::sgd_checkpoint(Params::init(&arch, 1));
         wild.config.lr = 1e10;
         wild.lr_schedule = vec![(0, 1e10)];
         wild.write(&ck).unwrap();

@@ -679,28 +679,9 @@ fn judge<T, E: std::fmt::Display>(
     None
 }
 
-/// The largest checkpoint gpu-net writes: the most hidden layers the limits
-/// allow, with Batch Normalization and Adam's two state arrays (a header of
-/// over 1 MiB).
-fn deepest_checkpoint() -> Vec<u8> {
-    let arch = Arch::mlp(784, &vec![1; gpu_net::model::MAX_HIDDEN_LAYERS], 10)
-        .unwrap()
-        .with_batchnorm(true);
-    let params = Params::init(&arch, 2);
-    let state = vec![vec![0.5; params.values.len()]; 2];
-    let ck = common::checkpoint(
-        params,
-        Optimizer::new(OptimizerKind::Adam),
-        state,
-        0.0,
-        false,
-    );
-    with_header(&ck.to_bytes(), |_| {})
-}
-
 #[test]
 fn the_largest_checkpoint_corrupted_is_read_correctly_or_refused_by_name() {
-    let deepest = deepest_checkpoint();
+    let deepest = with_header(&common::deepest_checkpoint().to_bytes(), |_| {});
     let path = PathBuf::from("deepest.safetensors");
     let (read, refused, failures) = within(120, "the largest checkpoint's mutations", move || {
         let mut rng = ChaCha8Rng::seed_from_u64(15);

@@ -99,3 +99,23 @@ pub fn checkpoint(
         f64_values,
     }
 }
+
+/// A checkpoint of plain SGD (no optimizer state) holding `params`.
+pub fn sgd_checkpoint(params: gpu_net::model::Params) -> gpu_net::checkpoint::Checkpoint {
+    let sgd = gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Sgd);
+    checkpoint(params, sgd, vec![], 0.0, false)
+}
+
+/// The largest checkpoint gpu-net writes: the most hidden layers the
+/// limits allow, with Batch Normalization and Adam's two state arrays (a
+/// header of about a megabyte).
+pub fn deepest_checkpoint() -> gpu_net::checkpoint::Checkpoint {
+    use gpu_net::model::{Arch, MAX_HIDDEN_LAYERS, Params};
+    let arch = Arch::mlp(784, &vec![1; MAX_HIDDEN_LAYERS], 10)
+        .unwrap()
+        .with_batchnorm(true);
+    let params = Params::init(&arch, 3);
+    let state = vec![vec![0.0; params.values.len()]; 2];
+    let adam = gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam);
+    checkpoint(params, adam, state, 0.0, false)
+}
