@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod book_figures;
+pub mod book_trainer;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;

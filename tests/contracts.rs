@@ -296,7 +296,8 @@ fn optimizer_rule_codes_match_the_shader() {
 }
 
 /// The files of `src/gpu` in import order: each may import only those of a
-/// lower rank (budget and net share one: neither imports the other).
+/// lower rank (budget and net share one, as trainer and host_fed do:
+/// neither of a pair imports the other).
 const ORDER: &[(&str, u32)] = &[
     ("error", 0),
     ("adapter", 1),
@@ -308,6 +309,7 @@ const ORDER: &[(&str, u32)] = &[
     ("net", 6),
     ("eval", 7),
     ("trainer", 8),
+    ("host_fed", 8),
 ];
 
 /// The module of `src/gpu` a file belongs to: `kernels` for `kernels/*`.

@@ -290,15 +290,64 @@ impl Net {
         lr: f64,
     ) -> f64 {
         let step = (optimizer.t + 1) as u32;
-        let (loss, grads, bns) =
-            self.gradient_keeping(params, x, Labels::Index(labels), labels.len(), step);
+        let (loss, grads) =
+            self.gradient_updating_running(params, x, Labels::Index(labels), labels.len(), step);
+        optimizer.update(&mut params.values, &grads.values, lr);
+        loss
+    }
+
+    /// [`Net::gradient`], and the running statistics' update its training
+    /// forward makes (the book's BatchNormalization does both at once).
+    pub fn gradient_updating_running(
+        &self,
+        params: &mut Params,
+        x: &[f64],
+        t: Labels<'_>,
+        batch: usize,
+        step: u32,
+    ) -> (f64, Params) {
+        let (loss, grads, bns) = self.gradient_keeping(params, x, t, batch, step);
+        self.update_running(params, &bns);
+        (loss, grads)
+    }
+
+    /// Logits in training form at `step` (batch statistics, Dropout's
+    /// mask), and the running statistics' update that forward makes.
+    pub fn predict_training(
+        &self,
+        params: &mut Params,
+        x: &[f64],
+        batch: usize,
+        step: u32,
+    ) -> Vec<f64> {
+        let h = self.forward_layers(params, x, batch, Pass::Train { step });
+        self.update_running(params, &h.bns);
+        h.logits
+    }
+
+    /// [`Net::loss`], and the running statistics' update its training
+    /// forward makes.
+    pub fn loss_updating_running(
+        &self,
+        params: &mut Params,
+        x: &[f64],
+        t: Labels<'_>,
+        batch: usize,
+        step: u32,
+    ) -> f64 {
+        let f = self.forward(params, x, t, batch, Pass::Train { step });
+        self.update_running(params, &f.bns);
+        f.data_loss + self.decay_loss(params)
+    }
+
+    /// Each Batch Normalization layer's running mean and variance, moved
+    /// towards the batch statistics `bns` kept.
+    fn update_running(&self, params: &mut Params, bns: &[BatchNormalization]) {
         for (bn, slot) in bns.iter().zip(self.arch.bn_slots()) {
             let (mean, var) = params.running[slot.running..slot.running_var() + slot.features]
                 .split_at_mut(slot.features);
             bn.update_running(mean, var);
         }
-        optimizer.update(&mut params.values, &grads.values, lr);
-        loss
     }
 }
 

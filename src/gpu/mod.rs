@@ -5,7 +5,7 @@
 //! checks there is no cycle):
 //!
 //! ```text
-//! error ← adapter ← context ← dispatch ← kernels ← layout ← {budget, net} ← eval ← trainer
+//! error ← adapter ← context ← dispatch ← kernels ← layout ← {budget, net} ← eval ← {trainer, host_fed}
 //! ```
 
 pub mod adapter;
@@ -14,6 +14,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod eval;
+pub mod host_fed;
 pub mod kernels;
 pub mod layout;
 pub mod net;
@@ -22,5 +23,6 @@ pub mod trainer;
 pub use context::{GpuContext, GpuOptions, MatmulAlgo};
 pub use error::{GpuError, Result};
 pub use eval::GpuEvaluator;
+pub use host_fed::{Form, HostFedNet};
 pub use net::{GpuNet, GradTarget};
 pub use trainer::GpuTrainer;

@@ -228,6 +228,25 @@ impl GpuNet {
         Ok(p)
     }
 
+    /// Replaces the weights, biases, `gamma` and `beta` with `params`'s
+    /// (the running statistics stay).
+    pub fn write_arena(&self, params: &Params) {
+        let gpu = self.layout.to_gpu(params);
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&gpu));
+    }
+
+    /// Replaces Batch Normalization's running statistics.
+    pub fn write_running(&self, running: &[f64]) {
+        if !running.is_empty() {
+            let v: Vec<f32> = running.iter().map(|&r| r as f32).collect();
+            self.ctx
+                .queue
+                .write_buffer(&self.running, 0, bytemuck::cast_slice(&v));
+        }
+    }
+
     /// The gradient arena. Panics for a network made
     /// [`GpuNet::for_evaluation`], which has none.
     pub fn grads(&self) -> &wgpu::Buffer {

@@ -12,7 +12,7 @@ use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, eval_chunk};
-use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
+use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
 use super::layout::padded;
 use super::net::{
     Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
@@ -48,6 +48,9 @@ pub struct StepWorkspace {
     /// The optimizer's state arrays (as many as the rule keeps).
     pub optimizer_state: Vec<wgpu::Buffer>,
     rule: StepRule,
+    /// When on ([`StepWorkspace::log_losses`]): each step's stats, copied
+    /// here after the step (the stats cleared before it), and how many are held.
+    loss_log: Option<(wgpu::Buffer, usize)>,
     /// Plain SGD fused into the backward products: their uniforms hold lr.
     fused: bool,
     lr: f32,
@@ -135,6 +138,7 @@ impl StepWorkspace {
             update,
             optimizer_state,
             rule: *rule,
+            loss_log: None,
             fused,
             lr,
         })
@@ -181,11 +185,48 @@ impl StepWorkspace {
         let flat: Vec<u32> = batches.concat();
         ctx.queue
             .write_buffer(&self.idx, 0, bytemuck::cast_slice(&flat));
-        record_all(
-            enc,
-            "train steps",
-            (0..batches.len()).flat_map(|slot| self.step_dispatches_of(slot)),
-        );
+        let Some((log, held)) = self.loss_log.take() else {
+            record_all(
+                enc,
+                "train steps",
+                (0..batches.len()).flat_map(|slot| self.step_dispatches_of(slot)),
+            );
+            return;
+        };
+        let capacity = (log.size() / Stats::BYTES) as usize;
+        assert!(held + batches.len() <= capacity, "the loss log is full");
+        for slot in 0..batches.len() {
+            enc.clear_buffer(&self.stats, 0, None);
+            record_all(enc, "train step", self.step_dispatches_of(slot));
+            let at = (held + slot) as u64 * Stats::BYTES;
+            enc.copy_buffer_to_buffer(&self.stats, 0, &log, at, Stats::BYTES);
+        }
+        self.loss_log = Some((log, held + batches.len()));
+    }
+
+    /// Keeps each step's own loss, up to `capacity` steps between reads
+    /// ([`StepWorkspace::take_losses`]), at the cost of a clear and a copy
+    /// per step. The stats then hold only the last step's sums.
+    pub fn log_losses(&mut self, ctx: &GpuContext, capacity: usize) {
+        let log = ctx.storage("loss log", capacity.max(1) as u64 * Stats::BYTES);
+        self.loss_log = Some((log, 0));
+    }
+
+    /// The mean loss of each step logged since the last call, in order
+    /// (after the steps have run), and empties the log.
+    pub fn take_losses(&mut self, ctx: &GpuContext) -> Result<Vec<f64>> {
+        let Some((log, held)) = &mut self.loss_log else {
+            return Ok(vec![]);
+        };
+        let n = std::mem::take(held);
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let bytes = ctx.read_bytes(log, 0, n as u64 * Stats::BYTES, "the loss log")?;
+        Ok(bytes
+            .chunks_exact(Stats::BYTES as usize)
+            .map(|c| bytemuck::pod_read_unaligned::<Stats>(c).mean_loss())
+            .collect())
     }
 
     fn step_dispatches_of(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
@@ -298,6 +339,19 @@ impl GpuTrainer {
 
     pub fn step(&self) -> &StepWorkspace {
         &self.step
+    }
+
+    /// Keeps each step's loss from now on (see [`StepWorkspace::log_losses`]).
+    pub fn log_losses(&mut self, capacity: usize) {
+        let ctx = self.net.ctx.clone();
+        self.step.log_losses(&ctx, capacity);
+    }
+
+    /// Each step's mean loss since the last call, once the steps have run.
+    pub fn take_losses(&mut self) -> Result<Vec<f64>> {
+        self.finish()?;
+        let ctx = self.net.ctx.clone();
+        self.step.take_losses(&ctx)
     }
 
     /// Training steps submitted so far.

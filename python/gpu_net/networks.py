@@ -1,0 +1,183 @@
+"""The book's networks: `TwoLayerNet` (chapter 5) and `MultiLayerNetExtend`
+(chapter 6), and `load` for a checkpoint.
+
+Each keeps `params`, a dict of float64 numpy arrays with the book's names
+and shapes, and hands it to the Rust core with every call, so the book's
+`network.params[key] -= lr * grad[key]` takes effect on the next call.
+Batch Normalization's running statistics and Dropout's step count stay in
+the core, as they stay in the book's layers. Forward passes and backprop
+run on the GPU (f32); `numerical_gradient` runs in f64 on the CPU.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from . import _checks, _core
+
+# Labels reach the CPU reference as bytes.
+MAX_CLASSES = 256
+
+
+def _seed(seed):
+    """The weights' seed: drawn from numpy's global generator when not
+    given, so `np.random.seed(n)` repeats a notebook as it does the book's."""
+    if seed is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    return _checks.count(seed, "seed", least=0)
+
+
+class _Network:
+    """What both networks share: the core, `params`, and the book's methods."""
+
+    def _setup(self, sizes, batchnorm, dropout, weight_decay, init, seed, device, hidden_name="hidden_size_list"):
+        names = ["input_size", *(f"{hidden_name}[{i}]" for i in range(len(sizes) - 2)), "output_size"]
+        for s, name in zip(sizes, names):
+            _checks.count(s, name)
+        _checks.count(sizes[-1], "output_size", least=2, most=MAX_CLASSES)
+        if device not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
+        self._core = _core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device)
+        if self._core.fallback:
+            warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=3)
+        self._names = [name for name, _ in self._core.tensors()]
+        self.params = dict(zip(self._names, self._core.initial_params()))
+
+    @property
+    def device(self):
+        """Where the network computes, e.g. 'gpu: llvmpipe (Vulkan, software)'."""
+        return self._core.device
+
+    def _arrays(self):
+        out = []
+        for name, shape in self._core.tensors():
+            if name not in self.params:
+                raise ValueError(f"params has no '{name}'")
+            a = np.asarray(self.params[name])
+            if a.shape != tuple(shape):
+                raise ValueError(f"params['{name}'] has shape {a.shape}, not {tuple(shape)}")
+            if a.dtype.kind != "f":
+                raise ValueError(f"params['{name}'] has dtype {a.dtype}; it must hold floats")
+            out.append(np.ascontiguousarray(a, dtype=np.float64))
+        return out
+
+    def _x(self, x):
+        return _checks.images(x, "x", self._sizes[0])
+
+    def _t(self, t, rows):
+        return _checks.labels(t, "t", rows, self._sizes[-1])
+
+    def _grads(self, arrays):
+        return dict(zip(self._names, arrays))
+
+    def _predict(self, x, train_flg):
+        return self._core.predict(self._arrays(), self._x(x), bool(train_flg))
+
+    def _loss(self, x, t, train_flg):
+        x = self._x(x)
+        return self._core.loss(self._arrays(), x, self._t(t, x.shape[0]), bool(train_flg))
+
+    def accuracy(self, x, t):
+        """The fraction of images whose largest score is the label."""
+        x = self._x(x)
+        return self._core.accuracy(self._arrays(), x, self._t(t, x.shape[0]))
+
+    def gradient(self, x, t):
+        """Backprop on the network's device: a dict of gradients named as `params`."""
+        x = self._x(x)
+        return self._grads(self._core.gradient(self._arrays(), x, self._t(t, x.shape[0])))
+
+    def numerical_gradient(self, x, t):
+        """The book's central differences (h = 1e-4) in f64 on the CPU."""
+        x = self._x(x)
+        return self._grads(self._core.numerical_gradient(self._arrays(), x, self._t(t, x.shape[0])))
+
+    def save(self, path):
+        """Writes the safetensors checkpoint `gpu-net eval --model` reads."""
+        _core.write_checkpoint(self._core, self._arrays(), os.fspath(path))
+
+
+class TwoLayerNet(_Network):
+    """The book's chapter 5 `TwoLayerNet`: Affine, Relu, Affine, SoftmaxWithLoss."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, device="auto", seed=None):
+        std = _checks.number(weight_init_std, "weight_init_std", positive=True)
+        self._sizes = [input_size, hidden_size, output_size]
+        self._setup(self._sizes, False, 0.0, 0.0, repr(std), _seed(seed), device, "hidden_size")
+
+    def predict(self, x):
+        """Scores (N, output_size), before softmax."""
+        return self._predict(x, False)
+
+    def loss(self, x, t):
+        """Mean cross-entropy of softmax(predict(x)) against t."""
+        return self._loss(x, t, False)
+
+
+_INITS = {"relu": "he", "he": "he", "sigmoid": "xavier", "xavier": "xavier"}
+
+
+class MultiLayerNetExtend(_Network):
+    """The book's chapter 6 `MultiLayerNetExtend`: per hidden layer Affine,
+    [BatchNorm], Relu, [Dropout]; then Affine and SoftmaxWithLoss; weight
+    decay adds ½λ·ΣW² to the loss."""
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size_list,
+        output_size,
+        activation="relu",
+        weight_init_std="relu",
+        weight_decay_lambda=0,
+        use_dropout=False,
+        dropout_ration=0.5,
+        use_batchnorm=False,
+        device="auto",
+        seed=None,
+    ):
+        if activation != "relu":
+            raise ValueError(f"activation={activation!r}: gpu-net implements 'relu' only")
+        if isinstance(weight_init_std, str):
+            if weight_init_std.lower() not in _INITS:
+                raise ValueError(f"weight_init_std={weight_init_std!r}: say 'relu', 'he', 'sigmoid', 'xavier' or a number")
+            init = _INITS[weight_init_std.lower()]
+        else:
+            init = repr(_checks.number(weight_init_std, "weight_init_std", positive=True))
+        decay = _checks.number(weight_decay_lambda, "weight_decay_lambda", least=0)
+        ratio = 0.0
+        if use_dropout:
+            ratio = _checks.number(dropout_ration, "dropout_ration", least=0)
+            if ratio >= 1:
+                raise ValueError(f"dropout_ration is {ratio}; it must be below 1")
+        hidden = list(hidden_size_list)
+        if not hidden:
+            raise ValueError("hidden_size_list is empty; give at least one hidden layer")
+        self._sizes = [input_size, *hidden, output_size]
+        self._setup(self._sizes, bool(use_batchnorm), ratio, decay, init, _seed(seed), device)
+
+    def predict(self, x, train_flg=False):
+        """Scores (N, output_size); `train_flg` as the book's (batch statistics, Dropout)."""
+        return self._predict(x, train_flg)
+
+    def loss(self, x, t, train_flg=False):
+        """Mean cross-entropy plus ½λ·ΣW²."""
+        return self._loss(x, t, train_flg)
+
+
+def load(path, device="auto"):
+    """The network a checkpoint holds (`network.save` or `gpu-net train
+    --save`): a TwoLayerNet for one hidden layer and nothing of chapter 6,
+    else a MultiLayerNetExtend, with its parameters, running statistics and
+    step count."""
+    d = _core.read_checkpoint(os.fspath(path))
+    sizes = d["sizes"]
+    plain = len(sizes) == 3 and not d["batchnorm"] and d["dropout"] == 0 and d["weight_decay"] == 0
+    net = object.__new__(TwoLayerNet if plain else MultiLayerNetExtend)
+    net._sizes = list(sizes)
+    net._setup(sizes, d["batchnorm"], d["dropout"], d["weight_decay"], d["init"], d["seed"], device)
+    net.params = dict(zip(d["names"], d["params"]))
+    net._core.running = d["running"]
+    net._core.steps = d["steps"]
+    return net

@@ -1,0 +1,154 @@
+"""The book's `common/trainer.py`.
+
+On the GPU, `train()` runs the whole loop in gpu-net (`book_trainer.rs`):
+the images are uploaded once as bytes, minibatches are drawn with
+replacement as `np.random.choice` draws them, and nothing is read back
+until an epoch ends, when that epoch's step losses and accuracies come
+back and are printed as the book prints them. Ctrl-C stops it between two
+submissions of steps: `network.params` then holds what was trained and
+KeyboardInterrupt is raised. On the CPU the book's own loop runs.
+
+As `gpu-net train`, a step's loss is that of its minibatch in training
+form before its update, and the accuracies are taken at the end of each
+epoch.
+"""
+
+import numpy as np
+
+from . import _checks, _core
+from .networks import _Network, _seed
+from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+
+# The book's names, its spelling 'rmsprpo' included.
+_OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "rmsprpo": RMSprop,
+    "adam": Adam,
+}
+
+
+class Trainer:
+    def __init__(
+        self,
+        network,
+        x_train,
+        t_train,
+        x_test,
+        t_test,
+        epochs=20,
+        mini_batch_size=100,
+        optimizer="SGD",
+        optimizer_param={"lr": 0.01},  # noqa: B006 (the book's signature; never changed)
+        evaluate_sample_num_per_epoch=None,
+        verbose=True,
+        seed=None,
+    ):
+        if not isinstance(network, _Network):
+            raise TypeError(f"network must be a gpu_net TwoLayerNet or MultiLayerNetExtend, not {type(network).__name__}")
+        self.network = network
+        self.verbose = verbose
+        inputs, classes = network._sizes[0], network._sizes[-1]
+        self.x_train = _checks.images(x_train, "x_train", inputs)
+        self.t_train = _checks.labels(t_train, "t_train", self.x_train.shape[0], classes)
+        self.x_test = _checks.images(x_test, "x_test", inputs)
+        self.t_test = _checks.labels(t_test, "t_test", self.x_test.shape[0], classes)
+        self._raw = (x_train, x_test)
+        self.epochs = _checks.count(epochs, "epochs")
+        self.batch_size = _checks.count(mini_batch_size, "mini_batch_size", most=self.x_train.shape[0])
+        name = str(optimizer).lower()
+        if name not in _OPTIMIZERS:
+            raise ValueError(f"optimizer={optimizer!r}: say one of {', '.join(sorted(set(_OPTIMIZERS) - {'rmsprpo'}))}")
+        self._optimizer_name = "rmsprop" if name == "rmsprpo" else name
+        self.optimizer_param = dict(optimizer_param)
+        try:
+            self.optimizer = _OPTIMIZERS[name](**self.optimizer_param)
+        except TypeError as e:
+            raise ValueError(f"optimizer_param {self.optimizer_param!r} for {optimizer}: {e}") from None
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        if evaluate_sample_num_per_epoch is not None:
+            _checks.count(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch")
+        self.seed = _seed(seed)
+        self.train_size = self.x_train.shape[0]
+        self.iter_per_epoch = max(self.train_size // self.batch_size, 1)
+        self.max_iter = self.epochs * self.iter_per_epoch
+        self.current_iter = 0
+        self.current_epoch = 0
+        self.train_loss_list = []
+        self.train_acc_list = []
+        self.test_acc_list = []
+
+    def _epoch(self, epoch, losses, train_acc, test_acc):
+        self.current_epoch = epoch
+        self.current_iter += len(losses)
+        self.train_loss_list.extend(losses)
+        self.train_acc_list.append(train_acc)
+        self.test_acc_list.append(test_acc)
+        if self.verbose:
+            for loss in losses:
+                print("train loss:" + str(loss))
+            print("=== epoch:" + str(epoch) + ", train acc:" + str(train_acc) + ", test acc:" + str(test_acc) + " ===")
+
+    def _final(self, test_acc):
+        if self.verbose:
+            print("=============== Final Test Accuracy ===============")
+            print("test acc:" + str(test_acc))
+
+    def train(self):
+        """Trains for `epochs`; fills train_loss_list, train_acc_list, test_acc_list."""
+        if self.network._core.device.startswith("cpu"):
+            return self._train_in_python()
+        net = self.network
+        hyper = {k: v for k, v in self.optimizer_param.items()}
+        hyper.setdefault("lr", self.optimizer.lr)
+        out = _core.train(
+            net._core,
+            net._arrays(),
+            _checks.pixels(self._raw[0], "x_train", net._sizes[0]),
+            self.t_train,
+            _checks.pixels(self._raw[1], "x_test", net._sizes[0]),
+            self.t_test,
+            self.epochs,
+            self.batch_size,
+            self._optimizer_name,
+            hyper,
+            self.evaluate_sample_num_per_epoch,
+            self.seed,
+            self._epoch,
+        )
+        for name, a in zip(net._names, out["params"]):
+            if isinstance(net.params.get(name), np.ndarray) and net.params[name].shape == a.shape and net.params[name].dtype == np.float64:
+                np.copyto(net.params[name], a)
+            else:
+                net.params[name] = a
+        if out["error"] is not None:
+            raise out["error"]
+        self._final(out["final_test_acc"])
+
+    def _train_in_python(self):
+        """The book's loop, on the CPU reference."""
+        rng = np.random.default_rng(self.seed)
+        net = self.network
+        for i in range(self.max_iter):
+            mask = rng.choice(self.train_size, self.batch_size)
+            x, t = self.x_train[mask], self.t_train[mask]
+            grads = net.gradient(x, t)
+            self.optimizer.update(net.params, grads)
+            loss = net.loss(x, t)
+            self.train_loss_list.append(loss)
+            if self.verbose:
+                print("train loss:" + str(loss))
+            self.current_iter = i + 1
+            if self.current_iter % self.iter_per_epoch == 0:
+                n = self.evaluate_sample_num_per_epoch or self.train_size
+                tr = net.accuracy(self.x_train[:n], self.t_train[:n])
+                te = net.accuracy(self.x_test[:n], self.t_test[:n])
+                self.current_epoch += 1
+                self.train_acc_list.append(tr)
+                self.test_acc_list.append(te)
+                if self.verbose:
+                    print("=== epoch:" + str(self.current_epoch) + ", train acc:" + str(tr) + ", test acc:" + str(te) + " ===")
+        self._final(net.accuracy(self.x_test, self.t_test))

@@ -1,0 +1,88 @@
+//! numpy arrays to the library's arena and back. The Python side has
+//! already checked names, dtypes, NaN and label ranges and said which
+//! argument was wrong; these checks are the last line, so a mismatch is
+//! still a `ValueError`, never a panic.
+
+use gpu_net::model::{Arch, Params};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// The arena from one array per tensor, in [`Arch::tensors`]' order, with
+/// `running` as the running statistics.
+pub fn params_from(
+    arch: &Arch,
+    arrays: &[PyReadonlyArrayDyn<'_, f64>],
+    running: &[f64],
+) -> PyResult<Params> {
+    let tensors = arch.tensors();
+    if arrays.len() != tensors.len() {
+        return Err(PyValueError::new_err(format!(
+            "params: {} arrays for the {} tensors of {}",
+            arrays.len(),
+            tensors.len(),
+            arch.shape()
+        )));
+    }
+    let mut p = Params::zeros(arch);
+    for (t, a) in tensors.iter().zip(arrays) {
+        if a.shape() != t.shape.as_slice() {
+            return Err(PyValueError::new_err(format!(
+                "params['{}'] has shape {:?}, not {:?}",
+                t.name,
+                a.shape(),
+                t.shape
+            )));
+        }
+        let dst = &mut p.values[t.range()];
+        for (d, s) in dst.iter_mut().zip(a.as_array().iter()) {
+            *d = *s;
+        }
+    }
+    p.running = running.to_vec();
+    Ok(p)
+}
+
+/// One float64 array per tensor, shaped as the book shapes it.
+pub fn arrays_of<'py>(py: Python<'py>, p: &Params) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
+    p.arch
+        .tensors()
+        .iter()
+        .map(|t| {
+            PyArray1::from_slice(py, p.tensor(t))
+                .reshape(t.shape.clone())
+                .map(|a| a.to_dyn().clone())
+        })
+        .collect()
+}
+
+/// A batch of inputs: its values, row-major, and its rows.
+pub fn batch_of(x: &PyReadonlyArray2<'_, f64>, inputs: usize) -> PyResult<(Vec<f64>, usize)> {
+    let [rows, cols] = [x.shape()[0], x.shape()[1]];
+    if cols != inputs || rows == 0 {
+        return Err(PyValueError::new_err(format!(
+            "x has shape ({rows}, {cols}); the network takes (N, {inputs}) with N at least 1"
+        )));
+    }
+    Ok((x.as_array().iter().copied().collect(), rows))
+}
+
+/// Class indices, checked against the rows and the classes.
+pub fn labels_of(t: &PyReadonlyArray1<'_, i64>, rows: usize, classes: usize) -> PyResult<Vec<u32>> {
+    if t.len() != rows {
+        return Err(PyValueError::new_err(format!(
+            "t has {} labels for {rows} images",
+            t.len()
+        )));
+    }
+    t.as_array()
+        .iter()
+        .map(|&l| match u32::try_from(l) {
+            Ok(v) if (v as usize) < classes => Ok(v),
+            _ => Err(PyValueError::new_err(format!(
+                "t holds the label {l}, outside 0..{classes}"
+            ))),
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! MNIST and checkpoints: the bundled data as numpy arrays, and the
+//! safetensors files `gpu-net train --save` writes and `eval` reads.
+
+use std::path::{Path, PathBuf};
+
+use gpu_net::checkpoint::Checkpoint;
+use gpu_net::config::RunConfig;
+use gpu_net::data::{self, Dataset};
+use gpu_net::optim::Optimizer as Rule;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArrayDyn};
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::arrays_of;
+use crate::network::Network;
+use crate::py_err;
+
+/// Where `load_mnist()` looks without `data_dir`: `data/mnist` under the
+/// working directory, then the checkout these bindings were built from.
+#[pyfunction]
+pub fn default_data_dirs() -> Vec<PathBuf> {
+    vec![Path::new("data").join("mnist"), data::bundled_dir()]
+}
+
+/// A split's images (N, pixels) and labels.
+type Split<'py> = (Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u8>>);
+
+fn split<'py>(py: Python<'py>, d: &Dataset) -> PyResult<Split<'py>> {
+    let x = PyArray1::from_slice(py, &d.images).reshape([d.len(), d.pixels()])?;
+    Ok((x, PyArray1::from_slice(py, &d.labels)))
+}
+
+/// (x_train, t_train, x_test, t_test, folder): u8 images (N, 784) and u8
+/// labels, from `data_dir` or the first of [`default_data_dirs`] with MNIST.
+#[pyfunction]
+#[pyo3(signature = (data_dir=None))]
+pub fn load_mnist_arrays<'py>(
+    py: Python<'py>,
+    data_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => default_data_dirs()
+            .into_iter()
+            .find(|d| {
+                d.join("t10k-labels-idx1-ubyte.gz").exists()
+                    || d.join("t10k-labels-idx1-ubyte").exists()
+            })
+            .ok_or_else(|| {
+                PyOSError::new_err(format!(
+                    "no MNIST in {}; pass data_dir= a folder with the four IDX files",
+                    default_data_dirs()
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ))
+            })?,
+    };
+    let m = py
+        .detach(|| data::load_dir(&dir))
+        .map_err(|e| py_err(e.into()))?;
+    let out = PyDict::new(py);
+    let (x, t) = split(py, &m.train)?;
+    out.set_item("x_train", x)?;
+    out.set_item("t_train", t)?;
+    let (x, t) = split(py, &m.test)?;
+    out.set_item("x_test", x)?;
+    out.set_item("t_test", t)?;
+    out.set_item("dir", dir)?;
+    Ok(out)
+}
+
+/// Writes `network` with `params` as `gpu-net train --save` does: the
+/// book's tensor names, the network's settings, its running statistics and
+/// steps; `lr` and `optimizer` as last trained (for a CLI `--resume`).
+#[pyfunction]
+pub fn write_checkpoint(
+    network: &Bound<'_, Network>,
+    params: Vec<PyReadonlyArrayDyn<'_, f64>>,
+    path: PathBuf,
+) -> PyResult<()> {
+    let n = network.borrow();
+    let p = n.params_with_running(&params)?;
+    let config = RunConfig {
+        hidden: n.arch.hidden().to_vec(),
+        batchnorm: n.arch.batchnorm,
+        dropout: n.arch.dropout,
+        weight_decay: n.net.weight_decay,
+        init: n.init(),
+        optimizer: Rule::default(),
+        seed: n.net.seed,
+        ..RunConfig::default()
+    };
+    let ck = Checkpoint {
+        config,
+        optimizer_state: vec![],
+        iterations: n.steps_done(),
+        planned_iterations: None,
+        lr_schedule: vec![(0, RunConfig::default().lr)],
+        sampler_position: 0,
+        test_accuracy: None,
+        f64_values: n.context().is_none(),
+        params: p,
+    };
+    ck.write(&path).map_err(|e| py_err(e.into()))
+}
+
+/// A checkpoint's network settings, arrays and state, as a dict the
+/// Python `load()` builds a network from.
+#[pyfunction]
+pub fn read_checkpoint<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let ck = Checkpoint::read(&path).map_err(|e| py_err(e.into()))?;
+    let arch = &ck.params.arch;
+    let out = PyDict::new(py);
+    out.set_item("sizes", arch.sizes.clone())?;
+    out.set_item("batchnorm", arch.batchnorm)?;
+    out.set_item("dropout", arch.dropout)?;
+    out.set_item("weight_decay", ck.config.weight_decay)?;
+    out.set_item("init", ck.config.init.to_string())?;
+    out.set_item("seed", ck.config.seed)?;
+    out.set_item(
+        "names",
+        arch.tensors()
+            .into_iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>(),
+    )?;
+    out.set_item("params", arrays_of(py, &ck.params)?)?;
+    out.set_item("running", ck.params.running.clone())?;
+    out.set_item("steps", ck.iterations)?;
+    Ok(out)
+}

@@ -1,0 +1,140 @@
+//! `Trainer.train()` on the GPU (`gpu_net::book_trainer`): the GIL is
+//! released while the GPU works and taken back after every submission to
+//! hear Ctrl-C, and after every epoch to report it.
+
+use std::cell::RefCell;
+
+use gpu_net::book_trainer::{BookTrainerConfig, EpochLog, train_book};
+use gpu_net::data::{Dataset, Mnist};
+use gpu_net::optim::{Optimizer as Rule, OptimizerKind, StepRule};
+use numpy::PyUntypedArrayMethods;
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::arrays_of;
+use crate::network::Network;
+use crate::py_err;
+
+/// A split from u8 images (N, pixels) and int64 labels.
+fn dataset(x: &PyReadonlyArray2<'_, u8>, t: &PyReadonlyArray1<'_, i64>) -> Dataset {
+    let (rows, cols) = (x.shape()[0], x.shape()[1]);
+    let images = x.as_array().iter().copied().collect();
+    let labels = t.as_array().iter().map(|&l| l as u8).collect();
+    Dataset::from_parts(images, labels, rows, cols)
+}
+
+/// The rule from `optimizer` and `optimizer_param` (keys other than `lr`
+/// are the rule's hyperparameters, named as the book's constructors name them).
+fn rule_of(kind: &str, param: &Bound<'_, PyDict>) -> PyResult<Rule> {
+    let kind =
+        OptimizerKind::parse(kind).map_err(|e| PyValueError::new_err(format!("optimizer: {e}")))?;
+    let mut rule = Rule::new(kind);
+    for (k, v) in param.iter() {
+        let key: String = k.extract()?;
+        let value: f64 = v.extract()?;
+        match key.as_str() {
+            "lr" => {}
+            "momentum" => rule.momentum = value,
+            "beta1" => rule.beta1 = value,
+            "beta2" => rule.beta2 = value,
+            "decay_rate" => rule.decay_rate = value,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "optimizer_param: {other:?} is not a setting of {kind}"
+                )));
+            }
+        }
+    }
+    Ok(rule)
+}
+
+/// Trains `network` from `params`; returns a dict of the trained arrays
+/// (`params`) and the book's lists, and `error`: None, or the exception that
+/// stopped the run between two submissions (KeyboardInterrupt from Ctrl-C,
+/// or what `on_epoch(epoch, losses, train_acc, test_acc)` raised), for the
+/// caller to raise once it has kept what was trained.
+#[pyfunction]
+#[pyo3(signature = (network, params, x_train, t_train, x_test, t_test, epochs, batch, optimizer, optimizer_param, eval_samples, seed, on_epoch))]
+#[allow(clippy::too_many_arguments)]
+pub fn train<'py>(
+    py: Python<'py>,
+    network: &Bound<'py, Network>,
+    params: Vec<PyReadonlyArrayDyn<'py, f64>>,
+    x_train: PyReadonlyArray2<'py, u8>,
+    t_train: PyReadonlyArray1<'py, i64>,
+    x_test: PyReadonlyArray2<'py, u8>,
+    t_test: PyReadonlyArray1<'py, i64>,
+    epochs: usize,
+    batch: usize,
+    optimizer: &str,
+    optimizer_param: &Bound<'py, PyDict>,
+    eval_samples: Option<usize>,
+    seed: u64,
+    on_epoch: Py<PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let rule = rule_of(optimizer, optimizer_param)?;
+    let lr: f64 = match optimizer_param.get_item("lr")? {
+        Some(v) => v.extract()?,
+        None => 0.01,
+    };
+    let n = network.borrow();
+    let p = n.params_with_running(&params)?;
+    let ctx = n
+        .context()
+        .ok_or_else(|| PyValueError::new_err("network: it runs on the CPU"))?;
+    let cfg = BookTrainerConfig {
+        epochs,
+        batch,
+        lr: lr as f32,
+        rule: StepRule {
+            optimizer: rule,
+            weight_decay: n.net.weight_decay,
+            seed: n.net.seed,
+        },
+        eval_samples,
+        seed,
+        first_step: n.steps_done(),
+    };
+    drop(n);
+    let data = Mnist {
+        train: dataset(&x_train, &t_train),
+        test: dataset(&x_test, &t_test),
+    };
+    let (result, error) = py.detach(|| {
+        let error = RefCell::new(None);
+        let mut report = |e: &EpochLog| {
+            Python::attach(|py| {
+                let args = (e.epoch, e.losses.clone(), e.train_acc, e.test_acc);
+                if let Err(err) = on_epoch.bind(py).call1(args) {
+                    error.borrow_mut().get_or_insert(err);
+                }
+            })
+        };
+        let mut stop = || {
+            Python::attach(|py| {
+                if let Err(err) = py.check_signals() {
+                    error.borrow_mut().get_or_insert(err);
+                }
+            });
+            error.borrow().is_some()
+        };
+        let result = train_book(ctx, &p, &data, &cfg, &mut report, &mut stop);
+        (result, error.into_inner())
+    });
+    let result = result.map_err(py_err)?;
+    network
+        .borrow_mut()
+        .set_state(&result.params.running, cfg.first_step + result.steps)?;
+    let out = PyDict::new(py);
+    out.set_item("params", arrays_of(py, &result.params)?)?;
+    out.set_item("train_loss", result.train_loss)?;
+    out.set_item("train_acc", result.train_acc)?;
+    out.set_item("test_acc", result.test_acc)?;
+    out.set_item("final_test_acc", result.final_test_acc)?;
+    out.set_item("steps", result.steps)?;
+    out.set_item("seconds", result.seconds)?;
+    out.set_item("error", error.map(|e| e.into_value(py)))?;
+    Ok(out)
+}
