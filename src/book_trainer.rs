@@ -29,7 +29,8 @@ pub const STEPS_PER_SUBMIT: usize = 8;
 /// A `Trainer(...)`'s settings.
 #[derive(Clone, Debug)]
 pub struct BookTrainerConfig {
-    pub epochs: usize,
+    /// Steps in all: the book's `int(epochs * iter_per_epoch)`.
+    pub max_iter: usize,
     /// `mini_batch_size`.
     pub batch: usize,
     /// `optimizer_param['lr']`.
@@ -52,8 +53,9 @@ pub struct EpochLog {
     pub epoch: usize,
     /// Each step's mean minibatch loss, in order.
     pub losses: Vec<f64>,
-    pub train_acc: f64,
-    pub test_acc: f64,
+    /// (train, test) accuracy; none after a last epoch cut short by
+    /// `max_iter`, which the book does not evaluate either.
+    pub accuracies: Option<(f64, f64)>,
 }
 
 /// The trained parameters and the book's lists.
@@ -121,8 +123,7 @@ pub fn train_book(
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<BookTrainerResult> {
     let per_epoch = iters_per_epoch(data.train.len(), cfg.batch);
-    let max_iter = cfg.epochs * per_epoch;
-    let slots = submit_slots(cfg.batch, STEPS_PER_SUBMIT, max_iter);
+    let slots = submit_slots(cfg.batch, STEPS_PER_SUBMIT, cfg.max_iter);
     let rule = &cfg.rule;
     let mut trainer = GpuTrainer::new(ctx.clone(), params, data, cfg.batch, slots, cfg.lr, rule)?;
     let zeros = vec![vec![0.0; params.arch.arena_len()]; rule.optimizer.kind.state_arrays()];
@@ -140,12 +141,13 @@ pub fn train_book(
         steps: 0,
         seconds: 0.0,
     };
-    let mut stopped = false;
-    for epoch in 1..=cfg.epochs {
+    let (mut stopped, mut epoch) = (false, 0);
+    while (out.steps as usize) < cfg.max_iter && !stopped {
+        let steps = per_epoch.min(cfg.max_iter - out.steps as usize);
         let started = std::time::Instant::now();
         let mut done = 0;
-        while done < per_epoch && !stopped {
-            let n = call.min(per_epoch - done);
+        while done < steps && !stopped {
+            let n = call.min(steps - done);
             let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
             trainer.train_steps(&batches, cfg.lr)?;
             done += n;
@@ -155,17 +157,19 @@ pub fn train_book(
         out.seconds += started.elapsed().as_secs_f64();
         out.steps += losses.len() as u64;
         out.train_loss.extend(&losses);
-        if stopped {
-            break;
-        }
-        let (train_acc, test_acc) = sampled.accuracies(&mut trainer)?;
-        out.train_acc.push(train_acc);
-        out.test_acc.push(test_acc);
+        epoch += 1;
+        let accuracies = if steps == per_epoch && !stopped {
+            let (train, test) = sampled.accuracies(&mut trainer)?;
+            out.train_acc.push(train);
+            out.test_acc.push(test);
+            Some((train, test))
+        } else {
+            None
+        };
         on_epoch(&EpochLog {
             epoch,
             losses,
-            train_acc,
-            test_acc,
+            accuracies,
         });
     }
     if !stopped {

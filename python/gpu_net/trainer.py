@@ -57,7 +57,7 @@ class Trainer:
         self.x_test = _checks.images(x_test, "x_test", inputs)
         self.t_test = _checks.labels(t_test, "t_test", self.x_test.shape[0], classes)
         self._raw = (x_train, x_test)
-        self.epochs = _checks.count(epochs, "epochs")
+        self.epochs = _checks.number(epochs, "epochs", positive=True)
         self.batch_size = _checks.count(mini_batch_size, "mini_batch_size", most=self.x_train.shape[0])
         name = str(optimizer).lower()
         if name not in _OPTIMIZERS:
@@ -74,22 +74,31 @@ class Trainer:
         self.seed = _seed(seed)
         self.train_size = self.x_train.shape[0]
         self.iter_per_epoch = max(self.train_size // self.batch_size, 1)
-        self.max_iter = self.epochs * self.iter_per_epoch
+        self.max_iter = int(self.epochs * self.iter_per_epoch + 1e-9)  # 10000 / 600 epochs is 10000 steps
+        if self.max_iter < 1:
+            raise ValueError(f"epochs={epochs} is less than one step of {self.iter_per_epoch} per epoch")
         self.current_iter = 0
         self.current_epoch = 0
         self.train_loss_list = []
         self.train_acc_list = []
         self.test_acc_list = []
+        # Seconds of the GPU's steps, without setup and evaluations (as
+        # `gpu-net train` counts them for samples/s); None on the CPU.
+        self.train_seconds = None
 
-    def _epoch(self, epoch, losses, train_acc, test_acc):
-        self.current_epoch = epoch
+    def _epoch(self, epoch, losses, accuracies):
         self.current_iter += len(losses)
         self.train_loss_list.extend(losses)
-        self.train_acc_list.append(train_acc)
-        self.test_acc_list.append(test_acc)
         if self.verbose:
             for loss in losses:
                 print("train loss:" + str(loss))
+        if accuracies is None:  # a last epoch cut short: the book does not evaluate it
+            return
+        self.current_epoch = epoch
+        train_acc, test_acc = accuracies
+        self.train_acc_list.append(train_acc)
+        self.test_acc_list.append(test_acc)
+        if self.verbose:
             print("=== epoch:" + str(epoch) + ", train acc:" + str(train_acc) + ", test acc:" + str(test_acc) + " ===")
 
     def _final(self, test_acc):
@@ -111,7 +120,7 @@ class Trainer:
             self.t_train,
             _checks.pixels(self._raw[1], "x_test", net._sizes[0]),
             self.t_test,
-            self.epochs,
+            self.max_iter,
             self.batch_size,
             self._optimizer_name,
             hyper,
@@ -124,6 +133,7 @@ class Trainer:
                 np.copyto(net.params[name], a)
             else:
                 net.params[name] = a
+        self.train_seconds = out["seconds"]
         if out["error"] is not None:
             raise out["error"]
         self._final(out["final_test_acc"])

@@ -26,6 +26,28 @@ pub fn default_data_dirs() -> Vec<PathBuf> {
 /// A split's images (N, pixels) and labels.
 type Split<'py> = (Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u8>>);
 
+/// Images in MNIST's training split.
+const MNIST_TRAIN: usize = 60_000;
+
+/// The first of [`default_data_dirs`] that holds MNIST.
+fn default_mnist() -> PyResult<PathBuf> {
+    let dirs = default_data_dirs();
+    dirs.iter()
+        .find(|d| {
+            ["", ".gz"]
+                .iter()
+                .any(|z| d.join(format!("t10k-labels-idx1-ubyte{z}")).exists())
+        })
+        .cloned()
+        .ok_or_else(|| {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            PyOSError::new_err(format!(
+                "no MNIST in {}; pass data_dir= a folder with the four IDX files",
+                looked.join(" or ")
+            ))
+        })
+}
+
 fn split<'py>(py: Python<'py>, d: &Dataset) -> PyResult<Split<'py>> {
     let x = PyArray1::from_slice(py, &d.images).reshape([d.len(), d.pixels()])?;
     Ok((x, PyArray1::from_slice(py, &d.labels)))
@@ -41,22 +63,7 @@ pub fn load_mnist_arrays<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let dir = match data_dir {
         Some(d) => d,
-        None => default_data_dirs()
-            .into_iter()
-            .find(|d| {
-                d.join("t10k-labels-idx1-ubyte.gz").exists()
-                    || d.join("t10k-labels-idx1-ubyte").exists()
-            })
-            .ok_or_else(|| {
-                PyOSError::new_err(format!(
-                    "no MNIST in {}; pass data_dir= a folder with the four IDX files",
-                    default_data_dirs()
-                        .iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ))
-            })?,
+        None => default_mnist()?,
     };
     let m = py
         .detach(|| data::load_dir(&dir))
@@ -91,6 +98,12 @@ pub fn write_checkpoint(
         init: n.init(),
         optimizer: Rule::default(),
         seed: n.net.seed,
+        // A checkpoint names its data, which `eval` reads unless told
+        // otherwise: the MNIST `load_mnist()` finds.
+        data: default_mnist()
+            .ok()
+            .map(|d| d.canonicalize().unwrap_or(d).display().to_string()),
+        train_size: Some(MNIST_TRAIN),
         ..RunConfig::default()
     };
     let ck = Checkpoint {

@@ -19,10 +19,10 @@ use crate::py_err;
 
 /// A split from u8 images (N, pixels) and int64 labels.
 fn dataset(x: &PyReadonlyArray2<'_, u8>, t: &PyReadonlyArray1<'_, i64>) -> Dataset {
-    let (rows, cols) = (x.shape()[0], x.shape()[1]);
+    let cols = x.shape()[1]; // one row of `cols` pixels per image: only the count matters here
     let images = x.as_array().iter().copied().collect();
     let labels = t.as_array().iter().map(|&l| l as u8).collect();
-    Dataset::from_parts(images, labels, rows, cols)
+    Dataset::from_parts(images, labels, 1, cols)
 }
 
 /// The rule from `optimizer` and `optimizer_param` (keys other than `lr`
@@ -53,10 +53,10 @@ fn rule_of(kind: &str, param: &Bound<'_, PyDict>) -> PyResult<Rule> {
 /// Trains `network` from `params`; returns a dict of the trained arrays
 /// (`params`) and the book's lists, and `error`: None, or the exception that
 /// stopped the run between two submissions (KeyboardInterrupt from Ctrl-C,
-/// or what `on_epoch(epoch, losses, train_acc, test_acc)` raised), for the
+/// or what `on_epoch(epoch, losses, accuracies)` raised), for the
 /// caller to raise once it has kept what was trained.
 #[pyfunction]
-#[pyo3(signature = (network, params, x_train, t_train, x_test, t_test, epochs, batch, optimizer, optimizer_param, eval_samples, seed, on_epoch))]
+#[pyo3(signature = (network, params, x_train, t_train, x_test, t_test, max_iter, batch, optimizer, optimizer_param, eval_samples, seed, on_epoch))]
 #[allow(clippy::too_many_arguments)]
 pub fn train<'py>(
     py: Python<'py>,
@@ -66,7 +66,7 @@ pub fn train<'py>(
     t_train: PyReadonlyArray1<'py, i64>,
     x_test: PyReadonlyArray2<'py, u8>,
     t_test: PyReadonlyArray1<'py, i64>,
-    epochs: usize,
+    max_iter: usize,
     batch: usize,
     optimizer: &str,
     optimizer_param: &Bound<'py, PyDict>,
@@ -85,7 +85,7 @@ pub fn train<'py>(
         .context()
         .ok_or_else(|| PyValueError::new_err("network: it runs on the CPU"))?;
     let cfg = BookTrainerConfig {
-        epochs,
+        max_iter,
         batch,
         lr: lr as f32,
         rule: StepRule {
@@ -106,7 +106,7 @@ pub fn train<'py>(
         let error = RefCell::new(None);
         let mut report = |e: &EpochLog| {
             Python::attach(|py| {
-                let args = (e.epoch, e.losses.clone(), e.train_acc, e.test_acc);
+                let args = (e.epoch, e.losses.clone(), e.accuracies);
                 if let Err(err) = on_epoch.bind(py).call1(args) {
                     error.borrow_mut().get_or_insert(err);
                 }

@@ -1,0 +1,92 @@
+"""Every bad input is a ValueError (TypeError for a wrong kind of object)
+naming the argument, never a crash."""
+
+import numpy as np
+import pytest
+
+import gpu_net
+
+
+@pytest.fixture(scope="module")
+def net():
+    return gpu_net.TwoLayerNet(784, 17, 10, device="auto", seed=0)
+
+
+X = np.zeros((2, 784))
+
+
+@pytest.mark.parametrize(
+    "x,match",
+    [
+        (np.zeros((2, 783)), r"x has shape \(2, 783\)"),
+        (np.zeros(784), r"x has shape \(784,\)"),
+        (np.zeros((0, 784)), r"x has shape \(0, 784\)"),
+        (np.zeros((2, 1, 28, 27)), r"x has shape \(2, 1, 28, 27\)"),
+        (np.zeros((2, 784), dtype=np.int64), "x has dtype int64"),
+        (np.array([["a"] * 784] * 2), "x has dtype <U1"),
+        (np.full((2, 784), np.nan), r"x holds NaN or infinity \(row 0\)"),
+    ],
+)
+def test_bad_images(net, x, match):
+    for call in (lambda: net.predict(x), lambda: net.gradient(x, [0, 1]), lambda: net.accuracy(x, [0, 1])):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+@pytest.mark.parametrize(
+    "t,match",
+    [
+        ([0, 10], r"t\[1\] is 10, outside 0..9"),
+        ([-1, 0], r"t\[0\] is -1"),
+        ([0], r"t has shape \(1,\)"),
+        ([0.5, 1], "not class numbers"),
+        (np.zeros((2, 9)), r"t has shape \(2, 9\); one-hot labels are \(2, 10\)"),
+        (np.full((2, 10), 0.1), "one-hot row must hold one 1"),
+    ],
+)
+def test_bad_labels(net, t, match):
+    with pytest.raises(ValueError, match=match):
+        net.gradient(X, t)
+
+
+def test_images_and_labels_as_the_book_passes_them(net):
+    x4 = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    one_hot = np.eye(10)[[3, 4]]
+    assert np.array_equal(net.predict(x4), net.predict(np.zeros((2, 784), dtype=np.uint8)))
+    assert net.loss(x4, one_hot) == net.loss(X, np.array([3, 4], dtype=np.uint8))
+
+
+def test_bad_params(net):
+    saved = net.params["W1"]
+    try:
+        net.params["W1"] = np.zeros((784, 16))
+        with pytest.raises(ValueError, match=r"params\['W1'\] has shape \(784, 16\), not \(784, 17\)"):
+            net.predict(X)
+        del net.params["W1"]
+        with pytest.raises(ValueError, match="params has no 'W1'"):
+            net.predict(X)
+    finally:
+        net.params["W1"] = saved
+
+
+@pytest.mark.parametrize(
+    "kw,error,match",
+    [
+        (dict(input_size=0), ValueError, "input_size is 0"),
+        (dict(hidden_size=2.5), TypeError, "hidden_size.0. must be a whole number"),
+        (dict(output_size=1), ValueError, "output_size is 1"),
+        (dict(weight_init_std=-1), ValueError, "weight_init_std is -1"),
+        (dict(device="tpu"), ValueError, "device='tpu'"),
+    ],
+)
+def test_bad_constructor_arguments(kw, error, match):
+    args = dict(input_size=784, hidden_size=50, output_size=10) | kw
+    with pytest.raises(error, match=match):
+        gpu_net.TwoLayerNet(**args)
+
+
+def test_a_batch_over_the_devices_limit_is_a_gpu_error(gpu):
+    net = gpu_net.TwoLayerNet(3, 2, 2, device=gpu, seed=0)
+    rows = 1 << 21  # more rows than one pass of backprop takes
+    with pytest.raises(gpu_net.GpuError, match="rows"):
+        net.gradient(np.zeros((rows, 3), dtype=np.float32), np.zeros(rows, dtype=np.int64))
