@@ -101,3 +101,17 @@ def test_ctrl_c_stops_the_trainer_and_keeps_the_kernel(gpu, tmp_path):
     interrupted = [l for l in lines if l.startswith("INTERRUPTED")]
     assert interrupted and interrupted[0].endswith("True"), out
     assert "ALIVE True" in out and p.returncode == 0
+
+
+def test_the_trainer_gives_the_clis_bits(gpu, tmp_path):
+    """The same seed and settings as `gpu-net train`: the same parameters, bit for bit."""
+    from test_files import cli
+
+    path = tmp_path / "cli.safetensors"
+    subprocess.run([cli(), "train", "--iters", "1200", "--seed", "3", "--save", str(path)], capture_output=True, check=True)
+    (x, t), (xt, tt) = gpu_net.load_mnist()
+    net = gpu_net.TwoLayerNet(784, 50, 10, device=gpu, seed=3)
+    gpu_net.Trainer(net, x, t, xt, tt, epochs=2, optimizer_param={"lr": 0.1}, verbose=False, seed=3).train()
+    theirs = gpu_net.load(path)
+    for k in net.params:
+        assert np.array_equal(net.params[k], theirs.params[k]), k
