@@ -8,6 +8,7 @@ pub mod book_trainer;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;
+pub mod conv;
 pub mod cpu;
 pub mod data;
 pub mod device;

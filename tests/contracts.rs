@@ -134,8 +134,9 @@ fn every_shared_struct_matches_its_wgsl() {
         }
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
-    // matmul ×3, gather, softmax ×2, batchnorm ×2, dropout, optimizer.
-    assert_eq!(checked, 10, "a kernel's contract went missing");
+    // matmul ×3, gather, softmax ×2, batchnorm ×2, dropout, optimizer, and
+    // the window kernels ×4 (im2col, col2im, max pooling forward and backward).
+    assert_eq!(checked, 14, "a kernel's contract went missing");
 }
 
 /// The matmul uniform as the tiled shader declares it, with `edit` applied.

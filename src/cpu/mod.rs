@@ -3,6 +3,7 @@
 //! network of them, the optimizers, and the numerical gradient that proves
 //! backprop right. Every GPU kernel is tested against these functions.
 
+pub mod conv;
 pub mod layers;
 pub mod matmul;
 pub mod memory;

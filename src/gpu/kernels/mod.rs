@@ -12,6 +12,7 @@ pub mod gather;
 pub mod matmul;
 pub mod optimizer;
 pub mod softmax_loss;
+pub mod window;
 
 pub use crate::gpu::dispatch::{Bound, Dispatch, Slice, StructLayout, TextureCopy, record_all};
 pub use batchnorm::{BatchNorm, BnBackward, BnForward, BnShape};
@@ -23,6 +24,7 @@ pub use matmul::{
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 pub use softmax_loss::{SoftmaxCall, SoftmaxWithLoss, Stats};
+pub use window::{Col2imCall, Im2col, Im2colCall, MaxPool, PoolBackwardCall, PoolForwardCall};
 
 pub use crate::gpu::dispatch::StructContract;
 
@@ -35,6 +37,7 @@ pub fn struct_contracts() -> Vec<StructContract> {
         batchnorm::contracts(),
         dropout::contracts(),
         optimizer::contracts(),
+        window::contracts(),
     ]
     .into_iter()
     .flatten()

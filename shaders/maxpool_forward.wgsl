@@ -1,0 +1,68 @@
+// The book's max Pooling forward on the layout a convolution's product
+// leaves: `z` has one row per position (n, y, x) of an H × W image, its C
+// channels in the row (`in_stride` apart). Writes each window's largest
+// value to `p`, one row per image (`out_stride` apart), in the order the
+// book's Affine flattens (c, oy, ox), then, when `flag` is set, the column
+// of ones that carries the next layer's bias, and zeros to the stride; and
+// each maximum's index in its window (row-major) to `argmax`, one per
+// output value (n, c, oy, ox). The padding counts as 0, as numpy's pad; ties
+// go to the first index, as numpy's argmax. One invocation per element of p.
+
+struct Dims {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    fh: u32,
+    fw: u32,
+    stride: u32,
+    pad: u32,
+    out_h: u32,
+    out_w: u32,
+    in_stride: u32,
+    out_stride: u32,
+    count: u32,
+    groups_x: u32,
+    flag: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p: array<f32>;
+@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = (wg.y * dims.groups_x + wg.x) * 256u + li;
+    if e >= dims.count {
+        return;
+    }
+    let n = e / dims.out_stride;
+    let j = e % dims.out_stride;
+    let area = dims.out_h * dims.out_w;
+    let k = dims.c * area;
+    if j >= k {
+        p[e] = select(0.0, 1.0, j == k && dims.flag == 1u);
+        return;
+    }
+    let ch = j / area;
+    let oy = (j % area) / dims.out_w;
+    let ox = j % dims.out_w;
+    var best = 0.0;
+    var at = 0u;
+    for (var q = 0u; q < dims.fh * dims.fw; q++) {
+        let y = i32(oy * dims.stride + q / dims.fw) - i32(dims.pad);
+        let xx = i32(ox * dims.stride + q % dims.fw) - i32(dims.pad);
+        var v = 0.0;
+        if y >= 0 && y < i32(dims.h) && xx >= 0 && xx < i32(dims.w) {
+            v = z[((n * dims.h + u32(y)) * dims.w + u32(xx)) * dims.in_stride + ch];
+        }
+        if q == 0u || v > best {
+            best = v;
+            at = q;
+        }
+    }
+    p[e] = best;
+    argmax[n * k + j] = at;
+}

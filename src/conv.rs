@@ -1,0 +1,240 @@
+//! The geometry of chapter 7's layers, shared by the CPU reference and the
+//! GPU kernels: a batch of images (N, C, H, W), a window (a convolution's
+//! filter or a pooling window) with its stride and padding, and the output
+//! size the book's `im2col` gives:
+//!
+//! ```text
+//! out_h = (H + 2·pad - FH) / stride + 1
+//! ```
+//!
+//! The book divides with `//`, which drops a remainder silently: a window
+//! that does not tile the padded image would then skip its last rows. Here
+//! a remainder is an error that names the sizes, as is a window larger than
+//! the padded image, a zero stride, window or image.
+//!
+//! Imports nothing of the crate.
+
+use std::fmt;
+
+/// A batch of images, NCHW.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl ImageShape {
+    /// Values per image: C·H·W.
+    pub fn per_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    pub fn len(&self) -> usize {
+        self.n * self.per_image()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A filter or pooling window: its size, stride and zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub h: usize,
+    pub w: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Window {
+    /// Values in one window of one channel: FH·FW.
+    pub fn area(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// Why a window cannot slide over an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShapeError {
+    Zero(&'static str),
+    TooLarge {
+        axis: &'static str,
+        window: usize,
+        padded: usize,
+    },
+    Fractional {
+        axis: &'static str,
+        padded: usize,
+        window: usize,
+        stride: usize,
+    },
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::Zero(what) => write!(f, "the {what} is 0"),
+            ShapeError::TooLarge {
+                axis,
+                window,
+                padded,
+            } => write!(
+                f,
+                "a window {window} {axis} is larger than the padded image's {padded}"
+            ),
+            ShapeError::Fractional {
+                axis,
+                padded,
+                window,
+                stride,
+            } => write!(
+                f,
+                "the output {axis} ({padded} - {window}) / {stride} + 1 is not a whole number: \
+                 the window does not tile the padded image ({padded} {axis}) at stride {stride}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// One axis's output size: `(size + 2·pad - window) / stride + 1`.
+pub fn out_size(
+    axis: &'static str,
+    size: usize,
+    window: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<usize, ShapeError> {
+    if stride == 0 {
+        return Err(ShapeError::Zero("stride"));
+    }
+    if window == 0 {
+        return Err(ShapeError::Zero("window"));
+    }
+    if size == 0 {
+        return Err(ShapeError::Zero("image"));
+    }
+    let padded = size + 2 * pad;
+    if window > padded {
+        return Err(ShapeError::TooLarge {
+            axis,
+            window,
+            padded,
+        });
+    }
+    if !(padded - window).is_multiple_of(stride) {
+        return Err(ShapeError::Fractional {
+            axis,
+            padded,
+            window,
+            stride,
+        });
+    }
+    Ok((padded - window) / stride + 1)
+}
+
+/// A window sliding over a batch of images: both shapes and the output's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slide {
+    pub input: ImageShape,
+    pub window: Window,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl Slide {
+    pub fn new(input: ImageShape, window: Window) -> Result<Self, ShapeError> {
+        Ok(Slide {
+            out_h: out_size("high", input.h, window.h, window.stride, window.pad)?,
+            out_w: out_size("wide", input.w, window.w, window.stride, window.pad)?,
+            input,
+            window,
+        })
+    }
+
+    /// Rows of `im2col`'s matrix: N·OH·OW, one per window position.
+    pub fn col_rows(&self) -> usize {
+        self.input.n * self.out_h * self.out_w
+    }
+
+    /// Columns of `im2col`'s matrix: C·FH·FW, one per value a window reads.
+    pub fn col_cols(&self) -> usize {
+        self.input.c * self.window.area()
+    }
+
+    /// Output positions per image per channel: OH·OW.
+    pub fn out_area(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// The input position (y, x) window position (oy, ox) reads at offset
+    /// (ky, kx), or None where it falls in the zero padding.
+    pub fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let w = &self.window;
+        let y = (oy * w.stride + ky).checked_sub(w.pad)?;
+        let x = (ox * w.stride + kx).checked_sub(w.pad)?;
+        (y < self.input.h && x < self.input.w).then_some((y, x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_sizes_as_the_book_computes_them() {
+        assert_eq!(out_size("high", 28, 5, 1, 0), Ok(24));
+        assert_eq!(out_size("high", 24, 2, 2, 0), Ok(12));
+        assert_eq!(out_size("high", 7, 3, 2, 1), Ok(4));
+        assert_eq!(out_size("high", 1, 1, 1, 0), Ok(1));
+    }
+
+    #[test]
+    fn shapes_that_cannot_slide_are_refused() {
+        assert_eq!(
+            out_size("high", 28, 5, 0, 0),
+            Err(ShapeError::Zero("stride"))
+        );
+        assert_eq!(
+            out_size("high", 28, 0, 1, 0),
+            Err(ShapeError::Zero("window"))
+        );
+        assert!(matches!(
+            out_size("wide", 4, 7, 1, 1),
+            Err(ShapeError::TooLarge { padded: 6, .. })
+        ));
+        let e = out_size("high", 25, 2, 2, 0).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(25 - 2) / 2 + 1 is not a whole number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sources_skip_the_padding() {
+        let s = Slide::new(
+            ImageShape {
+                n: 1,
+                c: 1,
+                h: 3,
+                w: 3,
+            },
+            Window {
+                h: 3,
+                w: 3,
+                stride: 1,
+                pad: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(s.source(0, 0, 0, 0), None);
+        assert_eq!(s.source(0, 0, 1, 1), Some((0, 0)));
+        assert_eq!(s.source(2, 2, 2, 2), None);
+        assert_eq!(s.source(2, 2, 1, 1), Some((2, 2)));
+    }
+}

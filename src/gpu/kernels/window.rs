@@ -1,0 +1,261 @@
+//! The kernels that slide a window over images, chapter 7's: `Im2col`
+//! (`shaders/im2col.wgsl` and, backward, `shaders/col2im.wgsl`) and
+//! `MaxPool` (`shaders/maxpool_forward.wgsl`, `shaders/maxpool_backward.wgsl`).
+//! All four share one uniform, the slide's geometry ([`crate::conv::Slide`])
+//! with two row strides, and run one invocation per element they write.
+//!
+//! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
+//! - images: one row per image, its C·H·W values (CHW);
+//! - `im2col`'s matrix: one row per window position (n, oy, ox), its C·FH·FW
+//!   values (c, ky, kx), then optionally the ones column that carries a bias;
+//! - a convolution's output (`z`): one row per position (n, y, x), its C channels;
+//! - pooled (`p`): one row per image, (c, oy, ox), then optionally the ones column;
+//! - `argmax`: one u32 per pooled value (n, c, oy, ox), the index in its window.
+//!
+//! Imports `context`, `dispatch` and `error` only (and `crate::conv`).
+
+use crate::conv::Slide;
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{
+    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+};
+use crate::gpu::error::Result;
+
+const IM2COL: &str = include_str!("../../../shaders/im2col.wgsl");
+const COL2IM: &str = include_str!("../../../shaders/col2im.wgsl");
+const POOL_FORWARD: &str = include_str!("../../../shaders/maxpool_forward.wgsl");
+const POOL_BACKWARD: &str = include_str!("../../../shaders/maxpool_backward.wgsl");
+const WG: u32 = 256;
+
+wgsl_struct! {
+    /// The uniform of the four shaders.
+    struct Dims {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        fh: u32,
+        fw: u32,
+        stride: u32,
+        pad: u32,
+        out_h: u32,
+        out_w: u32,
+        in_stride: u32,
+        out_stride: u32,
+        count: u32,
+        groups_x: u32,
+        flag: u32,
+        _pad0: u32,
+    }
+}
+
+/// The dims and workgroup grid for `count` invocations.
+fn dims(
+    ctx: &GpuContext,
+    s: &Slide,
+    strides: [usize; 2],
+    count: usize,
+    flag: bool,
+) -> (Dims, [u32; 3]) {
+    let groups = (count as u32).div_ceil(WG).max(1);
+    let groups_x = groups.min(ctx.limits.max_compute_workgroups_per_dimension);
+    let (i, k) = (s.input, s.window);
+    let d = Dims {
+        n: i.n as u32,
+        c: i.c as u32,
+        h: i.h as u32,
+        w: i.w as u32,
+        fh: k.h as u32,
+        fw: k.w as u32,
+        stride: k.stride as u32,
+        pad: k.pad as u32,
+        out_h: s.out_h as u32,
+        out_w: s.out_w as u32,
+        in_stride: strides[0] as u32,
+        out_stride: strides[1] as u32,
+        count: count as u32,
+        groups_x,
+        flag: flag as u32,
+        _pad0: 0,
+    };
+    (d, [groups_x, groups.div_ceil(groups_x), 1])
+}
+
+/// One `im2col`: images `x` (rows `x_stride` apart) to `col` (rows
+/// `col_stride` apart, every element written), with the ones column when `ones`.
+pub struct Im2colCall<'a> {
+    pub label: String,
+    pub slide: Slide,
+    pub x_stride: usize,
+    pub col_stride: usize,
+    pub ones: bool,
+    pub x: Slice<'a>,
+    pub col: Slice<'a>,
+}
+
+/// One `col2im`: `col` (rows `col_stride` apart) summed into images `x`
+/// (rows `x_stride` apart; only the C·H·W values of each row written).
+pub struct Col2imCall<'a> {
+    pub label: String,
+    pub slide: Slide,
+    pub col_stride: usize,
+    pub x_stride: usize,
+    pub col: Slice<'a>,
+    pub x: Slice<'a>,
+}
+
+pub struct Im2col {
+    layout: wgpu::BindGroupLayout,
+    forward: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+}
+
+impl Im2col {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let layout = bind_group_layout(
+            ctx,
+            "im2col",
+            &[
+                Binding::uniform::<Dims>(),
+                Binding::Read,
+                Binding::ReadWrite,
+            ],
+        );
+        Im2col {
+            forward: pipeline(ctx, "im2col", &layout, IM2COL, &[]),
+            backward: pipeline(ctx, "col2im", &layout, COL2IM, &[]),
+            layout,
+        }
+    }
+
+    pub fn im2col(&self, ctx: &GpuContext, c: Im2colCall<'_>) -> Result<Dispatch> {
+        let count = c.slide.col_rows() * c.col_stride;
+        let (d, grid) = dims(ctx, &c.slide, [c.x_stride, c.col_stride], count, c.ones);
+        dispatch(
+            ctx,
+            c.label,
+            &self.forward,
+            &self.layout,
+            &d,
+            &[c.x, c.col],
+            grid,
+        )
+    }
+
+    pub fn col2im(&self, ctx: &GpuContext, c: Col2imCall<'_>) -> Result<Dispatch> {
+        let count = c.slide.input.len();
+        let (d, grid) = dims(ctx, &c.slide, [c.col_stride, c.x_stride], count, false);
+        dispatch(
+            ctx,
+            c.label,
+            &self.backward,
+            &self.layout,
+            &d,
+            &[c.col, c.x],
+            grid,
+        )
+    }
+}
+
+/// Max pooling forward: `z` (rows (n, y, x) of C channels, `z_stride` apart)
+/// to `p` (rows per image, `p_stride` apart, every element written, the
+/// ones column when `ones`) and `argmax`.
+pub struct PoolForwardCall<'a> {
+    pub label: String,
+    pub slide: Slide,
+    pub z_stride: usize,
+    pub p_stride: usize,
+    pub ones: bool,
+    pub z: Slice<'a>,
+    pub p: Slice<'a>,
+    pub argmax: Slice<'a>,
+}
+
+/// Max pooling backward: `dp` (as p) through `argmax` into `dz` (as z,
+/// every element written), masked by Relu's `z > 0` when `relu`.
+pub struct PoolBackwardCall<'a> {
+    pub label: String,
+    pub slide: Slide,
+    pub z_stride: usize,
+    pub p_stride: usize,
+    pub relu: bool,
+    pub dp: Slice<'a>,
+    pub argmax: Slice<'a>,
+    pub z: Slice<'a>,
+    pub dz: Slice<'a>,
+}
+
+pub struct MaxPool {
+    forward_layout: wgpu::BindGroupLayout,
+    backward_layout: wgpu::BindGroupLayout,
+    forward: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+}
+
+impl MaxPool {
+    pub fn new(ctx: &GpuContext) -> Self {
+        use Binding::*;
+        let forward_layout = bind_group_layout(
+            ctx,
+            "maxpool forward",
+            &[Binding::uniform::<Dims>(), Read, ReadWrite, ReadWrite],
+        );
+        let backward_layout = bind_group_layout(
+            ctx,
+            "maxpool backward",
+            &[Binding::uniform::<Dims>(), Read, Read, Read, ReadWrite],
+        );
+        MaxPool {
+            forward: pipeline(ctx, "maxpool forward", &forward_layout, POOL_FORWARD, &[]),
+            backward: pipeline(
+                ctx,
+                "maxpool backward",
+                &backward_layout,
+                POOL_BACKWARD,
+                &[],
+            ),
+            forward_layout,
+            backward_layout,
+        }
+    }
+
+    pub fn forward(&self, ctx: &GpuContext, c: PoolForwardCall<'_>) -> Result<Dispatch> {
+        let count = c.slide.input.n * c.p_stride;
+        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.ones);
+        let slices = [c.z, c.p, c.argmax];
+        dispatch(
+            ctx,
+            c.label,
+            &self.forward,
+            &self.forward_layout,
+            &d,
+            &slices,
+            grid,
+        )
+    }
+
+    pub fn backward(&self, ctx: &GpuContext, c: PoolBackwardCall<'_>) -> Result<Dispatch> {
+        let i = c.slide.input;
+        let count = i.n * i.h * i.w * c.z_stride;
+        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.relu);
+        let slices = [c.dp, c.argmax, c.z, c.dz];
+        dispatch(
+            ctx,
+            c.label,
+            &self.backward,
+            &self.backward_layout,
+            &d,
+            &slices,
+            grid,
+        )
+    }
+}
+
+pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![
+        ("shaders/im2col.wgsl", IM2COL.into()),
+        ("shaders/col2im.wgsl", COL2IM.into()),
+        ("shaders/maxpool_forward.wgsl", POOL_FORWARD.into()),
+        ("shaders/maxpool_backward.wgsl", POOL_BACKWARD.into()),
+    ])]
+}

@@ -1,0 +1,305 @@
+//! Chapter 7's kernels (`im2col`, `col2im`, max pooling forward and
+//! backward) against the CPU reference (`cpu::conv`) on awkward shapes:
+//! batch 1 and 3, channels 1 and 3, images that are not square, windows 1,
+//! 2, 3, 5 and 7, stride 1 and 2, padding 0, 1 and 2, and the book's
+//! SimpleConvNet shapes. Buffers are filled with junk first: every element
+//! a kernel must write is checked, and what it must not touch (the padding
+//! columns it does not own, a guard row) is checked unchanged.
+//!
+//! Copies (im2col, pooling forward, argmax) must be exact; sums (col2im,
+//! pooling backward) are f32 against f64 within 1e-5 relative.
+
+mod common;
+
+use gpu_net::conv::{ImageShape, Slide, Window};
+use gpu_net::cpu::conv::{Pooling, col2im, im2col, nchw_to_nhwc, nhwc_to_nchw};
+use gpu_net::gpu::GpuContext;
+use gpu_net::gpu::kernels::{
+    Col2imCall, Im2col, Im2colCall, MaxPool, PoolBackwardCall, PoolForwardCall, Slice,
+};
+use gpu_net::gpu::layout::padded;
+
+const JUNK: f32 = -7.5;
+
+fn slide(n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Slide {
+    let window = Window {
+        h: k,
+        w: k,
+        stride,
+        pad,
+    };
+    Slide::new(ImageShape { n, c, h, w }, window).unwrap()
+}
+
+/// Convolution shapes: (N, C, H, W), filter, stride, pad.
+fn conv_shapes() -> Vec<Slide> {
+    vec![
+        slide(1, 1, 5, 7, 3, 1, 0),
+        slide(3, 3, 7, 5, 3, 2, 1),
+        slide(1, 3, 9, 6, 5, 1, 2),
+        slide(3, 1, 5, 7, 1, 2, 0),
+        slide(1, 1, 7, 9, 7, 1, 1),
+        slide(3, 1, 28, 28, 5, 1, 0), // SimpleConvNet's Conv1
+        slide(3, 1, 10, 10, 3, 1, 0), // ch07/gradient_check.py's
+    ]
+}
+
+/// Pooling shapes, over a convolution's output (C channels).
+fn pool_shapes() -> Vec<Slide> {
+    vec![
+        slide(3, 30, 24, 24, 2, 2, 0), // SimpleConvNet's Pool1
+        slide(1, 3, 5, 7, 3, 1, 1),    // overlapping windows, padding
+        slide(3, 1, 6, 4, 2, 2, 0),
+        slide(1, 17, 7, 5, 3, 2, 0),
+    ]
+}
+
+/// Distinct f32 values in (-1, 1), reproducible.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    common::random_f32(len, seed)
+}
+
+/// `rows` rows of `cols` values stored `stride` apart, junk in the rest and
+/// in one guard row after them.
+fn store(v: &[f32], rows: usize, cols: usize, stride: usize) -> Vec<f32> {
+    let mut out = vec![JUNK; (rows + 1) * stride];
+    for r in 0..rows {
+        out[r * stride..r * stride + cols].copy_from_slice(&v[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
+fn real(stored: &[f32], rows: usize, cols: usize, stride: usize) -> Vec<f64> {
+    (0..rows)
+        .flat_map(|r| {
+            stored[r * stride..r * stride + cols]
+                .iter()
+                .map(|&v| v as f64)
+        })
+        .collect()
+}
+
+/// The first element where `gpu` is not within 1e-5 of `cpu`'s largest value.
+fn first_difference(gpu: &[f64], cpu: &[f64]) -> Option<String> {
+    let scale = cpu.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+    let at = gpu
+        .iter()
+        .zip(cpu)
+        .position(|(g, c)| (g - c).abs() > 1e-5 * scale)?;
+    Some(format!("element {at}: gpu {}, cpu {}", gpu[at], cpu[at]))
+}
+
+fn assert_close(what: &str, gpu: &[f64], cpu: &[f64]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}");
+    if let Some(d) = first_difference(gpu, cpu) {
+        panic!("{what}: {d}");
+    }
+}
+
+#[test]
+fn the_comparison_catches_a_sum_off_by_a_ten_thousandth() {
+    let cpu = [0.5, -1.0, 2.0];
+    assert_eq!(first_difference(&cpu, &cpu), None);
+    assert!(first_difference(&[0.5, -1.0, 2.0002], &cpu).is_some());
+}
+
+fn read(ctx: &GpuContext, b: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    ctx.read_f32(b, 0, len, "result").unwrap()
+}
+
+#[test]
+fn im2col_matches_the_cpu_and_writes_the_ones_column() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = Im2col::new(&ctx);
+    for s in conv_shapes() {
+        let (per, k) = (s.input.per_image(), s.col_cols());
+        let (xs, cs) = (padded(per), padded(k));
+        let x = values(s.input.len(), 1);
+        let xb = ctx.storage_init("x", &store(&x, s.input.n, per, xs));
+        let col = ctx.storage_init("col", &vec![JUNK; (s.col_rows() + 1) * cs]);
+        let call = Im2colCall {
+            label: "im2col".into(),
+            slide: s,
+            x_stride: xs,
+            col_stride: cs,
+            ones: true,
+            x: Slice::whole(&xb),
+            col: Slice::new(&col, 0, s.col_rows() * cs),
+        };
+        ctx.run(&[&kernel.im2col(&ctx, call).unwrap()]).unwrap();
+        let got = read(&ctx, &col, (s.col_rows() + 1) * cs);
+        let want = im2col(&common::widen(&x), &s);
+        for r in 0..s.col_rows() {
+            let row = &got[r * cs..(r + 1) * cs];
+            for (j, &v) in row.iter().enumerate() {
+                let expect = match j {
+                    _ if j < k => want[r * k + j] as f32,
+                    _ if j == k => 1.0,
+                    _ => 0.0,
+                };
+                assert_eq!(v, expect, "{s:?}: row {r}, column {j}");
+            }
+        }
+        assert!(
+            got[s.col_rows() * cs..].iter().all(|&v| v == JUNK),
+            "{s:?}: guard row"
+        );
+    }
+}
+
+#[test]
+fn col2im_matches_the_cpu_and_repeats_bit_for_bit() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = Im2col::new(&ctx);
+    for s in conv_shapes() {
+        let (per, k) = (s.input.per_image(), s.col_cols());
+        let (xs, cs) = (padded(per), padded(k));
+        let dcol = values(s.col_rows() * k, 2);
+        let cb = ctx.storage_init("dcol", &store(&dcol, s.col_rows(), k, cs));
+        let run = || {
+            let x = ctx.storage_init("dx", &vec![JUNK; (s.input.n + 1) * xs]);
+            let call = Col2imCall {
+                label: "col2im".into(),
+                slide: s,
+                col_stride: cs,
+                x_stride: xs,
+                col: Slice::whole(&cb),
+                x: Slice::new(&x, 0, s.input.n * xs),
+            };
+            ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
+            read(&ctx, &x, (s.input.n + 1) * xs)
+        };
+        let got = run();
+        let want = col2im(&common::widen(&dcol), &s);
+        assert_close(&format!("{s:?}"), &real(&got, s.input.n, per, xs), &want);
+        for r in 0..=s.input.n {
+            let untouched = if r < s.input.n {
+                &got[r * xs + per..(r + 1) * xs]
+            } else {
+                &got[r * xs..]
+            };
+            assert!(
+                untouched.iter().all(|&v| v == JUNK),
+                "{s:?}: row {r}'s padding"
+            );
+        }
+        assert_eq!(got, run(), "{s:?}: a second run");
+    }
+}
+
+/// The pooling's input as a convolution leaves it (rows (n, y, x) of C
+/// channels, `padded(C)` apart), after Relu: about half the values 0.
+fn pool_input(s: &Slide, seed: u64) -> Vec<f32> {
+    values(s.input.len(), seed)
+        .iter()
+        .map(|&v| v.max(0.0))
+        .collect()
+}
+
+#[test]
+fn max_pooling_forward_matches_the_cpu_exactly() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = MaxPool::new(&ctx);
+    for s in pool_shapes() {
+        let (c, area) = (s.input.c, s.input.h * s.input.w);
+        let (zs, out) = (padded(c), c * s.out_area());
+        let ps = padded(out);
+        let z = pool_input(&s, 3); // NHWC rows
+        let zb = ctx.storage_init("z", &store(&z, s.input.n * area, c, zs));
+        let p = ctx.storage_init("p", &vec![JUNK; (s.input.n + 1) * ps]);
+        let argmax = ctx.storage_init("argmax", &vec![u32::MAX; s.input.n * out]);
+        let call = PoolForwardCall {
+            label: "pool".into(),
+            slide: s,
+            z_stride: zs,
+            p_stride: ps,
+            ones: true,
+            z: Slice::whole(&zb),
+            p: Slice::new(&p, 0, s.input.n * ps),
+            argmax: Slice::whole(&argmax),
+        };
+        ctx.run(&[&kernel.forward(&ctx, call).unwrap()]).unwrap();
+        let mut cpu = Pooling::new(s);
+        let want = cpu.forward(&nhwc_to_nchw(&common::widen(&z), s.input.n, c, area));
+        let got = read(&ctx, &p, (s.input.n + 1) * ps);
+        for n in 0..s.input.n {
+            let row = &got[n * ps..(n + 1) * ps];
+            for (j, &v) in row.iter().enumerate() {
+                let expect = match j {
+                    _ if j < out => want[n * out + j] as f32,
+                    _ if j == out => 1.0,
+                    _ => 0.0,
+                };
+                assert_eq!(v, expect, "{s:?}: image {n}, value {j}");
+            }
+        }
+        let idx = ctx
+            .read_bytes(&argmax, 0, (s.input.n * out * 4) as u64, "argmax")
+            .unwrap();
+        let idx: Vec<usize> = idx
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+            .collect();
+        assert_eq!(idx, cpu.argmax(), "{s:?}: argmax (ties to the first index)");
+    }
+}
+
+#[test]
+fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = MaxPool::new(&ctx);
+    for s in pool_shapes() {
+        for relu in [false, true] {
+            let (c, area) = (s.input.c, s.input.h * s.input.w);
+            let (zs, out) = (padded(c), c * s.out_area());
+            let ps = padded(out);
+            let z = pool_input(&s, 4);
+            let z64 = nhwc_to_nchw(&common::widen(&z), s.input.n, c, area);
+            let mut cpu = Pooling::new(s);
+            cpu.forward(&z64);
+            let argmax: Vec<u32> = cpu.argmax().iter().map(|&a| a as u32).collect();
+            let dp = values(s.input.n * out, 5);
+            let zb = ctx.storage_init("z", &store(&z, s.input.n * area, c, zs));
+            let dpb = ctx.storage_init("dp", &store(&dp, s.input.n, out, ps));
+            let ab = ctx.storage_init("argmax", &argmax);
+            let dz = ctx.storage_init("dz", &vec![JUNK; (s.input.n * area + 1) * zs]);
+            let call = PoolBackwardCall {
+                label: "pool backward".into(),
+                slide: s,
+                z_stride: zs,
+                p_stride: ps,
+                relu,
+                dp: Slice::whole(&dpb),
+                argmax: Slice::whole(&ab),
+                z: Slice::whole(&zb),
+                dz: Slice::new(&dz, 0, s.input.n * area * zs),
+            };
+            ctx.run(&[&kernel.backward(&ctx, call).unwrap()]).unwrap();
+            let mut want = nchw_to_nhwc(&cpu.backward(&common::widen(&dp)), s.input.n, c, area);
+            if relu {
+                for (w, &zv) in want.iter_mut().zip(&z) {
+                    if zv <= 0.0 {
+                        *w = 0.0;
+                    }
+                }
+            }
+            let rows = s.input.n * area;
+            let got = read(&ctx, &dz, (rows + 1) * zs);
+            assert_close(
+                &format!("{s:?}, relu {relu}"),
+                &real(&got, rows, c, zs),
+                &want,
+            );
+            for r in 0..rows {
+                assert!(
+                    got[r * zs + c..(r + 1) * zs].iter().all(|&v| v == 0.0),
+                    "{s:?}: row {r}'s padding"
+                );
+            }
+            assert!(
+                got[rows * zs..].iter().all(|&v| v == JUNK),
+                "{s:?}: guard row"
+            );
+        }
+    }
+}
