@@ -177,6 +177,17 @@ fn shader_modules() -> Vec<(String, String)> {
     modules
 }
 
+/// The window kernels' modules are the ones the program compiles.
+#[test]
+fn the_window_modules_are_the_programs() {
+    let modules = shader_modules();
+    for (name, source) in gpu_net::gpu::kernels::window::sources() {
+        let found = modules.iter().find(|(n, _)| n == name);
+        let (_, tested) = found.unwrap_or_else(|| panic!("no module {name}"));
+        assert_eq!(tested, source, "{name}");
+    }
+}
+
 /// The composition is the one the program compiles.
 #[test]
 fn the_vec4_modules_are_the_programs() {

@@ -165,3 +165,26 @@ def test_unimplemented_arguments_are_refused():
         gpu_net.MultiLayerNetExtend(784, [50], 10, weight_init_std="lecun")
     with pytest.raises(ValueError, match="dropout_ration"):
         gpu_net.MultiLayerNetExtend(784, [50], 10, use_dropout=True, dropout_ration=1.5)
+
+
+def test_multilayer_numerical_gradient_matches_the_books(rng):
+    """MultiLayerNetExtend.numerical_gradient (training form, Batch
+    Normalization's batch statistics, weight decay) against the book's
+    numerical_gradient of the book's loss(x, t, train_flg=True)."""
+    kw = dict(weight_init_std=0.5, weight_decay_lambda=0.1, use_batchnorm=True, seed=6)
+    net = gpu_net.MultiLayerNetExtend(5, [4, 3], 3, device="cpu", **kw)
+    x, t = batch(rng, 6, 5, 3)
+    params = {k: v.copy() for k, v in net.params.items()}
+    ours = net.numerical_gradient(x, t)
+
+    def loss(_):
+        ref = book.MultiLayerNetExtend(params, [4, 3], True, 0.1)
+        return ref.loss(x, t, train_flg=True)
+
+    for key in params:
+        theirs = book.numerical_gradient(loss, params[key])
+        assert np.abs(ours[key] - theirs).max() < 1e-5, key
+    # And the CPU reference's backprop agrees with it.
+    g = gpu_net.MultiLayerNetExtend(5, [4, 3], 3, device="cpu", **kw).gradient(x, t)
+    for key in params:
+        assert np.abs(g[key] - ours[key]).max() < 1e-6, key

@@ -60,26 +60,28 @@ pub fn col2im(col: &[f64], s: &Slide) -> Vec<f64> {
     x
 }
 
-/// (N, C, H, W) from rows (n, h, w) of C channels, and back: the layout a
-/// product over `im2col` gives, and the book's transposes.
+/// (N, C, H, W) from rows (n, h, w) of C channels (the layout a product
+/// over `im2col` gives), as the book's `transpose(0, 3, 1, 2)`.
 pub fn nhwc_to_nchw(v: &[f64], n: usize, c: usize, area: usize) -> Vec<f64> {
-    let mut out = vec![0.0; v.len()];
-    for i in 0..n {
-        for p in 0..area {
-            for ch in 0..c {
-                out[(i * c + ch) * area + p] = v[(i * area + p) * c + ch];
-            }
-        }
-    }
-    out
+    permute(v, n, c, area, true)
 }
 
+/// Rows (n, h, w) of C channels from (N, C, H, W): `transpose(0, 2, 3, 1)`.
 pub fn nchw_to_nhwc(v: &[f64], n: usize, c: usize, area: usize) -> Vec<f64> {
+    permute(v, n, c, area, false)
+}
+
+fn permute(v: &[f64], n: usize, c: usize, area: usize, to_nchw: bool) -> Vec<f64> {
     let mut out = vec![0.0; v.len()];
     for i in 0..n {
         for p in 0..area {
             for ch in 0..c {
-                out[(i * area + p) * c + ch] = v[(i * c + ch) * area + p];
+                let (nchw, nhwc) = ((i * c + ch) * area + p, (i * area + p) * c + ch);
+                if to_nchw {
+                    out[nchw] = v[nhwc];
+                } else {
+                    out[nhwc] = v[nchw];
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The kernels that slide a window over images, chapter 7's: `Im2col`
-//! (`shaders/im2col.wgsl` and, backward, `shaders/col2im.wgsl`) and
-//! `MaxPool` (`shaders/maxpool_forward.wgsl`, `shaders/maxpool_backward.wgsl`).
-//! All four share one uniform, the slide's geometry ([`crate::conv::Slide`])
-//! with two row strides, and run one invocation per element they write.
+//! (`shaders/window/im2col.wgsl` and, backward, `col2im.wgsl`) and `MaxPool`
+//! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`). Each is compiled with
+//! `shaders/window.wgsl` after it: their one uniform, the slide's geometry
+//! ([`crate::conv::Slide`]) with two row strides, and the helpers that
+//! follow a window. Each runs one invocation per element it writes.
 //!
 //! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
 //! - images: one row per image, its C·H·W values (CHW);
@@ -21,14 +22,35 @@ use crate::gpu::dispatch::{
 };
 use crate::gpu::error::Result;
 
-const IM2COL: &str = include_str!("../../../shaders/im2col.wgsl");
-const COL2IM: &str = include_str!("../../../shaders/col2im.wgsl");
-const POOL_FORWARD: &str = include_str!("../../../shaders/maxpool_forward.wgsl");
-const POOL_BACKWARD: &str = include_str!("../../../shaders/maxpool_backward.wgsl");
+/// A kernel of `shaders/window/` with `shaders/window.wgsl` after it.
+macro_rules! window_source {
+    ($file:literal) => {
+        concat!(
+            include_str!(concat!("../../../shaders/window/", $file)),
+            "\n",
+            include_str!("../../../shaders/window.wgsl")
+        )
+    };
+}
+
+const IM2COL: &str = window_source!("im2col.wgsl");
+const COL2IM: &str = window_source!("col2im.wgsl");
+const POOL_FORWARD: &str = window_source!("maxpool_forward.wgsl");
+const POOL_BACKWARD: &str = window_source!("maxpool_backward.wgsl");
+
+/// Each module as compiled, named as `tests/translate.rs` names it.
+pub fn sources() -> [(&'static str, &'static str); 4] {
+    [
+        ("shaders/window+col2im.wgsl", COL2IM),
+        ("shaders/window+im2col.wgsl", IM2COL),
+        ("shaders/window+maxpool_backward.wgsl", POOL_BACKWARD),
+        ("shaders/window+maxpool_forward.wgsl", POOL_FORWARD),
+    ]
+}
 const WG: u32 = 256;
 
 wgsl_struct! {
-    /// The uniform of the four shaders.
+    /// `shaders/window.wgsl`'s uniform.
     struct Dims {
         n: u32,
         c: u32,
@@ -252,10 +274,10 @@ impl MaxPool {
 }
 
 pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
-    vec![crate::gpu::dispatch::uniform_dims::<Dims>(vec![
-        ("shaders/im2col.wgsl", IM2COL.into()),
-        ("shaders/col2im.wgsl", COL2IM.into()),
-        ("shaders/maxpool_forward.wgsl", POOL_FORWARD.into()),
-        ("shaders/maxpool_backward.wgsl", POOL_BACKWARD.into()),
-    ])]
+    vec![crate::gpu::dispatch::uniform_dims::<Dims>(
+        sources()
+            .into_iter()
+            .map(|(name, source)| (name, source.into()))
+            .collect(),
+    )]
 }

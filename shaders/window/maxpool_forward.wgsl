@@ -7,25 +7,7 @@
 // each maximum's index in its window (row-major) to `argmax`, one per
 // output value (n, c, oy, ox). The padding counts as 0, as numpy's pad; ties
 // go to the first index, as numpy's argmax. One invocation per element of p.
-
-struct Dims {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    fh: u32,
-    fw: u32,
-    stride: u32,
-    pad: u32,
-    out_h: u32,
-    out_w: u32,
-    in_stride: u32,
-    out_stride: u32,
-    count: u32,
-    groups_x: u32,
-    flag: u32,
-    _pad0: u32,
-}
+// (With shaders/window.wgsl after it.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
@@ -34,7 +16,7 @@ struct Dims {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let e = (wg.y * dims.groups_x + wg.x) * 256u + li;
+    let e = element(wg, li);
     if e >= dims.count {
         return;
     }
@@ -52,11 +34,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var best = 0.0;
     var at = 0u;
     for (var q = 0u; q < dims.fh * dims.fw; q++) {
-        let y = i32(oy * dims.stride + q / dims.fw) - i32(dims.pad);
-        let xx = i32(ox * dims.stride + q % dims.fw) - i32(dims.pad);
+        let s = source(oy, ox, q / dims.fw, q % dims.fw);
         var v = 0.0;
-        if y >= 0 && y < i32(dims.h) && xx >= 0 && xx < i32(dims.w) {
-            v = z[((n * dims.h + u32(y)) * dims.w + u32(xx)) * dims.in_stride + ch];
+        if s.x >= 0 {
+            v = z[((n * dims.h + u32(s.x)) * dims.w + u32(s.y)) * dims.in_stride + ch];
         }
         if q == 0u || v > best {
             best = v;

@@ -1,0 +1,49 @@
+// What the kernels that slide a window over images share (src/gpu/kernels/
+// window.rs): their uniform, the slide's geometry (src/conv.rs) with two
+// row strides, and the two ways of following a window. Each kernel in
+// shaders/window/ is compiled with this file after it, and declares `dims`.
+
+struct Dims {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    fh: u32,
+    fw: u32,
+    stride: u32,
+    pad: u32,
+    out_h: u32,
+    out_w: u32,
+    in_stride: u32,
+    out_stride: u32,
+    count: u32,
+    groups_x: u32,
+    flag: u32,
+    _pad0: u32,
+}
+
+// This invocation's element, in a grid of groups_x × rows workgroups of 256.
+fn element(wg: vec3<u32>, li: u32) -> u32 {
+    return (wg.y * dims.groups_x + wg.x) * 256u + li;
+}
+
+// The image position (y, x) window position (oy, ox) reads at offset (ky,
+// kx), or (-1, -1) where it reads the zero padding.
+fn source(oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
+    let y = i32(oy * dims.stride + ky) - i32(dims.pad);
+    let x = i32(ox * dims.stride + kx) - i32(dims.pad);
+    if y < 0 || y >= i32(dims.h) || x < 0 || x >= i32(dims.w) {
+        return vec2<i32>(-1, -1);
+    }
+    return vec2<i32>(y, x);
+}
+
+// Along one axis: the window position whose offset k reads image position
+// p (o·stride + k = p + pad), or -1 where none does; `out` positions in all.
+fn reader(p: u32, k: u32, out: u32) -> i32 {
+    let s = i32(p + dims.pad) - i32(k);
+    if s < 0 || u32(s) % dims.stride != 0u || u32(s) / dims.stride >= out {
+        return -1;
+    }
+    return i32(u32(s) / dims.stride);
+}
