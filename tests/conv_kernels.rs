@@ -12,12 +12,16 @@
 mod common;
 
 use gpu_net::conv::{ImageShape, Slide, Window};
-use gpu_net::cpu::conv::{Pooling, col2im, im2col, nchw_to_nhwc, nhwc_to_nchw};
+use gpu_net::cpu::conv::{Convolution, Pooling, col2im, im2col, nchw_to_nhwc, nhwc_to_nchw};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{
-    Col2imCall, Im2col, Im2colCall, MaxPool, PoolBackwardCall, PoolForwardCall, Slice,
+    Col2imCall, Epilogue, Im2col, Im2colCall, Matmul, MatmulCall, MatmulShape, MatmulVariant,
+    MaxPool, PoolBackwardCall, PoolForwardCall, Slice,
 };
-use gpu_net::gpu::layout::padded;
+use gpu_net::gpu::layout::{
+    GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, input_grad_shape, padded, padded_rows,
+    weight_grad_shape,
+};
 
 const JUNK: f32 = -7.5;
 
@@ -301,5 +305,144 @@ fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
                 "{s:?}: guard row"
             );
         }
+    }
+}
+
+/// One product of the existing matmul, run at once.
+fn product(
+    ctx: &GpuContext,
+    mm: &Matmul,
+    v: (bool, bool),
+    shape: MatmulShape,
+    abc: [Slice<'_>; 3],
+) {
+    let [a, b, c] = abc;
+    let v = MatmulVariant {
+        trans_a: v.0,
+        trans_b: v.1,
+        epilogue: Epilogue::Store,
+    };
+    let call = MatmulCall {
+        label: "conv product".into(),
+        v,
+        shape,
+        a,
+        b,
+        c,
+        aux: None,
+    };
+    ctx.run(&[&mm.bind(ctx, call).unwrap()]).unwrap();
+}
+
+/// The book's Convolution from the kernels: forward `[im2col(x), 1]·block`;
+/// backward `[col, 1]ᵀ·dout` for `[dW_col; db]` and `col2im(dout·W_colᵀ)`
+/// for dx, with the filters in the arena's layout (`layout::conv_to_gpu`),
+/// against `cpu::conv::Convolution`.
+#[test]
+fn a_convolution_composes_from_im2col_the_matmul_and_col2im() {
+    let Some(ctx) = common::gpu() else { return };
+    let (kernel, mm) = (Im2col::new(&ctx), Matmul::new(&ctx));
+    for (s, fnum) in [
+        (slide(3, 1, 28, 28, 5, 1, 0), 30),
+        (slide(1, 3, 7, 5, 3, 2, 1), 2),
+        (slide(3, 3, 9, 6, 5, 1, 2), 7),
+    ] {
+        let (per, k, rows) = (s.input.per_image(), s.col_cols(), s.col_rows());
+        let g = GpuLayer {
+            inputs: k,
+            outputs: fnum,
+            offset: 0,
+        };
+        let all = padded_rows(rows);
+        let (x, w, b) = (
+            values(s.input.len(), 7),
+            values(fnum * k, 8),
+            values(fnum, 9),
+        );
+        let (x64, w64, b64) = (common::widen(&x), common::widen(&w), common::widen(&b));
+        let mut cpu = Convolution::new(s, fnum);
+        let want = nchw_to_nhwc(
+            &cpu.forward(&x64, &w64, &b64),
+            s.input.n,
+            fnum,
+            s.out_area(),
+        );
+        let dout = values(rows * fnum, 10);
+        let grads = cpu.backward(
+            &nhwc_to_nchw(&common::widen(&dout), s.input.n, fnum, s.out_area()),
+            &w64,
+        );
+
+        let xb = ctx.storage_init("x", &store(&x, s.input.n, per, padded(per)));
+        let col = ctx.storage_init("col", &vec![0f32; all * g.rows()]);
+        let call = Im2colCall {
+            label: "im2col".into(),
+            slide: s,
+            x_stride: padded(per),
+            col_stride: g.rows(),
+            ones: true,
+            x: Slice::whole(&xb),
+            col: Slice::new(&col, 0, rows * g.rows()),
+        };
+        ctx.run(&[&kernel.im2col(&ctx, call).unwrap()]).unwrap();
+        let block = ctx.storage_init("block", &conv_to_gpu(&g, &w64, &b64));
+        let out = ctx.storage("out", (all * g.cols() * 4) as u64);
+        let whole = |b| Slice::whole(b);
+        product(
+            &ctx,
+            &mm,
+            (false, false),
+            forward_shape(&g, rows),
+            [whole(&col), whole(&block), whole(&out)],
+        );
+        let got = read(&ctx, &out, rows * g.cols());
+        assert_close(
+            &format!("{s:?} forward"),
+            &real(&got, rows, fnum, g.cols()),
+            &want,
+        );
+
+        // dout as the product's C: rows (n, oy, ox) of FN, zeros to the stride and below.
+        let mut dout_padded = vec![0f32; all * g.cols()];
+        for r in 0..rows {
+            dout_padded[r * g.cols()..][..fnum].copy_from_slice(&dout[r * fnum..][..fnum]);
+        }
+        let db = ctx.storage_init("dout", &dout_padded);
+        let dblock = ctx.storage("dblock", (g.len() * 4) as u64);
+        product(
+            &ctx,
+            &mm,
+            (true, false),
+            weight_grad_shape(&g, rows),
+            [whole(&col), whole(&db), whole(&dblock)],
+        );
+        let (dw, dbias) = conv_from_gpu(&g, &read(&ctx, &dblock, g.len()));
+        assert_close(&format!("{s:?} dW"), &dw, &grads.dw);
+        assert_close(&format!("{s:?} db"), &dbias, &grads.db);
+
+        let dcol = ctx.storage("dcol", (all * g.rows() * 4) as u64);
+        product(
+            &ctx,
+            &mm,
+            (false, true),
+            input_grad_shape(&g, rows),
+            [whole(&db), whole(&block), whole(&dcol)],
+        );
+        let dx = ctx.storage("dx", (s.input.n * padded(per) * 4) as u64);
+        let call = Col2imCall {
+            label: "col2im".into(),
+            slide: s,
+            col_stride: g.rows(),
+            x_stride: padded(per),
+            col: Slice::whole(&dcol),
+            x: Slice::whole(&dx),
+        };
+        ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
+        let got = read(&ctx, &dx, s.input.n * padded(per));
+        assert_close(
+            &format!("{s:?} dx"),
+            &real(&got, s.input.n, per, padded(per)),
+            &grads.dx,
+        );
     }
 }

@@ -185,6 +185,36 @@ pub fn forward_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
     }
 }
 
+/// A convolution's filters as one block of the arena, laid out as an
+/// Affine's ([`GpuLayer`] with `inputs` C·FH·FW and `outputs` FN): `W_col`,
+/// the book's `W.reshape(FN, -1).T`, in rows 0..K, `b` in row K, zeros
+/// elsewhere; `w` is the book's (FN, C, FH, FW). Then `[im2col(x), 1]·block`
+/// is the convolution, and `[im2col(x), 1]ᵀ·dout` its `[dW_col; db]`.
+pub fn conv_to_gpu(g: &GpuLayer, w: &[f64], b: &[f64]) -> Vec<f32> {
+    let (k, fnum) = (g.inputs, g.outputs);
+    let mut block = vec![0f32; g.len()];
+    for f in 0..fnum {
+        for r in 0..k {
+            block[r * g.cols() + f] = w[f * k + r] as f32;
+        }
+        block[k * g.cols() + f] = b[f] as f32;
+    }
+    block
+}
+
+/// [`conv_to_gpu`] undone: (W as (FN, C, FH, FW), b).
+pub fn conv_from_gpu(g: &GpuLayer, block: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let (k, fnum) = (g.inputs, g.outputs);
+    let mut w = vec![0.0; fnum * k];
+    for f in 0..fnum {
+        for r in 0..k {
+            w[f * k + r] = block[r * g.cols() + f] as f64;
+        }
+    }
+    let b = (0..fnum).map(|f| block[k * g.cols() + f] as f64).collect();
+    (w, b)
+}
+
 /// Layer g's input gradient dA_l (rows, padded(O)) · [W; b; 0]ᵀ.
 pub fn input_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
     MatmulShape {
