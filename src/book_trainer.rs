@@ -41,9 +41,6 @@ pub struct BookTrainerConfig {
     pub eval_samples: Option<usize>,
     /// Seeds the minibatch sampler.
     pub seed: u64,
-    /// Training steps the network took before (Dropout's step numbers go
-    /// on from there).
-    pub first_step: u64,
 }
 
 /// What one epoch adds to the lists.
@@ -125,9 +122,9 @@ pub fn train_book(
     let per_epoch = iters_per_epoch(data.train.len(), cfg.batch);
     let slots = submit_slots(cfg.batch, STEPS_PER_SUBMIT, cfg.max_iter);
     let rule = &cfg.rule;
+    // A fresh optimizer, as the book's Trainer makes: Adam's t and Dropout's
+    // step numbers count from 1, as in a `gpu-net train` run.
     let mut trainer = GpuTrainer::new(ctx.clone(), params, data, cfg.batch, slots, cfg.lr, rule)?;
-    let zeros = vec![vec![0.0; params.arch.arena_len()]; rule.optimizer.kind.state_arrays()];
-    trainer.restore(&zeros, cfg.first_step)?;
     trainer.log_losses(per_epoch);
     let sampled = Sampled::new(&ctx, params, data, cfg.eval_samples)?;
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
@@ -171,6 +168,7 @@ pub fn train_book(
             losses,
             accuracies,
         });
+        stopped = stopped || stop(); // on_epoch may have asked to stop
     }
     if !stopped {
         out.final_test_acc = Some(trainer.evaluate(Split::Test)?.1);

@@ -99,7 +99,6 @@ fn the_loss_log_keeps_a_runs_bits_and_logs_each_step() {
         rule,
         eval_samples: Some(200),
         seed: 5,
-        first_step: 0,
     };
     let mut epochs = vec![];
     let logged = train_book(

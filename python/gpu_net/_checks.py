@@ -6,6 +6,8 @@ import numbers
 
 import numpy as np
 
+F32_MAX = float(np.finfo(np.float32).max)
+
 
 def images(x, name, inputs):
     """Images as the book passes them (float64, float32 or uint8; (N, inputs)
@@ -28,6 +30,9 @@ def images(x, name, inputs):
     if not np.isfinite(a).all():
         row = int(np.argwhere(~np.isfinite(a))[0][0])
         raise ValueError(f"{name} holds NaN or infinity (row {row})")
+    if np.abs(a).max() > F32_MAX:
+        row = int(np.argwhere(np.abs(a) > F32_MAX)[0][0])
+        raise ValueError(f"{name} holds a value beyond float32's range (row {row}); the GPU computes in float32")
     return np.ascontiguousarray(a)
 
 

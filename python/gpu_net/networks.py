@@ -106,11 +106,14 @@ class TwoLayerNet(_Network):
         self._sizes = [input_size, hidden_size, output_size]
         self._setup(self._sizes, False, 0.0, 0.0, repr(std), _seed(seed), device, "hidden_size")
 
-    def predict(self, x):
+    # `train_flg` is not the book's TwoLayerNet's, and changes nothing here
+    # (no Batch Normalization, no Dropout); it is taken so that code written
+    # for MultiLayerNetExtend runs on a TwoLayerNet that `load` returns.
+    def predict(self, x, train_flg=False):
         """Scores (N, output_size), before softmax."""
         return self._predict(x, False)
 
-    def loss(self, x, t):
+    def loss(self, x, t, train_flg=False):
         """Mean cross-entropy of softmax(predict(x)) against t."""
         return self._loss(x, t, False)
 

@@ -1,7 +1,8 @@
 """The book's `common/optimizer.py`: each class's `update(params, grads)`
 changes `params`' arrays in place by gpu-net's f64 rules (the reference
-its GPU optimizer kernel is proved against). `lr` is read at every update,
-so it may be changed between steps as in the book."""
+its GPU optimizer kernel is proved against). `lr` and the other attributes
+are read at every update, so they may be changed between steps as in the
+book."""
 
 from . import _checks, _core
 
@@ -10,14 +11,30 @@ class _Optimizer:
     _kind = None
 
     def __init__(self, lr, **hyper):
-        self.lr = _checks.number(lr, "lr", positive=True)
+        self.lr = lr
+        self._names = list(hyper)
         for name, v in hyper.items():
-            setattr(self, name, _checks.number(v, name, least=0))
-        self._core = _core.Optimizer(self._kind, **hyper)
+            setattr(self, name, v)
+        self._settings()  # refuses bad values now, not at the first update
+        self._core = _core.Optimizer(self._kind)
+
+    def _settings(self):
+        """lr and the rule's hyperparameters as they are now, each checked:
+        lr above 0, the others in [0, 1) (at 1 or more the state never
+        forgets, or Adam's bias correction divides by 0)."""
+        lr = _checks.number(self.lr, "lr", positive=True)
+        hyper = {}
+        for name in self._names:
+            v = _checks.number(getattr(self, name), name, least=0)
+            if v >= 1:
+                raise ValueError(f"{name} is {v}; it must be below 1")
+            hyper[name] = v
+        return lr, hyper
 
     def update(self, params, grads):
         """params[key] -= (the rule's step) for every key, in place."""
-        self._core.update(params, grads, _checks.number(self.lr, "lr", positive=True))
+        lr, hyper = self._settings()
+        self._core.update(params, grads, lr, **hyper)
 
 
 class SGD(_Optimizer):

@@ -26,8 +26,9 @@ pub fn default_data_dirs() -> Vec<PathBuf> {
 /// A split's images (N, pixels) and labels.
 type Split<'py> = (Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u8>>);
 
-/// Images in MNIST's training split.
+/// Images in MNIST's training split, and pixels in each.
 const MNIST_TRAIN: usize = 60_000;
+const MNIST_PIXELS: usize = 784;
 
 /// The first of [`default_data_dirs`] that holds MNIST.
 fn default_mnist() -> PyResult<PathBuf> {
@@ -79,9 +80,12 @@ pub fn load_mnist_arrays<'py>(
     Ok(out)
 }
 
-/// Writes `network` with `params` as `gpu-net train --save` does: the
-/// book's tensor names, the network's settings, its running statistics and
-/// steps; `lr` and `optimizer` as last trained (for a CLI `--resume`).
+/// Writes `network` with `params` in the format of `gpu-net train --save`:
+/// the book's tensor names, the network's shape, Batch Normalization,
+/// Dropout, weight decay, init and seed, its running statistics, and its
+/// training-form passes as `iterations`. No optimizer state or sampler
+/// position: `gpu-net eval` and `gpu_net.load` read it; a CLI `--resume`
+/// of it starts the CLI's default rule afresh from these weights.
 #[pyfunction]
 pub fn write_checkpoint(
     network: &Bound<'_, Network>,
@@ -100,8 +104,9 @@ pub fn write_checkpoint(
         seed: n.net.seed,
         // A checkpoint names its data, which `eval` reads unless told
         // otherwise: the MNIST `load_mnist()` finds.
-        data: default_mnist()
-            .ok()
+        data: (n.arch.inputs() == MNIST_PIXELS)
+            .then(|| default_mnist().ok())
+            .flatten()
             .map(|d| d.canonicalize().unwrap_or(d).display().to_string()),
         train_size: Some(MNIST_TRAIN),
         ..RunConfig::default()

@@ -24,7 +24,10 @@ use crate::gpu_err;
 static CONTEXT: Mutex<Option<Arc<GpuContext>>> = Mutex::new(None);
 
 fn context() -> Result<Arc<GpuContext>, LibGpuError> {
-    let mut held = CONTEXT.lock().unwrap();
+    // A panic while opening leaves the lock poisoned; what it holds is still sound.
+    let mut held = CONTEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(ctx) = &*held {
         return Ok(ctx.clone());
     }
@@ -127,9 +130,9 @@ impl Network {
                 g.write_params(&p);
                 let inputs = p.arch.inputs();
                 let chunk = if form == Form::Train {
-                    rows
+                    rows // training form: batch statistics over the whole batch
                 } else {
-                    g.max_rows()
+                    g.chunk_rows()
                 };
                 let mut out = Vec::with_capacity(rows * p.arch.outputs());
                 for part in x.chunks(chunk * inputs) {

@@ -21,62 +21,87 @@ pub struct Optimizer {
 #[pymethods]
 impl Optimizer {
     #[new]
-    #[pyo3(signature = (kind, momentum=0.9, beta1=0.9, beta2=0.999, decay_rate=0.99))]
-    fn new(kind: &str, momentum: f64, beta1: f64, beta2: f64, decay_rate: f64) -> PyResult<Self> {
+    fn new(kind: &str) -> PyResult<Self> {
         let kind = OptimizerKind::parse(kind).map_err(PyValueError::new_err)?;
-        let rule = Rule {
-            momentum,
-            beta1,
-            beta2,
-            decay_rate,
-            ..Rule::new(kind)
-        };
         Ok(Optimizer {
-            rule,
+            rule: Rule::new(kind),
             state: HashMap::new(),
         })
     }
 
     /// `params[key]` updated in place from `grads[key]` at learning rate
     /// `lr`, for every key of `params` (float64 arrays; `grads` of the same
-    /// shapes).
+    /// shapes), with the hyperparameters as they are now (the book reads
+    /// its attributes at every update).
+    #[pyo3(signature = (params, grads, lr, momentum=0.9, beta1=0.9, beta2=0.999, decay_rate=0.99))]
+    #[allow(clippy::too_many_arguments)]
     fn update(
         &mut self,
         params: &Bound<'_, PyDict>,
         grads: &Bound<'_, PyDict>,
         lr: f64,
+        momentum: f64,
+        beta1: f64,
+        beta2: f64,
+        decay_rate: f64,
     ) -> PyResult<()> {
+        let rule = Rule {
+            momentum,
+            beta1,
+            beta2,
+            decay_rate,
+            ..self.rule
+        };
         for (key, value) in params.iter() {
             let name: String = key.extract()?;
+            let g = gradient_of(grads, &key, &name)?;
             let p = value.cast::<PyArrayDyn<f64>>().map_err(|_| {
                 PyValueError::new_err(format!("params['{name}'] is not a float64 numpy array"))
             })?;
-            let g = grads.get_item(&key)?.ok_or_else(|| {
-                PyValueError::new_err(format!("grads has no '{name}', which params has"))
-            })?;
-            let g: PyReadonlyArrayDyn<'_, f64> = g.extract().map_err(|_| {
-                PyValueError::new_err(format!("grads['{name}'] is not a float64 numpy array"))
-            })?;
-            if g.shape() != p.shape() {
+            if g.len() != p.len() {
                 return Err(PyValueError::new_err(format!(
-                    "grads['{name}'] has shape {:?}, params['{name}'] {:?}",
-                    g.shape(),
-                    p.shape()
+                    "grads['{name}'] has {} values, params['{name}'] {}",
+                    g.len(),
+                    p.len()
                 )));
             }
-            let g: Vec<f64> = g.as_array().iter().copied().collect();
             let mut p = p.try_readwrite().map_err(|_| {
                 PyValueError::new_err(format!("params['{name}'] cannot be written in place"))
             })?;
             let values = p.as_slice_mut().map_err(|_| {
                 PyValueError::new_err(format!("params['{name}'] is not contiguous"))
             })?;
-            let (rule, len) = (self.rule, values.len());
-            self.state
-                .entry(name)
-                .or_insert_with(|| OptimizerState::new(rule, len))
-                .update(values, &g, lr);
+            let state = self
+                .state
+                .entry(name.clone())
+                .or_insert_with(|| OptimizerState::new(rule, values.len()));
+            if let Some(held) = state.state.first().filter(|s| s.len() != values.len()) {
+                return Err(PyValueError::new_err(format!(
+                    "params['{name}'] has {} values, but this optimizer's state for it {}: \
+                     a new network needs a new optimizer",
+                    values.len(),
+                    held.len()
+                )));
+            }
+            state.rule = rule;
+            state.update(values, &g, lr);
         }
         Ok(())
     }
+}
+
+/// `grads[key]` copied out, so no borrow of it is held while `params`
+/// (which may share its memory) is written.
+fn gradient_of(
+    grads: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyAny>,
+    name: &str,
+) -> PyResult<Vec<f64>> {
+    let g = grads
+        .get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("grads has no '{name}', which params has")))?;
+    let g: PyReadonlyArrayDyn<'_, f64> = g.extract().map_err(|_| {
+        PyValueError::new_err(format!("grads['{name}'] is not a float64 numpy array"))
+    })?;
+    Ok(g.as_array().iter().copied().collect())
 }

@@ -17,12 +17,35 @@ use crate::convert::arrays_of;
 use crate::network::Network;
 use crate::py_err;
 
-/// A split from u8 images (N, pixels) and int64 labels.
-fn dataset(x: &PyReadonlyArray2<'_, u8>, t: &PyReadonlyArray1<'_, i64>) -> Dataset {
-    let cols = x.shape()[1]; // one row of `cols` pixels per image: only the count matters here
-    let images = x.as_array().iter().copied().collect();
-    let labels = t.as_array().iter().map(|&l| l as u8).collect();
-    Dataset::from_parts(images, labels, 1, cols)
+/// A split from u8 images (N, pixels) and int64 labels, checked against
+/// the network (the Python side checks first; this is the last line).
+fn dataset(
+    name: &str,
+    x: &PyReadonlyArray2<'_, u8>,
+    t: &PyReadonlyArray1<'_, i64>,
+    inputs: usize,
+    classes: usize,
+) -> PyResult<Dataset> {
+    let (rows, cols) = (x.shape()[0], x.shape()[1]);
+    if cols != inputs || rows == 0 || t.len() != rows {
+        return Err(PyValueError::new_err(format!(
+            "{name}: {rows} images of {cols} pixels and {} labels for a network of {inputs} inputs",
+            t.len()
+        )));
+    }
+    let labels = t
+        .as_array()
+        .iter()
+        .map(|&l| u8::try_from(l).ok().filter(|&v| (v as usize) < classes))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| PyValueError::new_err(format!("{name}: a label outside 0..{classes}")))?;
+    // One row of `cols` pixels per image: only the count matters here.
+    Ok(Dataset::from_parts(
+        x.as_array().iter().copied().collect(),
+        labels,
+        1,
+        cols,
+    ))
 }
 
 /// The rule from `optimizer` and `optimizer_param` (keys other than `lr`
@@ -34,6 +57,11 @@ fn rule_of(kind: &str, param: &Bound<'_, PyDict>) -> PyResult<Rule> {
     for (k, v) in param.iter() {
         let key: String = k.extract()?;
         let value: f64 = v.extract()?;
+        if !value.is_finite() {
+            return Err(PyValueError::new_err(format!(
+                "optimizer_param[{key:?}] is {value}"
+            )));
+        }
         match key.as_str() {
             "lr" => {}
             "momentum" => rule.momentum = value,
@@ -95,12 +123,16 @@ pub fn train<'py>(
         },
         eval_samples,
         seed,
-        first_step: n.steps_done(),
     };
+    let steps_before = n.steps_done();
     drop(n);
+    let (inputs, classes) = (
+        network.borrow().arch.inputs(),
+        network.borrow().arch.outputs(),
+    );
     let data = Mnist {
-        train: dataset(&x_train, &t_train),
-        test: dataset(&x_test, &t_test),
+        train: dataset("x_train, t_train", &x_train, &t_train, inputs, classes)?,
+        test: dataset("x_test, t_test", &x_test, &t_test, inputs, classes)?,
     };
     let (result, error) = py.detach(|| {
         let error = RefCell::new(None);
@@ -126,7 +158,7 @@ pub fn train<'py>(
     let result = result.map_err(py_err)?;
     network
         .borrow_mut()
-        .set_state(&result.params.running, cfg.first_step + result.steps)?;
+        .set_state(&result.params.running, steps_before + result.steps)?;
     let out = PyDict::new(py);
     out.set_item("params", arrays_of(py, &result.params)?)?;
     out.set_item("train_loss", result.train_loss)?;

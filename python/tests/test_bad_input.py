@@ -50,10 +50,20 @@ def test_bad_labels(net, t, match):
 
 
 def test_images_and_labels_as_the_book_passes_them(net):
-    x4 = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    pixels = np.arange(2 * 784, dtype=np.int64).reshape(2, 784) % 256
+    u8 = pixels.astype(np.uint8)  # a pixel k is k / 255
+    x4 = (pixels / 255.0).astype(np.float32).reshape(2, 1, 28, 28)
     one_hot = np.eye(10)[[3, 4]]
-    assert np.array_equal(net.predict(x4), net.predict(np.zeros((2, 784), dtype=np.uint8)))
-    assert net.loss(x4, one_hot) == net.loss(X, np.array([3, 4], dtype=np.uint8))
+    assert np.allclose(net.predict(x4), net.predict(u8), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(net.predict(x4), net.predict(u8.astype(np.float64)))  # raw 0..255 differs
+    assert abs(net.loss(x4, one_hot) - net.loss(u8, np.array([3, 4], dtype=np.uint8))) < 1e-6
+
+
+def test_values_beyond_float32_are_refused(net):
+    x = np.zeros((2, 784))
+    x[1, 5] = 1e39
+    with pytest.raises(ValueError, match=r"x holds a value beyond float32's range \(row 1\)"):
+        net.predict(x)
 
 
 def test_bad_params(net):
@@ -85,8 +95,14 @@ def test_bad_constructor_arguments(kw, error, match):
         gpu_net.TwoLayerNet(**args)
 
 
-def test_a_batch_over_the_devices_limit_is_a_gpu_error(gpu):
-    net = gpu_net.TwoLayerNet(3, 2, 2, device=gpu, seed=0)
-    rows = 1 << 21  # more rows than one pass of backprop takes
+def test_a_batch_over_the_devices_limit_is_a_gpu_error_and_takes_no_step(gpu):
+    """Backprop over more rows than one storage binding holds: GpuError
+    naming the rows, and Dropout's step count unchanged."""
+    net = gpu_net.MultiLayerNetExtend(3, [200000], 2, use_dropout=True, device=gpu, seed=0)
+    rows = 8192  # 8192 rows × 200,004 f32 is 6.5 GB, over any binding
+    steps = net._core.steps
     with pytest.raises(gpu_net.GpuError, match="rows"):
         net.gradient(np.zeros((rows, 3), dtype=np.float32), np.zeros(rows, dtype=np.int64))
+    assert net._core.steps == steps
+    net.gradient(np.zeros((4, 3)), np.zeros(4, dtype=np.int64))  # a batch that fits
+    assert net._core.steps == steps + 1

@@ -144,10 +144,15 @@ def test_dropout_masks_agree_between_gpu_and_cpu(gpu, rng):
     net = gpu_net.MultiLayerNetExtend(33, [17, 17], 10, device=gpu, **kw)
     cpu = gpu_net.MultiLayerNetExtend(33, [17, 17], 10, device="cpu", **kw)
     x, t = batch(rng, 3, 33, 10)
+    first = None
     for _ in range(2):  # steps 1 and 2: each its own mask, the same on both
         g, c = net.gradient(x, t), cpu.gradient(x, t)
         for key in g:
             assert close(g[key], c[key], 1e-3), key
+        first = g if first is None else first
+    assert not np.allclose(first["W1"], g["W1"])  # the masks of steps 1 and 2 differ
+    # Some units are dropped: a row of W2 (a hidden unit of layer 1) gets no gradient.
+    assert (np.abs(g["W2"]).sum(axis=1) == 0).any()
     # Evaluation scales by 1 - ratio, as the book's Dropout.
     ref = book.MultiLayerNetExtend({k: v.copy() for k, v in net.params.items()}, [17, 17], False, 0)
     h = x

@@ -115,3 +115,21 @@ def test_the_trainer_gives_the_clis_bits(gpu, tmp_path):
     theirs = gpu_net.load(path)
     for k in net.params:
         assert np.array_equal(net.params[k], theirs.params[k]), k
+
+
+def test_a_trainer_starts_its_optimizer_afresh(gpu, mnist):
+    """Adam from step 1 whatever the network did before: a network that
+    already took gradient steps trains as a fresh one with the same weights."""
+    def trained(warm):
+        net = gpu_net.TwoLayerNet(784, 30, 10, device=gpu, seed=8)
+        if warm:
+            for _ in range(3):
+                net.gradient(mnist[0][0][:10], mnist[0][1][:10])  # steps that change nothing
+        gpu_net.Trainer(net, *small(mnist), epochs=1, optimizer="adam", optimizer_param={"lr": 0.001},
+                        verbose=False, seed=8).train()
+        return net
+
+    a, b = trained(False), trained(True)
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+    assert b._core.steps == 3 + 10

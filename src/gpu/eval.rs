@@ -34,9 +34,14 @@ pub struct EvalWorkspace {
 /// Rows per evaluation chunk: up to [`EVAL_CHUNK`], fewer when the widest
 /// layer's activations would not fit one storage binding.
 pub fn eval_chunk(ctx: &GpuContext, arch: &Arch) -> usize {
+    EVAL_CHUNK.min(fitting_rows(ctx, arch))
+}
+
+/// The most rows (a multiple of 4, at least 1) whose widest layer's
+/// activations fit one storage binding.
+pub fn fitting_rows(ctx: &GpuContext, arch: &Arch) -> usize {
     let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
-    let fit = (ctx.binding_limit() / widest) as usize / 4 * 4;
-    EVAL_CHUNK.min(fit).max(1)
+    ((ctx.binding_limit() / widest) as usize / 4 * 4).max(1)
 }
 
 impl EvalWorkspace {

@@ -13,7 +13,7 @@ use super::budget::{Plan, largest_scratch};
 use super::context::GpuContext;
 use super::dispatch::record_all;
 use super::error::{GpuError, Result};
-use super::eval::eval_chunk;
+use super::eval::{eval_chunk, fitting_rows};
 use super::kernels::Stats;
 use super::layout::{padded, padded_rows};
 use super::net::{Activations, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer};
@@ -72,9 +72,14 @@ impl HostFedNet {
         })
     }
 
-    /// Most rows one pass takes: the evaluation's chunk, which keeps every
-    /// activation within one storage binding.
+    /// Most rows one pass takes: as many as keep every activation within
+    /// one storage binding.
     pub fn max_rows(&self) -> usize {
+        fitting_rows(&self.net.ctx, &self.net.arch)
+    }
+
+    /// Rows an evaluation over many images takes at a time (the CLI's chunk).
+    pub fn chunk_rows(&self) -> usize {
         eval_chunk(&self.net.ctx, &self.net.arch)
     }
 
@@ -155,13 +160,14 @@ impl HostFedNet {
     /// the gradient into the gradient arena). Returns the loss and
     /// accuracy sums; the logits stay in the last activation.
     fn run(&mut self, x: &[f32], t: &[u32], form: Form, backward: bool) -> Result<Stats> {
+        // A pass refused here takes no step: Dropout's masks stay in step.
+        self.ensure_passes(t.len())?;
         let step = if form == Form::Train {
             self.steps += 1;
             Some(self.steps)
         } else {
             None
         };
-        self.ensure_passes(t.len())?;
         let p = &self.passes[0];
         let forward = if form == Form::Train {
             &p.train
