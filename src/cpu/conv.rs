@@ -11,10 +11,11 @@
 use super::matmul::{matmul, matmul_nt, matmul_tn};
 use crate::conv::Slide;
 
-/// The book's `im2col`: (N·OH·OW, C·FH·FW), zeros where a window reads padding.
-pub fn im2col(x: &[f64], s: &Slide) -> Vec<f64> {
+/// Calls `f(entry, value)` for every entry of `im2col`'s matrix that reads
+/// an image value (not the padding), in the matrix's row-major order, with
+/// the index of that value in the NCHW images.
+fn each_read(s: &Slide, mut f: impl FnMut(usize, usize)) {
     let (i, k) = (s.input, s.window);
-    let mut col = vec![0.0; s.col_rows() * s.col_cols()];
     let mut at = 0;
     for n in 0..i.n {
         for oy in 0..s.out_h {
@@ -22,8 +23,8 @@ pub fn im2col(x: &[f64], s: &Slide) -> Vec<f64> {
                 for c in 0..i.c {
                     for ky in 0..k.h {
                         for kx in 0..k.w {
-                            if let Some((y, x0)) = s.source(oy, ox, ky, kx) {
-                                col[at] = x[((n * i.c + c) * i.h + y) * i.w + x0];
+                            if let Some((y, x)) = s.source(oy, ox, ky, kx) {
+                                f(at, ((n * i.c + c) * i.h + y) * i.w + x);
                             }
                             at += 1;
                         }
@@ -32,31 +33,20 @@ pub fn im2col(x: &[f64], s: &Slide) -> Vec<f64> {
             }
         }
     }
+}
+
+/// The book's `im2col`: (N·OH·OW, C·FH·FW), zeros where a window reads padding.
+pub fn im2col(x: &[f64], s: &Slide) -> Vec<f64> {
+    let mut col = vec![0.0; s.col_rows() * s.col_cols()];
+    each_read(s, |entry, value| col[entry] = x[value]);
     col
 }
 
 /// The book's `col2im`: each image value is the sum of the matrix entries
 /// that read it (in the order of the matrix's rows, then columns).
 pub fn col2im(col: &[f64], s: &Slide) -> Vec<f64> {
-    let (i, k) = (s.input, s.window);
-    let mut x = vec![0.0; i.len()];
-    let mut at = 0;
-    for n in 0..i.n {
-        for oy in 0..s.out_h {
-            for ox in 0..s.out_w {
-                for c in 0..i.c {
-                    for ky in 0..k.h {
-                        for kx in 0..k.w {
-                            if let Some((y, x0)) = s.source(oy, ox, ky, kx) {
-                                x[((n * i.c + c) * i.h + y) * i.w + x0] += col[at];
-                            }
-                            at += 1;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut x = vec![0.0; s.input.len()];
+    each_read(s, |entry, value| x[value] += col[entry]);
     x
 }
 
