@@ -4,6 +4,7 @@
 //! backprop right. Every GPU kernel is tested against these functions.
 
 pub mod conv;
+pub mod convnet;
 pub mod layers;
 pub mod matmul;
 pub mod memory;
