@@ -88,6 +88,17 @@ impl Network {
         Ok(p)
     }
 
+    /// A batch and its labels, checked against the network: (x, rows, t).
+    fn labelled(
+        &self,
+        x: &PyReadonlyArray2<'_, f64>,
+        t: &PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<(Vec<f64>, usize, Vec<u32>)> {
+        let (x, rows) = batch_of(x, self.arch.inputs())?;
+        let t = labels_of(t, rows, self.arch.outputs())?;
+        Ok((x, rows, t))
+    }
+
     pub(crate) fn init(&self) -> Init {
         self.init
     }
@@ -303,8 +314,7 @@ impl Network {
     ) -> PyResult<f64> {
         let p = self.params(&params)?;
         let decay = self.net.weight_decay * p.half_weight_square_sum();
-        let (x, rows) = batch_of(&x, self.arch.inputs())?;
-        let t = labels_of(&t, rows, self.arch.outputs())?;
+        let (x, rows, t) = self.labelled(&x, &t)?;
         let form = if train { Form::Train } else { Form::Eval };
         if let (Engine::Gpu(g), Form::Train) = (&mut self.engine, form) {
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
@@ -337,8 +347,7 @@ impl Network {
         t: PyReadonlyArray1<'_, i64>,
     ) -> PyResult<f64> {
         let p = self.params(&params)?;
-        let (x, rows) = batch_of(&x, self.arch.inputs())?;
-        let t = labels_of(&t, rows, self.arch.outputs())?;
+        let (x, rows, t) = self.labelled(&x, &t)?;
         let logits = self.logits(py, p, &x, rows, Form::Eval)?;
         let t8 = small_labels(&t);
         Ok(gpu_net::cpu::net::correct_count(&logits, &t8) as f64 / rows as f64)
@@ -354,8 +363,7 @@ impl Network {
         t: PyReadonlyArray1<'py, i64>,
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
         let p = self.params(&params)?;
-        let (x, rows) = batch_of(&x, self.arch.inputs())?;
-        let t = labels_of(&t, rows, self.arch.outputs())?;
+        let (x, rows, t) = self.labelled(&x, &t)?;
         let grads = match &mut self.engine {
             Engine::Gpu(g) => {
                 let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
@@ -390,8 +398,8 @@ impl Network {
         t: PyReadonlyArray1<'py, i64>,
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
         let p = self.params_with_running(&params)?;
-        let (x, rows) = batch_of(&x, self.arch.inputs())?;
-        let t8 = small_labels(&labels_of(&t, rows, self.arch.outputs())?);
+        let (x, rows, t) = self.labelled(&x, &t)?;
+        let t8 = small_labels(&t);
         let step = self.steps() as u32 + 1;
         let (net, tensors) = (&self.net, all_elements(&self.arch.tensors()));
         let g = py.detach(|| {
