@@ -181,6 +181,94 @@ impl Slide {
     }
 }
 
+/// The pooling after a [`ConvFront`]'s convolution, as the book's
+/// `SimpleConvNet` fixes it: 2×2, stride 2.
+pub const POOL: Window = Window {
+    h: 2,
+    w: 2,
+    stride: 2,
+    pad: 0,
+};
+
+/// The front of the book's `SimpleConvNet`: Convolution → Relu → max
+/// Pooling ([`POOL`]) on images of `input_dim` (C, H, W), as its
+/// constructor's `input_dim` and `conv_param` give them. The Affine layers
+/// that follow take the pooled values, flattened per image as (c, y, x).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvFront {
+    /// (C, H, W).
+    pub input_dim: [usize; 3],
+    pub filter_num: usize,
+    pub filter_size: usize,
+    pub pad: usize,
+    pub stride: usize,
+}
+
+impl ConvFront {
+    /// The book's `SimpleConvNet()`: (1, 28, 28), 30 filters of 5×5, pad 0, stride 1.
+    pub fn book() -> Self {
+        ConvFront {
+            input_dim: [1, 28, 28],
+            filter_num: 30,
+            filter_size: 5,
+            pad: 0,
+            stride: 1,
+        }
+    }
+
+    /// The convolution over a batch of `n` images, and the pooling over its
+    /// output; an error where either does not slide (or `filter_num` is 0).
+    pub fn slides(&self, n: usize) -> Result<(Slide, Slide), ShapeError> {
+        let [c, h, w] = self.input_dim;
+        if c == 0 {
+            return Err(ShapeError::Zero("channel count"));
+        }
+        if self.filter_num == 0 {
+            return Err(ShapeError::Zero("filter count"));
+        }
+        let window = Window {
+            h: self.filter_size,
+            w: self.filter_size,
+            stride: self.stride,
+            pad: self.pad,
+        };
+        let conv = Slide::new(ImageShape { n, c, h, w }, window)?;
+        let out = ImageShape {
+            n,
+            c: self.filter_num,
+            h: conv.out_h,
+            w: conv.out_w,
+        };
+        Ok((conv, Slide::new(out, POOL)?))
+    }
+
+    /// Values per input image: C·H·W.
+    pub fn pixels(&self) -> usize {
+        self.input_dim.iter().product()
+    }
+
+    /// Values one filter reads: C·FH·FW.
+    pub fn filter_len(&self) -> usize {
+        self.input_dim[0] * self.filter_size * self.filter_size
+    }
+
+    /// Pooled values per image (FN·PH·PW), the next Affine's inputs; 0
+    /// where the shapes do not slide.
+    pub fn pooled(&self) -> usize {
+        self.slides(1)
+            .map_or(0, |(_, pool)| self.filter_num * pool.out_area())
+    }
+
+    /// `conv_param` as the book writes it, with the input.
+    pub fn describe(&self) -> String {
+        let [c, h, w] = self.input_dim;
+        format!(
+            "input {c}×{h}×{w}, {} filters {}×{} pad {} stride {}",
+            self.filter_num, self.filter_size, self.filter_size, self.pad, self.stride
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,9 @@
 //! the CPU and the GPU path, so neither can drift from the other.
 //!
 //! The network is the book's `MultiLayerNetExtend`: per hidden layer
-//! `Affine → [BatchNorm] → Relu → [Dropout]`, then `Affine → SoftmaxWithLoss`.
+//! `Affine → [BatchNorm] → Relu → [Dropout]`, then `Affine → SoftmaxWithLoss`;
+//! or, with a convolutional front ([`ConvFront`]), the book's
+//! `SimpleConvNet`: `Conv1 → Relu1 → Pool1`, then those Affine layers.
 //!
 //! All trainable parameters live in one arena (a flat vector) with a table of
 //! offsets. Layer `l` (1-based, as the book names `W1`, `b1`) stores `W_l` as
@@ -12,11 +14,15 @@
 //! Normalization, `gamma_l` and `beta_l` follow all the affine blocks. The GPU
 //! keeps the same blocks with padded rows (`gpu::layout`). Each block starts
 //! on a multiple of 64 elements. Batch Normalization's running statistics are
-//! not trained: they live beside the arena ([`Params::running`]).
+//! not trained: they live beside the arena ([`Params::running`]). A
+//! convolution's `W1` (`[FN, C, FH, FW]`, the book's shape) and `b1` come
+//! first, before the Affine blocks.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
+
+pub use crate::conv::ConvFront;
 
 /// The book's `weight_init_std`.
 pub const WEIGHT_INIT_STD: f64 = 0.01;
@@ -39,6 +45,9 @@ pub enum ArchError {
     Hidden(String),
     #[error("--dropout: {0}")]
     Dropout(String),
+    /// The convolution's shapes (the flags of `--net simple-convnet`).
+    #[error("--net simple-convnet: {0}")]
+    Conv(String),
 }
 
 impl ArchError {
@@ -46,16 +55,19 @@ impl ArchError {
     /// checkpoint, not from the command line.
     pub fn reason(&self) -> &str {
         match self {
-            ArchError::Hidden(why) | ArchError::Dropout(why) => why,
+            ArchError::Hidden(why) | ArchError::Dropout(why) | ArchError::Conv(why) => why,
         }
     }
 }
 
-/// The network: layer sizes from input to output (e.g. `[784, 50, 10]`) and
-/// what sits between the hidden layers.
+/// The network: the Affine layers' sizes from input to output (e.g.
+/// `[784, 50, 10]`; after a convolutional front the first is its pooled
+/// values per image), what sits between the hidden layers, and the front.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arch {
     pub sizes: Vec<usize>,
+    /// Conv → Relu → Pool before the Affine layers (`SimpleConvNet`).
+    pub conv: Option<ConvFront>,
     /// Batch Normalization between each hidden Affine and its Relu.
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu; 0 for none.
@@ -164,9 +176,47 @@ impl Arch {
         }
         Ok(Arch {
             sizes,
+            conv: None,
             batchnorm: false,
             dropout: 0.0,
         })
+    }
+
+    /// This network's Affine layers behind a convolutional front: the first
+    /// Affine takes the pooled values. Refused where the front's shapes do
+    /// not slide, and with Batch Normalization or Dropout (the book's
+    /// `SimpleConvNet` has neither).
+    pub fn with_conv(mut self, front: ConvFront) -> Result<Self, ArchError> {
+        if self.batchnorm || self.dropout > 0.0 {
+            return Err(ArchError::Conv(
+                "SimpleConvNet has no Batch Normalization or Dropout layer (drop --batchnorm and --dropout)".into(),
+            ));
+        }
+        front
+            .slides(1)
+            .map_err(|e| ArchError::Conv(format!("{}: {e}", front.describe())))?;
+        self.sizes[0] = front.pooled();
+        let mut arch = Arch::new(self.sizes)?;
+        arch.conv = Some(front);
+        let params = arch.arena_len() as u128;
+        if params > MAX_PARAMS as u128 {
+            return Err(ArchError::Conv(format!(
+                "{} and {} need {params} parameters, over the limit of {MAX_PARAMS}",
+                front.describe(),
+                arch.shape()
+            )));
+        }
+        Ok(arch)
+    }
+
+    /// The book's `SimpleConvNet`: `front`, the hidden sizes (the book's
+    /// one `hidden_size`), `outputs`.
+    pub fn simple_convnet(
+        front: ConvFront,
+        hidden: &[usize],
+        outputs: usize,
+    ) -> Result<Self, ArchError> {
+        Arch::mlp(front.pixels(), hidden, outputs)?.with_conv(front)
     }
 
     /// `inputs`, the hidden sizes, `outputs`.
@@ -214,8 +264,10 @@ impl Arch {
             .collect()
     }
 
+    /// Values per input sample: the image's C·H·W with a convolutional
+    /// front, else the first Affine's inputs.
     pub fn inputs(&self) -> usize {
-        self.sizes[0]
+        self.conv.map_or(self.sizes[0], |c| c.pixels())
     }
     pub fn outputs(&self) -> usize {
         *self.sizes.last().unwrap()
@@ -225,16 +277,21 @@ impl Arch {
     }
 
     /// The layers as the book lists them, e.g. `Affine1 BatchNorm1 Relu1
-    /// Dropout1 Affine2 SoftmaxWithLoss`.
+    /// Dropout1 Affine2 SoftmaxWithLoss`, or `Conv1 Relu1 Pool1 Affine1
+    /// Relu2 Affine2 SoftmaxWithLoss`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        let relu = self.conv.is_some() as usize;
+        if self.conv.is_some() {
+            parts.extend(["Conv1", "Relu1", "Pool1"].map(String::from));
+        }
         for l in 1..self.sizes.len() {
             parts.push(format!("Affine{l}"));
             if l + 1 < self.sizes.len() {
                 if self.batchnorm {
                     parts.push(format!("BatchNorm{l}"));
                 }
-                parts.push(format!("Relu{l}"));
+                parts.push(format!("Relu{}", l + relu));
                 if self.dropout > 0.0 {
                     parts.push(format!("Dropout{l}({})", self.dropout));
                 }
@@ -244,9 +301,27 @@ impl Arch {
         parts.join(" ")
     }
 
-    /// The arena layout of the affine layers: one slot per layer, 64-element aligned.
+    /// The convolution's filters: `inputs` C·FH·FW, `outputs` FN, `W` in the
+    /// book's `[FN, C, FH, FW]` at the start of the arena, then `b`.
+    pub fn conv_slot(&self) -> Option<LayerSlot> {
+        self.conv.map(|c| LayerSlot {
+            inputs: c.filter_len(),
+            outputs: c.filter_num,
+            w: 0,
+        })
+    }
+
+    /// The convolution's slot, then the Affine layers': every weight matrix.
+    pub fn weight_slots(&self) -> Vec<LayerSlot> {
+        self.conv_slot().into_iter().chain(self.slots()).collect()
+    }
+
+    /// The arena layout of the affine layers: one slot per layer, 64-element
+    /// aligned, after the convolution's.
     pub fn slots(&self) -> Vec<LayerSlot> {
-        let mut offset = 0;
+        let mut offset = self
+            .conv_slot()
+            .map_or(0, |c| c.len().next_multiple_of(ARENA_ALIGN));
         self.sizes
             .windows(2)
             .map(|io| {
@@ -307,7 +382,7 @@ impl Arch {
 
     /// Number of trainable parameters (no padding).
     pub fn param_count(&self) -> usize {
-        self.slots().iter().map(|s| s.len()).sum::<usize>()
+        self.weight_slots().iter().map(|s| s.len()).sum::<usize>()
             + self
                 .bn_slots()
                 .iter()
@@ -316,12 +391,28 @@ impl Arch {
     }
 
     /// The named trainable tensors in the book's order: W1, b1, gamma1,
-    /// beta1, W2, ...
+    /// beta1, W2, ...; with a convolutional front, its W1 `[FN, C, FH, FW]`
+    /// and b1, then the Affine layers from W2.
     pub fn tensors(&self) -> Vec<Tensor> {
         let bns = self.bn_slots();
         let mut out = Vec::new();
+        if let (Some(c), Some(s)) = (self.conv, self.conv_slot()) {
+            let [ch, ..] = c.input_dim;
+            let f = c.filter_size;
+            out.push(Tensor {
+                name: "W1".into(),
+                offset: s.w,
+                shape: vec![c.filter_num, ch, f, f],
+            });
+            out.push(Tensor {
+                name: "b1".into(),
+                offset: s.b(),
+                shape: vec![c.filter_num],
+            });
+        }
+        let first = 1 + self.conv.is_some() as usize;
         for (l, s) in self.slots().iter().enumerate() {
-            let n = l + 1;
+            let n = l + first;
             out.push(Tensor {
                 name: format!("W{n}"),
                 offset: s.w,
@@ -370,15 +461,40 @@ impl Arch {
             .collect()
     }
 
-    /// Multiply-adds ×2 of one training step's matmuls at batch `b`, counting
-    /// the products the GPU really runs: forward `[X,1]·[W;b]` per layer, the
-    /// gradient `[X,1]ᵀ·dY` per layer, and `dY·Wᵀ` for every layer but the first.
-    pub fn train_step_flops(&self, batch: usize) -> f64 {
-        self.slots()
+    /// Multiply-adds of one forward pass's products at batch `batch`: per
+    /// layer rows·(I + 1)·O, a convolution's rows being its window positions.
+    pub fn forward_mults(&self, batch: usize) -> f64 {
+        let positions = self.positions(batch);
+        self.weight_slots()
             .iter()
             .enumerate()
             .map(|(l, s)| {
-                let (i, o, b) = ((s.inputs + 1) as f64, s.outputs as f64, batch as f64);
+                let rows = if l == 0 { positions } else { batch };
+                (rows * (s.inputs + 1) * s.outputs) as f64
+            })
+            .sum()
+    }
+
+    /// Rows of the first product at batch `batch`: the batch, or a
+    /// convolution's window positions (N·OH·OW).
+    pub fn positions(&self, batch: usize) -> usize {
+        self.conv.map_or(batch, |c| {
+            c.slides(batch).map_or(0, |(conv, _)| conv.col_rows())
+        })
+    }
+
+    /// Multiply-adds ×2 of one training step's matmuls at batch `b`, counting
+    /// the products the GPU really runs: forward `[X,1]·[W;b]` per layer, the
+    /// gradient `[X,1]ᵀ·dY` per layer, and `dY·Wᵀ` for every layer but the
+    /// first. A convolution is a layer whose rows are its window positions.
+    pub fn train_step_flops(&self, batch: usize) -> f64 {
+        let positions = self.positions(batch);
+        self.weight_slots()
+            .iter()
+            .enumerate()
+            .map(|(l, s)| {
+                let rows = if l == 0 { positions } else { batch };
+                let (i, o, b) = ((s.inputs + 1) as f64, s.outputs as f64, rows as f64);
                 let dx = if l == 0 {
                     0.0
                 } else {
@@ -488,7 +604,7 @@ impl Params {
     pub fn init_with(arch: &Arch, init: Init, seed: u64) -> Self {
         let mut p = Params::zeros(arch);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for s in arch.slots() {
+        for s in arch.weight_slots() {
             let normal = Normal::new(0.0, init.std(s.inputs)).unwrap();
             for w in &mut p.values[s.w..s.b()] {
                 *w = normal.sample(&mut rng) as f32 as f64;
@@ -504,11 +620,11 @@ impl Params {
         &self.values[t.range()]
     }
 
-    /// `½·Σ W²` over the weight matrices (not biases, `gamma` or `beta`):
-    /// weight decay adds λ times this to the loss.
+    /// `½·Σ W²` over the weight matrices and filters (not biases, `gamma`
+    /// or `beta`): weight decay adds λ times this to the loss.
     pub fn half_weight_square_sum(&self) -> f64 {
         self.arch
-            .slots()
+            .weight_slots()
             .iter()
             .map(|s| self.values[s.w..s.b()].iter().map(|w| w * w).sum::<f64>())
             .sum::<f64>()

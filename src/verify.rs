@@ -68,12 +68,8 @@ pub const CHECK_BUDGET: f64 = 2.5e10;
 
 /// Multiply-adds of the numerical gradient of `elements` parameters: four
 /// forward passes each (at ±h and ±2h) of `batch` rows through the products.
-pub fn numerical_cost(sizes: &[usize], batch: usize, elements: usize) -> f64 {
-    let per_row: f64 = sizes
-        .windows(2)
-        .map(|io| ((io[0] + 1) * io[1]) as f64)
-        .sum();
-    4.0 * batch as f64 * per_row * elements as f64
+pub fn numerical_cost(arch: &Arch, batch: usize, elements: usize) -> f64 {
+    4.0 * arch.forward_mults(batch) * elements as f64
 }
 
 /// How much of each tensor verify checks when `--sample` is not given.
@@ -94,7 +90,7 @@ pub fn automatic_coverage(arch: &Arch, batch: usize) -> Coverage {
     let lens: Vec<usize> = arch.tensors().iter().map(|t| t.len()).collect();
     let cost = |k: usize| {
         let elements = lens.iter().map(|&n| n.min(k)).sum();
-        numerical_cost(&arch.sizes, batch, elements)
+        numerical_cost(arch, batch, elements)
     };
     let largest = *lens.iter().max().unwrap();
     if cost(largest) <= CHECK_BUDGET {
@@ -282,7 +278,7 @@ pub fn verify(
         h: H,
         sampled_per_tensor: cfg.sample,
         sampled_automatically: cfg.sampled_automatically,
-        full_check_cost: numerical_cost(&arch.sizes, cfg.batch, arch.param_count()),
+        full_check_cost: numerical_cost(arch, cfg.batch, arch.param_count()),
         tolerance_scale: cfg.tolerance_scale,
         loss_cpu,
         loss_gpu,
@@ -331,12 +327,13 @@ fn chosen_elements(arch: &Arch, cfg: &VerifyConfig) -> Vec<(Tensor, Vec<usize>)>
 /// `loss` is the largest loss either f64 evaluation saw.
 fn tolerances(arch: &Arch, cfg: &VerifyConfig, loss: f64) -> Tolerances {
     let longest_reduction = arch
-        .sizes
+        .weight_slots()
         .iter()
-        .map(|s| s + 1)
+        .map(|s| s.inputs + 1)
+        .chain([arch.outputs() + 1])
         .max()
         .unwrap()
-        .max(cfg.batch);
+        .max(arch.positions(cfg.batch));
     let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
     let numerical_cpu = Tolerance {
         atol: 4.0 * f64::EPSILON * loss / H,

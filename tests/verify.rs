@@ -286,7 +286,7 @@ fn coverage_checks_everything_within_the_budget_and_samples_past_it() {
     let lens: Vec<usize> = wide.tensors().iter().map(|t| t.len()).collect();
     let cost = |k: usize| {
         let n = lens.iter().map(|&l| l.min(k)).sum();
-        numerical_cost(&wide.sizes, 50, n)
+        numerical_cost(&wide, 50, n)
     };
     assert!(cost(per_tensor) <= CHECK_BUDGET && cost(per_tensor + 1) > CHECK_BUDGET);
     assert_eq!(full_cost, cost(usize::MAX));
@@ -298,7 +298,7 @@ fn coverage_checks_everything_within_the_budget_and_samples_past_it() {
     ));
     // The cost counts four forward passes per element: 784-50-10, batch 3.
     assert_eq!(
-        numerical_cost(&[784, 50, 10], 3, 1),
+        numerical_cost(&arch(&[50]), 3, 1),
         4.0 * 3.0 * (785.0 * 50.0 + 51.0 * 10.0)
     );
 }

@@ -1,10 +1,9 @@
 //! The CPU reference path, in f64, written the way "Deep Learning from
-//! Scratch" (chapters 5 and 6) writes it: layers with `forward`/`backward`, a
+//! Scratch" (chapters 5 to 7) writes it: layers with `forward`/`backward`, a
 //! network of them, the optimizers, and the numerical gradient that proves
 //! backprop right. Every GPU kernel is tested against these functions.
 
 pub mod conv;
-pub mod convnet;
 pub mod layers;
 pub mod matmul;
 pub mod memory;

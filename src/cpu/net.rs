@@ -1,7 +1,10 @@
 //! The book's `MultiLayerNetExtend`: per hidden layer Affine → [BatchNorm] →
 //! Relu → [Dropout], then Affine → SoftmaxWithLoss, with weight decay
-//! (`½λ·ΣW²` added to the loss) as in `common/multi_layer_net_extend.py`.
+//! (`½λ·ΣW²` added to the loss) as in `common/multi_layer_net_extend.py`;
+//! with a convolutional front, the book's `SimpleConvNet`
+//! (`ch07/simple_convnet.py`): Conv1 → Relu1 → Pool1 before the Affines.
 
+use super::conv::{Convolution, Pooling};
 use super::layers::{Affine, BatchNormalization, Dropout, Labels, Relu, SoftmaxWithLoss};
 use super::optimizer::OptimizerState;
 use crate::dropout_mask::layer_key;
@@ -26,8 +29,16 @@ pub enum Pass {
     Eval,
 }
 
+/// A convolutional front's layers, as one forward pass left them.
+struct Front {
+    conv: Convolution,
+    relu: Relu,
+    pool: Pooling,
+}
+
 /// Everything one forward pass kept for the backward pass.
 struct Forward {
+    front: Option<Front>,
     affines: Vec<Affine>,
     bns: Vec<BatchNormalization>,
     relus: Vec<Relu>,
@@ -39,6 +50,7 @@ struct Forward {
 
 struct Hidden {
     logits: Vec<f64>,
+    front: Option<Front>,
     affines: Vec<Affine>,
     bns: Vec<BatchNormalization>,
     relus: Vec<Relu>,
@@ -74,13 +86,20 @@ impl Net {
         let bn_slots = self.arch.bn_slots();
         let mut out = Hidden {
             logits: vec![],
+            front: None,
             affines: Vec::with_capacity(slots.len()),
             bns: vec![],
             relus: vec![],
             dropouts: vec![],
         };
         let v = &params.values;
-        let mut h = x.to_vec();
+        let mut h = match self.front_forward(params, x, batch) {
+            Some((front, pooled)) => {
+                out.front = Some(front);
+                pooled
+            }
+            None => x.to_vec(),
+        };
         for (l, s) in slots.iter().enumerate() {
             let mut affine = Affine::default();
             h = affine.forward(&h, &v[s.w..s.b()], &v[s.b()..s.b() + s.outputs], batch);
@@ -133,6 +152,28 @@ impl Net {
         out
     }
 
+    /// Conv → Relu → Pool on images x (B, C·H·W): the layers and the
+    /// pooled values (B, FN·PH·PW), flattened per image as the book's Affine
+    /// flattens them; None without a convolutional front.
+    fn front_forward(&self, params: &Params, x: &[f64], batch: usize) -> Option<(Front, Vec<f64>)> {
+        let (front, slot) = (self.arch.conv?, self.arch.conv_slot()?);
+        let (conv_slide, pool_slide) = front
+            .slides(batch)
+            .expect("an Arch's convolutional front slides");
+        let v = &params.values;
+        let mut conv = Convolution::new(conv_slide, front.filter_num);
+        let mut relu = Relu::default();
+        let z = conv.forward(
+            x,
+            &v[slot.w..slot.b()],
+            &v[slot.b()..slot.b() + slot.outputs],
+        );
+        let z = relu.forward(&z);
+        let mut pool = Pooling::new(pool_slide);
+        let pooled = pool.forward(&z);
+        Some((Front { conv, relu, pool }, pooled))
+    }
+
     fn forward(
         &self,
         params: &Params,
@@ -145,6 +186,7 @@ impl Net {
         let mut last = SoftmaxWithLoss::default();
         let data_loss = last.forward(&h.logits, t, batch);
         Forward {
+            front: h.front,
             affines: h.affines,
             bns: h.bns,
             relus: h.relus,
@@ -183,7 +225,7 @@ impl Net {
     ) -> (f64, u64) {
         let f = self.forward(params, x, t, batch, Pass::Train { step });
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for relu in &f.relus {
+        for relu in f.front.iter().map(|front| &front.relu).chain(&f.relus) {
             for &m in relu.mask() {
                 hash = (hash ^ m as u64).wrapping_mul(0x0100_0000_01b3);
             }
@@ -254,16 +296,20 @@ impl Net {
         let bn_slots = self.arch.bn_slots();
         let v = &params.values;
         let mut dout = f.last.backward();
+        let front = f.front.is_some();
         for (l, s) in slots.iter().enumerate().rev() {
             let (dw, db) = grads.values[s.w..s.b() + s.outputs].split_at_mut(s.inputs * s.outputs);
-            let dx = f.affines[l].backward(&dout, &v[s.w..s.b()], dw, db, l > 0);
-            if self.weight_decay != 0.0 {
-                for (d, w) in dw.iter_mut().zip(&v[s.w..s.b()]) {
-                    *d += self.weight_decay * w;
-                }
-            }
+            let dx = f.affines[l].backward(&dout, &v[s.w..s.b()], dw, db, l > 0 || front);
+            self.add_decay(dw, &v[s.w..s.b()]);
             let Some(mut d) = dx else { break };
-            let k = l - 1; // the hidden layer below
+            let Some(k) = l.checked_sub(1) else {
+                let layers = f
+                    .front
+                    .as_ref()
+                    .expect("dx of the first Affine only with a front");
+                self.front_backward(layers, &d, params, &mut grads);
+                break;
+            };
             if let Some(drop) = f.dropouts.get(k) {
                 d = drop.backward(&d);
             }
@@ -276,6 +322,28 @@ impl Net {
             dout = d;
         }
         (f.data_loss, grads, f.bns)
+    }
+
+    /// `λ·W` added to a weight gradient.
+    fn add_decay(&self, dw: &mut [f64], w: &[f64]) {
+        if self.weight_decay != 0.0 {
+            for (d, w) in dw.iter_mut().zip(w) {
+                *d += self.weight_decay * w;
+            }
+        }
+    }
+
+    /// Pool → Relu → Conv backward from the pooled values' gradient `dp`
+    /// into the filters' dW (the book's `[FN, C, FH, FW]`) and db.
+    fn front_backward(&self, f: &Front, dp: &[f64], params: &Params, grads: &mut Params) {
+        let s = self.arch.conv_slot().expect("a convolutional front");
+        let w = &params.values[s.w..s.b()];
+        let d = f.relu.backward(&f.pool.backward(dp));
+        let g = f.conv.backward(&d, w);
+        let (dw, db) = grads.values[s.w..s.b() + s.outputs].split_at_mut(s.inputs * s.outputs);
+        dw.copy_from_slice(&g.dw);
+        db.copy_from_slice(&g.db);
+        self.add_decay(dw, w);
     }
 
     /// One training step: backprop, the running statistics' update, then the

@@ -16,7 +16,7 @@ pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
 use super::kernels::{Epilogue, MatmulShape, MatmulVariant, SplitK};
 pub use super::layout::matrix_bytes;
-use super::layout::{GpuLayout, forward_shape, input_grad_shape, weight_grad_shape};
+use super::layout::{FrontMatrices, GpuLayout, forward_shape, input_grad_shape, weight_grad_shape};
 use crate::model::Arch;
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
@@ -69,18 +69,37 @@ impl Plan {
     /// layer its output (with Batch Normalization, its input too), and the
     /// output's gradient, which the loss binds.
     pub fn eval_activations(&mut self, arch: &Arch, rows: usize) {
-        for (l, &s) in arch.sizes.iter().enumerate() {
-            let copies = match l {
-                0 => 1,                              // x
-                _ if l + 1 == arch.sizes.len() => 2, // Z, dZ
-                _ if arch.batchnorm => 2,            // Z, A
-                _ => 1,
+        self.layers(arch, rows, false);
+    }
+
+    /// Per layer (x, then each Affine's output) its copies for `rows`
+    /// samples, a convolutional front's matrices, and the labels.
+    fn layers(&mut self, arch: &Arch, rows: usize, train: bool) {
+        let sizes = std::iter::once(arch.inputs()).chain(arch.sizes[1..].iter().copied());
+        let last = arch.sizes.len() - 1;
+        for (l, s) in sizes.enumerate() {
+            let copies = match (l, train) {
+                (0, _) => 1,                       // x
+                _ if l == last => 2,               // Z, dZ
+                (_, false) if arch.batchnorm => 2, // Z, A
+                (_, false) => 1,                   // Z
+                (_, true) if arch.batchnorm => 4,  // Z, dZ, A, dA
+                (_, true) => 2,                    // Z, dZ
             };
             for _ in 0..copies {
                 self.add(
                     format!("layer {l}'s activations ({rows} × {s} f32)"),
                     matrix_bytes(rows, s),
                 );
+            }
+        }
+        if let Some(m) = arch.conv.and_then(|c| FrontMatrices::new(&c, rows)) {
+            let copies = 1 + train as usize; // and the gradient
+            self.add("im2col's columns".into(), m.col_bytes());
+            self.add("the pooling's argmax".into(), m.argmax_bytes());
+            for _ in 0..copies {
+                self.add("the convolution's output".into(), m.z_bytes());
+                self.add("the pooled values".into(), m.pooled_bytes());
             }
         }
         self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
@@ -89,21 +108,7 @@ impl Plan {
     /// Inputs, labels, and per layer its output and gradient (with Batch
     /// Normalization, its input and gradient too) for `rows` samples.
     pub fn activations(&mut self, arch: &Arch, rows: usize) {
-        for (l, &s) in arch.sizes.iter().enumerate() {
-            let copies = match l {
-                0 => 1,                              // x
-                _ if l + 1 == arch.sizes.len() => 2, // Z, dZ
-                _ if arch.batchnorm => 4,            // Z, dZ, A, dA
-                _ => 2,
-            };
-            for _ in 0..copies {
-                self.add(
-                    format!("layer {l}'s activations ({rows} × {s} f32)"),
-                    matrix_bytes(rows, s),
-                );
-            }
-        }
-        self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
+        self.layers(arch, rows, true);
     }
 
     /// The training step's own buffers: the batch indices of `slots` steps
@@ -180,12 +185,24 @@ pub fn largest_scratch(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) ->
         epilogue: Epilogue::Store,
     };
     let mut largest = Scratch::default();
+    let front = arch.conv.is_some();
     for &(rows, backward) in runs {
-        for (l, g) in layout.layers.iter().enumerate() {
+        let positions = arch
+            .conv
+            .and_then(|c| FrontMatrices::new(&c, rows))
+            .map(|m| m.positions());
+        let conv = layout
+            .conv
+            .iter()
+            .zip(positions)
+            .map(|(g, p)| (g, p, false));
+        let layers = layout.layers.iter().enumerate();
+        let affines = layers.map(|(l, g)| (g, rows, l > 0 || front));
+        for (g, rows, dx) in conv.chain(affines) {
             let mut products: Vec<(MatmulVariant, MatmulShape)> =
                 vec![(form(false, false), forward_shape(g, rows))];
             if backward {
-                if l > 0 {
+                if dx {
                     products.push((form(false, true), input_grad_shape(g, rows)));
                 }
                 products.push((form(true, false), weight_grad_shape(g, rows)));

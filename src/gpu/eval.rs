@@ -13,7 +13,7 @@ use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::Result;
 use super::kernels::{GatherCall, Stats};
-use super::layout::padded;
+use super::layout::{FrontMatrices, padded};
 use super::net::{Activations, DeviceDataset, GpuNet, Mode, read_stats, stats_buffer};
 use crate::data::Dataset;
 use crate::model::{Arch, Params};
@@ -38,10 +38,22 @@ pub fn eval_chunk(ctx: &GpuContext, arch: &Arch) -> usize {
 }
 
 /// The most rows (a multiple of 4, at least 1) whose widest layer's
-/// activations fit one storage binding.
+/// activations fit one storage binding; with a convolutional front, whose
+/// largest matrix (im2col's columns or the convolution's output) fits.
 pub fn fitting_rows(ctx: &GpuContext, arch: &Arch) -> usize {
     let widest = arch.sizes.iter().map(|&s| padded(s)).max().unwrap() as u64 * 4;
-    ((ctx.binding_limit() / widest) as usize / 4 * 4).max(1)
+    let limit = ctx.binding_limit();
+    let mut rows = ((limit / widest) as usize / 4 * 4).max(1);
+    if let Some(front) = arch.conv {
+        let largest =
+            |rows| FrontMatrices::new(&front, rows).map_or(0, |m| m.col_bytes().max(m.z_bytes()));
+        let per_image = largest(1).max(1);
+        rows = rows.min(((limit / per_image) as usize / 4 * 4).max(1));
+        while rows > 1 && largest(rows) > limit {
+            rows -= 1; // the positions' padding to a multiple of 4
+        }
+    }
+    rows
 }
 
 impl EvalWorkspace {

@@ -15,6 +15,10 @@
 //! matmul needs. Batch rows are padded to a multiple of 4 with zero rows, so a
 //! gradient's reduction over the batch can step four rows at a time.
 //!
+//! A convolutional front's filters come first, as one block laid out as an
+//! Affine's ([`conv_to_gpu`]), so that `[im2col(x), 1]·block` is the
+//! convolution; its matrices for a batch are [`FrontMatrices`].
+//!
 //! Batch Normalization's `gamma` and `beta` follow the affine blocks, each
 //! layer's pair 64-element aligned, `gamma` then `beta`, unpadded: their
 //! kernels take offsets, not bindings.
@@ -24,9 +28,11 @@
 //!
 //! Also the facts both the allocating code and the budget read: a matrix's
 //! bytes ([`matrix_bytes`]) and each layer's three products' shapes.
-//! Imports only `kernels::matmul` (for [`MatmulShape`]) and `crate::model`.
+//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::conv` and
+//! `crate::model`.
 
 use super::kernels::matmul::MatmulShape;
+use crate::conv::{ConvFront, Slide};
 use crate::model::{ARENA_ALIGN, Arch, Params};
 
 /// Row stride of a matrix with `cols` real columns: room for the ones
@@ -87,6 +93,8 @@ impl GpuBn {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GpuLayout {
+    /// A convolutional front's filters (`inputs` C·FH·FW, `outputs` FN).
+    pub conv: Option<GpuLayer>,
     pub layers: Vec<GpuLayer>,
     /// One per hidden layer with Batch Normalization, else empty.
     pub bn: Vec<GpuBn>,
@@ -96,7 +104,12 @@ pub struct GpuLayout {
 
 impl GpuLayout {
     pub fn new(arch: &Arch) -> Self {
-        let mut offset = 0;
+        let conv = arch.conv_slot().map(|s| GpuLayer {
+            inputs: s.inputs,
+            outputs: s.outputs,
+            offset: 0,
+        });
+        let mut offset = conv.map_or(0, |g| g.len().next_multiple_of(ARENA_ALIGN));
         let layers = arch
             .sizes
             .windows(2)
@@ -123,6 +136,7 @@ impl GpuLayout {
             })
             .collect();
         GpuLayout {
+            conv,
             layers,
             bn,
             len: offset,
@@ -132,6 +146,10 @@ impl GpuLayout {
     /// The host arena in this layout, as f32, padding zero.
     pub fn to_gpu(&self, p: &Params) -> Vec<f32> {
         let mut out = vec![0f32; self.len];
+        if let (Some(g), Some(s)) = (self.conv, p.arch.conv_slot()) {
+            let (w, b) = p.values[s.w..s.b() + s.outputs].split_at(s.inputs * s.outputs);
+            out[g.offset..][..g.len()].copy_from_slice(&conv_to_gpu(&g, w, b));
+        }
         for (g, s) in self.layers.iter().zip(p.arch.slots()) {
             // Rows 0..I are W, row I is b: the host keeps them adjacent too.
             for r in 0..=g.inputs {
@@ -154,6 +172,11 @@ impl GpuLayout {
     /// Back to the host arena, dropping the padding.
     pub fn from_gpu(&self, arch: &Arch, v: &[f32]) -> Params {
         let mut p = Params::zeros(arch);
+        if let (Some(g), Some(s)) = (self.conv, arch.conv_slot()) {
+            let (w, b) = conv_from_gpu(&g, &v[g.offset..][..g.len()]);
+            p.values[s.w..s.b()].copy_from_slice(&w);
+            p.values[s.b()..s.b() + s.outputs].copy_from_slice(&b);
+        }
         for (g, s) in self.layers.iter().zip(arch.slots()) {
             for r in 0..=g.inputs {
                 let src = &v[g.offset + r * g.cols()..][..g.outputs];
@@ -230,5 +253,51 @@ pub fn weight_grad_shape(g: &GpuLayer, rows: usize) -> MatmulShape {
     MatmulShape {
         n_real: g.outputs,
         ..MatmulShape::plain(g.rows(), g.cols(), all, g.rows(), g.cols(), g.cols())
+    }
+}
+
+/// A convolutional front's matrices for a batch of images, in the layouts
+/// of `kernels::window`: `im2col`'s columns (a row per window position,
+/// `padded(C·FH·FW)` long, with the ones column), the convolution's output
+/// after Relu (a row per position, `padded(FN)`), the pooled values (a row
+/// per image, `padded(FN·PH·PW)`, with the ones column: the first Affine's
+/// input) and one u32 argmax per pooled value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontMatrices {
+    pub conv: Slide,
+    pub pool: Slide,
+}
+
+impl FrontMatrices {
+    /// For `rows` images; None where the front does not slide (an `Arch`'s always does).
+    pub fn new(front: &ConvFront, rows: usize) -> Option<Self> {
+        let (conv, pool) = front.slides(rows).ok()?;
+        Some(FrontMatrices { conv, pool })
+    }
+
+    /// Window positions: the rows of the columns and of the output.
+    pub fn positions(&self) -> usize {
+        self.conv.col_rows()
+    }
+    pub fn filters(&self) -> usize {
+        self.pool.input.c
+    }
+    /// Pooled values per image.
+    pub fn pooled(&self) -> usize {
+        self.filters() * self.pool.out_area()
+    }
+    pub fn col_bytes(&self) -> u64 {
+        matrix_bytes(self.positions(), self.conv.col_cols())
+    }
+    /// The output's bytes (and its gradient's).
+    pub fn z_bytes(&self) -> u64 {
+        matrix_bytes(self.positions(), self.filters())
+    }
+    /// The pooled values' bytes (and their gradient's).
+    pub fn pooled_bytes(&self) -> u64 {
+        matrix_bytes(self.conv.input.n, self.pooled())
+    }
+    pub fn argmax_bytes(&self) -> u64 {
+        (self.conv.input.n * self.pooled()) as u64 * 4
     }
 }

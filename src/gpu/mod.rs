@@ -14,6 +14,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod eval;
+pub mod front;
 pub mod host_fed;
 pub mod kernels;
 pub mod layout;

@@ -14,14 +14,18 @@
 //!              or the gradient stored, for an optimizer pass over the arena
 //! dZ_{l-1} is computed before layer l's update, since it needs the old W_l.
 //! Relu's mask (Z > 0) is also Dropout's: a dropped unit is 0 in Z.
+//! A convolutional front (`front`) runs between the gather and layer 1,
+//! whose input is then its pooled values; backward, layer 1's dX flows
+//! into it.
 //!
-//! Imports `context`, `dispatch`, `error`, `kernels` and `layout`.
+//! Imports `context`, `dispatch`, `error`, `front`, `kernels` and `layout`.
 
 use std::sync::Arc;
 
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
+use super::front::{self, FrontActivations, FrontKernels};
 use super::kernels::gather::pack_u8;
 use super::kernels::{
     BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutDispatch, DropoutKernel,
@@ -29,7 +33,7 @@ use super::kernels::{
     SoftmaxWithLoss, Stats,
 };
 use super::layout::{
-    GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
+    GpuLayer, GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
     weight_grad_shape,
 };
 use crate::data::Dataset;
@@ -44,6 +48,8 @@ pub struct Kernels {
     pub batchnorm: Option<BatchNorm>,
     /// Only for networks with Dropout.
     pub dropout: Option<DropoutKernel>,
+    /// Only for networks with a convolutional front.
+    pub front: Option<FrontKernels>,
 }
 
 impl Kernels {
@@ -54,6 +60,7 @@ impl Kernels {
             gather: Gather::new(ctx),
             batchnorm: arch.batchnorm.then(|| BatchNorm::new(ctx)),
             dropout: (arch.dropout > 0.0).then(|| DropoutKernel::new(ctx)),
+            front: arch.conv.map(|_| FrontKernels::new(ctx)),
         }
     }
 }
@@ -176,10 +183,12 @@ pub struct Activations {
     pub z: Vec<wgpu::Buffer>,
     pub dz: Vec<wgpu::Buffer>,
     pub bn: Vec<BnActivations>,
+    /// A convolutional front's matrices; its pooled values are layer 1's input.
+    pub front: Option<FrontActivations>,
 }
 
 /// A matmul waiting for its pipeline, or an op ready to record.
-enum Pending<'a> {
+pub(super) enum Pending<'a> {
     Matmul(MatmulCall<'a>),
     Ready(Op),
 }
@@ -277,12 +286,20 @@ impl GpuNet {
     fn make_activations(&self, rows: usize, train: bool) -> Result<Activations> {
         let ctx = &self.ctx;
         let bytes = |n: usize| matrix_bytes(rows, n);
-        for (l, &s) in self.arch.sizes.iter().enumerate() {
+        let inputs = std::iter::once(self.arch.inputs());
+        for (l, s) in inputs
+            .chain(self.arch.sizes[1..].iter().copied())
+            .enumerate()
+        {
             ctx.check_binding(
                 &format!("layer {l}'s activations ({rows} × {s} f32)"),
                 bytes(s),
             )?;
         }
+        let front = match self.arch.conv {
+            Some(c) => Some(FrontActivations::new(ctx, &c, rows, train)?),
+            None => None,
+        };
         let per_layer = |name: &str| -> Vec<wgpu::Buffer> {
             self.arch.sizes[1..]
                 .iter()
@@ -316,12 +333,18 @@ impl GpuNet {
                 vec![ctx.storage(&format!("dZ{o}"), bytes(self.arch.outputs()))]
             },
             bn,
+            front,
         })
     }
 
-    /// The input of layer `l` (0-based): x, or the previous layer's output.
+    /// The input of layer `l` (0-based): x (or a front's pooled values),
+    /// or the previous layer's output.
     fn layer_input<'a>(&self, act: &'a Activations, l: usize) -> &'a wgpu::Buffer {
-        if l == 0 { &act.x } else { &act.z[l - 1] }
+        match (l, &act.front) {
+            (0, Some(f)) => &f.pooled,
+            (0, None) => &act.x,
+            _ => &act.z[l - 1],
+        }
     }
 
     fn bn_shape(&self, l: usize, rows: usize) -> BnShape {
@@ -337,7 +360,7 @@ impl GpuNet {
     }
 
     /// Creates every matmul pipeline at once (in parallel), then binds in order.
-    fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
+    pub(super) fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
         let products: Vec<_> = pending
             .iter()
             .filter_map(|p| match p {
@@ -369,7 +392,10 @@ impl GpuNet {
         let layers = &self.layout.layers;
         let all = padded_rows(act.rows);
         let train = matches!(mode, Mode::Train { .. });
-        let mut pending = Vec::new();
+        let mut pending = match &act.front {
+            Some(f) => front::forward(self, &act.x, f, rows)?,
+            None => Vec::new(),
+        };
         for (l, g) in layers.iter().enumerate() {
             let last = l + 1 == layers.len();
             let bn = (!last).then(|| act.bn.get(l)).flatten();
@@ -508,6 +534,24 @@ impl GpuNet {
                 }
                 None => &act.dz[l],
             };
+            if let (0, Some(f)) = (l, &act.front) {
+                // The pooled values' gradient, unmasked: the front's Relu
+                // comes before its pooling, whose backward applies the mask.
+                let dp = f.dpooled.as_ref().expect("training activations");
+                pending.push(Pending::Matmul(MatmulCall {
+                    label: "affine1 backward dx (pooled)".into(),
+                    v: MatmulVariant {
+                        trans_a: false,
+                        trans_b: true,
+                        epilogue: Epilogue::Store,
+                    },
+                    shape: input_grad_shape(g, rows),
+                    a: Slice::new(grad_in, 0, all * g.cols()),
+                    b: Slice::new(&self.params, g.offset, g.len()),
+                    c: Slice::new(dp, 0, all * g.rows()),
+                    aux: None,
+                }));
+            }
             if l > 0 {
                 // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
                 pending.push(Pending::Matmul(MatmulCall {
@@ -524,31 +568,56 @@ impl GpuNet {
                     aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
                 }));
             }
-            let (epilogue, dest, lr, what) = match target {
-                GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
-                GradTarget::Store => (Epilogue::Grad, self.grads(), 0.0, "grad"),
-            };
-            pending.push(Pending::Matmul(MatmulCall {
-                label: format!("affine{} backward dW,db ({what})", l + 1),
-                v: MatmulVariant {
-                    trans_a: true,
-                    trans_b: false,
-                    epilogue,
-                },
-                shape: MatmulShape {
-                    lr,
-                    decay,
-                    decay_rows: if decay != 0.0 { g.inputs } else { 0 },
-                    ..weight_grad_shape(g, rows)
-                },
-                a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
-                b: Slice::new(grad_in, 0, all * g.cols()),
-                c: Slice::new(dest, g.offset, g.len()),
-                aux: (target == GradTarget::Store)
-                    .then(|| Slice::new(&self.params, g.offset, g.len())),
-            }));
+            pending.push(self.weight_grad(
+                format!("affine{}", l + 1),
+                g,
+                rows,
+                [self.layer_input(act, l), grad_in],
+                target,
+                decay,
+            ));
+        }
+        if let Some(f) = &act.front {
+            pending.extend(front::backward(self, f, target, decay)?);
         }
         self.bind_pending(pending)
+    }
+
+    /// Layer `g`'s `[dW; db] = [X, 1]ᵀ·dY` over `rows` rows (`x_dy`: the
+    /// layer's input and the gradient at its output), with weight decay,
+    /// into `target`.
+    pub(super) fn weight_grad<'a>(
+        &'a self,
+        name: String,
+        g: &GpuLayer,
+        rows: usize,
+        x_dy: [&'a wgpu::Buffer; 2],
+        target: GradTarget,
+        decay: f32,
+    ) -> Pending<'a> {
+        let all = padded_rows(rows);
+        let (epilogue, dest, lr, what) = match target {
+            GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
+            GradTarget::Store => (Epilogue::Grad, self.grads(), 0.0, "grad"),
+        };
+        Pending::Matmul(MatmulCall {
+            label: format!("{name} backward dW,db ({what})"),
+            v: MatmulVariant {
+                trans_a: true,
+                trans_b: false,
+                epilogue,
+            },
+            shape: MatmulShape {
+                lr,
+                decay,
+                decay_rows: if decay != 0.0 { g.inputs } else { 0 },
+                ..weight_grad_shape(g, rows)
+            },
+            a: Slice::new(x_dy[0], 0, all * g.rows()),
+            b: Slice::new(x_dy[1], 0, all * g.cols()),
+            c: Slice::new(dest, g.offset, g.len()),
+            aux: (target == GradTarget::Store).then(|| Slice::new(&self.params, g.offset, g.len())),
+        })
     }
 }
 

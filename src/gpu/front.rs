@@ -1,0 +1,196 @@
+//! The book's `SimpleConvNet` front on the GPU: Conv1 → Relu1 → Pool1
+//! between the gather and the first Affine. Forward:
+//!
+//! ```text
+//! im2col       col = [im2col(x), 1]                   (positions, padded(K))
+//! product      z   = Relu(col·[W_col; b])              (positions, padded(FN))
+//! max pooling  p   = [pool(z), 1], argmax              (images, padded(FN·PH·PW))
+//! ```
+//!
+//! and `p` is the first Affine's input. Backward, after that Affine's
+//! unmasked dP = dA_1·W_1ᵀ (`net`): pooling's backward with Relu's mask
+//! fused gives dZ, then `[col, 1]ᵀ·dZ` is `[dW_col; db]`, into the gradient
+//! arena or through the SGD epilogue as every Affine's. The input needs no
+//! gradient, so training runs no `col2im`. The matrices' layouts are
+//! `layout::FrontMatrices`'; the filters' block is `layout::conv_to_gpu`'s.
+//!
+//! Imports `context`, `dispatch`, `error`, `kernels`, `layout` and `net`.
+
+use super::context::GpuContext;
+use super::dispatch::Slice;
+use super::error::Result;
+use super::kernels::{
+    Epilogue, Im2col, Im2colCall, MatmulCall, MatmulShape, MatmulVariant, MaxPool,
+    PoolBackwardCall, PoolForwardCall,
+};
+use super::layout::{FrontMatrices, forward_shape, padded, padded_rows};
+use super::net::{GpuNet, GradTarget, Op, Pending};
+use crate::conv::ConvFront;
+
+/// The front's pipelines.
+pub struct FrontKernels {
+    pub im2col: Im2col,
+    pub pool: MaxPool,
+}
+
+impl FrontKernels {
+    pub fn new(ctx: &GpuContext) -> Self {
+        FrontKernels {
+            im2col: Im2col::new(ctx),
+            pool: MaxPool::new(ctx),
+        }
+    }
+}
+
+/// The front's buffers for up to `m.conv.input.n` images; the gradients
+/// only in training activations.
+pub struct FrontActivations {
+    pub m: FrontMatrices,
+    pub col: wgpu::Buffer,
+    /// The convolution's output after Relu.
+    pub z: wgpu::Buffer,
+    /// The pooled values, with the ones column: the first Affine's input.
+    pub pooled: wgpu::Buffer,
+    pub argmax: wgpu::Buffer,
+    pub dz: Option<wgpu::Buffer>,
+    pub dpooled: Option<wgpu::Buffer>,
+}
+
+impl FrontActivations {
+    /// Every buffer checked against one binding before any is made.
+    pub fn new(ctx: &GpuContext, front: &ConvFront, rows: usize, train: bool) -> Result<Self> {
+        let m = FrontMatrices::new(front, rows).expect("an Arch's front slides");
+        let (p, k, f) = (m.positions(), m.conv.col_cols(), m.filters());
+        for (what, bytes) in [
+            (format!("im2col's columns ({p} × {k} f32)"), m.col_bytes()),
+            (
+                format!("the convolution's output ({p} × {f} f32)"),
+                m.z_bytes(),
+            ),
+            (
+                format!("the pooled values ({rows} × {} f32)", m.pooled()),
+                m.pooled_bytes(),
+            ),
+            (
+                format!("the pooling's argmax ({rows} × {} u32)", m.pooled()),
+                m.argmax_bytes(),
+            ),
+        ] {
+            ctx.check_binding(&what, bytes)?;
+        }
+        let grad = |name: &str, bytes| train.then(|| ctx.storage(name, bytes));
+        Ok(FrontActivations {
+            col: ctx.storage("im2col", m.col_bytes()),
+            z: ctx.storage("conv1 output", m.z_bytes()),
+            pooled: ctx.storage("pool1 output", m.pooled_bytes()),
+            argmax: ctx.storage("pool1 argmax", m.argmax_bytes()),
+            dz: grad("conv1 output gradient", m.z_bytes()),
+            dpooled: grad("pool1 output gradient", m.pooled_bytes()),
+            m,
+        })
+    }
+}
+
+/// im2col, the product with Relu, and the pooling, for `rows` images of `x`.
+pub(super) fn forward<'a>(
+    net: &'a GpuNet,
+    x: &'a wgpu::Buffer,
+    f: &'a FrontActivations,
+    rows: usize,
+) -> Result<Vec<Pending<'a>>> {
+    let (ctx, kernels) = (
+        &*net.ctx,
+        net.kernels.front.as_ref().expect("front kernels"),
+    );
+    let g = net.layout.conv.expect("a convolutional front");
+    let now = FrontMatrices::new(&net.arch.conv.expect("a front"), rows).expect("it slides");
+    let all = padded_rows(f.m.positions());
+    let im2col = kernels.im2col.im2col(
+        ctx,
+        Im2colCall {
+            label: "conv1 im2col".into(),
+            slide: now.conv,
+            x_stride: padded(net.arch.inputs()),
+            col_stride: g.rows(),
+            ones: true,
+            x: Slice::whole(x),
+            col: Slice::new(&f.col, 0, now.positions() * g.rows()),
+        },
+    )?;
+    let product = MatmulCall {
+        label: "conv1 forward + relu1".into(),
+        v: MatmulVariant {
+            trans_a: false,
+            trans_b: false,
+            epilogue: Epilogue::Relu,
+        },
+        shape: MatmulShape {
+            ones_col: None,
+            ..forward_shape(&g, now.positions())
+        },
+        a: Slice::new(&f.col, 0, all * g.rows()),
+        b: Slice::new(&net.params, g.offset, g.len()),
+        c: Slice::new(&f.z, 0, all * g.cols()),
+        aux: None,
+    };
+    let pool = kernels.pool.forward(
+        ctx,
+        PoolForwardCall {
+            label: "pool1 forward".into(),
+            slide: now.pool,
+            z_stride: g.cols(),
+            p_stride: padded(now.pooled()),
+            ones: true,
+            z: Slice::whole(&f.z),
+            p: Slice::new(&f.pooled, 0, rows * padded(now.pooled())),
+            argmax: Slice::whole(&f.argmax),
+        },
+    )?;
+    Ok(vec![
+        Pending::Ready(Op::Shared(im2col)),
+        Pending::Matmul(product),
+        Pending::Ready(Op::Shared(pool)),
+    ])
+}
+
+/// Pooling's backward with Relu's mask, then the filters' `[dW; db]` into
+/// `target`, over every image of the activations.
+pub(super) fn backward<'a>(
+    net: &'a GpuNet,
+    f: &'a FrontActivations,
+    target: GradTarget,
+    decay: f32,
+) -> Result<Vec<Pending<'a>>> {
+    let (ctx, kernels) = (
+        &*net.ctx,
+        net.kernels.front.as_ref().expect("front kernels"),
+    );
+    let g = net.layout.conv.expect("a convolutional front");
+    let (dz, dp) = match (&f.dz, &f.dpooled) {
+        (Some(dz), Some(dp)) => (dz, dp),
+        _ => panic!("backward needs training activations"),
+    };
+    let pool = kernels.pool.backward(
+        ctx,
+        PoolBackwardCall {
+            label: "pool1 backward + relu1 backward".into(),
+            slide: f.m.pool,
+            z_stride: g.cols(),
+            p_stride: padded(f.m.pooled()),
+            relu: true,
+            dp: Slice::whole(dp),
+            argmax: Slice::whole(&f.argmax),
+            z: Slice::whole(&f.z),
+            dz: Slice::new(dz, 0, f.m.positions() * g.cols()),
+        },
+    )?;
+    let grads = net.weight_grad(
+        "conv1".into(),
+        &g,
+        f.m.positions(),
+        [&f.col, dz],
+        target,
+        decay,
+    );
+    Ok(vec![Pending::Ready(Op::Shared(pool)), grads])
+}
