@@ -13,8 +13,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::config::RunConfig;
+use crate::conv::ConvFront;
 use crate::cpu::CpuTrainer;
-use crate::data::{CLASSES, Mnist};
+use crate::data::Mnist;
 use crate::device::Device;
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -22,7 +24,7 @@ use crate::gpu::kernels::{
     Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
 };
 use crate::gpu::trainer::GpuTrainer;
-use crate::model::{Arch, Params};
+use crate::model::{Arch, ArchError, Params};
 use crate::optim::StepRule;
 use crate::train::{Sampler, Trainer};
 
@@ -30,6 +32,8 @@ use crate::train::{Sampler, Trainer};
 pub struct BenchConfig {
     pub batches: Vec<usize>,
     pub hidden: Vec<Vec<usize>>,
+    /// The book's SimpleConvNet: this front before the Affine layers.
+    pub conv: Option<ConvFront>,
     pub seconds: f64,
     pub repeats: usize,
     pub cpu: bool,
@@ -47,11 +51,26 @@ pub struct BenchConfig {
     pub dropout: f32,
 }
 
+impl BenchConfig {
+    /// The timed network with `hidden` for data of `inputs` pixels.
+    pub fn arch(&self, inputs: usize, hidden: &[usize]) -> std::result::Result<Arch, ArchError> {
+        let run = RunConfig {
+            hidden: hidden.to_vec(),
+            conv: self.conv,
+            batchnorm: self.batchnorm,
+            dropout: self.dropout,
+            ..RunConfig::default()
+        };
+        run.arch(inputs)
+    }
+}
+
 impl Default for BenchConfig {
     fn default() -> Self {
         BenchConfig {
             batches: vec![100, 1000, 8192],
             hidden: vec![vec![50], vec![1024]],
+            conv: None,
             seconds: 3.0,
             repeats: 3,
             cpu: false,
@@ -507,9 +526,7 @@ pub fn run(
         }
     }
     for hidden in &cfg.hidden {
-        let arch = Arch::mlp(data.train.pixels(), hidden, CLASSES)?
-            .with_batchnorm(cfg.batchnorm)
-            .with_dropout(cfg.dropout)?;
+        let arch = cfg.arch(data.train.pixels(), hidden)?;
         for &batch in &cfg.batches {
             if let (Some(ctx), true) = (&ctx, cfg.gpu) {
                 let (r, kernels) = bench_gpu(ctx, data, &arch, batch, cfg)?;

@@ -1,6 +1,7 @@
 //! Checkpoints: a [safetensors](https://huggingface.co/docs/safetensors) file
 //! with the book's tensor names (`W1` [I, O], `b1` [O], `gamma1`, `beta1`,
-//! `running_mean1`, `running_var1`, ...), the optimizer's state under
+//! `running_mean1`, `running_var1`, ...; a SimpleConvNet's `W1` is
+//! [FN, C, FH, FW], as the book's), the optimizer's state under
 //! `optimizer/<state>/<tensor>` (a `/` never appears in a parameter's name),
 //! and in `__metadata__` everything needed to rebuild and continue the run.
 //!
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::config::RunConfig;
+use crate::conv::ConvFront;
 use crate::files;
 use crate::model::{Arch, Params, Tensor};
 use crate::optim::OptimizerKind;
@@ -456,14 +458,34 @@ fn arch_of(
     let dropout: f32 = get("dropout")?
         .parse()
         .map_err(|_| invalid(path, "dropout is not a number"))?;
+    let conv: Option<ConvFront> = match meta.get("conv") {
+        None => None, // an MLP's, written before networks had a front
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| invalid(path, format!("conv {text:?} is not a convolution: {e}")))?,
+    };
+    let first = sizes.first().copied();
     let arch = Arch::new(sizes)
         .and_then(|a| a.with_batchnorm(batchnorm).with_dropout(dropout))
+        .and_then(|a| match conv {
+            Some(front) => a.with_conv(front),
+            None => Ok(a),
+        })
         .map_err(|e| {
             invalid(
                 path,
                 format!("the network it describes is invalid: {}", e.reason()),
             )
         })?;
+    if arch.conv.is_some() && first != Some(arch.sizes[0]) {
+        return Err(invalid(
+            path,
+            format!(
+                "sizes starts at {} but its convolution pools {} values an image",
+                first.unwrap_or(0),
+                arch.sizes[0]
+            ),
+        ));
+    }
     let kind = OptimizerKind::parse(get("optimizer")?)
         .map_err(|e| invalid(path, format!("optimizer: {e}")))?;
     Ok((arch, kind))

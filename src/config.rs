@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::conv::ConvFront;
 use crate::data::CLASSES;
 use crate::model::{Arch, ArchError, Init};
 use crate::optim::{Optimizer, StepRule};
@@ -20,6 +21,10 @@ use crate::optim::{Optimizer, StepRule};
 pub struct RunConfig {
     /// Hidden layer sizes: the network is inputs, these, then 10 classes.
     pub hidden: Vec<usize>,
+    /// The book's `SimpleConvNet`: this convolutional front before the
+    /// Affine layers (`--net simple-convnet`); none for the MLP.
+    #[serde(default)]
+    pub conv: Option<ConvFront>,
     /// Batch Normalization between each hidden Affine and its Relu.
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu (0 for none).
@@ -47,6 +52,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             hidden: vec![50],
+            conv: None,
             batchnorm: false,
             dropout: 0.0,
             weight_decay: 0.0,
@@ -99,12 +105,28 @@ fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
 /// stored beside them, say the hidden sizes.
 const NOT_IN_METADATA: &[&str] = &["hidden"];
 
+/// Fields a checkpoint may lack, read as `null`: checkpoints of MLPs
+/// written before networks could have a convolutional front.
+const MAY_BE_MISSING: &[&str] = &["conv"];
+
 impl RunConfig {
-    /// The network for data of `inputs` pixels.
+    /// The network for data of `inputs` pixels; a convolutional front's
+    /// image (C·H·W) must be that many values.
     pub fn arch(&self, inputs: usize) -> Result<Arch, ArchError> {
-        Arch::mlp(inputs, &self.hidden, CLASSES)?
+        let mlp = Arch::mlp(inputs, &self.hidden, CLASSES)?
             .with_batchnorm(self.batchnorm)
-            .with_dropout(self.dropout)
+            .with_dropout(self.dropout)?;
+        match self.conv {
+            Some(front) if front.pixels() != inputs => {
+                let [c, h, w] = front.input_dim;
+                Err(ArchError::Conv(format!(
+                    "--input-dim {c},{h},{w} is {} values an image, but the data's images have {inputs}",
+                    front.pixels()
+                )))
+            }
+            Some(front) => mlp.with_conv(front),
+            None => Ok(mlp),
+        }
     }
 
     /// What a step needs besides the learning rate.
@@ -141,6 +163,7 @@ impl RunConfig {
     /// from a configuration whose optional fields are all given.
     fn text_fields() -> Vec<String> {
         let all_given = RunConfig {
+            conv: Some(ConvFront::book()),
             train_size: Some(1),
             data: Some(String::new()),
             ..RunConfig::default()
@@ -178,6 +201,8 @@ impl RunConfig {
         for name in Self::field_names() {
             let value = if name == "hidden" {
                 serde_json::json!(hidden)
+            } else if get(&name).is_none() && MAY_BE_MISSING.contains(&name.as_str()) {
+                Value::Null
             } else {
                 let raw = get(&name).ok_or_else(|| field_error(&name, "is missing"))?;
                 if text.contains(&name) {
@@ -343,6 +368,11 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(key), "{key}={value}: {err}");
         }
+        // Checkpoints of MLPs may lack `conv`: it reads as none.
+        let mut old = meta.clone();
+        old.remove("conv");
+        let back = RunConfig::from_metadata(|k| old.get(k).map(String::as_str), &[7, 3]);
+        assert_eq!(back.unwrap().conv, None);
         let mut missing = meta.clone();
         missing.remove("seed");
         let err = RunConfig::from_metadata(|k| missing.get(k).map(String::as_str), &[7, 3]);

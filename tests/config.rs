@@ -4,13 +4,23 @@
 
 use gpu_net::checkpoint::Checkpoint;
 use gpu_net::config::{ConfigError, MAY_DIFFER_ON_RESUME, RunConfig};
-use gpu_net::model::{Arch, Init, Params};
+use gpu_net::conv::ConvFront;
+use gpu_net::model::{Init, Params};
 use gpu_net::optim::{Optimizer, OptimizerKind};
 
-/// A configuration with every field away from its default.
+/// A configuration with every field away from its default (a network no
+/// run could have: a SimpleConvNet has no Batch Normalization or Dropout;
+/// [`networks`] splits it into two that can).
 fn other() -> RunConfig {
     RunConfig {
         hidden: vec![7, 5],
+        conv: Some(ConvFront {
+            input_dim: [1, 28, 28],
+            filter_num: 3,
+            filter_size: 3,
+            pad: 1,
+            stride: 1,
+        }),
         batchnorm: true,
         dropout: 0.25,
         weight_decay: 0.125,
@@ -38,12 +48,25 @@ fn other_differs_in_every_field() {
     }
 }
 
+/// [`other`] as two networks a run can have: the MLP with Batch
+/// Normalization and Dropout, and the SimpleConvNet without them.
+fn networks() -> [RunConfig; 2] {
+    let conv = RunConfig {
+        batchnorm: false,
+        dropout: 0.0,
+        ..other()
+    };
+    [
+        RunConfig {
+            conv: None,
+            ..other()
+        },
+        conv,
+    ]
+}
+
 fn checkpoint_of(config: RunConfig) -> Checkpoint {
-    let arch = Arch::mlp(784, &config.hidden, 10)
-        .unwrap()
-        .with_batchnorm(config.batchnorm)
-        .with_dropout(config.dropout)
-        .unwrap();
+    let arch = config.arch(784).unwrap();
     let params = Params::init(&arch, 1);
     // State in every tensor (the arena's padding between them is not stored).
     let mut state = vec![vec![0.0; arch.arena_len()]; config.optimizer.kind.state_arrays()];
@@ -68,7 +91,13 @@ fn checkpoint_of(config: RunConfig) -> Checkpoint {
 
 #[test]
 fn every_field_round_trips_through_a_checkpoint() {
-    let ck = checkpoint_of(other());
+    for config in networks() {
+        round_trips(config);
+    }
+}
+
+fn round_trips(config: RunConfig) {
+    let ck = checkpoint_of(config);
     let path = std::path::Path::new("config.safetensors");
     let back = Checkpoint::from_bytes(path, &ck.to_bytes()).unwrap();
     let (want, got) = (ck.config.fields(), back.config.fields());

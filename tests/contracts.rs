@@ -135,8 +135,9 @@ fn every_shared_struct_matches_its_wgsl() {
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     // matmul ×3, gather, softmax ×2, batchnorm ×2, dropout, optimizer, and
-    // the window kernels ×4 (im2col, col2im, max pooling forward and backward).
-    assert_eq!(checked, 14, "a kernel's contract went missing");
+    // the window kernels ×5 (im2col, col2im, max pooling forward, backward
+    // and backward over tiling windows).
+    assert_eq!(checked, 15, "a kernel's contract went missing");
 }
 
 /// The matmul uniform as the tiled shader declares it, with `edit` applied.
@@ -306,11 +307,12 @@ const ORDER: &[(&str, u32)] = &[
     ("dispatch", 3),
     ("kernels", 4),
     ("layout", 5),
-    ("budget", 6),
-    ("net", 6),
-    ("eval", 7),
-    ("trainer", 8),
-    ("host_fed", 8),
+    ("front", 6),
+    ("budget", 7),
+    ("net", 7),
+    ("eval", 8),
+    ("trainer", 9),
+    ("host_fed", 9),
 ];
 
 /// The module of `src/gpu` a file belongs to: `kernels` for `kernels/*`.

@@ -128,6 +128,12 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
             },
             100,
         ),
+        // The book's SimpleConvNet: im2col's columns are its largest buffer.
+        (
+            Arch::simple_convnet(gpu_net::conv::ConvFront::book(), &[100], 10).unwrap(),
+            StepRule::default(),
+            30,
+        ),
     ] {
         let before = ctx.allocated();
         let t = trainer(&ctx, &arch, &data, batch, &rule).unwrap();

@@ -96,6 +96,7 @@ pub fn write_checkpoint(
     let p = n.params_with_running(&params)?;
     let config = RunConfig {
         hidden: n.arch.hidden().to_vec(),
+        conv: n.arch.conv,
         batchnorm: n.arch.batchnorm,
         dropout: n.arch.dropout,
         weight_decay: n.net.weight_decay,

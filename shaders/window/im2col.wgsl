@@ -4,8 +4,11 @@
 // that carries the bias into the product (src/gpu/layout.rs), and zeros up
 // to the row's stride. The images are rows of `x`, C·H·W values each (CHW),
 // `in_stride` apart; col's rows are `out_stride` apart. One invocation per
-// element of the matrix, padding columns included, so nothing is left
-// unwritten. (With shaders/window.wgsl after it.)
+// row of the matrix, writing all of it, padding columns included, so
+// nothing is left unwritten; a row's position is divided out once, and its
+// values follow in nested loops (integer division is what an invocation
+// per element spends its time on, on a CPU adapter above all).
+// (With shaders/window.wgsl after it.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -13,24 +16,34 @@
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let e = element(wg, li);
-    if e >= dims.count {
+    let r = element(wg, li);
+    if r >= dims.count {
         return;
     }
-    let r = e / dims.out_stride;
-    let j = e % dims.out_stride;
-    let area = dims.fh * dims.fw;
-    let k = dims.c * area;
-    var v = 0.0;
-    if j < k {
-        let ch = j / area;
-        let n = r / (dims.out_h * dims.out_w);
-        let at = source((r / dims.out_w) % dims.out_h, r % dims.out_w, (j % area) / dims.fw, j % dims.fw);
-        if at.x >= 0 {
-            v = x[n * dims.in_stride + (ch * dims.h + u32(at.x)) * dims.w + u32(at.y)];
+    let n = r / (dims.out_h * dims.out_w);
+    let oy = (r / dims.out_w) % dims.out_h;
+    let ox = r % dims.out_w;
+    var j = r * dims.out_stride;
+    for (var ch = 0u; ch < dims.c; ch++) {
+        let image = n * dims.in_stride + ch * dims.h * dims.w;
+        for (var ky = 0u; ky < dims.fh; ky++) {
+            for (var kx = 0u; kx < dims.fw; kx++) {
+                let at = source(oy, ox, ky, kx);
+                var v = 0.0;
+                if at.x >= 0 {
+                    v = x[image + u32(at.x) * dims.w + u32(at.y)];
+                }
+                col[j] = v;
+                j++;
+            }
         }
-    } else if j == k && dims.flag == 1u {
-        v = 1.0;
     }
-    col[e] = v;
+    let end = (r + 1u) * dims.out_stride;
+    if dims.flag == 1u && j < end {
+        col[j] = 1.0;
+        j++;
+    }
+    for (; j < end; j++) {
+        col[j] = 0.0;
+    }
 }

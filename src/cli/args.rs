@@ -66,12 +66,26 @@ impl GpuArgs {
     }
 }
 
+/// The network's kind, named after the book's classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetKind {
+    /// MultiLayerNetExtend (chapters 5 and 6): Affine layers.
+    Mlp,
+    /// SimpleConvNet (chapter 7): Conv → Relu → Pool, then the Affine layers.
+    SimpleConvnet,
+}
+
 #[derive(Args, Clone)]
 #[command(next_help_heading = "Model")]
 pub struct NetArgs {
-    /// Hidden layer sizes, comma separated (e.g. 50 or 64,32).
-    #[arg(long, default_value = "50", value_parser = parse_hidden)]
-    pub hidden: Hidden,
+    /// The network: mlp (the book's MultiLayerNetExtend) or simple-convnet (its SimpleConvNet).
+    #[arg(long, value_enum, default_value = "mlp")]
+    pub net: NetKind,
+    /// Hidden layer sizes, comma separated (e.g. 50 or 64,32); 50 for mlp and 100 for simple-convnet by default.
+    #[arg(long, value_parser = parse_hidden)]
+    pub hidden: Option<Hidden>,
+    #[command(flatten)]
+    pub conv: ConvArgs,
     /// Seed for the weights and the minibatch order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -81,6 +95,95 @@ pub struct NetArgs {
     /// Weight initialisation: a standard deviation (the book's 0.01), xavier (√(1/n)) or he (√(2/n)).
     #[arg(long, default_value = "0.01", value_parser = Init::parse)]
     pub init: Init,
+}
+
+/// SimpleConvNet's `input_dim` and `conv_param` (the book's defaults).
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Model (simple-convnet)")]
+pub struct ConvArgs {
+    /// The images' channels, height and width (C,H,W; C·H·W must be the data's pixels) [default: 1,28,28].
+    #[arg(long, value_parser = parse_input_dim)]
+    pub input_dim: Option<[usize; 3]>,
+    /// Filters of the convolution (filter_num) [default: 30].
+    #[arg(long, value_parser = positive_usize)]
+    pub filter_num: Option<usize>,
+    /// Filter side (filter_size) [default: 5].
+    #[arg(long, value_parser = positive_usize)]
+    pub filter_size: Option<usize>,
+    /// Zero padding around each image (pad) [default: 0].
+    #[arg(long, value_parser = limits_pad)]
+    pub pad: Option<usize>,
+    /// Stride of the filter (stride) [default: 1].
+    #[arg(long, value_parser = positive_usize)]
+    pub stride: Option<usize>,
+}
+
+/// The flags of [`ConvArgs`], as clap names them.
+pub const CONV_FLAGS: &[&str] = &["input_dim", "filter_num", "filter_size", "pad", "stride"];
+
+impl NetArgs {
+    /// The hidden sizes given, or the kind's default (the book's: 50 for
+    /// `TwoLayerNet`, 100 for `SimpleConvNet`).
+    pub fn hidden(&self) -> Vec<usize> {
+        match (&self.hidden, self.net) {
+            (Some(h), _) => h.0.clone(),
+            (None, NetKind::Mlp) => vec![50],
+            (None, NetKind::SimpleConvnet) => vec![100],
+        }
+    }
+
+    /// The convolutional front of `--net simple-convnet`.
+    pub fn conv(&self) -> anyhow::Result<Option<gpu_net::conv::ConvFront>> {
+        self.conv.front(self.net)
+    }
+}
+
+impl ConvArgs {
+    /// The front `net` has: none for `mlp` (where a convolution flag is a
+    /// usage error), else the book's `conv_param` with the flags given.
+    pub fn front(&self, net: NetKind) -> anyhow::Result<Option<gpu_net::conv::ConvFront>> {
+        if net == NetKind::Mlp {
+            let given = [
+                self.input_dim.is_some(),
+                self.filter_num.is_some(),
+                self.filter_size.is_some(),
+                self.pad.is_some(),
+                self.stride.is_some(),
+            ];
+            if let Some(i) = given.iter().position(|&g| g) {
+                let flag = CONV_FLAGS[i].replace('_', "-");
+                return Err(UsageError(format!(
+                    "--{flag} is a setting of the convolution: give --net simple-convnet with it"
+                ))
+                .into());
+            }
+            return Ok(None);
+        }
+        let book = gpu_net::conv::ConvFront::book();
+        Ok(Some(gpu_net::conv::ConvFront {
+            input_dim: self.input_dim.unwrap_or(book.input_dim),
+            filter_num: self.filter_num.unwrap_or(book.filter_num),
+            filter_size: self.filter_size.unwrap_or(book.filter_size),
+            pad: self.pad.unwrap_or(book.pad),
+            stride: self.stride.unwrap_or(book.stride),
+        }))
+    }
+}
+
+/// `--input-dim C,H,W`: three positive sizes.
+pub fn parse_input_dim(s: &str) -> Result<[usize; 3], String> {
+    let dims: Vec<usize> = s
+        .split(',')
+        .map(|v| limits::count(v.trim(), 1, 1 << 16))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{s:?}: {e}"))?;
+    dims.try_into()
+        .map_err(|_| format!("{s:?} is not three sizes C,H,W (e.g. 1,28,28)"))
+}
+
+/// `--pad`: 0 or more, at most 2^16.
+pub fn limits_pad(s: &str) -> Result<usize, String> {
+    limits::count(s, 0, 1 << 16)
 }
 
 /// What sits between the layers, and weight decay.
@@ -99,10 +202,15 @@ pub struct LayerArgs {
 }
 
 impl LayerArgs {
-    pub fn arch(&self, inputs: usize, hidden: &[usize]) -> anyhow::Result<Arch> {
-        Ok(Arch::mlp(inputs, hidden, data::CLASSES)?
-            .with_batchnorm(self.batchnorm)
-            .with_dropout(self.dropout)?)
+    pub fn arch(&self, inputs: usize, net: &NetArgs) -> anyhow::Result<Arch> {
+        let config = gpu_net::config::RunConfig {
+            hidden: net.hidden(),
+            conv: net.conv()?,
+            batchnorm: self.batchnorm,
+            dropout: self.dropout,
+            ..Default::default()
+        };
+        Ok(config.arch(inputs)?)
     }
 }
 

@@ -8,15 +8,13 @@ use clap::Args;
 
 use gpu_net::bench;
 use gpu_net::cpu::memory as cpu_memory;
-use gpu_net::data;
 use gpu_net::device::{Device, DeviceChoice};
 use gpu_net::gpu::kernels::SplitK;
-use gpu_net::model::Arch;
 use gpu_net::optim::StepRule;
 
 use super::args::{
-    GpuArgs, LayerArgs, Nets, OptimizerArgs, UsizeList, check_batchnorm_batch, load_data,
-    parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
+    ConvArgs, GpuArgs, LayerArgs, NetKind, Nets, OptimizerArgs, UsizeList, check_batchnorm_batch,
+    load_data, parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
 };
 use super::output::{self, Output};
 
@@ -25,10 +23,16 @@ pub struct BenchArgs {
     /// Batch sizes, comma separated.
     #[arg(long, default_value = "100,1000,8192", value_parser = parse_list)]
     pub batch: UsizeList,
+    /// The network: mlp or simple-convnet (the book's SimpleConvNet).
+    #[arg(long, value_enum, default_value = "mlp")]
+    pub net: NetKind,
     /// A network to time, its hidden sizes as train takes them (64,32 is
-    /// 784-64-32-10); give the flag again, or join networks with ';', for several.
-    #[arg(long, default_values = ["50", "1024"], value_parser = parse_nets, action = clap::ArgAction::Append)]
+    /// 784-64-32-10); give the flag again, or join networks with ';', for
+    /// several [default: 50 and 1024 for mlp, 100 for simple-convnet].
+    #[arg(long, value_parser = parse_nets, action = clap::ArgAction::Append)]
     pub hidden: Vec<Nets>,
+    #[command(flatten)]
+    pub conv: ConvArgs,
     /// Length of each timed run, in seconds (at most 3600).
     #[arg(long, default_value_t = 3.0, value_parser = seconds)]
     pub seconds: f64,
@@ -66,9 +70,16 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.data)?;
+    let conv = args.conv.front(args.net)?;
+    let hidden = match (args.hidden.is_empty(), args.net) {
+        (false, _) => args.hidden.into_iter().flat_map(|n| n.0).collect(),
+        (true, NetKind::Mlp) => vec![vec![50], vec![1024]],
+        (true, NetKind::SimpleConvnet) => vec![vec![100]],
+    };
     let cfg = bench::BenchConfig {
         batches: args.batch.0,
-        hidden: args.hidden.into_iter().flat_map(|n| n.0).collect(),
+        hidden,
+        conv,
         seconds: args.seconds,
         repeats: args.repeats,
         cpu: args.cpu,
@@ -88,9 +99,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
         // The CPU path's memory, for every network it will time.
         for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
-            let arch = Arch::mlp(data.train.pixels(), hidden, data::CLASSES)?
-                .with_batchnorm(cfg.batchnorm)
-                .with_dropout(cfg.dropout)?;
+            let arch = cfg.arch(data.train.pixels(), hidden)?;
             cpu_memory::check(
                 || format!("bench --cpu of {} at --batch {b}", arch.shape()),
                 cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),

@@ -26,7 +26,7 @@ use gpu_net::train::{self, EpochReport, Precision, TrainConfig, Trainer};
 use gpu_net::{limits, optim::StepRule};
 
 use super::args::{
-    DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs, UsageError, batch_size,
+    CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs, UsageError, batch_size,
     check_batchnorm_batch, iterations, positive_f32, positive_usize, steps_per_submit,
     up_to_max_epochs,
 };
@@ -83,9 +83,10 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// The run's settings as the flags give them.
-    fn config(&self) -> RunConfig {
-        RunConfig {
-            hidden: self.net.hidden.0.clone(),
+    fn config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            hidden: self.net.hidden(),
+            conv: self.net.conv()?,
             batchnorm: self.layers.batchnorm,
             dropout: self.layers.dropout,
             weight_decay: self.layers.weight_decay,
@@ -96,7 +97,7 @@ impl TrainArgs {
             seed: self.net.seed,
             train_size: self.train_size,
             data: self.net.data.as_ref().map(|d| d.display().to_string()),
-        }
+        })
     }
 }
 
@@ -117,9 +118,10 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
         Some(path) => Some(resume(path, &args, given)?),
         None => None,
     };
-    let config = resumed
-        .as_ref()
-        .map_or_else(|| args.config(), |r| r.checkpoint.config.clone());
+    let config = match &resumed {
+        Some(r) => r.checkpoint.config.clone(),
+        None => args.config()?,
+    };
     let save = save_path(&args, resumed.as_ref(), out);
     check_outputs(&args, save.as_deref())?;
     let (data, data_dir, all_images) = training_data(&args, &config)?;
@@ -445,22 +447,30 @@ fn lr_schedule(r: &Resumed, out: Output) -> Vec<(u64, f32)> {
 fn resume(path: &Path, args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Resumed> {
     let mut checkpoint = Checkpoint::read(path)?;
     let fields = RunConfig::field_names();
+    // `conv` is one field set by several flags.
+    let conv_given = given("net") || CONV_FLAGS.iter().any(|f| given(f));
     let given: Vec<&str> = fields
         .iter()
         .map(String::as_str)
-        .filter(|f| given(f))
+        .filter(|f| given(f) || (*f == "conv" && conv_given))
         .collect();
-    checkpoint.config = match checkpoint.config.overlay(&args.config(), &given) {
+    checkpoint.config = match checkpoint.config.overlay(&args.config()?, &given) {
         Ok(c) => c,
         Err(ConfigError::Contradicts(conflicts)) => {
             let said: Vec<String> = conflicts
                 .iter()
-                .map(|c| {
-                    let flag = c.field.replace('_', "-");
-                    format!(
-                        "--{flag} {} contradicts the checkpoint's {}",
-                        c.given, c.stored
-                    )
+                .map(|c| match c.field.as_str() {
+                    "conv" => format!(
+                        "--net {} contradicts the checkpoint's {}",
+                        net_text(&c.given),
+                        net_text(&c.stored)
+                    ),
+                    _ => format!(
+                        "--{} {} contradicts the checkpoint's {}",
+                        c.field.replace('_', "-"),
+                        c.given,
+                        c.stored
+                    ),
                 })
                 .collect();
             let why = format!("--resume {}: {}", path.display(), said.join("; "));
@@ -472,6 +482,16 @@ fn resume(path: &Path, args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow
         path: path.to_path_buf(),
         checkpoint,
     })
+}
+
+/// A `conv` field's text as `--net` names it: `mlp`, or `simple-convnet`
+/// with its settings.
+fn net_text(conv: &str) -> String {
+    match serde_json::from_str::<Option<gpu_net::conv::ConvFront>>(conv) {
+        Ok(Some(front)) => format!("simple-convnet ({})", front.describe()),
+        _ if conv == "none" => "mlp".into(),
+        _ => conv.into(),
+    }
 }
 
 /// The files the run will write can be written, before it trains.

@@ -43,7 +43,7 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.net.data)?;
     check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
-    let arch = args.layers.arch(data.train.pixels(), &args.net.hidden.0)?;
+    let arch = args.layers.arch(data.train.pixels(), &args.net)?;
     // The images come first: what they do not hold needs no cost estimate.
     anyhow::ensure!(
         args.batch <= data.train.len(),
@@ -61,7 +61,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 return Err(UsageError(format!(
                     "--batch {} --hidden {}: even one element per tensor takes {least_cost:.1e} multiply-adds of numerical gradient, over verify's budget of {:.1e}; use a smaller --batch or --hidden, or --sample K to insist",
                     args.batch,
-                    args.net.hidden.0.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                    args.net.hidden().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
                     verify::CHECK_BUDGET
                 ))
                 .into());

@@ -71,7 +71,17 @@ fn activations(arch: &Arch, rows: usize, copies: [u64; 3]) -> u64 {
             c * s as u64
         })
         .sum();
-    8 * rows as u64 * per_row
+    8 * rows as u64 * (per_row + front_per_row(arch))
+}
+
+/// A convolutional front's f64 values per image: im2col's columns and
+/// their gradient, the convolution's output through Relu and pooling, and
+/// their gradients (the pooled values are the first layer's input above).
+fn front_per_row(arch: &Arch) -> u64 {
+    arch.conv.map_or(0, |c| {
+        let positions = arch.positions(1) as u64;
+        positions * (2 * c.filter_len() as u64 + 6 * c.filter_num as u64)
+    })
 }
 
 /// A training step's forward and backward.

@@ -10,22 +10,22 @@
 //! and `p` is the first Affine's input. Backward, after that Affine's
 //! unmasked dP = dA_1·W_1ᵀ (`net`): pooling's backward with Relu's mask
 //! fused gives dZ, then `[col, 1]ᵀ·dZ` is `[dW_col; db]`, into the gradient
-//! arena or through the SGD epilogue as every Affine's. The input needs no
-//! gradient, so training runs no `col2im`. The matrices' layouts are
-//! `layout::FrontMatrices`'; the filters' block is `layout::conv_to_gpu`'s.
+//! arena or through the SGD epilogue as every Affine's (`net` binds the
+//! products and orders the ops). The input needs no gradient, so training
+//! runs no `col2im`. The matrices' layouts are `layout::FrontMatrices`';
+//! the filters' block is `layout::conv_to_gpu`'s.
 //!
-//! Imports `context`, `dispatch`, `error`, `kernels`, `layout` and `net`.
+//! Imports `context`, `dispatch`, `error`, `kernels` and `layout`.
 
 use super::context::GpuContext;
-use super::dispatch::Slice;
+use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
 use super::kernels::{
     Epilogue, Im2col, Im2colCall, MatmulCall, MatmulShape, MatmulVariant, MaxPool,
     PoolBackwardCall, PoolForwardCall,
 };
-use super::layout::{FrontMatrices, forward_shape, padded, padded_rows};
-use super::net::{GpuNet, GradTarget, Op, Pending};
-use crate::conv::ConvFront;
+use super::layout::{FrontMatrices, GpuLayer, forward_shape, padded, padded_rows};
+use crate::conv::{ConvFront, ImageShape, Slide};
 
 /// The front's pipelines.
 pub struct FrontKernels {
@@ -91,29 +91,53 @@ impl FrontActivations {
     }
 }
 
-/// im2col, the product with Relu, and the pooling, for `rows` images of `x`.
-pub(super) fn forward<'a>(
-    net: &'a GpuNet,
-    x: &'a wgpu::Buffer,
+/// The front's forward for `rows` images of `x` (rows `x_stride` apart):
+/// im2col, the product with Relu (a call for the matmul to bind), and the
+/// pooling, with the filters `block` (`g` in the arena).
+pub struct Forward<'a> {
+    pub im2col: Dispatch,
+    pub product: MatmulCall<'a>,
+    pub pool: Dispatch,
+}
+
+pub fn forward<'a>(
+    ctx: &GpuContext,
+    kernels: &FrontKernels,
     f: &'a FrontActivations,
     rows: usize,
-) -> Result<Vec<Pending<'a>>> {
-    let (ctx, kernels) = (
-        &*net.ctx,
-        net.kernels.front.as_ref().expect("front kernels"),
-    );
-    let g = net.layout.conv.expect("a convolutional front");
-    let now = FrontMatrices::new(&net.arch.conv.expect("a front"), rows).expect("it slides");
+    x: Slice<'a>,
+    x_stride: usize,
+    (g, block): (GpuLayer, Slice<'a>),
+) -> Result<Forward<'a>> {
+    let front = f.m;
+    let now = FrontMatrices {
+        conv: Slide::new(
+            ImageShape {
+                n: rows,
+                ..front.conv.input
+            },
+            front.conv.window,
+        )
+        .expect("fewer images slide as the activations' do"),
+        pool: Slide::new(
+            ImageShape {
+                n: rows,
+                ..front.pool.input
+            },
+            front.pool.window,
+        )
+        .expect("fewer images slide as the activations' do"),
+    };
     let all = padded_rows(f.m.positions());
     let im2col = kernels.im2col.im2col(
         ctx,
         Im2colCall {
             label: "conv1 im2col".into(),
             slide: now.conv,
-            x_stride: padded(net.arch.inputs()),
+            x_stride,
             col_stride: g.rows(),
             ones: true,
-            x: Slice::whole(x),
+            x,
             col: Slice::new(&f.col, 0, now.positions() * g.rows()),
         },
     )?;
@@ -129,7 +153,7 @@ pub(super) fn forward<'a>(
             ..forward_shape(&g, now.positions())
         },
         a: Slice::new(&f.col, 0, all * g.rows()),
-        b: Slice::new(&net.params, g.offset, g.len()),
+        b: block,
         c: Slice::new(&f.z, 0, all * g.cols()),
         aux: None,
     };
@@ -146,31 +170,27 @@ pub(super) fn forward<'a>(
             argmax: Slice::whole(&f.argmax),
         },
     )?;
-    Ok(vec![
-        Pending::Ready(Op::Shared(im2col)),
-        Pending::Matmul(product),
-        Pending::Ready(Op::Shared(pool)),
-    ])
+    Ok(Forward {
+        im2col,
+        product,
+        pool,
+    })
 }
 
-/// Pooling's backward with Relu's mask, then the filters' `[dW; db]` into
-/// `target`, over every image of the activations.
-pub(super) fn backward<'a>(
-    net: &'a GpuNet,
-    f: &'a FrontActivations,
-    target: GradTarget,
-    decay: f32,
-) -> Result<Vec<Pending<'a>>> {
-    let (ctx, kernels) = (
-        &*net.ctx,
-        net.kernels.front.as_ref().expect("front kernels"),
-    );
-    let g = net.layout.conv.expect("a convolutional front");
+/// Pooling's backward with Relu's mask fused, over every image of the
+/// activations: dP to dZ, whose product with the columns is the filters'
+/// gradient (`net` binds it as every layer's).
+pub fn pool_backward(
+    ctx: &GpuContext,
+    kernels: &FrontKernels,
+    f: &FrontActivations,
+    g: &GpuLayer,
+) -> Result<Dispatch> {
     let (dz, dp) = match (&f.dz, &f.dpooled) {
         (Some(dz), Some(dp)) => (dz, dp),
         _ => panic!("backward needs training activations"),
     };
-    let pool = kernels.pool.backward(
+    kernels.pool.backward(
         ctx,
         PoolBackwardCall {
             label: "pool1 backward + relu1 backward".into(),
@@ -183,14 +203,5 @@ pub(super) fn backward<'a>(
             z: Slice::whole(&f.z),
             dz: Slice::new(dz, 0, f.m.positions() * g.cols()),
         },
-    )?;
-    let grads = net.weight_grad(
-        "conv1".into(),
-        &g,
-        f.m.positions(),
-        [&f.col, dz],
-        target,
-        decay,
-    );
-    Ok(vec![Pending::Ready(Op::Shared(pool)), grads])
+    )
 }

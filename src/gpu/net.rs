@@ -188,7 +188,7 @@ pub struct Activations {
 }
 
 /// A matmul waiting for its pipeline, or an op ready to record.
-pub(super) enum Pending<'a> {
+enum Pending<'a> {
     Matmul(MatmulCall<'a>),
     Ready(Op),
 }
@@ -360,7 +360,7 @@ impl GpuNet {
     }
 
     /// Creates every matmul pipeline at once (in parallel), then binds in order.
-    pub(super) fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
+    fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
         let products: Vec<_> = pending
             .iter()
             .filter_map(|p| match p {
@@ -392,10 +392,16 @@ impl GpuNet {
         let layers = &self.layout.layers;
         let all = padded_rows(act.rows);
         let train = matches!(mode, Mode::Train { .. });
-        let mut pending = match &act.front {
-            Some(f) => front::forward(self, &act.x, f, rows)?,
-            None => Vec::new(),
-        };
+        let mut pending = Vec::new();
+        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
+            let block = Slice::new(&self.params, g.offset, g.len());
+            let x = Slice::whole(&act.x);
+            let stride = padded(self.arch.inputs());
+            let ops = front::forward(ctx, self.front_kernels(), f, rows, x, stride, (g, block))?;
+            pending.push(Pending::Ready(Op::Shared(ops.im2col)));
+            pending.push(Pending::Matmul(ops.product));
+            pending.push(Pending::Ready(Op::Shared(ops.pool)));
+        }
         for (l, g) in layers.iter().enumerate() {
             let last = l + 1 == layers.len();
             let bn = (!last).then(|| act.bn.get(l)).flatten();
@@ -577,16 +583,25 @@ impl GpuNet {
                 decay,
             ));
         }
-        if let Some(f) = &act.front {
-            pending.extend(front::backward(self, f, target, decay)?);
+        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
+            let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
+            pending.push(Pending::Ready(Op::Shared(pool)));
+            let dz = f.dz.as_ref().expect("training activations");
+            let (name, x_dy) = ("conv1".to_string(), [&f.col, dz]);
+            let positions = f.m.positions();
+            pending.push(self.weight_grad(name, &g, positions, x_dy, target, decay));
         }
         self.bind_pending(pending)
+    }
+
+    fn front_kernels(&self) -> &FrontKernels {
+        self.kernels.front.as_ref().expect("a front's kernels")
     }
 
     /// Layer `g`'s `[dW; db] = [X, 1]ᵀ·dY` over `rows` rows (`x_dy`: the
     /// layer's input and the gradient at its output), with weight decay,
     /// into `target`.
-    pub(super) fn weight_grad<'a>(
+    fn weight_grad<'a>(
         &'a self,
         name: String,
         g: &GpuLayer,

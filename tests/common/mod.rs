@@ -76,6 +76,7 @@ pub fn checkpoint(
     let arch = &params.arch;
     let config = gpu_net::config::RunConfig {
         hidden: arch.hidden().to_vec(),
+        conv: arch.conv,
         batchnorm: arch.batchnorm,
         dropout: arch.dropout,
         weight_decay,

@@ -1,9 +1,12 @@
 //! The kernels that slide a window over images, chapter 7's: `Im2col`
 //! (`shaders/window/im2col.wgsl` and, backward, `col2im.wgsl`) and `MaxPool`
-//! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`). Each is compiled with
-//! `shaders/window.wgsl` after it: their one uniform, the slide's geometry
-//! ([`crate::conv::Slide`]) with two row strides, and the helpers that
-//! follow a window. Each runs one invocation per element it writes.
+//! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`, and
+//! `maxpool_backward_tiled.wgsl` where the windows tile the image). Each is
+//! compiled with `shaders/window.wgsl` after it: their one uniform, the
+//! slide's geometry ([`crate::conv::Slide`]) with two row strides, and the
+//! helpers that follow a window. Each runs one invocation per element it
+//! writes, but `im2col` (one per row) and tiled pooling's backward (one per
+//! window).
 //!
 //! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
 //! - images: one row per image, its C·H·W values (CHW);
@@ -37,13 +40,18 @@ const IM2COL: &str = window_source!("im2col.wgsl");
 const COL2IM: &str = window_source!("col2im.wgsl");
 const POOL_FORWARD: &str = window_source!("maxpool_forward.wgsl");
 const POOL_BACKWARD: &str = window_source!("maxpool_backward.wgsl");
+const POOL_BACKWARD_TILED: &str = window_source!("maxpool_backward_tiled.wgsl");
 
 /// Each module as compiled, named as `tests/translate.rs` names it.
-pub fn sources() -> [(&'static str, &'static str); 4] {
+pub fn sources() -> [(&'static str, &'static str); 5] {
     [
         ("shaders/window+col2im.wgsl", COL2IM),
         ("shaders/window+im2col.wgsl", IM2COL),
         ("shaders/window+maxpool_backward.wgsl", POOL_BACKWARD),
+        (
+            "shaders/window+maxpool_backward_tiled.wgsl",
+            POOL_BACKWARD_TILED,
+        ),
         ("shaders/window+maxpool_forward.wgsl", POOL_FORWARD),
     ]
 }
@@ -151,7 +159,7 @@ impl Im2col {
     }
 
     pub fn im2col(&self, ctx: &GpuContext, c: Im2colCall<'_>) -> Result<Dispatch> {
-        let count = c.slide.col_rows() * c.col_stride;
+        let count = c.slide.col_rows();
         let (d, grid) = dims(ctx, &c.slide, [c.x_stride, c.col_stride], count, c.ones);
         dispatch(
             ctx,
@@ -212,6 +220,14 @@ pub struct MaxPool {
     backward_layout: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    backward_tiled: wgpu::ComputePipeline,
+}
+
+/// Windows that tile the image: stride = window height = width, no
+/// padding, so every input value lies in exactly one window.
+pub fn tiles(s: &Slide) -> bool {
+    let w = s.window;
+    w.pad == 0 && w.stride == w.h && w.stride == w.w
 }
 
 impl MaxPool {
@@ -236,6 +252,13 @@ impl MaxPool {
                 POOL_BACKWARD,
                 &[],
             ),
+            backward_tiled: pipeline(
+                ctx,
+                "maxpool backward (tiled)",
+                &backward_layout,
+                POOL_BACKWARD_TILED,
+                &[],
+            ),
             forward_layout,
             backward_layout,
         }
@@ -256,15 +279,20 @@ impl MaxPool {
         )
     }
 
+    /// The gather, or where the windows [`tiles`] one invocation per window.
     pub fn backward(&self, ctx: &GpuContext, c: PoolBackwardCall<'_>) -> Result<Dispatch> {
         let i = c.slide.input;
-        let count = i.n * i.h * i.w * c.z_stride;
+        let (count, pipeline) = if tiles(&c.slide) {
+            (i.n * i.c * c.slide.out_area(), &self.backward_tiled)
+        } else {
+            (i.n * i.h * i.w * c.z_stride, &self.backward)
+        };
         let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.relu);
         let slices = [c.dp, c.argmax, c.z, c.dz];
         dispatch(
             ctx,
             c.label,
-            &self.backward,
+            pipeline,
             &self.backward_layout,
             &d,
             &slices,
