@@ -1,4 +1,5 @@
-//! `gpu-net experiment NAME`: the book's chapter 6 experiments, each with
+//! `gpu-net experiment NAME`: the book's chapter 6 experiments and chapter
+//! 7's `train_convnet.py` (`train_convnet`), each with
 //! its script's configuration (network, batch, iterations, learning rates,
 //! training-set size), printing what the script prints and keeping the
 //! curves the book plots as a table (written as CSV or JSON by the CLI).
@@ -30,16 +31,18 @@ pub enum Experiment {
     WeightDecay,
     Dropout,
     HyperparameterSearch,
+    TrainConvnet,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 6] = [
+    pub const ALL: [Experiment; 7] = [
         Experiment::OptimizerCompare,
         Experiment::WeightInitCompare,
         Experiment::BatchNorm,
         Experiment::WeightDecay,
         Experiment::Dropout,
         Experiment::HyperparameterSearch,
+        Experiment::TrainConvnet,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -50,6 +53,7 @@ impl Experiment {
             Experiment::WeightDecay => "weight-decay",
             Experiment::Dropout => "dropout",
             Experiment::HyperparameterSearch => "hyperparameter-search",
+            Experiment::TrainConvnet => "train-convnet",
         }
     }
 
@@ -62,6 +66,7 @@ impl Experiment {
             Experiment::WeightDecay => "ch06/overfit_weight_decay.py",
             Experiment::Dropout => "ch06/overfit_dropout.py",
             Experiment::HyperparameterSearch => "ch06/hyperparameter_optimization.py",
+            Experiment::TrainConvnet => "ch07/train_convnet.py",
         }
     }
 
@@ -71,7 +76,7 @@ impl Experiment {
         match self {
             Experiment::OptimizerCompare | Experiment::WeightInitCompare => &["iters"],
             Experiment::BatchNorm => &["epochs", "stds"],
-            Experiment::WeightDecay | Experiment::Dropout => &["epochs"],
+            Experiment::WeightDecay | Experiment::Dropout | Experiment::TrainConvnet => &["epochs"],
             Experiment::HyperparameterSearch => &["epochs", "trials"],
         }
     }
@@ -179,6 +184,7 @@ pub fn run(
         Experiment::WeightDecay => overfit(which, device, data, cfg, say)?,
         Experiment::Dropout => overfit(which, device, data, cfg, say)?,
         Experiment::HyperparameterSearch => hyperparameter_search(device, data, cfg, say)?,
+        Experiment::TrainConvnet => crate::train_convnet::train_convnet(device, data, cfg, say)?,
     };
     Ok(ExperimentReport {
         experiment: which.name(),
@@ -190,18 +196,18 @@ pub fn run(
     })
 }
 
-type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
+pub(crate) type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
 
 /// The table an experiment fills, row by row, also written as CSV to the
 /// sink's file as it goes (a run stopped early keeps its rows so far).
-struct Rows {
+pub(crate) struct Rows {
     columns: Vec<&'static str>,
     rows: Vec<Vec<Value>>,
     file: Option<(std::fs::File, std::path::PathBuf)>,
 }
 
 impl Rows {
-    fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> Result<Self> {
+    pub fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> Result<Self> {
         let file = match sink {
             Some(path) => {
                 // Never opened for writing unless a file: a FIFO would block.
@@ -221,7 +227,7 @@ impl Rows {
         })
     }
 
-    fn push(&mut self, row: Vec<Value>) -> Result<()> {
+    pub fn push(&mut self, row: Vec<Value>) -> Result<()> {
         if let Some((f, path)) = &mut self.file {
             use std::io::Write;
             writeln!(f, "{}", csv_line(&row))
@@ -232,7 +238,7 @@ impl Rows {
         Ok(())
     }
 
-    fn table(self, summary: Value) -> Table {
+    pub fn table(self, summary: Value) -> Table {
         (self.columns, self.rows, summary)
     }
 }

@@ -27,4 +27,5 @@ pub mod photo;
 pub mod plot;
 pub mod predict;
 pub mod train;
+pub mod train_convnet;
 pub mod verify;

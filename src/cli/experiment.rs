@@ -1,4 +1,5 @@
-//! `gpu-net experiment NAME`: one of the book's chapter 6 experiments.
+//! `gpu-net experiment NAME`: one of the book's chapter 6 experiments, or
+//! chapter 7's `train_convnet.py`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use super::output::Output;
 
 #[derive(Args)]
 pub struct ExperimentArgs {
-    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout or hyperparameter-search.
+    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search or train-convnet.
     #[arg(value_parser = experiment::Experiment::parse)]
     pub name: experiment::Experiment,
     /// cpu, gpu, or auto (GPU when there is an adapter).
@@ -35,7 +36,7 @@ pub struct ExperimentArgs {
     /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
     #[arg(long, value_parser = up_to_max_epochs)]
     pub iters: Option<usize>,
-    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50).
+    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50, train-convnet 20).
     #[arg(long, value_parser = up_to_max_epochs)]
     pub epochs: Option<usize>,
     /// Trials of hyperparameter-search instead of 100.

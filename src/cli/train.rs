@@ -943,11 +943,20 @@ mod tests {
 
     /// Every setting of a run is a flag of the same name, and the flag
     /// lands in its field: parsing `--F V` for each field F of a
-    /// configuration gives that configuration.
+    /// configuration gives that configuration. (`conv` is `--net
+    /// simple-convnet` with the flags of its `conv_param`.)
     #[test]
     fn every_field_is_a_flag_that_sets_it() {
+        let front = gpu_net::conv::ConvFront {
+            input_dim: [1, 14, 56],
+            filter_num: 3,
+            filter_size: 3,
+            pad: 1,
+            stride: 2,
+        };
         let want = RunConfig {
             hidden: vec![7, 5],
+            conv: Some(front),
             batchnorm: true,
             dropout: 0.25,
             weight_decay: 0.125,
@@ -967,6 +976,11 @@ mod tests {
         };
         let mut argv = vec!["train".to_string()];
         for (field, value) in want.fields() {
+            if field == "conv" {
+                let conv = "--net simple-convnet --input-dim 1,14,56 --filter-num 3 --filter-size 3 --pad 1 --stride 2";
+                argv.extend(conv.split(' ').map(String::from));
+                continue;
+            }
             argv.push(format!("--{}", field.replace('_', "-")));
             if !value.is_boolean() {
                 argv.push(value_text(&value));
@@ -976,8 +990,10 @@ mod tests {
             .try_get_matches_from(&argv)
             .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let args = Cli::from_arg_matches(&matches).unwrap().train;
-        assert_eq!(args.config(), want);
-        for field in RunConfig::field_names() {
+        assert_eq!(args.config().unwrap(), want);
+        let flags = RunConfig::field_names().into_iter().filter(|f| f != "conv");
+        let conv_flags = super::CONV_FLAGS.iter().map(|f| f.to_string());
+        for field in flags.chain(conv_flags).chain(["net".to_string()]) {
             let source = matches.value_source(&field);
             assert_eq!(
                 source,
