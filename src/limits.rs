@@ -97,6 +97,12 @@ pub fn env_size(var: &'static str, default: u64) -> Result<u64, BadSize> {
 }
 
 /// A count flag: an integer in `lo..=hi`, with a message clap puts after the flag.
+/// A convolution's sizes (`--filter-num`, `--filter-size`, `--stride`,
+/// `--pad`, each of `--input-dim`): 2^16, past any image or filter bank
+/// the book's networks have; the shapes are then checked against each
+/// other and the network's parameter limit.
+pub const MAX_CONV_SIZE: usize = 1 << 16;
+
 pub fn count(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
     match s.trim().parse::<u128>() {
         Ok(n) if n < lo as u128 => Err(format!("{n} is below the least value, {lo}")),

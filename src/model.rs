@@ -203,7 +203,7 @@ impl Arch {
             return Err(ArchError::Conv(format!(
                 "{} and {} need {params} parameters, over the limit of {MAX_PARAMS}",
                 front.describe(),
-                arch.shape()
+                shape_text(&arch.sizes)
             )));
         }
         Ok(arch)
@@ -377,7 +377,14 @@ impl Arch {
 
     /// The sizes as people write a network: `784-50-10`.
     pub fn shape(&self) -> String {
-        shape_text(&self.sizes)
+        match self.conv {
+            Some(c) => format!(
+                "SimpleConvNet ({}), {}",
+                c.describe(),
+                shape_text(&self.sizes)
+            ),
+            None => shape_text(&self.sizes),
+        }
     }
 
     /// Number of trainable parameters (no padding).

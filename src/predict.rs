@@ -237,48 +237,94 @@ pub const DEFAULT_SCALE: u32 = 3;
 /// The most pixels `show-weights` draws (8192², 192 MB of RGB).
 pub const MAX_GRID_PIXELS: u64 = 1 << 26;
 
-/// Width and height of [`weight_grid`]'s image for `units` tiles at `scale`.
-pub fn grid_size(units: usize, scale: u32) -> (u64, u64) {
-    let cols = (units as f64).sqrt().ceil() as u64;
-    let rows = (units as u64).div_ceil(cols.max(1));
-    let tile = SIDE as u64 * scale as u64 + 1;
-    (cols * tile + 1, rows * tile + 1)
+/// The pictures `show-weights` draws: one tile per unit of the first
+/// layer, `h × w` weights each, row-major.
+pub struct Tiles {
+    pub tiles: Vec<Vec<f64>>,
+    pub h: usize,
+    pub w: usize,
 }
 
-/// `scale`, or the largest below it whose grid of `units` tiles stays
-/// within [`MAX_GRID_PIXELS`] (at least 1: 65536 units at 1 pixel a weight
-/// fit).
-pub fn fitting_scale(units: usize, scale: u32) -> u32 {
-    (1..=scale)
-        .rev()
-        .find(|&s| {
-            let (w, h) = grid_size(units, s);
-            w * h <= MAX_GRID_PIXELS
+impl Tiles {
+    /// An MLP's `W1` column by column as 28×28 images (none for other
+    /// input sizes), or a SimpleConvNet's filters `W1[f, 0]` as FH×FW
+    /// images (the first channel, as the book's `visualize_filter.py`).
+    pub fn first_layer(params: &crate::model::Params) -> Option<Tiles> {
+        let arch = &params.arch;
+        let w1 = params.tensor(&arch.tensors()[0]);
+        if let Some(front) = arch.conv {
+            let (side, k) = (front.filter_size, front.filter_len());
+            let tiles = w1
+                .chunks_exact(k)
+                .map(|f| f[..side * side].to_vec())
+                .collect();
+            return Some(Tiles {
+                tiles,
+                h: side,
+                w: side,
+            });
+        }
+        let (inputs, units) = (arch.inputs(), arch.sizes[1]);
+        (inputs == SIDE * SIDE).then(|| Tiles {
+            tiles: (0..units)
+                .map(|j| (0..inputs).map(|i| w1[i * units + j]).collect())
+                .collect(),
+            h: SIDE,
+            w: SIDE,
         })
-        .unwrap_or(1)
+    }
+
+    /// Pixels a weight at `scale`: `scale` for 28×28 tiles, more for
+    /// smaller ones, so that every tile is about `28·scale` pixels wide.
+    pub fn pixels_per_weight(&self, scale: u32) -> u32 {
+        let side = self.h.max(self.w).max(1) as u32;
+        (SIDE as u32 * scale / side).max(scale)
+    }
+
+    /// Width and height of [`weight_grid`]'s image at `px` pixels a weight.
+    pub fn grid_size(&self, px: u32) -> (u64, u64) {
+        let units = self.tiles.len();
+        let cols = (units as f64).sqrt().ceil() as u64;
+        let rows = (units as u64).div_ceil(cols.max(1));
+        let (th, tw) = (self.h as u64 * px as u64 + 1, self.w as u64 * px as u64 + 1);
+        (cols * tw + 1, rows * th + 1)
+    }
+
+    /// `px`, or the largest below it whose grid stays within
+    /// [`MAX_GRID_PIXELS`] (at least 1: 65536 units at 1 pixel a weight
+    /// fit).
+    pub fn fitting(&self, px: u32) -> u32 {
+        (1..=px)
+            .rev()
+            .find(|&s| {
+                let (w, h) = self.grid_size(s);
+                w * h <= MAX_GRID_PIXELS
+            })
+            .unwrap_or(1)
+    }
 }
 
-/// The first layer's weights as a grid of images, one tile per hidden unit:
-/// column j of `W1` (784 values) as 28×28, `scale` pixels a weight, each
-/// tile coloured on its own [`diverging`] map (its largest |w| full
-/// colour). Tiles are separated by a grey line of 1 pixel.
-pub fn weight_grid(w1: &[f64], inputs: usize, units: usize, scale: u32) -> RgbImage {
-    let cols = (units as f64).sqrt().ceil() as usize;
-    let side = SIDE as u32 * scale;
-    let tile = side + 1;
-    let (w, h) = grid_size(units, scale);
+/// The tiles as a grid, `px` pixels a weight, each tile coloured on its own
+/// [`diverging`] map (its largest |w| full colour), separated by a grey
+/// line of 1 pixel.
+pub fn weight_grid(t: &Tiles, px: u32) -> RgbImage {
+    let cols = (t.tiles.len() as f64).sqrt().ceil() as usize;
+    let (th, tw) = (t.h as u32 * px, t.w as u32 * px);
+    let (w, h) = t.grid_size(px);
     let mut img = RgbImage::from_pixel(w as u32, h as u32, image::Rgb([128, 128, 128]));
-    for j in 0..units {
-        let column: Vec<f64> = (0..inputs).map(|i| w1[i * units + j]).collect();
-        let largest = column
+    for (j, tile) in t.tiles.iter().enumerate() {
+        let largest = tile
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()))
             .max(f64::MIN_POSITIVE);
-        let (ox, oy) = ((j % cols) as u32 * tile + 1, (j / cols) as u32 * tile + 1);
-        for y in 0..side {
-            for x in 0..side {
-                let i = (y / scale) as usize * SIDE + (x / scale) as usize;
-                img.put_pixel(ox + x, oy + y, image::Rgb(diverging(column[i] / largest)));
+        let (ox, oy) = (
+            (j % cols) as u32 * (tw + 1) + 1,
+            (j / cols) as u32 * (th + 1) + 1,
+        );
+        for y in 0..th {
+            for x in 0..tw {
+                let i = (y / px) as usize * t.w + (x / px) as usize;
+                img.put_pixel(ox + x, oy + y, image::Rgb(diverging(tile[i] / largest)));
             }
         }
     }
@@ -291,19 +337,32 @@ mod tests {
 
     #[test]
     fn the_weight_grid_is_drawn_smaller_rather_than_past_its_limit() {
+        let tiles = |units| Tiles {
+            tiles: vec![vec![0.0; SIDE * SIDE]; units],
+            h: SIDE,
+            w: SIDE,
+        };
         let pixels = |units, scale| {
-            let (w, h) = grid_size(units, scale);
+            let (w, h) = tiles(units).grid_size(scale);
             w * h
         };
-        assert_eq!(fitting_scale(50, 3), 3, "the book's 50 units as asked");
+        assert_eq!(tiles(50).fitting(3), 3, "the book's 50 units as asked");
         // The widest layer the limits allow: 65536 units.
-        let s = fitting_scale(65536, 16);
+        let s = tiles(65536).fitting(16);
         assert!(s < 16 && pixels(65536, s) <= MAX_GRID_PIXELS);
         assert!(
             pixels(65536, s + 1) > MAX_GRID_PIXELS,
             "the largest that fits"
         );
         assert!(pixels(65536, 1) <= MAX_GRID_PIXELS);
-        assert_eq!(grid_size(50, 3), (8 * 85 + 1, 7 * 85 + 1));
+        assert_eq!(tiles(50).grid_size(3), (8 * 85 + 1, 7 * 85 + 1));
+        // 5×5 filters are drawn about as large as 28×28 tiles.
+        let filters = Tiles {
+            tiles: vec![vec![0.0; 25]; 30],
+            h: 5,
+            w: 5,
+        };
+        assert_eq!(filters.pixels_per_weight(3), 16);
+        assert_eq!(filters.grid_size(16), (6 * 81 + 1, 5 * 81 + 1));
     }
 }

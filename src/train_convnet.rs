@@ -13,10 +13,10 @@
 
 use serde_json::json;
 
+use crate::book_trainer::STEPS_PER_SUBMIT;
 use crate::conv::ConvFront;
 use crate::cpu::Net;
 use crate::data::{CLASSES, Dataset, Mnist};
-use crate::book_trainer::STEPS_PER_SUBMIT;
 use crate::device::{Device, Workspace};
 use crate::error::Result;
 use crate::experiment::{ExperimentConfig, Rows, Table};

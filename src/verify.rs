@@ -522,6 +522,7 @@ pub fn render(r: &VerifyReport) -> String {
     );
     if r.layers.contains("BatchNorm")
         || r.layers.contains("Dropout")
+        || r.layers.contains("Conv")
         || r.init != "0.01"
         || r.weight_decay != 0.0
     {

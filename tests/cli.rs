@@ -497,6 +497,25 @@ const RANGES: &[(&[&str], &str, &str, Option<&str>)] = &[
     (&["experiment"], "--stds", "1", Some("16")),
     (
         &["train", "verify", "bench"],
+        "--filter-num",
+        "1",
+        Some("65536"),
+    ),
+    (
+        &["train", "verify", "bench"],
+        "--filter-size",
+        "1",
+        Some("65536"),
+    ),
+    (
+        &["train", "verify", "bench"],
+        "--stride",
+        "1",
+        Some("65536"),
+    ),
+    (&["train", "verify", "bench"], "--pad", "0", Some("65536")),
+    (
+        &["train", "verify", "bench"],
         "--hidden",
         "1",
         Some("65536"),
@@ -555,6 +574,9 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
                         "--stds" => "batch-norm",
                         _ => "dropout",
                     });
+                }
+                if ["--filter-num", "--filter-size", "--stride", "--pad"].contains(&flag) {
+                    args.extend(["--net", "simple-convnet"]);
                 }
                 args.extend([flag, &value, "--data", data]);
                 (gpu_net(&args), args.join(" "))
@@ -1098,4 +1120,155 @@ fn an_epoch_cut_short_says_so() {
         epochs[2].ends_with("(partial: 5 of 10 iterations)"),
         "{out}"
     );
+}
+
+/// `--net simple-convnet`'s shapes that cannot work are usage errors naming
+/// the flag and the sizes, before any training.
+#[test]
+fn simple_convnet_shapes_that_cannot_work_are_refused() {
+    let conv = |extra: &[&str]| {
+        let mut args = vec!["train", "--net", "simple-convnet", "--iters", "1"];
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    for (extra, needles) in [
+        (
+            &["--filter-size", "31"][..],
+            &["31 high is larger than the padded image's 28"][..],
+        ),
+        (
+            &["--filter-size", "4", "--pad", "1"],
+            &["(27 - 2) / 2 + 1 is not a whole number"],
+        ),
+        (
+            &["--filter-size", "5", "--stride", "2"],
+            &["(28 - 5) / 2 + 1 is not a whole number"],
+        ),
+        (&["--stride", "0"], &["--stride", "0"]),
+        (&["--filter-num", "0"], &["--filter-num", "0"]),
+        (
+            &["--input-dim", "3,28,28"],
+            &["--input-dim 3,28,28 is 2352 values an image", "784"],
+        ),
+        (&["--input-dim", "1,28"], &["not three sizes C,H,W"]),
+        (&["--batchnorm"], &["no Batch Normalization or Dropout"]),
+        (
+            &["--dropout", "0.5"],
+            &["no Batch Normalization or Dropout"],
+        ),
+    ] {
+        let args = conv(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_fails(&args, 2, needles);
+    }
+    // A convolution's flag without the convolution.
+    assert_fails(
+        &["train", "--filter-num", "3", "--iters", "1"],
+        2,
+        &["--filter-num", "--net simple-convnet"],
+    );
+    assert_fails(
+        &["verify", "--net", "simple-convnet", "--filter-size", "29"],
+        2,
+        &["larger than the padded image"],
+    );
+    assert_fails(
+        &[
+            "bench",
+            "--net",
+            "simple-convnet",
+            "--pad",
+            "1",
+            "--filter-size",
+            "4",
+        ],
+        2,
+        &["not a whole number"],
+    );
+}
+
+/// A SimpleConvNet trains, saves, evaluates, predicts, shows its filters
+/// and resumes; given to `--resume` as another network, it is refused.
+#[test]
+fn a_simple_convnet_checkpoint_works_with_every_command() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gpu-net-cli-convnet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("conv.safetensors");
+    let ck = ck.to_str().unwrap();
+    let train = [
+        "train",
+        "--net",
+        "simple-convnet",
+        "--filter-num",
+        "4",
+        "--hidden",
+        "16",
+        "--iters",
+        "30",
+        "--batch",
+        "20",
+        "--train-size",
+        "600",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--save",
+        ck,
+    ];
+    let o = gpu_net(&train);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("Conv1 Relu1 Pool1 Affine1 Relu2 Affine2"),
+        "{said}"
+    );
+    let o = gpu_net(&["eval", "--model", ck]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seven = concat!(env!("CARGO_MANIFEST_DIR"), "/data/examples/seven-photo.png");
+    let o = gpu_net(&["predict", "--model", ck, seven]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for initial in [false, true] {
+        let png = dir.join(format!("filters-{initial}.png"));
+        let mut args = vec!["show-weights", "--model", ck, "-o", png.to_str().unwrap()];
+        if initial {
+            args.push("--initial");
+        }
+        let o = gpu_net(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("4 filters of W1"), "{out}");
+        assert_eq!(image_size(&png), (2 * 81 + 1, 2 * 81 + 1), "{png:?}");
+    }
+    let o = gpu_net(&["train", "--resume", ck, "--iters", "40"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_fails(
+        &["train", "--resume", ck, "--net", "mlp"],
+        2,
+        &["--net mlp contradicts the checkpoint's simple-convnet"],
+    );
+    assert_fails(
+        &[
+            "train",
+            "--resume",
+            ck,
+            "--net",
+            "simple-convnet",
+            "--filter-num",
+            "5",
+        ],
+        2,
+        &["contradicts the checkpoint's simple-convnet (input 1×28×28, 4 filters"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn image_size(path: &std::path::Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    // PNG: the IHDR chunk's width and height, big-endian, at bytes 16..24.
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
 }

@@ -105,16 +105,16 @@ pub struct ConvArgs {
     #[arg(long, value_parser = parse_input_dim)]
     pub input_dim: Option<[usize; 3]>,
     /// Filters of the convolution (filter_num) [default: 30].
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = conv_size)]
     pub filter_num: Option<usize>,
     /// Filter side (filter_size) [default: 5].
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = conv_size)]
     pub filter_size: Option<usize>,
     /// Zero padding around each image (pad) [default: 0].
-    #[arg(long, value_parser = limits_pad)]
+    #[arg(long, value_parser = conv_pad)]
     pub pad: Option<usize>,
     /// Stride of the filter (stride) [default: 1].
-    #[arg(long, value_parser = positive_usize)]
+    #[arg(long, value_parser = conv_size)]
     pub stride: Option<usize>,
 }
 
@@ -170,20 +170,25 @@ impl ConvArgs {
     }
 }
 
-/// `--input-dim C,H,W`: three positive sizes.
+/// `--input-dim C,H,W`: three sizes, each a [`conv_size`].
 pub fn parse_input_dim(s: &str) -> Result<[usize; 3], String> {
     let dims: Vec<usize> = s
         .split(',')
-        .map(|v| limits::count(v.trim(), 1, 1 << 16))
+        .map(conv_size)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{s:?}: {e}"))?;
     dims.try_into()
         .map_err(|_| format!("{s:?} is not three sizes C,H,W (e.g. 1,28,28)"))
 }
 
-/// `--pad`: 0 or more, at most 2^16.
-pub fn limits_pad(s: &str) -> Result<usize, String> {
-    limits::count(s, 0, 1 << 16)
+/// `--filter-num`, `--filter-size`, `--stride` and each of `--input-dim`.
+pub fn conv_size(s: &str) -> Result<usize, String> {
+    limits::count(s, 1, limits::MAX_CONV_SIZE)
+}
+
+/// `--pad`.
+pub fn conv_pad(s: &str) -> Result<usize, String> {
+    limits::count(s, 0, limits::MAX_CONV_SIZE)
 }
 
 /// What sits between the layers, and weight decay.

@@ -9,6 +9,7 @@ use clap::Args;
 
 use gpu_net::checkpoint::Checkpoint;
 use gpu_net::data;
+use gpu_net::model::Params;
 
 use super::output;
 
@@ -60,9 +61,14 @@ pub struct ShowWeightsArgs {
     /// The image to write (.png, .jpg, .bmp or .pgm).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// Pixels a weight, 1 to 16 (3: tiles of 84 pixels).
+    /// Pixels a weight of a 28×28 tile, 1 to 16 (3: tiles of 84 pixels);
+    /// a convolution's smaller filters are drawn at about the same size.
     #[arg(long, default_value_t = gpu_net::predict::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub scale: u32,
+    /// Draw the weights the run started from (its seed and init give them
+    /// exactly), as the book's visualize_filter.py shows them before training.
+    #[arg(long)]
+    pub initial: bool,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
@@ -117,35 +123,43 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
+    use gpu_net::predict::{Tiles, weight_grid};
     let ck = Checkpoint::read(&args.model)?;
     let arch = &ck.params.arch;
-    let side = gpu_net::predict::SIDE;
-    anyhow::ensure!(
-        arch.inputs() == side * side,
-        "{}: the first layer takes {} inputs, not 28×28 images",
-        args.model.display(),
-        arch.inputs()
-    );
     gpu_net::predict::image_format(&args.out).context("-o")?;
-    let w1 = &arch.tensors()[0];
-    let units = w1.shape[1];
-    let scale = gpu_net::predict::fitting_scale(units, args.scale);
-    if scale < args.scale {
+    // The weights the run started from: its seed and init say them exactly.
+    let params = match args.initial {
+        true => Params::init_with(arch, ck.config.init, ck.config.seed),
+        false => ck.params.clone(),
+    };
+    let Some(tiles) = Tiles::first_layer(&params) else {
+        anyhow::bail!(
+            "{}: the first layer takes {} inputs, not 28×28 images",
+            args.model.display(),
+            arch.inputs()
+        );
+    };
+    let asked = tiles.pixels_per_weight(args.scale);
+    let px = tiles.fitting(asked);
+    let units = tiles.tiles.len();
+    if px < asked {
         say_err!(
-            "note: {units} units at --scale {} would pass {} pixels; drawing at --scale {scale}",
+            "note: {units} units at --scale {} would pass {} pixels; drawing at {px} pixels a weight",
             args.scale,
             gpu_net::predict::MAX_GRID_PIXELS
         );
     }
-    let img = gpu_net::predict::weight_grid(ck.params.tensor(w1), arch.inputs(), units, scale);
+    let img = weight_grid(&tiles, px);
     let (width, height) = img.dimensions();
     gpu_net::predict::save_image(&img.into(), &args.out).context("-o")?;
+    let what = match arch.conv {
+        Some(_) => "filters of W1 (channel 0)",
+        None => "units of W1",
+    };
+    let when = if args.initial { ", as initialised" } else { "" };
     output::print(&format!(
-        "{} units of W1 drawn to {} ({}×{})\n",
-        w1.shape[1],
+        "{units} {what} drawn to {} ({width}×{height}){when}\n",
         args.out.display(),
-        width,
-        height
     ));
     Ok(ExitCode::SUCCESS)
 }

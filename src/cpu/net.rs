@@ -213,8 +213,9 @@ impl Net {
             + self.decay_loss(params)
     }
 
-    /// [`Net::loss`] and a signature (FNV-1a hash) of every Relu's mask, so
-    /// the numerical gradient can tell when a nudge crossed a kink.
+    /// [`Net::loss`] and a signature (FNV-1a hash) of every Relu's mask
+    /// and every max pooling's argmax, so the numerical gradient can tell
+    /// when a nudge crossed a kink (of Relu, or of a window's max).
     pub fn loss_and_signature(
         &self,
         params: &Params,
@@ -229,6 +230,9 @@ impl Net {
             for &m in relu.mask() {
                 hash = (hash ^ m as u64).wrapping_mul(0x0100_0000_01b3);
             }
+        }
+        for &at in f.front.iter().flat_map(|front| front.pool.argmax()) {
+            hash = (hash ^ at as u64).wrapping_mul(0x0100_0000_01b3);
         }
         (f.data_loss + self.decay_loss(params), hash)
     }
