@@ -12,13 +12,13 @@ reference), with the book's numerical gradient beside them:
         network.params[key] -= 0.1 * grad[key]
 
 Modules: `mnist` (load_mnist), `networks` (TwoLayerNet, MultiLayerNetExtend,
-load), `optimizers` (SGD ... Adam), `trainer` (Trainer), `_checks` (what
+SimpleConvNet, load), `optimizers` (SGD ... Adam), `trainer` (Trainer), `_checks` (what
 every argument must be), `_core` (the Rust half).
 """
 
 from ._core import GpuError
 from .mnist import load_mnist
-from .networks import MultiLayerNetExtend, TwoLayerNet, load
+from .networks import MultiLayerNetExtend, SimpleConvNet, TwoLayerNet, load
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import Trainer
 
@@ -27,6 +27,7 @@ __all__ = [
     "load_mnist",
     "TwoLayerNet",
     "MultiLayerNetExtend",
+    "SimpleConvNet",
     "load",
     "SGD",
     "Momentum",

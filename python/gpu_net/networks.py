@@ -1,5 +1,5 @@
-"""The book's networks: `TwoLayerNet` (chapter 5) and `MultiLayerNetExtend`
-(chapter 6), and `load` for a checkpoint.
+"""The book's networks: `TwoLayerNet` (chapter 5), `MultiLayerNetExtend`
+(chapter 6) and `SimpleConvNet` (chapter 7), and `load` for a checkpoint.
 
 Each keeps `params`, a dict of float64 numpy arrays with the book's names
 and shapes, and hands it to the Rust core with every call, so the book's
@@ -10,6 +10,7 @@ run on the GPU (f32); `numerical_gradient` runs in f64 on the CPU.
 """
 
 import os
+import pickle
 import warnings
 
 import numpy as np
@@ -31,14 +32,14 @@ def _seed(seed):
 class _Network:
     """What both networks share: the core, `params`, and the book's methods."""
 
-    def _setup(self, sizes, batchnorm, dropout, weight_decay, init, seed, device, hidden_name="hidden_size_list"):
+    def _setup(self, sizes, batchnorm, dropout, weight_decay, init, seed, device, hidden_name="hidden_size_list", conv=None):
         names = ["input_size", *(f"{hidden_name}[{i}]" for i in range(len(sizes) - 2)), "output_size"]
         for s, name in zip(sizes, names):
             _checks.count(s, name)
         _checks.count(sizes[-1], "output_size", least=2, most=MAX_CLASSES)
         if device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
-        self._core = _core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device)
+        self._core = _core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv)
         if self._core.fallback:
             warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=3)
         self._names = [name for name, _ in self._core.tensors()]
@@ -169,13 +170,94 @@ class MultiLayerNetExtend(_Network):
         return self._loss(x, t, train_flg)
 
 
+class SimpleConvNet(_Network):
+    """The book's chapter 7 `SimpleConvNet`: Conv1, Relu1, Pool1 (2×2,
+    stride 2), Affine1, Relu2, Affine2, SoftmaxWithLoss. Images are (N, C,
+    H, W) as `input_dim` says (or flattened rows of C·H·W)."""
+
+    def __init__(
+        self,
+        input_dim=(1, 28, 28),
+        conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
+        hidden_size=100,
+        output_size=10,
+        weight_init_std=0.01,
+        device="auto",
+        seed=None,
+    ):
+        std = _checks.number(weight_init_std, "weight_init_std", positive=True)
+        self._setup_conv(input_dim, conv_param, hidden_size, output_size, repr(std), _seed(seed), device)
+
+    def _setup_conv(self, input_dim, conv_param, hidden_size, output_size, init, seed, device):
+        dims = tuple(input_dim)
+        if len(dims) != 3:
+            raise ValueError(f"input_dim={input_dim!r}: give (C, H, W)")
+        for d, name in zip(dims, ("C", "H", "W")):
+            _checks.count(d, f"input_dim's {name}")
+        keys = ("filter_num", "filter_size", "pad", "stride")
+        unknown = set(conv_param) - set(keys)
+        if unknown:
+            raise ValueError(f"conv_param has {sorted(unknown)}; it takes {', '.join(keys)}")
+        missing = [k for k in keys if k not in conv_param]
+        if missing:
+            raise ValueError(f"conv_param has no {', '.join(missing)}")
+        least = {"pad": 0}
+        values = [_checks.count(conv_param[k], f"conv_param['{k}']", least=least.get(k, 1)) for k in keys]
+        self._input_dim = dims
+        self._sizes = [int(np.prod(dims)), hidden_size, output_size]
+        self._setup(self._sizes, False, 0.0, 0.0, init, seed, device, "hidden_size", conv=(list(dims), *values))
+
+    def _x(self, x):
+        a = np.asarray(x)
+        if a.ndim == 4 and tuple(a.shape[1:]) != self._input_dim:
+            raise ValueError(f"x has shape {a.shape}; the network takes (N, {', '.join(map(str, self._input_dim))}) images (input_dim)")
+        return super()._x(x)
+
+    def predict(self, x, train_flg=False):
+        """Scores (N, output_size), before softmax."""
+        return self._predict(x, False)
+
+    def loss(self, x, t, train_flg=False):
+        """Mean cross-entropy of softmax(predict(x)) against t."""
+        return self._loss(x, t, False)
+
+    def accuracy(self, x, t, batch_size=100):
+        """The fraction of images whose largest score is the label (the
+        book's `batch_size` only splits its numpy work: the core chunks as
+        the device needs)."""
+        return super().accuracy(x, t)
+
+    def save_params(self, file_name="params.pkl"):
+        """The book's pickle of `params`."""
+        with open(file_name, "wb") as f:
+            pickle.dump({k: np.asarray(v) for k, v in self.params.items()}, f)
+
+    def load_params(self, file_name="params.pkl"):
+        """Reads what `save_params` (or the book's) wrote."""
+        with open(file_name, "rb") as f:
+            params = pickle.load(f)
+        for key, val in params.items():
+            self.params[key] = val
+
+
 def load(path, device="auto"):
     """The network a checkpoint holds (`network.save` or `gpu-net train
-    --save`): a TwoLayerNet for one hidden layer and nothing of chapter 6,
-    else a MultiLayerNetExtend, with its parameters, running statistics and
-    step count."""
+    --save`): a SimpleConvNet for a convolutional network, a TwoLayerNet
+    for one hidden layer and nothing of chapter 6, else a
+    MultiLayerNetExtend, with its parameters, running statistics and step
+    count."""
     d = _core.read_checkpoint(os.fspath(path))
     sizes = d["sizes"]
+    if d["conv"] is not None:
+        input_dim, filter_num, filter_size, pad, stride = d["conv"]
+        if len(sizes) != 3 or d["weight_decay"] != 0:
+            raise ValueError(f"{os.fspath(path)}: a convolutional network of {len(sizes) - 2} hidden layers or with weight decay is not the book's SimpleConvNet")
+        net = object.__new__(SimpleConvNet)
+        param = {"filter_num": filter_num, "filter_size": filter_size, "pad": pad, "stride": stride}
+        net._setup_conv(input_dim, param, sizes[1], sizes[-1], d["init"], d["seed"], device)
+        net.params = dict(zip(d["names"], d["params"]))
+        net._core.steps = d["steps"]
+        return net
     plain = len(sizes) == 3 and not d["batchnorm"] and d["dropout"] == 0 and d["weight_decay"] == 0
     net = object.__new__(TwoLayerNet if plain else MultiLayerNetExtend)
     net._sizes = list(sizes)

@@ -134,6 +134,15 @@ pub fn read_checkpoint<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'p
     let arch = &ck.params.arch;
     let out = PyDict::new(py);
     out.set_item("sizes", arch.sizes.clone())?;
+    // A SimpleConvNet's input_dim and conv_param; its first size is C·H·W.
+    match arch.conv {
+        Some(c) => {
+            let conv = (c.input_dim, c.filter_num, c.filter_size, c.pad, c.stride);
+            out.set_item("conv", conv)?;
+            out.set_item("inputs", arch.inputs())?;
+        }
+        None => out.set_item("conv", py.None())?,
+    }
     out.set_item("batchnorm", arch.batchnorm)?;
     out.set_item("dropout", arch.dropout)?;
     out.set_item("weight_decay", ck.config.weight_decay)?;

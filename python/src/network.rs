@@ -11,7 +11,7 @@ use gpu_net::cpu::Net;
 use gpu_net::cpu::layers::{Labels, SoftmaxWithLoss};
 use gpu_net::cpu::numerical::{all_elements, numerical_gradient};
 use gpu_net::gpu::{Form, GpuContext, GpuError as LibGpuError, GpuOptions, HostFedNet};
-use gpu_net::model::{Arch, Init, Params};
+use gpu_net::model::{Arch, ConvFront, Init, Params};
 use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
@@ -176,9 +176,11 @@ fn parse_device(device: &str) -> PyResult<(Option<Arc<GpuContext>>, Option<Strin
 #[pymethods]
 impl Network {
     /// `sizes`: inputs, each hidden layer, outputs; `init`: a standard
-    /// deviation, 'he'/'relu' or 'xavier'/'sigmoid'.
+    /// deviation, 'he'/'relu' or 'xavier'/'sigmoid'; `conv`: a
+    /// SimpleConvNet's `(input_dim, filter_num, filter_size, pad, stride)`,
+    /// whose C·H·W is `sizes[0]`.
     #[new]
-    #[pyo3(signature = (sizes, batchnorm, dropout, weight_decay, init, seed, device))]
+    #[pyo3(signature = (sizes, batchnorm, dropout, weight_decay, init, seed, device, conv=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -189,6 +191,7 @@ impl Network {
         init: &str,
         seed: u64,
         device: &str,
+        conv: Option<([usize; 3], usize, usize, usize, usize)>,
     ) -> PyResult<Self> {
         let bad = |e: gpu_net::model::ArchError| PyValueError::new_err(e.to_string());
         let arch = Arch::new(sizes)
@@ -196,6 +199,21 @@ impl Network {
             .with_batchnorm(batchnorm)
             .with_dropout(dropout)
             .map_err(bad)?;
+        let arch = match conv {
+            Some((input_dim, filter_num, filter_size, pad, stride)) => {
+                let front = ConvFront {
+                    input_dim,
+                    filter_num,
+                    filter_size,
+                    pad,
+                    stride,
+                };
+                arch.with_conv(front).map_err(|e| {
+                    PyValueError::new_err(format!("input_dim and conv_param: {}", e.reason()))
+                })?
+            }
+            None => arch,
+        };
         let init = Init::parse(init).map_err(PyValueError::new_err)?;
         let (ctx, fallback) = py.detach(|| parse_device(device))?;
         let net = Net::new(&arch)

@@ -1,8 +1,9 @@
 """The book's chapter 7 in numpy, as "Deep Learning from Scratch" writes it
 (common/util.py im2col and col2im, common/layers.py Convolution and
 Pooling, ch07/simple_convnet.py SimpleConvNet, common/optimizer.py Adam,
-and ch07/train_convnet.py's loop): the reference gpu-net's SimpleConvNet is
-timed against (python/bench/compare_convnet.py)."""
+and the numerical gradient of ch07/gradient_check.py): what the tests hold
+gpu_net.SimpleConvNet to, and what python/bench/compare_convnet.py times
+it against."""
 
 from collections import OrderedDict
 
@@ -231,3 +232,21 @@ class Adam:
             self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
             self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
             params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
+
+
+def numerical_gradient(f, x):
+    """common/gradient.py's, for any shape."""
+    h = 1e-4
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        idx = it.multi_index
+        tmp_val = x[idx]
+        x[idx] = float(tmp_val) + h
+        fxh1 = f(x)
+        x[idx] = tmp_val - h
+        fxh2 = f(x)
+        grad[idx] = (fxh1 - fxh2) / (2 * h)
+        x[idx] = tmp_val
+        it.iternext()
+    return grad
