@@ -33,15 +33,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let ox = j % dims.out_w;
     var best = 0.0;
     var at = 0u;
-    for (var q = 0u; q < dims.fh * dims.fw; q++) {
-        let s = source(oy, ox, q / dims.fw, q % dims.fw);
-        var v = 0.0;
-        if s.x >= 0 {
-            v = z[((n * dims.h + u32(s.x)) * dims.w + u32(s.y)) * dims.in_stride + ch];
-        }
-        if q == 0u || v > best {
-            best = v;
-            at = q;
+    var q = 0u; // the window's element, row-major: ky·fw + kx
+    for (var ky = 0u; ky < dims.fh; ky++) {
+        for (var kx = 0u; kx < dims.fw; kx++) {
+            let s = source(oy, ox, ky, kx);
+            var v = 0.0;
+            if s.x >= 0 {
+                v = z[((n * dims.h + u32(s.x)) * dims.w + u32(s.y)) * dims.in_stride + ch];
+            }
+            if q == 0u || v > best {
+                best = v;
+                at = q;
+            }
+            q++;
         }
     }
     p[e] = best;
