@@ -561,7 +561,12 @@ impl GpuNet {
             if l > 0 {
                 // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
                 pending.push(Pending::Matmul(MatmulCall {
-                    label: format!("affine{} backward dx + relu{} backward", l + 1, l),
+                    // The book numbers a SimpleConvNet's Relus from its Conv's.
+                    label: format!(
+                        "affine{} backward dx + relu{} backward",
+                        l + 1,
+                        l + act.front.is_some() as usize
+                    ),
                     v: MatmulVariant {
                         trans_a: false,
                         trans_b: true,
