@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
 use crate::data::{CLASSES, Dataset, Mnist};
 use crate::device::{Device, Workspace};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::experiment_table::{Rows, Table, csv_line};
 use crate::model::{Arch, Init, Params};
 use crate::optim::{Optimizer, OptimizerKind, StepRule};
 use crate::train::{Sampler, Split, Trainer, iters_per_epoch};
@@ -184,7 +185,10 @@ pub fn run(
         Experiment::WeightDecay => overfit(which, device, data, cfg, say)?,
         Experiment::Dropout => overfit(which, device, data, cfg, say)?,
         Experiment::HyperparameterSearch => hyperparameter_search(device, data, cfg, say)?,
-        Experiment::TrainConvnet => crate::train_convnet::train_convnet(device, data, cfg, say)?,
+        Experiment::TrainConvnet => {
+            let sizes = (cfg.seed, cfg.epochs, cfg.csv.as_deref());
+            crate::train_convnet::train_convnet(device, data, sizes, say)?
+        }
     };
     Ok(ExperimentReport {
         experiment: which.name(),
@@ -194,66 +198,6 @@ pub fn run(
         rows,
         summary,
     })
-}
-
-pub(crate) type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
-
-/// The table an experiment fills, row by row, also written as CSV to the
-/// sink's file as it goes (a run stopped early keeps its rows so far).
-pub(crate) struct Rows {
-    columns: Vec<&'static str>,
-    rows: Vec<Vec<Value>>,
-    file: Option<(std::fs::File, std::path::PathBuf)>,
-}
-
-impl Rows {
-    pub fn new(sink: Option<&std::path::Path>, columns: &[&'static str]) -> Result<Self> {
-        let file = match sink {
-            Some(path) => {
-                // Never opened for writing unless a file: a FIFO would block.
-                crate::files::check_writable(path)
-                    .map_err(|e| Error::io(path)(std::io::Error::other(e)))?;
-                let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
-                use std::io::Write;
-                writeln!(f, "{}", columns.join(",")).map_err(Error::io(path))?;
-                Some((f, path.to_path_buf()))
-            }
-            None => None,
-        };
-        Ok(Rows {
-            columns: columns.to_vec(),
-            rows: vec![],
-            file,
-        })
-    }
-
-    pub fn push(&mut self, row: Vec<Value>) -> Result<()> {
-        if let Some((f, path)) = &mut self.file {
-            use std::io::Write;
-            writeln!(f, "{}", csv_line(&row))
-                .and_then(|_| f.flush())
-                .map_err(Error::io(path))?;
-        }
-        self.rows.push(row);
-        Ok(())
-    }
-
-    pub fn table(self, summary: Value) -> Table {
-        (self.columns, self.rows, summary)
-    }
-}
-
-fn csv_line(row: &[Value]) -> String {
-    row.iter()
-        .map(|v| match v {
-            Value::String(t) if t.contains([',', '"', '\n']) => {
-                format!("\"{}\"", t.replace('"', "\"\""))
-            }
-            Value::String(t) => t.clone(),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn mlp(data: &Mnist, hidden: &[usize]) -> Result<Arch> {

@@ -16,6 +16,7 @@ pub mod dropout_mask;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod experiment_table;
 pub mod figure;
 pub mod files;
 pub mod gpu;

@@ -8,8 +8,8 @@
 //! curves the script plots. The script's `train loss` line for every
 //! step is left out: the table keeps each epoch's mean loss.
 //!
-//! May import: conv, cpu, data, device, error, experiment, gpu, model,
-//! optim, train.
+//! May import: book_figures, book_trainer, conv, cpu, data, device, error,
+//! experiment_table, gpu, limits, model, optim, train.
 
 use serde_json::json;
 
@@ -19,7 +19,7 @@ use crate::cpu::Net;
 use crate::data::{CLASSES, Dataset, Mnist};
 use crate::device::{Device, Workspace};
 use crate::error::Result;
-use crate::experiment::{ExperimentConfig, Rows, Table};
+use crate::experiment_table::{Rows, Table};
 use crate::gpu::GpuEvaluator;
 use crate::limits::submit_slots;
 use crate::model::{Arch, Params};
@@ -73,11 +73,12 @@ impl FirstImages {
     }
 }
 
-/// The script's run; `cfg.epochs` replaces its 20.
+/// The script's run from `seed`; `epochs` replaces its 20; the rows go to
+/// `csv` too as they come.
 pub fn train_convnet(
     device: &Device,
     data: &Mnist,
-    cfg: &ExperimentConfig,
+    (seed, epochs, csv): (u64, Option<usize>, Option<&std::path::Path>),
     say: &mut dyn FnMut(String),
 ) -> Result<Table> {
     let arch = Arch::simple_convnet(ConvFront::book(), &[100], CLASSES)?;
@@ -85,21 +86,21 @@ pub fn train_convnet(
     let rule = StepRule {
         optimizer: Optimizer::new(OptimizerKind::Adam),
         weight_decay: 0.0,
-        seed: cfg.seed,
+        seed,
     };
     let per_epoch = iters_per_epoch(data.train.len(), batch);
-    let epochs = cfg.epochs.unwrap_or(20);
+    let epochs = epochs.unwrap_or(20);
     say(format!(
         "{} ({}); {epochs} epoch(s) of {per_epoch} iterations, batch {batch}, Adam lr {lr}",
         arch.describe(),
         ConvFront::book().describe()
     ));
-    let params = Params::init(&arch, cfg.seed);
+    let params = Params::init(&arch, seed);
     let slots = submit_slots(batch, STEPS_PER_SUBMIT, per_epoch);
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
     let first = FirstImages::new(device, &params, data)?;
-    let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let mut rows = Rows::new(cfg.csv.as_deref(), &crate::book_figures::METRICS_COLUMNS)?;
+    let mut sampler = Sampler::new(seed, data.train.len());
+    let mut rows = Rows::new(csv, &crate::book_figures::METRICS_COLUMNS)?;
     for epoch in 1..=epochs {
         let clock = std::time::Instant::now();
         let mut done = 0;
