@@ -471,15 +471,17 @@ impl Arch {
     /// Multiply-adds of one forward pass's products at batch `batch`: per
     /// layer rows·(I + 1)·O, a convolution's rows being its window positions.
     pub fn forward_mults(&self, batch: usize) -> f64 {
-        let positions = self.positions(batch);
-        self.weight_slots()
-            .iter()
-            .enumerate()
-            .map(|(l, s)| {
-                let rows = if l == 0 { positions } else { batch };
-                (rows * (s.inputs + 1) * s.outputs) as f64
-            })
+        self.product_rows(batch)
+            .map(|(_, rows, s)| (rows * (s.inputs + 1) * s.outputs) as f64)
             .sum()
+    }
+
+    /// Each weight slot with its index and the rows its products run over
+    /// at batch `batch` (the first's are [`Arch::positions`]).
+    fn product_rows(&self, batch: usize) -> impl Iterator<Item = (usize, usize, LayerSlot)> {
+        let positions = self.positions(batch);
+        let slots = self.weight_slots().into_iter().enumerate();
+        slots.map(move |(l, s)| (l, if l == 0 { positions } else { batch }, s))
     }
 
     /// Rows of the first product at batch `batch`: the batch, or a
@@ -495,12 +497,8 @@ impl Arch {
     /// gradient `[X,1]ᵀ·dY` per layer, and `dY·Wᵀ` for every layer but the
     /// first. A convolution is a layer whose rows are its window positions.
     pub fn train_step_flops(&self, batch: usize) -> f64 {
-        let positions = self.positions(batch);
-        self.weight_slots()
-            .iter()
-            .enumerate()
-            .map(|(l, s)| {
-                let rows = if l == 0 { positions } else { batch };
+        self.product_rows(batch)
+            .map(|(l, rows, s)| {
                 let (i, o, b) = ((s.inputs + 1) as f64, s.outputs as f64, rows as f64);
                 let dx = if l == 0 {
                     0.0

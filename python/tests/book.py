@@ -54,6 +54,9 @@ class Affine:
         self.W, self.b = W, b
 
     def forward(self, x):
+        # Images (N, C, H, W) become rows, as after a convolution (chapter 7).
+        self.original_x_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
         self.x = x
         return np.dot(x, self.W) + self.b
 
@@ -61,7 +64,7 @@ class Affine:
         dx = np.dot(dout, self.W.T)
         self.dW = np.dot(self.x.T, dout)
         self.db = np.sum(dout, axis=0)
-        return dx
+        return dx.reshape(*self.original_x_shape)
 
 
 class SoftmaxWithLoss:

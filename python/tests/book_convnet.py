@@ -1,13 +1,16 @@
 """The book's chapter 7 in numpy, as "Deep Learning from Scratch" writes it
 (common/util.py im2col and col2im, common/layers.py Convolution and
-Pooling, ch07/simple_convnet.py SimpleConvNet, common/optimizer.py Adam,
-and the numerical gradient of ch07/gradient_check.py): what the tests hold
-gpu_net.SimpleConvNet to, and what python/bench/compare_convnet.py times
-it against."""
+Pooling, ch07/simple_convnet.py SimpleConvNet), on the chapter 5 and 6
+code of book.py (its layers, Adam, the numerical gradient): what the tests
+hold gpu_net.SimpleConvNet to, and what python/bench/compare_convnet.py
+times it against."""
 
 from collections import OrderedDict
 
 import numpy as np
+
+# common/functions.py, gradient.py, optimizer.py and the layers of chapter 5.
+from book import Adam, Affine, Relu, SoftmaxWithLoss, numerical_gradient  # noqa: F401
 
 
 def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
@@ -36,72 +39,6 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
             x_max = x + stride * out_w
             img[:, :, y:y_max:stride, x:x_max:stride] += col[:, :, y, x, :, :]
     return img[:, :, pad:H + pad, pad:W + pad]
-
-
-class Relu:
-    def __init__(self):
-        self.mask = None
-
-    def forward(self, x):
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout):
-        dout[self.mask] = 0
-        return dout
-
-
-class Affine:
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-        self.x = self.original_x_shape = self.dW = self.db = None
-
-    def forward(self, x):
-        self.original_x_shape = x.shape
-        x = x.reshape(x.shape[0], -1)
-        self.x = x
-        return np.dot(self.x, self.W) + self.b
-
-    def backward(self, dout):
-        dx = np.dot(dout, self.W.T)
-        self.dW = np.dot(self.x.T, dout)
-        self.db = np.sum(dout, axis=0)
-        return dx.reshape(*self.original_x_shape)
-
-
-def softmax(x):
-    x = x - np.max(x, axis=-1, keepdims=True)
-    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
-
-
-def cross_entropy_error(y, t):
-    if y.ndim == 1:
-        t, y = t.reshape(1, t.size), y.reshape(1, y.size)
-    if t.size == y.size:
-        t = t.argmax(axis=1)
-    batch_size = y.shape[0]
-    return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
-
-
-class SoftmaxWithLoss:
-    def __init__(self):
-        self.loss = self.y = self.t = None
-
-    def forward(self, x, t):
-        self.t = t
-        self.y = softmax(x)
-        self.loss = cross_entropy_error(self.y, self.t)
-        return self.loss
-
-    def backward(self, dout=1):
-        batch_size = self.t.shape[0]
-        if self.t.size == self.y.size:
-            return (self.y - self.t) / batch_size
-        dx = self.y.copy()
-        dx[np.arange(batch_size), self.t] -= 1
-        return dx / batch_size
 
 
 class Convolution:
@@ -215,38 +152,3 @@ class SimpleConvNet:
         grads["W2"], grads["b2"] = self.layers["Affine1"].dW, self.layers["Affine1"].db
         grads["W3"], grads["b3"] = self.layers["Affine2"].dW, self.layers["Affine2"].db
         return grads
-
-
-class Adam:
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
-        self.lr, self.beta1, self.beta2 = lr, beta1, beta2
-        self.iter, self.m, self.v = 0, None, None
-
-    def update(self, params, grads):
-        if self.m is None:
-            self.m = {k: np.zeros_like(v) for k, v in params.items()}
-            self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.iter += 1
-        lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        for key in params.keys():
-            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
-            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
-            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + 1e-7)
-
-
-def numerical_gradient(f, x):
-    """common/gradient.py's, for any shape."""
-    h = 1e-4
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
-    while not it.finished:
-        idx = it.multi_index
-        tmp_val = x[idx]
-        x[idx] = float(tmp_val) + h
-        fxh1 = f(x)
-        x[idx] = tmp_val - h
-        fxh2 = f(x)
-        grad[idx] = (fxh1 - fxh2) / (2 * h)
-        x[idx] = tmp_val
-        it.iternext()
-    return grad
