@@ -285,9 +285,12 @@ fn both_paths(
         .collect()
 }
 
-/// 50 steps of SGD (fused into the gradient product) and of Adam (an
-/// optimizer pass over the arena) agree with the CPU within the MLP's
-/// step tolerance, on the book's network over MNIST.
+/// 50 steps of SGD (fused into the gradient product) and of Momentum (the
+/// gradient stored, then an optimizer pass over the arena) agree with the
+/// CPU within the MLP's step tolerance, on the book's network over MNIST.
+/// (The adaptive rules are not compared free-running, as for the MLP in
+/// `tests/gpu_train.rs`: they turn f32's rounding of a near-zero gradient
+/// into whole steps, and the two trajectories part while each step is right.)
 #[test]
 fn fifty_steps_agree_with_the_cpu() {
     let data = common::mnist();
@@ -296,14 +299,14 @@ fn fifty_steps_agree_with_the_cpu() {
         test: data.test.first(100),
     };
     let arch = Arch::simple_convnet(ConvFront::book(), &[100], 10).unwrap();
-    let adam = StepRule {
+    let momentum = StepRule {
         optimizer: Optimizer {
-            kind: OptimizerKind::Adam,
+            kind: OptimizerKind::Momentum,
             ..Optimizer::default()
         },
         ..StepRule::default()
     };
-    for (rule, lr) in [(StepRule::default(), 0.1), (adam, 0.001)] {
+    for (rule, lr) in [(StepRule::default(), 0.1), (momentum, 0.01)] {
         let worst = both_paths(&arch, &small, &rule, lr, 50);
         eprintln!("{:?}: {worst:?}", rule.optimizer.kind);
         for (name, rel) in worst {
