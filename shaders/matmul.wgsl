@@ -10,10 +10,17 @@
 // n >= n_real of C are padding: written as 1.0 at n == ones_col and 0.0
 // elsewhere (the SGD epilogue leaves them alone).
 //
-// Each workgroup computes a 64×64 tile of C, each invocation a 4×4 register
-// tile, stepping through K 16 at a time with both operand tiles staged in
-// workgroup memory. Edges are guarded where tiles are loaded and stored, never
-// inside the unrolled multiply-add loop, so any shape is correct.
+// Each workgroup computes a TILE×TILE tile of C, each of its 16×16
+// invocations a PER×PER register tile (64 with 4×4, or 128 with 8×8: the
+// planner picks, src/gpu/plan.rs), stepping through K 16 at a time with both
+// operand tiles staged in workgroup memory. Edges are guarded where tiles are
+// loaded and stored, never inside the unrolled multiply-add loop, so any
+// shape is correct; the guards are also why the product passes run without
+// the runtime's bounds checks (tests/kernels.rs proves them with poison
+// around every operand).
+//
+// TILE and PER are not in this file: src/gpu/kernels/matmul.rs puts
+// `const TILE: u32 = ...; const PER: u32 = ...;` before it (tiled_source).
 
 struct Dims {
     m: u32,
@@ -62,14 +69,21 @@ const PARTIAL_SUMS: u32 = 5u;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
 const BK: u32 = 16u;
+// vec4s across a tile's k-row, and that plus one: rows of workgroup memory
+// are padded by a vec4 so that staging a column of K (one row each) spreads
+// over the memory banks.
+const VECS: u32 = TILE / 4u;
+const ROW: u32 = VECS + 1u;
+// Elements of each operand tile one invocation stages per step of K.
+const LOADS: u32 = TILE * BK / 256u;
+// vec4s of C along n (and groups of 4 rows along m) one invocation holds.
+const QUADS: u32 = PER / 4u;
 
-// Tiles stored k-major as vec4 along m / n, so one invocation reads its four
+// Tiles stored k-major as vec4 along m / n, so one invocation reads four
 // rows (or columns) of a k-slice with a single load.
-var<workgroup> tile_a: array<vec4<f32>, 256>; // [BK][BM / 4]
-var<workgroup> tile_b: array<vec4<f32>, 256>; // [BK][BN / 4]
+var<workgroup> tile_a: array<vec4<f32>, BK * ROW>; // [BK][ROW]
+var<workgroup> tile_b: array<vec4<f32>, BK * ROW>;
 
 // The end of this workgroup's slice of K, and (PARTIAL_SUMS) where its slice of
 // partial sums starts in C.
@@ -136,14 +150,43 @@ fn finish(m: u32, n: u32, v: f32) {
     }
 }
 
+// Stages step k0 of K: 256 invocations, LOADS elements each of both
+// tiles. The index that is contiguous in memory varies fastest between
+// neighbouring invocations.
+fn stage(li: u32, m0: u32, n0: u32, k0: u32) {
+    for (var r = 0u; r < LOADS; r++) {
+        let e = li + r * 256u;
+        var ka: u32;
+        var ma: u32;
+        if TRANS_A {
+            ka = e / TILE;
+            ma = e % TILE;
+        } else {
+            ka = e % BK;
+            ma = e / BK;
+        }
+        tile_a[ka * ROW + ma / 4u][ma % 4u] = load_a(m0 + ma, k0 + ka);
+        var kb: u32;
+        var nb: u32;
+        if TRANS_B {
+            kb = e % BK;
+            nb = e / BK;
+        } else {
+            kb = e / TILE;
+            nb = e % TILE;
+        }
+        tile_b[kb * ROW + nb / 4u][nb % 4u] = load_b(k0 + kb, n0 + nb);
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let m0 = wg.y * BM;
-    let n0 = wg.x * BN;
+    let m0 = wg.y * TILE;
+    let n0 = wg.x * TILE;
     let k_begin = wg.z * dims.k_slice;
     k_end = min(dims.k, k_begin + dims.k_slice);
     // A tile right of the last real column only writes padding: skip its
@@ -152,58 +195,47 @@ fn main(
         k_end = k_begin;
     }
     slice_base = wg.z * dims.m * dims.ldc;
-    var acc: array<vec4<f32>, 4>;
+    // acc[(4·i + r)·QUADS + j]: row 4·(lid.y + 16·i) + r, columns
+    // 4·(lid.x + 16·j) .. +3 of the tile.
+    var acc: array<vec4<f32>, PER * QUADS>;
 
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-        // 256 invocations stage 1024 elements of each tile, four each. The
-        // index that is contiguous in memory varies fastest between
-        // neighbouring invocations.
-        for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 256u;
-            var ka: u32;
-            var ma: u32;
-            if TRANS_A {
-                ka = e / BM;
-                ma = e % BM;
-            } else {
-                ka = e % BK;
-                ma = e / BK;
-            }
-            tile_a[ka * 16u + ma / 4u][ma % 4u] = load_a(m0 + ma, k0 + ka);
-            var kb: u32;
-            var nb: u32;
-            if TRANS_B {
-                kb = e % BK;
-                nb = e / BK;
-            } else {
-                kb = e / BN;
-                nb = e % BN;
-            }
-            tile_b[kb * 16u + nb / 4u][nb % 4u] = load_b(k0 + kb, n0 + nb);
-        }
+        stage(li, m0, n0, k0);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let av = tile_a[kk * 16u + lid.y];
-            let bv = tile_b[kk * 16u + lid.x];
-            acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
-            acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
-            acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
-            acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
+            var av: array<vec4<f32>, QUADS>;
+            var bv: array<vec4<f32>, QUADS>;
+            for (var i = 0u; i < QUADS; i++) {
+                av[i] = tile_a[kk * ROW + lid.y + 16u * i];
+                bv[i] = tile_b[kk * ROW + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < QUADS; i++) {
+                for (var r = 0u; r < 4u; r++) {
+                    let a_mr = vec4<f32>(av[i][r]);
+                    for (var j = 0u; j < QUADS; j++) {
+                        let at = (4u * i + r) * QUADS + j;
+                        acc[at] = fma(a_mr, bv[j], acc[at]);
+                    }
+                }
+            }
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid.y * 4u + i;
-        if m >= dims.m {
-            break;
-        }
-        for (var j = 0u; j < 4u; j++) {
-            let n = n0 + lid.x * 4u + j;
-            if n >= dims.n {
-                break;
+    for (var i = 0u; i < QUADS; i++) {
+        for (var r = 0u; r < 4u; r++) {
+            let m = m0 + 4u * (lid.y + 16u * i) + r;
+            if m >= dims.m {
+                return;
             }
-            finish(m, n, acc[i][j]);
+            for (var j = 0u; j < QUADS; j++) {
+                for (var c = 0u; c < 4u; c++) {
+                    let n = n0 + 4u * (lid.x + 16u * j) + c;
+                    if n < dims.n {
+                        finish(m, n, acc[(4u * i + r) * QUADS + j][c]);
+                    }
+                }
+            }
         }
     }
 }

@@ -3,14 +3,22 @@
 // Per row r of the logits y (rows × classes, rows `stride` long; dy alike): the loss
 // logsumexp(y_r) - y_r[t_r], whether argmax(y_r) == t_r (first maximum wins,
 // as numpy's argmax), and, when `want_grad`, dy_r = (softmax(y_r) - onehot(t_r)) / rows.
-// Sums over rows are added to `stats`. One workgroup does every row with a
-// fixed tree reduction, so the sums are bit-for-bit repeatable: no atomics.
+// Sums over rows are added to `stats`, never with atomics, so they repeat bit
+// for bit: with one workgroup (`groups` = 1), its invocations walk every row
+// and a fixed tree adds their sums into `stats`; with several, each writes
+// its tree's sums to `partials[group]` and the `finish` entry point, one
+// workgroup, adds them in a fixed order into `stats`. src/gpu/plan.rs
+// (plan_softmax) chooses the number of workgroups.
 
 struct Dims {
     rows: u32,
     classes: u32,
     want_grad: u32,
     stride: u32,
+    groups: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Stats {
@@ -20,22 +28,32 @@ struct Stats {
     _pad: u32,
 }
 
+// One workgroup's sums, when there are several.
+struct Partial {
+    loss_sum: f32,
+    correct: u32,
+}
+
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> t: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: Stats;
+@group(0) @binding(5) var<storage, read_write> partials: array<Partial>;
 
 const WG: u32 = 256u;
 var<workgroup> part_loss: array<f32, WG>;
 var<workgroup> part_correct: array<u32, WG>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let cls = dims.classes;
     var loss = 0.0;
     var correct = 0u;
-    for (var r = li; r < dims.rows; r += WG) {
+    for (var r = wg.x * WG + li; r < dims.rows; r += dims.groups * WG) {
         let base = r * dims.stride;
         var best = 0u;
         var mx = y[base];
@@ -60,6 +78,20 @@ fn main(@builtin(local_invocation_index) li: u32) {
             }
         }
     }
+    add_up(li, loss, correct);
+    if li != 0u {
+        return;
+    }
+    if dims.groups == 1u {
+        add_to_stats();
+    } else {
+        partials[wg.x] = Partial(part_loss[0], part_correct[0]);
+    }
+}
+
+// The workgroup's sums, added by a fixed tree into part_loss[0] and
+// part_correct[0].
+fn add_up(li: u32, loss: f32, correct: u32) {
     part_loss[li] = loss;
     part_correct[li] = correct;
     workgroupBarrier();
@@ -70,9 +102,26 @@ fn main(@builtin(local_invocation_index) li: u32) {
         }
         workgroupBarrier();
     }
+}
+
+fn add_to_stats() {
+    stats.loss_sum += part_loss[0];
+    stats.correct += part_correct[0];
+    stats.rows += dims.rows;
+}
+
+// The second pass when `groups` > 1: the workgroups' sums, each invocation
+// taking groups li, li + 256, ... in order, then the tree.
+@compute @workgroup_size(256)
+fn finish(@builtin(local_invocation_index) li: u32) {
+    var loss = 0.0;
+    var correct = 0u;
+    for (var g = li; g < dims.groups; g += WG) {
+        loss += partials[g].loss_sum;
+        correct += partials[g].correct;
+    }
+    add_up(li, loss, correct);
     if li == 0u {
-        stats.loss_sum += part_loss[0];
-        stats.correct += part_correct[0];
-        stats.rows += dims.rows;
+        add_to_stats();
     }
 }

@@ -15,7 +15,7 @@ use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::gather::pack_u8;
 use gpu_net::gpu::kernels::{
     Epilogue, Gather, GatherCall, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant,
-    Slice, SoftmaxCall, SoftmaxWithLoss, SplitK, Stats,
+    Slice, SoftmaxCall, SoftmaxWithLoss, SplitK, Stats, Tile,
 };
 
 const RTOL: f64 = 1e-5;
@@ -135,35 +135,43 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         decay,
         decay_rows,
     };
+    // Every operand sits between NaN poison, C between guard values: the
+    // tiled kernel runs without the runtime's bounds checks, so a guard
+    // that let it read past an operand would read NaN into C, and one that
+    // let it write past C would change a guard.
+    let at = ctx.limits.min_storage_buffer_offset_alignment as usize / 4;
+    let poisoned = |v: &[f32]| [vec![f32::NAN; at], v.to_vec(), vec![f32::NAN; at]].concat();
     let (a_buf, b_buf) = (
-        ctx.storage_init("a", &a_store),
-        ctx.storage_init("b", &b_store),
+        ctx.storage_init("a", &poisoned(&a_store)),
+        ctx.storage_init("b", &poisoned(&b_store)),
     );
-    // Guard rows after C: nothing may write past row M.
     let guard = 4 * big_n;
-    let mut c_init = c0.clone();
-    c_init.extend(std::iter::repeat_n(-7.0f32, guard));
+    let c_init = [vec![-7.0f32; at], c0.clone(), vec![-7.0f32; guard]].concat();
     let (c_buf, aux_buf) = (
         ctx.storage_init("c", &c_init),
-        ctx.storage_init("aux", &aux),
+        ctx.storage_init("aux", &poisoned(&aux)),
     );
     let call = MatmulCall {
         label: "test matmul".into(),
         v,
         shape,
-        a: Slice::whole(&a_buf),
-        b: Slice::whole(&b_buf),
-        c: Slice::new(&c_buf, 0, big_m * big_n),
+        a: Slice::new(&a_buf, at, a_store.len()),
+        b: Slice::new(&b_buf, at, b_store.len()),
+        c: Slice::new(&c_buf, at, big_m * big_n),
         aux: matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
-            .then(|| Slice::new(&aux_buf, 0, big_m * big_n)),
+            .then(|| Slice::new(&aux_buf, at, big_m * big_n)),
     };
     let d = mm.bind_split(ctx, call, split).unwrap();
     ctx.run(&[&d]).unwrap();
-    let gpu = common::widen(&ctx.read_f32(&c_buf, 0, big_m * big_n, "c").unwrap());
+    let gpu = common::widen(&ctx.read_f32(&c_buf, at, big_m * big_n, "c").unwrap());
+    let before = ctx.read_f32(&c_buf, 0, at, "guard before C").unwrap();
     let past = ctx
-        .read_f32(&c_buf, big_m * big_n, guard, "guard rows")
+        .read_f32(&c_buf, at + big_m * big_n, guard, "guard rows")
         .unwrap();
-    assert!(past.iter().all(|&v| v == -7.0), "{c:?} wrote past row M");
+    assert!(
+        before.iter().chain(&past).all(|&v| v == -7.0),
+        "{c:?} wrote outside C"
+    );
 
     let a64: Vec<f64> = (0..big_m * k).map(|e| a(e / k, e % k) as f64).collect();
     let b64: Vec<f64> = (0..k * big_n)
@@ -264,6 +272,16 @@ fn matmul_tiled_every_variant_on_awkward_shapes() {
 }
 
 #[test]
+fn matmul_tiled_128_every_variant_on_awkward_shapes() {
+    every_variant_split_with(Some(Tile::T128), MatmulAlgo::Tiled, &[1]);
+}
+
+#[test]
+fn matmul_tiled_128_split_k_every_variant_on_awkward_shapes() {
+    every_variant_split_with(Some(Tile::T128), MatmulAlgo::Tiled, &[2, 3, 7]);
+}
+
+#[test]
 fn matmul_vec4_every_variant_on_awkward_shapes() {
     every_variant(MatmulAlgo::Vec4);
 }
@@ -292,11 +310,19 @@ fn every_variant(algo: MatmulAlgo) {
     every_variant_split(algo, &[1]);
 }
 
-/// Every variant on every shape, K split into each of `splits` slices (as
-/// far as K has 16-long steps for them), against the CPU.
 fn every_variant_split(algo: MatmulAlgo, splits: &[u32]) {
+    every_variant_split_with(None, algo, splits);
+}
+
+/// Every variant on every shape, K split into each of `splits` slices (as
+/// far as K has 16-long steps for them), against the CPU; the tiled
+/// kernel's tile given or the 64×64 one.
+fn every_variant_split_with(tile: Option<Tile>, algo: MatmulAlgo, splits: &[u32]) {
     let Some(ctx) = common::gpu() else { return };
-    let mm = Matmul::with_algo(&ctx, algo);
+    let mut mm = Matmul::with_algo(&ctx, algo);
+    if let Some(tile) = tile {
+        mm = mm.with_tile(tile);
+    }
     let mut failures = Vec::new();
     let mut split_runs = 0;
     for (vi, (v, ones_col, decay)) in variants().into_iter().enumerate() {
@@ -364,6 +390,68 @@ fn matmul_check_catches_a_wrong_element() {
     }
 }
 
+/// The tiled kernel runs without the runtime's bounds checks, so `bind`
+/// refuses an operand shorter than the product reads, naming it.
+#[test]
+fn tiled_matmul_refuses_operands_shorter_than_the_product_reads() {
+    let Some(ctx) = common::gpu() else { return };
+    let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
+    let buf = ctx.storage("x", 4096);
+    // A is 17 × 33 (561 elements), B 33 × 12, C 17 × 12.
+    let shape = MatmulShape::plain(17, 12, 33, 33, 12, 12);
+    for (short, len) in [("A", 560), ("B", 395), ("C", 203)] {
+        let at =
+            |name: &str, full: usize| Slice::new(&buf, 0, if name == short { len } else { full });
+        let call = MatmulCall {
+            label: "short".into(),
+            v: variants()[0].0,
+            shape,
+            a: at("A", 561),
+            b: at("B", 396),
+            c: at("C", 204),
+            aux: None,
+        };
+        let e = mm
+            .bind(&ctx, call)
+            .err()
+            .expect("a short operand is refused");
+        let want = format!(
+            "{short} holds {len} elements, the product reads {}",
+            len + 1
+        );
+        assert!(e.to_string().contains(&want), "{e}");
+    }
+}
+
+/// The poison `run_matmul` puts around operands shows in C when a product
+/// reads it: here A's slice takes in the NaN after it, as a kernel reading
+/// past its operand would.
+#[test]
+fn poison_read_past_an_operand_reaches_c() {
+    let Some(ctx) = common::gpu() else { return };
+    let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
+    let a = [vec![1.0f32; 4 * 4], vec![f32::NAN; 4]].concat();
+    let (a_buf, b_buf) = (
+        ctx.storage_init("a", &a),
+        ctx.storage_init("b", &[1.0f32; 16]),
+    );
+    let c_buf = ctx.storage("c", 5 * 4 * 4);
+    let call = MatmulCall {
+        label: "poisoned".into(),
+        v: variants()[0].0,
+        shape: MatmulShape::plain(5, 4, 4, 4, 4, 4),
+        a: Slice::whole(&a_buf),
+        b: Slice::whole(&b_buf),
+        c: Slice::whole(&c_buf),
+        aux: None,
+    };
+    let d = mm.bind(&ctx, call).unwrap();
+    ctx.run(&[&d]).unwrap();
+    let c = ctx.read_f32(&c_buf, 0, 20, "c").unwrap();
+    assert!(c[..16].iter().all(|&v| v == 4.0), "{c:?}");
+    assert!(c[16..].iter().all(|v| v.is_nan()), "{c:?}");
+}
+
 #[test]
 fn vec4_matmul_refuses_unaligned_shapes() {
     let Some(ctx) = common::gpu() else { return };
@@ -384,95 +472,123 @@ fn vec4_matmul_refuses_unaligned_shapes() {
     assert!(e.to_string().contains("multiples of 4"), "{e}");
 }
 
+/// One workgroup (as on a CPU adapter), three (some with no rows), and one
+/// row per invocation (as the planner spreads them on a GPU), against the CPU.
 #[test]
 fn softmax_with_loss_on_awkward_shapes() {
     let Some(ctx) = common::gpu() else { return };
     let kernel = SoftmaxWithLoss::new(&ctx);
-    for &rows in &[1, 3, 17, 33, 127, 784, 1000] {
+    for rows in [1usize, 3, 17, 33, 127, 784, 1000, 8192] {
+        let mut spreads = vec![1, 3, rows.div_ceil(256) as u32];
+        spreads.dedup();
         for &classes in &[1, 3, 10, 17] {
-            // Rows `stride` long, as the network stores them; the padding holds
-            // junk that must be ignored.
-            let stride = classes + 3;
-            let logits: Vec<f32> =
-                common::random_f32(rows * classes, rows as u64 * 31 + classes as u64)
-                    .iter()
-                    .map(|v| v * 8.0)
-                    .collect();
-            let y: Vec<f32> = (0..rows * stride)
-                .map(|e| {
-                    if e % stride < classes {
-                        logits[e / stride * classes + e % stride]
-                    } else {
-                        1e3
-                    }
-                })
-                .collect();
-            let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % classes) as u32).collect();
-            let y_buf = ctx.storage_init("y", &y);
-            let t_buf = ctx.storage_init("t", &t);
-            let dy_buf = ctx.storage("dy", (rows * stride * 4) as u64);
-            let stats = ctx.storage_init("stats", &[Stats::default()]);
-            let call = SoftmaxCall {
-                label: "test softmax".into(),
-                rows,
-                classes,
-                stride,
-                want_grad: true,
-                y: Slice::whole(&y_buf),
-                t: Slice::new(&t_buf, 0, rows),
-                dy: Slice::whole(&dy_buf),
-                stats: Slice::new(&stats, 0, 4),
-            };
-            let d = kernel.bind(&ctx, call).unwrap();
-            // Twice: the stats accumulate.
-            ctx.run(&[&d, &d]).unwrap();
-            let got: Stats =
-                bytemuck::pod_read_unaligned(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap());
-            let dy_all = ctx.read_f32(&dy_buf, 0, rows * stride, "dy").unwrap();
-            assert!(
-                dy_all
-                    .iter()
-                    .enumerate()
-                    .all(|(e, &v)| e % stride < classes || v == 0.0),
-                "padding of dy written"
-            );
-            let dy: Vec<f64> = dy_all
-                .chunks(stride)
-                .flat_map(|r| r[..classes].iter().map(|&v| v as f64))
-                .collect();
-
-            let y64 = common::widen(&logits);
-            let labels: Vec<u8> = t.iter().map(|&v| v as u8).collect();
-            let mut cpu = CpuSoftmax::default();
-            let loss_sum = cpu.forward(&y64, Labels::Index(&labels), rows) * rows as f64;
-            let want_dy = cpu.backward();
-            let correct = correct_count(&y64, &labels);
-            assert_eq!(
-                (got.rows, got.correct),
-                (2 * rows as u32, 2 * correct as u32),
-                "rows={rows} classes={classes}"
-            );
-            // WGSL's exp and log are good to a few ulp; the loss of each row
-            // is O(8), summed over 2·rows rows.
-            let loss_tol = Tolerance {
-                atol: 2.0 * rows as f64 * 16.0 * 8.0 * EPS_F32,
-                rtol: RTOL,
-            };
-            assert!(
-                loss_tol.allows(got.loss_sum as f64, 2.0 * loss_sum),
-                "rows={rows} classes={classes}: {} vs {}",
-                got.loss_sum,
-                2.0 * loss_sum
-            );
-            // dY is at most 1/rows; exp's error is relative to each probability.
-            let dy_tol = Tolerance {
-                atol: 64.0 * EPS_F32 / rows as f64,
-                rtol: RTOL,
-            };
-            let d = diff(&dy, &want_dy, dy_tol, 1e-9);
-            assert!(d.ok(), "rows={rows} classes={classes}: {d:?}");
+            for &groups in &spreads {
+                softmax_case(&ctx, &kernel, rows, classes, groups);
+            }
         }
     }
+}
+
+/// `rows` × `classes` logits through the kernel spread over `groups`
+/// workgroups, twice (the stats accumulate), against the CPU; and the same
+/// sums, bit for bit, from a second run.
+fn softmax_case(
+    ctx: &GpuContext,
+    kernel: &SoftmaxWithLoss,
+    rows: usize,
+    classes: usize,
+    groups: u32,
+) {
+    // Rows `stride` long, as the network stores them; the padding holds
+    // junk that must be ignored.
+    let stride = classes + 3;
+    let logits: Vec<f32> = common::random_f32(rows * classes, rows as u64 * 31 + classes as u64)
+        .iter()
+        .map(|v| v * 8.0)
+        .collect();
+    let y: Vec<f32> = (0..rows * stride)
+        .map(|e| {
+            if e % stride < classes {
+                logits[e / stride * classes + e % stride]
+            } else {
+                1e3
+            }
+        })
+        .collect();
+    let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % classes) as u32).collect();
+    let y_buf = ctx.storage_init("y", &y);
+    let t_buf = ctx.storage_init("t", &t);
+    let dy_buf = ctx.storage("dy", (rows * stride * 4) as u64);
+    let stats = ctx.storage_init("stats", &[Stats::default()]);
+    let call = || SoftmaxCall {
+        label: "test softmax".into(),
+        rows,
+        classes,
+        stride,
+        want_grad: true,
+        y: Slice::whole(&y_buf),
+        t: Slice::new(&t_buf, 0, rows),
+        dy: Slice::whole(&dy_buf),
+        stats: Slice::new(&stats, 0, 4),
+    };
+    let d = kernel.bind_spread(ctx, call(), groups).unwrap();
+    assert_eq!(d.workgroups(), groups as u64 + (groups > 1) as u64);
+    // Twice: the stats accumulate.
+    ctx.run(&[&d, &d]).unwrap();
+    let read = || -> Stats {
+        bytemuck::pod_read_unaligned(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap())
+    };
+    let got = read();
+    ctx.queue
+        .write_buffer(&stats, 0, bytemuck::bytes_of(&Stats::default()));
+    ctx.run(&[&d, &d]).unwrap();
+    assert_eq!(read(), got, "rows={rows} groups={groups}: a rerun differs");
+    let dy_all = ctx.read_f32(&dy_buf, 0, rows * stride, "dy").unwrap();
+    assert!(
+        dy_all
+            .iter()
+            .enumerate()
+            .all(|(e, &v)| e % stride < classes || v == 0.0),
+        "padding of dy written"
+    );
+    let dy: Vec<f64> = dy_all
+        .chunks(stride)
+        .flat_map(|r| r[..classes].iter().map(|&v| v as f64))
+        .collect();
+
+    let y64 = common::widen(&logits);
+    let labels: Vec<u8> = t.iter().map(|&v| v as u8).collect();
+    let mut cpu = CpuSoftmax::default();
+    let loss_sum = cpu.forward(&y64, Labels::Index(&labels), rows) * rows as f64;
+    let want_dy = cpu.backward();
+    let correct = correct_count(&y64, &labels);
+    assert_eq!(
+        (got.rows, got.correct),
+        (2 * rows as u32, 2 * correct as u32),
+        "rows={rows} classes={classes} groups={groups}"
+    );
+    // WGSL's exp and log are good to a few ulp; the loss of each row
+    // is O(8), summed over 2·rows rows.
+    let loss_tol = Tolerance {
+        atol: 2.0 * rows as f64 * 16.0 * 8.0 * EPS_F32,
+        rtol: RTOL,
+    };
+    assert!(
+        loss_tol.allows(got.loss_sum as f64, 2.0 * loss_sum),
+        "rows={rows} classes={classes} groups={groups}: {} vs {}",
+        got.loss_sum,
+        2.0 * loss_sum
+    );
+    // dY is at most 1/rows; exp's error is relative to each probability.
+    let dy_tol = Tolerance {
+        atol: 64.0 * EPS_F32 / rows as f64,
+        rtol: RTOL,
+    };
+    let d = diff(&dy, &want_dy, dy_tol, 1e-9);
+    assert!(
+        d.ok(),
+        "rows={rows} classes={classes} groups={groups}: {d:?}"
+    );
 }
 
 #[test]
@@ -541,40 +657,6 @@ fn gather_builds_batches_from_packed_u8() {
                 1e-9,
             );
             assert!(d.ok(), "pixels={pixels} rows={rows}: {d:?}");
-        }
-    }
-}
-
-#[test]
-fn auto_split_leaves_the_book_step_whole_and_splits_long_weight_gradients() {
-    let Some(ctx) = common::gpu() else { return };
-    // The book network's products at batch B: forward X·W1, Z1·W2; backward
-    // dY·W2ᵀ, X1ᵀ·dZ1 (K = B), Z1ᵀ·dY (K = B), as stored (padded to 4).
-    let products = |b: usize| {
-        [
-            MatmulShape::plain(b, 52, 788, 788, 52, 52),
-            MatmulShape::plain(b, 12, 52, 52, 12, 12),
-            MatmulShape::plain(b, 52, 12, 12, 12, 52),
-            MatmulShape::plain(788, 52, b, 788, 52, 52),
-            MatmulShape::plain(52, 12, b, 52, 12, 12),
-        ]
-    };
-    for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4] {
-        let mm = Matmul::with_algo(&ctx, algo);
-        for s in products(100) {
-            let plan = mm.plan(&ctx, &s, SplitK::Auto);
-            assert_eq!(plan.split_k, 1, "{algo:?} {s:?}: {plan:?}");
-            assert!(plan.k_slice as usize >= s.k, "{algo:?} {s:?}: {plan:?}");
-        }
-        let dw1 = products(8192)[3];
-        let plan = mm.plan(&ctx, &dw1, SplitK::Auto);
-        assert!(plan.split_k > 1, "{algo:?}: {plan:?}");
-        // Every slice has work, and together they cover K.
-        assert!((plan.split_k - 1) * plan.k_slice < 8192 && plan.split_k * plan.k_slice >= 8192);
-        if algo == MatmulAlgo::Tiled {
-            // 13 output tiles become enough workgroups to fill a large GPU.
-            let groups: u32 = plan.groups.iter().product();
-            assert!(groups >= 200, "{plan:?}");
         }
     }
 }

@@ -14,9 +14,9 @@ use super::context::GpuContext;
 use super::error::{GpuError, Result};
 pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
-use super::kernels::{Epilogue, MatmulShape, MatmulVariant, SplitK};
+use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
-use super::layout::{FrontMatrices, GpuLayout, forward_shape, input_grad_shape, weight_grad_shape};
+use super::layout::{FrontMatrices, GpuLayout, step_products};
 use crate::model::Arch;
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
@@ -55,6 +55,15 @@ impl Plan {
         self.add("the gradients".into(), arena);
         let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
         self.add("the running statistics".into(), running);
+        self.kernels();
+    }
+
+    /// What the kernels own: the softmax's per-workgroup sums.
+    fn kernels(&mut self) {
+        self.add(
+            "the softmax's per-workgroup sums".into(),
+            SoftmaxWithLoss::PARTIALS_BYTES,
+        );
     }
 
     /// [`Plan::net`] for a network that only evaluates: no gradients.
@@ -63,6 +72,7 @@ impl Plan {
         self.add("the parameters".into(), arena);
         let running = arch.running_len().max(1).next_multiple_of(4) as u64 * 4;
         self.add("the running statistics".into(), running);
+        self.kernels();
     }
 
     /// [`Plan::activations`] as `GpuNet::eval_activations` makes them: per
@@ -178,46 +188,23 @@ impl Plan {
 /// reads from buffers because of an operand's offset would leave its
 /// textures unused, never too small.)
 pub fn largest_scratch(ctx: &GpuContext, arch: &Arch, runs: &[(usize, bool)]) -> Scratch {
-    let layout = GpuLayout::new(arch);
-    let form = |trans_a, trans_b| MatmulVariant {
-        trans_a,
-        trans_b,
-        epilogue: Epilogue::Store,
-    };
     let mut largest = Scratch::default();
-    let front = arch.conv.is_some();
     for &(rows, backward) in runs {
-        let positions = arch
-            .conv
-            .and_then(|c| FrontMatrices::new(&c, rows))
-            .map(|m| m.positions());
-        let conv = layout
-            .conv
-            .iter()
-            .zip(positions)
-            .map(|(g, p)| (g, p, false));
-        let layers = layout.layers.iter().enumerate();
-        let affines = layers.map(|(l, g)| (g, rows, l > 0 || front));
-        for (g, rows, dx) in conv.chain(affines) {
-            let mut products: Vec<(MatmulVariant, MatmulShape)> =
-                vec![(form(false, false), forward_shape(g, rows))];
-            if backward {
-                if dx {
-                    products.push((form(false, true), input_grad_shape(g, rows)));
-                }
-                products.push((form(true, false), weight_grad_shape(g, rows)));
-            }
-            for (v, shape) in products {
-                let plan = plan_product(ctx, ctx.matmul_algo, &shape, SplitK::Auto);
-                largest.partial_bytes = largest.partial_bytes.max(plan.partial_bytes(&shape));
-                if stages_operands(ctx, ctx.matmul_algo, &v, &shape) {
-                    for (most, t) in largest
-                        .staged_texels
-                        .iter_mut()
-                        .zip(operand_texels(&v, &shape))
-                    {
-                        *most = (*most).max(t);
-                    }
+        for p in step_products(arch, rows, backward) {
+            let v = MatmulVariant {
+                trans_a: p.trans_a,
+                trans_b: p.trans_b,
+                epilogue: Epilogue::Store,
+            };
+            let plan = plan_product(ctx, ctx.matmul_algo, &p.shape, SplitK::Auto);
+            largest.partial_bytes = largest.partial_bytes.max(plan.partial_bytes(&p.shape));
+            if stages_operands(ctx, ctx.matmul_algo, &v, &p.shape) {
+                for (most, t) in largest
+                    .staged_texels
+                    .iter_mut()
+                    .zip(operand_texels(&v, &p.shape))
+                {
+                    *most = (*most).max(t);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! The opened device and what every kernel needs of it: buffers, textures,
 //! waiting, read-back, and turning wgpu's errors into `GpuError`s instead of
 //! its default panic. (Recording and submitting dispatches is in
-//! `dispatch.rs`, one level up.) Imports only `error` and `adapter`.
+//! `dispatch.rs`, one level up.) Imports only `error`, `adapter` and
+//! `profile`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,37 +11,7 @@ use wgpu::util::DeviceExt;
 
 pub use super::adapter::{describe, list_adapters};
 pub use super::error::{GpuError, Result};
-
-/// Which matmul implementation the network's products use (the kernels are
-/// in `kernels::matmul`; the choice is made here, with the device, since it
-/// depends on the adapter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulAlgo {
-    /// 64×64 tiles staged in workgroup memory, 4×4 per invocation.
-    Tiled,
-    /// 12×16 per invocation from vec4 loads, no workgroup memory, the
-    /// operands copied into textures first (where they fit: see
-    /// `kernels::matmul::stages_operands`).
-    Vec4,
-    /// The vec4 kernel reading its operands straight from the buffers.
-    Vec4Buffers,
-}
-
-impl MatmulAlgo {
-    /// Whether this is the vec4 kernel (with either kind of operand).
-    pub fn is_vec4(self) -> bool {
-        self != MatmulAlgo::Tiled
-    }
-
-    /// Vec4 on CPU adapters (measured ~4× faster on lavapipe), Tiled elsewhere.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu {
-            MatmulAlgo::Vec4
-        } else {
-            MatmulAlgo::Tiled
-        }
-    }
-}
+pub use super::profile::{DeviceProfile, MatmulAlgo};
 
 /// Which adapter to open.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +35,8 @@ pub struct GpuContext {
     pub timestamps: bool,
     /// The matmul implementation the network's kernels use.
     pub matmul_algo: MatmulAlgo,
+    /// What the dispatch planner knows of the device (`plan`).
+    pub profile: DeviceProfile,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     /// Bytes of every buffer made through this context (never decreases).
@@ -113,6 +86,7 @@ impl GpuContext {
         });
         let limits = device.limits();
         let matmul_algo = MatmulAlgo::for_adapter(&info);
+        let profile = DeviceProfile::for_adapter(&info, &limits)?;
         Ok(GpuContext {
             device,
             queue,
@@ -120,6 +94,7 @@ impl GpuContext {
             limits,
             timestamps,
             matmul_algo,
+            profile,
             errors,
             lost,
             allocated: AtomicU64::new(0),
@@ -152,9 +127,7 @@ impl GpuContext {
 
     /// The largest storage binding (and buffer) the device allows, in bytes.
     pub fn binding_limit(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.profile.binding_limit
     }
 
     /// Checks that a storage binding of `bytes` fits the device.

@@ -169,7 +169,8 @@ pub struct Dispatch {
     /// The dispatch's own uniform (its dimensions).
     uniform: wgpu::Buffer,
     /// A second dispatch that completes this one's work, recorded right
-    /// after it (a split-K product's reduction).
+    /// after it (a split-K product's reduction, the sums of a softmax
+    /// spread over several workgroups).
     pub then: Option<Box<Dispatch>>,
     /// Copies recorded before the compute pass this dispatch runs in.
     pub copies: Vec<TextureCopy>,
@@ -334,7 +335,18 @@ pub(crate) fn pipeline(
     source: &str,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    pipeline_at(ctx, label, layout, source, "main", constants)
+    pipeline_at(ctx, label, layout, source, "main", constants, Checks::On)
+}
+
+/// Whether a module keeps the runtime's checks (bounds on every index,
+/// loops that must end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checks {
+    On,
+    /// For a kernel that guards every index itself, whose caller checks
+    /// every binding's length, and whose guards a test proves with poison
+    /// around its operands (the tiled matmul).
+    Off,
 }
 
 /// [`pipeline`] for a module's entry point `entry`.
@@ -345,13 +357,22 @@ pub(crate) fn pipeline_at(
     source: &str,
     entry: &str,
     constants: &[(&str, f64)],
+    checks: Checks,
 ) -> wgpu::ComputePipeline {
-    let module = ctx
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    };
+    let module = match checks {
+        Checks::On => ctx.device.create_shader_module(desc),
+        // SAFETY: `Checks::Off` is given only for a kernel that guards
+        // every buffer index against the lengths its caller has checked
+        // against the bindings (see `Checks::Off`).
+        Checks::Off => unsafe {
+            ctx.device
+                .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+        },
+    };
     let pipeline_layout = ctx
         .device
         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

@@ -301,3 +301,62 @@ impl FrontMatrices {
         (self.conv.input.n * self.pooled()) as u64 * 4
     }
 }
+
+/// One product of a training step, named as its dispatch is labelled
+/// (`affine2 backward dW,db`, `conv1 forward`), with its operands' forms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepProduct {
+    pub name: String,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub shape: MatmulShape,
+}
+
+/// The products a pass over `rows` samples runs: each layer's forward
+/// product and, with `backward`, its input gradient (where a layer below
+/// needs it) and its weight gradient. A convolution's products run over its
+/// window positions.
+pub fn step_products(arch: &Arch, rows: usize, backward: bool) -> Vec<StepProduct> {
+    let layout = GpuLayout::new(arch);
+    let front = arch.conv.is_some();
+    let positions = arch
+        .conv
+        .and_then(|c| FrontMatrices::new(&c, rows))
+        .map(|m| m.positions());
+    let conv = layout
+        .conv
+        .iter()
+        .zip(positions)
+        .map(|(g, p)| ("conv1".to_string(), g, p, false));
+    let affines = (layout.layers.iter().enumerate())
+        .map(|(l, g)| (format!("affine{}", l + 1), g, rows, l > 0 || front));
+    let product = |name: String, trans_a, trans_b, shape| StepProduct {
+        name,
+        trans_a,
+        trans_b,
+        shape,
+    };
+    let mut products = Vec::new();
+    for (name, g, rows, dx) in conv.chain(affines) {
+        products.push(product(
+            format!("{name} forward"),
+            false,
+            false,
+            forward_shape(g, rows),
+        ));
+        if backward && dx {
+            let shape = input_grad_shape(g, rows);
+            products.push(product(format!("{name} backward dx"), false, true, shape));
+        }
+        if backward {
+            let shape = weight_grad_shape(g, rows);
+            products.push(product(
+                format!("{name} backward dW,db"),
+                true,
+                false,
+                shape,
+            ));
+        }
+    }
+    products
+}

@@ -5,20 +5,24 @@
 //! checks there is no cycle):
 //!
 //! ```text
-//! error ← adapter ← context ← dispatch ← kernels ← layout ← {budget, net} ← eval ← {trainer, host_fed}
+//! error ← adapter ← profile ← cost ← plan ← context ← dispatch ← kernels ← layout ← {forecast, front} ← {budget, net} ← eval ← {trainer, host_fed}
 //! ```
 
 pub mod adapter;
 pub mod budget;
 pub mod context;
+pub mod cost;
 pub mod dispatch;
 pub mod error;
 pub mod eval;
+pub mod forecast;
 pub mod front;
 pub mod host_fed;
 pub mod kernels;
 pub mod layout;
 pub mod net;
+pub mod plan;
+pub mod profile;
 pub mod trainer;
 
 pub use context::{GpuContext, GpuOptions, MatmulAlgo};
@@ -26,4 +30,5 @@ pub use error::{GpuError, Result};
 pub use eval::GpuEvaluator;
 pub use host_fed::{Form, HostFedNet};
 pub use net::{GpuNet, GradTarget};
+pub use profile::DeviceProfile;
 pub use trainer::GpuTrainer;

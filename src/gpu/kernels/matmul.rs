@@ -1,26 +1,32 @@
 //! C = A·B in the three forms a training step needs (X·W, dY·Wᵀ, Xᵀ·dY),
 //! with Relu, Relu's mask or the SGD update fused into the epilogue (the bias
 //! is in the operands: see `gpu::layout`). Two implementations of one
-//! contract: `shaders/matmul.wgsl` tiles through workgroup memory with a 4×4
-//! register tile per invocation (for GPUs); `shaders/matmul_vec4.wgsl` keeps
+//! contract: `shaders/matmul.wgsl` tiles through workgroup memory, 64×64
+//! with 4×4 per invocation or 128×128 with 8×8 (for GPUs; its product passes
+//! are compiled without the runtime's bounds checks, and their operands'
+//! lengths are checked here instead); `shaders/matmul_vec4.wgsl` keeps
 //! a 12×16 tile in registers fed by vec4 loads and uses no workgroup memory
 //! (for CPU-like adapters such as lavapipe, where every computed load is a
 //! loop over the SIMD lanes), reading its operands from textures they are
 //! copied into before each product (`shaders/matmul_vec4/textures.wgsl`
 //! says why) or straight from the buffers.
 //!
-//! Imports `context`, `dispatch` and `error` only.
+//! Imports `context`, `dispatch`, `error` and `plan` (grids come from the
+//! planner).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::gpu::context::GpuContext;
 pub use crate::gpu::context::MatmulAlgo;
+pub use crate::gpu::cost::Tile;
 use crate::gpu::dispatch::{
-    Binding, Bound, Dispatch, Slice, TextureCopy, bind_group_layout, dispatch, dispatch_bound,
-    pipeline_at, wgsl_struct,
+    Binding, Bound, Checks, Dispatch, Slice, TextureCopy, bind_group_layout, dispatch,
+    dispatch_bound, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::{GpuError, Result};
+pub use crate::gpu::plan::{MatmulPlan, MatmulShape, SplitK};
+use crate::gpu::plan::{REDUCE_WG, Vec4Shape};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
 const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
@@ -32,13 +38,6 @@ const TEXTURE_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/textur
 /// device allows, so a texture holds 4096 × the device's height limit texels.
 pub const TEXELS_LOG2: u32 = 12;
 pub const TEXELS_PER_ROW: u64 = 1 << TEXELS_LOG2;
-/// Output tile of one workgroup of the tiled kernel (rows, columns).
-const TILED_TILE: u32 = 64;
-/// Output tile of one invocation of the vec4 kernel.
-const VEC4_TN: u32 = 16;
-/// Invocations along x (the SIMD lanes) of a vec4 workgroup.
-const VEC4_WG_X: u32 = 8;
-
 /// What happens to each output element. The discriminant is the value of
 /// the shaders' `EPILOGUE` override, named there by the `const`s of
 /// [`EPILOGUE_CODES`].
@@ -83,45 +82,6 @@ pub struct MatmulVariant {
     pub epilogue: Epilogue,
 }
 
-/// The product's dimensions and strides (row lengths as stored). Columns
-/// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
-/// untouched by the SGD epilogue). Weight decay `decay` applies to rows
-/// `m < decay_rows` (the weights of a `[W; b]` block, not its bias row) in the
-/// SGD and Grad epilogues.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MatmulShape {
-    pub m: usize,
-    pub n: usize,
-    pub k: usize,
-    pub lda: usize,
-    pub ldb: usize,
-    pub ldc: usize,
-    pub n_real: usize,
-    pub ones_col: Option<usize>,
-    pub lr: f32,
-    pub decay: f32,
-    pub decay_rows: usize,
-}
-
-impl MatmulShape {
-    /// A plain product `C(m, n) = A(m, k)·B(k, n)`, tightly packed, no padding columns.
-    pub fn plain(m: usize, n: usize, k: usize, lda: usize, ldb: usize, ldc: usize) -> Self {
-        MatmulShape {
-            m,
-            n,
-            k,
-            lda,
-            ldb,
-            ldc,
-            n_real: n,
-            ones_col: None,
-            lr: 0.0,
-            decay: 0.0,
-            decay_rows: 0,
-        }
-    }
-}
-
 wgsl_struct! {
     /// The uniform of both matmul shaders and of the reduction (`Dims`).
     struct Dims {
@@ -142,6 +102,9 @@ wgsl_struct! {
 
 pub struct Matmul {
     pub algo: MatmulAlgo,
+    /// The tiled kernel's tile when given ([`Matmul::with_tile`]); else the
+    /// planner's.
+    tile: Option<Tile>,
     layout: wgpu::BindGroupLayout,
     /// The vec4 kernel's, with A and B as textures.
     texture_layout: wgpu::BindGroupLayout,
@@ -186,50 +149,9 @@ enum Operands {
     Textures,
 }
 
-type PipelineKey = (Pass, MatmulVariant, Vec4Shape, Operands);
-
-/// How K is divided among workgroups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SplitK {
-    /// Chosen by the product's shape (see [`Matmul::plan`]).
-    Auto,
-    /// At most this many slices (fewer when K is too short for them).
-    Slices(u32),
-}
-
-/// How a product is dispatched: its workgroup grid and split of K.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatmulPlan {
-    /// Workgroups of the product pass (x, y, and z = the slices of K).
-    pub groups: [u32; 3],
-    /// Slices of K computed in parallel (1: not split).
-    pub split_k: u32,
-    /// Length of each slice of K (a multiple of 16; the last may be shorter).
-    pub k_slice: u32,
-}
-
-/// Split-K on GPUs (the tiled kernel): a product whose output has fewer
-/// than this many 64×64 tiles leaves most of a GPU with 100+ compute units
-/// idle, so K is split until the grid has about this many workgroups...
-const TILED_TARGET_GROUPS: u64 = 256;
-/// ...as long as each slice keeps at least this much of K to amortise
-/// staging its tiles and writing its partial sums.
-const TILED_MIN_K_SLICE: u64 = 256;
-/// Split-K on CPU adapters (the vec4 kernel): K is cut into slices of at
-/// least this length. With texture operands the kernel already takes K in
-/// cache-sized blocks (see K_BLOCK4 in matmul_vec4.wgsl), yet long slices
-/// still run slower (reading buffers, without the blocks, more so): at
-/// 785 × 1024 × 8192 (Aᵀ·B, the weight gradient at batch 8192) eight slices
-/// measured 37.9 GFLOP/s, four 34.1 and one 30.6, the reduction included.
-const VEC4_MIN_K_SLICE: u64 = 1024;
-/// ...and only products of at least this many multiply-adds: below it a
-/// product takes microseconds on a GPU and a second dispatch costs about what
-/// it saves (the book network at batch 100 stays as it is).
-const TILED_MIN_SPLIT_WORK: u64 = 1 << 24;
-/// Slices are multiples of this (the tiled kernel's step through K).
-const K_SLICE_STEP: u64 = 16;
-/// The reduction's workgroup (invocations along N).
-const REDUCE_WG: u32 = 64;
+/// A pipeline: its pass, variant, the vec4 kernel's workgroup shape, where
+/// it reads A and B, and the tiled kernel's tile.
+type PipelineKey = (Pass, MatmulVariant, Vec4Shape, Operands, Tile);
 
 impl Matmul {
     /// The implementation the context chose (see [`MatmulAlgo::for_adapter`]).
@@ -241,6 +163,7 @@ impl Matmul {
         use Binding::*;
         Matmul {
             algo,
+            tile: None,
             layout: bind_group_layout(
                 ctx,
                 "matmul",
@@ -261,6 +184,13 @@ impl Matmul {
             partials: Mutex::new(None),
             staging: Mutex::new([None, None]),
         }
+    }
+
+    /// This kernel with the tiled kernel's tile fixed (tests, `bench
+    /// --matmul`); the split of K is still planned for that tile.
+    pub fn with_tile(mut self, tile: Tile) -> Self {
+        self.tile = Some(tile);
+        self
     }
 
     /// Makes the shared partial-sum buffer and staging textures at the
@@ -308,12 +238,19 @@ impl Matmul {
         }
     }
 
-    fn key(&self, pass: Pass, v: MatmulVariant, s: &MatmulShape, ops: Operands) -> PipelineKey {
+    fn key(
+        &self,
+        pass: Pass,
+        v: MatmulVariant,
+        s: &MatmulShape,
+        ops: Operands,
+        tile: Tile,
+    ) -> PipelineKey {
+        let none = Vec4Shape::default();
         match (self.algo, pass) {
-            (MatmulAlgo::Tiled, _) | (_, Pass::Reduce) => {
-                (pass, v, Vec4Shape::default(), Operands::Buffers)
-            }
-            _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops),
+            (_, Pass::Reduce) => (pass, v, none, Operands::Buffers, Tile::T64),
+            (MatmulAlgo::Tiled, _) => (pass, v, none, Operands::Buffers, tile),
+            _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops, Tile::T64),
         }
     }
 
@@ -327,11 +264,11 @@ impl Matmul {
     ) -> Vec<PipelineKey> {
         if plan.split_k > 1 {
             vec![
-                self.key(Pass::Partial, v, s, ops),
-                self.key(Pass::Reduce, v, s, ops),
+                self.key(Pass::Partial, v, s, ops, plan.tile),
+                self.key(Pass::Reduce, v, s, ops, plan.tile),
             ]
         } else {
-            vec![self.key(Pass::Whole, v, s, ops)]
+            vec![self.key(Pass::Whole, v, s, ops, plan.tile)]
         }
     }
 
@@ -356,7 +293,7 @@ impl Matmul {
     fn compile(
         &self,
         ctx: &GpuContext,
-        (pass, v, shape, ops): PipelineKey,
+        (pass, v, shape, ops, tile): PipelineKey,
     ) -> wgpu::ComputePipeline {
         let epilogue = match pass {
             Pass::Partial => PARTIAL_SUMS,
@@ -368,20 +305,25 @@ impl Matmul {
             ("TRANS_B", flag(v.trans_b)),
             ("EPILOGUE", epilogue),
         ];
-        let (source, entry) = match (self.algo, pass) {
+        let (source, entry, checks) = match (self.algo, pass) {
             // One reduction for both kernels: it is a small share of the work.
-            (_, Pass::Reduce) => (TILED_SOURCE.to_string(), "reduce"),
-            (MatmulAlgo::Tiled, _) => (TILED_SOURCE.to_string(), "main"),
+            (_, Pass::Reduce) => (tiled_source(Tile::T64), "reduce", Checks::On),
+            // Every load and store guarded in the shader, every operand's
+            // length checked in `bind` (check_operands).
+            (MatmulAlgo::Tiled, _) => (tiled_source(tile), "main", Checks::Off),
             _ => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
                 constants.push(("TM", shape.tm as f64));
-                (vec4_source(ops == Operands::Textures), "main")
+                (vec4_source(ops == Operands::Textures), "main", Checks::On)
             }
         };
         pipeline_at(
             ctx,
-            &format!("matmul {:?} {pass:?} {v:?} {shape:?} {ops:?}", self.algo),
+            &format!(
+                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?}",
+                self.algo
+            ),
             match ops {
                 Operands::Buffers => &self.layout,
                 Operands::Textures => &self.texture_layout,
@@ -389,6 +331,7 @@ impl Matmul {
             &source,
             entry,
             &constants,
+            checks,
         )
     }
 
@@ -460,6 +403,9 @@ impl Matmul {
             aux,
         } = call;
         self.check_shape(&label, &v, &s)?;
+        if self.algo == MatmulAlgo::Tiled {
+            check_operands(&label, &v, &s, [a, b, c], aux)?;
+        }
         let plan = self.plan(ctx, &s, split);
         let dims = Dims {
             m: s.m as u32,
@@ -478,7 +424,7 @@ impl Matmul {
         let ops = self.operands(ctx, &v, &s, Some([a, b]));
         let texels = operand_texels(&v, &s);
         if plan.split_k == 1 {
-            let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s, ops));
+            let pipeline = self.pipeline(ctx, self.key(Pass::Whole, v, &s, ops, plan.tile));
             let pass = ProductPass {
                 label,
                 pipeline,
@@ -495,7 +441,7 @@ impl Matmul {
         let partials = Slice::new(&partials, 0, len);
         let pass = ProductPass {
             label: format!("{label} [split-K {}]", plan.split_k),
-            pipeline: self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops)),
+            pipeline: self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops, plan.tile)),
             slices: [a, b, partials, a],
             groups: plan.groups,
             ops,
@@ -505,7 +451,7 @@ impl Matmul {
         let reduce = dispatch(
             ctx,
             format!("{label} [split-K reduce]"),
-            &self.pipeline(ctx, self.key(Pass::Reduce, v, &s, ops)),
+            &self.pipeline(ctx, self.key(Pass::Reduce, v, &s, ops, plan.tile)),
             &self.layout,
             &dims,
             &[partials, b, c, aux.unwrap_or(partials)],
@@ -579,13 +525,15 @@ impl Matmul {
         Ok(d)
     }
 
-    /// The workgroup grid and split of K for a product. [`SplitK::Auto`]
-    /// splits on GPUs when the output has too few tiles to fill the device
-    /// ([`TILED_TARGET_GROUPS`]), and on CPU adapters when K is too long for
-    /// the caches ([`VEC4_MIN_K_SLICE`]); never when the partial sums would
-    /// not fit in one binding or the reduction's grid.
+    /// The tile, workgroup grid and split of K the planner gives a product
+    /// on this device (`plan::plan_product`).
     pub fn plan(&self, ctx: &GpuContext, s: &MatmulShape, split: SplitK) -> MatmulPlan {
-        plan_product(ctx, self.algo, s, split)
+        match (self.tile, self.algo) {
+            (Some(tile), MatmulAlgo::Tiled) => {
+                crate::gpu::plan::plan_tiled(&ctx.profile, tile, s, split)
+            }
+            _ => plan_product(ctx, self.algo, s, split),
+        }
     }
 }
 
@@ -596,83 +544,52 @@ pub fn plan_product(
     s: &MatmulShape,
     split: SplitK,
 ) -> MatmulPlan {
-    let [x, y] = grid(algo, s);
-    let tiles = x as u64 * y as u64;
-    let k = s.k as u64;
-    let wanted = match split {
-        SplitK::Slices(n) => n as u64,
-        SplitK::Auto => match algo {
-            MatmulAlgo::Tiled if (s.m * s.n) as u64 * k >= TILED_MIN_SPLIT_WORK => {
-                TILED_TARGET_GROUPS
-                    .div_ceil(tiles)
-                    .min(k / TILED_MIN_K_SLICE)
-            }
-            MatmulAlgo::Tiled => 1,
-            MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => k / VEC4_MIN_K_SLICE,
-        },
-    };
-    let partial_bytes = |n: u64| n * s.m as u64 * s.ldc as u64 * 4;
-    let fits = |n: u64| {
-        n <= 1
-            || (partial_bytes(n) <= ctx.binding_limit()
-                && s.m as u64 <= ctx.limits.max_compute_workgroups_per_dimension as u64)
-    };
-    let mut n = wanted.clamp(1, k.div_ceil(K_SLICE_STEP).max(1));
-    if split == SplitK::Auto {
-        while !fits(n) {
-            n /= 2;
-        }
-    }
-    // Whole steps of K per slice; then as many slices as that needs, so
-    // none is empty.
-    let k_slice = k.div_ceil(n).next_multiple_of(K_SLICE_STEP).max(1);
-    let n = if n > 1 { k.div_ceil(k_slice) } else { 1 };
-    MatmulPlan {
-        groups: [x, y, n as u32],
-        split_k: n as u32,
-        k_slice: if n > 1 {
-            k_slice as u32
-        } else {
-            k.max(1) as u32
-        },
-    }
+    crate::gpu::plan::plan_product(&ctx.profile, algo, s, split)
 }
 
-impl MatmulPlan {
-    /// Bytes of the partial sums a split product allocates (0 when not split).
-    pub fn partial_bytes(&self, s: &MatmulShape) -> u64 {
-        if self.split_k > 1 {
-            self.split_k as u64 * s.m as u64 * s.ldc as u64 * 4
-        } else {
+/// The tiled kernel's WGSL as the program compiles it: the tile's constants,
+/// then `shaders/matmul.wgsl`.
+pub fn tiled_source(tile: Tile) -> String {
+    format!(
+        "const TILE: u32 = {}u;\nconst PER: u32 = {}u;\n{TILED_SOURCE}",
+        tile.edge(),
+        tile.per_invocation()
+    )
+}
+
+/// Refuses operands shorter than the product reads: the tiled kernel's
+/// product passes run without the runtime's bounds checks.
+fn check_operands(
+    label: &str,
+    v: &MatmulVariant,
+    s: &MatmulShape,
+    [a, b, c]: [Slice<'_>; 3],
+    aux: Option<Slice<'_>>,
+) -> Result<()> {
+    // The elements a row-major (rows × cols) matrix with stride ld spans.
+    let span = |rows: usize, cols: usize, ld: usize| {
+        if rows == 0 || cols == 0 {
             0
+        } else {
+            ((rows - 1) * ld + cols) as u64
         }
+    };
+    let (ar, ac) = if v.trans_a { (s.k, s.m) } else { (s.m, s.k) };
+    let (br, bc) = if v.trans_b { (s.n, s.k) } else { (s.k, s.n) };
+    let c_span = span(s.m, s.n, s.ldc);
+    let mut needs = vec![
+        ("A", a.len, span(ar, ac, s.lda)),
+        ("B", b.len, span(br, bc, s.ldb)),
+        ("C", c.len, c_span),
+    ];
+    if let Some(aux) = aux {
+        needs.push(("aux", aux.len, c_span));
     }
-}
-
-/// Workgroups along x and y covering C.
-fn grid(algo: MatmulAlgo, s: &MatmulShape) -> [u32; 2] {
-    match algo {
-        MatmulAlgo::Tiled => [
-            (s.n as u32).div_ceil(TILED_TILE),
-            (s.m as u32).div_ceil(TILED_TILE),
-        ],
-        MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => {
-            let shape = Vec4Shape::for_product(s.m, s.n);
-            let (along_x, along_y) = if shape.x_along_m {
-                (s.m, s.n)
-            } else {
-                (s.n, s.m)
-            };
-            let (tile_x, tile_y) = if shape.x_along_m {
-                (shape.tm, VEC4_TN)
-            } else {
-                (VEC4_TN, shape.tm)
-            };
-            [
-                (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
-                (along_y as u32).div_ceil(tile_y * shape.wg_y),
-            ]
-        }
+    match needs.into_iter().find(|&(_, have, need)| have < need) {
+        Some((what, have, need)) => Err(GpuError::Shape(format!(
+            "{label}: {what} holds {have} elements, the product reads {need} ({s:?})"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -742,44 +659,6 @@ pub struct MatmulCall<'a> {
     pub aux: Option<Slice<'a>>,
 }
 
-/// The vec4 kernel's workgroup: which dimension the SIMD lanes (x) walk,
-/// how many invocations along y, and the rows per invocation (all pipeline
-/// constants).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-struct Vec4Shape {
-    x_along_m: bool,
-    wg_y: u32,
-    tm: u32,
-}
-
-impl Vec4Shape {
-    /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
-    /// along M, with just enough invocations along y to cover N. (One
-    /// invocation along y is slower: the invocations of a workgroup share
-    /// their rows of A in cache.) 12 rows per invocation, unless rounding M up
-    /// to a whole number of workgroups would waste more than with 8.
-    fn for_product(m: usize, n: usize) -> Self {
-        let (m, n) = (m as u32, n as u32);
-        let (x_along_m, wg_y) = if n >= VEC4_WG_X * VEC4_TN || m < n {
-            (false, 8)
-        } else {
-            (true, n.div_ceil(VEC4_TN).next_power_of_two().min(8))
-        };
-        let rows_per_group = |tm: u32| if x_along_m { tm * VEC4_WG_X } else { tm * wg_y };
-        let padded = |tm: u32| m.div_ceil(rows_per_group(tm)) * rows_per_group(tm);
-        let tm = if padded(12) <= padded(8) + padded(8) / 16 {
-            12
-        } else {
-            8
-        };
-        Vec4Shape {
-            x_along_m,
-            wg_y,
-            tm,
-        }
-    }
-}
-
 /// A product's dispatch: a [`Dispatch`] whose learning rate can be
 /// rewritten (only the [`Epilogue::Sgd`] reads it).
 pub struct MatmulDispatch(Dispatch);
@@ -814,7 +693,8 @@ impl AsRef<Dispatch> for MatmulDispatch {
 /// reduction's) and the vec4 one with either kind of operand.
 pub fn modules() -> Vec<(&'static str, String)> {
     vec![
-        ("shaders/matmul.wgsl", TILED_SOURCE.to_string()),
+        ("shaders/matmul.wgsl (64×64)", tiled_source(Tile::T64)),
+        ("shaders/matmul.wgsl (128×128)", tiled_source(Tile::T128)),
         ("shaders/matmul_vec4.wgsl (buffers)", vec4_source(false)),
         ("shaders/matmul_vec4.wgsl (textures)", vec4_source(true)),
     ]

@@ -20,7 +20,7 @@ pub use dropout::{DropoutCall, DropoutDispatch, DropoutKernel};
 pub use gather::{Gather, GatherCall};
 pub use matmul::{
     Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulDispatch, MatmulPlan, MatmulShape,
-    MatmulVariant, SplitK,
+    MatmulVariant, SplitK, Tile,
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 pub use softmax_loss::{SoftmaxCall, SoftmaxWithLoss, Stats};

@@ -1,13 +1,16 @@
 //! `shaders/softmax_loss.wgsl`: per-row loss, accuracy and dY in one pass,
-//! summed into a small stats buffer on the GPU.
+//! summed into a small stats buffer on the GPU: by one workgroup, or by many
+//! and a second pass adding their sums in a fixed order (`plan::plan_softmax`).
 //!
-//! Imports `context`, `dispatch` and `error` only.
+//! Imports `context`, `dispatch`, `error` and `plan`.
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    Binding, Checks, Dispatch, Slice, bind_group_layout, dispatch, pipeline, pipeline_at,
+    wgsl_struct,
 };
 use crate::gpu::error::Result;
+use crate::gpu::plan::{SOFTMAX_MAX_GROUPS, plan_softmax};
 
 const SOURCE: &str = include_str!("../../../shaders/softmax_loss.wgsl");
 
@@ -39,6 +42,18 @@ wgsl_struct! {
         classes: u32,
         want_grad: u32,
         stride: u32,
+        groups: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
+}
+
+wgsl_struct! {
+    /// One workgroup's sums when a pass has several (`Partial`).
+    struct Partial {
+        loss_sum: f32,
+        correct: u32,
     }
 }
 
@@ -61,37 +76,99 @@ pub struct SoftmaxCall<'a> {
 pub struct SoftmaxWithLoss {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    finish: wgpu::ComputePipeline,
+    /// The workgroups' sums of a pass that has several, shared by every
+    /// dispatch of this kernel (they run one after another).
+    partials: wgpu::Buffer,
 }
 
 impl SoftmaxWithLoss {
+    /// Bytes of the workgroups' sums (`budget::Plan` counts them).
+    pub const PARTIALS_BYTES: u64 = SOFTMAX_MAX_GROUPS as u64 * size_of::<Partial>() as u64;
+
     pub fn new(ctx: &GpuContext) -> Self {
         use Binding::*;
         let layout = bind_group_layout(
             ctx,
             "softmax_loss",
-            &[Binding::uniform::<Dims>(), Read, Read, ReadWrite, ReadWrite],
+            &[
+                Binding::uniform::<Dims>(),
+                Read,
+                Read,
+                ReadWrite,
+                ReadWrite,
+                ReadWrite,
+            ],
         );
         let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &[]);
-        SoftmaxWithLoss { layout, pipeline }
+        let finish = pipeline_at(
+            ctx,
+            "softmax_loss finish",
+            &layout,
+            SOURCE,
+            "finish",
+            &[],
+            Checks::On,
+        );
+        let partials = ctx.storage("softmax partial sums", Self::PARTIALS_BYTES);
+        SoftmaxWithLoss {
+            layout,
+            pipeline,
+            finish,
+            partials,
+        }
     }
 
-    /// The dispatch of one [`SoftmaxCall`].
+    /// The dispatch of one [`SoftmaxCall`], spread over as many workgroups
+    /// as the planner gives its rows (the sums' second pass is its `then`).
     pub fn bind(&self, ctx: &GpuContext, c: SoftmaxCall<'_>) -> Result<Dispatch> {
+        let groups = plan_softmax(&ctx.profile, c.rows);
+        self.bind_spread(ctx, c, groups)
+    }
+
+    /// [`SoftmaxWithLoss::bind`] over `groups` workgroups (at most
+    /// [`SOFTMAX_MAX_GROUPS`]), whatever the planner would choose.
+    pub fn bind_spread(
+        &self,
+        ctx: &GpuContext,
+        c: SoftmaxCall<'_>,
+        groups: u32,
+    ) -> Result<Dispatch> {
+        let groups = groups.clamp(1, SOFTMAX_MAX_GROUPS);
         let dims = Dims {
             rows: c.rows as u32,
             classes: c.classes as u32,
             want_grad: c.want_grad as u32,
             stride: c.stride as u32,
+            groups,
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         };
-        dispatch(
+        let partials = Slice::whole(&self.partials);
+        let bindings = [c.y, c.t, c.dy, c.stats, partials];
+        let mut first = dispatch(
             ctx,
-            c.label,
+            c.label.clone(),
             &self.pipeline,
             &self.layout,
             &dims,
-            &[c.y, c.t, c.dy, c.stats],
-            [1, 1, 1],
-        )
+            &bindings,
+            [groups, 1, 1],
+        )?;
+        if groups > 1 {
+            let finish = dispatch(
+                ctx,
+                format!("{} [sums of {groups} workgroups]", c.label),
+                &self.finish,
+                &self.layout,
+                &dims,
+                &bindings,
+                [1, 1, 1],
+            )?;
+            first.then = Some(Box::new(finish));
+        }
+        Ok(first)
     }
 }
 
@@ -102,6 +179,12 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
         crate::gpu::dispatch::StructContract {
             layout: <Stats as crate::gpu::dispatch::WgslStruct>::LAYOUT,
             wgsl_name: "Stats",
+            uniform_at: None,
+            modules: module(),
+        },
+        crate::gpu::dispatch::StructContract {
+            layout: <Partial as crate::gpu::dispatch::WgslStruct>::LAYOUT,
+            wgsl_name: "Partial",
             uniform_at: None,
             modules: module(),
         },

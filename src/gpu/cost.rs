@@ -1,0 +1,165 @@
+//! A cost model of one dispatch on a GPU: what a plan should take, without
+//! running it. The planner (`plan`) chooses between plans with it, and
+//! `examples/cost_model.rs` states what a change should give on a GPU
+//! before any run on one.
+//!
+//! A dispatch costs a launch, then the slowest compute unit's work. A unit
+//! runs its share of the workgroups (`ceil(groups / units)`), a few at a
+//! time (`residency`); a workgroup of the tiled product steps through K 16
+//! at a time, and each step costs at least one round trip to memory
+//! (`step_latency`: a lone workgroup waits on its loads) and at least its
+//! multiply-adds at the kernel's share of the unit's peak (`efficiency`);
+//! its output costs at least its bytes at the epilogue's bandwidth.
+//! Row kernels (the softmax) cost a fixed time per row an invocation walks.
+//!
+//! The constants are fitted to an NVIDIA H200 (132 units, Vulkan, 2026-12-04;
+//! `bench/h200-2026-12-04/`): `tests/cost_model.rs` holds the model's
+//! predictions for the plans measured there within 40% of each measured
+//! dispatch. Per unit they are a reasonable stand-in for any large GPU;
+//! on other GPUs the absolute times are estimates, the ranking of plans is
+//! what the planner uses.
+//!
+//! Imports only `profile`.
+
+use super::profile::DeviceProfile;
+
+/// The tiled matmul's output tile per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tile {
+    /// 64×64, 4×4 per invocation: 16 multiply-adds per two workgroup loads.
+    T64,
+    /// 128×128, 8×8 per invocation: 64 multiply-adds per four loads, twice
+    /// the arithmetic per byte staged, half the workgroups.
+    T128,
+}
+
+impl Tile {
+    pub const ALL: [Tile; 2] = [Tile::T64, Tile::T128];
+
+    /// Rows (and columns) of C a workgroup computes.
+    pub fn edge(self) -> u32 {
+        match self {
+            Tile::T64 => 64,
+            Tile::T128 => 128,
+        }
+    }
+
+    /// Rows (and columns) of C one invocation computes (16×16 invocations).
+    pub fn per_invocation(self) -> u32 {
+        self.edge() / 16
+    }
+}
+
+/// Steps through K of the tiled kernel (its `BK`).
+pub const K_STEP: u64 = 16;
+
+/// The work of one dispatch, as the model sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Work {
+    /// A pass of the tiled product: `groups` workgroups (slices of K
+    /// included), each `steps` steps of [`K_STEP`] along K, writing (and
+    /// reading, for the epilogues that do) `out_bytes` of C or partial sums.
+    Tiled {
+        tile: Tile,
+        groups: u64,
+        steps: u64,
+        out_bytes: u64,
+    },
+    /// Split-K's reduction: `elements` outputs, each the sum of `slices` partials.
+    Reduce { elements: u64, slices: u64 },
+    /// Rows walked by invocations of 256-wide workgroups: `rows` over
+    /// `groups` workgroups (the softmax's pass over the logits).
+    Rows { rows: u64, groups: u64 },
+    /// One workgroup summing `partials` per-workgroup sums in a fixed order.
+    Finish { partials: u64 },
+}
+
+/// The fitted constants (see the module's comment).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostModel {
+    /// A dispatch with nothing to do, in seconds (a compute pass's launch
+    /// and drain as timestamps see them).
+    pub launch: f64,
+    /// One step through K of a workgroup that waits alone on its loads.
+    pub step_latency: f64,
+    /// Peak multiply-adds per second of one compute unit (H200: 128 fp32
+    /// lanes at 1.98 GHz).
+    pub fma_per_unit: f64,
+    /// One row of the softmax walked by one invocation.
+    pub row: f64,
+    /// One partial read by a reduction's invocation.
+    pub partial_read: f64,
+    /// Bytes per second one compute unit's workgroups write and read back
+    /// through a product's epilogue (H200: about 1.3 TB/s over 132 units,
+    /// well under HBM's 4.8: four floats per invocation per row).
+    pub epilogue_bytes_per_unit: f64,
+}
+
+/// The H200 fit.
+pub const H200: CostModel = CostModel {
+    launch: 6.0e-6,
+    step_latency: 2.1e-6,
+    fma_per_unit: 253.0e9,
+    row: 3.0e-6,
+    partial_read: 0.5e-6,
+    epilogue_bytes_per_unit: 10.0e9,
+};
+
+impl Tile {
+    /// Share of the unit's peak the kernel's inner loop reaches: 0.28 fitted
+    /// for 64×64 (17.9 TFLOP/s at 4096³ on the H200); 0.45 for 128×128 is
+    /// the design's estimate (twice the arithmetic per load), not yet a
+    /// measurement.
+    fn efficiency(self) -> f64 {
+        match self {
+            Tile::T64 => 0.28,
+            Tile::T128 => 0.45,
+        }
+    }
+
+    /// Workgroups one unit keeps in flight (registers and workgroup memory:
+    /// 8 KiB and ~40 registers an invocation for 64×64, 16 KiB and ~100 for 128×128).
+    fn residency(self) -> u64 {
+        match self {
+            Tile::T64 => 4,
+            Tile::T128 => 2,
+        }
+    }
+}
+
+impl CostModel {
+    /// Seconds one dispatch of `work` takes on `profile`'s device.
+    pub fn seconds(&self, profile: &DeviceProfile, work: Work) -> f64 {
+        let units = profile.compute_units.max(1) as u64;
+        let busy = match work {
+            Work::Tiled {
+                tile,
+                groups,
+                steps,
+                out_bytes,
+            } => {
+                let per_unit = groups.div_ceil(units);
+                let writers = groups.min(units) as f64;
+                let traffic = out_bytes as f64 / (writers * self.epilogue_bytes_per_unit);
+                let fmas = (tile.edge() as f64).powi(2) * K_STEP as f64;
+                let compute =
+                    (per_unit * steps) as f64 * fmas / (self.fma_per_unit * tile.efficiency());
+                let waiting =
+                    per_unit.div_ceil(tile.residency()) as f64 * steps as f64 * self.step_latency;
+                compute.max(waiting).max(traffic)
+            }
+            Work::Reduce { elements, slices } => {
+                // 2048 invocations in flight per unit.
+                let rounds = elements.div_ceil(units * 2048);
+                (rounds * slices) as f64 * self.partial_read
+            }
+            Work::Rows { rows, groups } => {
+                let per_invocation = rows.div_ceil(groups.max(1) * 256);
+                let waves = groups.div_ceil(units * 8);
+                (per_invocation * waves) as f64 * self.row
+            }
+            Work::Finish { partials } => (partials.div_ceil(256) + 8) as f64 * self.partial_read,
+        };
+        self.launch + busy
+    }
+}

@@ -1,0 +1,125 @@
+//! The cost model over a whole training step, without a GPU: each product
+//! and the softmax of a step as the planner plans them on a profile, with
+//! their predicted times; and the same dispatches under the plans of a
+//! measurement (the 64×64 tile, the split of K `bench --json`
+//! reported, one softmax workgroup), so that the model can be held against
+//! what was measured (`tests/cost_model.rs`) and old plans set beside new
+//! ones (`examples/cost_model.rs`). Dispatches no plan changes (the gather,
+//! the window kernels, the updates) are not modelled: the callers carry
+//! their measured times.
+//!
+//! Imports `cost`, `plan`, `profile` and `layout`.
+
+use super::cost::{CostModel, Tile, Work};
+use super::layout::{StepProduct, step_products};
+use super::plan::{REDUCE_WG, SplitK, plan_product, plan_softmax, plan_tiled};
+use super::profile::{DeviceProfile, MatmulAlgo};
+use crate::model::Arch;
+
+/// The label of the softmax's dispatch in a step.
+pub const SOFTMAX: &str = "softmax_with_loss";
+
+/// One dispatch of a step and what the model predicts for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forecast {
+    pub name: String,
+    /// Workgroups of the dispatch and of its second pass, if any.
+    pub groups: u64,
+    /// Slices of K (1: not split; the softmax's are 1).
+    pub split_k: u32,
+    /// The tiled product's tile (None for the softmax).
+    pub tile: Option<Tile>,
+    pub seconds: f64,
+}
+
+/// The step's products and softmax for `rows` samples, planned on `profile`.
+pub fn planned_step(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    arch: &Arch,
+    rows: usize,
+) -> Vec<Forecast> {
+    let mut step: Vec<Forecast> = step_products(arch, rows, true)
+        .iter()
+        .map(|p| {
+            let plan = plan_product(profile, MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
+            product_forecast(model, profile, p, plan)
+        })
+        .collect();
+    step.push(softmax_forecast(
+        model,
+        profile,
+        rows,
+        plan_softmax(profile, rows),
+    ));
+    step
+}
+
+/// A dispatch `bench --json` reported (its `name` and `split_k`), as the
+/// model predicts it under the plan it ran with: the 64×64 tile and that
+/// split for a product, one workgroup for the softmax. None for a dispatch
+/// the model does not cover.
+pub fn as_measured(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    arch: &Arch,
+    rows: usize,
+    name: &str,
+    split_k: u32,
+) -> Option<Forecast> {
+    if name == SOFTMAX {
+        return Some(softmax_forecast(model, profile, rows, 1));
+    }
+    let base = name.split(" [split-K").next().unwrap_or(name);
+    let product = step_products(arch, rows, true)
+        .into_iter()
+        .find(|p| base.starts_with(&p.name))?;
+    let plan = plan_tiled(profile, Tile::T64, &product.shape, SplitK::Slices(split_k));
+    Some(product_forecast(model, profile, &product, plan))
+}
+
+fn product_forecast(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    p: &StepProduct,
+    plan: super::plan::MatmulPlan,
+) -> Forecast {
+    let reduce_groups = if plan.split_k > 1 {
+        (p.shape.n as u64).div_ceil(REDUCE_WG as u64) * p.shape.m as u64
+    } else {
+        0
+    };
+    Forecast {
+        name: p.name.clone(),
+        groups: plan.groups.iter().map(|&g| g as u64).product::<u64>() + reduce_groups,
+        split_k: plan.split_k,
+        tile: Some(plan.tile),
+        seconds: plan.predicted(model, profile, &p.shape),
+    }
+}
+
+fn softmax_forecast(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    rows: usize,
+    groups: u32,
+) -> Forecast {
+    let (rows, spread) = (rows as u64, groups as u64);
+    let mut seconds = model.seconds(
+        profile,
+        Work::Rows {
+            rows,
+            groups: spread,
+        },
+    );
+    if groups > 1 {
+        seconds += model.seconds(profile, Work::Finish { partials: spread });
+    }
+    Forecast {
+        name: SOFTMAX.into(),
+        groups: spread + (groups > 1) as u64,
+        split_k: 1,
+        tile: None,
+        seconds,
+    }
+}

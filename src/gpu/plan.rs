@@ -1,0 +1,321 @@
+//! The dispatch planner: pure functions from a dispatch's shape and the
+//! device's [`DeviceProfile`] to its grid. On a GPU the tiled product's
+//! tile and split of K, and the softmax's workgroups, are the plans the
+//! cost model (`cost`) says are fastest; on a CPU adapter (lavapipe) the
+//! vec4 kernel keeps the rules measured there. The same shape on the same
+//! profile always gets the same plan, so a seed repeats a run bit for bit.
+//! (The gather, window and update kernels need no planning: they run one
+//! invocation per element or row, which fills any device.)
+//!
+//! Imports `profile` and `cost`.
+
+use super::cost::{CostModel, H200, K_STEP, Tile, Work};
+use super::profile::{DeviceProfile, MatmulAlgo};
+
+/// The product's dimensions and strides (row lengths as stored). Columns
+/// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
+/// untouched by the SGD epilogue). Weight decay `decay` applies to rows
+/// `m < decay_rows` (the weights of a `[W; b]` block, not its bias row) in the
+/// SGD and Grad epilogues.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub lda: usize,
+    pub ldb: usize,
+    pub ldc: usize,
+    pub n_real: usize,
+    pub ones_col: Option<usize>,
+    pub lr: f32,
+    pub decay: f32,
+    pub decay_rows: usize,
+}
+
+impl MatmulShape {
+    /// A plain product `C(m, n) = A(m, k)·B(k, n)`, tightly packed, no padding columns.
+    pub fn plain(m: usize, n: usize, k: usize, lda: usize, ldb: usize, ldc: usize) -> Self {
+        MatmulShape {
+            m,
+            n,
+            k,
+            lda,
+            ldb,
+            ldc,
+            n_real: n,
+            ones_col: None,
+            lr: 0.0,
+            decay: 0.0,
+            decay_rows: 0,
+        }
+    }
+}
+
+/// How K is divided among workgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitK {
+    /// Chosen by the planner ([`plan_product`]).
+    Auto,
+    /// At most this many slices (fewer when K is too short for them).
+    Slices(u32),
+}
+
+/// How a product is dispatched: its tile, workgroup grid and split of K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulPlan {
+    /// The tiled kernel's tile (the vec4 kernel ignores it).
+    pub tile: Tile,
+    /// Workgroups of the product pass (x, y, and z = the slices of K).
+    pub groups: [u32; 3],
+    /// Slices of K computed in parallel (1: not split).
+    pub split_k: u32,
+    /// Length of each slice of K (a multiple of 16; the last may be shorter).
+    pub k_slice: u32,
+}
+
+impl MatmulPlan {
+    /// Bytes of the partial sums a split product allocates (0 when not split).
+    pub fn partial_bytes(&self, s: &MatmulShape) -> u64 {
+        if self.split_k > 1 {
+            self.split_k as u64 * s.m as u64 * s.ldc as u64 * 4
+        } else {
+            0
+        }
+    }
+
+    /// The dispatches this plan makes, as the cost model sees them.
+    pub fn work(&self, s: &MatmulShape) -> Vec<Work> {
+        let groups = self.groups.iter().map(|&g| g as u64).product();
+        let steps = (self.k_slice as u64).div_ceil(K_STEP);
+        // C (or the partial sums) written, and read too by most epilogues.
+        let out_bytes = 8 * (self.split_k as usize * s.m * s.n) as u64;
+        let mut work = vec![Work::Tiled {
+            tile: self.tile,
+            groups,
+            steps,
+            out_bytes,
+        }];
+        if self.split_k > 1 {
+            work.push(Work::Reduce {
+                elements: (s.m * s.n) as u64,
+                slices: self.split_k as u64,
+            });
+        }
+        work
+    }
+
+    /// What `model` predicts for this plan on `profile`, in seconds.
+    pub fn predicted(&self, model: &CostModel, profile: &DeviceProfile, s: &MatmulShape) -> f64 {
+        let work = self.work(s);
+        work.into_iter().map(|w| model.seconds(profile, w)).sum()
+    }
+}
+
+/// Split-K on CPU adapters (the vec4 kernel): K is cut into slices of at
+/// least this length. With texture operands the kernel already takes K in
+/// cache-sized blocks (see K_BLOCK4 in matmul_vec4.wgsl), yet long slices
+/// still run slower (reading buffers, without the blocks, more so): at
+/// 785 × 1024 × 8192 (Aᵀ·B, the weight gradient at batch 8192) eight slices
+/// measured 37.9 GFLOP/s, four 34.1 and one 30.6 on lavapipe, the reduction included.
+const VEC4_MIN_K_SLICE: u64 = 1024;
+/// The reduction's workgroup (invocations along N; a row of C per row of
+/// workgroups).
+pub const REDUCE_WG: u32 = 64;
+/// The splits of K the GPU planner weighs (as far as K has steps for them).
+const SPLIT_CANDIDATES: [u64; 16] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+/// Output tile of one invocation of the vec4 kernel.
+pub const VEC4_TN: u32 = 16;
+/// Invocations along x (the SIMD lanes) of a vec4 workgroup.
+pub const VEC4_WG_X: u32 = 8;
+
+/// The workgroup grid, tile and split of K for a product of `algo` on
+/// `profile`. [`SplitK::Auto`] on a GPU (the tiled kernel) takes the tile and
+/// split the cost model predicts fastest; on the vec4 kernel it splits when K
+/// is too long for the caches ([`VEC4_MIN_K_SLICE`]). A split whose partial
+/// sums would not fit one binding, or whose reduction's grid would not fit
+/// the device, is never chosen.
+pub fn plan_product(
+    profile: &DeviceProfile,
+    algo: MatmulAlgo,
+    s: &MatmulShape,
+    split: SplitK,
+) -> MatmulPlan {
+    let k = s.k as u64;
+    let fits = |n: u64| split_fits(profile, s, n);
+    let wanted = match (split, algo) {
+        (SplitK::Slices(n), _) => n as u64,
+        (SplitK::Auto, MatmulAlgo::Tiled) => return fastest_tiled(profile, &Tile::ALL, s, fits),
+        (SplitK::Auto, _) => k / VEC4_MIN_K_SLICE,
+    };
+    let mut n = wanted.clamp(1, k.div_ceil(K_STEP).max(1));
+    if split == SplitK::Auto {
+        while !fits(n) {
+            n /= 2;
+        }
+    }
+    with_split(algo, Tile::T64, s, n)
+}
+
+/// Whether K may be split in `n`: the partial sums fit one binding and the
+/// reduction's grid (one row of workgroups per row of C) fits the device.
+fn split_fits(profile: &DeviceProfile, s: &MatmulShape, n: u64) -> bool {
+    n <= 1
+        || (n * s.m as u64 * s.ldc as u64 * 4 <= profile.binding_limit
+            && s.m as u64 <= profile.max_groups_per_dim as u64)
+}
+
+/// [`plan_product`] for the tiled kernel with its tile given (a test, or
+/// `bench --matmul` comparing the tiles): `SplitK::Auto` takes the split the
+/// cost model predicts fastest for that tile.
+pub fn plan_tiled(
+    profile: &DeviceProfile,
+    tile: Tile,
+    s: &MatmulShape,
+    split: SplitK,
+) -> MatmulPlan {
+    match split {
+        SplitK::Slices(n) => {
+            let n = (n as u64).clamp(1, (s.k as u64).div_ceil(K_STEP).max(1));
+            with_split(MatmulAlgo::Tiled, tile, s, n)
+        }
+        SplitK::Auto => fastest_tiled(profile, &[tile], s, |n| split_fits(profile, s, n)),
+    }
+}
+
+/// The tiled plan among `tiles` with the least predicted time; ties go to
+/// the earlier tile, then the fewer slices (one dispatch rather than two).
+fn fastest_tiled(
+    profile: &DeviceProfile,
+    tiles: &[Tile],
+    s: &MatmulShape,
+    fits: impl Fn(u64) -> bool,
+) -> MatmulPlan {
+    let steps = (s.k as u64).div_ceil(K_STEP).max(1);
+    let mut best = with_split(MatmulAlgo::Tiled, tiles[0], s, 1);
+    let mut best_time = best.predicted(&H200, profile, s);
+    for &tile in tiles {
+        for n in SPLIT_CANDIDATES
+            .into_iter()
+            .filter(|&n| n <= steps && fits(n))
+        {
+            let plan = with_split(MatmulAlgo::Tiled, tile, s, n);
+            let time = plan.predicted(&H200, profile, s);
+            if time < best_time {
+                (best, best_time) = (plan, time);
+            }
+        }
+    }
+    best
+}
+
+/// The plan cutting K into at most `n` slices of whole steps, none empty.
+fn with_split(algo: MatmulAlgo, tile: Tile, s: &MatmulShape, n: u64) -> MatmulPlan {
+    let k = s.k as u64;
+    let [x, y] = grid(algo, tile, s);
+    let k_slice = k.div_ceil(n.max(1)).next_multiple_of(K_STEP).max(1);
+    let n = if n > 1 { k.div_ceil(k_slice) } else { 1 };
+    MatmulPlan {
+        tile,
+        groups: [x, y, n as u32],
+        split_k: n as u32,
+        k_slice: if n > 1 {
+            k_slice as u32
+        } else {
+            k.max(1) as u32
+        },
+    }
+}
+
+/// Workgroups along x and y covering C.
+fn grid(algo: MatmulAlgo, tile: Tile, s: &MatmulShape) -> [u32; 2] {
+    match algo {
+        MatmulAlgo::Tiled => [
+            (s.n as u32).div_ceil(tile.edge()),
+            (s.m as u32).div_ceil(tile.edge()),
+        ],
+        MatmulAlgo::Vec4 | MatmulAlgo::Vec4Buffers => {
+            let shape = Vec4Shape::for_product(s.m, s.n);
+            let (along_x, along_y) = if shape.x_along_m {
+                (s.m, s.n)
+            } else {
+                (s.n, s.m)
+            };
+            let (tile_x, tile_y) = if shape.x_along_m {
+                (shape.tm, VEC4_TN)
+            } else {
+                (VEC4_TN, shape.tm)
+            };
+            [
+                (along_x as u32).div_ceil(tile_x * VEC4_WG_X),
+                (along_y as u32).div_ceil(tile_y * shape.wg_y),
+            ]
+        }
+    }
+}
+
+/// The vec4 kernel's workgroup: which dimension the SIMD lanes (x) walk,
+/// how many invocations along y, and the rows per invocation (all pipeline
+/// constants).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Vec4Shape {
+    pub x_along_m: bool,
+    pub wg_y: u32,
+    pub tm: u32,
+}
+
+impl Vec4Shape {
+    /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
+    /// along M, with just enough invocations along y to cover N. (One
+    /// invocation along y is slower: the invocations of a workgroup share
+    /// their rows of A in cache.) 12 rows per invocation, unless rounding M up
+    /// to a whole number of workgroups would waste more than with 8.
+    pub fn for_product(m: usize, n: usize) -> Self {
+        let (m, n) = (m as u32, n as u32);
+        let (x_along_m, wg_y) = if n >= VEC4_WG_X * VEC4_TN || m < n {
+            (false, 8)
+        } else {
+            (true, n.div_ceil(VEC4_TN).next_power_of_two().min(8))
+        };
+        let rows_per_group = |tm: u32| if x_along_m { tm * VEC4_WG_X } else { tm * wg_y };
+        let padded = |tm: u32| m.div_ceil(rows_per_group(tm)) * rows_per_group(tm);
+        let tm = if padded(12) <= padded(8) + padded(8) / 16 {
+            12
+        } else {
+            8
+        };
+        Vec4Shape {
+            x_along_m,
+            wg_y,
+            tm,
+        }
+    }
+}
+
+/// Invocations of a softmax workgroup (`WG` in softmax_loss.wgsl).
+pub const SOFTMAX_WG: u32 = 256;
+/// The most workgroups a softmax pass spreads its rows over (the size of
+/// its partial sums' buffer); each invocation walks more rows beyond it.
+pub const SOFTMAX_MAX_GROUPS: u32 = 1024;
+
+/// How SoftmaxWithLoss runs over `rows` rows: one workgroup, whose tree
+/// adds the sums (a CPU adapter, or few rows), or one row per invocation over
+/// many workgroups and a second pass adding their sums in a fixed order,
+/// when the cost model predicts that faster.
+pub fn plan_softmax(profile: &DeviceProfile, rows: usize) -> u32 {
+    let spread = (rows as u64)
+        .div_ceil(SOFTMAX_WG as u64)
+        .clamp(1, SOFTMAX_MAX_GROUPS as u64);
+    if profile.cpu || spread == 1 {
+        return 1;
+    }
+    let rows = rows as u64;
+    let one = H200.seconds(profile, Work::Rows { rows, groups: 1 });
+    let many = H200.seconds(
+        profile,
+        Work::Rows {
+            rows,
+            groups: spread,
+        },
+    ) + H200.seconds(profile, Work::Finish { partials: spread });
+    if many < one { spread as u32 } else { 1 }
+}

@@ -1,0 +1,147 @@
+//! The dispatch planner (`src/gpu/plan.rs`) as pure functions, on the
+//! profile of a 132-unit GPU (an NVIDIA H200) and of a 2-core CPU adapter
+//! (lavapipe on the development machine). No GPU needed.
+
+use gpu_net::gpu::DeviceProfile;
+use gpu_net::gpu::MatmulAlgo;
+use gpu_net::gpu::cost::{H200, Tile};
+use gpu_net::gpu::layout::step_products;
+use gpu_net::gpu::plan::{
+    MatmulPlan, MatmulShape, SOFTMAX_MAX_GROUPS, SplitK, plan_product, plan_softmax, plan_tiled,
+};
+use gpu_net::model::Arch;
+
+fn h200() -> DeviceProfile {
+    DeviceProfile::discrete(132)
+}
+
+fn book() -> Arch {
+    Arch::mlp(784, &[50], 10).unwrap()
+}
+
+fn groups(p: &MatmulPlan) -> u32 {
+    p.groups.iter().product()
+}
+
+/// The plan the tiled kernel had before it knew the device: the 64×64
+/// tile, K whole.
+fn unsplit(s: &MatmulShape) -> MatmulPlan {
+    plan_tiled(&h200(), Tile::T64, s, SplitK::Slices(1))
+}
+
+#[test]
+fn every_product_of_the_book_step_on_a_large_gpu_is_planned_no_slower() {
+    for p in step_products(&book(), 100, true) {
+        let plan = plan_product(&h200(), MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
+        let old = unsplit(&p.shape);
+        let (t_new, t_old) = (
+            plan.predicted(&H200, &h200(), &p.shape),
+            old.predicted(&H200, &h200(), &p.shape),
+        );
+        assert!(t_new <= t_old, "{}: {plan:?} {t_new} > {t_old}", p.name);
+    }
+}
+
+#[test]
+fn the_book_products_with_long_k_fill_a_large_gpu() {
+    // X·W1 (100 × 52 over K = 788) ran on 2 workgroups for 111 µs of a
+    // 198 µs step; the weight gradient at batch 8192 (51 × 12 over K = 8192)
+    // on 1 for 1.03 ms.
+    let x_w1 = &step_products(&book(), 100, true)[0];
+    assert_eq!(x_w1.name, "affine1 forward");
+    let dw2 = step_products(&book(), 8192, true)
+        .into_iter()
+        .find(|p| p.name == "affine2 backward dW,db")
+        .unwrap();
+    for s in [x_w1.shape, dw2.shape] {
+        let plan = plan_product(&h200(), MatmulAlgo::Tiled, &s, SplitK::Auto);
+        assert!(plan.split_k > 1 && groups(&plan) >= 32, "{s:?}: {plan:?}");
+        let (new, old) = (
+            plan.predicted(&H200, &h200(), &s),
+            unsplit(&s).predicted(&H200, &h200(), &s),
+        );
+        assert!(new < old / 3.0, "{s:?}: {new} vs {old}");
+    }
+}
+
+#[test]
+fn a_large_square_product_takes_the_large_tile_whole() {
+    let s = MatmulShape::plain(4096, 4096, 4096, 4096, 4096, 4096);
+    let plan = plan_product(&h200(), MatmulAlgo::Tiled, &s, SplitK::Auto);
+    assert_eq!(
+        (plan.tile, plan.split_k, plan.groups),
+        (Tile::T128, 1, [32, 32, 1])
+    );
+}
+
+#[test]
+fn on_a_two_core_cpu_the_vec4_kernel_keeps_its_rules() {
+    let cpu = DeviceProfile::cpu(2);
+    // The book step at batch 100 is never split; the weight gradient at
+    // batch 8192 is cut into slices of 1024 along K.
+    for p in step_products(&book(), 100, true) {
+        let plan = plan_product(&cpu, MatmulAlgo::Vec4, &p.shape, SplitK::Auto);
+        assert_eq!(plan.split_k, 1, "{}: {plan:?}", p.name);
+        assert!(plan.k_slice as usize >= p.shape.k);
+    }
+    let dw1 = step_products(&book(), 8192, true)
+        .into_iter()
+        .find(|p| p.name == "affine1 backward dW,db")
+        .unwrap();
+    let plan = plan_product(&cpu, MatmulAlgo::Vec4, &dw1.shape, SplitK::Auto);
+    assert_eq!((plan.split_k, plan.k_slice), (8, 1024), "{plan:?}");
+}
+
+#[test]
+fn a_tiled_plan_on_two_cores_splits_less_than_on_132_units() {
+    let cpu = DeviceProfile::cpu(2);
+    let x_w1 = step_products(&book(), 100, true)[0].shape;
+    let small = plan_product(&cpu, MatmulAlgo::Tiled, &x_w1, SplitK::Auto);
+    let large = plan_product(&h200(), MatmulAlgo::Tiled, &x_w1, SplitK::Auto);
+    assert!(small.split_k < large.split_k, "{small:?} vs {large:?}");
+}
+
+#[test]
+fn splits_cover_k_with_no_empty_slice_and_fit_one_binding() {
+    let mut tight = h200();
+    tight.binding_limit = 1 << 20;
+    for profile in [h200(), tight, DeviceProfile::cpu(2)] {
+        for rows in [1, 3, 17, 100, 1000, 8192, 65536] {
+            for p in step_products(&Arch::mlp(784, &[1024], 10).unwrap(), rows, true) {
+                let s = p.shape;
+                let plan = plan_product(&profile, MatmulAlgo::Tiled, &s, SplitK::Auto);
+                let (n, slice) = (plan.split_k as usize, plan.k_slice as usize);
+                assert!(
+                    n == 1 || (n - 1) * slice < s.k && n * slice >= s.k,
+                    "{s:?} {plan:?}"
+                );
+                assert!(
+                    n == 1 || plan.partial_bytes(&s) <= profile.binding_limit,
+                    "{plan:?}"
+                );
+                assert_eq!(plan.groups[2] as usize, n);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_shape_on_the_same_profile_gets_the_same_plan() {
+    for p in step_products(&book(), 1000, true) {
+        let once = plan_product(&h200(), MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
+        let again = plan_product(&h200(), MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
+        assert_eq!(once, again);
+    }
+}
+
+#[test]
+fn the_softmax_spreads_many_rows_on_a_gpu_only() {
+    let cpu = DeviceProfile::cpu(2);
+    for rows in [1, 100, 8192, 65536, 1 << 20] {
+        assert_eq!(plan_softmax(&cpu, rows), 1, "{rows} rows on a CPU");
+    }
+    assert_eq!(plan_softmax(&h200(), 100), 1);
+    assert_eq!(plan_softmax(&h200(), 8192), 32);
+    assert_eq!(plan_softmax(&h200(), 65536), 256);
+    assert_eq!(plan_softmax(&h200(), 1 << 24), SOFTMAX_MAX_GROUPS);
+}
