@@ -19,8 +19,8 @@
 // the runtime's bounds checks (tests/kernels.rs proves them with poison
 // around every operand).
 //
-// TILE and PER are not in this file: src/gpu/kernels/matmul.rs puts
-// `const TILE: u32 = ...; const PER: u32 = ...;` before it (tiled_source).
+// TILE and PER are not in this file: src/gpu/kernels/matmul.rs compiles one
+// of shaders/matmul/tile64.wgsl and tile128.wgsl before it (tiled_source).
 
 struct Dims {
     m: u32,

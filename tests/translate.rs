@@ -212,6 +212,26 @@ fn the_vec4_modules_are_the_programs() {
     );
 }
 
+/// The tiled product's modules are the program's, and each tile's
+/// constants are the ones the planner and the grid use.
+#[test]
+fn the_tiled_modules_are_the_programs() {
+    use gpu_net::gpu::kernels::{Tile, matmul::tiled_source};
+    let modules = shader_modules();
+    for tile in Tile::ALL {
+        let name = format!("shaders/matmul+tile{}.wgsl", tile.edge());
+        let (_, source) = modules
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no module {name}"));
+        assert_eq!(*source, tiled_source(tile));
+        for (constant, value) in [("TILE", tile.edge()), ("PER", tile.per_invocation())] {
+            let line = format!("const {constant}: u32 = {value}u;");
+            assert!(source.contains(&line), "{name} lacks `{line}`");
+        }
+    }
+}
+
 #[test]
 fn every_kernel_translates_to_every_backend() {
     let out = std::env::var_os("GPU_NET_SHADER_OUT").map(PathBuf::from);

@@ -148,9 +148,10 @@ impl Network {
                 let mut out = Vec::with_capacity(rows * p.arch.outputs());
                 for part in x.chunks(chunk * inputs) {
                     let x32: Vec<f32> = part.iter().map(|&v| v as f32).collect();
-                    g.forward(&x32, &vec![0; part.len() / inputs], form)
+                    let (_, logits) = g
+                        .forward_logits(&x32, &vec![0; part.len() / inputs], form)
                         .map_err(gpu_err)?;
-                    out.extend(g.logits().map_err(gpu_err)?.iter().map(|&v| v as f64));
+                    out.extend(logits.iter().map(|&v| v as f64));
                 }
                 Ok(out)
             }),

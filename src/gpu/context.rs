@@ -231,17 +231,31 @@ impl GpuContext {
         what: &str,
     ) -> Result<Vec<u8>> {
         let size = bytes.next_multiple_of(4).max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back staging"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.read_back_buffer("read-back staging", size);
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
+        self.read_staged(&staging, bytes, what)
+    }
+
+    /// A buffer the host maps to read what copies put in it (kept by a
+    /// caller that reads back every call, so that nothing is made per call).
+    pub fn read_back_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.next_multiple_of(4).max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// The first `bytes` of a [`GpuContext::read_back_buffer`], once the
+    /// work submitted so far (which copies into it) has run: one map, one
+    /// wait.
+    pub fn read_staged(&self, staging: &wgpu::Buffer, bytes: u64, what: &str) -> Result<Vec<u8>> {
+        let range = 0..bytes.next_multiple_of(4).max(4);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, range.clone(), move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
@@ -253,11 +267,11 @@ impl GpuContext {
             .map_err(|_| map_err("the map callback never ran".into()))?
             .map_err(|e| map_err(e.to_string()))?;
         let data = staging
-            .get_mapped_range(..)
-            .map_err(|e| map_err(e.to_string()))?
+            .get_mapped_range(range)
+            .map_err(|e| map_err(e.to_string()))?[..bytes as usize]
             .to_vec();
         staging.unmap();
-        Ok(data[..bytes as usize].to_vec())
+        Ok(data)
     }
 
     pub fn read_f32(

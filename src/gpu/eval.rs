@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::budget::{Plan, largest_scratch};
+use super::budget::{Plan, Scratch, largest_scratch};
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::Result;
@@ -35,6 +35,18 @@ pub struct EvalWorkspace {
 /// layer's activations would not fit one storage binding.
 pub fn eval_chunk(ctx: &GpuContext, arch: &Arch) -> usize {
     EVAL_CHUNK.min(fitting_rows(ctx, arch))
+}
+
+/// The row counts an evaluation of `len` images in chunks of `chunk` binds
+/// products for: a whole chunk and the last, part chunk (the planner may
+/// split a smaller product's K where it leaves a larger one's whole, so
+/// the shared scratch must count both).
+pub fn chunk_sizes(chunk: usize, len: usize) -> Vec<usize> {
+    let mut sizes = vec![chunk.min(len)];
+    if len > chunk && !len.is_multiple_of(chunk) {
+        sizes.push(len % chunk);
+    }
+    sizes
 }
 
 /// The most rows (a multiple of 4, at least 1) whose widest layer's
@@ -154,7 +166,7 @@ impl GpuEvaluator {
         let rows = Self::rows(&ctx, &params.arch, test);
         let data = DeviceDataset::upload(&ctx, "test", test)?;
         let net = GpuNet::for_evaluation(ctx, params)?;
-        let scratch = largest_scratch(&net.ctx, &params.arch, &[(rows, false)]);
+        let scratch = Self::scratch(&net.ctx, &params.arch, rows, test.len());
         net.kernels.matmul.reserve(&net.ctx, &scratch);
         let act = net.eval_activations(rows)?;
         let test = EvalWorkspace::new(&net, &data, "test", &act)?;
@@ -165,6 +177,15 @@ impl GpuEvaluator {
             test,
             _data: data,
         })
+    }
+
+    /// What the chunks' products share.
+    fn scratch(ctx: &GpuContext, arch: &Arch, rows: usize, len: usize) -> Scratch {
+        let runs: Vec<(usize, bool)> = chunk_sizes(rows, len)
+            .into_iter()
+            .map(|r| (r, false))
+            .collect();
+        largest_scratch(ctx, arch, &runs)
     }
 
     /// Rows of the activations: a chunk, or the whole split when smaller.
@@ -179,7 +200,7 @@ impl GpuEvaluator {
         plan.dataset("test", test.len(), test.pixels());
         plan.net_for_evaluation(arch);
         plan.eval_activations(arch, rows);
-        plan.matmul_scratch(&largest_scratch(ctx, arch, &[(rows, false)]));
+        plan.matmul_scratch(&Self::scratch(ctx, arch, rows, test.len()));
         plan.evaluation("test", test.len());
         plan
     }

@@ -4,6 +4,11 @@
 //! forward, SoftmaxWithLoss and backward dispatches as training run. What
 //! the Python bindings' `predict`, `loss`, `accuracy` and `gradient` use.
 //!
+//! A call is one submission and one read-back: the pass, then copies of
+//! what the caller wants (the sums, the logits, the gradients) into a
+//! read-back buffer kept with the pass, mapped once. A round trip to the
+//! GPU costs far more than a small pass; nothing is made per call.
+//!
 //! Imports `budget`, `context`, `dispatch`, `error`, `eval`, `layout` and
 //! `net` (the same rank as `trainer`; neither imports the other).
 
@@ -16,7 +21,7 @@ use super::error::{GpuError, Result};
 use super::eval::{eval_chunk, fitting_rows};
 use super::kernels::Stats;
 use super::layout::{padded, padded_rows};
-use super::net::{Activations, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer};
+use super::net::{Activations, GpuNet, GradTarget, Mode, Op, stats_buffer};
 use crate::dropout_mask::layer_key;
 use crate::model::Params;
 
@@ -27,11 +32,29 @@ const KEPT_PASSES: usize = 3;
 struct Passes {
     act: Activations,
     stats: wgpu::Buffer,
+    /// What a call reads back, copied here in its submission: the sums,
+    /// then the logits, then the gradients ([`Readback`]'s order).
+    readback: wgpu::Buffer,
     /// Forward in training form (batch statistics, Dropout's mask), with dY.
     train: Vec<Op>,
     backward: Vec<Op>,
     /// Forward in evaluation form, loss and accuracy only.
     eval: Vec<Op>,
+}
+
+/// What one call brings back beside the loss and accuracy sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wanted {
+    logits: bool,
+    grads: bool,
+}
+
+/// What one call brought back: the sums, and the logits (rows × outputs)
+/// and the gradient arena where wanted (empty otherwise).
+struct Readback {
+    stats: Stats,
+    logits: Vec<f32>,
+    grads: Vec<f32>,
 }
 
 /// Which form a forward pass takes, as the book's `train_flg`.
@@ -130,7 +153,12 @@ impl HostFedNet {
         net.kernels.matmul.reserve(ctx, &scratch);
         let act = net.activations(rows)?;
         let stats = stats_buffer(ctx, "host-fed stats");
+        let readback = ctx.read_back_buffer(
+            "host-fed read-back",
+            Stats::BYTES + self.logits_bytes(rows) + self.grads_bytes(),
+        );
         Ok(Passes {
+            readback,
             train: net.forward(&act, rows, &stats, true, Mode::Train { slots: 1 })?,
             backward: net.backward(&act, GradTarget::Store, self.weight_decay)?,
             eval: net.forward(&act, rows, &stats, false, Mode::Eval)?,
@@ -156,10 +184,19 @@ impl HostFedNet {
         queue.write_buffer(&p.act.t, 0, bytemuck::cast_slice(t));
     }
 
-    /// One pass over a batch: the forward in `form` (and, when `backward`,
-    /// the gradient into the gradient arena). Returns the loss and
-    /// accuracy sums; the logits stay in the last activation.
-    fn run(&mut self, x: &[f32], t: &[u32], form: Form, backward: bool) -> Result<Stats> {
+    /// Bytes of the logits of `rows` rows as stored (padded rows).
+    fn logits_bytes(&self, rows: usize) -> u64 {
+        (rows * padded(self.net.arch.outputs())) as u64 * 4
+    }
+
+    fn grads_bytes(&self) -> u64 {
+        self.net.layout.len as u64 * 4
+    }
+
+    /// One pass over a batch in one submission: the forward in `form`
+    /// (and, with `want.grads`, the gradient into the gradient arena), then
+    /// the copies of what is wanted, read back with one map.
+    fn run(&mut self, x: &[f32], t: &[u32], form: Form, want: Wanted) -> Result<Readback> {
         // A pass refused here takes no step: Dropout's masks stay in step.
         self.ensure_passes(t.len())?;
         let step = if form == Form::Train {
@@ -183,42 +220,80 @@ impl HostFedNet {
         let ctx = &self.net.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&p.stats, 0, None);
-        let back = if backward { &p.backward[..] } else { &[] };
+        let back = if want.grads { &p.backward[..] } else { &[] };
         record_all(
             &mut enc,
             "host-fed pass",
             forward.iter().chain(back).map(|op| op.dispatch(0)),
         );
+        let mut at = 0;
+        let mut copy = |from: &wgpu::Buffer, bytes: u64| {
+            enc.copy_buffer_to_buffer(from, 0, &p.readback, at, bytes);
+            at += bytes;
+        };
+        copy(&p.stats, Stats::BYTES);
+        let logits_bytes = if want.logits {
+            self.logits_bytes(t.len())
+        } else {
+            0
+        };
+        if want.logits {
+            copy(p.act.z.last().unwrap(), logits_bytes);
+        }
+        if want.grads {
+            copy(self.net.grads(), self.grads_bytes());
+        }
         ctx.queue.submit([enc.finish()]);
-        read_stats(ctx, &p.stats)
+        let bytes = ctx.read_staged(&p.readback, at, "the pass's results")?;
+        let (stats, rest) = bytes.split_at(Stats::BYTES as usize);
+        let (logits, grads) = rest.split_at(logits_bytes as usize);
+        let (o, stride) = (self.net.arch.outputs(), padded(self.net.arch.outputs()));
+        let logits: Vec<f32> = bytemuck::pod_collect_to_vec(logits);
+        Ok(Readback {
+            stats: bytemuck::pod_read_unaligned(stats),
+            logits: logits
+                .chunks_exact(stride)
+                .flat_map(|r| &r[..o])
+                .copied()
+                .collect(),
+            grads: bytemuck::pod_collect_to_vec(grads),
+        })
     }
 
     /// The forward in `form`: loss and accuracy sums over the batch.
     pub fn forward(&mut self, x: &[f32], t: &[u32], form: Form) -> Result<Stats> {
-        self.run(x, t, form, false)
+        let want = Wanted {
+            logits: false,
+            grads: false,
+        };
+        Ok(self.run(x, t, form, want)?.stats)
     }
 
-    /// The logits (rows × outputs) of the last forward.
-    pub fn logits(&self) -> Result<Vec<f32>> {
-        let p = self.passes.first().expect("a forward ran");
-        let (o, stride) = (self.net.arch.outputs(), padded(self.net.arch.outputs()));
-        let rows = p.act.rows;
-        let z = self
-            .net
-            .ctx
-            .read_f32(p.act.z.last().unwrap(), 0, rows * stride, "the logits")?;
-        Ok(z.chunks_exact(stride)
-            .flat_map(|r| &r[..o])
-            .copied()
-            .collect())
+    /// The forward in `form`: the sums and the logits (rows × outputs).
+    pub fn forward_logits(
+        &mut self,
+        x: &[f32],
+        t: &[u32],
+        form: Form,
+    ) -> Result<(Stats, Vec<f32>)> {
+        let want = Wanted {
+            logits: true,
+            grads: false,
+        };
+        let r = self.run(x, t, form, want)?;
+        Ok((r.stats, r.logits))
     }
 
     /// Backprop at the next training step: the loss and accuracy sums of
     /// the training-form forward and every parameter's gradient (weight
     /// decay included), as the book's `gradient(x, t)`.
     pub fn gradient(&mut self, x: &[f32], t: &[u32]) -> Result<(Stats, Params)> {
-        let stats = self.run(x, t, Form::Train, true)?;
-        Ok((stats, self.net.read_grads()?))
+        let want = Wanted {
+            logits: false,
+            grads: true,
+        };
+        let r = self.run(x, t, Form::Train, want)?;
+        Ok((r.stats, self.net.layout.from_gpu(&self.net.arch, &r.grads)))
     }
 
     /// The parameters and running statistics on the GPU.

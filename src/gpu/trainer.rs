@@ -11,7 +11,7 @@ use super::budget::{Plan, Scratch, largest_scratch};
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
-use super::eval::{EvalWorkspace, eval_chunk};
+use super::eval::{EvalWorkspace, chunk_sizes, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
 use super::layout::padded;
 use super::net::{
@@ -330,11 +330,16 @@ impl GpuTrainer {
 
     /// What the step's and the evaluations' products share.
     fn scratch(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist, batch: usize) -> Scratch {
-        largest_scratch(
-            ctx,
-            arch,
-            &[(batch, true), (eval_rows(ctx, arch, data), false)],
-        )
+        let chunk = eval_rows(ctx, arch, data);
+        let mut runs = vec![(batch, true)];
+        for split in [&data.train, &data.test] {
+            runs.extend(
+                chunk_sizes(chunk, split.len())
+                    .into_iter()
+                    .map(|r| (r, false)),
+            );
+        }
+        largest_scratch(ctx, arch, &runs)
     }
 
     pub fn step(&self) -> &StepWorkspace {

@@ -29,6 +29,9 @@ pub use crate::gpu::plan::{MatmulPlan, MatmulShape, SplitK};
 use crate::gpu::plan::{REDUCE_WG, Vec4Shape};
 
 const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
+/// The tiled kernel's tile constants, one of which goes before `TILED_SOURCE`.
+const TILE_64: &str = include_str!("../../../shaders/matmul/tile64.wgsl");
+const TILE_128: &str = include_str!("../../../shaders/matmul/tile128.wgsl");
 const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
 /// The vec4 kernel's operand bindings, one of which goes before `VEC4_SOURCE`.
 const BUFFER_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/buffers.wgsl");
@@ -547,14 +550,14 @@ pub fn plan_product(
     crate::gpu::plan::plan_product(&ctx.profile, algo, s, split)
 }
 
-/// The tiled kernel's WGSL as the program compiles it: the tile's constants,
-/// then `shaders/matmul.wgsl`.
+/// The tiled kernel's WGSL as the program compiles it: the tile's constants
+/// (`shaders/matmul/tile*.wgsl`), then `shaders/matmul.wgsl`.
 pub fn tiled_source(tile: Tile) -> String {
-    format!(
-        "const TILE: u32 = {}u;\nconst PER: u32 = {}u;\n{TILED_SOURCE}",
-        tile.edge(),
-        tile.per_invocation()
-    )
+    let prelude = match tile {
+        Tile::T64 => TILE_64,
+        Tile::T128 => TILE_128,
+    };
+    format!("{prelude}\n{TILED_SOURCE}")
 }
 
 /// Refuses operands shorter than the product reads: the tiled kernel's
@@ -693,8 +696,8 @@ impl AsRef<Dispatch> for MatmulDispatch {
 /// reduction's) and the vec4 one with either kind of operand.
 pub fn modules() -> Vec<(&'static str, String)> {
     vec![
-        ("shaders/matmul.wgsl (64×64)", tiled_source(Tile::T64)),
-        ("shaders/matmul.wgsl (128×128)", tiled_source(Tile::T128)),
+        ("shaders/matmul.wgsl (tile64)", tiled_source(Tile::T64)),
+        ("shaders/matmul.wgsl (tile128)", tiled_source(Tile::T128)),
         ("shaders/matmul_vec4.wgsl (buffers)", vec4_source(false)),
         ("shaders/matmul_vec4.wgsl (textures)", vec4_source(true)),
     ]
