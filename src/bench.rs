@@ -91,6 +91,9 @@ pub struct AdapterReport {
     pub backend: String,
     pub driver: String,
     pub device_type: String,
+    /// The planner's compute units and where they came from.
+    pub compute_units: u32,
+    pub compute_units_from: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -185,6 +188,8 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
         backend: format!("{:?}", i.backend),
         driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
         device_type: format!("{:?}", i.device_type),
+        compute_units: ctx.profile.compute_units,
+        compute_units_from: format!("{:?}", ctx.profile.units_from),
     }
 }
 
@@ -580,8 +585,17 @@ pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     if let Some(a) = &r.adapter {
         s += &format!(
-            "adapter: {} ({}, {}, {})\n",
-            a.name, a.backend, a.driver, a.device_type
+            "adapter: {} ({}, {}, {}); planned for {} compute units{}\n",
+            a.name,
+            a.backend,
+            a.driver,
+            a.device_type,
+            a.compute_units,
+            if a.compute_units_from == "Environment" {
+                " (GPU_NET_COMPUTE_UNITS)"
+            } else {
+                ""
+            }
         );
     }
     let mut extras = vec![];

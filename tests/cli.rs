@@ -6,8 +6,14 @@ mod common;
 use std::process::{Command, Output};
 
 fn gpu_net(args: &[&str]) -> Output {
+    gpu_net_with(&[], args)
+}
+
+/// `gpu-net args` with the environment variables `vars` set.
+fn gpu_net_with(vars: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gpu-net"))
         .args(args)
+        .envs(vars.iter().copied())
         .env(
             "XDG_RUNTIME_DIR",
             std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
@@ -197,21 +203,66 @@ fn devices_lists_adapters() {
     }
 }
 
+/// GPU_NET_COMPUTE_UNITS sets the planner's compute units (bench reports
+/// them); a value that is not a count is a usage error naming it.
+#[test]
+fn compute_units_come_from_the_environment() {
+    if common::gpu().is_none() {
+        return;
+    }
+    for bad in ["0", "many", "1.5"] {
+        let o = gpu_net_with(
+            &[("GPU_NET_COMPUTE_UNITS", bad)],
+            &["train", "--iters", "1"],
+        );
+        assert_fails_output(&o, 2, &["GPU_NET_COMPUTE_UNITS", "whole number"]);
+    }
+    let args = [
+        "bench",
+        "--batch",
+        "100",
+        "--hidden",
+        "50",
+        "--seconds",
+        "0.2",
+    ];
+    let o = gpu_net_with(
+        &[("GPU_NET_COMPUTE_UNITS", "132")],
+        &[&args[..], &["--repeats", "1", "--json"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["adapter"]["compute_units"], 132);
+    assert_eq!(v["adapter"]["compute_units_from"], "Environment");
+}
+
+/// The tiled kernel trains as the CPU does, with the plans of the
+/// development machine and with those of a 132-unit GPU (products split
+/// along K, 128×128 tiles where they pay).
 #[test]
 fn gpu_train_with_the_tiled_kernel() {
     if common::gpu().is_none() {
         return;
     }
-    let o = gpu_net(&[
-        "train",
-        "--device",
-        "gpu",
-        "--matmul-kernel",
-        "tiled",
-        "--iters",
-        "30",
-        "--json",
-    ]);
+    for units in ["2", "132"] {
+        tiled_training_matches_the_cpu(units);
+    }
+}
+
+fn tiled_training_matches_the_cpu(units: &str) {
+    let o = gpu_net_with(
+        &[("GPU_NET_COMPUTE_UNITS", units)],
+        &[
+            "train",
+            "--device",
+            "gpu",
+            "--matmul-kernel",
+            "tiled",
+            "--iters",
+            "30",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // The same 30 steps on the f64 CPU path: the mean loss agrees to f32's

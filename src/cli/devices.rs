@@ -34,5 +34,11 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<ExitCode> {
             info.device_type
         ));
     }
+    // What the dispatch planner assumes of a device it opens.
+    let profile_of =
+        |info: &wgpu::AdapterInfo| gpu::DeviceProfile::for_adapter(info, &wgpu::Limits::default());
+    if let Some(first) = adapters.first() {
+        say_err!("planner: {}", profile_of(first)?.describe());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,17 @@ pub use super::adapter::{describe, list_adapters};
 pub use super::error::{GpuError, Result};
 pub use super::profile::{DeviceProfile, MatmulAlgo};
 
+/// What to try when a device will not open: on a hardware GPU through GL,
+/// its Vulkan adapter (NVIDIA's driver without a display has lost the GL
+/// device as it opened, where Vulkan on the same card worked).
+fn open_hint(info: &wgpu::AdapterInfo) -> &'static str {
+    if info.backend == wgpu::Backend::Gl && info.device_type != wgpu::DeviceType::Cpu {
+        "; GL without a display fails on some drivers: try `--backend vulkan` (`gpu-net devices` lists the adapters)"
+    } else {
+        ""
+    }
+}
+
 /// Which adapter to open.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
@@ -73,6 +84,7 @@ impl GpuContext {
         .map_err(|source| GpuError::RequestDevice {
             adapter: describe(&info),
             source,
+            hint: open_hint(&info),
         })?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();

@@ -34,10 +34,12 @@ pub enum GpuError {
         value: String,
         why: String,
     },
-    #[error("could not open the device on {adapter}: {source}")]
+    #[error("could not open the device on {adapter}: {source}{hint}")]
     RequestDevice {
         adapter: String,
         source: wgpu::RequestDeviceError,
+        /// What to try instead, or empty.
+        hint: &'static str,
     },
     #[error(
         "the device cannot hold this configuration: {what} needs {need} {unit} but the device allows {have}"
