@@ -21,7 +21,7 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
-    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
+    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK, Tile,
 };
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, ArchError, Params};
@@ -152,7 +152,7 @@ pub struct MatmulBench {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MatmulResult {
-    /// "Tiled" or "Vec4" (see `gpu::kernels::matmul`).
+    /// "Tiled64", "Tiled128", "Vec4" or "Vec4Buffers" (see `gpu::kernels::matmul`).
     pub algo: String,
     pub m: usize,
     pub n: usize,
@@ -413,13 +413,16 @@ pub fn bench_cpu(data: &Mnist, arch: &Arch, batch: usize, cfg: &BenchConfig) -> 
 /// count the real 2·M·N·K.
 pub fn bench_matmul(
     ctx: &GpuContext,
-    algo: MatmulAlgo,
+    (algo, tile): (MatmulAlgo, Option<Tile>),
     p: MatmulBench,
     split: SplitK,
     seconds: f64,
 ) -> Result<MatmulResult> {
     let MatmulBench { m, n, k, form } = p;
-    let mm = Matmul::with_algo(ctx, algo);
+    let mut mm = Matmul::with_algo(ctx, algo);
+    if let Some(tile) = tile {
+        mm = mm.with_tile(tile);
+    }
     let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
     let mp = if form == MatmulForm::Atb {
         m.next_multiple_of(4)
@@ -483,7 +486,10 @@ pub fn bench_matmul(
     }
     let seconds = median(&mut rates);
     Ok(MatmulResult {
-        algo: format!("{algo:?}"),
+        algo: format!(
+            "{algo:?}{}",
+            tile.map_or(String::new(), |t| t.edge().to_string())
+        ),
         m,
         n,
         k,
@@ -494,6 +500,15 @@ pub fn bench_matmul(
         split_k: d.split_k(),
     })
 }
+
+/// The matmul kernels `--matmul` times: the tiled one with each tile, and
+/// the vec4 one with each kind of operand.
+const MATMUL_KERNELS: [(MatmulAlgo, Option<Tile>); 4] = [
+    (MatmulAlgo::Tiled, Some(Tile::T64)),
+    (MatmulAlgo::Tiled, Some(Tile::T128)),
+    (MatmulAlgo::Vec4, None),
+    (MatmulAlgo::Vec4Buffers, None),
+];
 
 /// Runs everything `cfg` asks for, calling `progress` with each result line.
 pub fn run(
@@ -523,8 +538,8 @@ pub fn run(
                 Some("this adapter has no timestamp queries: no per-kernel profile".into());
         }
         for &p in &cfg.matmul {
-            for algo in [MatmulAlgo::Tiled, MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers] {
-                let r = bench_matmul(ctx, algo, p, cfg.split_k, cfg.seconds / 3.0)?;
+            for kernel in MATMUL_KERNELS {
+                let r = bench_matmul(ctx, kernel, p, cfg.split_k, cfg.seconds / 3.0)?;
                 progress(matmul_line(&r));
                 report.matmul.push(r);
             }

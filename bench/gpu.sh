@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One GPU measurement in one call: gpu-net's `bench` and PyTorch's peer
+# (bench/torch_peer.py) doing the same training steps on the same card, then
+# one table of gpu-net / PyTorch's best, and the matrix product alone.
+# Needs an NVIDIA GPU, PyTorch with CUDA and numpy; run from anywhere:
+#
+#   bench/gpu.sh [GPU-NET-BINARY]     (default target/release/gpu-net, built if missing)
+#
+# SECONDS_PER_RUN (default 1) sets the length of each timed run. Everything
+# is written to a folder it names at the end (OUT to choose it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-target/release/gpu-net}"
+if [[ ! -x "$bin" ]]; then
+    cargo build --release
+fi
+secs="${SECONDS_PER_RUN:-1}"
+out="${OUT:-$(mktemp -d)}"
+mkdir -p "$out"
+
+"$bin" devices 2>&1 | tee "$out/devices.txt"
+bench() { "$bin" bench --json --seconds "$secs" "$@"; }
+bench --repeats 3 --batch 100,1000,8192 --hidden 50 --hidden 1024 >"$out/mlp.json" 2>"$out/mlp.err"
+bench --repeats 2 --batch 65536 --hidden 4096 >"$out/big.json" 2>"$out/big.err"
+bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/conv.json" 2>"$out/conv.err"
+"$bin" bench --seconds "$secs" --matmul 4096,4096,4096 --matmul 8192,8192,8192 \
+    --matmul 4096,4096,4096,at 2>&1 | grep '^matmul' | tee "$out/matmul.txt"
+python3 bench/torch_peer.py --seconds "$secs" \
+    --compare mlp:"$out/mlp.json" mlp:"$out/big.json" conv:"$out/conv.json" \
+    2>"$out/torch.jsonl" | tee "$out/table.md"
+echo "files in $out"
