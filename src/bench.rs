@@ -94,6 +94,8 @@ pub struct AdapterReport {
     /// The planner's compute units and where they came from.
     pub compute_units: u32,
     pub compute_units_from: String,
+    /// The 128×128 tile's speed over the 64×64 one the planner used.
+    pub t128_speedup: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -190,6 +192,7 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
         device_type: format!("{:?}", i.device_type),
         compute_units: ctx.profile.compute_units,
         compute_units_from: format!("{:?}", ctx.profile.units_from),
+        t128_speedup: ctx.profile.t128_speedup,
     }
 }
 

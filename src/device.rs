@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::cpu::CpuTrainer;
 use crate::data::Mnist;
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer};
+use crate::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer, tune};
 use crate::model::Params;
 use crate::optim::StepRule;
 use crate::train::{Precision, Trainer};
@@ -51,8 +51,8 @@ impl Device {
     ) -> Result<Device> {
         match choice {
             DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Gpu => Ok(Device::Gpu(Arc::new(GpuContext::new(options)?))),
-            DeviceChoice::Auto => match GpuContext::new(options) {
+            DeviceChoice::Gpu => Ok(Device::Gpu(Arc::new(tune::open(options)?))),
+            DeviceChoice::Auto => match tune::open(options) {
                 Ok(ctx) => Ok(Device::Gpu(Arc::new(ctx))),
                 Err(e @ GpuError::NoAdapter(_)) => {
                     fell_back(&e);

@@ -203,8 +203,9 @@ fn devices_lists_adapters() {
     }
 }
 
-/// GPU_NET_COMPUTE_UNITS sets the planner's compute units (bench reports
-/// them); a value that is not a count is a usage error naming it.
+/// GPU_NET_COMPUTE_UNITS sets the planner's compute units and
+/// GPU_NET_T128_SPEEDUP the large tile's speed (bench reports both); a value
+/// that is neither is a usage error naming the variable.
 #[test]
 fn compute_units_come_from_the_environment() {
     if common::gpu().is_none() {
@@ -227,13 +228,17 @@ fn compute_units_come_from_the_environment() {
         "0.2",
     ];
     let o = gpu_net_with(
-        &[("GPU_NET_COMPUTE_UNITS", "132")],
+        &[
+            ("GPU_NET_COMPUTE_UNITS", "132"),
+            ("GPU_NET_T128_SPEEDUP", "1.25"),
+        ],
         &[&args[..], &["--repeats", "1", "--json"]].concat(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["adapter"]["compute_units"], 132);
     assert_eq!(v["adapter"]["compute_units_from"], "Environment");
+    assert_eq!(v["adapter"]["t128_speedup"], 1.25);
 }
 
 /// The tiled kernel trains as the CPU does, with the plans of the

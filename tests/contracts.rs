@@ -311,6 +311,7 @@ const ORDER: &[(&str, u32)] = &[
     ("dispatch", 5),
     ("kernels", 6),
     ("layout", 7),
+    ("tune", 7),
     ("front", 8),
     ("forecast", 8),
     ("budget", 9),

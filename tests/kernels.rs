@@ -242,6 +242,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (100, 50, 785),
     (1000, 10, 51),
     (200, 300, 129),
+    (8192, 17, 33),
 ];
 
 /// The forms a training step uses, and the two plain ones: (variant, ones

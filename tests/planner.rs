@@ -145,3 +145,25 @@ fn the_softmax_spreads_many_rows_on_a_gpu_only() {
     assert_eq!(plan_softmax(&h200(), 65536), 256);
     assert_eq!(plan_softmax(&h200(), 1 << 24), SOFTMAX_MAX_GROUPS);
 }
+
+#[test]
+fn a_measured_slow_large_tile_is_never_chosen() {
+    let mut slow = h200();
+    slow.t128_speedup = 0.8;
+    let square = MatmulShape::plain(4096, 4096, 4096, 4096, 4096, 4096);
+    let big = Arch::mlp(784, &[4096], 10).unwrap();
+    let shapes = step_products(&big, 65536, true)
+        .into_iter()
+        .map(|p| p.shape);
+    for s in shapes.chain([square]) {
+        let plan = plan_product(&slow, MatmulAlgo::Tiled, &s, SplitK::Auto);
+        assert_eq!(plan.tile, Tile::T64, "{s:?}");
+    }
+    // Measured faster than the estimate, it is taken for the square product.
+    let mut fast = h200();
+    fast.t128_speedup = 2.0;
+    assert_eq!(
+        plan_product(&fast, MatmulAlgo::Tiled, &square, SplitK::Auto).tile,
+        Tile::T128
+    );
+}

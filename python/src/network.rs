@@ -31,7 +31,7 @@ fn context() -> Result<Arc<GpuContext>, LibGpuError> {
     if let Some(ctx) = &*held {
         return Ok(ctx.clone());
     }
-    let ctx = Arc::new(GpuContext::new(&GpuOptions::default())?);
+    let ctx = Arc::new(gpu_net::gpu::tune::open(&GpuOptions::default())?);
     *held = Some(ctx.clone());
     Ok(ctx)
 }

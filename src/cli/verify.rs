@@ -7,7 +7,6 @@ use std::sync::Arc;
 use clap::Args;
 
 use gpu_net::cpu::memory as cpu_memory;
-use gpu_net::gpu::GpuContext;
 use gpu_net::verify;
 
 use super::args::{
@@ -73,7 +72,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         || format!("verify of {} at --batch {}", arch.shape(), args.batch),
         cpu_memory::verify_bytes(&arch, args.batch, threads),
     )?;
-    let ctx = Arc::new(GpuContext::new(&args.gpu.options())?);
+    let ctx = Arc::new(gpu_net::gpu::tune::open(&args.gpu.options())?);
     let cfg = verify::VerifyConfig {
         batch: args.batch,
         seed: args.net.seed,

@@ -89,6 +89,10 @@ pub struct CostModel {
     pub row: f64,
     /// One partial read by a reduction's invocation.
     pub partial_read: f64,
+    /// Share of the unit's peak the 64×64 tile's inner loop reaches (17.9
+    /// TFLOP/s at 4096³ on the H200). The 128×128 tile's is this times the
+    /// profile's `t128_speedup`.
+    pub t64_efficiency: f64,
     /// Bytes per second one compute unit's workgroups write and read back
     /// through a product's epilogue (H200: about 1.3 TB/s over 132 units,
     /// well under HBM's 4.8: four floats per invocation per row).
@@ -102,21 +106,21 @@ pub const H200: CostModel = CostModel {
     fma_per_unit: 253.0e9,
     row: 3.0e-6,
     partial_read: 0.5e-6,
+    t64_efficiency: 0.28,
     epilogue_bytes_per_unit: 10.0e9,
 };
 
-impl Tile {
-    /// Share of the unit's peak the kernel's inner loop reaches: 0.28 fitted
-    /// for 64×64 (17.9 TFLOP/s at 4096³ on the H200); 0.45 for 128×128 is
-    /// the design's estimate (twice the arithmetic per load), not yet a
-    /// measurement.
-    fn efficiency(self) -> f64 {
-        match self {
-            Tile::T64 => 0.28,
-            Tile::T128 => 0.45,
+impl CostModel {
+    /// Share of the unit's peak `tile` reaches on `profile`'s device.
+    fn efficiency(&self, profile: &DeviceProfile, tile: Tile) -> f64 {
+        match tile {
+            Tile::T64 => self.t64_efficiency,
+            Tile::T128 => self.t64_efficiency * profile.t128_speedup,
         }
     }
+}
 
+impl Tile {
     /// Workgroups one unit keeps in flight (registers and workgroup memory:
     /// 8 KiB and ~40 registers an invocation for 64×64, 16 KiB and ~100 for 128×128).
     fn residency(self) -> u64 {
@@ -142,8 +146,8 @@ impl CostModel {
                 let writers = groups.min(units) as f64;
                 let traffic = out_bytes as f64 / (writers * self.epilogue_bytes_per_unit);
                 let fmas = (tile.edge() as f64).powi(2) * K_STEP as f64;
-                let compute =
-                    (per_unit * steps) as f64 * fmas / (self.fma_per_unit * tile.efficiency());
+                let efficiency = self.efficiency(profile, tile);
+                let compute = (per_unit * steps) as f64 * fmas / (self.fma_per_unit * efficiency);
                 let waiting =
                     per_unit.div_ceil(tile.residency()) as f64 * steps as f64 * self.step_latency;
                 compute.max(waiting).max(traffic)

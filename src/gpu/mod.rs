@@ -5,7 +5,7 @@
 //! checks there is no cycle):
 //!
 //! ```text
-//! error ← adapter ← profile ← cost ← plan ← context ← dispatch ← kernels ← layout ← {forecast, front} ← {budget, net} ← eval ← {trainer, host_fed}
+//! error ← adapter ← profile ← cost ← plan ← context ← dispatch ← kernels ← {layout, tune} ← {forecast, front} ← {budget, net} ← eval ← {trainer, host_fed}
 //! ```
 
 pub mod adapter;
@@ -24,6 +24,7 @@ pub mod net;
 pub mod plan;
 pub mod profile;
 pub mod trainer;
+pub mod tune;
 
 pub use context::{GpuContext, GpuOptions, MatmulAlgo};
 pub use error::{GpuError, Result};

@@ -65,7 +65,16 @@ pub struct DeviceProfile {
     pub binding_limit: u64,
     /// Workgroups a grid may have along one dimension.
     pub max_groups_per_dim: u32,
+    /// How much faster the tiled kernel's 128×128 tile runs a large product
+    /// than its 64×64 tile: measured once per adapter (`tune`), else
+    /// [`T128_SPEEDUP_ESTIMATE`].
+    pub t128_speedup: f64,
 }
+
+/// The 128×128 tile's speed over the 64×64 one that the design expects
+/// (twice the multiply-adds per value staged: 0.45 of the unit's peak
+/// against the 0.28 measured for 64×64 on an H200), until measured.
+pub const T128_SPEEDUP_ESTIMATE: f64 = 0.45 / 0.28;
 
 impl DeviceProfile {
     /// A discrete GPU with `units` compute units and WebGPU's default limits
@@ -77,6 +86,7 @@ impl DeviceProfile {
             cpu: false,
             binding_limit: 128 << 20,
             max_groups_per_dim: 65535,
+            t128_speedup: T128_SPEEDUP_ESTIMATE,
         }
     }
 
@@ -103,6 +113,7 @@ impl DeviceProfile {
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
+            t128_speedup: T128_SPEEDUP_ESTIMATE,
         })
     }
 

@@ -1,0 +1,161 @@
+//! How much faster the tiled matmul's 128×128 tile runs a large product than
+//! its 64×64 tile on this adapter: measured once, then kept on disk
+//! (`$XDG_CACHE_HOME/gpu-net/tiles.json`, else `~/.cache/gpu-net/tiles.json`,
+//! keyed by adapter, backend and driver), so that the planner's choices, and
+//! so a seeded run's bits, stay the same on that adapter from then on.
+//! `GPU_NET_T128_SPEEDUP` gives the figure instead. CPU adapters, which run
+//! the vec4 kernel, keep the design's estimate and measure nothing.
+//!
+//! Imports `context`, `dispatch`, `error`, `kernels` and `profile`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::context::{GpuContext, GpuOptions};
+use super::dispatch::Slice;
+use super::error::{GpuError, Result};
+use super::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
+use super::kernels::{SplitK, Tile};
+use super::profile::T128_SPEEDUP_ESTIMATE;
+
+/// The environment variable that gives the speed-up instead of measuring.
+pub const SPEEDUP_VAR: &str = "GPU_NET_T128_SPEEDUP";
+/// The side of the square product timed: large enough to fill a large GPU
+/// with either tile (256 or 1024 workgroups), about a millisecond there.
+pub const SIDE: usize = 2048;
+
+/// Opens the device `options` ask for, its profile carrying the 128×128
+/// tile's speed-up on it (see [`t128_speedup`]).
+pub fn open(options: &GpuOptions) -> Result<GpuContext> {
+    let mut ctx = GpuContext::new(options)?;
+    ctx.profile.t128_speedup = t128_speedup(&ctx)?;
+    Ok(ctx)
+}
+
+/// `GPU_NET_T128_SPEEDUP` when set; the design's estimate on a CPU adapter
+/// or where the tiled kernel is not in use; else the figure kept for this
+/// adapter, or one measured now and kept.
+pub fn t128_speedup(ctx: &GpuContext) -> Result<f64> {
+    if let Some(v) = speedup_from_env()? {
+        return Ok(v);
+    }
+    if ctx.profile.cpu || ctx.matmul_algo != MatmulAlgo::Tiled {
+        return Ok(T128_SPEEDUP_ESTIMATE);
+    }
+    let key = adapter_key(&ctx.info);
+    let path = cache_path();
+    if let Some(v) = path.as_deref().and_then(|p| read_kept(p, &key)) {
+        return Ok(v);
+    }
+    let v = measure(ctx, SIDE)?;
+    if let Some(p) = path {
+        // A cache that cannot be written only costs the next run a measurement.
+        let _ = keep(&p, &key, v);
+    }
+    Ok(v)
+}
+
+/// Seconds per side³ product with the 64×64 tile over those with the
+/// 128×128 tile, K whole, the fastest of three timed runs each.
+pub fn measure(ctx: &GpuContext, side: usize) -> Result<f64> {
+    let values: Vec<f32> = (0..side * side).map(|i| (i % 7) as f32 * 0.125).collect();
+    let a = ctx.storage_init("tile timing A", &values);
+    let c = ctx.storage("tile timing C", (side * side * 4) as u64);
+    let mut seconds = [0.0; 2];
+    for (tile, out) in Tile::ALL.into_iter().zip(&mut seconds) {
+        let mm = Matmul::with_algo(ctx, MatmulAlgo::Tiled).with_tile(tile);
+        let call = MatmulCall {
+            label: format!("tile timing {tile:?}"),
+            v: MatmulVariant {
+                trans_a: false,
+                trans_b: false,
+                epilogue: Epilogue::Store,
+            },
+            shape: MatmulShape::plain(side, side, side, side, side, side),
+            a: Slice::whole(&a),
+            b: Slice::whole(&a),
+            c: Slice::whole(&c),
+            aux: None,
+        };
+        let d = mm.bind_split(ctx, call, SplitK::Slices(1))?;
+        ctx.run(&[&d])?; // compiles the pipeline and warms up
+        *out = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                ctx.run(&[&d, &d, &d])
+                    .map(|_| start.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<f64>>>()?
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+    }
+    Ok(seconds[0] / seconds[1])
+}
+
+/// What identifies an adapter's speed: its name, backend and driver.
+pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} | {:?} | {} {}",
+        info.name, info.backend, info.driver, info.driver_info
+    )
+}
+
+/// Where the measured figures are kept, if there is a home for them.
+fn cache_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("gpu-net").join("tiles.json"))
+}
+
+/// The figure kept for `key` in `path`; None when there is none, or the file
+/// is not what [`keep`] writes (it is then measured again and rewritten).
+pub fn read_kept(path: &Path, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let kept: BTreeMap<String, f64> = serde_json::from_str(&text).ok()?;
+    kept.get(key).copied().filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// Keeps `value` for `key` in `path`, beside the other adapters' figures,
+/// written whole to a temporary file first.
+pub fn keep(path: &Path, key: &str, value: f64) -> std::io::Result<()> {
+    let mut kept: BTreeMap<String, f64> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    kept.insert(key.to_string(), value);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&kept)? + "\n")?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `GPU_NET_T128_SPEEDUP`, when set: a positive finite number.
+fn speedup_from_env() -> Result<Option<f64>> {
+    let Some(raw) = std::env::var_os(SPEEDUP_VAR) else {
+        return Ok(None);
+    };
+    let text = raw.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_speedup(&text)
+        .map(Some)
+        .map_err(|why| GpuError::BadEnv {
+            var: SPEEDUP_VAR,
+            value: text.into_owned(),
+            why,
+        })
+}
+
+/// Parses a speed-up: a finite number from 0.01 to 100.
+pub fn parse_speedup(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.01..=100.0).contains(&v) => Ok(v),
+        _ => Err("expected how much faster the 128×128 tile runs than the 64×64 one, a number from 0.01 to 100 (1.6 is the design's estimate)".into()),
+    }
+}
