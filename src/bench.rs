@@ -692,16 +692,26 @@ fn render_kernels(r: &BenchReport) -> String {
                 last = Some(key);
             }
             s += &format!(
-                "    {:<44} {:>9.3} ms {:>6.1}% {:>8} groups{}\n",
+                "    {:<44} {:>9.3} ms {:>6.1}% {:>8} {:<6}{}\n",
                 k.name,
                 k.ms_per_step,
                 100.0 * k.share,
                 k.workgroups,
+                plural(k.workgroups, "group"),
                 split_text(k.split_k)
             );
         }
     }
     s
+}
+
+/// `word`, with an s unless `n` is 1.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 fn split_text(split_k: u32) -> String {
@@ -719,7 +729,7 @@ fn matmul_line(r: &MatmulResult) -> String {
         MatmulForm::Abt => "A·Bᵀ",
     };
     format!(
-        "matmul {:<5} {form:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s, {} workgroups{}",
+        "matmul {:<5} {form:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s, {} {}{}",
         r.algo,
         r.m,
         r.n,
@@ -727,6 +737,7 @@ fn matmul_line(r: &MatmulResult) -> String {
         r.ms,
         r.gflops,
         r.workgroups,
+        plural(r.workgroups, "workgroup"),
         split_text(r.split_k)
     )
 }

@@ -181,7 +181,9 @@ impl Checkpoint {
                 TensorView::new(dtype, shape.clone(), data).expect("shape matches data"),
             )
         });
-        safetensors::serialize(views, Some(self.metadata())).expect("a checkpoint serializes")
+        let bytes =
+            safetensors::serialize(views, Some(self.metadata())).expect("a checkpoint serializes");
+        sorted_header(bytes)
     }
 
     /// Writes atomically ([`files::write`]): `path` is either the old
@@ -409,6 +411,42 @@ fn read_arrays(
         dest.copy_from_slice(&values);
     }
     Ok((params, state))
+}
+
+/// The file with its header's keys in sorted order, `__metadata__`'s too,
+/// so that one checkpoint is always the same bytes (safetensors writes the
+/// metadata in a hash map's order, another each run). The data offsets are
+/// relative to the data, so only the header and its length change.
+fn sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote JSON");
+    let mut keys: Vec<&String> = header.keys().collect();
+    keys.sort();
+    let entry = |k: &String| {
+        let value = match &header[k] {
+            serde_json::Value::Object(inner) => {
+                let mut fields: Vec<(&String, &serde_json::Value)> = inner.iter().collect();
+                fields.sort_by_key(|(name, _)| *name);
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|(name, v)| format!("{}:{v}", serde_json::Value::from(name.as_str())))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            other => other.to_string(),
+        };
+        format!("{}:{value}", serde_json::Value::from(k.as_str()))
+    };
+    let entries: Vec<String> = keys.into_iter().map(entry).collect();
+    let mut text = format!("{{{}}}", entries.join(",")).into_bytes();
+    // safetensors pads its header with spaces to a multiple of 8.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    out
 }
 
 /// `__metadata__` of a header, read on its own (before the file is).

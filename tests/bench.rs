@@ -140,5 +140,9 @@ fn short_run_reports_every_field_consistently() {
     ] {
         assert!(json["results"][0].get(key).is_some(), "{key}");
     }
-    assert!(bench::render(&report).contains("steps/s"));
+    let text = bench::render(&report);
+    assert!(text.contains("steps/s"));
+    // One workgroup is "1 group" (the softmax of a small batch has one).
+    assert!(report.kernels.iter().any(|k| k.workgroups == 1));
+    assert!(text.contains(" 1 group ") && !text.contains(" 1 groups"), "{text}");
 }

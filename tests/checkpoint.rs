@@ -174,6 +174,36 @@ fn sample() -> (Checkpoint, Vec<u8>) {
     (ck, bytes)
 }
 
+/// One checkpoint is always the same bytes: its header's keys, the
+/// metadata's among them, in sorted order (a checksum or `cmp` of two
+/// same-seed runs' files says what their bits say).
+#[test]
+fn a_checkpoint_is_always_the_same_bytes() {
+    let (ck, bytes) = sample();
+    for _ in 0..8 {
+        assert!(ck.to_bytes() == bytes, "a second serialization differs");
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!((8 + n) % 8, 0, "the data starts 8-byte aligned");
+    let text = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let meta_at = text.find("\"__metadata__\":{").unwrap();
+    let meta = &text[meta_at..text[meta_at..].find('}').unwrap() + meta_at];
+    let keys: Vec<&str> = meta
+        .split("\",\"")
+        .filter_map(|kv| kv.split("\":").next())
+        .collect();
+    assert!(keys.len() > 10, "{keys:?}");
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "the metadata's keys in order");
+    let d = dir("same-bytes");
+    let path = d.join("ck.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    let back = Checkpoint::read(&path).unwrap();
+    assert!(back.to_bytes() == bytes, "read back and written again differs");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 fn refused(bytes: &[u8], needle: &str) {
     let d = dir("bad");
     let path = d.join("bad.safetensors");
