@@ -144,5 +144,8 @@ fn short_run_reports_every_field_consistently() {
     assert!(text.contains("steps/s"));
     // One workgroup is "1 group" (the softmax of a small batch has one).
     assert!(report.kernels.iter().any(|k| k.workgroups == 1));
-    assert!(text.contains(" 1 group ") && !text.contains(" 1 groups"), "{text}");
+    assert!(
+        text.contains(" 1 group ") && !text.contains(" 1 groups"),
+        "{text}"
+    );
 }

@@ -200,7 +200,10 @@ fn a_checkpoint_is_always_the_same_bytes() {
     let path = d.join("ck.safetensors");
     std::fs::write(&path, &bytes).unwrap();
     let back = Checkpoint::read(&path).unwrap();
-    assert!(back.to_bytes() == bytes, "read back and written again differs");
+    assert!(
+        back.to_bytes() == bytes,
+        "read back and written again differs"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -57,6 +57,84 @@ fn bad_flags_are_usage_errors() {
     assert_fails(&["frobnicate"], 2, &["frobnicate"]);
 }
 
+/// A negative number after a flag is that flag's value, refused by its
+/// range as `--flag=-1` is (not "unexpected argument '-1'").
+#[test]
+fn negative_values_get_the_flags_own_message() {
+    for (args, needle) in [
+        (&["train", "--lr", "-1"][..], "not a positive number"),
+        (&["train", "--momentum", "-0.5"], "in [0, 1)"),
+        (&["train", "--beta1", "-0.5"], "in [0, 1)"),
+        (&["train", "--dropout", "-0.2"], "ratio in [0, 1)"),
+        (&["train", "--weight-decay", "-1"], ">= 0"),
+        (&["train", "--init", "-0.01"], "not a positive number"),
+        (&["bench", "--seconds", "-1"], "seconds"),
+        (&["verify", "--tolerance-scale", "-2"], "factor"),
+    ] {
+        let flag = args[1];
+        assert_fails(
+            args,
+            2,
+            &[&format!("invalid value '{}' for '{flag}", args[2]), needle],
+        );
+    }
+}
+
+/// The README names as taking `--net` exactly the commands that do.
+#[test]
+fn the_readme_says_which_commands_take_net() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let claim = readme
+        .split("\n\n")
+        .find(|p| p.contains("as `--net simple-convnet`"))
+        .expect("the README says which commands take --net simple-convnet");
+    let before = &claim[..claim.find("take it as").unwrap()];
+    for cmd in [
+        "train",
+        "verify",
+        "bench",
+        "eval",
+        "predict",
+        "show-weights",
+    ] {
+        let help = String::from_utf8(gpu_net(&[cmd, "--help"]).stdout).unwrap();
+        let takes = help.contains("--net <");
+        let named = before.contains(&format!("`{cmd}`"));
+        assert_eq!(
+            named, takes,
+            "{cmd}: the README says {named}, --help says {takes}"
+        );
+    }
+}
+
+/// The help says what the program trains, lists chapter 7's experiment,
+/// and files --seed and --init under Model, not the convnet's flags.
+#[test]
+fn help_names_every_chapter_and_files_flags_under_their_heading() {
+    let top = String::from_utf8(gpu_net(&["--help"]).stdout).unwrap();
+    assert!(!top.contains("Train an MLP"), "{top}");
+    assert!(
+        top.contains("train-convnet") && top.contains("chapters 5 to 7"),
+        "{top}"
+    );
+    let train = String::from_utf8(gpu_net(&["train", "-h"]).stdout).unwrap();
+    // The lines under a heading, up to the next heading (an unindented line).
+    let section = |heading: &str| -> String {
+        let lines = train.lines().skip_while(|l| *l != heading).skip(1);
+        let body = lines.take_while(|l| l.is_empty() || l.starts_with(' '));
+        body.collect::<Vec<_>>().join("\n")
+    };
+    let (model, conv) = (section("Model:"), section("Model (simple-convnet):"));
+    for flag in ["--seed", "--init", "--hidden", "--net"] {
+        assert!(
+            model.contains(flag) && !conv.contains(flag),
+            "{flag}:\n{train}"
+        );
+    }
+    assert!(conv.contains("--filter-size"), "{train}");
+}
+
 #[test]
 fn missing_data_names_the_file_and_the_flag() {
     let dir = std::env::temp_dir().join("gpu-net-cli-empty");

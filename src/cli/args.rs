@@ -87,13 +87,13 @@ pub struct NetArgs {
     #[command(flatten)]
     pub conv: ConvArgs,
     /// Seed for the weights and the minibatch order.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "Model")]
     pub seed: u64,
     /// Folder with the four MNIST-style IDX files (gzipped or not); the bundled MNIST by default.
     #[arg(long, help_heading = "Data")]
     pub data: Option<PathBuf>,
     /// Weight initialisation: a standard deviation (the book's 0.01), xavier (√(1/n)) or he (√(2/n)).
-    #[arg(long, default_value = "0.01", value_parser = Init::parse)]
+    #[arg(long, default_value = "0.01", value_parser = Init::parse, help_heading = "Model", allow_negative_numbers = true)]
     pub init: Init,
 }
 
@@ -199,10 +199,10 @@ pub struct LayerArgs {
     #[arg(long)]
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu, in [0, 1) (the book's form, not inverted).
-    #[arg(long, default_value_t = 0.0, value_parser = dropout_ratio)]
+    #[arg(long, default_value_t = 0.0, value_parser = dropout_ratio, allow_negative_numbers = true)]
     pub dropout: f32,
     /// Weight decay λ: ½λ·ΣW² added to the loss (weights only, not biases, gamma or beta).
-    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f64, allow_negative_numbers = true)]
     pub weight_decay: f64,
 }
 
@@ -227,16 +227,16 @@ pub struct OptimizerArgs {
     #[arg(long, default_value = "sgd", value_parser = OptimizerKind::parse)]
     pub optimizer: OptimizerKind,
     /// Momentum and Nesterov's momentum, in [0, 1).
-    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval, allow_negative_numbers = true)]
     pub momentum: f64,
     /// Adam's β1, in [0, 1).
-    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval, allow_negative_numbers = true)]
     pub beta1: f64,
     /// Adam's β2, in [0, 1).
-    #[arg(long, default_value_t = 0.999, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.999, value_parser = unit_interval, allow_negative_numbers = true)]
     pub beta2: f64,
     /// RMSprop's decay rate, in [0, 1).
-    #[arg(long, default_value_t = 0.99, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.99, value_parser = unit_interval, allow_negative_numbers = true)]
     pub decay_rate: f64,
 }
 

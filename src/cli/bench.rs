@@ -34,7 +34,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub conv: ConvArgs,
     /// Length of each timed run, in seconds (at most 3600).
-    #[arg(long, default_value_t = 3.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 3.0, value_parser = seconds, allow_negative_numbers = true)]
     pub seconds: f64,
     /// Timed runs per configuration, 1 to 1000 (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = repeats)]

@@ -48,7 +48,7 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training", default_value_t = 100, value_parser = batch_size)]
     pub batch: usize,
     /// Learning rate (the same default for every optimizer: Adam usually wants 0.001); with --resume, the rate from here on.
-    #[arg(long, help_heading = "Optimizer", default_value_t = 0.1, value_parser = positive_f32)]
+    #[arg(long, help_heading = "Optimizer", default_value_t = 0.1, value_parser = positive_f32, allow_negative_numbers = true)]
     pub lr: f32,
     /// Train on the first N training images only (the book's overfitting experiments use 300).
     #[arg(long, help_heading = "Data", value_parser = positive_usize)]

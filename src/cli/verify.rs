@@ -26,7 +26,7 @@ pub struct VerifyArgs {
     pub sample: Option<usize>,
     /// Multiply every tolerance by S, in (0, 1]: stricter than each side's
     /// precision promises, to see the margin (verify never loosens them).
-    #[arg(long, default_value_t = 1.0, value_parser = tolerance_scale)]
+    #[arg(long, default_value_t = 1.0, value_parser = tolerance_scale, allow_negative_numbers = true)]
     pub tolerance_scale: f64,
     #[command(flatten)]
     pub net: NetArgs,
