@@ -262,6 +262,23 @@ fn two_flags_naming_one_file_are_refused_before_anything_is_written() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// show-weights never draws over the checkpoint it reads, however the two
+/// are spelled.
+#[test]
+fn show_weights_refuses_to_draw_over_its_model() {
+    let d = dir("draw-over");
+    let ck = d.join("ck.png");
+    std::fs::rename(model(&d), &ck).unwrap();
+    let before = std::fs::read(&ck).unwrap();
+    let alias = format!("{}/./ck.png", d.display());
+    for out in [s(&ck), &alias] {
+        let o = finish(cmd(&["show-weights", "--model", s(&ck), "-o", out]));
+        fails(&o, 2, &["-o", "--model", "one file"]);
+        assert_eq!(std::fs::read(&ck).unwrap(), before, "the checkpoint changed");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn outputs_of_the_wrong_kind_are_refused_and_leave_nothing() {
     let d = dir("kind");

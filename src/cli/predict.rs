@@ -11,6 +11,7 @@ use gpu_net::checkpoint::Checkpoint;
 use gpu_net::data;
 use gpu_net::model::Params;
 
+use super::args::UsageError;
 use super::output;
 
 #[derive(Args)]
@@ -124,6 +125,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
     use gpu_net::predict::{Tiles, weight_grid};
+    if gpu_net::files::same_file(&args.out, &args.model) {
+        return Err(UsageError(format!(
+            "-o {} and --model {} are one file: the picture would overwrite the checkpoint it draws",
+            args.out.display(),
+            args.model.display()
+        ))
+        .into());
+    }
     let ck = Checkpoint::read(&args.model)?;
     let arch = &ck.params.arch;
     gpu_net::predict::image_format(&args.out).context("-o")?;
