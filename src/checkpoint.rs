@@ -227,6 +227,7 @@ impl Checkpoint {
         f.read_exact(&mut header).map_err(io(path))?;
         let meta = header_metadata(path, &header)?;
         let (arch, kind) = arch_of(path, &meta)?;
+        check_tensor_names(path, &header, &arch, kind)?;
         // The whole file's size follows from the metadata: check it before
         // reading, so a lying header never makes us allocate.
         let elem = if meta.get("dtype").map(String::as_str) == Some("F64") {
@@ -447,6 +448,43 @@ fn sorted_header(bytes: Vec<u8>) -> Vec<u8> {
     out.extend(text);
     out.extend(&bytes[8 + n..]);
     out
+}
+
+/// Refuses a header missing a tensor the network and optimizer have, or
+/// holding one they do not, naming the first such tensor.
+fn check_tensor_names(
+    path: &Path,
+    header: &[u8],
+    arch: &Arch,
+    kind: OptimizerKind,
+) -> Result<(), CheckpointError> {
+    let entries: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)
+        .map_err(|e| invalid(path, format!("the header is not JSON: {e}")))?;
+    let expected: Vec<String> = layout(arch, kind)
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|n| !entries.contains_key(*n))
+        .collect();
+    let extra: Vec<&String> = (entries.keys())
+        .filter(|k| *k != "__metadata__" && !expected.contains(k))
+        .collect();
+    let mut why = Vec::new();
+    if let Some(name) = missing.first() {
+        why.push(format!("tensor {name:?} is missing"));
+    }
+    if let Some(name) = extra.first() {
+        why.push(format!(
+            "tensor {name:?} is not one of its network's and optimizer's ({})",
+            expected.join(", ")
+        ));
+    }
+    match why.is_empty() {
+        true => Ok(()),
+        false => Err(invalid(path, why.join("; "))),
+    }
 }
 
 /// `__metadata__` of a header, read on its own (before the file is).

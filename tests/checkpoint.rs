@@ -314,6 +314,20 @@ fn every_malformed_checkpoint_is_refused_by_name() {
         }),
         "safetensors",
     );
+    // A tensor missing from the header, or one too many: named, not sized.
+    refused(
+        &with_header(&good, |h| {
+            h.as_object_mut().unwrap().remove("b2");
+        }),
+        "tensor \"b2\" is missing",
+    );
+    refused(
+        &with_header(
+            &good,
+            |h| h["W9"] = serde_json::json!({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}),
+        ),
+        "tensor \"W9\" is not one of its network's and optimizer's",
+    );
     // A non-finite value in a tensor.
     let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     let h: serde_json::Value = serde_json::from_slice(&good[8..8 + n]).unwrap();

@@ -274,7 +274,11 @@ fn show_weights_refuses_to_draw_over_its_model() {
     for out in [s(&ck), &alias] {
         let o = finish(cmd(&["show-weights", "--model", s(&ck), "-o", out]));
         fails(&o, 2, &["-o", "--model", "one file"]);
-        assert_eq!(std::fs::read(&ck).unwrap(), before, "the checkpoint changed");
+        assert_eq!(
+            std::fs::read(&ck).unwrap(),
+            before,
+            "the checkpoint changed"
+        );
     }
     std::fs::remove_dir_all(&d).ok();
 }
