@@ -16,7 +16,7 @@ use gpu_net::cpu::conv::{Convolution, Pooling, col2im, im2col, nchw_to_nhwc, nhw
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{
     Col2imCall, Epilogue, Im2col, Im2colCall, Matmul, MatmulCall, MatmulShape, MatmulVariant,
-    MaxPool, PoolBackwardCall, PoolForwardCall, Slice,
+    MaxPool, PoolBackwardCall, PoolForwardCall, Slice, window::WindowGrain,
 };
 use gpu_net::gpu::layout::{
     GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, input_grad_shape, padded, padded_rows,
@@ -47,6 +47,9 @@ fn conv_shapes() -> Vec<Slide> {
         slide(3, 1, 10, 10, 3, 1, 0), // ch07/gradient_check.py's
     ]
 }
+
+/// The window kernels' two grains.
+const GRAINS: [WindowGrain; 2] = [WindowGrain::Rows, WindowGrain::Elements];
 
 /// Pooling shapes, over a convolution's output (C channels).
 fn pool_shapes() -> Vec<Slide> {
@@ -111,11 +114,16 @@ fn read(ctx: &GpuContext, b: &wgpu::Buffer, len: usize) -> Vec<f32> {
     ctx.read_f32(b, 0, len, "result").unwrap()
 }
 
+/// At both grains: a row per invocation (CPU adapters) and an element per
+/// invocation (GPUs).
 #[test]
 fn im2col_matches_the_cpu_and_writes_the_ones_column() {
     let Some(ctx) = common::gpu() else { return };
     let kernel = Im2col::new(&ctx);
-    for s in conv_shapes() {
+    for (s, grain) in conv_shapes()
+        .into_iter()
+        .flat_map(|s| GRAINS.map(|g| (s, g)))
+    {
         let (per, k) = (s.input.per_image(), s.col_cols());
         let (xs, cs) = (padded(per), padded(k));
         let x = values(s.input.len(), 1);
@@ -130,7 +138,8 @@ fn im2col_matches_the_cpu_and_writes_the_ones_column() {
             x: Slice::whole(&xb),
             col: Slice::new(&col, 0, s.col_rows() * cs),
         };
-        ctx.run(&[&kernel.im2col(&ctx, call).unwrap()]).unwrap();
+        ctx.run(&[&kernel.im2col_at(&ctx, call, grain).unwrap()])
+            .unwrap();
         let got = read(&ctx, &col, (s.col_rows() + 1) * cs);
         let want = im2col(&common::widen(&x), &s);
         for r in 0..s.col_rows() {
@@ -141,7 +150,7 @@ fn im2col_matches_the_cpu_and_writes_the_ones_column() {
                     _ if j == k => 1.0,
                     _ => 0.0,
                 };
-                assert_eq!(v, expect, "{s:?}: row {r}, column {j}");
+                assert_eq!(v, expect, "{s:?} {grain:?}: row {r}, column {j}");
             }
         }
         assert!(
@@ -248,12 +257,17 @@ fn max_pooling_forward_matches_the_cpu_exactly() {
     }
 }
 
+/// With and without Relu, windows numbered channel by channel (CPU
+/// adapters) and channels fastest (GPUs).
 #[test]
 fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
     let Some(ctx) = common::gpu() else { return };
     let kernel = MaxPool::new(&ctx);
     for s in pool_shapes() {
-        for relu in [false, true] {
+        for (relu, grain) in [false, true]
+            .into_iter()
+            .flat_map(|r| GRAINS.map(|g| (r, g)))
+        {
             let (c, area) = (s.input.c, s.input.h * s.input.w);
             let (zs, out) = (padded(c), c * s.out_area());
             let ps = padded(out);
@@ -278,7 +292,8 @@ fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
                 z: Slice::whole(&zb),
                 dz: Slice::new(&dz, 0, s.input.n * area * zs),
             };
-            ctx.run(&[&kernel.backward(&ctx, call).unwrap()]).unwrap();
+            ctx.run(&[&kernel.backward_at(&ctx, call, grain).unwrap()])
+                .unwrap();
             let mut want = nchw_to_nhwc(&cpu.backward(&common::widen(&dp)), s.input.n, c, area);
             if relu {
                 for (w, &zv) in want.iter_mut().zip(&z) {
@@ -290,7 +305,7 @@ fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
             let rows = s.input.n * area;
             let got = read(&ctx, &dz, (rows + 1) * zs);
             assert_close(
-                &format!("{s:?}, relu {relu}"),
+                &format!("{s:?}, relu {relu}, {grain:?}"),
                 &real(&got, rows, c, zs),
                 &want,
             );

@@ -7,7 +7,9 @@
 // row of the matrix, writing all of it, padding columns included, so
 // nothing is left unwritten; a row's position is divided out once, and its
 // values follow in nested loops (integer division is what an invocation
-// per element spends its time on, on a CPU adapter above all).
+// per element spends its time on, on a CPU adapter above all). On a GPU,
+// `by_element` runs one invocation per element instead, so that neighbouring
+// invocations write neighbouring addresses (src/gpu/plan.rs, window_grain).
 // (With shaders/window.wgsl after it.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -46,4 +48,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (; j < end; j++) {
         col[j] = 0.0;
     }
+}
+
+// One invocation per element of `col` (`count` = rows × out_stride): the
+// same values as `main`, written by neighbouring invocations to
+// neighbouring addresses.
+@compute @workgroup_size(256)
+fn by_element(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = element(wg, li);
+    if e >= dims.count {
+        return;
+    }
+    let r = e / dims.out_stride;
+    let j = e % dims.out_stride;
+    let window = dims.fh * dims.fw;
+    let values = dims.c * window;
+    var v = 0.0;
+    if j < values {
+        let n = r / (dims.out_h * dims.out_w);
+        let oy = (r / dims.out_w) % dims.out_h;
+        let ox = r % dims.out_w;
+        let ch = j / window;
+        let at = source(oy, ox, (j % window) / dims.fw, j % dims.fw);
+        if at.x >= 0 {
+            v = x[n * dims.in_stride + ch * dims.h * dims.w + u32(at.x) * dims.w + u32(at.y)];
+        }
+    } else if j == values && dims.flag == 1u {
+        v = 1.0;
+    }
+    col[e] = v;
 }

@@ -9,7 +9,12 @@
 // written twice, so the result does not depend on the order: the same bits
 // as window/maxpool_backward.wgsl's gather, with a quarter of its
 // invocations for 2×2 windows and no division inside the window.
+// CHANNELS_FASTEST (on GPUs: src/gpu/plan.rs, window_grain) numbers the
+// invocations (n, oy, ox, c) instead of (n, c, oy, ox), so that neighbouring
+// invocations read and write neighbouring channels of one position.
 // (With shaders/window.wgsl after it.)
+
+override CHANNELS_FASTEST: bool = false;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> dp: array<f32>;
@@ -25,13 +30,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let area = dims.out_h * dims.out_w;
     let k = dims.c * area;
-    let n = e / k;
-    let j = e % k;
-    let ch = j / area;
-    let oy = (j % area) / dims.out_w;
-    let ox = j % dims.out_w;
+    var n: u32;
+    var ch: u32;
+    var pos: u32;
+    if CHANNELS_FASTEST {
+        ch = e % dims.c;
+        n = e / k;
+        pos = (e / dims.c) % area;
+    } else {
+        n = e / k;
+        ch = (e % k) / area;
+        pos = e % area;
+    }
+    let oy = pos / dims.out_w;
+    let ox = pos % dims.out_w;
+    let j = ch * area + pos;
     let g = dp[n * dims.out_stride + j];
-    let at = argmax[e];
+    let at = argmax[n * k + j];
     var q = 0u;
     for (var ky = 0u; ky < dims.fh; ky++) {
         let row = (n * dims.h + oy * dims.stride + ky) * dims.w + ox * dims.stride;

@@ -4,8 +4,11 @@
 //! cost model (`cost`) says are fastest; on a CPU adapter (lavapipe) the
 //! vec4 kernel keeps the rules measured there. The same shape on the same
 //! profile always gets the same plan, so a seed repeats a run bit for bit.
-//! (The gather, window and update kernels need no planning: they run one
-//! invocation per element or row, which fills any device.)
+//! The window kernels' grain: on a CPU adapter `im2col` runs an invocation
+//! per row and tiled pooling's backward numbers its windows channel by
+//! channel (each invocation's loop is cheaper than divisions there); on a
+//! GPU, neighbouring invocations write neighbouring addresses. (The gather
+//! and update kernels run one invocation per element, which suits both.)
 //!
 //! Imports `profile` and `cost`.
 
@@ -288,6 +291,24 @@ impl Vec4Shape {
             wg_y,
             tm,
         }
+    }
+}
+
+/// How the window kernels divide their work (see the module's comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowGrain {
+    /// `im2col` a row per invocation; pooling backward channel by channel.
+    Rows,
+    /// `im2col` an element per invocation; pooling backward channels fastest.
+    Elements,
+}
+
+/// The window kernels' grain on `profile`'s device.
+pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
+    if profile.cpu {
+        WindowGrain::Rows
+    } else {
+        WindowGrain::Elements
     }
 }
 

@@ -32,6 +32,8 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         ("X_ALONG_M", BOOL),
         ("WG_Y", &[1.0, 2.0, 4.0, 8.0]),
         ("TM", &[8.0, 12.0]),
+        // window.rs: tiled pooling's backward, windows channels fastest.
+        ("CHANNELS_FASTEST", BOOL),
         // batchnorm.rs, dropout.rs: training or evaluation form.
         ("TRAIN", BOOL),
         ("RULE", &RULES),

@@ -5,8 +5,8 @@
 //! compiled with `shaders/window.wgsl` after it: their one uniform, the
 //! slide's geometry ([`crate::conv::Slide`]) with two row strides, and the
 //! helpers that follow a window. Each runs one invocation per element it
-//! writes, but `im2col` (one per row) and tiled pooling's backward (one per
-//! window).
+//! writes, but tiled pooling's backward (one per window) and, on CPU
+//! adapters, `im2col` (one per row): the planner's [`WindowGrain`].
 //!
 //! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
 //! - images: one row per image, its C·H·W values (CHW);
@@ -16,14 +16,17 @@
 //! - pooled (`p`): one row per image, (c, oy, ox), then optionally the ones column;
 //! - `argmax`: one u32 per pooled value (n, c, oy, ox), the index in its window.
 //!
-//! Imports `context`, `dispatch` and `error` only (and `crate::conv`).
+//! Imports `context`, `dispatch`, `error` and `plan` (and `crate::conv`).
 
 use crate::conv::Slide;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    Binding, Checks, Dispatch, Slice, bind_group_layout, dispatch, pipeline, pipeline_at,
+    wgsl_struct,
 };
 use crate::gpu::error::Result;
+pub use crate::gpu::plan::WindowGrain;
+use crate::gpu::plan::window_grain;
 
 /// A kernel of `shaders/window/` with `shaders/window.wgsl` after it.
 macro_rules! window_source {
@@ -136,7 +139,8 @@ pub struct Col2imCall<'a> {
 
 pub struct Im2col {
     layout: wgpu::BindGroupLayout,
-    forward: wgpu::ComputePipeline,
+    /// A row per invocation, and an element per invocation.
+    forward: [wgpu::ComputePipeline; 2],
     backward: wgpu::ComputePipeline,
 }
 
@@ -151,20 +155,35 @@ impl Im2col {
                 Binding::ReadWrite,
             ],
         );
+        let by = |entry| pipeline_at(ctx, "im2col", &layout, IM2COL, entry, &[], Checks::On);
         Im2col {
-            forward: pipeline(ctx, "im2col", &layout, IM2COL, &[]),
+            forward: [by("main"), by("by_element")],
             backward: pipeline(ctx, "col2im", &layout, COL2IM, &[]),
             layout,
         }
     }
 
+    /// `im2col` at the grain the planner gives this device.
     pub fn im2col(&self, ctx: &GpuContext, c: Im2colCall<'_>) -> Result<Dispatch> {
-        let count = c.slide.col_rows();
+        self.im2col_at(ctx, c, window_grain(&ctx.profile))
+    }
+
+    /// `im2col` at `grain`, whatever the device.
+    pub fn im2col_at(
+        &self,
+        ctx: &GpuContext,
+        c: Im2colCall<'_>,
+        grain: WindowGrain,
+    ) -> Result<Dispatch> {
+        let (count, pipeline) = match grain {
+            WindowGrain::Rows => (c.slide.col_rows(), &self.forward[0]),
+            WindowGrain::Elements => (c.slide.col_rows() * c.col_stride, &self.forward[1]),
+        };
         let (d, grid) = dims(ctx, &c.slide, [c.x_stride, c.col_stride], count, c.ones);
         dispatch(
             ctx,
             c.label,
-            &self.forward,
+            pipeline,
             &self.layout,
             &d,
             &[c.x, c.col],
@@ -220,7 +239,8 @@ pub struct MaxPool {
     backward_layout: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
-    backward_tiled: wgpu::ComputePipeline,
+    /// Windows numbered channel by channel, and channels fastest.
+    backward_tiled: [wgpu::ComputePipeline; 2],
 }
 
 /// Windows that tile the image: stride = window height = width, no
@@ -252,13 +272,15 @@ impl MaxPool {
                 POOL_BACKWARD,
                 &[],
             ),
-            backward_tiled: pipeline(
-                ctx,
-                "maxpool backward (tiled)",
-                &backward_layout,
-                POOL_BACKWARD_TILED,
-                &[],
-            ),
+            backward_tiled: [0.0, 1.0].map(|channels_fastest| {
+                pipeline(
+                    ctx,
+                    "maxpool backward (tiled)",
+                    &backward_layout,
+                    POOL_BACKWARD_TILED,
+                    &[("CHANNELS_FASTEST", channels_fastest)],
+                )
+            }),
             forward_layout,
             backward_layout,
         }
@@ -279,11 +301,23 @@ impl MaxPool {
         )
     }
 
-    /// The gather, or where the windows [`tiles`] one invocation per window.
+    /// The gather, or where the windows [`tiles`] one invocation per window
+    /// in the order the planner gives this device.
     pub fn backward(&self, ctx: &GpuContext, c: PoolBackwardCall<'_>) -> Result<Dispatch> {
+        self.backward_at(ctx, c, window_grain(&ctx.profile))
+    }
+
+    /// [`MaxPool::backward`] at `grain`, whatever the device.
+    pub fn backward_at(
+        &self,
+        ctx: &GpuContext,
+        c: PoolBackwardCall<'_>,
+        grain: WindowGrain,
+    ) -> Result<Dispatch> {
         let i = c.slide.input;
+        let tiled = &self.backward_tiled[(grain == WindowGrain::Elements) as usize];
         let (count, pipeline) = if tiles(&c.slide) {
-            (i.n * i.c * c.slide.out_area(), &self.backward_tiled)
+            (i.n * i.c * c.slide.out_area(), tiled)
         } else {
             (i.n * i.h * i.w * c.z_stride, &self.backward)
         };
