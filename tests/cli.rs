@@ -108,6 +108,36 @@ fn the_readme_says_which_commands_take_net() {
     }
 }
 
+/// Every file the README's tour writes into the repository root is one
+/// `.gitignore` ignores (a root pattern `/*.EXT`).
+#[test]
+fn the_tours_outputs_are_ignored_by_git() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let ignore = std::fs::read_to_string(format!("{root}/.gitignore")).unwrap();
+    let mut outputs = vec![];
+    for flag in ["--save ", "--plot ", "--metrics ", "-o "] {
+        for (at, _) in readme.match_indices(flag) {
+            let name: String = readme[at + flag.len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '`')
+                .collect();
+            if name.contains('.') && !name.contains('/') {
+                outputs.push(name);
+            }
+        }
+    }
+    assert!(outputs.len() >= 5, "{outputs:?}");
+    for name in outputs {
+        let ext = name.rsplit('.').next().unwrap();
+        let pattern = format!("/*.{ext}");
+        assert!(
+            ignore.lines().any(|l| l.trim() == pattern),
+            "{name}: no {pattern} in .gitignore"
+        );
+    }
+}
+
 /// The help says what the program trains, lists chapter 7's experiment,
 /// and files --seed and --init under Model, not the convnet's flags.
 #[test]

@@ -101,7 +101,7 @@ impl DeviceProfile {
     /// The profile of an opened device: units from `GPU_NET_COMPUTE_UNITS`
     /// when set, else guessed from the adapter's type.
     pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Result<Self> {
-        let (compute_units, units_from) = match units_from_env()? {
+        let (compute_units, units_from) = match env_setting(COMPUTE_UNITS_VAR, parse_units)? {
             Some(units) => (units, UnitsFrom::Environment),
             None => (Self::guess_units(info.device_type), UnitsFrom::AdapterType),
         };
@@ -145,22 +145,24 @@ impl DeviceProfile {
     }
 }
 
-/// `GPU_NET_COMPUTE_UNITS`, when set: a whole number from 1 to 65536.
-fn units_from_env() -> Result<Option<u32>> {
-    let Some(raw) = std::env::var_os(COMPUTE_UNITS_VAR) else {
+/// `var` parsed by `parse` when it is set and not empty; a value `parse`
+/// refuses is an error naming the variable.
+pub fn env_setting<T>(
+    var: &'static str,
+    parse: fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    let Some(raw) = std::env::var_os(var) else {
         return Ok(None);
     };
     let text = raw.to_string_lossy();
     if text.trim().is_empty() {
         return Ok(None);
     }
-    parse_units(&text)
-        .map(Some)
-        .map_err(|why| GpuError::BadEnv {
-            var: COMPUTE_UNITS_VAR,
-            value: text.into_owned(),
-            why,
-        })
+    parse(&text).map(Some).map_err(|why| GpuError::BadEnv {
+        var,
+        value: text.into_owned(),
+        why,
+    })
 }
 
 /// Parses a count of compute units.

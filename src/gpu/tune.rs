@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use super::context::{GpuContext, GpuOptions};
 use super::dispatch::Slice;
-use super::error::{GpuError, Result};
+use super::error::Result;
 use super::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
 use super::kernels::{SplitK, Tile};
-use super::profile::T128_SPEEDUP_ESTIMATE;
+use super::profile::{T128_SPEEDUP_ESTIMATE, env_setting};
 
 /// The environment variable that gives the speed-up instead of measuring.
 pub const SPEEDUP_VAR: &str = "GPU_NET_T128_SPEEDUP";
@@ -37,7 +37,7 @@ pub fn open(options: &GpuOptions) -> Result<GpuContext> {
 /// or where the tiled kernel is not in use; else the figure kept for this
 /// adapter, or one measured now and kept.
 pub fn t128_speedup(ctx: &GpuContext) -> Result<f64> {
-    if let Some(v) = speedup_from_env()? {
+    if let Some(v) = env_setting(SPEEDUP_VAR, parse_speedup)? {
         return Ok(v);
     }
     if ctx.profile.cpu || ctx.matmul_algo != MatmulAlgo::Tiled {
@@ -132,24 +132,6 @@ pub fn keep(path: &Path, key: &str, value: f64) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("json.{}", std::process::id()));
     std::fs::write(&tmp, serde_json::to_string_pretty(&kept)? + "\n")?;
     std::fs::rename(&tmp, path)
-}
-
-/// `GPU_NET_T128_SPEEDUP`, when set: a positive finite number.
-fn speedup_from_env() -> Result<Option<f64>> {
-    let Some(raw) = std::env::var_os(SPEEDUP_VAR) else {
-        return Ok(None);
-    };
-    let text = raw.to_string_lossy();
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    parse_speedup(&text)
-        .map(Some)
-        .map_err(|why| GpuError::BadEnv {
-            var: SPEEDUP_VAR,
-            value: text.into_owned(),
-            why,
-        })
 }
 
 /// Parses a speed-up: a finite number from 0.01 to 100.
