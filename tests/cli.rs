@@ -57,6 +57,26 @@ fn bad_flags_are_usage_errors() {
     assert_fails(&["frobnicate"], 2, &["frobnicate"]);
 }
 
+/// A file given where a flag was due gets the flag it needs.
+#[test]
+fn a_file_without_its_flag_is_told_the_flag() {
+    assert_fails(
+        &["eval", "model.safetensors"],
+        2,
+        &["`--model model.safetensors`"],
+    );
+    assert_fails(
+        &["show-weights", "--model", "m.st", "w.png"],
+        2,
+        &["`-o w.png`"],
+    );
+    assert_fails(
+        &["show-weights", "m.st", "-o", "w.png"],
+        2,
+        &["`--model m.st`"],
+    );
+}
+
 /// A negative number after a flag is that flag's value, refused by its
 /// range as `--flag=-1` is (not "unexpected argument '-1'").
 #[test]

@@ -70,7 +70,17 @@ enum Command {
 
 /// Parses the command line, runs the command, and gives its exit status.
 pub fn run() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let hint = flag_hint(&e);
+            let _ = e.print();
+            if let Some(hint) = hint {
+                say_err!("{hint}");
+            }
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let Some((_, sub)) = matches.subcommand() else {
         unreachable!("clap requires a subcommand")
@@ -99,6 +109,32 @@ pub fn run() -> ExitCode {
             ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
         }
     }
+}
+
+/// For a file given where a flag was due (`eval model.safetensors`,
+/// `show-weights --model m.st w.png`), the flag it needs.
+fn flag_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    if arg.starts_with('-') {
+        return None;
+    }
+    let command = std::env::args().nth(1)?;
+    let picture = gpu_net::predict::image_format(std::path::Path::new(arg)).is_ok();
+    let flag = match command.as_str() {
+        "eval" => "--model",
+        "show-weights" if picture => "-o",
+        "show-weights" => "--model",
+        _ => return None,
+    };
+    Some(format!(
+        "hint: `gpu-net {command}` takes {arg} as `{flag} {arg}`"
+    ))
 }
 
 /// Exit status 2: a flag, or a variable (`WGPU_BACKEND`,
