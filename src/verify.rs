@@ -169,6 +169,9 @@ pub struct TensorReport {
 pub struct VerifyReport {
     pub device: String,
     pub sizes: Vec<usize>,
+    /// The network as `train` names it (`Arch::shape`: a SimpleConvNet's
+    /// front, then its Affine sizes).
+    pub network: String,
     /// The layers, as `Arch::describe` lists them.
     pub layers: String,
     pub init: String,
@@ -270,6 +273,7 @@ pub fn verify(
     Ok(VerifyReport {
         device: format!("gpu: {}", ctx.describe()),
         sizes: arch.sizes.clone(),
+        network: arch.shape(),
         layers: arch.describe(),
         init: cfg.init.to_string(),
         weight_decay: cfg.weight_decay,
@@ -511,14 +515,9 @@ pub fn gpu_gradient(
 /// The table `gpu-net verify` prints.
 pub fn render(r: &VerifyReport) -> String {
     let mut s = String::new();
-    let sizes: Vec<String> = r.sizes.iter().map(|v| v.to_string()).collect();
     s += &format!(
         "network {}, batch {} (training images 0..{}), seed {}, h = {:e}\n",
-        sizes.join("-"),
-        r.batch,
-        r.batch,
-        r.seed,
-        r.h
+        r.network, r.batch, r.batch, r.seed, r.h
     );
     if r.layers.contains("BatchNorm")
         || r.layers.contains("Dropout")

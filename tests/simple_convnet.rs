@@ -372,7 +372,13 @@ fn verify_checks_the_books_gradient_check_network_three_ways() {
         let Some(r) = verify_convnet(&arch, &train, (batch, init), None) else {
             return;
         };
-        assert!(r.ok, "batch {batch}:\n{}", gpu_net::verify::render(&r));
+        let text = gpu_net::verify::render(&r);
+        assert!(r.ok, "batch {batch}:\n{text}");
+        // Its header names the network as train does, the front first.
+        assert!(
+            text.starts_with("network SimpleConvNet (input 1×10×10, 10 filters 3×3"),
+            "{text}"
+        );
         for t in &r.tensors {
             assert!(t.kinked < t.checked, "{}: {} kinked", t.name, t.kinked);
             assert!(!t.all_zero, "{}", t.name);
