@@ -87,6 +87,9 @@ pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
     let cannot = |e: image::ImageError| fail(path, format!("cannot decode it: {e}"));
     let mut decoder = reader.into_decoder().map_err(cannot)?;
     let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(fail(path, format!("the image is empty ({w}×{h} pixels)")));
+    }
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(fail(
             path,

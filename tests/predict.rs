@@ -193,6 +193,9 @@ fn bad_images_are_named_and_the_others_still_classified() {
     GrayImage::from_pixel(50, 50, Luma([255]))
         .save(&blank)
         .unwrap();
+    // A picture of no pixels (PGM allows one).
+    let empty = d.join("empty.pgm");
+    std::fs::write(&empty, "P5\n3 0\n255\n").unwrap();
     let o = gpu_net(&[
         "predict",
         "--model",
@@ -203,6 +206,7 @@ fn bad_images_are_named_and_the_others_still_classified() {
         cut.to_str().unwrap(),
         huge.to_str().unwrap(),
         blank.to_str().unwrap(),
+        empty.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
     let (out, err) = (
@@ -215,6 +219,7 @@ fn bad_images_are_named_and_the_others_still_classified() {
         ("cut.png", "decode"),
         ("huge.png", "limit"),
         ("blank.png", "blank"),
+        ("empty.pgm", "the image is empty (3×0 pixels)"),
     ] {
         assert!(
             err.lines().any(|l| l.contains(f) && l.contains(why)),
