@@ -511,8 +511,34 @@ fn chapter6_cpu_run_says_what_it_trains() {
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("layers:"));
 }
 
+/// On a terminal, the line shown while the kernels compile promises a cache
+/// only where the backend keeps one (GL compiles every run).
+fn compiling_note_says_when_shaders_are_cached() {
+    let bin = env!("CARGO_BIN_EXE_gpu-net");
+    for (backend, cached) in [("gl", false), ("vulkan", true)] {
+        let wanted = gpu_net::gpu::adapter::parse_backends(backend).unwrap();
+        if !gpu_net::gpu::adapter::missing_backends(wanted).is_empty() {
+            continue; // no adapter on that backend here
+        }
+        let o = Command::new("script")
+            .args([
+                "-qec",
+                &format!("{bin} train --backend {backend} --iters 1 --batch 10"),
+                "/dev/null",
+            ])
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .output()
+            .expect("script (util-linux) runs");
+        let tty = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{tty}");
+        assert!(tty.contains("compiling shaders"), "{backend}: {tty}");
+        assert_eq!(tty.contains("first run only"), cached, "{backend}: {tty}");
+    }
+}
+
 #[test]
 fn progress_bar_on_a_terminal_only() {
+    compiling_note_says_when_shaders_are_cached();
     // `script` (util-linux) runs the command on a pseudo-terminal.
     let bin = env!("CARGO_BIN_EXE_gpu-net");
     let o = Command::new("script")

@@ -212,11 +212,8 @@ fn open_trainer<'a>(
     // On a terminal, a line that stands while the driver compiles the
     // kernels (seconds on a cold shader cache), erased when it is done.
     let waiting = gpu && !out.json && std::io::stderr().is_terminal();
-    if waiting {
-        let _ = write!(
-            std::io::stderr(),
-            "compiling shaders (first run only; the driver caches them)...\r"
-        );
+    if let (true, Device::Gpu(ctx)) = (waiting, &device) {
+        let _ = write!(std::io::stderr(), "{}\r", compiling_note(ctx.info.backend));
     }
     let setup = std::time::Instant::now();
     let trainer = trainer(&device, params, data, config, slots);
@@ -554,6 +551,16 @@ fn check_distinct(args: &TrainArgs, save: Option<&Path>, data_dir: &Path) -> any
         }
     }
     Ok(())
+}
+
+/// The line that stands while the driver compiles the kernels: Vulkan,
+/// Metal and DX12 drivers keep what they compiled, GL compiles every run.
+fn compiling_note(backend: wgpu::Backend) -> &'static str {
+    if backend == wgpu::Backend::Gl {
+        "compiling shaders (GL compiles them on every run)..."
+    } else {
+        "compiling shaders (first run only; the driver caches them)..."
+    }
 }
 
 /// The data (its training set cut to `train_size`), the folder it came from,
