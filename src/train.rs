@@ -145,6 +145,8 @@ pub struct TrainSummary {
     pub interrupted: bool,
     /// Seconds of training (the steps, without evaluation or setup).
     pub seconds: f64,
+    /// Seconds of the per-epoch evaluations (both splits, every epoch).
+    pub eval_seconds: f64,
     /// Seconds the device took to get ready before the first step
     /// (compiling kernels, making buffers), kept out of `seconds` and
     /// samples/s; 0 unless the caller measured it.
@@ -179,6 +181,15 @@ pub fn train(
     )
 }
 
+/// What the training loop is doing, for a caller showing progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopEvent {
+    /// This many iterations have been handed to the device.
+    Steps(usize),
+    /// The epoch's steps are done; this split is being evaluated.
+    Evaluating(Split),
+}
+
 /// Where a resumed run starts: iterations done and the sampler's position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resume {
@@ -189,10 +200,12 @@ pub struct Resume {
 /// [`train`], optionally continuing from `resume` (the trainer already
 /// restored), with `epoch_end` given the report, the trainer and the
 /// sampler's position after each epoch (to write a checkpoint), and
-/// `steps_done` the iterations handed to the device so far (for progress).
-/// When `steps_done` answers `Break` the loop stops there: the steps handed
-/// over are finished and end a last, partial epoch (reported and given to
-/// `epoch_end` as any other), and the summary says it was interrupted.
+/// `events` what the loop is doing (for progress): the iterations handed to
+/// the device so far, and each evaluation as it starts. When `events`
+/// answers `Break` to [`LoopEvent::Steps`] the loop stops there: the steps
+/// handed over are finished and end a last, partial epoch (reported and
+/// given to `epoch_end` as any other), and the summary says it was
+/// interrupted.
 pub fn train_from(
     trainer: &mut dyn Trainer,
     train_size: usize,
@@ -200,7 +213,7 @@ pub fn train_from(
     steps_per_call: usize,
     resume: Option<Resume>,
     epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
-    steps_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    events: &mut dyn FnMut(LoopEvent) -> ControlFlow<()>,
 ) -> Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
     let (mut sampler, mut done) = match resume {
@@ -212,7 +225,7 @@ pub fn train_from(
     };
     let first_iter = done;
     let mut epoch = done / per_epoch;
-    let mut train_seconds = 0.0;
+    let (mut train_seconds, mut eval_seconds) = (0.0, 0.0);
     let mut last = None;
     let mut interrupted = false;
     while done < cfg.iters && !interrupted {
@@ -223,7 +236,7 @@ pub fn train_from(
             let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
             trainer.train_steps(&batches, cfg.lr)?;
             done += n;
-            if steps_done(done).is_break() {
+            if events(LoopEvent::Steps(done)).is_break() {
                 interrupted = done < cfg.iters;
                 break;
             }
@@ -240,8 +253,13 @@ pub fn train_from(
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         epoch += 1;
-        let (_, train_accuracy) = trainer.evaluate(Split::Train)?;
-        let (_, test_accuracy) = trainer.evaluate(Split::Test)?;
+        let evaluating = Instant::now();
+        let mut accuracy = |split| {
+            let _ = events(LoopEvent::Evaluating(split));
+            trainer.evaluate(split).map(|(_, a)| a)
+        };
+        let (train_accuracy, test_accuracy) = (accuracy(Split::Train)?, accuracy(Split::Test)?);
+        eval_seconds += evaluating.elapsed().as_secs_f64();
         let r = EpochReport {
             epoch,
             iter: done,
@@ -265,6 +283,7 @@ pub fn train_from(
         iters: done,
         interrupted,
         seconds: train_seconds,
+        eval_seconds,
         setup_seconds: 0.0,
         samples_per_sec: ((done - first_iter) * cfg.batch) as f64 / train_seconds,
         final_loss: last.loss,

@@ -216,6 +216,15 @@ fn cpu_train_json_is_one_object_on_stdout() {
     assert_eq!(v["iters"], 20);
     assert!(v["device"].as_str().unwrap().starts_with("cpu"));
     assert!(stderr(&o).contains("epoch"), "human output goes to stderr");
+    // The evaluations' time is reported apart from the steps' (on the CPU
+    // path they take longer than 20 steps).
+    let eval = v["eval_seconds"].as_f64().expect("eval_seconds");
+    assert!(eval > 0.0, "{v}");
+    assert!(
+        stderr(&o).contains(&format!("and {eval:.1} s of evaluation")),
+        "{}",
+        stderr(&o)
+    );
     // The numbers are the book's run of 20 iterations (seed 0), as the
     // library trains it: the same bits.
     let data = common::mnist();

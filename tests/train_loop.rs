@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use gpu_net::model::Params;
 use gpu_net::train::{
-    self, EpochReport, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
+    self, EpochReport, LoopEvent, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
 };
 
 /// Records every call; the loss of step `s` (1-based) is `s`, and the
@@ -199,12 +199,9 @@ fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
             reports.push(r.clone());
             Ok(())
         },
-        &mut |done| {
-            if done >= 14 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+        &mut |event| match event {
+            LoopEvent::Steps(done) if done >= 14 => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
         },
     )
     .unwrap();
@@ -223,15 +220,51 @@ fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
         4,
         None,
         &mut |_, _, _| Ok(()),
-        &mut |done| {
-            if done == 25 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+        &mut |event| match event {
+            LoopEvent::Steps(25) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
         },
     )
     .unwrap();
     assert!(!summary.interrupted);
     assert_eq!(summary.iters, 25);
+}
+
+/// The loop says what it is doing: each call's steps, then each epoch's
+/// evaluations (the training set, then the test set); their time is kept
+/// apart from the steps'.
+#[test]
+fn the_loop_reports_its_steps_and_evaluations_in_order() {
+    let mut t = Recorder::default();
+    let cfg = TrainConfig {
+        iters: 15,
+        batch: 10,
+        lr: 0.1,
+        seed: 5,
+    };
+    let mut events = Vec::new();
+    let summary = train::train_from(
+        &mut t,
+        105,
+        &cfg,
+        4,
+        None,
+        &mut |_, _, _| Ok(()),
+        &mut |e| {
+            events.push(e);
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    use LoopEvent::{Evaluating, Steps};
+    let evals = [Evaluating(Split::Train), Evaluating(Split::Test)];
+    let want = [
+        &[Steps(4), Steps(8), Steps(10)][..],
+        &evals,
+        &[Steps(14), Steps(15)],
+        &evals,
+    ]
+    .concat();
+    assert_eq!(events, want);
+    assert!(summary.eval_seconds >= 0.0 && summary.seconds >= 0.0);
 }

@@ -88,12 +88,7 @@ impl Progress {
     pub fn new(out: Output, len: usize, done: usize, batch: usize) -> Self {
         let bar = (!out.json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(len as u64);
-            bar.set_style(
-                // The bar takes what the terminal's width leaves, so the
-                // line never wraps on an 80-column terminal.
-                ProgressStyle::with_template("{wide_bar} {pos}/{len}  {prefix}  {msg}  {eta} left")
-                    .expect("a valid template"),
-            );
+            bar.set_style(steps_style());
             bar.set_position(done as u64);
             bar
         });
@@ -110,8 +105,21 @@ impl Progress {
 
     pub fn at(&self, done: usize) {
         if let Some(b) = &self.bar {
+            b.set_style(steps_style());
             b.set_position(done as u64);
             b.set_message(format!("{:.0} samples/s", b.per_sec() * self.batch as f64));
+        }
+    }
+
+    /// The epoch's steps are done and `what` is being evaluated: said beside
+    /// the bar, without a time left (the steps' rate does not predict it).
+    pub fn evaluating(&self, what: &str) {
+        if let Some(b) = &self.bar {
+            b.set_style(
+                ProgressStyle::with_template("{wide_bar} {pos}/{len}  {prefix}  {msg}")
+                    .expect("a valid template"),
+            );
+            b.set_message(format!("evaluating {what}"));
         }
     }
 
@@ -127,6 +135,13 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// The bar while steps run. It takes what the terminal's width leaves, so
+/// the line never wraps on an 80-column terminal.
+fn steps_style() -> ProgressStyle {
+    ProgressStyle::with_template("{wide_bar} {pos}/{len}  {prefix}  {msg}  {eta} left")
+        .expect("a valid template")
 }
 
 /// One line for a software adapter (lavapipe, llvmpipe, WARP), where the

@@ -22,7 +22,7 @@ use gpu_net::files;
 use gpu_net::metrics::MetricsCsv;
 use gpu_net::model::{Arch, Init, Params};
 use gpu_net::plot::Curves;
-use gpu_net::train::{self, EpochReport, Precision, TrainConfig, Trainer};
+use gpu_net::train::{self, EpochReport, LoopEvent, Precision, Split, TrainConfig, Trainer};
 use gpu_net::{limits, optim::StepRule};
 
 use super::args::{
@@ -330,10 +330,11 @@ fn say_how_it_ended(
         ));
     } else {
         out.say(&format!(
-            "done: {} in {:.1} s ({:.0} samples/s), final test accuracy {:.4}",
+            "done: {} in {:.1} s ({:.0} samples/s) and {:.1} s of evaluation, final test accuracy {:.4}",
             count(summary.iters, "iteration"),
             summary.seconds,
             summary.samples_per_sec,
+            summary.eval_seconds,
             summary.test_accuracy
         ));
         if let Some(p) = &run.save {
@@ -804,11 +805,20 @@ fn train_loop(
         steps_per_call,
         start,
         &mut |r, trainer, position| end.epoch(r, trainer, position),
-        &mut |done| {
-            progress.at(done);
-            if interrupt::requested() {
-                ControlFlow::Break(())
-            } else {
+        &mut |event| match event {
+            LoopEvent::Steps(done) => {
+                progress.at(done);
+                if interrupt::requested() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }
+            LoopEvent::Evaluating(split) => {
+                progress.evaluating(match split {
+                    Split::Train => "the training set",
+                    Split::Test => "the test set",
+                });
                 ControlFlow::Continue(())
             }
         },
