@@ -61,11 +61,13 @@ impl Window {
 pub enum ShapeError {
     Zero(&'static str),
     TooLarge {
+        layer: Layer,
         axis: &'static str,
         window: usize,
         padded: usize,
     },
     Fractional {
+        layer: Layer,
         axis: &'static str,
         padded: usize,
         window: usize,
@@ -73,27 +75,94 @@ pub enum ShapeError {
     },
 }
 
+/// Which sliding layer a shape error is about, as its messages name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layer {
+    /// "the convolution"
+    pub name: &'static str,
+    /// What slides: "filter", "window".
+    pub window: &'static str,
+    /// What it slides over: "padded image", "convolution's output".
+    pub input: &'static str,
+}
+
+/// A window sliding over a (padded) image, named generically.
+pub const ANY_WINDOW: Layer = Layer {
+    name: "the slide",
+    window: "window",
+    input: "padded image",
+};
+/// A [`ConvFront`]'s convolution.
+pub const CONVOLUTION: Layer = Layer {
+    name: "the convolution",
+    window: "filter",
+    input: "padded image",
+};
+/// A [`ConvFront`]'s pooling ([`POOL`]).
+pub const POOLING: Layer = Layer {
+    name: "the 2×2 max pooling after it",
+    window: "window",
+    input: "convolution's output",
+};
+
+impl ShapeError {
+    /// This error, said of `layer`.
+    pub fn of(self, layer: Layer) -> Self {
+        match self {
+            ShapeError::TooLarge {
+                axis,
+                window,
+                padded,
+                ..
+            } => ShapeError::TooLarge {
+                layer,
+                axis,
+                window,
+                padded,
+            },
+            ShapeError::Fractional {
+                axis,
+                padded,
+                window,
+                stride,
+                ..
+            } => ShapeError::Fractional {
+                layer,
+                axis,
+                padded,
+                window,
+                stride,
+            },
+            zero => zero,
+        }
+    }
+}
+
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ShapeError::Zero(what) => write!(f, "the {what} is 0"),
             ShapeError::TooLarge {
+                layer,
                 axis,
                 window,
                 padded,
             } => write!(
                 f,
-                "a window {window} {axis} is larger than the padded image's {padded}"
+                "{}: its {}'s {axis} {window} is larger than the {}'s {axis} {padded}",
+                layer.name, layer.window, layer.input
             ),
             ShapeError::Fractional {
+                layer,
                 axis,
                 padded,
                 window,
                 stride,
             } => write!(
                 f,
-                "the output {axis} ({padded} - {window}) / {stride} + 1 is not a whole number: \
-                 the window does not tile the padded image ({padded} {axis}) at stride {stride}"
+                "{}: its output {axis} ({padded} - {window}) / {stride} + 1 is not a whole number: \
+                 its {} ({window} in {axis}) at stride {stride} does not tile the {}'s {axis} of {padded}",
+                layer.name, layer.window, layer.input
             ),
         }
     }
@@ -121,6 +190,7 @@ pub fn out_size(
     let padded = size + 2 * pad;
     if window > padded {
         return Err(ShapeError::TooLarge {
+            layer: ANY_WINDOW,
             axis,
             window,
             padded,
@@ -128,6 +198,7 @@ pub fn out_size(
     }
     if !(padded - window).is_multiple_of(stride) {
         return Err(ShapeError::Fractional {
+            layer: ANY_WINDOW,
             axis,
             padded,
             window,
@@ -149,8 +220,8 @@ pub struct Slide {
 impl Slide {
     pub fn new(input: ImageShape, window: Window) -> Result<Self, ShapeError> {
         Ok(Slide {
-            out_h: out_size("high", input.h, window.h, window.stride, window.pad)?,
-            out_w: out_size("wide", input.w, window.w, window.stride, window.pad)?,
+            out_h: out_size("height", input.h, window.h, window.stride, window.pad)?,
+            out_w: out_size("width", input.w, window.w, window.stride, window.pad)?,
             input,
             window,
         })
@@ -232,14 +303,14 @@ impl ConvFront {
             stride: self.stride,
             pad: self.pad,
         };
-        let conv = Slide::new(ImageShape { n, c, h, w }, window)?;
+        let conv = Slide::new(ImageShape { n, c, h, w }, window).map_err(|e| e.of(CONVOLUTION))?;
         let out = ImageShape {
             n,
             c: self.filter_num,
             h: conv.out_h,
             w: conv.out_w,
         };
-        Ok((conv, Slide::new(out, POOL)?))
+        Ok((conv, Slide::new(out, POOL).map_err(|e| e.of(POOLING))?))
     }
 
     /// Values per input image: C·H·W.
@@ -275,27 +346,27 @@ mod tests {
 
     #[test]
     fn output_sizes_as_the_book_computes_them() {
-        assert_eq!(out_size("high", 28, 5, 1, 0), Ok(24));
-        assert_eq!(out_size("high", 24, 2, 2, 0), Ok(12));
-        assert_eq!(out_size("high", 7, 3, 2, 1), Ok(4));
-        assert_eq!(out_size("high", 1, 1, 1, 0), Ok(1));
+        assert_eq!(out_size("height", 28, 5, 1, 0), Ok(24));
+        assert_eq!(out_size("height", 24, 2, 2, 0), Ok(12));
+        assert_eq!(out_size("height", 7, 3, 2, 1), Ok(4));
+        assert_eq!(out_size("height", 1, 1, 1, 0), Ok(1));
     }
 
     #[test]
     fn shapes_that_cannot_slide_are_refused() {
         assert_eq!(
-            out_size("high", 28, 5, 0, 0),
+            out_size("height", 28, 5, 0, 0),
             Err(ShapeError::Zero("stride"))
         );
         assert_eq!(
-            out_size("high", 28, 0, 1, 0),
+            out_size("height", 28, 0, 1, 0),
             Err(ShapeError::Zero("window"))
         );
         assert!(matches!(
             out_size("wide", 4, 7, 1, 1),
             Err(ShapeError::TooLarge { padded: 6, .. })
         ));
-        let e = out_size("high", 25, 2, 2, 0).unwrap_err();
+        let e = out_size("height", 25, 2, 2, 0).unwrap_err();
         assert!(
             e.to_string()
                 .contains("(25 - 2) / 2 + 1 is not a whole number"),

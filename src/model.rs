@@ -196,7 +196,16 @@ impl Arch {
             .slides(1)
             .map_err(|e| ArchError::Conv(format!("{}: {e}", front.describe())))?;
         self.sizes[0] = front.pooled();
-        let mut arch = Arch::new(self.sizes)?;
+        // The first Affine's inputs are the front's pooled values: a network
+        // too large for the limits is the front's to answer for.
+        let mut arch = Arch::new(self.sizes).map_err(|e| {
+            ArchError::Conv(format!(
+                "{} pools each image to {} values: {}",
+                front.describe(),
+                front.pooled(),
+                e.reason()
+            ))
+        })?;
         arch.conv = Some(front);
         let params = arch.arena_len() as u128;
         if params > MAX_PARAMS as u128 {

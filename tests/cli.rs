@@ -1353,11 +1353,29 @@ fn simple_convnet_shapes_that_cannot_work_are_refused() {
     for (extra, needles) in [
         (
             &["--filter-size", "31"][..],
-            &["31 high is larger than the padded image's 28"][..],
+            &[
+                "the convolution: its filter's height 31 is larger than the padded image's height 28",
+            ][..],
         ),
         (
             &["--filter-size", "4", "--pad", "1"],
-            &["(27 - 2) / 2 + 1 is not a whole number"],
+            &[
+                "the 2×2 max pooling after it: its output height (27 - 2) / 2 + 1 is not a whole number",
+                "the convolution's output's height of 27",
+            ],
+        ),
+        (
+            &["--filter-size", "28"],
+            &[
+                "the 2×2 max pooling after it: its window's height 2 is larger than the convolution's output's height 1",
+            ],
+        ),
+        (
+            &["--filter-num", "65536", "--filter-size", "1"],
+            &[
+                "--net simple-convnet: input 1×28×28, 65536 filters",
+                "pools each image to 12845056 values",
+            ],
         ),
         (
             &["--filter-size", "5", "--stride", "2"],
