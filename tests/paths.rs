@@ -389,6 +389,17 @@ fn a_binary_copied_out_of_its_checkout_finds_its_data_or_says_where_it_looked() 
     let o = run(&["eval", "--device", "cpu", "--model", "m.st"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("test images: 10000"));
+    // The data gone, a resume names the folder the checkpoint recorded and
+    // where it looked.
+    std::fs::remove_dir_all(&looked).unwrap();
+    let o = run(&[
+        "train", "--device", "cpu", "--resume", "m.st", "--iters", "4",
+    ]);
+    let gone = format!(
+        "the checkpoint's data folder {} is not here",
+        recorded.display()
+    );
+    fails(&o, 1, &[&gone, "no MNIST found", "--data DIR"]);
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -574,7 +574,9 @@ fn training_data(args: &TrainArgs, config: &RunConfig) -> anyhow::Result<(Mnist,
         (Some(d), _) => d.clone(),
         (None, Some(d)) if d.is_dir() => d,
         (None, Some(d)) => {
-            let found = data::default_dir()?;
+            let found = data::default_dir().with_context(|| {
+                format!("the checkpoint's data folder {} is not here", d.display())
+            })?;
             let note = format!(
                 "note: the checkpoint's data folder {} is not here; reading {} (--data DIR says otherwise)",
                 d.display(),
