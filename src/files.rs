@@ -3,6 +3,8 @@
 //! never ends. Checkpoints are written whole or not at all ([`write`]): the
 //! bytes go to a temporary file beside the target, are synced, and are
 //! renamed over it, so the target is always the old file or the new one.
+//! A symbolic link is written through: the file it points to is replaced,
+//! the link stays a link.
 //! The temporary files being written are registered, so a signal handler
 //! can remove them ([`remove_partial_writes`]) before the process exits, and
 //! a save removes those that killed processes left behind.
@@ -36,6 +38,18 @@ const MAX_NAME: usize = 255;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let target = through_links(path);
+    let path = target.as_path();
+    // A rename would replace a FIFO, a device or a folder with a file.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        let why = format!("is {}, not a regular file", kind_of(&meta));
+        return Err(FileError {
+            path: path.to_path_buf(),
+            error: std::io::Error::other(why),
+        });
+    }
     remove_stale(path);
     let tmp = temporary_path(path, std::process::id());
     let result = (|| {
@@ -54,6 +68,21 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     }
     unregister(&tmp);
     result
+}
+
+/// Where `path` leads through symbolic links (relative ones from the folder
+/// of the link), up to 40 of them as the kernel allows; `path` itself when
+/// it is no link.
+pub fn through_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(to) if to.is_absolute() => p = to,
+            Ok(to) => p = folder(&p).join(to),
+            Err(_) => break,
+        }
+    }
+    p
 }
 
 /// Removes every temporary file this process is writing, and keeps any
@@ -90,6 +119,8 @@ fn unregister(tmp: &Path) {
 /// temporary file can be created in its folder, and the rename over an
 /// existing file is allowed.
 pub fn check_writable(path: &Path) -> Result<(), String> {
+    let target = through_links(path);
+    let path = target.as_path();
     if let Ok(meta) = std::fs::metadata(path)
         && !meta.is_file()
     {

@@ -244,8 +244,9 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
         );
         assert!(temporary_files(&d).is_empty(), "{:?}", temporary_files(&d));
     }
-    // SIGTERM is the same request as Ctrl-C.
-    let mut run = Running::start(&run_args(&path, &csv));
+    // SIGTERM is the same request as Ctrl-C (another network: saved apart,
+    // since --save refuses to replace another run's checkpoint).
+    let mut run = Running::start(&run_args(&d.join("term.st"), &csv));
     run.wait_for("epoch   1 ");
     run.signal("-TERM");
     let (code, out, _) = run.finish();
@@ -310,47 +311,51 @@ fn resume_may_change_the_learning_rate_and_records_it() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("complete (30 of its 30 iterations)"), "{err}");
 
-    // Another run's checkpoint is not replaced in silence.
-    let mut other = base("10");
-    other.extend([
-        "--seed".into(),
-        "3".into(),
-        "--save".into(),
-        s(&path).into(),
-    ]);
-    let o = gpu_net(&other);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success());
-    assert!(
-        out.contains("replaces the checkpoint of another run (network 784-8-10, sgd, seed 0, 30 iterations, test accuracy"),
-        "{out}"
+    // Another run's checkpoint is replaced only with --overwrite: without
+    // it, exit 2 naming what the file holds, the file untouched.
+    let refused = |args: &[String], holds: &str| {
+        let before = std::fs::read(&path).unwrap();
+        let o = gpu_net(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("holds {holds}")) && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
+        let mut overwrite = args.to_vec();
+        overwrite.push("--overwrite".into());
+        let o = gpu_net(&overwrite);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(out.contains(&format!("replaces {holds}")), "{out}");
+    };
+    let with_seed = |iters: &str| {
+        let mut a = base(iters);
+        a.extend([
+            "--seed".into(),
+            "3".into(),
+            "--save".into(),
+            s(&path).into(),
+        ]);
+        a
+    };
+    refused(
+        &with_seed("10"),
+        "the checkpoint of another run (network 784-8-10, sgd, seed 0, 30 iterations, test accuracy",
     );
-    // The same run, shorter: said; the same run again: not.
-    let mut shorter = base("5");
-    shorter.extend([
-        "--seed".into(),
-        "3".into(),
-        "--save".into(),
-        s(&path).into(),
-    ]);
-    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
-    assert!(
-        out.contains("replaces the checkpoint of a longer run"),
-        "{out}"
-    );
-    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
-    assert!(!out.contains("replaces"), "{out}");
+    // The same run, shorter: refused; the same run again: replaced in silence.
+    let shorter = with_seed("5");
+    refused(&shorter, "the checkpoint of a longer run");
+    let o = gpu_net(&shorter);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("replaces"));
     // Another shape, and a file that is no checkpoint.
     let mut wider = shorter.clone();
     let h = wider.iter().position(|a| a == "--hidden").unwrap();
     wider[h + 1] = "9".into();
-    let out = String::from_utf8_lossy(&gpu_net(&wider).stdout).into_owned();
-    assert!(out.contains("of another run (network 784-8-10"), "{out}");
+    refused(&wider, "the checkpoint of another run (network 784-8-10");
     std::fs::write(&path, "notes").unwrap();
-    let out = String::from_utf8_lossy(&gpu_net(&shorter).stdout).into_owned();
-    assert!(
-        out.contains("replaces a file that is not a gpu-net checkpoint"),
-        "{out}"
-    );
+    refused(&shorter, "a file that is not a gpu-net checkpoint");
     std::fs::remove_dir_all(&d).ok();
 }

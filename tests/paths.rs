@@ -262,6 +262,44 @@ fn two_flags_naming_one_file_are_refused_before_anything_is_written() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// `--save` through a symbolic link writes the file the link points to
+/// (relative to the link's folder, or not yet there) and leaves the link a
+/// link.
+#[cfg(unix)]
+#[test]
+fn a_save_through_a_symbolic_link_writes_its_target() {
+    let d = dir("link");
+    let (target, link) = (d.join("real.st"), d.join("link.st"));
+    save_a_run(&target);
+    std::os::unix::fs::symlink("real.st", &link).unwrap();
+    let o = finish(cmd(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "4",
+        "--hidden",
+        "8",
+        "--save",
+        s(&link),
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let is_link = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    };
+    assert!(is_link(&link), "the link became a file");
+    let ck = gpu_net::checkpoint::Checkpoint::read(&target).unwrap();
+    assert_eq!(ck.iterations, 4);
+    let dangling = d.join("dangling.st");
+    std::os::unix::fs::symlink("new.st", &dangling).unwrap();
+    save_a_run(&dangling);
+    assert!(is_link(&dangling) && d.join("new.st").is_file());
+    std::fs::remove_dir_all(&d).ok();
+}
+
 /// show-weights never draws over the checkpoint it reads, however the two
 /// are spelled.
 #[test]

@@ -73,3 +73,21 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path):
     bad.write_text("hello")
     with pytest.raises(OSError, match="notes.txt"):
         gpu_net.load(bad)
+
+
+def test_save_never_replaces_a_fifo_and_writes_through_a_link(tmp_path):
+    """A save over a FIFO is refused naming it (the FIFO stays); a save to a
+    symbolic link writes the file it points to, and the link stays a link."""
+    net = gpu_net.TwoLayerNet(784, 8, 10, device="cpu", seed=1)
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="pipe.safetensors.*not a regular file"):
+        net.save(fifo)
+    assert fifo.is_fifo()
+    target, link = tmp_path / "real.safetensors", tmp_path / "link.safetensors"
+    net.save(target)
+    os.symlink("real.safetensors", link)
+    net.params["b2"] = net.params["b2"] + 1.0
+    net.save(link)
+    assert link.is_symlink()
+    assert np.array_equal(gpu_net.load(target).params["b2"], net.params["b2"])

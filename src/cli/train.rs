@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// Write a checkpoint (safetensors) here at the end of every epoch and of the run.
     #[arg(long, help_heading = "Output")]
     pub save: Option<PathBuf>,
+    /// Let --save replace a file that holds another run's checkpoint (or no
+    /// checkpoint at all); continuing the run it holds needs no leave.
+    #[arg(long, help_heading = "Output")]
+    pub overwrite: bool,
     /// Continue the run in this checkpoint (saving to it unless --save says otherwise): --iters and --epochs count the whole run.
     #[arg(long, help_heading = "Output")]
     pub resume: Option<PathBuf>,
@@ -143,7 +147,20 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
         None => 0,
     };
     if let Some(path) = &save {
-        note_replaced(path, resumed.as_ref(), &config, &arch, iters, out);
+        let replaced = replaced_run(path, resumed.as_ref(), &config, &arch, iters);
+        match (replaced, args.overwrite) {
+            (Some(what), true) => {
+                out.say(&format!("note: --save {} replaces {what}", path.display()))
+            }
+            (Some(what), false) => {
+                return Err(UsageError(format!(
+                    "--save {} holds {what}: give --overwrite to replace it, or save elsewhere",
+                    path.display()
+                ))
+                .into());
+            }
+            (None, _) => {}
+        }
     }
     let params = match &resumed {
         Some(r) => r.checkpoint.params.clone(),
@@ -369,43 +386,36 @@ fn save_path(args: &TrainArgs, resumed: Option<&Resumed>, out: Output) -> Option
     }
 }
 
-/// One line when `path` holds something the run will replace that is not
-/// an earlier state of this run: a checkpoint of another seed, network or
-/// rule, a longer run, or a file that is no checkpoint at all.
-fn note_replaced(
+/// What `path` holds that the run would replace and that is not an earlier
+/// state of this run: a checkpoint of another seed, network or rule, a
+/// longer run, or a file that is no checkpoint at all. None for nothing,
+/// the checkpoint being resumed, or an earlier state of the same run.
+fn replaced_run(
     path: &Path,
     resumed: Option<&Resumed>,
     config: &RunConfig,
     arch: &Arch,
     iters: usize,
-    out: Output,
-) {
+) -> Option<String> {
     let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
     if !path.is_file() || resumed.is_some_and(|r| same_file(&r.path, path)) {
-        return;
+        return None;
     }
     let old = match Checkpoint::read(path) {
         Ok(old) => old,
-        Err(e) => {
-            out.say(&format!(
-                "note: --save {} replaces a file that is not a gpu-net checkpoint ({e})",
-                path.display()
-            ));
-            return;
-        }
+        Err(e) => return Some(format!("a file that is not a gpu-net checkpoint ({e})")),
     };
     let c = &old.config;
     let another_run = c.seed != config.seed
         || &old.params.arch != arch
         || c.optimizer.kind != config.optimizer.kind;
     let longer = old.iterations as usize > iters;
-    if another_run || longer {
-        out.say(&format!(
-            "note: --save {} replaces the checkpoint of {} (network {}, {}, seed {}, {}{})",
-            path.display(),
+    (another_run || longer).then(|| {
+        format!(
+            "the checkpoint of {} (network {}, {}, seed {}, {}{})",
             if another_run {
                 "another run"
             } else {
@@ -417,8 +427,8 @@ fn note_replaced(
             count(old.iterations as usize, "iteration"),
             old.test_accuracy
                 .map_or(String::new(), |a| format!(", test accuracy {a:.4}")),
-        ));
-    }
+        )
+    })
 }
 
 /// The checkpoint's learning rates, with the one this run trains at added
