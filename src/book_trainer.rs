@@ -151,6 +151,16 @@ pub fn train_book(
             stopped = stop();
         }
         let losses = trainer.take_losses()?; // waits for the steps
+        // As `gpu-net train`: a step whose loss is not finite ends the run.
+        if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
+            let from = out.steps as usize + 1;
+            return Err(crate::error::Error::Diverged {
+                loss,
+                from,
+                to: from + losses.len() - 1,
+                lr: cfg.lr,
+            });
+        }
         out.seconds += started.elapsed().as_secs_f64();
         out.steps += losses.len() as u64;
         out.train_loss.extend(&losses);

@@ -188,12 +188,33 @@ impl Checkpoint {
 
     /// Writes atomically ([`files::write`]): `path` is either the old
     /// file or the new one, never a part of either, whenever the process
-    /// stops.
+    /// stops. Values [`Checkpoint::read`] would refuse (a NaN, an infinity,
+    /// a weight whose square overflows f32, a negative variance) are
+    /// refused here, naming the tensor, and nothing is written.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.check_readable(path)?;
         files::write(path, &self.to_bytes()).map_err(|e| CheckpointError::Io {
             path: e.path,
             error: e.error,
         })
+    }
+
+    /// What [`Checkpoint::read`] checks of the values, checked before writing.
+    fn check_readable(&self, path: &Path) -> Result<(), CheckpointError> {
+        for (name, source, t) in layout(&self.params.arch, self.config.optimizer.kind) {
+            let values = match source {
+                Source::Param => &self.params.values[t.range()],
+                Source::Running => &self.params.running[t.range()],
+                Source::State(k) => &self.optimizer_state[k][t.range()],
+            };
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(invalid(
+                    path,
+                    format!("tensor {name:?} element {i} is {}: not saved", values[i]),
+                ));
+            }
+        }
+        check_values(path, &self.params)
     }
 
     /// Reads and checks a checkpoint.

@@ -207,6 +207,23 @@ fn a_checkpoint_is_always_the_same_bytes() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// What the reader refuses is never written: a NaN, or a weight whose
+/// square overflows f32, is named and no file is made.
+#[test]
+fn values_a_reader_refuses_are_never_written() {
+    let d = dir("unwritable");
+    for (value, needle) in [(f64::NAN, "element 3 is NaN"), (1e300, "past")] {
+        let (mut ck, _) = sample();
+        let w1 = ck.params.arch.tensors()[0].clone();
+        ck.params.values[w1.range()][3] = value;
+        let path = d.join("ck.safetensors");
+        let e = ck.write(&path).expect_err("refused").to_string();
+        assert!(e.contains("W1") && e.contains(needle), "{e}");
+        assert!(!path.exists(), "a file was written");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
 fn refused(bytes: &[u8], needle: &str) {
     let d = dir("bad");
     let path = d.join("bad.safetensors");

@@ -148,6 +148,13 @@ class Trainer:
             grads = net.gradient(x, t)
             self.optimizer.update(net.params, grads)
             loss = net.loss(x, t)
+            if not np.isfinite(loss):
+                # As `gpu-net train` and the GPU Trainer: a loss that is no
+                # number ends the run instead of training on NaN.
+                raise FloatingPointError(
+                    f"the training loss is {loss} in iteration {i + 1}: training diverged "
+                    f"at learning rate {self.optimizer.lr}"
+                )
             self.train_loss_list.append(loss)
             if self.verbose:
                 print("train loss:" + str(loss))

@@ -36,7 +36,14 @@ pub fn params_from(
             )));
         }
         let dst = &mut p.values[t.range()];
-        for (d, s) in dst.iter_mut().zip(a.as_array().iter()) {
+        for (i, (d, s)) in dst.iter_mut().zip(a.as_array().iter()).enumerate() {
+            // Relu would turn a NaN into 0 and hide it: refuse it by name.
+            if !s.is_finite() {
+                return Err(PyValueError::new_err(format!(
+                    "params['{}'] holds {s} at element {i}: parameters must be finite",
+                    t.name
+                )));
+            }
             *d = *s;
         }
     }

@@ -34,6 +34,7 @@ pub(crate) fn py_err(e: gpu_net::error::Error) -> PyErr {
     match e {
         E::Gpu(_) => GpuError::new_err(text),
         E::Data(_) | E::Checkpoint(_) | E::Io { .. } => pyo3::exceptions::PyOSError::new_err(text),
+        E::Diverged { .. } => pyo3::exceptions::PyFloatingPointError::new_err(text),
         _ => pyo3::exceptions::PyValueError::new_err(text),
     }
 }

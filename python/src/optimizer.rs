@@ -54,23 +54,23 @@ impl Optimizer {
         };
         for (key, value) in params.iter() {
             let name: String = key.extract()?;
-            let g = gradient_of(grads, &key, &name)?;
+            let (g, g_shape) = gradient_of(grads, &key, &name)?;
             let p = value.cast::<PyArrayDyn<f64>>().map_err(|_| {
                 PyValueError::new_err(format!("params['{name}'] is not a float64 numpy array"))
             })?;
-            if g.len() != p.len() {
+            if g_shape != p.shape() {
                 return Err(PyValueError::new_err(format!(
-                    "grads['{name}'] has {} values, params['{name}'] {}",
-                    g.len(),
-                    p.len()
+                    "grads['{name}'] has shape {g_shape:?}, params['{name}'] {:?}",
+                    p.shape()
                 )));
             }
             let mut p = p.try_readwrite().map_err(|_| {
                 PyValueError::new_err(format!("params['{name}'] cannot be written in place"))
             })?;
-            let values = p.as_slice_mut().map_err(|_| {
-                PyValueError::new_err(format!("params['{name}'] is not contiguous"))
-            })?;
+            // In numpy's (logical, C) order whatever the memory order: a
+            // transposed or Fortran-ordered array means what numpy says.
+            let mut view = p.as_array_mut();
+            let mut values: Vec<f64> = view.iter().copied().collect();
             let state = self
                 .state
                 .entry(name.clone())
@@ -84,24 +84,27 @@ impl Optimizer {
                 )));
             }
             state.rule = rule;
-            state.update(values, &g, lr);
+            state.update(&mut values, &g, lr);
+            for (d, v) in view.iter_mut().zip(values) {
+                *d = v;
+            }
         }
         Ok(())
     }
 }
 
-/// `grads[key]` copied out, so no borrow of it is held while `params`
-/// (which may share its memory) is written.
+/// `grads[key]` copied out in numpy's order, with its shape, so no borrow
+/// of it is held while `params` (which may share its memory) is written.
 fn gradient_of(
     grads: &Bound<'_, PyDict>,
     key: &Bound<'_, PyAny>,
     name: &str,
-) -> PyResult<Vec<f64>> {
+) -> PyResult<(Vec<f64>, Vec<usize>)> {
     let g = grads
         .get_item(key)?
         .ok_or_else(|| PyValueError::new_err(format!("grads has no '{name}', which params has")))?;
     let g: PyReadonlyArrayDyn<'_, f64> = g.extract().map_err(|_| {
         PyValueError::new_err(format!("grads['{name}'] is not a float64 numpy array"))
     })?;
-    Ok(g.as_array().iter().copied().collect())
+    Ok((g.as_array().iter().copied().collect(), g.shape().to_vec()))
 }

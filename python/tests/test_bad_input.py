@@ -79,6 +79,36 @@ def test_bad_params(net):
         net.params["W1"] = saved
 
 
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_a_nan_parameter_is_refused_by_name_not_hidden_by_relu(device):
+    """Relu would turn a NaN weight into finite scores; the book's numpy
+    gives NaN. Refused, naming the tensor, on both devices."""
+    net = gpu_net.TwoLayerNet(784, 17, 10, device=device, seed=0)
+    t = np.array([1, 2])
+    for key in ["W1", "b2"]:
+        saved = net.params[key].copy()
+        net.params[key].flat[3 if key == "W1" else 0] = np.nan
+        for call in (lambda: net.predict(X), lambda: net.loss(X, t), lambda: net.gradient(X, t)):
+            with pytest.raises(ValueError, match=rf"params\['{key}'\] holds NaN"):
+                call()
+        net.params[key] = saved
+    conv = gpu_net.SimpleConvNet(device=device, seed=0)
+    conv.params["W2"].flat[0] = np.inf
+    with pytest.raises(ValueError, match=r"params\['W2'\] holds inf"):
+        conv.predict(np.zeros((1, 1, 28, 28)))
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    """A weight whose square overflows float32 is refused by load and the
+    CLI: save refuses it too, naming it, and writes nothing."""
+    net = gpu_net.TwoLayerNet(784, 8, 10, device="cpu", seed=0)
+    net.params["W1"][0, 0] = 1e300
+    path = tmp_path / "big.safetensors"
+    with pytest.raises((OSError, ValueError), match="W1"):
+        net.save(path)
+    assert not path.exists()
+
+
 @pytest.mark.parametrize(
     "kw,error,match",
     [

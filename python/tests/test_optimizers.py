@@ -47,8 +47,12 @@ def test_bad_optimizer_input():
         gpu_net.SGD(lr=-1)
     with pytest.raises(ValueError, match="grads has no 'b'"):
         gpu_net.SGD().update({"b": np.zeros(2)}, {})
-    with pytest.raises(ValueError, match=r"grads\['b'\] has 3 values, params\['b'\] 2"):
+    with pytest.raises(ValueError, match=r"grads\['b'\] has shape \[3\], params\['b'\] \[2\]"):
         gpu_net.SGD().update({"b": np.zeros(2)}, {"b": np.zeros(3)})
+    # The same count of values in another shape is refused too, as numpy's
+    # broadcasting refuses it in the book's code.
+    with pytest.raises(ValueError, match=r"grads\['W'\] has shape \[3, 2\], params\['W'\] \[2, 3\]"):
+        gpu_net.SGD(lr=1).update({"W": np.zeros((2, 3))}, {"W": np.arange(6.0).reshape(3, 2)})
     with pytest.raises(ValueError, match=r"params\['b'\] is not a float64"):
         gpu_net.SGD().update({"b": np.zeros(2, dtype=np.float32)}, {"b": np.zeros(2)})
 
@@ -77,3 +81,21 @@ def test_params_and_grads_may_share_memory():
     p = {"W": np.ones(3)}
     gpu_net.SGD(lr=0.5).update(p, p)
     assert np.allclose(p["W"], 0.5)
+
+
+@pytest.mark.parametrize("name,kw", CASES)
+def test_arrays_in_any_memory_order_mean_what_numpy_says(rng, name, kw):
+    """A Fortran-ordered or transposed parameter (params['W'] = a.T) is
+    updated element for element as its C-ordered copy, bit for bit."""
+    base = rng.normal(size=(5, 3))
+    fortran = {"W": np.asfortranarray(base.copy())}
+    transposed = {"W": base.T.copy().T}
+    c_order = {"W": base.copy()}
+    opts = [getattr(gpu_net, name)(**kw) for _ in range(3)]
+    for _ in range(3):
+        g = rng.normal(size=(5, 3))
+        for opt, p in zip(opts, (fortran, transposed, c_order)):
+            opt.update(p, {"W": np.asfortranarray(g)})
+    assert not fortran["W"].flags.c_contiguous and fortran["W"].flags.f_contiguous
+    assert np.array_equal(fortran["W"], c_order["W"])
+    assert np.array_equal(transposed["W"], c_order["W"])

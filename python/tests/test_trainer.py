@@ -133,3 +133,15 @@ def test_a_trainer_starts_its_optimizer_afresh(gpu, mnist):
     for k in a.params:
         assert np.array_equal(a.params[k], b.params[k]), k
     assert b._core.steps == 3 + 10
+
+
+@pytest.mark.parametrize("device,lr", [("auto", 1e30), ("cpu", 1e300)])
+def test_a_diverging_trainer_stops_as_the_cli_does(mnist, device, lr):
+    """A loss that stops being a number ends train() with FloatingPointError
+    naming the learning rate, as `gpu-net train` exits 1, instead of
+    finishing with NaN parameters."""
+    net = gpu_net.TwoLayerNet(784, 20, 10, device=device, seed=1)
+    tr = gpu_net.Trainer(net, *small(mnist, 200), epochs=2, mini_batch_size=50,
+                         optimizer_param={"lr": lr}, verbose=False, seed=1)
+    with pytest.raises(FloatingPointError, match="diverged at learning rate"):
+        tr.train()
