@@ -520,26 +520,34 @@ fn chapter6_cpu_run_says_what_it_trains() {
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("layers:"));
 }
 
+/// `gpu-net ARGS` (a shell line after the binary) on a pseudo-terminal, as
+/// `script` (util-linux) runs it: its status and what the terminal showed.
+fn on_a_terminal(shell: &str) -> (bool, String) {
+    let bin = env!("CARGO_BIN_EXE_gpu-net");
+    let line = shell.replace("gpu-net", bin);
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("script (util-linux) runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 /// On a terminal, the line shown while the kernels compile promises a cache
 /// only where the backend keeps one (GL compiles every run).
 fn compiling_note_says_when_shaders_are_cached() {
-    let bin = env!("CARGO_BIN_EXE_gpu-net");
     for (backend, cached) in [("gl", false), ("vulkan", true)] {
         let wanted = gpu_net::gpu::adapter::parse_backends(backend).unwrap();
         if !gpu_net::gpu::adapter::missing_backends(wanted).is_empty() {
             continue; // no adapter on that backend here
         }
-        let o = Command::new("script")
-            .args([
-                "-qec",
-                &format!("{bin} train --backend {backend} --iters 1 --batch 10"),
-                "/dev/null",
-            ])
-            .env("XDG_RUNTIME_DIR", "/tmp")
-            .output()
-            .expect("script (util-linux) runs");
-        let tty = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success(), "{tty}");
+        let (ok, tty) = on_a_terminal(&format!(
+            "gpu-net train --backend {backend} --iters 1 --batch 10"
+        ));
+        assert!(ok, "{tty}");
         assert!(tty.contains("compiling shaders"), "{backend}: {tty}");
         assert_eq!(tty.contains("first run only"), cached, "{backend}: {tty}");
     }
@@ -548,34 +556,14 @@ fn compiling_note_says_when_shaders_are_cached() {
 #[test]
 fn progress_bar_on_a_terminal_only() {
     compiling_note_says_when_shaders_are_cached();
-    // `script` (util-linux) runs the command on a pseudo-terminal.
-    let bin = env!("CARGO_BIN_EXE_gpu-net");
-    let o = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{bin} train --device cpu --iters 40 --batch 50"),
-            "/dev/null",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("script (util-linux) runs");
-    let tty = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{tty}");
+    let (ok, tty) = on_a_terminal("gpu-net train --device cpu --iters 40 --batch 50");
+    assert!(ok, "{tty}");
     assert!(
         tty.contains("iter ") && tty.contains("samples/s") && tty.contains(" left"),
         "{tty}"
     );
     // On an 80-column terminal no line of it is wider.
-    let o = Command::new("script")
-        .args([
-            "-qec",
-            &format!("stty cols 80; {bin} train --device cpu --iters 400 --batch 50"),
-            "/dev/null",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("script (util-linux) runs");
-    let tty = String::from_utf8_lossy(&o.stdout);
+    let (_, tty) = on_a_terminal("stty cols 80; gpu-net train --device cpu --iters 400 --batch 50");
     let mut plain = String::new();
     let mut chars = tty.chars();
     while let Some(c) = chars.next() {

@@ -61,12 +61,17 @@ fn model(d: &Path) -> PathBuf {
 
 /// Two iterations of a small network saved at `path`.
 fn save_a_run(path: &Path) {
+    save_a_run_of(path, "2");
+}
+
+/// `iters` iterations of a small network saved at `path`.
+fn save_a_run_of(path: &Path, iters: &str) {
     let o = finish(cmd(&[
         "train",
         "--device",
         "cpu",
         "--iters",
-        "2",
+        iters,
         "--hidden",
         "8",
         "--save",
@@ -272,18 +277,7 @@ fn a_save_through_a_symbolic_link_writes_its_target() {
     let (target, link) = (d.join("real.st"), d.join("link.st"));
     save_a_run(&target);
     std::os::unix::fs::symlink("real.st", &link).unwrap();
-    let o = finish(cmd(&[
-        "train",
-        "--device",
-        "cpu",
-        "--iters",
-        "4",
-        "--hidden",
-        "8",
-        "--save",
-        s(&link),
-    ]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    save_a_run_of(&link, "4");
     let is_link = |p: &Path| {
         std::fs::symlink_metadata(p)
             .unwrap()

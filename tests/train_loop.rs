@@ -78,12 +78,7 @@ fn run(iters: usize, resume: Option<Resume>) -> (Recorder, Vec<EpochReport>, Vec
     if let Some(r) = resume {
         t.steps = r.done as u64;
     }
-    let cfg = TrainConfig {
-        iters,
-        batch: 10,
-        lr: 0.1,
-        seed: 5,
-    };
+    let cfg = config(iters);
     let (mut reports, mut positions) = (Vec::new(), Vec::new());
     let summary = train::train_from(
         &mut t,
@@ -180,12 +175,7 @@ fn a_resumed_run_continues_the_epochs_and_the_batches() {
 #[test]
 fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
     let mut t = Recorder::default();
-    let cfg = TrainConfig {
-        iters: 25,
-        batch: 10,
-        lr: 0.1,
-        seed: 5,
-    };
+    let cfg = config(25);
     let mut reports = Vec::new();
     // Asked to stop once 14 steps have been handed over: the call in flight
     // (steps 13 and 14 of calls of 4 within epoch 2: 11-14) finishes.
@@ -230,18 +220,23 @@ fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
     assert_eq!(summary.iters, 25);
 }
 
+/// The runs of these tests: batch 10 at lr 0.1, seed 5.
+fn config(iters: usize) -> TrainConfig {
+    TrainConfig {
+        iters,
+        batch: 10,
+        lr: 0.1,
+        seed: 5,
+    }
+}
+
 /// The loop says what it is doing: each call's steps, then each epoch's
 /// evaluations (the training set, then the test set); their time is kept
 /// apart from the steps'.
 #[test]
 fn the_loop_reports_its_steps_and_evaluations_in_order() {
     let mut t = Recorder::default();
-    let cfg = TrainConfig {
-        iters: 15,
-        batch: 10,
-        lr: 0.1,
-        seed: 5,
-    };
+    let cfg = config(15);
     let mut events = Vec::new();
     let summary = train::train_from(
         &mut t,
