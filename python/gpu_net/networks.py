@@ -51,6 +51,11 @@ class _Network:
         return self._core.device
 
     def _arrays(self):
+        if not isinstance(self.params, dict):
+            raise TypeError(
+                f"params must be a dict of numpy arrays by name, as the book keeps them, "
+                f"not {type(self.params).__name__}"
+            )
         out = []
         for name, shape in self._core.tensors():
             if name not in self.params:

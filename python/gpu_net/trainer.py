@@ -68,15 +68,22 @@ class Trainer:
             self.optimizer = _OPTIMIZERS[name](**self.optimizer_param)
         except TypeError as e:
             raise ValueError(f"optimizer_param {self.optimizer_param!r} for {optimizer}: {e}") from None
-        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         if evaluate_sample_num_per_epoch is not None:
-            _checks.count(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch")
+            n = _checks.count(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch")
+            # The book slices x[:n]: past the set's size, numpy takes it all.
+            evaluate_sample_num_per_epoch = min(n, self.x_train.shape[0], self.x_test.shape[0])
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         self.seed = _seed(seed)
         self.train_size = self.x_train.shape[0]
         self.iter_per_epoch = max(self.train_size // self.batch_size, 1)
         self.max_iter = int(self.epochs * self.iter_per_epoch + 1e-9)  # 10000 / 600 epochs is 10000 steps
         if self.max_iter < 1:
             raise ValueError(f"epochs={epochs} is less than one step of {self.iter_per_epoch} per epoch")
+        if self.max_iter > _core.MAX_ITERS:
+            raise ValueError(
+                f"epochs={epochs} is {self.max_iter} steps of {self.iter_per_epoch} per epoch, "
+                f"over the limit of {_core.MAX_ITERS} (as `gpu-net train --iters`)"
+            )
         self.current_iter = 0
         self.current_epoch = 0
         self.train_loss_list = []

@@ -46,6 +46,8 @@ pub(crate) fn gpu_err(e: gpu_net::gpu::GpuError) -> PyErr {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GpuError", m.py().get_type::<GpuError>())?;
+    // The most steps one run takes, as `gpu-net train --iters` allows.
+    m.add("MAX_ITERS", gpu_net::limits::MAX_ITERS)?;
     m.add_class::<network::Network>()?;
     m.add_class::<optimizer::Optimizer>()?;
     m.add_function(wrap_pyfunction!(trainer::train, m)?)?;

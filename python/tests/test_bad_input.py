@@ -136,3 +136,24 @@ def test_a_batch_over_the_devices_limit_is_a_gpu_error_and_takes_no_step(gpu):
     assert net._core.steps == steps
     net.gradient(np.zeros((4, 3)), np.zeros(4, dtype=np.int64))  # a batch that fits
     assert net._core.steps == steps + 1
+
+
+def test_params_that_are_not_a_dict_and_trainer_counts_past_the_limits_are_named(mnist):
+    """Arguments gpu-net cannot take are refused naming the argument, not
+    with numpy's or Python's errors from deeper in."""
+    net = gpu_net.TwoLayerNet(784, 8, 10, device="cpu", seed=0)
+    saved = net.params
+    for bad in (list(saved.values()), None):
+        net.params = bad
+        with pytest.raises(TypeError, match="params must be a dict"):
+            net.predict(X)
+    net.params = saved
+    (x, t), (xt, tt) = mnist
+    with pytest.raises(ValueError, match=r"epochs=1e\+30 is .* over the limit"):
+        gpu_net.Trainer(net, x[:100], t[:100], xt[:100], tt[:100], epochs=1e30)
+    # A sample past the sets' sizes is the whole set, as numpy's x[:n] is.
+    tr = gpu_net.Trainer(net, x[:100], t[:100], xt[:50], tt[:50], epochs=1,
+                         evaluate_sample_num_per_epoch=2**64, verbose=False)
+    assert tr.evaluate_sample_num_per_epoch == 50
+    tr.train()
+    assert len(tr.test_acc_list) == 1
