@@ -35,6 +35,8 @@ struct Passes {
     /// What a call reads back, copied here in its submission: the sums,
     /// then the logits, then the gradients ([`Readback`]'s order).
     readback: wgpu::Buffer,
+    /// The batch in the GPU layout, kept so a call allocates nothing.
+    padded_x: Vec<f32>,
     /// Forward in training form (batch statistics, Dropout's mask), with dY.
     train: Vec<Op>,
     backward: Vec<Op>,
@@ -159,6 +161,7 @@ impl HostFedNet {
         );
         Ok(Passes {
             readback,
+            padded_x: vec![0.0; padded_rows(rows) * padded(self.net.arch.inputs())],
             train: net.forward(&act, rows, &stats, true, Mode::Train { slots: 1 })?,
             backward: net.backward(&act, GradTarget::Store, self.weight_decay)?,
             eval: net.forward(&act, rows, &stats, false, Mode::Eval)?,
@@ -167,12 +170,15 @@ impl HostFedNet {
         })
     }
 
-    /// Writes `x` (rows × inputs, row-major) in the GPU layout, with the
-    /// ones column that carries the bias, and the labels.
-    fn write_batch(&self, p: &Passes, x: &[f32], t: &[u32]) {
-        let (inputs, stride) = (self.net.arch.inputs(), padded(self.net.arch.inputs()));
-        let mut padded_x = vec![0f32; padded_rows(t.len()) * stride];
-        for (dst, src) in padded_x
+    /// Writes `x` (rows × inputs, row-major) into the first passes' kept
+    /// buffer in the GPU layout, with the ones column that carries the bias
+    /// (the padding stays zero), then it and the labels to the GPU.
+    fn write_batch(&mut self, x: &[f32], t: &[u32]) {
+        let inputs = self.net.arch.inputs();
+        let p = &mut self.passes[0];
+        let stride = p.padded_x.len() / padded_rows(t.len());
+        for (dst, src) in p
+            .padded_x
             .chunks_exact_mut(stride)
             .zip(x.chunks_exact(inputs))
         {
@@ -180,7 +186,7 @@ impl HostFedNet {
             dst[inputs] = 1.0;
         }
         let queue = &self.net.ctx.queue;
-        queue.write_buffer(&p.act.x, 0, bytemuck::cast_slice(&padded_x));
+        queue.write_buffer(&p.act.x, 0, bytemuck::cast_slice(&p.padded_x));
         queue.write_buffer(&p.act.t, 0, bytemuck::cast_slice(t));
     }
 
@@ -205,6 +211,7 @@ impl HostFedNet {
         } else {
             None
         };
+        self.write_batch(x, t);
         let p = &self.passes[0];
         let forward = if form == Form::Train {
             &p.train
@@ -216,7 +223,6 @@ impl HostFedNet {
                 slots[0].set_key(&self.net.ctx, layer_key(self.seed, step as u32, *layer));
             }
         }
-        self.write_batch(p, x, t);
         let ctx = &self.net.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&p.stats, 0, None);
