@@ -7,10 +7,12 @@ and shapes, and hands it to the Rust core with every call, so the book's
 Batch Normalization's running statistics and Dropout's step count stay in
 the core, as they stay in the book's layers. Forward passes and backprop
 run on the GPU (f32); `numerical_gradient` runs in f64 on the CPU.
+A network may be shared between threads: their calls take turns.
 """
 
 import os
 import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -40,15 +42,26 @@ class _Network:
         if device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
         self._core = _core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv)
+        # One call into the core at a time: the core releases the GIL while
+        # the device works, and a second thread's call then waits here
+        # (Python's lock lets the GIL go as it waits) instead of failing.
+        self._lock = threading.RLock()
         if self._core.fallback:
             warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=3)
-        self._names = [name for name, _ in self._core.tensors()]
+        self._tensors = [(name, tuple(shape)) for name, shape in self._core.tensors()]
+        self._names = [name for name, _ in self._tensors]
         self.params = dict(zip(self._names, self._core.initial_params()))
 
     @property
     def device(self):
         """Where the network computes, e.g. 'gpu: llvmpipe (Vulkan, software)'."""
-        return self._core.device
+        with self._lock:
+            return self._core.device
+
+    def _call(self, method, *args):
+        """`self._core.method(*args)`, one thread at a time."""
+        with self._lock:
+            return getattr(self._core, method)(*args)
 
     def _arrays(self):
         if not isinstance(self.params, dict):
@@ -57,12 +70,12 @@ class _Network:
                 f"not {type(self.params).__name__}"
             )
         out = []
-        for name, shape in self._core.tensors():
+        for name, shape in self._tensors:
             if name not in self.params:
                 raise ValueError(f"params has no '{name}'")
             a = np.asarray(self.params[name])
-            if a.shape != tuple(shape):
-                raise ValueError(f"params['{name}'] has shape {a.shape}, not {tuple(shape)}")
+            if a.shape != shape:
+                raise ValueError(f"params['{name}'] has shape {a.shape}, not {shape}")
             if a.dtype.kind != "f":
                 raise ValueError(f"params['{name}'] has dtype {a.dtype}; it must hold floats")
             out.append(np.ascontiguousarray(a, dtype=np.float64))
@@ -78,30 +91,32 @@ class _Network:
         return dict(zip(self._names, arrays))
 
     def _predict(self, x, train_flg):
-        return self._core.predict(self._arrays(), self._x(x), bool(train_flg))
+        return self._call("predict", self._arrays(), self._x(x), bool(train_flg))
 
     def _loss(self, x, t, train_flg):
         x = self._x(x)
-        return self._core.loss(self._arrays(), x, self._t(t, x.shape[0]), bool(train_flg))
+        return self._call("loss", self._arrays(), x, self._t(t, x.shape[0]), bool(train_flg))
 
     def accuracy(self, x, t):
         """The fraction of images whose largest score is the label."""
         x = self._x(x)
-        return self._core.accuracy(self._arrays(), x, self._t(t, x.shape[0]))
+        return self._call("accuracy", self._arrays(), x, self._t(t, x.shape[0]))
 
     def gradient(self, x, t):
         """Backprop on the network's device: a dict of gradients named as `params`."""
         x = self._x(x)
-        return self._grads(self._core.gradient(self._arrays(), x, self._t(t, x.shape[0])))
+        return self._grads(self._call("gradient", self._arrays(), x, self._t(t, x.shape[0])))
 
     def numerical_gradient(self, x, t):
         """The book's central differences (h = 1e-4) in f64 on the CPU."""
         x = self._x(x)
-        return self._grads(self._core.numerical_gradient(self._arrays(), x, self._t(t, x.shape[0])))
+        return self._grads(self._call("numerical_gradient", self._arrays(), x, self._t(t, x.shape[0])))
 
     def save(self, path):
         """Writes the safetensors checkpoint `gpu-net eval --model` reads."""
-        _core.write_checkpoint(self._core, self._arrays(), os.fspath(path))
+        arrays = self._arrays()
+        with self._lock:
+            _core.write_checkpoint(self._core, arrays, os.fspath(path))
 
 
 class TwoLayerNet(_Network):

@@ -115,26 +115,29 @@ class Trainer:
 
     def train(self):
         """Trains for `epochs`; fills train_loss_list, train_acc_list, test_acc_list."""
-        if self.network._core.device.startswith("cpu"):
+        if self.network.device.startswith("cpu"):
             return self._train_in_python()
         net = self.network
         hyper = {k: v for k, v in self.optimizer_param.items()}
         hyper.setdefault("lr", self.optimizer.lr)
-        out = _core.train(
-            net._core,
-            net._arrays(),
-            _checks.pixels(self._raw[0], "x_train", net._sizes[0]),
-            self.t_train,
-            _checks.pixels(self._raw[1], "x_test", net._sizes[0]),
-            self.t_test,
-            self.max_iter,
-            self.batch_size,
-            self._optimizer_name,
-            hyper,
-            self.evaluate_sample_num_per_epoch,
-            self.seed,
-            self._epoch,
-        )
+        start = (self.current_iter, len(self.train_loss_list), len(self.train_acc_list), self.current_epoch)
+        with net._lock:
+            out = _core.train(
+                net._core,
+                net._arrays(),
+                _checks.pixels(self._raw[0], "x_train", net._sizes[0]),
+                self.t_train,
+                _checks.pixels(self._raw[1], "x_test", net._sizes[0]),
+                self.t_test,
+                self.max_iter,
+                self.batch_size,
+                self._optimizer_name,
+                hyper,
+                self.evaluate_sample_num_per_epoch,
+                self.seed,
+                self._epoch,
+            )
+        self._record(start, out)
         for name, a in zip(net._names, out["params"]):
             if isinstance(net.params.get(name), np.ndarray) and net.params[name].shape == a.shape and net.params[name].dtype == np.float64:
                 np.copyto(net.params[name], a)
@@ -144,6 +147,17 @@ class Trainer:
         if out["error"] is not None:
             raise out["error"]
         self._final(out["final_test_acc"])
+
+    def _record(self, start, out):
+        """The lists and counters as the core says the run went: `_epoch`
+        fills them as epochs end, but a Ctrl-C that lands as it starts
+        (or an exception it raises) leaves them short of the steps taken."""
+        iters, losses, accs, epoch = start
+        self.train_loss_list[losses:] = out["train_loss"]
+        self.train_acc_list[accs:] = out["train_acc"]
+        self.test_acc_list[accs:] = out["test_acc"]
+        self.current_iter = iters + out["steps"]
+        self.current_epoch = epoch + len(out["train_acc"])
 
     def _train_in_python(self):
         """The book's loop, on the CPU reference."""

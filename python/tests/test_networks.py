@@ -193,3 +193,34 @@ def test_multilayer_numerical_gradient_matches_the_books(rng):
     g = gpu_net.MultiLayerNetExtend(5, [4, 3], 3, device="cpu", **kw).gradient(x, t)
     for key in params:
         assert np.abs(g[key] - ours[key]).max() < 1e-6, key
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_threads_sharing_a_network_take_turns(mnist, device):
+    """Four threads calling one network's gradient() at once: each call
+    waits for the one before, and each gives the bits one thread gets."""
+    import threading
+
+    net = gpu_net.TwoLayerNet(784, 50, 10, device=device, seed=3)
+    (x, t), _ = mnist
+    x, t = x[:300], t[:300]
+    want = net.gradient(x, t)
+    got, errors = [], []
+
+    def work():
+        try:
+            for _ in range(4):
+                got.append(net.gradient(x, t))
+                net.accuracy(x, t)
+        except Exception as e:  # noqa: BLE001 (the test reports whatever a thread hit)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == [] and len(got) == 16
+    for g in got:
+        for k in want:
+            assert np.array_equal(g[k], want[k]), k

@@ -145,3 +145,32 @@ def test_a_diverging_trainer_stops_as_the_cli_does(mnist, device, lr):
                          optimizer_param={"lr": lr}, verbose=False, seed=1)
     with pytest.raises(FloatingPointError, match="diverged at learning rate"):
         tr.train()
+
+
+def test_an_interrupt_as_an_epoch_ends_keeps_the_books_counts(gpu, mnist):
+    """A KeyboardInterrupt that lands as the epoch's report begins (before
+    any of its lines run) still leaves the lists and counters at the steps
+    the network took: the losses of an uninterrupted run of that length."""
+    def trainer(epochs):
+        net = gpu_net.TwoLayerNet(784, 30, 10, device=gpu, seed=2)
+        return net, gpu_net.Trainer(net, *small(mnist), epochs=epochs, optimizer_param={"lr": 0.1},
+                                    evaluate_sample_num_per_epoch=100, verbose=False, seed=2)
+
+    net, tr = trainer(5)
+    report = tr._epoch
+
+    def interrupted_at_two(epoch, losses, accuracies):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        report(epoch, losses, accuracies)
+
+    tr._epoch = interrupted_at_two
+    with pytest.raises(KeyboardInterrupt):
+        tr.train()
+    assert net._core.steps == tr.current_iter == len(tr.train_loss_list) == 20
+    assert tr.current_epoch == len(tr.train_acc_list) == len(tr.test_acc_list) == 2
+    net2, tr2 = trainer(2)
+    tr2.train()
+    assert tr.train_loss_list == tr2.train_loss_list and tr.test_acc_list == tr2.test_acc_list
+    for k in net.params:
+        assert np.array_equal(net.params[k], net2.params[k]), k
