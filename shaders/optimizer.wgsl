@@ -36,8 +36,8 @@ const ADAM: u32 = 5u;
 override RULE: u32 = SGD;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read_write> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grads: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> s1: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> s2: array<vec4<f32>>;
 
@@ -55,41 +55,41 @@ fn main(
     let stride = groups.x * 64u * PER;
     for (var k = gid.x * PER; k < dims.len4; k += stride) {
       for (var i = k; i < min(k + PER, dims.len4); i++) {
-        let gi = g[i];
+        let gi = grads[i];
         switch RULE {
             case MOMENTUM: {
                 let v = dims.c1 * s1[i] - lr * gi;
                 s1[i] = v;
-                w[i] = w[i] + v;
+                params[i] = params[i] + v;
             }
             case NESTEROV: {
                 let m = dims.c1;
                 var v = s1[i] * m;
                 v = v - lr * gi;
                 s1[i] = v;
-                var p = w[i] + m * m * v;
-                w[i] = p - (1.0 + m) * lr * gi;
+                var p = params[i] + m * m * v;
+                params[i] = p - (1.0 + m) * lr * gi;
             }
             case ADAGRAD: {
                 let h = s1[i] + gi * gi;
                 s1[i] = h;
-                w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
+                params[i] = params[i] - lr * gi / (sqrt(h) + EPS);
             }
             case RMSPROP: {
                 var h = s1[i] * dims.c1;
                 h = h + dims.k1 * gi * gi;
                 s1[i] = h;
-                w[i] = w[i] - lr * gi / (sqrt(h) + EPS);
+                params[i] = params[i] - lr * gi / (sqrt(h) + EPS);
             }
             case ADAM: {
                 let m = s1[i] + dims.k1 * (gi - s1[i]);
                 let v = s2[i] + dims.k2 * (gi * gi - s2[i]);
                 s1[i] = m;
                 s2[i] = v;
-                w[i] = w[i] - lr * m / (sqrt(v) + EPS);
+                params[i] = params[i] - lr * m / (sqrt(v) + EPS);
             }
             default: {
-                w[i] = w[i] - lr * gi;
+                params[i] = params[i] - lr * gi;
             }
         }
       }

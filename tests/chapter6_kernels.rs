@@ -156,7 +156,7 @@ fn batchnorm_forward_training_and_evaluation_on_awkward_shapes() {
                 z: Slice::whole(&z),
                 params: Slice::whole(&params),
                 running: Slice::whole(&running),
-                std: Slice::whole(&std),
+                std_dev: Slice::whole(&std),
             };
             let d = kernel
                 .forward(&ctx, &what, shape(rows, f), train, buffers)
@@ -273,7 +273,7 @@ fn batchnorm_backward_on_awkward_shapes() {
         let buffers = BnBackward {
             dz: Slice::whole(&dz_buf),
             xn: Slice::whole(&xn_buf),
-            std: Slice::whole(&std_buf),
+            std_dev: Slice::whole(&std_buf),
             params: Slice::whole(&params),
             grads: Slice::whole(&grads),
             dx: Slice::whole(&dx_buf),

@@ -2,7 +2,9 @@
 //! definitions: each struct the host writes and a shader reads (size, and
 //! each field's name, offset and type, Rust's from `offset_of!` and WGSL's
 //! from naga's layout), the matmul epilogue codes (the Rust enum against the
-//! shaders' `const`s), and that `src/gpu` imports in one direction. Each
+//! shaders' `const`s), each kernel's declared bindings (name, number and
+//! access, against naga's reading of every module compiled with them), and
+//! that `src/gpu` imports in one direction. Each
 //! check also has a test that plants a fault and asserts the check reports it.
 //!
 //! Needs no GPU except `a_uniform_binding_is_sized`.
@@ -15,7 +17,9 @@ use std::path::Path;
 use gpu_net::gpu::dispatch::StructLayout;
 use gpu_net::gpu::kernels::matmul::{EPILOGUE_CODES, modules as matmul_modules};
 use gpu_net::gpu::kernels::optimizer::{RULE_CODES, SOURCE as OPTIMIZER_SOURCE, rule_code};
-use gpu_net::gpu::kernels::{StructContract, struct_contracts};
+use gpu_net::gpu::kernels::{
+    Access, BindingContract, Slot, StructContract, binding_contracts, struct_contracts,
+};
 use gpu_net::optim::OptimizerKind;
 use naga::{Scalar, ScalarKind, TypeInner};
 
@@ -139,6 +143,147 @@ fn every_shared_struct_matches_its_wgsl() {
     // and the window kernels ×5 (im2col, col2im, max pooling forward,
     // backward and backward over tiling windows).
     assert_eq!(checked, 17, "a kernel's contract went missing");
+}
+
+/// Each group 0 binding after the uniform in `source`: (number, name,
+/// access) as naga reads the module.
+fn shader_bindings(source: &str) -> Result<Vec<(u32, String, Access)>, String> {
+    let module = parse(source)?;
+    let mut out = vec![];
+    for (_, var) in module.global_variables.iter() {
+        let Some(b) = &var.binding else { continue };
+        if b.group != 0 || b.binding == 0 {
+            continue;
+        }
+        let name = var.name.clone().unwrap_or_default();
+        let access = match (var.space, &module.types[var.ty].inner) {
+            (naga::AddressSpace::Storage { access }, _) => {
+                if access.contains(naga::StorageAccess::STORE) {
+                    Access::ReadWrite
+                } else {
+                    Access::Read
+                }
+            }
+            (naga::AddressSpace::Handle, TypeInner::Image { .. }) => Access::Texture,
+            (space, _) => return Err(format!("binding {}: {name} in {space:?}", b.binding)),
+        };
+        out.push((b.binding, name, access));
+    }
+    out.sort_by_key(|(n, _, _)| *n);
+    Ok(out)
+}
+
+/// Holds `source`'s bindings 1.. to the kernel's declared `slots`.
+fn check_bindings(kernel: &str, slots: &[Slot], source: &str) -> Result<(), String> {
+    let found = shader_bindings(source)?;
+    let declared: Vec<(u32, String, Access)> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u32 + 1, s.name.to_string(), s.access))
+        .collect();
+    if found == declared {
+        return Ok(());
+    }
+    let show = |list: &[(u32, String, Access)]| {
+        list.iter()
+            .map(|(n, name, a)| format!("@binding({n}) {name} {a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(format!(
+        "the shader declares {}; {kernel} binds {}",
+        show(&found),
+        show(&declared)
+    ))
+}
+
+fn check_binding_contract(c: &BindingContract) -> Vec<String> {
+    c.modules
+        .iter()
+        .filter_map(|(what, source)| {
+            check_bindings(c.kernel, c.slots, source)
+                .err()
+                .map(|e| format!("{what}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_kernels_bindings_match_its_shaders() {
+    let contracts = binding_contracts();
+    let errors: Vec<String> = contracts.iter().flat_map(check_binding_contract).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let modules: usize = contracts.iter().map(|c| c.modules.len()).sum();
+    // matmul ×4 (two tiles and the vec4 kernel on buffers, the vec4 kernel
+    // on textures), gather, softmax, batchnorm ×2, dropout, optimizer, and
+    // the window kernels ×5.
+    assert_eq!(modules, 15, "a kernel's bindings went missing");
+}
+
+/// Batch normalization's forward, whose bindings 1, 2 (`a`, `z`) are both
+/// read_write: a swap of the two is invisible to wgpu's validation.
+fn batchnorm_forward() -> BindingContract {
+    binding_contracts()
+        .into_iter()
+        .find(|c| c.kernel == "batchnorm forward")
+        .expect("the batchnorm forward contract")
+}
+
+#[test]
+fn a_swap_of_two_bindings_is_caught_on_either_side() {
+    let c = batchnorm_forward();
+    let source = &c.modules[0].1;
+    check_bindings(c.kernel, c.slots, source).expect("as the program has them");
+    // Swapped in the declaration.
+    let mut slots = c.slots.to_vec();
+    slots.swap(0, 1);
+    let e = check_bindings(c.kernel, &slots, source).expect_err("a and z swapped in Rust");
+    assert!(
+        e.contains("@binding(1) a ReadWrite, @binding(2) z ReadWrite"),
+        "{e}"
+    );
+    assert!(
+        e.contains("binds @binding(1) z ReadWrite, @binding(2) a ReadWrite"),
+        "{e}"
+    );
+    // Swapped in the shader.
+    let swapped = source
+        .replacen(
+            "@binding(1) var<storage, read_write> a:",
+            "@binding(9) var<storage, read_write> a:",
+            1,
+        )
+        .replacen(
+            "@binding(2) var<storage, read_write> z:",
+            "@binding(1) var<storage, read_write> z:",
+            1,
+        )
+        .replacen("@binding(9)", "@binding(2)", 1);
+    assert_ne!(&swapped, source, "the edit applied");
+    let e = check_bindings(c.kernel, c.slots, &swapped).expect_err("a and z swapped in WGSL");
+    assert!(
+        e.contains("@binding(1) z ReadWrite, @binding(2) a ReadWrite"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_changed_access_renamed_or_extra_binding_is_caught() {
+    let c = batchnorm_forward();
+    let source = &c.modules[0].1;
+    let read_only = source.replacen(
+        "var<storage, read_write> running",
+        "var<storage, read> running",
+        1,
+    );
+    let e = check_bindings(c.kernel, c.slots, &read_only).expect_err("running made read-only");
+    assert!(e.contains("@binding(4) running Read"), "{e}");
+    let renamed = source.replace("std_dev", "sigma");
+    let e = check_bindings(c.kernel, c.slots, &renamed).expect_err("std_dev renamed");
+    assert!(e.contains("@binding(5) sigma ReadWrite"), "{e}");
+    let extra = format!("{source}\n@group(0) @binding(6) var<storage, read> spare: array<f32>;\n");
+    let e = check_bindings(c.kernel, c.slots, &extra).expect_err("a binding nobody binds");
+    assert!(e.contains("@binding(6) spare Read"), "{e}");
 }
 
 /// The matmul uniform as the tiled shader declares it, with `edit` applied.

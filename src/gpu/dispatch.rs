@@ -255,75 +255,160 @@ pub fn record_all<'a>(
     }
 }
 
-/// One entry of a bind group layout.
-#[derive(Clone, Copy)]
-pub(crate) enum Binding {
-    /// The dispatch's uniform, of this many bytes (see [`Binding::uniform`]).
-    Uniform(NonZeroU64),
+/// How a binding after the uniform is declared in WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `var<storage, read>`
     Read,
+    /// `var<storage, read_write>`
     ReadWrite,
-    /// A 2D f32 texture read with textureLoad.
+    /// `texture_2d<f32>`, read with textureLoad.
     Texture,
 }
 
-impl Binding {
-    /// The uniform binding of a kernel whose uniform is `T`.
-    pub(crate) fn uniform<T: WgslStruct>() -> Self {
-        Binding::Uniform(NonZeroU64::new(T::LAYOUT.size as u64).expect("a uniform has fields"))
+/// One binding after the uniform: the name of its WGSL variable and how
+/// that is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub name: &'static str,
+    pub access: Access,
+}
+
+/// What a kernel binds after its uniform, by name: a struct declared with
+/// [`kernel_bindings!`], whose fields are the shader's variables at
+/// `@binding(1)`, `@binding(2)`, … in the order written.
+pub trait Bindings<'a> {
+    const SLOTS: &'static [Slot];
+    /// The fields, in [`Bindings::SLOTS`]' order.
+    fn bound(&self) -> Vec<Bound<'a>>;
+}
+
+/// The type a binding of `access` is bound to: a buffer range, or a texture.
+macro_rules! slot_type {
+    (Read) => { $crate::gpu::dispatch::Slice<'a> };
+    (ReadWrite) => { $crate::gpu::dispatch::Slice<'a> };
+    (Texture) => { &'a wgpu::TextureView };
+}
+pub(crate) use slot_type;
+
+/// Declares a kernel's bindings once: a struct with one field per binding
+/// after the uniform, named as the shader names the variable, with its
+/// [`Access`]. The bind group layout and the bind group are both made from
+/// it (`tests/contracts.rs` holds names, numbers and access to naga's
+/// reading of the shaders).
+macro_rules! kernel_bindings {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident<'a> {
+            $($(#[$fmeta:meta])* $field:ident : $access:ident),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy)]
+        $vis struct $name<'a> {
+            $($(#[$fmeta])* pub $field: $crate::gpu::dispatch::slot_type!($access)),*
+        }
+
+        impl<'a> $crate::gpu::dispatch::Bindings<'a> for $name<'a> {
+            const SLOTS: &'static [$crate::gpu::dispatch::Slot] = &[$(
+                $crate::gpu::dispatch::Slot {
+                    name: stringify!($field),
+                    access: $crate::gpu::dispatch::Access::$access,
+                }
+            ),*];
+            fn bound(&self) -> Vec<$crate::gpu::dispatch::Bound<'a>> {
+                vec![$($crate::gpu::dispatch::Bound::from(self.$field)),*]
+            }
+        }
+    };
+}
+pub(crate) use kernel_bindings;
+
+impl<'a> From<Slice<'a>> for Bound<'a> {
+    fn from(s: Slice<'a>) -> Self {
+        Bound::Buffer(s)
     }
 }
 
-pub(crate) fn bind_group_layout(
+impl<'a> From<&'a wgpu::TextureView> for Bound<'a> {
+    fn from(v: &'a wgpu::TextureView) -> Self {
+        Bound::Texture(v)
+    }
+}
+
+/// A bind group layout made from a kernel's declared bindings, keeping them
+/// so that [`dispatch`] binds only what the layout was made for.
+pub struct KernelLayout {
+    layout: wgpu::BindGroupLayout,
+    slots: &'static [Slot],
+}
+
+/// The layout of a kernel whose uniform is `U` and whose other bindings are `B`.
+pub(crate) fn kernel_layout<'a, B: Bindings<'a>, U: WgslStruct>(
     ctx: &GpuContext,
     label: &str,
-    kinds: &[Binding],
-) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, &kind)| layout_entry(i as u32, kind))
-        .collect();
-    ctx.device
+) -> KernelLayout {
+    let mut entries = vec![uniform_layout_entry::<U>(0)];
+    entries.extend(
+        B::SLOTS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| layout_entry(i as u32 + 1, s.access)),
+    );
+    let layout = ctx
+        .device
         .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
-        })
+        });
+    KernelLayout {
+        layout,
+        slots: B::SLOTS,
+    }
 }
 
 /// The layout entry of a uniform `T` at `binding`, as every kernel's layout
 /// has it: sized, so a smaller buffer is refused when a bind group is made.
 pub fn uniform_layout_entry<T: WgslStruct>(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    layout_entry(binding, Binding::uniform::<T>())
+    let size = NonZeroU64::new(T::LAYOUT.size as u64).expect("a uniform has fields");
+    entry(
+        binding,
+        wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: Some(size),
+        },
+    )
 }
 
-fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
+fn layout_entry(binding: u32, access: Access) -> wgpu::BindGroupLayoutEntry {
+    let ty = match access {
+        Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage {
+                read_only: access == Access::Read,
+            },
+            has_dynamic_offset: false,
+            // Storage bindings stay unsized: one layout serves every
+            // shape (a batch of 2 or of 8192, any layer's width), and the
+            // shaders index runtime-sized arrays, so there is no one size
+            // to give. `GpuContext::check_binding` refuses a binding the
+            // device cannot hold instead.
+            min_binding_size: None,
+        },
+        Access::Texture => wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+    };
+    entry(binding, ty)
+}
+
+fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: match kind {
-            Binding::Uniform(size) => wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: Some(size),
-            },
-            Binding::Read | Binding::ReadWrite => wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage {
-                    read_only: matches!(kind, Binding::Read),
-                },
-                has_dynamic_offset: false,
-                // Storage bindings stay unsized: one layout serves every
-                // shape (a batch of 2 or of 8192, any layer's width), and the
-                // shaders index runtime-sized arrays, so there is no one size
-                // to give. `GpuContext::check_binding` refuses a binding the
-                // device cannot hold instead.
-                min_binding_size: None,
-            },
-            Binding::Texture => wgpu::BindingType::Texture {
-                sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                view_dimension: wgpu::TextureViewDimension::D2,
-                multisampled: false,
-            },
-        },
+        ty,
         count: None,
     }
 }
@@ -331,7 +416,7 @@ fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
 pub(crate) fn pipeline(
     ctx: &GpuContext,
     label: &str,
-    layout: &wgpu::BindGroupLayout,
+    layout: &KernelLayout,
     source: &str,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
@@ -353,7 +438,7 @@ pub(crate) enum Checks {
 pub(crate) fn pipeline_at(
     ctx: &GpuContext,
     label: &str,
-    layout: &wgpu::BindGroupLayout,
+    layout: &KernelLayout,
     source: &str,
     entry: &str,
     constants: &[(&str, f64)],
@@ -377,7 +462,7 @@ pub(crate) fn pipeline_at(
         .device
         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(label),
-            bind_group_layouts: &[Some(layout)],
+            bind_group_layouts: &[Some(&layout.layout)],
             immediate_size: 0,
         });
     ctx.device
@@ -394,30 +479,26 @@ pub(crate) fn pipeline_at(
         })
 }
 
-/// Makes the bind group and the dispatch, refusing grids the device cannot run.
-pub(crate) fn dispatch<T: WgslStruct>(
+/// Makes the bind group and the dispatch, refusing grids the device cannot
+/// run: `dims` at binding 0, then `bound`'s fields at the bindings their
+/// declaration gives them. `layout` must have been made for `B`.
+pub(crate) fn dispatch<'a, T: WgslStruct, B: Bindings<'a>>(
     ctx: &GpuContext,
     label: String,
     pipeline: &wgpu::ComputePipeline,
-    layout: &wgpu::BindGroupLayout,
+    layout: &KernelLayout,
     dims: &T,
-    slices: &[Slice<'_>],
+    bound: &B,
     groups: [u32; 3],
 ) -> Result<Dispatch> {
-    let bound: Vec<Bound> = slices.iter().map(|&s| Bound::Buffer(s)).collect();
-    dispatch_bound(ctx, label, pipeline, layout, dims, &bound, groups)
-}
-
-/// [`dispatch`] with bindings 1.. bound to buffers or textures.
-pub(crate) fn dispatch_bound<T: WgslStruct>(
-    ctx: &GpuContext,
-    label: String,
-    pipeline: &wgpu::ComputePipeline,
-    layout: &wgpu::BindGroupLayout,
-    dims: &T,
-    bound: &[Bound<'_>],
-    groups: [u32; 3],
-) -> Result<Dispatch> {
+    // A programming error, not an input's: a kernel binding another
+    // kernel's buffers to its layout.
+    assert_eq!(
+        layout.slots,
+        B::SLOTS,
+        "{label}: bound to another kernel's layout"
+    );
+    let bound = bound.bound();
     let max = ctx.limits.max_compute_workgroups_per_dimension;
     if let Some(&g) = groups.iter().find(|&&g| g > max) {
         return Err(GpuError::TooLarge {
@@ -427,7 +508,7 @@ pub(crate) fn dispatch_bound<T: WgslStruct>(
             unit: "workgroups in one dimension",
         });
     }
-    for b in bound {
+    for b in &bound {
         if let Bound::Buffer(s) = b {
             ctx.check_binding(&label, s.len * 4)?;
         }
@@ -446,7 +527,7 @@ pub(crate) fn dispatch_bound<T: WgslStruct>(
     }));
     let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(&label),
-        layout,
+        layout: &layout.layout,
         entries: &entries,
     });
     Ok(Dispatch {
@@ -491,6 +572,27 @@ pub(crate) fn uniform_dims<T: WgslStruct>(modules: Vec<(&'static str, String)>) 
         layout: T::LAYOUT,
         wgsl_name: "Dims",
         uniform_at: Some(0),
+        modules,
+    }
+}
+
+/// A kernel's declared bindings and every module compiled against them,
+/// as (what, WGSL source as the program compiles it): `tests/contracts.rs`
+/// holds each module's `@binding(1..)` to the names and access declared.
+pub struct BindingContract {
+    pub kernel: &'static str,
+    pub slots: &'static [Slot],
+    pub modules: Vec<(&'static str, String)>,
+}
+
+/// The [`BindingContract`] of bindings `B` in `modules`.
+pub(crate) fn binding_contract<'a, B: Bindings<'a>>(
+    kernel: &'static str,
+    modules: Vec<(&'static str, String)>,
+) -> BindingContract {
+    BindingContract {
+        kernel,
+        slots: B::SLOTS,
         modules,
     }
 }

@@ -434,7 +434,7 @@ impl GpuNet {
                     z: Slice::new(&act.z[l], 0, all * g.cols()),
                     params: Slice::whole(&self.params),
                     running: Slice::whole(&self.running),
-                    std: Slice::whole(&b.std),
+                    std_dev: Slice::whole(&b.std),
                 };
                 pending.push(Pending::Ready(Op::Shared(kernel.forward(
                     ctx,
@@ -525,7 +525,7 @@ impl GpuNet {
                     let buffers = BnBackward {
                         dz: Slice::new(&act.dz[l], 0, all * g.cols()),
                         xn: Slice::new(&b.a, 0, all * g.cols()),
-                        std: Slice::whole(&b.std),
+                        std_dev: Slice::whole(&b.std),
                         params: Slice::whole(&self.params),
                         grads: Slice::whole(self.grads()),
                         dx: Slice::new(da, 0, all * g.cols()),

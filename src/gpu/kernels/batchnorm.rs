@@ -6,7 +6,8 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    BindingContract, Dispatch, KernelLayout, binding_contract, dispatch, kernel_bindings,
+    kernel_layout, pipeline, wgsl_struct,
 };
 use crate::gpu::error::Result;
 
@@ -27,29 +28,32 @@ wgsl_struct! {
     }
 }
 
-/// The forward's buffers: `a`, the Affine's output (overwritten with xn in
-/// training), to `z`, which also gets the ones column at `features`; the
-/// parameter arena, the running statistics, and √(var + ε) per feature.
-#[derive(Clone, Copy)]
-pub struct BnForward<'a> {
-    pub a: Slice<'a>,
-    pub z: Slice<'a>,
-    pub params: Slice<'a>,
-    pub running: Slice<'a>,
-    pub std: Slice<'a>,
+kernel_bindings! {
+    /// The forward's buffers: `a`, the Affine's output (overwritten with xn
+    /// in training), to `z`, which also gets the ones column at `features`;
+    /// the parameter arena, the running statistics, and √(var + ε) per
+    /// feature.
+    pub struct BnForward<'a> {
+        a: ReadWrite,
+        z: ReadWrite,
+        params: Read,
+        running: ReadWrite,
+        std_dev: ReadWrite,
+    }
 }
 
-/// The backward's buffers: `dz`, the gradient at the Relu's output
-/// (already masked), and the forward's `xn` and `std`, to `dx`; dgamma
-/// and dbeta into the gradient arena `grads`.
-#[derive(Clone, Copy)]
-pub struct BnBackward<'a> {
-    pub dz: Slice<'a>,
-    pub xn: Slice<'a>,
-    pub std: Slice<'a>,
-    pub params: Slice<'a>,
-    pub grads: Slice<'a>,
-    pub dx: Slice<'a>,
+kernel_bindings! {
+    /// The backward's buffers: `dz`, the gradient at the Relu's output
+    /// (already masked), and the forward's `xn` and `std_dev`, to `dx`;
+    /// dgamma and dbeta into the gradient arena `grads`.
+    pub struct BnBackward<'a> {
+        dz: Read,
+        xn: Read,
+        std_dev: Read,
+        params: Read,
+        grads: ReadWrite,
+        dx: ReadWrite,
+    }
 }
 
 /// Where one layer's numbers are: its shape, and the offsets (in elements)
@@ -87,8 +91,8 @@ impl BnShape {
 }
 
 pub struct BatchNorm {
-    forward_layout: wgpu::BindGroupLayout,
-    backward_layout: wgpu::BindGroupLayout,
+    forward_layout: KernelLayout,
+    backward_layout: KernelLayout,
     train: wgpu::ComputePipeline,
     eval: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
@@ -96,32 +100,8 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     pub fn new(ctx: &GpuContext) -> Self {
-        use Binding::*;
-        let forward_layout = bind_group_layout(
-            ctx,
-            "batchnorm forward",
-            &[
-                Binding::uniform::<Dims>(),
-                ReadWrite,
-                ReadWrite,
-                Read,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
-        let backward_layout = bind_group_layout(
-            ctx,
-            "batchnorm backward",
-            &[
-                Binding::uniform::<Dims>(),
-                Read,
-                Read,
-                Read,
-                Read,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
+        let forward_layout = kernel_layout::<BnForward, Dims>(ctx, "batchnorm forward");
+        let backward_layout = kernel_layout::<BnBackward, Dims>(ctx, "batchnorm backward");
         let train = pipeline(
             ctx,
             "batchnorm train",
@@ -162,7 +142,7 @@ impl BatchNorm {
             if train { &self.train } else { &self.eval },
             &self.forward_layout,
             &s.dims(),
-            &[b.a, b.z, b.params, b.running, b.std],
+            &b,
             s.groups(ctx),
         )
     }
@@ -181,7 +161,7 @@ impl BatchNorm {
             &self.backward,
             &self.backward_layout,
             &s.dims(),
-            &[b.dz, b.xn, b.std, b.params, b.grads, b.dx],
+            &b,
             s.groups(ctx),
         )
     }
@@ -192,4 +172,17 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
         ("shaders/batchnorm_forward.wgsl", FORWARD.into()),
         ("shaders/batchnorm_backward.wgsl", BACKWARD.into()),
     ])]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    vec![
+        binding_contract::<BnForward>(
+            "batchnorm forward",
+            vec![("shaders/batchnorm_forward.wgsl", FORWARD.into())],
+        ),
+        binding_contract::<BnBackward>(
+            "batchnorm backward",
+            vec![("shaders/batchnorm_backward.wgsl", BACKWARD.into())],
+        ),
+    ]
 }

@@ -5,7 +5,8 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    BindingContract, Dispatch, KernelLayout, Slice, binding_contract, dispatch, kernel_bindings,
+    kernel_layout, pipeline, wgsl_struct,
 };
 use crate::gpu::error::Result;
 
@@ -36,19 +37,22 @@ pub struct DropoutCall<'a> {
     pub z: Slice<'a>,
 }
 
+kernel_bindings! {
+    /// The shader's one buffer: the layer's output, in place.
+    struct Buffers<'a> {
+        z: ReadWrite,
+    }
+}
+
 pub struct DropoutKernel {
-    layout: wgpu::BindGroupLayout,
+    layout: KernelLayout,
     train: wgpu::ComputePipeline,
     eval: wgpu::ComputePipeline,
 }
 
 impl DropoutKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        let layout = bind_group_layout(
-            ctx,
-            "dropout",
-            &[Binding::uniform::<Dims>(), Binding::ReadWrite],
-        );
+        let layout = kernel_layout::<Buffers, Dims>(ctx, "dropout");
         DropoutKernel {
             train: pipeline(ctx, "dropout train", &layout, SOURCE, &[("TRAIN", 1.0)]),
             eval: pipeline(ctx, "dropout eval", &layout, SOURCE, &[("TRAIN", 0.0)]),
@@ -89,7 +93,16 @@ impl DropoutKernel {
             (c.rows as u32).clamp(1, max),
             1,
         ];
-        dispatch(ctx, c.label, pipeline, &self.layout, &dims, &[c.z], groups)
+        let buffers = Buffers { z: c.z };
+        dispatch(
+            ctx,
+            c.label,
+            pipeline,
+            &self.layout,
+            &dims,
+            &buffers,
+            groups,
+        )
     }
 }
 
@@ -127,4 +140,11 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
         "shaders/dropout.wgsl",
         SOURCE.into(),
     )])]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    vec![binding_contract::<Buffers>(
+        "dropout",
+        vec![("shaders/dropout.wgsl", SOURCE.into())],
+    )]
 }

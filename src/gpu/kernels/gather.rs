@@ -5,7 +5,8 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    BindingContract, Dispatch, KernelLayout, Slice, binding_contract, dispatch, kernel_bindings,
+    kernel_layout, pipeline, wgsl_struct,
 };
 use crate::gpu::error::Result;
 
@@ -45,8 +46,19 @@ pub struct GatherCall<'a> {
     pub t: Slice<'a>,
 }
 
+kernel_bindings! {
+    /// The shader's buffers, as [`GatherCall`] names them.
+    struct Buffers<'a> {
+        images: Read,
+        labels: Read,
+        idx: Read,
+        x: ReadWrite,
+        t: ReadWrite,
+    }
+}
+
 pub struct Gather {
-    layout: wgpu::BindGroupLayout,
+    layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
 }
 
@@ -60,19 +72,7 @@ pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
 
 impl Gather {
     pub fn new(ctx: &GpuContext) -> Self {
-        use Binding::*;
-        let layout = bind_group_layout(
-            ctx,
-            "gather",
-            &[
-                Binding::uniform::<Dims>(),
-                Read,
-                Read,
-                Read,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
+        let layout = kernel_layout::<Buffers, Dims>(ctx, "gather");
         let pipeline = pipeline(ctx, "gather", &layout, SOURCE, &[]);
         Gather { layout, pipeline }
     }
@@ -114,7 +114,13 @@ impl Gather {
             &self.pipeline,
             &self.layout,
             &dims,
-            &[images, labels, idx, x, t],
+            &Buffers {
+                images,
+                labels,
+                idx,
+                x,
+                t,
+            },
             grid,
         )
     }
@@ -125,4 +131,11 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
         "shaders/gather.wgsl",
         SOURCE.into(),
     )])]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    vec![binding_contract::<Buffers>(
+        "gather",
+        vec![("shaders/gather.wgsl", SOURCE.into())],
+    )]
 }

@@ -21,8 +21,8 @@ use crate::gpu::context::GpuContext;
 pub use crate::gpu::context::MatmulAlgo;
 pub use crate::gpu::cost::Tile;
 use crate::gpu::dispatch::{
-    Binding, Bound, Checks, Dispatch, Slice, TextureCopy, bind_group_layout, dispatch,
-    dispatch_bound, pipeline_at, wgsl_struct,
+    BindingContract, Checks, Dispatch, KernelLayout, Slice, TextureCopy, binding_contract,
+    dispatch, kernel_bindings, kernel_layout, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::{GpuError, Result};
 pub use crate::gpu::plan::{MatmulPlan, MatmulShape, SplitK};
@@ -103,14 +103,35 @@ wgsl_struct! {
     }
 }
 
+kernel_bindings! {
+    /// A product's operands read from buffers (both kernels, and the
+    /// split-K reduction, which reads the partial sums as `a`).
+    struct Operands<'a> {
+        a: Read,
+        b: Read,
+        c: ReadWrite,
+        aux: Read,
+    }
+}
+
+kernel_bindings! {
+    /// The vec4 kernel's operands staged in textures.
+    struct StagedOperands<'a> {
+        a: Texture,
+        b: Texture,
+        c: ReadWrite,
+        aux: Read,
+    }
+}
+
 pub struct Matmul {
     pub algo: MatmulAlgo,
     /// The tiled kernel's tile when given ([`Matmul::with_tile`]); else the
     /// planner's.
     tile: Option<Tile>,
-    layout: wgpu::BindGroupLayout,
+    layout: KernelLayout,
     /// The vec4 kernel's, with A and B as textures.
-    texture_layout: wgpu::BindGroupLayout,
+    texture_layout: KernelLayout,
     /// Keyed by variant and, for the vec4 kernel, its workgroup shape.
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// Split-K's partial sums, one buffer shared by every split product
@@ -132,21 +153,21 @@ enum Pass {
     Reduce,
 }
 
-/// One pass of a product, ready to bind: its pipeline, the four bindings
-/// after the uniform (A, B, C, aux), its grid, and where A and B are read
-/// from (with the texels of each that staging copies).
+/// One pass of a product, ready to bind: its pipeline, its operands (A and
+/// B as buffers, staged into textures by the pass when `ops` says so), its
+/// grid, and the texels of A and B that staging copies.
 struct ProductPass<'a> {
     label: String,
     pipeline: wgpu::ComputePipeline,
-    slices: [Slice<'a>; 4],
+    operands: Operands<'a>,
     groups: [u32; 3],
-    ops: Operands,
+    ops: OperandSource,
     texels: [u64; 2],
 }
 
 /// Where the vec4 kernel reads A and B from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Operands {
+enum OperandSource {
     Buffers,
     /// Copies in textures, made right before the product.
     Textures,
@@ -154,7 +175,7 @@ enum Operands {
 
 /// A pipeline: its pass, variant, the vec4 kernel's workgroup shape, where
 /// it reads A and B, and the tiled kernel's tile.
-type PipelineKey = (Pass, MatmulVariant, Vec4Shape, Operands, Tile);
+type PipelineKey = (Pass, MatmulVariant, Vec4Shape, OperandSource, Tile);
 
 impl Matmul {
     /// The implementation the context chose (see [`MatmulAlgo::for_adapter`]).
@@ -163,26 +184,11 @@ impl Matmul {
     }
 
     pub fn with_algo(ctx: &GpuContext, algo: MatmulAlgo) -> Self {
-        use Binding::*;
         Matmul {
             algo,
             tile: None,
-            layout: bind_group_layout(
-                ctx,
-                "matmul",
-                &[Binding::uniform::<Dims>(), Read, Read, ReadWrite, Read],
-            ),
-            texture_layout: bind_group_layout(
-                ctx,
-                "matmul (texture operands)",
-                &[
-                    Binding::uniform::<Dims>(),
-                    Texture,
-                    Texture,
-                    ReadWrite,
-                    Read,
-                ],
-            ),
+            layout: kernel_layout::<Operands, Dims>(ctx, "matmul"),
+            texture_layout: kernel_layout::<StagedOperands, Dims>(ctx, "matmul (texture operands)"),
             pipelines: Mutex::new(HashMap::new()),
             partials: Mutex::new(None),
             staging: Mutex::new([None, None]),
@@ -246,13 +252,13 @@ impl Matmul {
         pass: Pass,
         v: MatmulVariant,
         s: &MatmulShape,
-        ops: Operands,
+        ops: OperandSource,
         tile: Tile,
     ) -> PipelineKey {
         let none = Vec4Shape::default();
         match (self.algo, pass) {
-            (_, Pass::Reduce) => (pass, v, none, Operands::Buffers, Tile::T64),
-            (MatmulAlgo::Tiled, _) => (pass, v, none, Operands::Buffers, tile),
+            (_, Pass::Reduce) => (pass, v, none, OperandSource::Buffers, Tile::T64),
+            (MatmulAlgo::Tiled, _) => (pass, v, none, OperandSource::Buffers, tile),
             _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops, Tile::T64),
         }
     }
@@ -263,7 +269,7 @@ impl Matmul {
         v: MatmulVariant,
         s: &MatmulShape,
         plan: &MatmulPlan,
-        ops: Operands,
+        ops: OperandSource,
     ) -> Vec<PipelineKey> {
         if plan.split_k > 1 {
             vec![
@@ -284,12 +290,12 @@ impl Matmul {
         v: &MatmulVariant,
         s: &MatmulShape,
         at: Option<[Slice<'_>; 2]>,
-    ) -> Operands {
+    ) -> OperandSource {
         let whole_texels = at.is_none_or(|ab| ab.iter().all(|x| x.offset.is_multiple_of(4)));
         if stages_operands(ctx, self.algo, v, s) && whole_texels {
-            Operands::Textures
+            OperandSource::Textures
         } else {
-            Operands::Buffers
+            OperandSource::Buffers
         }
     }
 
@@ -318,7 +324,11 @@ impl Matmul {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
                 constants.push(("TM", shape.tm as f64));
-                (vec4_source(ops == Operands::Textures), "main", Checks::On)
+                (
+                    vec4_source(ops == OperandSource::Textures),
+                    "main",
+                    Checks::On,
+                )
             }
         };
         pipeline_at(
@@ -328,8 +338,8 @@ impl Matmul {
                 self.algo
             ),
             match ops {
-                Operands::Buffers => &self.layout,
-                Operands::Textures => &self.texture_layout,
+                OperandSource::Buffers => &self.layout,
+                OperandSource::Textures => &self.texture_layout,
             },
             &source,
             entry,
@@ -431,7 +441,12 @@ impl Matmul {
             let pass = ProductPass {
                 label,
                 pipeline,
-                slices: [a, b, c, aux.unwrap_or(a)],
+                operands: Operands {
+                    a,
+                    b,
+                    c,
+                    aux: aux.unwrap_or(a),
+                },
                 groups: plan.groups,
                 ops,
                 texels,
@@ -445,7 +460,12 @@ impl Matmul {
         let pass = ProductPass {
             label: format!("{label} [split-K {}]", plan.split_k),
             pipeline: self.pipeline(ctx, self.key(Pass::Partial, v, &s, ops, plan.tile)),
-            slices: [a, b, partials, a],
+            operands: Operands {
+                a,
+                b,
+                c: partials,
+                aux: a,
+            },
             groups: plan.groups,
             ops,
             texels,
@@ -457,7 +477,12 @@ impl Matmul {
             &self.pipeline(ctx, self.key(Pass::Reduce, v, &s, ops, plan.tile)),
             &self.layout,
             &dims,
-            &[partials, b, c, aux.unwrap_or(partials)],
+            &Operands {
+                a: partials,
+                b,
+                c,
+                aux: aux.unwrap_or(partials),
+            },
             [(s.n as u32).div_ceil(REDUCE_WG), s.m as u32, 1],
         )?;
         first.then = Some(Box::new(reduce));
@@ -485,33 +510,34 @@ impl Matmul {
     /// copies into them (the first `texels` of each operand, or all of a
     /// shorter slice) recorded before it.
     fn product(&self, ctx: &GpuContext, p: ProductPass<'_>, dims: &Dims) -> Result<Dispatch> {
-        let [a, b, c, aux] = p.slices;
-        if p.ops == Operands::Buffers {
+        let Operands { a, b, c, aux } = p.operands;
+        if p.ops == OperandSource::Buffers {
             return dispatch(
                 ctx,
                 p.label,
                 &p.pipeline,
                 &self.layout,
                 dims,
-                &p.slices,
+                &p.operands,
                 p.groups,
             );
         }
         let texels = [p.texels[0].min(a.len / 4), p.texels[1].min(b.len / 4)];
         let textures = self.staging(ctx, texels);
         let views = textures.clone().map(|t| t.create_view(&Default::default()));
-        let mut d = dispatch_bound(
+        let staged = StagedOperands {
+            a: &views[0],
+            b: &views[1],
+            c,
+            aux,
+        };
+        let mut d = dispatch(
             ctx,
             p.label,
             &p.pipeline,
             &self.texture_layout,
             dims,
-            &[
-                Bound::Texture(&views[0]),
-                Bound::Texture(&views[1]),
-                Bound::Buffer(c),
-                Bound::Buffer(aux),
-            ],
+            &staged,
             p.groups,
         )?;
         d.copies = [a, b]
@@ -705,4 +731,12 @@ pub fn modules() -> Vec<(&'static str, String)> {
 
 pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
     vec![crate::gpu::dispatch::uniform_dims::<Dims>(modules())]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    let [t64, t128, buffers, textures] = modules().try_into().expect("four modules");
+    vec![
+        binding_contract::<Operands>("matmul", vec![t64, t128, buffers]),
+        binding_contract::<StagedOperands>("matmul (texture operands)", vec![textures]),
+    ]
 }

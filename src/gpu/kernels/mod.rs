@@ -1,7 +1,9 @@
 //! One type per WGSL entry point. Each owns its shader module and pipeline(s)
 //! and turns buffers plus a shape into a [`Dispatch`]: a bind group, its
 //! uniform and a workgroup count, made once and recorded as often as needed.
-//! Each kernel's `bind` takes its buffers by name, in a struct of its own.
+//! Each kernel declares its bindings once, with `kernel_bindings!`: a struct
+//! whose fields are the shader's variables at `@binding(1..)` in order,
+//! from which its bind group layout and every bind group are made.
 //!
 //! The kernels import `context`, `dispatch` and `error`, never each other
 //! nor anything above them (`layout`, `budget`, `net`, `trainer`).
@@ -26,7 +28,7 @@ pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 pub use softmax_loss::{SoftmaxCall, SoftmaxWithLoss, Stats};
 pub use window::{Col2imCall, Im2col, Im2colCall, MaxPool, PoolBackwardCall, PoolForwardCall};
 
-pub use crate::gpu::dispatch::StructContract;
+pub use crate::gpu::dispatch::{Access, BindingContract, Slot, StructContract};
 
 /// Every struct shared with WGSL, for `tests/contracts.rs`.
 pub fn struct_contracts() -> Vec<StructContract> {
@@ -38,6 +40,22 @@ pub fn struct_contracts() -> Vec<StructContract> {
         dropout::contracts(),
         optimizer::contracts(),
         window::contracts(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Every kernel's declared bindings, for `tests/contracts.rs`.
+pub fn binding_contracts() -> Vec<BindingContract> {
+    [
+        matmul::binding_contracts(),
+        gather::binding_contracts(),
+        softmax_loss::binding_contracts(),
+        batchnorm::binding_contracts(),
+        dropout::binding_contracts(),
+        optimizer::binding_contracts(),
+        window::binding_contracts(),
     ]
     .into_iter()
     .flatten()

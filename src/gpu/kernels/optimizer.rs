@@ -6,7 +6,8 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Dispatch, Slice, bind_group_layout, dispatch, pipeline, wgsl_struct,
+    BindingContract, Dispatch, KernelLayout, binding_contract, dispatch, kernel_bindings,
+    kernel_layout, pipeline, wgsl_struct,
 };
 use crate::gpu::error::Result;
 use crate::optim::{Optimizer, OptimizerKind};
@@ -54,37 +55,27 @@ wgsl_struct! {
     }
 }
 
-/// The arrays one update reads and writes.
-#[derive(Clone, Copy)]
-pub struct OptimizerBuffers<'a> {
-    /// The parameters (a multiple of 4 elements), updated in place.
-    pub params: Slice<'a>,
-    pub grads: Slice<'a>,
-    /// The rule's two state arrays (any small buffer where it keeps none).
-    pub s1: Slice<'a>,
-    pub s2: Slice<'a>,
+kernel_bindings! {
+    /// The arrays one update reads and writes.
+    pub struct OptimizerBuffers<'a> {
+        /// The parameters (a multiple of 4 elements), updated in place.
+        params: ReadWrite,
+        grads: Read,
+        /// The rule's two state arrays (any small buffer where it keeps none).
+        s1: ReadWrite,
+        s2: ReadWrite,
+    }
 }
 
 pub struct OptimizerKernel {
-    layout: wgpu::BindGroupLayout,
+    layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
     pub rule: Optimizer,
 }
 
 impl OptimizerKernel {
     pub fn new(ctx: &GpuContext, rule: Optimizer) -> Self {
-        use Binding::*;
-        let layout = bind_group_layout(
-            ctx,
-            "optimizer",
-            &[
-                Binding::uniform::<Dims>(),
-                ReadWrite,
-                Read,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
+        let layout = kernel_layout::<OptimizerBuffers, Dims>(ctx, "optimizer");
         let code = f64::from(rule_code(rule.kind));
         let pipeline = pipeline(
             ctx,
@@ -133,7 +124,7 @@ impl OptimizerKernel {
             &self.pipeline,
             &self.layout,
             &dims,
-            &[b.params, b.grads, b.s1, b.s2],
+            &b,
             groups,
         )
         .map(OptimizerDispatch)
@@ -169,4 +160,11 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
         "shaders/optimizer.wgsl",
         SOURCE.into(),
     )])]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    vec![binding_contract::<OptimizerBuffers>(
+        "optimizer",
+        vec![("shaders/optimizer.wgsl", SOURCE.into())],
+    )]
 }

@@ -6,8 +6,8 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Checks, Dispatch, Slice, bind_group_layout, dispatch, pipeline, pipeline_at,
-    wgsl_struct,
+    BindingContract, Checks, Dispatch, KernelLayout, Slice, binding_contract, dispatch,
+    kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::Result;
 use crate::gpu::plan::{SOFTMAX_MAX_GROUPS, plan_softmax};
@@ -73,8 +73,19 @@ pub struct SoftmaxCall<'a> {
     pub stats: Slice<'a>,
 }
 
+kernel_bindings! {
+    /// The shader's buffers: [`SoftmaxCall`]'s, then the workgroups' sums.
+    struct Buffers<'a> {
+        y: Read,
+        t: Read,
+        dy: ReadWrite,
+        stats: ReadWrite,
+        partials: ReadWrite,
+    }
+}
+
 pub struct SoftmaxWithLoss {
-    layout: wgpu::BindGroupLayout,
+    layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
     /// The workgroups' sums of a pass that has several, shared by every
@@ -87,19 +98,7 @@ impl SoftmaxWithLoss {
     pub const PARTIALS_BYTES: u64 = SOFTMAX_MAX_GROUPS as u64 * size_of::<Partial>() as u64;
 
     pub fn new(ctx: &GpuContext) -> Self {
-        use Binding::*;
-        let layout = bind_group_layout(
-            ctx,
-            "softmax_loss",
-            &[
-                Binding::uniform::<Dims>(),
-                Read,
-                Read,
-                ReadWrite,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
+        let layout = kernel_layout::<Buffers, Dims>(ctx, "softmax_loss");
         let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &[]);
         let finish = pipeline_at(
             ctx,
@@ -145,8 +144,13 @@ impl SoftmaxWithLoss {
             _pad1: 0,
             _pad2: 0,
         };
-        let partials = Slice::whole(&self.partials);
-        let bindings = [c.y, c.t, c.dy, c.stats, partials];
+        let bindings = Buffers {
+            y: c.y,
+            t: c.t,
+            dy: c.dy,
+            stats: c.stats,
+            partials: Slice::whole(&self.partials),
+        };
         let mut first = dispatch(
             ctx,
             c.label.clone(),
@@ -189,4 +193,11 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
             modules: module(),
         },
     ]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    vec![binding_contract::<Buffers>(
+        "softmax_loss",
+        vec![("shaders/softmax_loss.wgsl", SOURCE.into())],
+    )]
 }

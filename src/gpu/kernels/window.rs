@@ -21,8 +21,8 @@
 use crate::conv::Slide;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
-    Binding, Checks, Dispatch, Slice, bind_group_layout, dispatch, pipeline, pipeline_at,
-    wgsl_struct,
+    BindingContract, Checks, Dispatch, KernelLayout, Slice, binding_contract, dispatch,
+    kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::Result;
 pub use crate::gpu::plan::WindowGrain;
@@ -137,8 +137,44 @@ pub struct Col2imCall<'a> {
     pub x: Slice<'a>,
 }
 
+kernel_bindings! {
+    /// `im2col.wgsl`'s buffers.
+    struct ToColumns<'a> {
+        x: Read,
+        col: ReadWrite,
+    }
+}
+
+kernel_bindings! {
+    /// `col2im.wgsl`'s buffers.
+    struct FromColumns<'a> {
+        col: Read,
+        x: ReadWrite,
+    }
+}
+
+kernel_bindings! {
+    /// `maxpool_forward.wgsl`'s buffers.
+    struct PoolForwardBuffers<'a> {
+        z: Read,
+        p: ReadWrite,
+        argmax: ReadWrite,
+    }
+}
+
+kernel_bindings! {
+    /// The buffers of both pooling backwards.
+    struct PoolBackwardBuffers<'a> {
+        dp: Read,
+        argmax: Read,
+        z: Read,
+        dz: ReadWrite,
+    }
+}
+
 pub struct Im2col {
-    layout: wgpu::BindGroupLayout,
+    forward_layout: KernelLayout,
+    backward_layout: KernelLayout,
     /// A row per invocation, and an element per invocation.
     forward: [wgpu::ComputePipeline; 2],
     backward: wgpu::ComputePipeline,
@@ -146,20 +182,24 @@ pub struct Im2col {
 
 impl Im2col {
     pub fn new(ctx: &GpuContext) -> Self {
-        let layout = bind_group_layout(
-            ctx,
-            "im2col",
-            &[
-                Binding::uniform::<Dims>(),
-                Binding::Read,
-                Binding::ReadWrite,
-            ],
-        );
-        let by = |entry| pipeline_at(ctx, "im2col", &layout, IM2COL, entry, &[], Checks::On);
+        let forward_layout = kernel_layout::<ToColumns, Dims>(ctx, "im2col");
+        let backward_layout = kernel_layout::<FromColumns, Dims>(ctx, "col2im");
+        let by = |entry| {
+            pipeline_at(
+                ctx,
+                "im2col",
+                &forward_layout,
+                IM2COL,
+                entry,
+                &[],
+                Checks::On,
+            )
+        };
         Im2col {
             forward: [by("main"), by("by_element")],
-            backward: pipeline(ctx, "col2im", &layout, COL2IM, &[]),
-            layout,
+            backward: pipeline(ctx, "col2im", &backward_layout, COL2IM, &[]),
+            forward_layout,
+            backward_layout,
         }
     }
 
@@ -184,9 +224,9 @@ impl Im2col {
             ctx,
             c.label,
             pipeline,
-            &self.layout,
+            &self.forward_layout,
             &d,
-            &[c.x, c.col],
+            &ToColumns { x: c.x, col: c.col },
             grid,
         )
     }
@@ -198,9 +238,9 @@ impl Im2col {
             ctx,
             c.label,
             &self.backward,
-            &self.layout,
+            &self.backward_layout,
             &d,
-            &[c.col, c.x],
+            &FromColumns { col: c.col, x: c.x },
             grid,
         )
     }
@@ -235,8 +275,8 @@ pub struct PoolBackwardCall<'a> {
 }
 
 pub struct MaxPool {
-    forward_layout: wgpu::BindGroupLayout,
-    backward_layout: wgpu::BindGroupLayout,
+    forward_layout: KernelLayout,
+    backward_layout: KernelLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
     /// Windows numbered channel by channel, and channels fastest.
@@ -252,17 +292,8 @@ pub fn tiles(s: &Slide) -> bool {
 
 impl MaxPool {
     pub fn new(ctx: &GpuContext) -> Self {
-        use Binding::*;
-        let forward_layout = bind_group_layout(
-            ctx,
-            "maxpool forward",
-            &[Binding::uniform::<Dims>(), Read, ReadWrite, ReadWrite],
-        );
-        let backward_layout = bind_group_layout(
-            ctx,
-            "maxpool backward",
-            &[Binding::uniform::<Dims>(), Read, Read, Read, ReadWrite],
-        );
+        let forward_layout = kernel_layout::<PoolForwardBuffers, Dims>(ctx, "maxpool forward");
+        let backward_layout = kernel_layout::<PoolBackwardBuffers, Dims>(ctx, "maxpool backward");
         MaxPool {
             forward: pipeline(ctx, "maxpool forward", &forward_layout, POOL_FORWARD, &[]),
             backward: pipeline(
@@ -289,7 +320,11 @@ impl MaxPool {
     pub fn forward(&self, ctx: &GpuContext, c: PoolForwardCall<'_>) -> Result<Dispatch> {
         let count = c.slide.input.n * c.p_stride;
         let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.ones);
-        let slices = [c.z, c.p, c.argmax];
+        let slices = PoolForwardBuffers {
+            z: c.z,
+            p: c.p,
+            argmax: c.argmax,
+        };
         dispatch(
             ctx,
             c.label,
@@ -322,7 +357,12 @@ impl MaxPool {
             (i.n * i.h * i.w * c.z_stride, &self.backward)
         };
         let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.relu);
-        let slices = [c.dp, c.argmax, c.z, c.dz];
+        let slices = PoolBackwardBuffers {
+            dp: c.dp,
+            argmax: c.argmax,
+            z: c.z,
+            dz: c.dz,
+        };
         dispatch(
             ctx,
             c.label,
@@ -342,4 +382,20 @@ pub(super) fn contracts() -> Vec<crate::gpu::dispatch::StructContract> {
             .map(|(name, source)| (name, source.into()))
             .collect(),
     )]
+}
+
+pub(super) fn binding_contracts() -> Vec<BindingContract> {
+    let module = |i: usize| {
+        let (name, source) = sources()[i];
+        vec![(name, source.to_string())]
+    };
+    vec![
+        binding_contract::<FromColumns>("col2im", module(0)),
+        binding_contract::<ToColumns>("im2col", module(1)),
+        binding_contract::<PoolBackwardBuffers>(
+            "maxpool backward",
+            [module(2), module(3)].concat(),
+        ),
+        binding_contract::<PoolForwardBuffers>("maxpool forward", module(4)),
+    ]
 }
