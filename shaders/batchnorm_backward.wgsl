@@ -33,7 +33,7 @@ const WG: u32 = 64u;
 var<workgroup> part_b: array<f32, WG>;
 var<workgroup> part_g: array<f32, WG>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -57,7 +57,7 @@ fn workgroup_sum(li: u32, v: f32) -> f32 {
     return total;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

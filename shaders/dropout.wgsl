@@ -38,7 +38,11 @@ fn mix(v: u32) -> u32 {
     return x;
 }
 
-@compute @workgroup_size(64)
+// Invocations per workgroup: given by the host (WG in src/gpu/kernels/dropout.rs), which sizes
+// the grid by it.
+override WG: u32;
+
+@compute @workgroup_size(WG)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -35,11 +35,15 @@ fn pixel(byte: u32) -> f32 {
 // Each invocation writes up to CHUNK consecutive vec4s of one row, so the
 // row's image index is loaded once per chunk and the per-invocation cost of a
 // software driver is spread over several stores.
-const CHUNK: u32 = 8u;
+// (CHUNK in src/gpu/kernels/gather.rs, given by the host.)
+override CHUNK: u32;
+// Invocations per workgroup: given by the host (WG in src/gpu/kernels/gather.rs), which sizes
+// the grid by it.
+override WG: u32;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let e = (wg.y * dims.groups_x + wg.x) * 256u + li;
+    let e = (wg.y * dims.groups_x + wg.x) * WG + li;
     if e < dims.rows {
         t[e] = labels[idx[dims.offset + e]];
     }

@@ -243,8 +243,11 @@ fn main(
 // Split-K's second pass: C(m, n) = epilogue(Σ_z partial_z(m, n)), `a` holding
 // the partial sums (slice z at z·M·ldc). The slices are added in the order
 // z = 0, 1, ..., never with atomics, so a seed repeats a run bit for bit.
-// One invocation per element of C; the grid is (N / 64, M).
-@compute @workgroup_size(64)
+// One invocation per element of C; the grid is (N / REDUCE_WG, M).
+// (REDUCE_WG in src/gpu/plan.rs, given by the host.)
+override REDUCE_WG: u32;
+
+@compute @workgroup_size(REDUCE_WG)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = gid.x;
     let m = gid.y;

@@ -44,15 +44,19 @@ override RULE: u32 = SGD;
 const EPS: f32 = 1e-7;
 // vec4s per invocation, consecutive: on a CPU adapter each load is a loop
 // over the SIMD lanes, and longer runs per invocation amortise it.
-const PER: u32 = 4u;
+// (PER in src/gpu/kernels/optimizer.rs, given by the host.)
+override PER: u32;
+// Invocations per workgroup: given by the host (WG in src/gpu/kernels/optimizer.rs), which sizes
+// the grid by it.
+override WG: u32;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let lr = dims.lr;
-    let stride = groups.x * 64u * PER;
+    let stride = groups.x * WG * PER;
     for (var k = gid.x * PER; k < dims.len4; k += stride) {
       for (var i = k; i < min(k + PER, dims.len4); i++) {
         let gi = grads[i];

@@ -41,11 +41,13 @@ struct Partial {
 @group(0) @binding(4) var<storage, read_write> stats: Stats;
 @group(0) @binding(5) var<storage, read_write> partials: array<Partial>;
 
-const WG: u32 = 256u;
+// Invocations per workgroup: given by the host (SOFTMAX_WG in
+// src/gpu/plan.rs), which plans the grid by it.
+override WG: u32;
 var<workgroup> part_loss: array<f32, WG>;
 var<workgroup> part_correct: array<u32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
@@ -111,8 +113,8 @@ fn add_to_stats() {
 }
 
 // The second pass when `groups` > 1: the workgroups' sums, each invocation
-// taking groups li, li + 256, ... in order, then the tree.
-@compute @workgroup_size(256)
+// taking groups li, li + WG, ... in order, then the tree.
+@compute @workgroup_size(WG)
 fn finish(@builtin(local_invocation_index) li: u32) {
     var loss = 0.0;
     var correct = 0u;

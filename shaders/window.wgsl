@@ -22,9 +22,13 @@ struct Dims {
     _pad0: u32,
 }
 
-// This invocation's element, in a grid of groups_x × rows workgroups of 256.
+// Invocations per workgroup of every window kernel: given by the host
+// (WG in src/gpu/kernels/window.rs), which sizes the grid by it.
+override WG: u32;
+
+// This invocation's element, in a grid of groups_x × rows workgroups of WG.
 fn element(wg: vec3<u32>, li: u32) -> u32 {
-    return (wg.y * dims.groups_x + wg.x) * 256u + li;
+    return (wg.y * dims.groups_x + wg.x) * WG + li;
 }
 
 // The image position (y, x) window position (oy, ox) reads at offset (ky,

@@ -16,7 +16,7 @@
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> col: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let r = element(wg, li);
     if r >= dims.count {
@@ -53,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // One invocation per element of `col` (`count` = rows × out_stride): the
 // same values as `main`, written by neighbouring invocations to
 // neighbouring addresses.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn by_element(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = element(wg, li);
     if e >= dims.count {

@@ -14,7 +14,7 @@
 @group(0) @binding(3) var<storage, read> z: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dz: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = element(wg, li);
     if e >= dims.count {

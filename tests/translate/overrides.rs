@@ -3,6 +3,9 @@
 //! not by shader, so a shader that gains an override the table does not
 //! know fails the test instead of going untranslated.
 
+use gpu_net::gpu::kernels::{dropout, gather, optimizer, window};
+use gpu_net::gpu::plan::{REDUCE_WG, SOFTMAX_WG};
+
 /// `(name, values)`, as src/gpu/kernels/*.rs pass them as pipeline constants.
 pub type Table = [(&'static str, &'static [f64])];
 
@@ -37,7 +40,29 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         // batchnorm.rs, dropout.rs: training or evaluation form.
         ("TRAIN", BOOL),
         ("RULE", &RULES),
+        // Workgroup sizes and per-invocation chunks, as the kernels give them.
+        (
+            "WG",
+            distinct(&[
+                dropout::WG,
+                gather::WG,
+                optimizer::WG,
+                window::WG,
+                SOFTMAX_WG,
+            ]),
+        ),
+        ("REDUCE_WG", distinct(&[REDUCE_WG])),
+        ("CHUNK", distinct(&[gather::CHUNK])),
+        ("PER", distinct(&[optimizer::PER])),
     ]
+}
+
+/// `values` once each, as f64, for the life of the test.
+fn distinct(values: &[u32]) -> &'static [f64] {
+    let mut v: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    Box::leak(v.into_boxed_slice())
 }
 
 /// Every assignment of values to the overrides `module` declares (one empty

@@ -11,7 +11,8 @@ use crate::gpu::dispatch::{
 use crate::gpu::error::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/dropout.wgsl");
-const WG: u32 = 64;
+/// Invocations per workgroup: the shader's `WG` override.
+pub const WG: u32 = 64;
 
 wgsl_struct! {
     /// `shaders/dropout.wgsl`'s uniform.
@@ -54,8 +55,20 @@ impl DropoutKernel {
     pub fn new(ctx: &GpuContext) -> Self {
         let layout = kernel_layout::<Buffers, Dims>(ctx, "dropout");
         DropoutKernel {
-            train: pipeline(ctx, "dropout train", &layout, SOURCE, &[("TRAIN", 1.0)]),
-            eval: pipeline(ctx, "dropout eval", &layout, SOURCE, &[("TRAIN", 0.0)]),
+            train: pipeline(
+                ctx,
+                "dropout train",
+                &layout,
+                SOURCE,
+                &[("TRAIN", 1.0), ("WG", WG.into())],
+            ),
+            eval: pipeline(
+                ctx,
+                "dropout eval",
+                &layout,
+                SOURCE,
+                &[("TRAIN", 0.0), ("WG", WG.into())],
+            ),
             layout,
         }
     }

@@ -11,9 +11,10 @@ use crate::gpu::dispatch::{
 use crate::gpu::error::Result;
 
 const SOURCE: &str = include_str!("../../../shaders/gather.wgsl");
-const WG: u32 = 256;
-/// vec4s of x per invocation, as in the shader.
-const CHUNK: usize = 8;
+/// Invocations per workgroup: the shader's `WG` override.
+pub const WG: u32 = 256;
+/// vec4s of x per invocation: the shader's `CHUNK` override.
+pub const CHUNK: u32 = 8;
 
 wgsl_struct! {
     /// `shaders/gather.wgsl`'s uniform.
@@ -73,7 +74,13 @@ pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
 impl Gather {
     pub fn new(ctx: &GpuContext) -> Self {
         let layout = kernel_layout::<Buffers, Dims>(ctx, "gather");
-        let pipeline = pipeline(ctx, "gather", &layout, SOURCE, &[]);
+        let pipeline = pipeline(
+            ctx,
+            "gather",
+            &layout,
+            SOURCE,
+            &[("WG", WG.into()), ("CHUNK", CHUNK.into())],
+        );
         Gather { layout, pipeline }
     }
 
@@ -93,7 +100,7 @@ impl Gather {
         } = call;
         // Each invocation writes up to CHUNK vec4s of a row and (the first
         // `rows`) a label.
-        let invocations = (rows * (pixels / 4 + 1).div_ceil(CHUNK)).max(rows) as u32;
+        let invocations = (rows * (pixels / 4 + 1).div_ceil(CHUNK as usize)).max(rows) as u32;
         let groups = invocations.div_ceil(WG);
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups_x = groups.min(max);

@@ -314,12 +314,21 @@ impl Matmul {
             ("TRANS_B", flag(v.trans_b)),
             ("EPILOGUE", epilogue),
         ];
+        // The tiled module declares the reduction's workgroup size, which
+        // every pipeline compiled from it must be given.
+        let reduce_wg = ("REDUCE_WG", f64::from(REDUCE_WG));
         let (source, entry, checks) = match (self.algo, pass) {
             // One reduction for both kernels: it is a small share of the work.
-            (_, Pass::Reduce) => (tiled_source(Tile::T64), "reduce", Checks::On),
+            (_, Pass::Reduce) => {
+                constants.push(reduce_wg);
+                (tiled_source(Tile::T64), "reduce", Checks::On)
+            }
             // Every load and store guarded in the shader, every operand's
             // length checked in `bind` (check_operands).
-            (MatmulAlgo::Tiled, _) => (tiled_source(tile), "main", Checks::Off),
+            (MatmulAlgo::Tiled, _) => {
+                constants.push(reduce_wg);
+                (tiled_source(tile), "main", Checks::Off)
+            }
             _ => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));

@@ -38,8 +38,10 @@ pub const RULE_CODES: [(&str, u32); 6] = [
 ];
 
 /// Invocations per workgroup, and vec4s per invocation, as in the shader.
-const WG: u32 = 64;
-const PER: u32 = 4;
+/// Invocations per workgroup and vec4s per invocation: the shader's `WG`
+/// and `PER` overrides.
+pub const WG: u32 = 64;
+pub const PER: u32 = 4;
 
 wgsl_struct! {
     /// `shaders/optimizer.wgsl`'s uniform.
@@ -82,7 +84,7 @@ impl OptimizerKernel {
             &format!("optimizer {}", rule.kind),
             &layout,
             SOURCE,
-            &[("RULE", code)],
+            &[("RULE", code), ("WG", WG.into()), ("PER", PER.into())],
         );
         OptimizerKernel {
             layout,

@@ -10,7 +10,7 @@ use crate::gpu::dispatch::{
     kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::Result;
-use crate::gpu::plan::{SOFTMAX_MAX_GROUPS, plan_softmax};
+use crate::gpu::plan::{SOFTMAX_MAX_GROUPS, SOFTMAX_WG, plan_softmax};
 
 const SOURCE: &str = include_str!("../../../shaders/softmax_loss.wgsl");
 
@@ -99,14 +99,15 @@ impl SoftmaxWithLoss {
 
     pub fn new(ctx: &GpuContext) -> Self {
         let layout = kernel_layout::<Buffers, Dims>(ctx, "softmax_loss");
-        let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &[]);
+        let constants = [("WG", f64::from(SOFTMAX_WG))];
+        let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &constants);
         let finish = pipeline_at(
             ctx,
             "softmax_loss finish",
             &layout,
             SOURCE,
             "finish",
-            &[],
+            &constants,
             Checks::On,
         );
         let partials = ctx.storage("softmax partial sums", Self::PARTIALS_BYTES);

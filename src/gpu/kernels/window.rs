@@ -58,7 +58,10 @@ pub fn sources() -> [(&'static str, &'static str); 5] {
         ("shaders/window+maxpool_forward.wgsl", POOL_FORWARD),
     ]
 }
-const WG: u32 = 256;
+/// Invocations per workgroup of every window kernel: `window.wgsl`'s `WG`
+/// override.
+pub const WG: u32 = 256;
+const CONSTANTS: [(&str, f64); 1] = [("WG", WG as f64)];
 
 wgsl_struct! {
     /// `shaders/window.wgsl`'s uniform.
@@ -191,13 +194,13 @@ impl Im2col {
                 &forward_layout,
                 IM2COL,
                 entry,
-                &[],
+                &CONSTANTS,
                 Checks::On,
             )
         };
         Im2col {
             forward: [by("main"), by("by_element")],
-            backward: pipeline(ctx, "col2im", &backward_layout, COL2IM, &[]),
+            backward: pipeline(ctx, "col2im", &backward_layout, COL2IM, &CONSTANTS),
             forward_layout,
             backward_layout,
         }
@@ -295,13 +298,19 @@ impl MaxPool {
         let forward_layout = kernel_layout::<PoolForwardBuffers, Dims>(ctx, "maxpool forward");
         let backward_layout = kernel_layout::<PoolBackwardBuffers, Dims>(ctx, "maxpool backward");
         MaxPool {
-            forward: pipeline(ctx, "maxpool forward", &forward_layout, POOL_FORWARD, &[]),
+            forward: pipeline(
+                ctx,
+                "maxpool forward",
+                &forward_layout,
+                POOL_FORWARD,
+                &CONSTANTS,
+            ),
             backward: pipeline(
                 ctx,
                 "maxpool backward",
                 &backward_layout,
                 POOL_BACKWARD,
-                &[],
+                &CONSTANTS,
             ),
             backward_tiled: [0.0, 1.0].map(|channels_fastest| {
                 pipeline(
@@ -309,7 +318,7 @@ impl MaxPool {
                     "maxpool backward (tiled)",
                     &backward_layout,
                     POOL_BACKWARD_TILED,
-                    &[("CHANNELS_FASTEST", channels_fastest)],
+                    &[("CHANNELS_FASTEST", channels_fastest), CONSTANTS[0]],
                 )
             }),
             forward_layout,
