@@ -1,26 +1,18 @@
-// Tiled matrix product with a fused epilogue, for GPUs:
-// C[M, N] = A(M, K) · B(K, N), stored with row strides lda, ldb, ldc:
+// What both matrix products share (shaders/matmul/tiled.wgsl, for GPUs, and
+// shaders/matmul/vec4.wgsl, for CPU-like adapters): the contract
 //
+//   C[M, N] = epilogue(op(A)(M, K) · op(B)(K, N)), stored with row strides
+//   lda, ldb, ldc, where
 //   A(m, k) = TRANS_A ? a[k * lda + m] : a[m * lda + k]
 //   B(k, n) = TRANS_B ? b[n * ldb + k] : b[k * ldb + n]
 //
-// The network's matrices carry a column of ones after their last real column
-// and zero padding after that (see src/gpu/layout.rs), so the bias add and
-// the bias gradient are part of the product and need no code here. Columns
-// n >= n_real of C are padding: written as 1.0 at n == ones_col and 0.0
-// elsewhere (the SGD epilogue leaves them alone).
-//
-// Each workgroup computes a TILE×TILE tile of C, each of its 16×16
-// invocations a PER×PER register tile (64 with 4×4, or 128 with 8×8: the
-// planner picks, src/gpu/plan.rs), stepping through K 16 at a time with both
-// operand tiles staged in workgroup memory. Edges are guarded where tiles are
-// loaded and stored, never inside the unrolled multiply-add loop, so any
-// shape is correct; the guards are also why the product passes run without
-// the runtime's bounds checks (tests/kernels.rs proves them with poison
-// around every operand).
-//
-// TILE and PER are not in this file: src/gpu/kernels/matmul.rs compiles one
-// of shaders/matmul/tile64.wgsl and tile128.wgsl before it (tiled_source).
+// its uniform, and the epilogue codes. The network's matrices carry a column
+// of ones after their last real column and zero padding after that (see
+// src/gpu/layout.rs), so the bias add and the bias gradient are part of the
+// product and need no code here. Columns n >= n_real of C are padding:
+// written as 1.0 at n == ones_col and 0.0 elsewhere (the SGD epilogue leaves
+// them alone). src/gpu/kernels/matmul.rs compiles this file, then a kernel's,
+// then that kernel's variant (see tiled_source, vec4_source).
 
 struct Dims {
     m: u32,
@@ -36,7 +28,7 @@ struct Dims {
     decay: f32,
     decay_rows: u32,
     // Split-K: workgroup z sums k in [z·k_slice, (z+1)·k_slice); k_slice >= k
-    // when the product is not split.
+    // when the product is not split (the vec4 kernel's is a multiple of 4).
     k_slice: u32,
 }
 
@@ -64,202 +56,3 @@ const GRAD: u32 = 4u;
 const PARTIAL_SUMS: u32 = 5u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read> aux: array<f32>;
-
-const BK: u32 = 16u;
-// vec4s across a tile's k-row, and that plus one: rows of workgroup memory
-// are padded by a vec4 so that staging a column of K (one row each) spreads
-// over the memory banks.
-const VECS: u32 = TILE / 4u;
-const ROW: u32 = VECS + 1u;
-// Elements of each operand tile one invocation stages per step of K.
-const LOADS: u32 = TILE * BK / 256u;
-// vec4s of C along n (and groups of 4 rows along m) one invocation holds.
-const QUADS: u32 = PER / 4u;
-
-// Tiles stored k-major as vec4 along m / n, so one invocation reads four
-// rows (or columns) of a k-slice with a single load.
-var<workgroup> tile_a: array<vec4<f32>, BK * ROW>; // [BK][ROW]
-var<workgroup> tile_b: array<vec4<f32>, BK * ROW>;
-
-// The end of this workgroup's slice of K, and (PARTIAL_SUMS) where its slice of
-// partial sums starts in C.
-var<private> k_end: u32;
-var<private> slice_base: u32;
-
-fn load_a(m: u32, k: u32) -> f32 {
-    if m >= dims.m || k >= k_end {
-        return 0.0;
-    }
-    if TRANS_A {
-        return a[k * dims.lda + m];
-    }
-    return a[m * dims.lda + k];
-}
-
-fn load_b(k: u32, n: u32) -> f32 {
-    if k >= k_end || n >= dims.n {
-        return 0.0;
-    }
-    if TRANS_B {
-        return b[n * dims.ldb + k];
-    }
-    return b[k * dims.ldb + n];
-}
-
-// Writes C(m, n) = v through the epilogue; m < M and n < N.
-fn finish(m: u32, n: u32, v: f32) {
-    let idx = m * dims.ldc + n;
-    if EPILOGUE == PARTIAL_SUMS {
-        c[slice_base + idx] = v;
-        return;
-    }
-    if n >= dims.n_real {
-        if EPILOGUE != SGD {
-            c[idx] = select(0.0, 1.0, n == dims.ones_col);
-        }
-        return;
-    }
-    switch EPILOGUE {
-        case RELU: {
-            c[idx] = max(v, 0.0);
-        }
-        case RELU_MASK: {
-            c[idx] = select(0.0, v, aux[idx] > 0.0);
-        }
-        case SGD: {
-            var g = v;
-            if m < dims.decay_rows {
-                g = v + dims.decay * c[idx];
-            }
-            c[idx] = c[idx] - dims.lr * g;
-        }
-        case GRAD: {
-            var g = v;
-            if m < dims.decay_rows {
-                g = v + dims.decay * aux[idx];
-            }
-            c[idx] = g;
-        }
-        default: {
-            c[idx] = v;
-        }
-    }
-}
-
-// Stages step k0 of K: 256 invocations, LOADS elements each of both
-// tiles. The index that is contiguous in memory varies fastest between
-// neighbouring invocations.
-fn stage(li: u32, m0: u32, n0: u32, k0: u32) {
-    for (var r = 0u; r < LOADS; r++) {
-        let e = li + r * 256u;
-        var ka: u32;
-        var ma: u32;
-        if TRANS_A {
-            ka = e / TILE;
-            ma = e % TILE;
-        } else {
-            ka = e % BK;
-            ma = e / BK;
-        }
-        tile_a[ka * ROW + ma / 4u][ma % 4u] = load_a(m0 + ma, k0 + ka);
-        var kb: u32;
-        var nb: u32;
-        if TRANS_B {
-            kb = e % BK;
-            nb = e / BK;
-        } else {
-            kb = e / TILE;
-            nb = e % TILE;
-        }
-        tile_b[kb * ROW + nb / 4u][nb % 4u] = load_b(k0 + kb, n0 + nb);
-    }
-}
-
-@compute @workgroup_size(16, 16)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let m0 = wg.y * TILE;
-    let n0 = wg.x * TILE;
-    let k_begin = wg.z * dims.k_slice;
-    k_end = min(dims.k, k_begin + dims.k_slice);
-    // A tile right of the last real column only writes padding: skip its
-    // products (e.g. the 17th tile of 1028 columns in a hidden layer of 1024).
-    if n0 >= dims.n_real {
-        k_end = k_begin;
-    }
-    slice_base = wg.z * dims.m * dims.ldc;
-    // acc[(4·i + r)·QUADS + j]: row 4·(lid.y + 16·i) + r, columns
-    // 4·(lid.x + 16·j) .. +3 of the tile.
-    var acc: array<vec4<f32>, PER * QUADS>;
-
-    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-        stage(li, m0, n0, k0);
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var av: array<vec4<f32>, QUADS>;
-            var bv: array<vec4<f32>, QUADS>;
-            for (var i = 0u; i < QUADS; i++) {
-                av[i] = tile_a[kk * ROW + lid.y + 16u * i];
-                bv[i] = tile_b[kk * ROW + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < QUADS; i++) {
-                for (var r = 0u; r < 4u; r++) {
-                    let a_mr = vec4<f32>(av[i][r]);
-                    for (var j = 0u; j < QUADS; j++) {
-                        let at = (4u * i + r) * QUADS + j;
-                        acc[at] = fma(a_mr, bv[j], acc[at]);
-                    }
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-
-    for (var i = 0u; i < QUADS; i++) {
-        for (var r = 0u; r < 4u; r++) {
-            let m = m0 + 4u * (lid.y + 16u * i) + r;
-            if m >= dims.m {
-                return;
-            }
-            for (var j = 0u; j < QUADS; j++) {
-                for (var c = 0u; c < 4u; c++) {
-                    let n = n0 + 4u * (lid.x + 16u * j) + c;
-                    if n < dims.n {
-                        finish(m, n, acc[(4u * i + r) * QUADS + j][c]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-// Split-K's second pass: C(m, n) = epilogue(Σ_z partial_z(m, n)), `a` holding
-// the partial sums (slice z at z·M·ldc). The slices are added in the order
-// z = 0, 1, ..., never with atomics, so a seed repeats a run bit for bit.
-// One invocation per element of C; the grid is (N / REDUCE_WG, M).
-// (REDUCE_WG in src/gpu/plan.rs, given by the host.)
-override REDUCE_WG: u32;
-
-@compute @workgroup_size(REDUCE_WG)
-fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
-    let m = gid.y;
-    if m >= dims.m || n >= dims.n {
-        return;
-    }
-    let idx = m * dims.ldc + n;
-    let stride = dims.m * dims.ldc;
-    let slices = (dims.k + dims.k_slice - 1u) / dims.k_slice;
-    var acc = a[idx];
-    for (var z = 1u; z < slices; z++) {
-        acc += a[z * stride + idx];
-    }
-    finish(m, n, acc);
-}

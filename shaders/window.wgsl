@@ -1,7 +1,7 @@
 // What the kernels that slide a window over images share (src/gpu/kernels/
 // window.rs): their uniform, the slide's geometry (src/conv.rs) with two
 // row strides, and the two ways of following a window. Each kernel in
-// shaders/window/ is compiled with this file after it, and declares `dims`.
+// shaders/window/ is compiled after this file, and declares `dims`.
 
 struct Dims {
     n: u32,

@@ -290,7 +290,7 @@ fn a_changed_access_renamed_or_extra_binding_is_caught() {
 fn matmul_source_with(edit: impl Fn(&str) -> String) -> (String, StructContract) {
     let c = struct_contracts()
         .into_iter()
-        .find(|c| c.modules[0].0.starts_with("shaders/matmul.wgsl"))
+        .find(|c| c.modules[0].0.starts_with("shaders/matmul+tiled"))
         .expect("the matmul contract");
     (edit(&c.modules[0].1), c)
 }

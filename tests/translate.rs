@@ -148,33 +148,39 @@ fn read(path: &Path) -> String {
 }
 
 /// Every module the program compiles, as (name, source), sorted: each .wgsl
-/// file in shaders/, except that a shader `X.wgsl` with a folder `X/` is
-/// compiled after each file there (the program puts one of them first, as
-/// `matmul_vec4.wgsl` gets its operands from `matmul_vec4/buffers.wgsl` or
-/// `textures.wgsl`). A new shader or prelude is covered without touching
-/// this test.
+/// file under shaders/ without a folder of its own, composed as the program
+/// composes it (`dispatch::compose`): after the file of each folder above it,
+/// shared first, one line apart. `shaders/matmul/tiled/tile64.wgsl` is
+/// `shaders/matmul.wgsl`, `shaders/matmul/tiled.wgsl`, then itself, named
+/// `shaders/matmul+tiled+tile64.wgsl`. A new shader or variant is covered
+/// without touching this test.
 fn shader_modules() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut modules = vec![];
-    for path in wgsl_files(&dir) {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let preludes = path.with_extension("");
-        if preludes.is_dir() {
-            for prelude in wgsl_files(&preludes) {
-                let stem = prelude.file_stem().unwrap().to_string_lossy();
-                modules.push((
-                    format!(
-                        "shaders/{}+{stem}.wgsl",
-                        path.file_stem().unwrap().to_string_lossy()
-                    ),
-                    format!("{}\n{}", read(&prelude), read(&path)),
-                ));
-            }
-        } else {
-            modules.push((format!("shaders/{file}"), read(&path)));
-        }
-    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    collect_modules(&dir, &[], &mut modules);
+    modules.sort();
     modules
+}
+
+/// The modules of `dir`, each after `above`: (stem, source) of the shared
+/// files of the folders above it.
+fn collect_modules(dir: &Path, above: &[(String, String)], out: &mut Vec<(String, String)>) {
+    for path in wgsl_files(dir) {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut chain = above.to_vec();
+        chain.push((stem, read(&path)));
+        let folder = path.with_extension("");
+        if folder.is_dir() {
+            collect_modules(&folder, &chain, out);
+            continue;
+        }
+        let names: Vec<&str> = chain.iter().map(|(n, _)| n.as_str()).collect();
+        let sources: Vec<&str> = chain.iter().map(|(_, s)| s.as_str()).collect();
+        out.push((
+            format!("shaders/{}.wgsl", names.join("+")),
+            sources.join("\n"),
+        ));
+    }
 }
 
 /// The window kernels' modules are the ones the program compiles.
@@ -193,7 +199,7 @@ fn the_window_modules_are_the_programs() {
 fn the_vec4_modules_are_the_programs() {
     let modules = shader_modules();
     for (textures, stem) in [(false, "buffers"), (true, "textures")] {
-        let name = format!("shaders/matmul_vec4+{stem}.wgsl");
+        let name = format!("shaders/matmul+vec4+{stem}.wgsl");
         let (_, source) = modules
             .iter()
             .find(|(n, _)| *n == name)
@@ -208,7 +214,7 @@ fn the_vec4_modules_are_the_programs() {
     assert!(
         gpu_net::gpu::kernels::matmul::vec4_source(true)
             .contains(&format!("const TEXELS_LOG2: u32 = {log2}u;")),
-        "TEXELS_LOG2 in shaders/matmul_vec4/textures.wgsl is not {log2}"
+        "TEXELS_LOG2 in shaders/matmul/vec4/textures.wgsl is not {log2}"
     );
 }
 
@@ -219,7 +225,7 @@ fn the_tiled_modules_are_the_programs() {
     use gpu_net::gpu::kernels::{Tile, matmul::tiled_source};
     let modules = shader_modules();
     for tile in Tile::ALL {
-        let name = format!("shaders/matmul+tile{}.wgsl", tile.edge());
+        let name = format!("shaders/matmul+tiled+tile{}.wgsl", tile.edge());
         let (_, source) = modules
             .iter()
             .find(|(n, _)| *n == name)

@@ -3,7 +3,7 @@
 // then kx, ascending), so a run repeats bit for bit (no float atomics).
 // `col` has the layout window/im2col.wgsl writes (rows `in_stride` apart);
 // the images are rows of `x`, C·H·W values each, `out_stride` apart. One
-// invocation per image value. (With shaders/window.wgsl after it.)
+// invocation per image value. (Compiled after shaders/window.wgsl.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> col: array<f32>;

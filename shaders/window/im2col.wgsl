@@ -10,7 +10,7 @@
 // per element spends its time on, on a CPU adapter above all). On a GPU,
 // `by_element` runs one invocation per element instead, so that neighbouring
 // invocations write neighbouring addresses (src/gpu/plan.rs, window_grain).
-// (With shaders/window.wgsl after it.)
+// (Compiled after shaders/window.wgsl.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

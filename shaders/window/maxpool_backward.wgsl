@@ -6,7 +6,7 @@
 // kept only where the forward's input `z` (Relu's output) is above 0.
 // Channels past C in a row of dz are written 0. One invocation per element
 // of dz (rows `in_stride` apart, as z; dp's rows `out_stride` apart).
-// (With shaders/window.wgsl after it.)
+// (Compiled after shaders/window.wgsl.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> dp: array<f32>;

@@ -12,7 +12,7 @@
 // CHANNELS_FASTEST (on GPUs: src/gpu/plan.rs, window_grain) numbers the
 // invocations (n, oy, ox, c) instead of (n, c, oy, ox), so that neighbouring
 // invocations read and write neighbouring channels of one position.
-// (With shaders/window.wgsl after it.)
+// (Compiled after shaders/window.wgsl.)
 
 override CHANNELS_FASTEST: bool = false;
 

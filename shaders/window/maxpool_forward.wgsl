@@ -7,7 +7,7 @@
 // each maximum's index in its window (row-major) to `argmax`, one per
 // output value (n, c, oy, ox). The padding counts as 0, as numpy's pad; ties
 // go to the first index, as numpy's argmax. One invocation per element of p.
-// (With shaders/window.wgsl after it.)
+// (Compiled after shaders/window.wgsl.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> z: array<f32>;

@@ -413,6 +413,14 @@ fn entry(binding: u32, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// A module as the program compiles it: a family's shared file first, then
+/// the kernel's, then its variant's (`shaders/matmul.wgsl`,
+/// `shaders/matmul/tiled.wgsl`, `shaders/matmul/tiled/tile64.wgsl`), one
+/// line apart. `tests/translate.rs` composes every leaf of `shaders/` so.
+pub(crate) fn compose(parts: &[&str]) -> String {
+    parts.join("\n")
+}
+
 pub(crate) fn pipeline(
     ctx: &GpuContext,
     label: &str,

@@ -116,7 +116,7 @@ impl MatmulPlan {
 
 /// Split-K on CPU adapters (the vec4 kernel): K is cut into slices of at
 /// least this length. With texture operands the kernel already takes K in
-/// cache-sized blocks (see K_BLOCK4 in matmul_vec4.wgsl), yet long slices
+/// cache-sized blocks (see K_BLOCK4 in shaders/matmul/vec4.wgsl), yet long slices
 /// still run slower (reading buffers, without the blocks, more so): at
 /// 785 × 1024 × 8192 (Aᵀ·B, the weight gradient at batch 8192) eight slices
 /// measured 37.9 GFLOP/s, four 34.1 and one 30.6 on lavapipe, the reduction included.

@@ -1,14 +1,15 @@
 //! C = A·B in the three forms a training step needs (X·W, dY·Wᵀ, Xᵀ·dY),
 //! with Relu, Relu's mask or the SGD update fused into the epilogue (the bias
 //! is in the operands: see `gpu::layout`). Two implementations of one
-//! contract: `shaders/matmul.wgsl` tiles through workgroup memory, 64×64
-//! with 4×4 per invocation or 128×128 with 8×8 (for GPUs; its product passes
-//! are compiled without the runtime's bounds checks, and their operands'
-//! lengths are checked here instead); `shaders/matmul_vec4.wgsl` keeps
-//! a 12×16 tile in registers fed by vec4 loads and uses no workgroup memory
+//! contract (`shaders/matmul.wgsl`, compiled before either):
+//! `shaders/matmul/tiled.wgsl` tiles through workgroup memory, 64×64 with
+//! 4×4 per invocation or 128×128 with 8×8 (for GPUs; its product passes are
+//! compiled without the runtime's bounds checks, and their operands'
+//! lengths are checked here instead); `shaders/matmul/vec4.wgsl` keeps a
+//! 12×16 tile in registers fed by vec4 loads and uses no workgroup memory
 //! (for CPU-like adapters such as lavapipe, where every computed load is a
 //! loop over the SIMD lanes), reading its operands from textures they are
-//! copied into before each product (`shaders/matmul_vec4/textures.wgsl`
+//! copied into before each product (`shaders/matmul/vec4/textures.wgsl`
 //! says why) or straight from the buffers.
 //!
 //! Imports `context`, `dispatch`, `error` and `plan` (grids come from the
@@ -21,21 +22,24 @@ use crate::gpu::context::GpuContext;
 pub use crate::gpu::context::MatmulAlgo;
 pub use crate::gpu::cost::Tile;
 use crate::gpu::dispatch::{
-    BindingContract, Checks, Dispatch, KernelLayout, Slice, TextureCopy, binding_contract,
+    BindingContract, Checks, Dispatch, KernelLayout, Slice, TextureCopy, binding_contract, compose,
     dispatch, kernel_bindings, kernel_layout, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::{GpuError, Result};
 pub use crate::gpu::plan::{MatmulPlan, MatmulShape, SplitK};
 use crate::gpu::plan::{REDUCE_WG, Vec4Shape};
 
-const TILED_SOURCE: &str = include_str!("../../../shaders/matmul.wgsl");
-/// The tiled kernel's tile constants, one of which goes before `TILED_SOURCE`.
-const TILE_64: &str = include_str!("../../../shaders/matmul/tile64.wgsl");
-const TILE_128: &str = include_str!("../../../shaders/matmul/tile128.wgsl");
-const VEC4_SOURCE: &str = include_str!("../../../shaders/matmul_vec4.wgsl");
-/// The vec4 kernel's operand bindings, one of which goes before `VEC4_SOURCE`.
-const BUFFER_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/buffers.wgsl");
-const TEXTURE_OPERANDS: &str = include_str!("../../../shaders/matmul_vec4/textures.wgsl");
+/// What both products share: the contract's uniform, overrides and
+/// epilogue codes (compiled first).
+const PRELUDE: &str = include_str!("../../../shaders/matmul.wgsl");
+const TILED: &str = include_str!("../../../shaders/matmul/tiled.wgsl");
+/// The tiled kernel's tile constants, one of which goes after `TILED`.
+const TILE_64: &str = include_str!("../../../shaders/matmul/tiled/tile64.wgsl");
+const TILE_128: &str = include_str!("../../../shaders/matmul/tiled/tile128.wgsl");
+const VEC4: &str = include_str!("../../../shaders/matmul/vec4.wgsl");
+/// The vec4 kernel's operand bindings, one of which goes after `VEC4`.
+const BUFFER_OPERANDS: &str = include_str!("../../../shaders/matmul/vec4/buffers.wgsl");
+const TEXTURE_OPERANDS: &str = include_str!("../../../shaders/matmul/vec4/textures.wgsl");
 /// Texels per row of a staged operand's texture, as a power of two
 /// (`TEXELS_LOG2` in textures.wgsl): 4096, half the 8192 every WebGPU
 /// device allows, so a texture holds 4096 × the device's height limit texels.
@@ -585,14 +589,14 @@ pub fn plan_product(
     crate::gpu::plan::plan_product(&ctx.profile, algo, s, split)
 }
 
-/// The tiled kernel's WGSL as the program compiles it: the tile's constants
-/// (`shaders/matmul/tile*.wgsl`), then `shaders/matmul.wgsl`.
+/// The tiled kernel's WGSL as the program compiles it: the prelude, the
+/// kernel, then the tile's constants (`shaders/matmul/tiled/tile*.wgsl`).
 pub fn tiled_source(tile: Tile) -> String {
-    let prelude = match tile {
+    let constants = match tile {
         Tile::T64 => TILE_64,
         Tile::T128 => TILE_128,
     };
-    format!("{prelude}\n{TILED_SOURCE}")
+    compose(&[PRELUDE, TILED, constants])
 }
 
 /// Refuses operands shorter than the product reads: the tiled kernel's
@@ -631,15 +635,15 @@ fn check_operands(
     }
 }
 
-/// The vec4 kernel's WGSL as the program compiles it: its source after the
-/// bindings of operands read from textures (`true`) or from buffers.
+/// The vec4 kernel's WGSL as the program compiles it: the prelude, the
+/// kernel, then its operands read from textures (`true`) or from buffers.
 pub fn vec4_source(textures: bool) -> String {
     let operands = if textures {
         TEXTURE_OPERANDS
     } else {
         BUFFER_OPERANDS
     };
-    format!("{operands}\n{VEC4_SOURCE}")
+    compose(&[PRELUDE, VEC4, operands])
 }
 
 /// How many texels of A and of B a product reads when they are staged in
@@ -731,10 +735,13 @@ impl AsRef<Dispatch> for MatmulDispatch {
 /// reduction's) and the vec4 one with either kind of operand.
 pub fn modules() -> Vec<(&'static str, String)> {
     vec![
-        ("shaders/matmul.wgsl (tile64)", tiled_source(Tile::T64)),
-        ("shaders/matmul.wgsl (tile128)", tiled_source(Tile::T128)),
-        ("shaders/matmul_vec4.wgsl (buffers)", vec4_source(false)),
-        ("shaders/matmul_vec4.wgsl (textures)", vec4_source(true)),
+        ("shaders/matmul+tiled+tile64.wgsl", tiled_source(Tile::T64)),
+        (
+            "shaders/matmul+tiled+tile128.wgsl",
+            tiled_source(Tile::T128),
+        ),
+        ("shaders/matmul+vec4+buffers.wgsl", vec4_source(false)),
+        ("shaders/matmul+vec4+textures.wgsl", vec4_source(true)),
     ]
 }
 

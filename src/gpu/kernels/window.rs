@@ -2,7 +2,7 @@
 //! (`shaders/window/im2col.wgsl` and, backward, `col2im.wgsl`) and `MaxPool`
 //! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`, and
 //! `maxpool_backward_tiled.wgsl` where the windows tile the image). Each is
-//! compiled with `shaders/window.wgsl` after it: their one uniform, the
+//! compiled after `shaders/window.wgsl`: their one uniform, the
 //! slide's geometry ([`crate::conv::Slide`]) with two row strides, and the
 //! helpers that follow a window. Each runs one invocation per element it
 //! writes, but tiled pooling's backward (one per window) and, on CPU
@@ -28,13 +28,14 @@ use crate::gpu::error::Result;
 pub use crate::gpu::plan::WindowGrain;
 use crate::gpu::plan::window_grain;
 
-/// A kernel of `shaders/window/` with `shaders/window.wgsl` after it.
+/// A kernel of `shaders/window/` after `shaders/window.wgsl`, as every
+/// module is composed (see `dispatch::compose`).
 macro_rules! window_source {
     ($file:literal) => {
         concat!(
-            include_str!(concat!("../../../shaders/window/", $file)),
+            include_str!("../../../shaders/window.wgsl"),
             "\n",
-            include_str!("../../../shaders/window.wgsl")
+            include_str!(concat!("../../../shaders/window/", $file))
         )
     };
 }

@@ -1,5 +1,5 @@
-// The vec4 matmul's operands as rgba32float textures (put before
-// shaders/matmul_vec4.wgsl): a_at(i) and b_at(i) are the i-th vec4 of A and B
+// The vec4 matmul's operands as rgba32float textures (compiled after
+// shaders/matmul/vec4.wgsl): a_at(i) and b_at(i) are the i-th vec4 of A and B
 // as stored, copied row after row into textures 2^TEXELS_LOG2 texels wide
 // (texel i at x = i mod 2^TEXELS_LOG2, y = i / 2^TEXELS_LOG2).
 //
@@ -25,5 +25,5 @@ fn b_at(i: u32) -> vec4<f32> {
     return textureLoad(b, vec2<u32>(i & TEXELS_MASK, i >> TEXELS_LOG2), 0);
 }
 
-// K in blocks of 256, a barrier after each (see matmul_vec4.wgsl).
+// K in blocks of 256, a barrier after each (see matmul/vec4.wgsl).
 const K_BLOCK4: u32 = 64u;

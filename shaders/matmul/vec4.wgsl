@@ -1,59 +1,29 @@
 // Matrix product for CPU-like adapters (lavapipe and other SIMD software
-// drivers), with the contract of matmul.wgsl (operand forms, strides,
-// padding columns, epilogues and split-K: see there), plus: lda, ldb, ldc, N and K are
-// multiples of 4, and so is M when TRANS_A.
+// drivers), with the contract of shaders/matmul.wgsl (compiled before it:
+// operand forms, strides, padding columns, epilogues and split-K), plus:
+// lda, ldb, ldc, N and K are multiples of 4, and so is M when TRANS_A.
 //
 // Why a second kernel: a software driver runs a workgroup's invocations as
 // the lanes of SIMD registers, and every load from a buffer or from
 // workgroup memory whose address is computed becomes a loop over the lanes.
 // What is cheap is arithmetic on values already in registers. So here there
 // is no workgroup memory; each invocation loads vec4s (four floats for one
-// trip through that loop, or one texel: see matmul_vec4/textures.wgsl) and keeps
+// trip through that loop, or one texel: see vec4/textures.wgsl) and keeps
 // a 12×16 tile of C in registers: per four steps of K, 28 vec4 loads feed
 // 768 multiply-adds, written as mat4x4 × vec4 products. On 2 cores this
 // measured about 4× the tiled kernel reading buffers, about 10× reading
 // textures. Edges clamp their loads into range and
 // guard their stores; nothing in the K loop branches.
 
-struct Dims {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    n_real: u32,
-    ones_col: u32,
-    lr: f32,
-    // Weight decay: λ, applied to rows m < decay_rows (the weights, not the bias row).
-    decay: f32,
-    decay_rows: u32,
-    // Split-K (see matmul.wgsl): workgroups with z = z sum k in
-    // [z·k_slice, (z+1)·k_slice), a multiple of 4.
-    k_slice: u32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-// The epilogue codes of matmul.wgsl, the same values (tests/contracts.rs
-// holds both files equal to the Rust `Epilogue` and `PARTIAL_SUMS`).
-override EPILOGUE: u32 = 0u;
-const STORE: u32 = 0u;
-const RELU: u32 = 1u;
-const RELU_MASK: u32 = 2u;
-const SGD: u32 = 3u;
-const GRAD: u32 = 4u;
-const PARTIAL_SUMS: u32 = 5u;
 // The SIMD lanes are the invocations along x. Normally x walks N; for narrow
 // products (N = 12 or 52 here) x walks M instead and the workgroup is only as
 // tall as N needs, so no lane computes columns that are not there.
 override X_ALONG_M: bool = false;
 override WG_Y: u32 = 8u;
 
-@group(0) @binding(0) var<uniform> dims: Dims;
 // Bindings 1 and 2, the operands A and B, and a_at(i) / b_at(i), the i-th
-// vec4 of each as stored, come from one of shaders/matmul_vec4/*.wgsl
-// (buffers, or textures on lavapipe: see there), put before this file.
+// vec4 of each as stored, come from one of shaders/matmul/vec4/*.wgsl
+// (buffers, or textures on lavapipe: see there), compiled after this file.
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> aux: array<vec4<f32>>;
 
@@ -64,8 +34,8 @@ override WG_Y: u32 = 8u;
 // rows; with TM = 8 the last four fold away.
 override TM: u32 = 12u;
 const TN: u32 = 16u;
-// K goes in blocks of 4·K_BLOCK4 (set by the operand bindings before this
-// file) with a workgroup barrier after each, or in one block without a
+// K goes in blocks of 4·K_BLOCK4 (set by the operand bindings compiled
+// after this file) with a workgroup barrier after each, or in one block without a
 // barrier when K_BLOCK4 is NO_K_BLOCKS. Why: lavapipe runs a workgroup's
 // rows of invocations one after another, each through its whole K loop
 // unless a barrier makes them take turns. At K = 8192 each row would stream
