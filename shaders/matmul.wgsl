@@ -11,7 +11,7 @@
 // src/gpu/layout.rs), so the bias add and the bias gradient are part of the
 // product and need no code here. Columns n >= n_real of C are padding:
 // written as 1.0 at n == ones_col and 0.0 elsewhere (the SGD epilogue leaves
-// them alone). src/gpu/kernels/matmul.rs compiles this file, then a kernel's,
+// them alone). src/gpu/kernels/matmul/ compiles this file, then a kernel's,
 // then that kernel's variant (see tiled_source, vec4_source).
 
 struct Dims {
@@ -36,7 +36,7 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 // What the product does with each element: one of the codes below, which
 // are the Rust `Epilogue`'s values and `PARTIAL_SUMS` (src/gpu/kernels/
-// matmul.rs; tests/contracts.rs holds the two sides equal). λ applies to
+// matmul/contract.rs; tests/contracts.rs holds the two sides equal). λ applies to
 // rows m < decay_rows only.
 override EPILOGUE: u32 = 0u;
 // C = acc

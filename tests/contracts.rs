@@ -478,25 +478,31 @@ fn module_of(path: &Path, gpu: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
+/// Every `.rs` file under `dir`, at any depth.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
 /// (importer, imported) for every `crate::gpu::X` or `super::X` path in the
-/// code (not the comments) of `src/gpu`'s files, other than `mod.rs`.
+/// code (not the comments) of `src/gpu`'s files at any depth, other than
+/// `src/gpu/mod.rs`; a file in a folder belongs to the folder's module.
 fn gpu_edges() -> BTreeSet<(String, String)> {
     let gpu = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu");
     let mut files = vec![];
-    for entry in std::fs::read_dir(&gpu).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else {
-            files.push(path);
-        }
-    }
+    rust_files(&gpu, &mut files);
     let mut edges = BTreeSet::new();
     for path in files {
         let from = module_of(&path, &gpu);
         let top_level = path.parent() == Some(gpu.as_path());
-        if from == "mod" || !top_level && path.ends_with("mod.rs") {
-            continue; // the aggregators: they name their children
+        if from == "mod" {
+            continue; // the aggregator: it names its children
         }
         let text = std::fs::read_to_string(&path).unwrap();
         for line in text.lines() {

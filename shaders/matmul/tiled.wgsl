@@ -10,7 +10,7 @@
 // the runtime's bounds checks (tests/kernels.rs proves them with poison
 // around every operand).
 //
-// TILE and PER are not in this file: src/gpu/kernels/matmul.rs compiles one
+// TILE and PER are not in this file: src/gpu/kernels/matmul/ compiles one
 // of shaders/matmul/tiled/tile64.wgsl and tile128.wgsl after it (tiled_source).
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;

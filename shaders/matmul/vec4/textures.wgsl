@@ -10,7 +10,7 @@
 // so the same kernel measured about 1.7× faster reading textures, with the
 // same result bit for bit (the loads change, not the arithmetic).
 
-// Mirrored by TEXELS_LOG2 in src/gpu/kernels/matmul.rs.
+// Mirrored by TEXELS_LOG2 in src/gpu/kernels/matmul/staging.rs.
 const TEXELS_LOG2: u32 = 12u;
 const TEXELS_MASK: u32 = (1u << TEXELS_LOG2) - 1u;
 

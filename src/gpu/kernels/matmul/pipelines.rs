@@ -1,0 +1,221 @@
+//! The matmul's pipelines: its WGSL modules as the program composes them,
+//! and one compiled pipeline per pass, variant, vec4 workgroup shape,
+//! operand source and tile, made on first use or ahead of time in parallel.
+//!
+//! Part of `kernels::matmul`: imports its `contract` and `staging`,
+//! `context`, `dispatch` and `plan`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::gpu::context::{GpuContext, MatmulAlgo};
+use crate::gpu::cost::Tile;
+use crate::gpu::dispatch::{Checks, KernelLayout, compose, kernel_layout, pipeline_at};
+use crate::gpu::plan::{MatmulPlan, MatmulShape, REDUCE_WG, Vec4Shape};
+
+use super::contract::{Dims, MatmulVariant, Operands, PARTIAL_SUMS, StagedOperands};
+use super::staging::OperandSource;
+
+/// What both products share: the contract's uniform, overrides and
+/// epilogue codes (compiled first).
+const PRELUDE: &str = include_str!("../../../../shaders/matmul.wgsl");
+const TILED: &str = include_str!("../../../../shaders/matmul/tiled.wgsl");
+/// The tiled kernel's tile constants, one of which goes after `TILED`.
+const TILE_64: &str = include_str!("../../../../shaders/matmul/tiled/tile64.wgsl");
+const TILE_128: &str = include_str!("../../../../shaders/matmul/tiled/tile128.wgsl");
+const VEC4: &str = include_str!("../../../../shaders/matmul/vec4.wgsl");
+/// The vec4 kernel's operand bindings, one of which goes after `VEC4`.
+const BUFFER_OPERANDS: &str = include_str!("../../../../shaders/matmul/vec4/buffers.wgsl");
+const TEXTURE_OPERANDS: &str = include_str!("../../../../shaders/matmul/vec4/textures.wgsl");
+
+/// Which pass of a product a pipeline runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Pass {
+    /// The whole product with its epilogue.
+    Whole,
+    /// Split-K's first pass: partial sums over slices of K.
+    Partial,
+    /// Split-K's second pass: the slices added in order, then the epilogue.
+    Reduce,
+}
+
+/// A pipeline: its pass, variant, the vec4 kernel's workgroup shape, where
+/// it reads A and B, and the tiled kernel's tile.
+pub(super) type PipelineKey = (Pass, MatmulVariant, Vec4Shape, OperandSource, Tile);
+
+/// One implementation's pipelines and the two bind group layouts they use.
+pub(super) struct Pipelines {
+    algo: MatmulAlgo,
+    /// Operands in buffers (both kernels, and the reduction).
+    pub(super) buffers: KernelLayout,
+    /// The vec4 kernel's, with A and B as textures.
+    pub(super) textures: KernelLayout,
+    cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+impl Pipelines {
+    pub(super) fn new(ctx: &GpuContext, algo: MatmulAlgo) -> Self {
+        Pipelines {
+            algo,
+            buffers: kernel_layout::<Operands, Dims>(ctx, "matmul"),
+            textures: kernel_layout::<StagedOperands, Dims>(ctx, "matmul (texture operands)"),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) fn key(
+        &self,
+        pass: Pass,
+        v: MatmulVariant,
+        s: &MatmulShape,
+        ops: OperandSource,
+        tile: Tile,
+    ) -> PipelineKey {
+        let none = Vec4Shape::default();
+        match (self.algo, pass) {
+            (_, Pass::Reduce) => (pass, v, none, OperandSource::Buffers, Tile::T64),
+            (MatmulAlgo::Tiled, _) => (pass, v, none, OperandSource::Buffers, tile),
+            _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops, Tile::T64),
+        }
+    }
+
+    /// The pipelines a product needs under `plan`.
+    pub(super) fn keys(
+        &self,
+        v: MatmulVariant,
+        s: &MatmulShape,
+        plan: &MatmulPlan,
+        ops: OperandSource,
+    ) -> Vec<PipelineKey> {
+        if plan.split_k > 1 {
+            vec![
+                self.key(Pass::Partial, v, s, ops, plan.tile),
+                self.key(Pass::Reduce, v, s, ops, plan.tile),
+            ]
+        } else {
+            vec![self.key(Pass::Whole, v, s, ops, plan.tile)]
+        }
+    }
+
+    fn compile(
+        &self,
+        ctx: &GpuContext,
+        (pass, v, shape, ops, tile): PipelineKey,
+    ) -> wgpu::ComputePipeline {
+        let epilogue = match pass {
+            Pass::Partial => PARTIAL_SUMS,
+            Pass::Whole | Pass::Reduce => v.epilogue as u32,
+        } as f64;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let mut constants = vec![
+            ("TRANS_A", flag(v.trans_a)),
+            ("TRANS_B", flag(v.trans_b)),
+            ("EPILOGUE", epilogue),
+        ];
+        // The tiled module declares the reduction's workgroup size, which
+        // every pipeline compiled from it must be given.
+        let reduce_wg = ("REDUCE_WG", f64::from(REDUCE_WG));
+        let (source, entry, checks) = match (self.algo, pass) {
+            // One reduction for both kernels: it is a small share of the work.
+            (_, Pass::Reduce) => {
+                constants.push(reduce_wg);
+                (tiled_source(Tile::T64), "reduce", Checks::On)
+            }
+            // Every load and store guarded in the shader, every operand's
+            // length checked in `bind` (check_operands).
+            (MatmulAlgo::Tiled, _) => {
+                constants.push(reduce_wg);
+                (tiled_source(tile), "main", Checks::Off)
+            }
+            _ => {
+                constants.push(("X_ALONG_M", flag(shape.x_along_m)));
+                constants.push(("WG_Y", shape.wg_y as f64));
+                constants.push(("TM", shape.tm as f64));
+                (
+                    vec4_source(ops == OperandSource::Textures),
+                    "main",
+                    Checks::On,
+                )
+            }
+        };
+        pipeline_at(
+            ctx,
+            &format!(
+                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?}",
+                self.algo
+            ),
+            match ops {
+                OperandSource::Buffers => &self.buffers,
+                OperandSource::Textures => &self.textures,
+            },
+            &source,
+            entry,
+            &constants,
+            checks,
+        )
+    }
+
+    pub(super) fn get(&self, ctx: &GpuContext, key: PipelineKey) -> wgpu::ComputePipeline {
+        if let Some(p) = self.cache.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let p = self.compile(ctx, key);
+        self.cache.lock().unwrap().entry(key).or_insert(p).clone()
+    }
+
+    /// Creates the pipelines of `keys` not made yet, in parallel (a driver
+    /// that compiles at creation then uses every core), except on GL, where
+    /// one context lock serializes every call anyway and a thread waiting
+    /// past wgpu-hal's timeout for it panics.
+    pub(super) fn prepare(&self, ctx: &GpuContext, mut keys: Vec<PipelineKey>) {
+        keys.sort_by_key(|k| format!("{k:?}"));
+        keys.dedup();
+        keys.retain(|k| !self.cache.lock().unwrap().contains_key(k));
+        if ctx.info.backend == wgpu::Backend::Gl {
+            for key in keys {
+                self.get(ctx, key);
+            }
+            return;
+        }
+        std::thread::scope(|scope| {
+            for key in keys {
+                scope.spawn(move || self.get(ctx, key));
+            }
+        });
+    }
+}
+
+/// The tiled kernel's WGSL as the program compiles it: the prelude, the
+/// kernel, then the tile's constants (`shaders/matmul/tiled/tile*.wgsl`).
+pub fn tiled_source(tile: Tile) -> String {
+    let constants = match tile {
+        Tile::T64 => TILE_64,
+        Tile::T128 => TILE_128,
+    };
+    compose(&[PRELUDE, TILED, constants])
+}
+
+/// The vec4 kernel's WGSL as the program compiles it: the prelude, the
+/// kernel, then its operands read from textures (`true`) or from buffers.
+pub fn vec4_source(textures: bool) -> String {
+    let operands = if textures {
+        TEXTURE_OPERANDS
+    } else {
+        BUFFER_OPERANDS
+    };
+    compose(&[PRELUDE, VEC4, operands])
+}
+
+/// The modules the matmul kernels compile: the tiled shader (also the
+/// reduction's) and the vec4 one with either kind of operand.
+pub fn modules() -> Vec<(&'static str, String)> {
+    vec![
+        ("shaders/matmul+tiled+tile64.wgsl", tiled_source(Tile::T64)),
+        (
+            "shaders/matmul+tiled+tile128.wgsl",
+            tiled_source(Tile::T128),
+        ),
+        ("shaders/matmul+vec4+buffers.wgsl", vec4_source(false)),
+        ("shaders/matmul+vec4+textures.wgsl", vec4_source(true)),
+    ]
+}
