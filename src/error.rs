@@ -62,6 +62,15 @@ pub enum Error {
     /// does not fit its network.
     #[error("{0}")]
     Failed(String),
+    /// `source`, where it happened: the setting or file that led to it
+    /// (`--plot`, `--resume run.safetensors`). Printed with its source
+    /// after it, as `{context}: {source}`.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -75,6 +84,9 @@ impl Error {
             Error::Memory(MemoryError::Limit(_)) => true,
             Error::Data(DataError::Limit(_)) => true,
             Error::Gpu(e) => matches!(e, GpuError::BadEnv { .. }),
+            Error::Plot(e) => matches!(e, PlotError::Misnamed { .. }),
+            Error::Predict(e) => e.misnamed,
+            Error::Context { source, .. } => source.is_usage(),
             _ => false,
         }
     }
@@ -85,6 +97,26 @@ impl Error {
             path: path.to_path_buf(),
             error,
         }
+    }
+}
+
+/// `.context(what)` on any result whose error converts to [`Error`]: the
+/// error wrapped in [`Error::Context`].
+pub trait Context<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T>;
+    fn with_context<S: std::fmt::Display>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T> {
+        self.with_context(|| what.to_string())
+    }
+
+    fn with_context<S: std::fmt::Display>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: what().to_string(),
+            source: Box::new(e.into()),
+        })
     }
 }
 

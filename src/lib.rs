@@ -27,6 +27,7 @@ pub mod optim;
 pub mod photo;
 pub mod plot;
 pub mod predict;
+pub mod run;
 pub mod train;
 pub mod train_convnet;
 pub mod verify;

@@ -281,13 +281,7 @@ pub struct UsageError(pub String);
 
 /// Batch Normalization over one sample divides 0 by √ε: refuse it.
 pub fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
-    if batchnorm && batch < 2 {
-        return Err(UsageError(format!(
-            "{flag} {batch} with Batch Normalization (--batchnorm): one sample's variance is 0, so Batch Normalization would output beta whatever the input; use a batch of 2 or more"
-        ))
-        .into());
-    }
-    Ok(())
+    Ok(gpu_net::run::check_batchnorm_batch(batchnorm, batch, flag)?)
 }
 
 /// The hidden sizes as one value (clap would split a `Vec` into many).

@@ -26,6 +26,7 @@ mod output;
 mod plot;
 mod predict;
 mod train;
+mod train_print;
 mod verify;
 
 use std::process::ExitCode;

@@ -143,15 +143,3 @@ fn steps_style() -> ProgressStyle {
     ProgressStyle::with_template("{wide_bar} {pos}/{len}  {prefix}  {msg}  {eta} left")
         .expect("a valid template")
 }
-
-/// One line for a software adapter (lavapipe, llvmpipe, WARP), where the
-/// shaders run on the CPU and the CPU path may be faster at small batches;
-/// said by the commands that train.
-pub fn software_adapter_note(device: &gpu_net::device::Device) -> Option<&'static str> {
-    match device {
-        gpu_net::device::Device::Gpu(ctx) if ctx.is_software() => Some(
-            "note: this is a software adapter (the shaders run on the CPU); --device cpu may be faster at small batches",
-        ),
-        _ => None,
-    }
-}
