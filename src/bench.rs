@@ -21,7 +21,8 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
-    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK, Tile,
+    Dispatch, Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
+    Tile,
 };
 use crate::gpu::trainer::GpuTrainer;
 use crate::model::{Arch, ArchError, Params};
@@ -407,8 +408,6 @@ pub fn bench_cpu(data: &Mnist, arch: &Arch, batch: usize, cfg: &BenchConfig) -> 
     Ok(result("cpu", arch, batch, rates, first, 1, 0))
 }
 
-// Longer than a screen on purpose: operands, their padding and their
-// checks against the device's limits must sit beside the timed dispatch.
 /// The matmul kernel alone, `C(M, N) = op(A)·op(B)` over K in `p.form`,
 /// repeated in one submission (for the vec4 kernel's texture operands, a
 /// pass per repeat after its copies, which the times include). K and N (and M when A is transposed) are padded to
@@ -426,36 +425,15 @@ pub fn bench_matmul(
     if let Some(tile) = tile {
         mm = mm.with_tile(tile);
     }
-    let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
-    let mp = if form == MatmulForm::Atb {
-        m.next_multiple_of(4)
-    } else {
-        m
-    };
-    // (rows, real columns, stored columns) of A, B and C as stored.
-    let (a_dims, b_dims) = match form {
-        MatmulForm::Ab => ((m, k, kp), (kp, n, np)),
-        MatmulForm::Atb => ((kp, m, mp), (kp, n, np)),
-        MatmulForm::Abt => ((m, k, kp), (np, k, kp)),
-    };
+    let (a_dims, b_dims, (mp, np)) = padded_operands(&p);
     let what = format!("--matmul {m},{n},{k}");
     for (name, (rows, _, cols)) in [("A", a_dims), ("B", b_dims), ("C", (mp, n, np))] {
         let bytes = (rows as u64).saturating_mul(cols as u64).saturating_mul(4);
         ctx.check_binding(&format!("{what}: {name}"), bytes)?;
     }
-    let fill = |(rows, real, stride): (usize, usize, usize)| -> Vec<f32> {
-        (0..rows * stride)
-            .map(|i| {
-                if i % stride < real {
-                    ((i * 7919) % 1000) as f32 / 1000.0 - 0.5
-                } else {
-                    0.0
-                }
-            })
-            .collect()
-    };
-    let a = ctx.storage_init("bench a", &fill(a_dims));
-    let b = ctx.storage_init("bench b", &fill(b_dims));
+    let kp = k.next_multiple_of(4);
+    let a = ctx.storage_init("bench a", &bench_values(a_dims));
+    let b = ctx.storage_init("bench b", &bench_values(b_dims));
     let c = ctx.storage("bench c", (mp * np * 4) as u64);
     let v = MatmulVariant {
         trans_a: form == MatmulForm::Atb,
@@ -476,18 +454,7 @@ pub fn bench_matmul(
         aux: None,
     };
     let d = mm.bind_split(ctx, call, split)?;
-    ctx.run(&[&d])?; // warm-up
-    let once = Instant::now();
-    ctx.run(&[&d])?;
-    let per = once.elapsed().as_secs_f64();
-    let reps = ((seconds / per) as usize).clamp(1, 1000);
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        ctx.run(&vec![&d; reps])?;
-        rates.push(start.elapsed().as_secs_f64() / reps as f64);
-    }
-    let seconds = median(&mut rates);
+    let seconds = time_dispatch(ctx, &d, seconds)?;
     Ok(MatmulResult {
         algo: format!(
             "{algo:?}{}",
@@ -502,6 +469,58 @@ pub fn bench_matmul(
         workgroups: d.workgroups(),
         split_k: d.split_k(),
     })
+}
+
+/// (rows, real columns, stored columns) of A and of B as a `--matmul`
+/// product stores them, K and N (and M when A is transposed) padded to
+/// multiples of 4, as the network stores its matrices; and C's padded M, N.
+fn padded_operands(p: &MatmulBench) -> (Dims3, Dims3, (usize, usize)) {
+    let MatmulBench { m, n, k, form } = *p;
+    let (kp, np) = (k.next_multiple_of(4), n.next_multiple_of(4));
+    let mp = if form == MatmulForm::Atb {
+        m.next_multiple_of(4)
+    } else {
+        m
+    };
+    let (a, b) = match form {
+        MatmulForm::Ab => ((m, k, kp), (kp, n, np)),
+        MatmulForm::Atb => ((kp, m, mp), (kp, n, np)),
+        MatmulForm::Abt => ((m, k, kp), (np, k, kp)),
+    };
+    (a, b, (mp, np))
+}
+
+/// (rows, real columns, stored columns) of a stored matrix.
+type Dims3 = (usize, usize, usize);
+
+/// A matrix of small varied values in its real columns, zeros in its padding.
+fn bench_values((rows, real, stride): Dims3) -> Vec<f32> {
+    (0..rows * stride)
+        .map(|i| {
+            if i % stride < real {
+                ((i * 7919) % 1000) as f32 / 1000.0 - 0.5
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Seconds per run of `d`: after a warm-up, the median of three timings of
+/// as many runs in one submission as fill about `seconds` (1 to 1000).
+fn time_dispatch(ctx: &GpuContext, d: &Dispatch, seconds: f64) -> Result<f64> {
+    ctx.run(&[d])?; // warm-up
+    let once = Instant::now();
+    ctx.run(&[d])?;
+    let per = once.elapsed().as_secs_f64();
+    let reps = ((seconds / per) as usize).clamp(1, 1000);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        ctx.run(&vec![d; reps])?;
+        rates.push(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    Ok(median(&mut rates))
 }
 
 /// The matmul kernels `--matmul` times: the tiled one with each tile, and

@@ -373,52 +373,21 @@ fn read_arrays(
             ),
         ));
     }
-    // Every tensor present, of the file's dtype and the network's shape,
-    // before anything is allocated: the metadata's sizes are believed
-    // only once the file is seen to hold them (a small file claiming a
-    // huge network would otherwise allocate it).
     let views = expected
         .iter()
         .map(|(name, source, t)| {
-            let view = st
-                .tensor(name)
-                .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
-            if view.dtype() != dtype {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "tensor {name:?} is {:?}, the file says {dtype:?}",
-                        view.dtype()
-                    ),
-                ));
-            }
-            if view.shape() != t.shape.as_slice() {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "tensor {name:?} has shape {:?}; the network needs {:?}",
-                        view.shape(),
-                        t.shape
-                    ),
-                ));
-            }
-            Ok((name, source, t, view))
+            Ok((
+                name,
+                source,
+                t,
+                checked_view(path, st, name, &t.shape, dtype)?,
+            ))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut params = Params::zeros(arch);
     let mut state = vec![vec![0.0; arch.arena_len()]; kind.state_arrays()];
     for (name, source, t, view) in views {
-        let values: Vec<f64> = if f64_values {
-            view.data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        } else {
-            view.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect()
-        };
+        let values = values_of(&view, f64_values);
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(invalid(
                 path,
@@ -433,6 +402,52 @@ fn read_arrays(
         dest.copy_from_slice(&values);
     }
     Ok((params, state))
+}
+
+/// Tensor `name` of the file, present, of `dtype` and of `shape`, before
+/// anything is allocated: the metadata's sizes are believed only once the
+/// file is seen to hold them (a small file claiming a huge network would
+/// otherwise allocate it).
+fn checked_view<'a>(
+    path: &Path,
+    st: &'a SafeTensors,
+    name: &str,
+    shape: &[usize],
+    dtype: Dtype,
+) -> Result<safetensors::tensor::TensorView<'a>, CheckpointError> {
+    let view = st
+        .tensor(name)
+        .map_err(|_| invalid(path, format!("tensor {name:?} is missing")))?;
+    if view.dtype() != dtype {
+        let why = format!(
+            "tensor {name:?} is {:?}, the file says {dtype:?}",
+            view.dtype()
+        );
+        return Err(invalid(path, why));
+    }
+    if view.shape() != shape {
+        let why = format!(
+            "tensor {name:?} has shape {:?}; the network needs {shape:?}",
+            view.shape()
+        );
+        return Err(invalid(path, why));
+    }
+    Ok(view)
+}
+
+/// A tensor's values as f64, from little-endian f64 or f32.
+fn values_of(view: &safetensors::tensor::TensorView<'_>, f64_values: bool) -> Vec<f64> {
+    if f64_values {
+        view.data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    } else {
+        view.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect()
+    }
 }
 
 /// The file with its header's keys in sorted order, `__metadata__`'s too,

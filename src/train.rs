@@ -231,16 +231,8 @@ pub fn train_from(
     while done < cfg.iters && !interrupted {
         let stop = (((done / per_epoch) + 1) * per_epoch).min(cfg.iters);
         let (started, first) = (Instant::now(), done);
-        while done < stop {
-            let n = steps_per_call.min(stop - done);
-            let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
-            trainer.train_steps(&batches, cfg.lr)?;
-            done += n;
-            if events(LoopEvent::Steps(done)).is_break() {
-                interrupted = done < cfg.iters;
-                break;
-            }
-        }
+        let hand_over = (&mut sampler, steps_per_call);
+        (done, interrupted) = epoch_steps(trainer, cfg, hand_over, events, (done, stop))?;
         let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
         if !loss.is_finite() {
             return Err(Error::Diverged {
@@ -254,11 +246,7 @@ pub fn train_from(
         train_seconds += seconds;
         epoch += 1;
         let evaluating = Instant::now();
-        let mut accuracy = |split| {
-            let _ = events(LoopEvent::Evaluating(split));
-            trainer.evaluate(split).map(|(_, a)| a)
-        };
-        let (train_accuracy, test_accuracy) = (accuracy(Split::Train)?, accuracy(Split::Test)?);
+        let (train_accuracy, test_accuracy) = accuracies(trainer, events)?;
         eval_seconds += evaluating.elapsed().as_secs_f64();
         let r = EpochReport {
             epoch,
@@ -290,4 +278,40 @@ pub fn train_from(
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,
     })
+}
+
+/// Hands the device the steps from `done` to `stop` (one epoch's, or what
+/// is left of it), `steps_per_call` at a time, with `events` told after
+/// each; returns where the steps got to and whether `events` asked to stop
+/// before the run's end.
+fn epoch_steps<'e>(
+    trainer: &mut dyn Trainer,
+    cfg: &TrainConfig,
+    (sampler, steps_per_call): (&mut Sampler, usize),
+    events: &mut (dyn FnMut(LoopEvent) -> ControlFlow<()> + 'e),
+    (mut done, stop): (usize, usize),
+) -> Result<(usize, bool)> {
+    while done < stop {
+        let n = steps_per_call.min(stop - done);
+        let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
+        trainer.train_steps(&batches, cfg.lr)?;
+        done += n;
+        if events(LoopEvent::Steps(done)).is_break() {
+            return Ok((done, done < cfg.iters));
+        }
+    }
+    Ok((done, false))
+}
+
+/// The accuracy on the training set, then on the test set, each evaluation
+/// told to `events` as it starts.
+fn accuracies<'e>(
+    trainer: &mut dyn Trainer,
+    events: &mut (dyn FnMut(LoopEvent) -> ControlFlow<()> + 'e),
+) -> Result<(f64, f64)> {
+    let mut accuracy = |split| {
+        let _ = events(LoopEvent::Evaluating(split));
+        trainer.evaluate(split).map(|(_, a)| a)
+    };
+    Ok((accuracy(Split::Train)?, accuracy(Split::Test)?))
 }

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use gpu_net::book_trainer::{BookTrainerConfig, EpochLog, train_book};
+use gpu_net::book_trainer::{BookTrainerConfig, BookTrainerResult, EpochLog, train_book};
 use gpu_net::data::{Dataset, Mnist};
 use gpu_net::optim::{Optimizer as Rule, OptimizerKind, StepRule};
 use numpy::PyUntypedArrayMethods;
@@ -134,7 +134,26 @@ pub fn train<'py>(
         train: dataset("x_train, t_train", &x_train, &t_train, inputs, classes)?,
         test: dataset("x_test, t_test", &x_test, &t_test, inputs, classes)?,
     };
-    let (result, error) = py.detach(|| {
+    let (result, error) = train_detached(py, ctx, &p, &data, &cfg, on_epoch);
+    let result = result.map_err(py_err)?;
+    network
+        .borrow_mut()
+        .set_state(&result.params.running, steps_before + result.steps)?;
+    result_dict(py, result, error)
+}
+
+/// `train_book` with the GIL released, taken back after every submission
+/// to hear Ctrl-C and after every epoch to report it; the exception that
+/// stopped it, if any, beside the result.
+fn train_detached(
+    py: Python<'_>,
+    ctx: std::sync::Arc<gpu_net::gpu::GpuContext>,
+    p: &gpu_net::model::Params,
+    data: &Mnist,
+    cfg: &BookTrainerConfig,
+    on_epoch: Py<PyAny>,
+) -> (gpu_net::error::Result<BookTrainerResult>, Option<PyErr>) {
+    py.detach(|| {
         let error = RefCell::new(None);
         let mut report = |e: &EpochLog| {
             Python::attach(|py| {
@@ -152,13 +171,17 @@ pub fn train<'py>(
             });
             error.borrow().is_some()
         };
-        let result = train_book(ctx, &p, &data, &cfg, &mut report, &mut stop);
+        let result = train_book(ctx, p, data, cfg, &mut report, &mut stop);
         (result, error.into_inner())
-    });
-    let result = result.map_err(py_err)?;
-    network
-        .borrow_mut()
-        .set_state(&result.params.running, steps_before + result.steps)?;
+    })
+}
+
+/// The trained arrays, the book's lists and the error, as `Trainer.train()` takes them.
+fn result_dict<'py>(
+    py: Python<'py>,
+    result: BookTrainerResult,
+    error: Option<PyErr>,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("params", arrays_of(py, &result.params)?)?;
     out.set_item("train_loss", result.train_loss)?;

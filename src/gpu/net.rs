@@ -391,7 +391,6 @@ impl GpuNet {
         let ctx = &*self.ctx;
         let layers = &self.layout.layers;
         let all = padded_rows(act.rows);
-        let train = matches!(mode, Mode::Train { .. });
         let mut pending = Vec::new();
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
             let block = Slice::new(&self.params, g.offset, g.len());
@@ -402,52 +401,8 @@ impl GpuNet {
             pending.push(Pending::Matmul(ops.product));
             pending.push(Pending::Ready(Op::Shared(ops.pool)));
         }
-        for (l, g) in layers.iter().enumerate() {
-            let last = l + 1 == layers.len();
-            let bn = (!last).then(|| act.bn.get(l)).flatten();
-            let v = MatmulVariant {
-                trans_a: false,
-                trans_b: false,
-                epilogue: if last || bn.is_some() {
-                    Epilogue::Store
-                } else {
-                    Epilogue::Relu
-                },
-            };
-            let shape = MatmulShape {
-                ones_col: if bn.is_some() { None } else { Some(g.outputs) },
-                ..forward_shape(g, rows)
-            };
-            pending.push(Pending::Matmul(MatmulCall {
-                label: format!("affine{} forward", l + 1),
-                v,
-                shape,
-                a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
-                b: Slice::new(&self.params, g.offset, g.len()),
-                c: Slice::new(bn.map_or(&act.z[l], |b| &b.a), 0, all * g.cols()),
-                aux: None,
-            }));
-            if let Some(b) = bn {
-                let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
-                let buffers = BnForward {
-                    a: Slice::new(&b.a, 0, all * g.cols()),
-                    z: Slice::new(&act.z[l], 0, all * g.cols()),
-                    params: Slice::whole(&self.params),
-                    running: Slice::whole(&self.running),
-                    std_dev: Slice::whole(&b.std),
-                };
-                pending.push(Pending::Ready(Op::Shared(kernel.forward(
-                    ctx,
-                    &format!("batchnorm{} forward + relu{}", l + 1, l + 1),
-                    self.bn_shape(l, rows),
-                    train,
-                    buffers,
-                )?)));
-            }
-            if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
-                let z = Slice::new(&act.z[l], 0, all * g.cols());
-                pending.push(Pending::Ready(self.dropout_op(kernel, l, rows, z, mode)?));
-            }
+        for l in 0..layers.len() {
+            self.layer_forward(act, l, rows, mode, &mut pending)?;
         }
         let o = self.arch.outputs();
         let stride = padded(o);
@@ -466,6 +421,70 @@ impl GpuNet {
             self.kernels.softmax.bind(ctx, loss)?,
         )));
         self.bind_pending(pending)
+    }
+
+    /// Hidden or last layer `l`'s forward for `rows` samples: its product
+    /// (with Relu fused unless Batch Normalization follows), Batch
+    /// Normalization with Relu, and Dropout.
+    fn layer_forward<'a>(
+        &'a self,
+        act: &'a Activations,
+        l: usize,
+        rows: usize,
+        mode: Mode,
+        pending: &mut Vec<Pending<'a>>,
+    ) -> Result<()> {
+        let ctx = &*self.ctx;
+        let layers = &self.layout.layers;
+        let g = &layers[l];
+        let all = padded_rows(act.rows);
+        let train = matches!(mode, Mode::Train { .. });
+        let last = l + 1 == layers.len();
+        let bn = (!last).then(|| act.bn.get(l)).flatten();
+        let v = MatmulVariant {
+            trans_a: false,
+            trans_b: false,
+            epilogue: if last || bn.is_some() {
+                Epilogue::Store
+            } else {
+                Epilogue::Relu
+            },
+        };
+        let shape = MatmulShape {
+            ones_col: if bn.is_some() { None } else { Some(g.outputs) },
+            ..forward_shape(g, rows)
+        };
+        pending.push(Pending::Matmul(MatmulCall {
+            label: format!("affine{} forward", l + 1),
+            v,
+            shape,
+            a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+            b: Slice::new(&self.params, g.offset, g.len()),
+            c: Slice::new(bn.map_or(&act.z[l], |b| &b.a), 0, all * g.cols()),
+            aux: None,
+        }));
+        if let Some(b) = bn {
+            let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+            let buffers = BnForward {
+                a: Slice::new(&b.a, 0, all * g.cols()),
+                z: Slice::new(&act.z[l], 0, all * g.cols()),
+                params: Slice::whole(&self.params),
+                running: Slice::whole(&self.running),
+                std_dev: Slice::whole(&b.std),
+            };
+            pending.push(Pending::Ready(Op::Shared(kernel.forward(
+                ctx,
+                &format!("batchnorm{} forward + relu{}", l + 1, l + 1),
+                self.bn_shape(l, rows),
+                train,
+                buffers,
+            )?)));
+        }
+        if let (false, Some(kernel)) = (last, &self.kernels.dropout) {
+            let z = Slice::new(&act.z[l], 0, all * g.cols());
+            pending.push(Pending::Ready(self.dropout_op(kernel, l, rows, z, mode)?));
+        }
+        Ok(())
     }
 
     /// Dropout on hidden layer `l`'s output `z` (in place): one dispatch
@@ -507,7 +526,6 @@ impl GpuNet {
     pub fn backward(&self, act: &Activations, target: GradTarget, decay: f32) -> Result<Vec<Op>> {
         let ctx = &*self.ctx;
         let rows = act.rows;
-        let all = padded_rows(rows);
         let layers = &self.layout.layers;
         assert_eq!(
             act.dz.len(),
@@ -516,69 +534,12 @@ impl GpuNet {
         );
         let mut pending = Vec::new();
         for (l, g) in layers.iter().enumerate().rev() {
-            let bn = (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten();
             // The gradient at the Affine's output: dZ_l, or BN's backward of it.
-            let grad_in = match bn {
-                Some(b) => {
-                    let da = b.da.as_ref().expect("training activations");
-                    let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
-                    let buffers = BnBackward {
-                        dz: Slice::new(&act.dz[l], 0, all * g.cols()),
-                        xn: Slice::new(&b.a, 0, all * g.cols()),
-                        std_dev: Slice::whole(&b.std),
-                        params: Slice::whole(&self.params),
-                        grads: Slice::whole(self.grads()),
-                        dx: Slice::new(da, 0, all * g.cols()),
-                    };
-                    pending.push(Pending::Ready(Op::Shared(kernel.backward(
-                        ctx,
-                        &format!("batchnorm{} backward", l + 1),
-                        self.bn_shape(l, rows),
-                        buffers,
-                    )?)));
-                    da
-                }
+            let grad_in = match (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten() {
+                Some(b) => self.bn_backward(act, l, b, &mut pending)?,
                 None => &act.dz[l],
             };
-            if let (0, Some(f)) = (l, &act.front) {
-                // The pooled values' gradient, unmasked: the front's Relu
-                // comes before its pooling, whose backward applies the mask.
-                let dp = f.dpooled.as_ref().expect("training activations");
-                pending.push(Pending::Matmul(MatmulCall {
-                    label: "affine1 backward dx (pooled)".into(),
-                    v: MatmulVariant {
-                        trans_a: false,
-                        trans_b: true,
-                        epilogue: Epilogue::Store,
-                    },
-                    shape: input_grad_shape(g, rows),
-                    a: Slice::new(grad_in, 0, all * g.cols()),
-                    b: Slice::new(&self.params, g.offset, g.len()),
-                    c: Slice::new(dp, 0, all * g.rows()),
-                    aux: None,
-                }));
-            }
-            if l > 0 {
-                // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
-                pending.push(Pending::Matmul(MatmulCall {
-                    // The book numbers a SimpleConvNet's Relus from its Conv's.
-                    label: format!(
-                        "affine{} backward dx + relu{} backward",
-                        l + 1,
-                        l + act.front.is_some() as usize
-                    ),
-                    v: MatmulVariant {
-                        trans_a: false,
-                        trans_b: true,
-                        epilogue: Epilogue::ReluMask,
-                    },
-                    shape: input_grad_shape(g, rows),
-                    a: Slice::new(grad_in, 0, all * g.cols()),
-                    b: Slice::new(&self.params, g.offset, g.len()),
-                    c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
-                    aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
-                }));
-            }
+            self.input_grads(act, l, grad_in, &mut pending);
             pending.push(self.weight_grad(
                 format!("affine{}", l + 1),
                 g,
@@ -597,6 +558,90 @@ impl GpuNet {
             pending.push(self.weight_grad(name, &g, positions, x_dy, target, decay));
         }
         self.bind_pending(pending)
+    }
+
+    /// Batch Normalization's backward at hidden layer `l` (`b`, its
+    /// buffers): dZ_l to the gradient at the Affine's output, which it
+    /// returns; dgamma and dbeta into the gradient arena.
+    fn bn_backward<'a>(
+        &'a self,
+        act: &'a Activations,
+        l: usize,
+        b: &'a BnActivations,
+        pending: &mut Vec<Pending<'a>>,
+    ) -> Result<&'a wgpu::Buffer> {
+        let g = &self.layout.layers[l];
+        let all = padded_rows(act.rows);
+        let da = b.da.as_ref().expect("training activations");
+        let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
+        let buffers = BnBackward {
+            dz: Slice::new(&act.dz[l], 0, all * g.cols()),
+            xn: Slice::new(&b.a, 0, all * g.cols()),
+            std_dev: Slice::whole(&b.std),
+            params: Slice::whole(&self.params),
+            grads: Slice::whole(self.grads()),
+            dx: Slice::new(da, 0, all * g.cols()),
+        };
+        pending.push(Pending::Ready(Op::Shared(kernel.backward(
+            &self.ctx,
+            &format!("batchnorm{} backward", l + 1),
+            self.bn_shape(l, act.rows),
+            buffers,
+        )?)));
+        Ok(da)
+    }
+
+    /// The gradients at layer `l`'s input from `grad_in`, the gradient at
+    /// its output: the pooled values' (unmasked) for the first layer after
+    /// a convolutional front, dZ_{l-1} masked by Relu for the others.
+    fn input_grads<'a>(
+        &'a self,
+        act: &'a Activations,
+        l: usize,
+        grad_in: &'a wgpu::Buffer,
+        pending: &mut Vec<Pending<'a>>,
+    ) {
+        let g = &self.layout.layers[l];
+        let (rows, all) = (act.rows, padded_rows(act.rows));
+        if let (0, Some(f)) = (l, &act.front) {
+            // The pooled values' gradient, unmasked: the front's Relu
+            // comes before its pooling, whose backward applies the mask.
+            let dp = f.dpooled.as_ref().expect("training activations");
+            pending.push(Pending::Matmul(MatmulCall {
+                label: "affine1 backward dx (pooled)".into(),
+                v: MatmulVariant {
+                    trans_a: false,
+                    trans_b: true,
+                    epilogue: Epilogue::Store,
+                },
+                shape: input_grad_shape(g, rows),
+                a: Slice::new(grad_in, 0, all * g.cols()),
+                b: Slice::new(&self.params, g.offset, g.len()),
+                c: Slice::new(dp, 0, all * g.rows()),
+                aux: None,
+            }));
+        }
+        if l > 0 {
+            // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
+            pending.push(Pending::Matmul(MatmulCall {
+                // The book numbers a SimpleConvNet's Relus from its Conv's.
+                label: format!(
+                    "affine{} backward dx + relu{} backward",
+                    l + 1,
+                    l + act.front.is_some() as usize
+                ),
+                v: MatmulVariant {
+                    trans_a: false,
+                    trans_b: true,
+                    epilogue: Epilogue::ReluMask,
+                },
+                shape: input_grad_shape(g, rows),
+                a: Slice::new(grad_in, 0, all * g.cols()),
+                b: Slice::new(&self.params, g.offset, g.len()),
+                c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
+                aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
+            }));
+        }
     }
 
     fn front_kernels(&self) -> &FrontKernels {

@@ -72,23 +72,7 @@ impl StepWorkspace {
         let act = net.activations(batch)?;
         let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
         let stats = stats_buffer(ctx, "train stats");
-        let gathers = (0..slots)
-            .map(|s| {
-                let call = GatherCall {
-                    label: format!("gather slot {s}"),
-                    rows: batch,
-                    pixels: data.pixels,
-                    stride: padded(data.pixels),
-                    offset: s * batch,
-                    images: Slice::whole(&data.images),
-                    labels: Slice::whole(&data.labels),
-                    idx: Slice::whole(&idx),
-                    x: Slice::whole(&act.x),
-                    t: Slice::new(&act.t, 0, batch),
-                };
-                net.kernels.gather.bind(ctx, call)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let gathers = gathers(net, data, &act, &idx, (batch, slots))?;
         let forward = net.forward(&act, batch, &stats, true, Mode::Train { slots })?;
         // Plain SGD without Batch Normalization updates inside the products.
         let fused = apply && rule.optimizer.kind == OptimizerKind::Sgd && !net.arch.batchnorm;
@@ -98,33 +82,11 @@ impl StepWorkspace {
             GradTarget::Store
         };
         let backward = net.backward(&act, target, rule.weight_decay as f32)?;
-        let (mut update, mut optimizer_state) = (vec![], vec![]);
-        if apply && !fused {
-            let len = net.layout.len;
-            for k in 0..rule.optimizer.kind.state_arrays() {
-                ctx.check_binding("the optimizer's state", len as u64 * 4)?;
-                optimizer_state
-                    .push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
-            }
-            let spare = ctx.storage("no optimizer state", 16);
-            let kernel = OptimizerKernel::new(ctx, rule.optimizer);
-            let state = |k: usize| Slice::whole(optimizer_state.get(k).unwrap_or(&spare));
-            update = (0..slots)
-                .map(|s| {
-                    let buffers = OptimizerBuffers {
-                        params: Slice::whole(&net.params),
-                        grads: Slice::whole(net.grads()),
-                        s1: state(0),
-                        s2: state(1),
-                    };
-                    kernel.bind(
-                        ctx,
-                        &format!("{} update slot {s}", rule.optimizer.kind),
-                        buffers,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
-        }
+        let (update, optimizer_state) = if apply && !fused {
+            optimizer_updates(net, rule, slots)?
+        } else {
+            (vec![], vec![])
+        };
         Ok(StepWorkspace {
             batch,
             slots,
@@ -493,4 +455,68 @@ impl Trainer for GpuTrainer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// One gather per slot: slot `s`'s batch of indices (at `s · batch` in
+/// `idx`) to the activations' inputs and labels.
+fn gathers(
+    net: &GpuNet,
+    data: &DeviceDataset,
+    act: &Activations,
+    idx: &wgpu::Buffer,
+    (batch, slots): (usize, usize),
+) -> Result<Vec<Dispatch>> {
+    let ctx = &net.ctx;
+    (0..slots)
+        .map(|s| {
+            let call = GatherCall {
+                label: format!("gather slot {s}"),
+                rows: batch,
+                pixels: data.pixels,
+                stride: padded(data.pixels),
+                offset: s * batch,
+                images: Slice::whole(&data.images),
+                labels: Slice::whole(&data.labels),
+                idx: Slice::whole(idx),
+                x: Slice::whole(&act.x),
+                t: Slice::new(&act.t, 0, batch),
+            };
+            net.kernels.gather.bind(ctx, call)
+        })
+        .collect()
+}
+
+/// The optimizer's state arrays (zeros) and one update per slot of the
+/// parameter arena from the gradient arena by `rule`.
+fn optimizer_updates(
+    net: &GpuNet,
+    rule: &StepRule,
+    slots: usize,
+) -> Result<(Vec<OptimizerDispatch>, Vec<wgpu::Buffer>)> {
+    let ctx = &net.ctx;
+    let mut optimizer_state = vec![];
+    let len = net.layout.len;
+    for k in 0..rule.optimizer.kind.state_arrays() {
+        ctx.check_binding("the optimizer's state", len as u64 * 4)?;
+        optimizer_state.push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
+    }
+    let spare = ctx.storage("no optimizer state", 16);
+    let kernel = OptimizerKernel::new(ctx, rule.optimizer);
+    let state = |k: usize| Slice::whole(optimizer_state.get(k).unwrap_or(&spare));
+    let update = (0..slots)
+        .map(|s| {
+            let buffers = OptimizerBuffers {
+                params: Slice::whole(&net.params),
+                grads: Slice::whole(net.grads()),
+                s1: state(0),
+                s2: state(1),
+            };
+            kernel.bind(
+                ctx,
+                &format!("{} update slot {s}", rule.optimizer.kind),
+                buffers,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((update, optimizer_state))
 }
