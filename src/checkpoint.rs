@@ -124,7 +124,49 @@ fn layout(arch: &Arch, kind: OptimizerKind) -> Vec<(String, Source, Tensor)> {
     out
 }
 
+/// Where a run stands, as a checkpoint keeps it beside the parameters and
+/// settings (see [`Checkpoint`]'s fields of the same names).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunState {
+    pub optimizer_state: Vec<Vec<f64>>,
+    pub iterations: u64,
+    pub planned_iterations: Option<u64>,
+    pub lr_schedule: Vec<(u64, f32)>,
+    pub sampler_position: u128,
+    pub test_accuracy: Option<f64>,
+}
+
+impl RunState {
+    /// A network's state outside any run (one saved from Python): its
+    /// `steps` training-form passes, no optimizer state, no sampler
+    /// position, the rate `lr` from the start.
+    pub fn outside_a_run(steps: u64, lr: f32) -> Self {
+        RunState {
+            iterations: steps,
+            lr_schedule: vec![(0, lr)],
+            ..RunState::default()
+        }
+    }
+}
+
 impl Checkpoint {
+    /// The one way a checkpoint is made from a network: its parameters and
+    /// settings, where its run stands, and whether its values are f64 (the
+    /// CPU path's) or f32 (the GPU's).
+    pub fn new(params: Params, config: RunConfig, state: RunState, f64_values: bool) -> Self {
+        Checkpoint {
+            params,
+            config,
+            optimizer_state: state.optimizer_state,
+            iterations: state.iterations,
+            planned_iterations: state.planned_iterations,
+            lr_schedule: state.lr_schedule,
+            sampler_position: state.sampler_position,
+            test_accuracy: state.test_accuracy,
+            f64_values,
+        }
+    }
+
     fn metadata(&self) -> HashMap<String, String> {
         let mut m: HashMap<String, String> = self.config.to_metadata().into_iter().collect();
         let mut put = |k: &str, v: String| {

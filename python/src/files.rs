@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpu_net::checkpoint::Checkpoint;
+use gpu_net::checkpoint::{Checkpoint, RunState};
 use gpu_net::config::RunConfig;
 use gpu_net::data::{self, Dataset};
 use gpu_net::optim::Optimizer as Rule;
@@ -112,17 +112,8 @@ pub fn write_checkpoint(
         train_size: Some(MNIST_TRAIN),
         ..RunConfig::default()
     };
-    let ck = Checkpoint {
-        config,
-        optimizer_state: vec![],
-        iterations: n.steps_done(),
-        planned_iterations: None,
-        lr_schedule: vec![(0, RunConfig::default().lr)],
-        sampler_position: 0,
-        test_accuracy: None,
-        f64_values: n.context().is_none(),
-        params: p,
-    };
+    let state = RunState::outside_a_run(n.steps_done(), config.lr);
+    let ck = Checkpoint::new(p, config, state, n.context().is_none());
     ck.write(&path).map_err(|e| py_err(e.into()))
 }
 

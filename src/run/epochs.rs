@@ -9,7 +9,7 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, RunState};
 use crate::config::RunConfig;
 use crate::data::Mnist;
 use crate::error::{Context, Error, Result};
@@ -161,16 +161,20 @@ impl EpochEnd<'_> {
                 file.map_or("the checkpoint".into(), |p| p.display().to_string())
             )));
         }
-        Ok(Checkpoint {
-            params,
-            config: self.run.config.clone(),
+        let state = RunState {
             optimizer_state: trainer.optimizer_state()?,
             iterations: trainer.steps_done(),
             planned_iterations: Some(self.run.iters as u64),
             lr_schedule: self.run.lr_schedule.clone(),
             sampler_position: position,
             test_accuracy: Some(r.test_accuracy),
-            f64_values: trainer.precision() == Precision::F64,
-        })
+        };
+        let f64_values = trainer.precision() == Precision::F64;
+        Ok(Checkpoint::new(
+            params,
+            self.run.config.clone(),
+            state,
+            f64_values,
+        ))
     }
 }
