@@ -1,18 +1,21 @@
 //! The flags that several commands share (the device, the GPU, the
-//! network, the layers, the update rule) and the parsers of flag values,
-//! whose ranges come from `gpu_net::limits`.
+//! network, the layers, the update rule); their values' parsers are in
+//! `values`.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::values::{
+    Hidden, conv_pad, conv_size, dropout_ratio, non_negative_f64, parse_hidden, parse_input_dim,
+    unit_interval,
+};
 use gpu_net::data;
 use gpu_net::device::DeviceChoice;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuOptions};
 use gpu_net::model::{Arch, Init};
 use gpu_net::optim::{Optimizer, OptimizerKind};
-use gpu_net::{bench, limits};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
@@ -170,27 +173,6 @@ impl ConvArgs {
     }
 }
 
-/// `--input-dim C,H,W`: three sizes, each a [`conv_size`].
-pub fn parse_input_dim(s: &str) -> Result<[usize; 3], String> {
-    let dims: Vec<usize> = s
-        .split(',')
-        .map(conv_size)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{s:?}: {e}"))?;
-    dims.try_into()
-        .map_err(|_| format!("{s:?} is not three sizes C,H,W (e.g. 1,28,28)"))
-}
-
-/// `--filter-num`, `--filter-size`, `--stride` and each of `--input-dim`.
-pub fn conv_size(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_CONV_SIZE)
-}
-
-/// `--pad`.
-pub fn conv_pad(s: &str) -> Result<usize, String> {
-    limits::count(s, 0, limits::MAX_CONV_SIZE)
-}
-
 /// What sits between the layers, and weight decay.
 #[derive(Args, Clone)]
 #[command(next_help_heading = "Model")]
@@ -252,27 +234,6 @@ impl OptimizerArgs {
     }
 }
 
-pub fn dropout_ratio(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a ratio in [0, 1)")),
-    }
-}
-
-pub fn non_negative_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a finite number >= 0")),
-    }
-}
-
-pub fn unit_interval(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number in [0, 1)")),
-    }
-}
-
 /// A flag whose value is wrong only in the light of the data or the other
 /// flags: reported like clap's errors, with exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -282,119 +243,6 @@ pub struct UsageError(pub String);
 /// Batch Normalization over one sample divides 0 by √ε: refuse it.
 pub fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
     Ok(gpu_net::run::check_batchnorm_batch(batchnorm, batch, flag)?)
-}
-
-/// The hidden sizes as one value (clap would split a `Vec` into many).
-#[derive(Clone, Debug)]
-pub struct Hidden(pub Vec<usize>);
-
-pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
-    Arch::parse_hidden(s)
-        .map(Hidden)
-        .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
-}
-
-// The numeric flags' ranges (src/limits.rs says why each bound is what it is).
-
-pub fn positive_usize(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, usize::MAX)
-}
-
-pub fn batch_size(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_BATCH)
-}
-
-pub fn iterations(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_ITERS)
-}
-
-/// `--epochs`, `--trials` and the experiments' `--iters`.
-pub fn up_to_max_epochs(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_EPOCHS)
-}
-
-pub fn steps_per_submit(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_STEPS_PER_SUBMIT)
-}
-
-pub fn repeats(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_REPEATS)
-}
-
-pub fn weight_scales(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, limits::MAX_STDS)
-}
-
-/// More elements than a tensor has checks all of it; no network has more
-/// than `MAX_PARAMS`.
-pub fn sample_size(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, gpu_net::model::MAX_PARAMS)
-}
-
-pub fn positive_f32(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct UsizeList(pub Vec<usize>);
-
-#[derive(Clone, Debug)]
-pub struct Nets(pub Vec<Vec<usize>>);
-
-pub fn parse_list(s: &str) -> Result<UsizeList, String> {
-    s.split(',')
-        .map(|v| batch_size(v.trim()))
-        .collect::<Result<_, _>>()
-        .map(UsizeList)
-}
-
-/// Networks in train's syntax (`64,32` is 784-64-32-10), several joined
-/// by `;` (the flag may also be given again).
-pub fn parse_nets(s: &str) -> Result<Nets, String> {
-    if s.contains(':') {
-        return Err(format!(
-            "{s:?}: layers are comma separated as in train (64,32 is 784-64-32-10); give --hidden again, or join networks with ';', for several"
-        ));
-    }
-    s.split(';')
-        .map(|net| parse_hidden(net.trim()).map(|h| h.0))
-        .collect::<Result<_, _>>()
-        .map(Nets)
-}
-
-pub fn parse_matmul(s: &str) -> Result<bench::MatmulBench, String> {
-    use bench::MatmulForm::*;
-    let (sizes, form) = match s.rsplit_once(',') {
-        Some((sizes, "at")) => (sizes, Atb),
-        Some((sizes, "bt")) => (sizes, Abt),
-        _ => (s, Ab),
-    };
-    match parse_list(sizes)?.0[..] {
-        [m, n, k] => Ok(bench::MatmulBench { m, n, k, form }),
-        _ => Err(format!(
-            "{s:?}: expected M,N,K (three sizes), optionally followed by ,at or ,bt"
-        )),
-    }
-}
-
-pub fn tolerance_scale(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a factor in (0, 1]")),
-    }
-}
-
-pub fn seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= limits::MAX_SECONDS => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds in (0, {}]",
-            limits::MAX_SECONDS
-        )),
-    }
 }
 
 impl From<DeviceArg> for DeviceChoice {

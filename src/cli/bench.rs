@@ -13,10 +13,12 @@ use gpu_net::gpu::kernels::SplitK;
 use gpu_net::optim::StepRule;
 
 use super::args::{
-    ConvArgs, GpuArgs, LayerArgs, NetKind, Nets, OptimizerArgs, UsizeList, check_batchnorm_batch,
-    load_data, parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
+    ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, check_batchnorm_batch, load_data,
 };
 use super::output::{self, Output};
+use super::values::{
+    Nets, UsizeList, parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
+};
 
 #[derive(Args)]
 pub struct BenchArgs {

@@ -10,8 +10,9 @@ use clap::Args;
 use gpu_net::device::Device;
 use gpu_net::experiment;
 
-use super::args::{DeviceArg, GpuArgs, UsageError, load_data, up_to_max_epochs, weight_scales};
+use super::args::{DeviceArg, GpuArgs, UsageError, load_data};
 use super::output::Output;
+use super::values::{up_to_max_epochs, weight_scales};
 
 #[derive(Args)]
 pub struct ExperimentArgs {

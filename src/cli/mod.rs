@@ -27,6 +27,7 @@ mod plot;
 mod predict;
 mod train;
 mod train_print;
+mod values;
 mod verify;
 
 use std::process::ExitCode;

@@ -9,13 +9,13 @@ use clap::Args;
 use gpu_net::config::RunConfig;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
-use super::args::{
-    CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs, batch_size, iterations,
-    positive_f32, positive_usize, steps_per_submit, up_to_max_epochs,
-};
+use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs};
 use super::interrupt;
 use super::output::Output;
 use super::train_print::{Printer, say_how_it_ended};
+use super::values::{
+    batch_size, iterations, positive_f32, positive_usize, steps_per_submit, up_to_max_epochs,
+};
 
 #[derive(Args)]
 pub struct TrainArgs {

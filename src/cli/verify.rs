@@ -9,11 +9,9 @@ use clap::Args;
 use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::verify;
 
-use super::args::{
-    GpuArgs, LayerArgs, NetArgs, UsageError, batch_size, check_batchnorm_batch, load_data,
-    sample_size, tolerance_scale,
-};
+use super::args::{GpuArgs, LayerArgs, NetArgs, UsageError, check_batchnorm_batch, load_data};
 use super::output;
+use super::values::{batch_size, sample_size, tolerance_scale};
 
 #[derive(Args)]
 pub struct VerifyArgs {
