@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::RunConfig;
 use crate::conv::ConvFront;
 use crate::cpu::CpuTrainer;
+use crate::cpu::memory as cpu_memory;
 use crate::data::Mnist;
 use crate::device::Device;
 use crate::error::Result;
@@ -44,8 +45,9 @@ pub struct BenchConfig {
     pub steps_per_submit: usize,
     /// Time the matmul kernel alone on these products.
     pub matmul: Vec<MatmulBench>,
-    /// The split of K for `matmul` (automatic by default).
-    pub split_k: SplitK,
+    /// The split of K for `matmul`: this many slices, or the planner's
+    /// (None, by default).
+    pub split_k: Option<u32>,
     /// The update rule and weight decay of the timed steps.
     pub rule: StepRule,
     pub batchnorm: bool,
@@ -78,7 +80,7 @@ impl Default for BenchConfig {
             gpu: true,
             steps_per_submit: 16,
             matmul: vec![],
-            split_k: SplitK::Auto,
+            split_k: None,
             rule: StepRule::default(),
             batchnorm: false,
             dropout: 0.0,
@@ -523,6 +525,11 @@ fn time_dispatch(ctx: &GpuContext, d: &Dispatch, seconds: f64) -> Result<f64> {
     Ok(median(&mut rates))
 }
 
+/// `slices` of K, or the planner's split.
+fn split_of(slices: Option<u32>) -> SplitK {
+    slices.map_or(SplitK::Auto, SplitK::Slices)
+}
+
 /// The matmul kernels `--matmul` times: the tiled one with each tile, and
 /// the vec4 one with each kind of operand.
 const MATMUL_KERNELS: [(MatmulAlgo, Option<Tile>); 4] = [
@@ -533,6 +540,23 @@ const MATMUL_KERNELS: [(MatmulAlgo, Option<Tile>); 4] = [
 ];
 
 /// Runs everything `cfg` asks for, calling `progress` with each result line.
+/// What `cfg` asks that cannot run, before anything is timed: Batch
+/// Normalization at batch 1, and (`--cpu`) a network whose CPU path would
+/// pass the memory limit at some batch.
+pub fn check(cfg: &BenchConfig, pixels: usize) -> Result<()> {
+    for &b in &cfg.batches {
+        crate::run::check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
+        for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
+            let arch = cfg.arch(pixels, hidden)?;
+            cpu_memory::check(
+                || format!("bench --cpu of {} at --batch {b}", arch.shape()),
+                cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(
     device: &Device,
     data: &Mnist,
@@ -561,7 +585,7 @@ pub fn run(
         }
         for &p in &cfg.matmul {
             for kernel in MATMUL_KERNELS {
-                let r = bench_matmul(ctx, kernel, p, cfg.split_k, cfg.seconds / 3.0)?;
+                let r = bench_matmul(ctx, kernel, p, split_of(cfg.split_k), cfg.seconds / 3.0)?;
                 progress(matmul_line(&r));
                 report.matmul.push(r);
             }

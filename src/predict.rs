@@ -205,6 +205,15 @@ pub fn show(pixels: &[u8]) -> String {
         .collect()
 }
 
+/// The class probabilities the network of `params` gives one prepared
+/// image (its bytes, as [`load`] gives them), on the f64 reference path in
+/// evaluation form: a handful of images needs no GPU.
+pub fn classify(params: &crate::model::Params, pixels: &[u8]) -> Vec<f64> {
+    let net = crate::cpu::Net::new(&params.arch);
+    let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
+    probabilities(&net.predict(params, &x, 1))
+}
+
 /// Softmax of logits.
 pub fn probabilities(logits: &[f64]) -> Vec<f64> {
     let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

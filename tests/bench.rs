@@ -3,7 +3,6 @@
 mod common;
 
 use gpu_net::bench::{self, BenchConfig, MatmulBench, MatmulForm};
-use gpu_net::gpu::kernels::SplitK;
 use gpu_net::model::Arch;
 
 #[test]
@@ -46,7 +45,7 @@ fn short_run_reports_every_field_consistently() {
                 form: MatmulForm::Atb,
             },
         ],
-        split_k: SplitK::Slices(3),
+        split_k: Some(3),
         ..Default::default()
     };
     let report = bench::run(

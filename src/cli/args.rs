@@ -14,7 +14,7 @@ use gpu_net::data;
 use gpu_net::device::DeviceChoice;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuOptions};
-use gpu_net::model::{Arch, Init};
+use gpu_net::model::Init;
 use gpu_net::optim::{Optimizer, OptimizerKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -188,19 +188,6 @@ pub struct LayerArgs {
     pub weight_decay: f64,
 }
 
-impl LayerArgs {
-    pub fn arch(&self, inputs: usize, net: &NetArgs) -> anyhow::Result<Arch> {
-        let config = gpu_net::config::RunConfig {
-            hidden: net.hidden(),
-            conv: net.conv()?,
-            batchnorm: self.batchnorm,
-            dropout: self.dropout,
-            ..Default::default()
-        };
-        Ok(config.arch(inputs)?)
-    }
-}
-
 /// The update rule and its hyperparameters (the book's defaults).
 #[derive(Args, Clone)]
 #[command(next_help_heading = "Optimizer")]
@@ -239,11 +226,6 @@ impl OptimizerArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-/// Batch Normalization over one sample divides 0 by √ε: refuse it.
-pub fn check_batchnorm_batch(batchnorm: bool, batch: usize, flag: &str) -> anyhow::Result<()> {
-    Ok(gpu_net::run::check_batchnorm_batch(batchnorm, batch, flag)?)
-}
 
 impl From<DeviceArg> for DeviceChoice {
     fn from(d: DeviceArg) -> Self {

@@ -7,14 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use gpu_net::bench;
-use gpu_net::cpu::memory as cpu_memory;
 use gpu_net::device::{Device, DeviceChoice};
-use gpu_net::gpu::kernels::SplitK;
 use gpu_net::optim::StepRule;
 
-use super::args::{
-    ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, check_batchnorm_batch, load_data,
-};
+use super::args::{ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, load_data};
 use super::output::{self, Output};
 use super::values::{
     Nets, UsizeList, parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
@@ -88,7 +84,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         gpu: args.matmul.is_empty(),
         steps_per_submit: args.steps_per_submit,
         matmul: args.matmul,
-        split_k: args.split_k.map_or(SplitK::Auto, SplitK::Slices),
+        split_k: args.split_k,
         rule: StepRule {
             optimizer: args.optimizer.optimizer(),
             weight_decay: args.layers.weight_decay,
@@ -97,17 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         batchnorm: args.layers.batchnorm,
         dropout: args.layers.dropout,
     };
-    for &b in &cfg.batches {
-        check_batchnorm_batch(cfg.batchnorm, b, "--batch")?;
-        // The CPU path's memory, for every network it will time.
-        for hidden in cfg.hidden.iter().take(if cfg.cpu { usize::MAX } else { 0 }) {
-            let arch = cfg.arch(data.train.pixels(), hidden)?;
-            cpu_memory::check(
-                || format!("bench --cpu of {} at --batch {b}", arch.shape()),
-                cpu_memory::training_bytes(&arch, b, cfg.rule.optimizer.kind.state_arrays()),
-            )?;
-        }
-    }
+    bench::check(&cfg, data.train.pixels())?;
     // Without a GPU, --cpu times the CPU path alone.
     let choice = if cfg.cpu {
         DeviceChoice::Auto

@@ -82,8 +82,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         args.model.display(),
         arch.shape()
     );
-    // A handful of images: the f64 reference path, in evaluation form.
-    let net = gpu_net::cpu::Net::new(arch);
     let (mut results, mut failed) = (Vec::new(), 0);
     for path in &args.images {
         let pixels = match predict::load(path, args.raw, args.invert.into()) {
@@ -94,8 +92,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
-        let p = predict::probabilities(&net.predict(&ck.params, &x, 1));
+        let p = predict::classify(&ck.params, &pixels);
         let order = predict::ranked(&p);
         if !args.json {
             let top: Vec<String> = order[..3]

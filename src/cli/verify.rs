@@ -2,14 +2,13 @@
 //! of one batch side by side; exit status 1 when they disagree.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 
-use gpu_net::cpu::memory as cpu_memory;
-use gpu_net::verify;
+use gpu_net::config::RunConfig;
+use gpu_net::run::{self, VerifyRequest};
 
-use super::args::{GpuArgs, LayerArgs, NetArgs, UsageError, check_batchnorm_batch, load_data};
+use super::args::{GpuArgs, LayerArgs, NetArgs};
 use super::output;
 use super::values::{batch_size, sample_size, tolerance_scale};
 
@@ -38,83 +37,36 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let data = load_data(&args.net.data)?;
-    check_batchnorm_batch(args.layers.batchnorm, args.batch, "--batch")?;
-    let arch = args.layers.arch(data.train.pixels(), &args.net)?;
-    // The images come first: what they do not hold needs no cost estimate.
-    anyhow::ensure!(
-        args.batch <= data.train.len(),
-        "--batch {} is more than the {} training images",
-        args.batch,
-        data.train.len()
-    );
-    // Without --sample, a check that would run for hours samples instead.
-    let (sample, sampled_automatically) = match args.sample {
-        Some(k) => (Some(k), false),
-        None => match verify::automatic_coverage(&arch, args.batch) {
-            verify::Coverage::All => (None, false),
-            verify::Coverage::Sample { per_tensor, .. } => (Some(per_tensor), true),
-            verify::Coverage::TooLarge { least_cost } => {
-                return Err(UsageError(format!(
-                    "--batch {} --hidden {}: even one element per tensor takes {least_cost:.1e} multiply-adds of numerical gradient, over verify's budget of {:.1e}; use a smaller --batch or --hidden, or --sample K to insist",
-                    args.batch,
-                    args.net.hidden().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
-                    verify::CHECK_BUDGET
-                ))
-                .into());
-            }
+    let req = VerifyRequest {
+        config: RunConfig {
+            hidden: args.net.hidden(),
+            conv: args.net.conv()?,
+            batchnorm: args.layers.batchnorm,
+            dropout: args.layers.dropout,
+            weight_decay: args.layers.weight_decay,
+            init: args.net.init,
+            seed: args.net.seed,
+            ..RunConfig::default()
         },
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cpu_memory::check(
-        || format!("verify of {} at --batch {}", arch.shape(), args.batch),
-        cpu_memory::verify_bytes(&arch, args.batch, threads),
-    )?;
-    let ctx = Arc::new(gpu_net::gpu::tune::open(&args.gpu.options())?);
-    let cfg = verify::VerifyConfig {
+        data: args.net.data.clone(),
         batch: args.batch,
-        seed: args.net.seed,
-        sample,
-        sampled_automatically,
-        init: args.net.init,
-        weight_decay: args.layers.weight_decay,
+        sample: args.sample,
         tolerance_scale: args.tolerance_scale,
+        gpu: args.gpu.options(),
     };
-    // The numerical gradient takes seconds: say what is being computed.
-    let elements: usize = arch
-        .tensors()
-        .iter()
-        .map(|t| sample.map_or(t.len(), |k| t.len().min(k)))
-        .sum();
-    say_err!(
-        "numerical gradient: {} elements, two losses of the batch each...",
-        thousands(elements)
-    );
-    let report = verify::verify(ctx, &arch, &data.train, &cfg, None)?;
+    // The numerical gradient takes seconds: what it computes is said first.
+    let report = run::verify(&req, &mut |line| say_err!("{line}"))?;
     if args.json {
         output::print(&format!("{}\n", serde_json::to_string_pretty(&report)?));
         for line in report.failures() {
             say_err!("FAIL {line}");
         }
     } else {
-        output::print(&verify::render(&report));
+        output::print(&gpu_net::verify::render(&report));
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-/// 39760 as `39,760`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

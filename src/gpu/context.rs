@@ -11,7 +11,7 @@ use wgpu::util::DeviceExt;
 
 pub use super::adapter::{describe, list_adapters};
 pub use super::error::{GpuError, Result};
-pub use super::profile::{DeviceProfile, MatmulAlgo};
+pub use super::profile::{DeviceProfile, GpuOptions, MatmulAlgo};
 
 /// What to try when a device will not open: on a hardware GPU through GL,
 /// its Vulkan adapter (NVIDIA's driver without a display has lost the GL
@@ -22,19 +22,6 @@ fn open_hint(info: &wgpu::AdapterInfo) -> &'static str {
     } else {
         ""
     }
-}
-
-/// Which adapter to open.
-#[derive(Clone, Debug, Default)]
-pub struct GpuOptions {
-    /// Only these backends (`--backend`); `WGPU_BACKEND`'s, else all, by default.
-    pub backend: Option<wgpu::Backends>,
-    /// Index into the adapter list of those backends (`gpu-net devices`);
-    /// by default the first whose name contains `WGPU_ADAPTER_NAME`, else
-    /// the best one (see [`super::adapter::select`]).
-    pub adapter: Option<usize>,
-    /// Which matmul implementation; the one suited to the adapter by default.
-    pub matmul: Option<MatmulAlgo>,
 }
 
 /// The device, its queue, and what we know of the adapter behind them.

@@ -3,11 +3,25 @@
 //! kernel suits it, and the limits a grid must respect. wgpu reports no
 //! compute units, so they are guessed from the adapter's type unless
 //! `GPU_NET_COMPUTE_UNITS` gives them. Plain data: `plan` and `cost` take a
-//! profile, never a device, so plans can be tested for any machine.
+//! profile, never a device, so plans can be tested for any machine. Also
+//! what a user asks of the device ([`GpuOptions`]).
 //!
 //! Imports only `error`.
 
 use super::error::{GpuError, Result};
+
+/// Which adapter to open.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Only these backends (`--backend`); `WGPU_BACKEND`'s, else all, by default.
+    pub backend: Option<wgpu::Backends>,
+    /// Index into the adapter list of those backends (`gpu-net devices`);
+    /// by default the first whose name contains `WGPU_ADAPTER_NAME`, else
+    /// the best one (see `adapter::select`).
+    pub adapter: Option<usize>,
+    /// Which matmul implementation; the one suited to the adapter by default.
+    pub matmul: Option<MatmulAlgo>,
+}
 
 /// The environment variable that overrides the guessed compute units.
 pub const COMPUTE_UNITS_VAR: &str = "GPU_NET_COMPUTE_UNITS";

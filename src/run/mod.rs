@@ -12,13 +12,17 @@
 
 mod advice;
 mod epochs;
+mod eval;
 mod paths;
 mod report;
 mod request;
 mod resume;
 mod train;
+mod verify;
 
 pub use advice::software_adapter_note;
+pub use eval::{EvalRequest, eval};
 pub use report::{TrainOutcome, TrainPlan, TrainReport};
 pub use request::{TrainRequest, check_batchnorm_batch, count};
 pub use train::train;
+pub use verify::{VerifyRequest, verify};
