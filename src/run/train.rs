@@ -29,34 +29,24 @@ use super::resume::{
 
 /// Runs `req`, telling `report` what happens.
 pub fn train(req: &TrainRequest, report: &mut dyn TrainReport) -> Result<TrainOutcome> {
-    let Prepared {
-        resumed,
-        config,
-        save,
-        data,
-        data_dir,
-        all_images,
-        arch,
-        per_epoch,
-        iters,
-        done,
-    } = prepare(req, report)?;
-    let params = match &resumed {
+    let p = prepare(req, report)?;
+    let (config, arch, data) = (&p.config, &p.arch, &p.data);
+    let params = match &p.resumed {
         Some(r) => r.checkpoint.params.clone(),
-        None => Params::init_with(&arch, config.init, config.seed),
+        None => Params::init_with(arch, config.init, config.seed),
     };
     // Never more steps per submission than the run will take.
-    let slots = limits::submit_slots(config.batch, req.steps_per_submit, iters - done);
-    let (device, mut trainer, setup) = open_trainer(req, &params, &data, &config, slots, report)?;
-    let train = (data.train.len(), all_images);
-    for line in run_lines(&config, &arch, iters, per_epoch, train) {
+    let slots = limits::submit_slots(config.batch, req.steps_per_submit, p.iters - p.done);
+    let (device, mut trainer, setup) = open_trainer(req, &params, data, config, slots, report)?;
+    let train = (data.train.len(), p.all_images);
+    for line in run_lines(config, arch, p.iters, p.per_epoch, train) {
         report.say(&line);
     }
     let given = |f: &str| req.given(f);
-    for line in advice(&device, &config, resumed.is_some(), &given) {
+    for line in advice(&device, config, p.resumed.is_some(), &given) {
         report.say(&line);
     }
-    let (start, lr_schedule) = match &resumed {
+    let (start, lr_schedule) = match &p.resumed {
         Some(r) => {
             let start = restore(r, trainer.as_mut(), &mut |l| report.say(l))?;
             (Some(start), lr_schedule(r, &mut |l| report.say(l)))
@@ -66,24 +56,25 @@ pub fn train(req: &TrainRequest, report: &mut dyn TrainReport) -> Result<TrainOu
     if report.stop() {
         return Ok(TrainOutcome::StoppedBeforeStart);
     }
+    let resumed = p.resumed.is_some();
     let run = RunRecord {
         config: RunConfig {
             train_size: Some(data.train.len()),
             // Absolute, so a resume from another folder finds it.
-            data: Some(absolute(&data_dir).display().to_string()),
-            ..config
+            data: Some(absolute(&p.data_dir).display().to_string()),
+            ..config.clone()
         },
-        iters,
+        iters: p.iters,
         lr_schedule,
         slots,
-        per_epoch,
-        save,
+        per_epoch: p.per_epoch,
+        save: p.save.clone(),
         origin: Origin {
-            resumed: resumed.is_some(),
-            lr_from_checkpoint: resumed.is_some() && !req.given("lr"),
+            resumed,
+            lr_from_checkpoint: resumed && !req.given("lr"),
         },
     };
-    let mut summary = train_loop(req, &run, trainer.as_mut(), &data, start, report)?;
+    let mut summary = train_loop(req, &run, trainer.as_mut(), data, start, report)?;
     summary.setup_seconds = setup;
     Ok(TrainOutcome::Ran {
         summary,
