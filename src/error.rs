@@ -81,10 +81,10 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         match self {
             Error::Usage(_) | Error::Config(_) | Error::Arch(_) | Error::Size(_) => true,
-            Error::Memory(MemoryError::Limit(_)) => true,
-            Error::Data(DataError::Limit(_)) => true,
-            Error::Gpu(e) => matches!(e, GpuError::BadEnv { .. }),
-            Error::Plot(e) => matches!(e, PlotError::Misnamed { .. }),
+            Error::Memory(e) => memory_is_usage(e),
+            Error::Data(e) => data_is_usage(e),
+            Error::Gpu(e) => gpu_is_usage(e),
+            Error::Plot(e) => plot_is_usage(e),
             Error::Predict(e) => e.misnamed,
             Error::Context { source, .. } => source.is_usage(),
             _ => false,
@@ -98,6 +98,42 @@ impl Error {
             error,
         }
     }
+}
+
+/// Whether `e`, an [`Error`] or the typed error of a module called
+/// directly, is a usage error: [`Error::is_usage`]'s rule for its type.
+pub fn is_usage(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(e) = e.downcast_ref::<Error>() {
+        return e.is_usage();
+    }
+    e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<ArchError>().is_some()
+        || e.downcast_ref::<BadSize>().is_some()
+        || e.downcast_ref::<MemoryError>().is_some_and(memory_is_usage)
+        || e.downcast_ref::<DataError>().is_some_and(data_is_usage)
+        || e.downcast_ref::<GpuError>().is_some_and(gpu_is_usage)
+        || e.downcast_ref::<PlotError>().is_some_and(plot_is_usage)
+        || e.downcast_ref::<PredictError>().is_some_and(|e| e.misnamed)
+}
+
+/// A size past the memory limit, not memory that ran out.
+fn memory_is_usage(e: &MemoryError) -> bool {
+    matches!(e, MemoryError::Limit(_))
+}
+
+/// An IDX file past the size limit, not a file that is wrong.
+fn data_is_usage(e: &DataError) -> bool {
+    matches!(e, DataError::Limit(_))
+}
+
+/// An environment variable that cannot mean anything.
+fn gpu_is_usage(e: &GpuError) -> bool {
+    matches!(e, GpuError::BadEnv { .. })
+}
+
+/// A figure named for another format.
+fn plot_is_usage(e: &PlotError) -> bool {
+    matches!(e, PlotError::Misnamed { .. })
 }
 
 /// `.context(what)` on any result whose error converts to [`Error`]: the

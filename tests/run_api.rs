@@ -140,3 +140,32 @@ fn a_request_that_cannot_mean_anything_is_a_usage_error() {
     assert!(chain.contains("name it .svg"), "{chain}");
     assert!(rec.plan.is_none());
 }
+
+/// The exit status's rule, for the library's errors and for the typed
+/// errors of modules a caller uses directly: a size past a limit or a
+/// setting that cannot mean anything is usage (2), a failure of valid
+/// work is not (1), and a context keeps what it wraps.
+#[test]
+fn an_error_is_a_usage_error_by_its_kind() {
+    use gpu_net::cpu::memory::MemoryError;
+    use gpu_net::data::DataError;
+    use gpu_net::error::{Context, Error, is_usage};
+    use gpu_net::limits::BadSize;
+    let size = || BadSize {
+        var: "GPU_NET_MEMORY_LIMIT",
+        value: "lots".into(),
+    };
+    assert!(is_usage(&Error::Usage("--batch 0".into())));
+    assert!(!is_usage(&Error::Failed("diverged".into())));
+    assert!(is_usage(&size()));
+    assert!(is_usage(&MemoryError::Limit(size())));
+    assert!(is_usage(&DataError::Limit(size())));
+    assert!(!is_usage(&DataError::BadHeader {
+        path: "x".into(),
+        what: "a header of 3 bytes".into()
+    }));
+    let wrapped: Result<(), Error> = Err(Error::Usage("--lr -1".into())).context("--resume r.st");
+    assert!(is_usage(&wrapped.unwrap_err()));
+    let wrapped: Result<(), Error> = Err(Error::Failed("no".into())).context("--resume r.st");
+    assert!(!is_usage(&wrapped.unwrap_err()));
+}

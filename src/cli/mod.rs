@@ -143,27 +143,7 @@ fn flag_hint(e: &clap::Error) -> Option<String> {
 /// `GPU_NET_IDX_LIMIT`, ...), that cannot mean anything, or a network the
 /// limits refuse.
 fn is_usage_error(e: &anyhow::Error) -> bool {
-    use gpu_net::data::DataError;
-    e.downcast_ref::<UsageError>().is_some()
-        || e.downcast_ref::<gpu_net::model::ArchError>().is_some()
-        || matches!(
-            e.downcast_ref::<gpu_net::plot::PlotError>(),
-            Some(gpu_net::plot::PlotError::Misnamed { .. })
-        )
-        || e.downcast_ref::<gpu_net::predict::PredictError>()
-            .is_some_and(|e| e.misnamed)
-        || e.downcast_ref::<gpu_net::limits::BadSize>().is_some()
-        || matches!(e.downcast_ref::<DataError>(), Some(DataError::Limit(_)))
-        || matches!(
-            e.downcast_ref::<gpu_net::cpu::memory::MemoryError>(),
-            Some(gpu_net::cpu::memory::MemoryError::Limit(_))
-        )
-        || e.downcast_ref::<gpu_net::error::Error>()
-            .is_some_and(gpu_net::error::Error::is_usage)
-        || matches!(
-            e.downcast_ref::<gpu_net::gpu::GpuError>(),
-            Some(gpu_net::gpu::GpuError::BadEnv { .. })
-        )
+    e.downcast_ref::<UsageError>().is_some() || e.chain().any(gpu_net::error::is_usage)
 }
 
 /// Flags that steer only the GPU.
