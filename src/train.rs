@@ -197,15 +197,26 @@ pub struct Resume {
     pub sampler_position: u128,
 }
 
-/// [`train`], optionally continuing from `resume` (the trainer already
-/// restored), with `epoch_end` given the report, the trainer and the
-/// sampler's position after each epoch (to write a checkpoint), and
-/// `events` what the loop is doing (for progress): the iterations handed to
-/// the device so far, and each evaluation as it starts. When `events`
-/// answers `Break` to [`LoopEvent::Steps`] the loop stops there: the steps
-/// handed over are finished and end a last, partial epoch (reported and
-/// given to `epoch_end` as any other), and the summary says it was
-/// interrupted.
+/// An accuracy on a split, computed the caller's way (see [`LoopHooks`]).
+pub type Accuracy<'a> = dyn FnMut(&mut dyn Trainer, Split) -> Result<f64> + 'a;
+
+/// What the loop asks of its caller (see [`run_loop`]).
+pub struct LoopHooks<'a> {
+    /// Given the report, the trainer and the sampler's position after each
+    /// epoch (to write a checkpoint).
+    pub epoch_end: &'a mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
+    /// Told what the loop is doing (for progress): the iterations handed to
+    /// the device so far, and each evaluation as it starts.
+    pub events: &'a mut dyn FnMut(LoopEvent) -> ControlFlow<()>,
+    /// The accuracy on a split at an epoch's end, when not the trainer's own
+    /// over the whole split: on its first images, as the book's Trainer
+    /// with `evaluate_sample_num_per_epoch`.
+    pub accuracy: Option<&'a mut Accuracy<'a>>,
+}
+
+/// [`run_loop`] evaluating the whole splits: [`train`], optionally
+/// continuing from `resume`, with `epoch_end` and `events` as in
+/// [`LoopHooks`].
 pub fn train_from(
     trainer: &mut dyn Trainer,
     train_size: usize,
@@ -214,6 +225,30 @@ pub fn train_from(
     resume: Option<Resume>,
     epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
     events: &mut dyn FnMut(LoopEvent) -> ControlFlow<()>,
+) -> Result<TrainSummary> {
+    let hooks = LoopHooks {
+        epoch_end,
+        events,
+        accuracy: None,
+    };
+    run_loop(trainer, train_size, cfg, steps_per_call, resume, hooks)
+}
+
+/// The epoch loop of every training run: steps handed to the device
+/// `steps_per_call` at a time, optionally continuing from `resume` (the
+/// trainer already restored), and at each epoch's end (and after the last
+/// iteration if it falls mid-epoch) the mean loss, the accuracies and the
+/// report to `hooks`. When `hooks.events` answers `Break` to
+/// [`LoopEvent::Steps`] the loop stops there: the steps handed over are
+/// finished and end a last, partial epoch (reported as any other), and the
+/// summary says it was interrupted.
+pub fn run_loop(
+    trainer: &mut dyn Trainer,
+    train_size: usize,
+    cfg: &TrainConfig,
+    steps_per_call: usize,
+    resume: Option<Resume>,
+    hooks: LoopHooks<'_>,
 ) -> Result<TrainSummary> {
     let per_epoch = iters_per_epoch(train_size, cfg.batch);
     let (mut sampler, mut done) = match resume {
@@ -228,6 +263,11 @@ pub fn train_from(
     let (mut train_seconds, mut eval_seconds) = (0.0, 0.0);
     let mut last = None;
     let mut interrupted = false;
+    let LoopHooks {
+        epoch_end,
+        events,
+        mut accuracy,
+    } = hooks;
     while done < cfg.iters && !interrupted {
         let stop = (((done / per_epoch) + 1) * per_epoch).min(cfg.iters);
         let (started, first) = (Instant::now(), done);
@@ -246,7 +286,7 @@ pub fn train_from(
         train_seconds += seconds;
         epoch += 1;
         let evaluating = Instant::now();
-        let (train_accuracy, test_accuracy) = accuracies(trainer, events)?;
+        let (train_accuracy, test_accuracy) = accuracies(trainer, events, &mut accuracy)?;
         eval_seconds += evaluating.elapsed().as_secs_f64();
         let r = EpochReport {
             epoch,
@@ -303,15 +343,20 @@ fn epoch_steps<'e>(
     Ok((done, false))
 }
 
-/// The accuracy on the training set, then on the test set, each evaluation
-/// told to `events` as it starts.
+/// The accuracy on the training set, then on the test set (by `accuracy`
+/// when given, else the trainer's own), each evaluation told to `events`
+/// as it starts.
 fn accuracies<'e>(
     trainer: &mut dyn Trainer,
     events: &mut (dyn FnMut(LoopEvent) -> ControlFlow<()> + 'e),
+    accuracy: &mut Option<&mut Accuracy<'_>>,
 ) -> Result<(f64, f64)> {
-    let mut accuracy = |split| {
+    let mut one = |split| {
         let _ = events(LoopEvent::Evaluating(split));
-        trainer.evaluate(split).map(|(_, a)| a)
+        match accuracy {
+            Some(f) => f(trainer, split),
+            None => trainer.evaluate(split).map(|(_, a)| a),
+        }
     };
-    Ok((accuracy(Split::Train)?, accuracy(Split::Test)?))
+    Ok((one(Split::Train)?, one(Split::Test)?))
 }

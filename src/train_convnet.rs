@@ -11,6 +11,8 @@
 //! May import: book_figures, book_trainer, conv, cpu, data, device, error,
 //! experiment_table, gpu, limits, model, optim, train.
 
+use std::ops::ControlFlow;
+
 use serde_json::json;
 
 use crate::book_trainer::STEPS_PER_SUBMIT;
@@ -24,7 +26,7 @@ use crate::gpu::GpuEvaluator;
 use crate::limits::submit_slots;
 use crate::model::{Arch, Params};
 use crate::optim::{Optimizer, OptimizerKind, StepRule};
-use crate::train::{Sampler, Split, iters_per_epoch};
+use crate::train::{LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
 
 /// `evaluate_sample_num_per_epoch`.
 const EVAL_SAMPLES: usize = 1000;
@@ -51,25 +53,23 @@ impl FirstImages {
         })
     }
 
-    /// (train, test) accuracy of `params`.
-    fn accuracies(&self, params: &Params) -> Result<(f64, f64)> {
-        let mut acc = [0.0; 2];
-        match self {
+    /// The accuracy of `params` on the first images of `split`.
+    fn accuracy(&self, params: &Params, split: Split) -> Result<f64> {
+        let i = match split {
+            Split::Train => 0,
+            Split::Test => 1,
+        };
+        Ok(match self {
             FirstImages::Gpu(evals) => {
-                for (a, e) in acc.iter_mut().zip(evals.iter()) {
-                    e.net.write_arena(params);
-                    *a = e.evaluate()?.1;
-                }
+                evals[i].net.write_arena(params);
+                evals[i].evaluate()?.1
             }
             FirstImages::Cpu(sets) => {
-                let net = Net::new(&params.arch);
-                for (a, d) in acc.iter_mut().zip(sets) {
-                    let all: Vec<usize> = (0..d.len()).collect();
-                    *a = net.accuracy(params, &d.batch_f64(&all), &d.labels);
-                }
+                let d = &sets[i];
+                let all: Vec<usize> = (0..d.len()).collect();
+                Net::new(&params.arch).accuracy(params, &d.batch_f64(&all), &d.labels)
             }
-        }
-        Ok((acc[0], acc[1]))
+        })
     }
 }
 
@@ -99,34 +99,33 @@ pub fn train_convnet(
     let slots = submit_slots(batch, STEPS_PER_SUBMIT, per_epoch);
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
     let first = FirstImages::new(device, &params, data)?;
-    let mut sampler = Sampler::new(seed, data.train.len());
     let mut rows = Rows::new(csv, &crate::book_figures::METRICS_COLUMNS)?;
-    for epoch in 1..=epochs {
-        let clock = std::time::Instant::now();
-        let mut done = 0;
-        while done < per_epoch {
-            let n = slots.min(per_epoch - done);
-            let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(batch)).collect();
-            trainer.train_steps(&batches, lr)?;
-            done += n;
-        }
-        let loss = trainer.take_mean_loss()?;
-        let seconds = clock.elapsed().as_secs_f64();
-        let (train_acc, test_acc) = first.accuracies(&trainer.params()?)?;
-        say(format!(
-            "=== epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc} === (mean loss {loss:.4}, {:.0} samples/s)",
-            (per_epoch * batch) as f64 / seconds
-        ));
-        rows.push(vec![
-            json!(epoch),
-            json!(epoch * per_epoch),
-            json!(loss),
-            json!(train_acc),
-            json!(test_acc),
-            json!(seconds),
-            json!((per_epoch * batch) as f64 / seconds),
-        ])?;
-    }
+    let cfg = TrainConfig {
+        iters: epochs * per_epoch,
+        batch,
+        lr,
+        seed,
+    };
+    let hooks = LoopHooks {
+        epoch_end: &mut |r, _, _| {
+            say(format!(
+                "=== epoch:{}, train acc:{}, test acc:{} === (mean loss {:.4}, {:.0} samples/s)",
+                r.epoch, r.train_accuracy, r.test_accuracy, r.loss, r.samples_per_sec
+            ));
+            rows.push(vec![
+                json!(r.epoch),
+                json!(r.iter),
+                json!(r.loss),
+                json!(r.train_accuracy),
+                json!(r.test_accuracy),
+                json!(r.seconds),
+                json!(r.samples_per_sec),
+            ])
+        },
+        events: &mut |_| ControlFlow::Continue(()),
+        accuracy: Some(&mut |trainer, split| first.accuracy(&trainer.params()?, split)),
+    };
+    run_loop(trainer.as_mut(), data.train.len(), &cfg, slots, None, hooks)?;
     let test_acc = trainer.evaluate(Split::Test)?.1;
     say("=============== Final Test Accuracy ===============".into());
     say(format!("test acc:{test_acc}"));

@@ -263,3 +263,46 @@ fn the_loop_reports_its_steps_and_evaluations_in_order() {
     assert_eq!(events, want);
     assert!(summary.eval_seconds >= 0.0 && summary.seconds >= 0.0);
 }
+
+/// The book's train_convnet.py runs through the one epoch loop with its
+/// accuracies on the first images of each split: a row and a line per
+/// epoch, with the iterations the loop reports, then the whole test set's
+/// accuracy. On the CPU reference, 200 training images (2 steps an epoch).
+#[test]
+fn train_convnet_runs_through_the_loop() {
+    use gpu_net::data::Mnist;
+    use gpu_net::device::Device;
+    let full = gpu_net::data::load_dir(&gpu_net::data::bundled_dir()).unwrap();
+    let data = Mnist {
+        train: full.train.first(200),
+        test: full.test.first(300),
+    };
+    let mut lines = vec![];
+    let (columns, rows, summary) =
+        gpu_net::train_convnet::train_convnet(&Device::Cpu, &data, (1, Some(2), None), &mut |l| {
+            lines.push(l)
+        })
+        .unwrap();
+    assert_eq!(columns[..2], ["epoch", "iteration"]);
+    let iters: Vec<u64> = rows.iter().map(|r| r[1].as_u64().unwrap()).collect();
+    assert_eq!(iters, [2, 4]);
+    for (row, epoch) in rows.iter().zip(1..) {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("=== epoch:{epoch},")));
+        let line = line.unwrap_or_else(|| panic!("no line for epoch {epoch}: {lines:?}"));
+        assert!(
+            line.contains(&format!("test acc:{}", row[4])),
+            "{line} / {row:?}"
+        );
+    }
+    assert!(
+        summary["test_acc"]
+            .as_f64()
+            .is_some_and(|a| (0.0..=1.0).contains(&a))
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("test acc:{}", summary["test_acc"])
+    );
+}
