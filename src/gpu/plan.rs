@@ -117,9 +117,9 @@ impl MatmulPlan {
 /// Split-K on CPU adapters (the vec4 kernel): K is cut into slices of at
 /// least this length. With texture operands the kernel already takes K in
 /// cache-sized blocks (see K_BLOCK4 in shaders/matmul/vec4.wgsl), yet long slices
-/// still run slower (reading buffers, without the blocks, more so): at
-/// 785 × 1024 × 8192 (Aᵀ·B, the weight gradient at batch 8192) eight slices
-/// measured 37.9 GFLOP/s, four 34.1 and one 30.6 on lavapipe, the reduction included.
+/// still run slower (reading buffers, without the blocks, more so): at the
+/// weight gradient of batch 8192 eight slices beat four and one (measured
+/// in docs/performance.md, "The large products").
 const VEC4_MIN_K_SLICE: u64 = 1024;
 /// The reduction's workgroup (invocations along N; a row of C per row of
 /// workgroups).
