@@ -100,6 +100,7 @@ pub fn train_convnet(
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
     let first = FirstImages::new(device, &params, data)?;
     let mut rows = Rows::new(csv, &crate::book_figures::METRICS_COLUMNS)?;
+    let mut current = None;
     let cfg = TrainConfig {
         iters: epochs * per_epoch,
         batch,
@@ -123,7 +124,14 @@ pub fn train_convnet(
             ])
         },
         events: &mut |_| ControlFlow::Continue(()),
-        accuracy: Some(&mut |trainer, split| first.accuracy(&trainer.params()?, split)),
+        // The parameters read once an epoch: the loop asks for the
+        // training split, then the test split.
+        accuracy: Some(&mut |trainer, split| {
+            if split == Split::Train {
+                current = Some(trainer.params()?);
+            }
+            first.accuracy(current.as_ref().expect("train split first"), split)
+        }),
     };
     run_loop(trainer.as_mut(), data.train.len(), &cfg, slots, None, hooks)?;
     let test_acc = trainer.evaluate(Split::Test)?.1;

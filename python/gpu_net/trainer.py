@@ -94,18 +94,14 @@ class Trainer:
         self.train_seconds = None
 
     def _epoch(self, epoch, losses, accuracies):
-        self.current_iter += len(losses)
-        self.train_loss_list.extend(losses)
-        if self.verbose:
-            for loss in losses:
-                print("train loss:" + str(loss))
-        if accuracies is None:  # a last epoch cut short: the book does not evaluate it
+        """Prints an epoch as the book prints it, as it ends on the GPU; the
+        lists and counters are set from the core's record (`_record`)."""
+        if not self.verbose:
             return
-        self.current_epoch = epoch
-        train_acc, test_acc = accuracies
-        self.train_acc_list.append(train_acc)
-        self.test_acc_list.append(test_acc)
-        if self.verbose:
+        for loss in losses:
+            print("train loss:" + str(loss))
+        if accuracies is not None:  # a last epoch cut short: the book does not evaluate it
+            train_acc, test_acc = accuracies
             print("=== epoch:" + str(epoch) + ", train acc:" + str(train_acc) + ", test acc:" + str(test_acc) + " ===")
 
     def _final(self, test_acc):
@@ -149,9 +145,8 @@ class Trainer:
         self._final(out["final_test_acc"])
 
     def _record(self, start, out):
-        """The lists and counters as the core says the run went: `_epoch`
-        fills them as epochs end, but a Ctrl-C that lands as it starts
-        (or an exception it raises) leaves them short of the steps taken."""
+        """The lists and counters as the core says the run went, whatever
+        stopped it (a Ctrl-C landing in `_epoch` included)."""
         iters, losses, accs, epoch = start
         self.train_loss_list[losses:] = out["train_loss"]
         self.train_acc_list[accs:] = out["train_acc"]

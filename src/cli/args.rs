@@ -239,13 +239,5 @@ impl From<DeviceArg> for DeviceChoice {
 
 /// The bundled MNIST unless `dir` names another IDX folder.
 pub fn load_data(dir: &Option<PathBuf>) -> anyhow::Result<data::Mnist> {
-    Ok(data::load_dir(&data_dir(dir)?)?)
-}
-
-/// `--data`, or else where the data is found ([`data::default_dir`]).
-pub fn data_dir(dir: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match dir {
-        Some(d) => Ok(d.clone()),
-        None => Ok(data::default_dir()?),
-    }
+    Ok(data::load_dir(&gpu_net::run::data_dir(dir.as_deref())?)?)
 }

@@ -12,6 +12,8 @@ use crate::cpu::memory as cpu_memory;
 use crate::data;
 use crate::device::{Device, DeviceChoice, Workspace};
 use crate::error::{Error, Result};
+
+use super::request::data_dir;
 use crate::eval::{EvalReport, evaluate};
 use crate::gpu::{GpuEvaluator, GpuOptions};
 
@@ -29,10 +31,7 @@ pub struct EvalRequest {
 /// Evaluates `req.model`; `warn` hears why `Auto` fell back to the CPU.
 pub fn eval(req: &EvalRequest, warn: &mut dyn FnMut(&str)) -> Result<EvalReport> {
     let ck = Checkpoint::read(&req.model)?;
-    let dir = match &req.data {
-        Some(d) => d.clone(),
-        None => data::default_dir()?,
-    };
+    let dir = data_dir(req.data.as_deref())?;
     let data = data::load_test_only(&dir)?;
     let arch = &ck.params.arch;
     let name = req.model.display().to_string();

@@ -23,6 +23,6 @@ mod verify;
 pub use advice::software_adapter_note;
 pub use eval::{EvalRequest, eval};
 pub use report::{TrainOutcome, TrainPlan, TrainReport};
-pub use request::{TrainRequest, check_batchnorm_batch, count};
+pub use request::{TrainRequest, check_batchnorm_batch, count, data_dir};
 pub use train::train;
 pub use verify::{VerifyRequest, verify};

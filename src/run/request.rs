@@ -61,3 +61,11 @@ pub fn count(n: usize, what: &str) -> String {
         format!("{n} {what}s")
     }
 }
+
+/// The data folder `given`, or else where MNIST is found (`data::default_dir`).
+pub fn data_dir(given: Option<&std::path::Path>) -> Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.to_path_buf()),
+        None => Ok(crate::data::default_dir()?),
+    }
+}

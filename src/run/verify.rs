@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{GpuOptions, tune};
 use crate::verify::{self, Coverage, VerifyConfig, VerifyReport};
 
-use super::request::check_batchnorm_batch;
+use super::request::{check_batchnorm_batch, data_dir};
 
 /// A gradient check as the user asks for it.
 #[derive(Clone, Debug, Default)]
@@ -38,10 +38,7 @@ pub struct VerifyRequest {
 /// Runs the check; `say` hears what the numerical gradient will compute
 /// before it takes its seconds.
 pub fn verify(req: &VerifyRequest, say: &mut dyn FnMut(&str)) -> Result<VerifyReport> {
-    let dir = match &req.data {
-        Some(d) => d.clone(),
-        None => data::default_dir()?,
-    };
+    let dir = data_dir(req.data.as_deref())?;
     let data = data::load_dir(&dir)?;
     check_batchnorm_batch(req.config.batchnorm, req.batch, "--batch")?;
     let arch = req.config.arch(data.train.pixels())?;
