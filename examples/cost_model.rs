@@ -8,11 +8,11 @@
 //! there): products and the softmax are predicted, the rest (the gather,
 //! the window kernels, Adam's update) carry their measured times.
 
-use gpu_net::conv::ConvFront;
+use gpu_net::core::conv::ConvFront;
+use gpu_net::core::model::Arch;
 use gpu_net::gpu::DeviceProfile;
 use gpu_net::gpu::cost::H200;
 use gpu_net::gpu::forecast::{as_measured, planned_step};
-use gpu_net::model::Arch;
 use serde_json::Value;
 
 const RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/h200-2026-12-04");

@@ -4,32 +4,9 @@
 //! reference path in f64, written as the book writes it, that proves every
 //! GPU result right. `run` holds the jobs the command line calls.
 
-pub mod bench;
-pub mod book_figures;
-pub mod book_trainer;
-pub mod checkpoint;
-pub mod compare;
-pub mod config;
-pub mod conv;
+pub mod book;
+pub mod core;
 pub mod cpu;
-pub mod data;
-pub mod device;
-pub mod dropout_mask;
-pub mod error;
-pub mod eval;
-pub mod experiment;
-pub mod experiment_table;
-pub mod figure;
-pub mod files;
 pub mod gpu;
-pub mod limits;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod photo;
-pub mod plot;
-pub mod predict;
+pub mod report;
 pub mod run;
-pub mod train;
-pub mod train_convnet;
-pub mod verify;

@@ -1,11 +1,11 @@
 //! The direction of imports in `src/`, read from the source: every
 //! `crate::`, `super::` and `gpu_net::` path is resolved to the file that
 //! defines what it names (through `pub use` re-exports), and the graph of
-//! files must have no cycle and none of the forbidden directions:
-//! - the CPU reference path and the GPU path never import each other;
-//! - the library never imports the command line (`src/cli/`, `src/main.rs`);
-//! - nothing below the commands imports a command (verify, bench,
-//!   experiment, eval, and `run`, the jobs the command line calls);
+//! files must have no cycle and keep to the ranks:
+//! - the folders of `src/` by rank ([`RANKS`]): `core` imports nothing of
+//!   the crate above it, the CPU and GPU paths only `core` (and never each
+//!   other), up to the command line, which nothing imports;
+//! - the modules of `src/gpu` by rank ([`GPU_RANKS`]), the same way;
 //! - the command line reaches the library only through `gpu_net::`, and
 //!   the CPU and GPU paths only through the jobs (`gpu_net::run`) and the
 //!   device's options.
@@ -205,41 +205,97 @@ fn graph(tree: &Tree) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-/// The top-level part a file belongs to: `cpu`, `gpu`, `cli`, `train`, ...
+/// The folder a file belongs to: `core`, `cpu`, `gpu`, `cli`, ...; the
+/// crate roots are `lib` (which only names the folders) and `cli`.
 fn part(file: &str) -> String {
     match module_of(file).first() {
-        Some(m) => m.clone(),
-        None if file == "src/main.rs" => "cli".into(),
-        None => "lib".into(),
+        Some(m) if file.matches('/').count() > 1 => m.clone(),
+        _ if file == "src/main.rs" => "cli".into(),
+        _ => "lib".into(),
     }
 }
 
-const COMMANDS: [&str; 5] = ["verify", "bench", "experiment", "eval", "run"];
-/// What sits below the commands.
-const BELOW: [&str; 12] = [
-    "cpu",
-    "gpu",
-    "model",
-    "optim",
-    "data",
-    "limits",
-    "config",
-    "checkpoint",
-    "error",
-    "train",
-    "device",
-    "dropout_mask",
+/// The folders of `src/` by rank: a file may import files of its own
+/// folder and of folders of a lower rank, nothing else. The CPU reference
+/// and the GPU share a rank, so neither imports the other.
+const RANKS: [(&str, u32); 7] = [
+    ("core", 0),   // shapes, parameters, settings, data, limits, errors
+    ("cpu", 1),    // the f64 reference path
+    ("gpu", 1),    // the WGSL kernels and their driver
+    ("report", 2), // figures, pictures, photos, predictions
+    ("run", 3),    // the epoch loop, devices, checkpoints, and the jobs
+    ("book", 4),   // the book's chapter scripts, on the loop
+    ("cli", 5),    // flags in, lines out
 ];
 
-/// What the command line may import of the CPU and GPU paths: the
-/// device's options and description (`gpu-net devices` lists adapters);
-/// the rest it reaches through `run`, and errors' kinds through
-/// `gpu_net::error::is_usage`.
-const CLI_MAY_IMPORT: [&str; 3] = ["src/gpu/mod.rs", "src/gpu/profile.rs", "src/gpu/adapter.rs"];
+/// The modules of `src/gpu` by rank, in the same way: each may import only
+/// those of a lower rank (budget and net share one, as trainer and host_fed
+/// do: neither of a pair imports the other). A file in a folder belongs to
+/// the folder's module.
+const GPU_RANKS: [(&str, u32); 17] = [
+    ("error", 0),
+    ("adapter", 1),
+    ("profile", 1),
+    ("cost", 2),
+    ("plan", 3),
+    ("context", 4),
+    ("dispatch", 5),
+    ("kernels", 6),
+    ("layout", 7),
+    ("tune", 7),
+    ("front", 8),
+    ("forecast", 8),
+    ("budget", 9),
+    ("net", 9),
+    ("eval", 10),
+    ("trainer", 11),
+    ("host_fed", 11),
+];
 
-/// A file inside the CPU or GPU path that the command line may not import.
-fn reaches_inside(dep: &str) -> bool {
-    (dep.starts_with("src/gpu/") || dep.starts_with("src/cpu/")) && !CLI_MAY_IMPORT.contains(&dep)
+/// What the command line may import: the settings and values (`core`),
+/// the reports, the jobs (`run`) and the book's scripts, and of the GPU
+/// path only the device's options and description (`gpu-net devices`).
+const CLI_MAY_IMPORT: [&str; 3] = ["src/gpu/mod.rs", "src/gpu/profile.rs", "src/gpu/adapter.rs"];
+const CLI_MAY_IMPORT_FOLDERS: [&str; 4] = ["core", "report", "run", "book"];
+
+fn rank_of(table: &[(&str, u32)], name: &str) -> Option<u32> {
+    table.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
+}
+
+/// The module of `src/gpu` a file belongs to (`kernels` for `kernels/*`),
+/// or None for the aggregator `src/gpu/mod.rs` and files elsewhere.
+fn gpu_module(file: &str) -> Option<String> {
+    let m = module_of(file);
+    (m.first().map(String::as_str) == Some("gpu") && m.len() > 1).then(|| m[1].clone())
+}
+
+/// Why importing `dep` from `file` breaks a rank, if it does.
+fn against_rank(file: &str, dep: &str) -> Option<String> {
+    let (from, to) = (part(file), part(dep));
+    if from == "lib" || to == "lib" {
+        return None;
+    }
+    if from != to {
+        let (rf, rt) = (rank_of(&RANKS, &from), rank_of(&RANKS, &to));
+        return match (rf, rt) {
+            (Some(a), Some(b)) if b < a => None,
+            _ => Some(format!("{from} → {to} is against the ranks")),
+        };
+    }
+    let (Some(a), Some(b)) = (gpu_module(file), gpu_module(dep)) else {
+        return None;
+    };
+    match (rank_of(&GPU_RANKS, &a), rank_of(&GPU_RANKS, &b)) {
+        _ if a == b => None,
+        (Some(ra), Some(rb)) if rb < ra => None,
+        _ => Some(format!("gpu::{a} → gpu::{b} is against the ranks")),
+    }
+}
+
+/// Whether the command line may import `dep`.
+fn cli_may_import(dep: &str) -> bool {
+    let to = part(dep);
+    to == "cli" || CLI_MAY_IMPORT.contains(&dep) || CLI_MAY_IMPORT_FOLDERS.contains(&to.as_str())
 }
 
 /// Every broken rule, in words.
@@ -247,23 +303,20 @@ fn violations(tree: &Tree) -> Vec<String> {
     let g = graph(tree);
     let mut out = vec![];
     for (file, deps) in &g {
-        let from = part(file);
+        if part(file) == "lib" && file != "src/lib.rs" {
+            out.push(format!("{file} is outside the folders of RANKS"));
+        }
         for dep in deps {
-            let to = part(dep);
-            let forbidden = (from == "cpu" && to == "gpu")
-                || (from == "gpu" && to == "cpu")
-                || (from != "cli" && to == "cli")
-                || (BELOW.contains(&from.as_str()) && COMMANDS.contains(&to.as_str()));
-            if forbidden {
-                out.push(format!("{file} imports {dep}: {from} → {to} is forbidden"));
+            if let Some(why) = against_rank(file, dep) {
+                out.push(format!("{file} imports {dep}: {why}"));
             }
-            if from == "cli" && reaches_inside(dep) {
+            if part(file) == "cli" && !cli_may_import(dep) {
                 out.push(format!(
                     "{file} imports {dep}: the command line reaches the CPU and GPU paths only through the jobs (gpu_net::run) and the device's options"
                 ));
             }
         }
-        if from == "cli" && file != "src/main.rs" {
+        if part(file) == "cli" && file != "src/main.rs" {
             let through_crate = paths_in(&tree[file])
                 .into_iter()
                 .filter(|p| p.starts_with("crate::") && !p.starts_with("crate::cli"))
@@ -322,20 +375,27 @@ fn the_resolver_finds_the_defining_file() {
     let tree = real_tree();
     let at = |file: &str, path: &str| resolve(&tree, file, path, 0);
     assert_eq!(
-        at("src/device.rs", "crate::cpu::CpuTrainer").as_deref(),
+        at("src/run/device.rs", "crate::cpu::CpuTrainer").as_deref(),
         Some("src/cpu/trainer.rs")
     );
     assert_eq!(
-        at("src/cli/train.rs", "gpu_net::checkpoint::Checkpoint").as_deref(),
-        Some("src/checkpoint.rs")
+        at("src/cli/train.rs", "gpu_net::run::checkpoint::Checkpoint").as_deref(),
+        Some("src/run/checkpoint.rs")
     );
     assert_eq!(
         at("src/cli/train.rs", "super::output::Output").as_deref(),
         Some("src/cli/output.rs")
     );
-    assert_eq!(at("src/train.rs", "std::time::Instant"), None);
-    let deps = &graph(&tree)["src/device.rs"];
-    assert!(deps.contains("src/cpu/trainer.rs") && deps.contains("src/train.rs"));
+    assert_eq!(
+        at("src/run/epochs.rs", "crate::run::epoch_loop::Trainer").as_deref(),
+        Some("src/core/trainer.rs"),
+        "through the loop's re-export"
+    );
+    assert_eq!(at("src/run/epoch_loop.rs", "std::time::Instant"), None);
+    let deps = &graph(&tree)["src/run/device.rs"];
+    assert!(deps.contains("src/cpu/trainer.rs") && deps.contains("src/core/trainer.rs"));
+    let gpu = &graph(&tree)["src/gpu/budget.rs"];
+    assert!(gpu.iter().any(|d| d.starts_with("src/gpu/kernels/")));
 }
 
 /// The real tree with `line` added to `file`.
@@ -356,25 +416,40 @@ fn each_rule_fails_on_a_planted_import() {
         ),
         ("src/gpu/layout.rs", "\nuse crate::cpu::Net;\n", "gpu → cpu"),
         (
-            "src/train.rs",
-            "\nuse crate::verify::verify;\n",
-            "train → verify",
+            "src/core/error.rs",
+            "\nuse crate::gpu::GpuError;\n",
+            "core → gpu",
         ),
         (
-            "src/model.rs",
-            "\nuse crate::train::Trainer;\n",
+            "src/run/epoch_loop.rs",
+            "\nuse crate::book::experiment::run;\n",
+            "run → book",
+        ),
+        (
+            "src/core/model.rs",
+            "\nuse crate::core::config::RunConfig;\n",
             "import cycle",
         ),
-        ("src/data.rs", "\nuse crate::cli::run;\n", "data → cli"),
+        ("src/core/data.rs", "\nuse crate::cli::run;\n", "core → cli"),
         (
             "src/cli/eval.rs",
-            "\nuse crate::model::Arch;\n",
+            "\nuse crate::core::model::Arch;\n",
             "as gpu_net::",
         ),
         (
             "src/cpu/layers.rs",
             "\nfn f() { crate::gpu::budget::x(); }\n",
             "cpu → gpu",
+        ),
+        (
+            "src/gpu/kernels/gather.rs",
+            "\nuse crate::gpu::budget::Budget;\n",
+            "gpu::kernels → gpu::budget",
+        ),
+        (
+            "src/gpu/net.rs",
+            "\nuse super::budget::Budget;\n",
+            "gpu::net → gpu::budget",
         ),
         (
             "src/cli/eval.rs",
@@ -394,4 +469,18 @@ fn each_rule_fails_on_a_planted_import() {
             "{line:?} in {file}: expected a violation with {needle:?}, got {v:?}"
         );
     }
+}
+
+#[test]
+fn a_file_outside_the_folders_is_caught() {
+    let mut tree = real_tree();
+    tree.insert(
+        "src/stray.rs".into(),
+        "use crate::core::model::Arch;\n".into(),
+    );
+    let v = violations(&tree);
+    assert!(
+        v.iter().any(|l| l.contains("src/stray.rs is outside")),
+        "{v:?}"
+    );
 }

@@ -2,8 +2,8 @@
 
 mod common;
 
-use gpu_net::bench::{self, BenchConfig, MatmulBench, MatmulForm};
-use gpu_net::model::Arch;
+use gpu_net::core::model::Arch;
+use gpu_net::run::bench::{self, BenchConfig, MatmulBench, MatmulForm};
 
 #[test]
 fn flop_count_follows_the_products_a_step_runs() {
@@ -49,7 +49,7 @@ fn short_run_reports_every_field_consistently() {
         ..Default::default()
     };
     let report = bench::run(
-        &gpu_net::device::Device::Gpu(ctx.clone()),
+        &gpu_net::run::device::Device::Gpu(ctx.clone()),
         common::mnist(),
         &cfg,
         &mut |_| {},

@@ -10,17 +10,17 @@
 
 mod common;
 
-use gpu_net::compare::{Tolerance, diff, widen};
+use gpu_net::core::compare::{Tolerance, diff, widen};
+use gpu_net::core::dropout_mask::{keep, layer_key};
+use gpu_net::core::optim::{Optimizer, OptimizerKind};
 use gpu_net::cpu::layers::{BN_EPS, BN_MOMENTUM};
 use gpu_net::cpu::{BatchNormalization, Dropout, OptimizerState};
-use gpu_net::dropout_mask::{keep, layer_key};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{
     BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, OptimizerBuffers,
     OptimizerKernel, Slice,
 };
 use gpu_net::gpu::layout::padded;
-use gpu_net::optim::{Optimizer, OptimizerKind};
 
 /// (rows, features): batches from 2 up, features from 1 to 784.
 const SHAPES: &[(usize, usize)] = &[

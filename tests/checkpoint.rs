@@ -7,9 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gpu_net::checkpoint::Checkpoint;
 use gpu_net::cpu::CpuTrainer;
-use gpu_net::train::{Split, Trainer};
+use gpu_net::run::checkpoint::Checkpoint;
+use gpu_net::run::epoch_loop::{Split, Trainer};
 
 fn gpu_net(args: &[&str]) -> Output {
     common::run_cli(args)
@@ -150,10 +150,10 @@ fn checkpoint_round_trips_and_numpy_can_read_the_book_names() {
 
 /// A valid checkpoint's bytes, written by the library.
 fn sample() -> (Checkpoint, Vec<u8>) {
-    let arch = gpu_net::model::Arch::mlp(784, &[8], 10)
+    let arch = gpu_net::core::model::Arch::mlp(784, &[8], 10)
         .unwrap()
         .with_batchnorm(true);
-    let params = gpu_net::model::Params::init(&arch, 1);
+    let params = gpu_net::core::model::Params::init(&arch, 1);
     // State in the tensors; the arena's padding between them is always 0.
     let state = |v: f64| {
         let mut s = vec![0.0; params.values.len()];
@@ -165,7 +165,7 @@ fn sample() -> (Checkpoint, Vec<u8>) {
     let optimizer_state = vec![state(0.25), state(0.5)];
     let ck = common::checkpoint(
         params,
-        gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam),
+        gpu_net::core::optim::Optimizer::new(gpu_net::core::optim::OptimizerKind::Adam),
         optimizer_state,
         0.0,
         false,
@@ -668,7 +668,7 @@ fn eval_refuses_a_broken_model_naming_it() {
 
 #[test]
 fn eval_of_weights_that_overflow_is_a_failure_not_a_number() {
-    use gpu_net::model::{Arch, Params};
+    use gpu_net::core::model::{Arch, Params};
     // Each value passes the reader's check (its square fits f32), but 20
     // layers of them multiply past f64's range.
     let arch = Arch::mlp(784, &[1; 20], 10).unwrap();
@@ -687,7 +687,7 @@ fn eval_of_weights_that_overflow_is_a_failure_not_a_number() {
 
 #[test]
 fn the_deepest_network_the_limits_allow_writes_a_checkpoint_that_reads() {
-    use gpu_net::model::MAX_HIDDEN_LAYERS;
+    use gpu_net::core::model::MAX_HIDDEN_LAYERS;
     let ck = common::deepest_checkpoint();
     let d = dir("deep");
     let path = d.join("deep.safetensors");
@@ -715,7 +715,7 @@ fn small_mnist(d: &Path, n: u32) -> PathBuf {
     use std::io::{Read, Write};
     let out = d.join("small");
     std::fs::create_dir_all(&out).unwrap();
-    let bundled = gpu_net::data::bundled_dir();
+    let bundled = gpu_net::core::data::bundled_dir();
     for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
         std::fs::copy(bundled.join(name), out.join(name)).unwrap();
     }
@@ -786,7 +786,7 @@ fn settings_that_come_from_the_checkpoint_say_so() {
     );
     // A checkpoint of Batch Normalization at batch 1 (which train refuses
     // to start): the batch is named as the checkpoint's, not as a flag.
-    use gpu_net::model::{Arch, Params};
+    use gpu_net::core::model::{Arch, Params};
     let arch = Arch::mlp(784, &[4], 10).unwrap().with_batchnorm(true);
     let mut bn = common::sgd_checkpoint(Params::init(&arch, 1));
     bn.config.batch = 1;

@@ -228,15 +228,20 @@ fn cpu_train_json_is_one_object_on_stdout() {
     // The numbers are the book's run of 20 iterations (seed 0), as the
     // library trains it: the same bits.
     let data = common::mnist();
-    let arch = gpu_net::model::Arch::mlp(784, &[50], 10).unwrap();
-    let rule = gpu_net::optim::StepRule::default();
-    let mut cpu =
-        gpu_net::cpu::CpuTrainer::new(&arch, gpu_net::model::Params::init(&arch, 0), data, &rule);
-    let cfg = gpu_net::train::TrainConfig {
+    let arch = gpu_net::core::model::Arch::mlp(784, &[50], 10).unwrap();
+    let rule = gpu_net::core::optim::StepRule::default();
+    let mut cpu = gpu_net::cpu::CpuTrainer::new(
+        &arch,
+        gpu_net::core::model::Params::init(&arch, 0),
+        data,
+        &rule,
+    );
+    let cfg = gpu_net::run::epoch_loop::TrainConfig {
         iters: 20,
         ..Default::default()
     };
-    let s = gpu_net::train::train(&mut cpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
+    let s =
+        gpu_net::run::epoch_loop::train(&mut cpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
     assert_eq!(v["final_loss"].as_f64(), Some(s.final_loss));
     assert_eq!(v["train_accuracy"].as_f64(), Some(s.train_accuracy));
     assert_eq!(v["test_accuracy"].as_f64(), Some(s.test_accuracy));

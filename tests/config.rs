@@ -2,11 +2,11 @@
 //! view of it, not a hand list): every field differs in `other()`, survives
 //! a checkpoint, and a contradicting value given on resume is refused.
 
-use gpu_net::checkpoint::Checkpoint;
-use gpu_net::config::{ConfigError, MAY_DIFFER_ON_RESUME, RunConfig};
-use gpu_net::conv::ConvFront;
-use gpu_net::model::{Init, Params};
-use gpu_net::optim::{Optimizer, OptimizerKind};
+use gpu_net::core::config::{ConfigError, MAY_DIFFER_ON_RESUME, RunConfig};
+use gpu_net::core::conv::ConvFront;
+use gpu_net::core::model::{Init, Params};
+use gpu_net::core::optim::{Optimizer, OptimizerKind};
+use gpu_net::run::checkpoint::Checkpoint;
 
 /// A configuration with every field away from its default (a network no
 /// run could have: a SimpleConvNet has no Batch Normalization or Dropout;

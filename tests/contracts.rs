@@ -3,24 +3,23 @@
 //! each field's name, offset and type, Rust's from `offset_of!` and WGSL's
 //! from naga's layout), the matmul epilogue codes (the Rust enum against the
 //! shaders' `const`s), each kernel's declared bindings (name, number and
-//! access, against naga's reading of every module compiled with them), and
-//! that `src/gpu` imports in one direction. Each
+//! access, against naga's reading of every module compiled with them). Each
 //! check also has a test that plants a fault and asserts the check reports it.
+//! (The direction of imports, `src/gpu`'s included, is `architecture.rs`'s.)
 //!
 //! Needs no GPU except `a_uniform_binding_is_sized`.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
+use gpu_net::core::optim::OptimizerKind;
 use gpu_net::gpu::dispatch::StructLayout;
 use gpu_net::gpu::kernels::matmul::{EPILOGUE_CODES, modules as matmul_modules};
 use gpu_net::gpu::kernels::optimizer::{RULE_CODES, SOURCE as OPTIMIZER_SOURCE, rule_code};
 use gpu_net::gpu::kernels::{
     Access, BindingContract, Slot, StructContract, binding_contracts, struct_contracts,
 };
-use gpu_net::optim::OptimizerKind;
 use naga::{Scalar, ScalarKind, TypeInner};
 
 fn parse(source: &str) -> Result<naga::Module, String> {
@@ -441,134 +440,6 @@ fn optimizer_rule_codes_match_the_shader() {
     assert_ne!(planted, OPTIMIZER_SOURCE, "the edit applied");
     let e = check_codes(&planted, &RULE_CODES).expect_err("ADAM changed");
     assert_eq!(e, "ADAM: 4 in WGSL, 5 in Rust");
-}
-
-/// The files of `src/gpu` in import order: each may import only those of a
-/// lower rank (budget and net share one, as trainer and host_fed do:
-/// neither of a pair imports the other).
-const ORDER: &[(&str, u32)] = &[
-    ("error", 0),
-    ("adapter", 1),
-    ("profile", 1),
-    ("cost", 2),
-    ("plan", 3),
-    ("context", 4),
-    ("dispatch", 5),
-    ("kernels", 6),
-    ("layout", 7),
-    ("tune", 7),
-    ("front", 8),
-    ("forecast", 8),
-    ("budget", 9),
-    ("net", 9),
-    ("eval", 10),
-    ("trainer", 11),
-    ("host_fed", 11),
-];
-
-/// The module of `src/gpu` a file belongs to: `kernels` for `kernels/*`.
-fn module_of(path: &Path, gpu: &Path) -> String {
-    let rel = path.strip_prefix(gpu).unwrap();
-    let first = rel
-        .components()
-        .next()
-        .unwrap()
-        .as_os_str()
-        .to_string_lossy();
-    first.trim_end_matches(".rs").to_string()
-}
-
-/// Every `.rs` file under `dir`, at any depth.
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// (importer, imported) for every `crate::gpu::X` or `super::X` path in the
-/// code (not the comments) of `src/gpu`'s files at any depth, other than
-/// `src/gpu/mod.rs`; a file in a folder belongs to the folder's module.
-fn gpu_edges() -> BTreeSet<(String, String)> {
-    let gpu = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu");
-    let mut files = vec![];
-    rust_files(&gpu, &mut files);
-    let mut edges = BTreeSet::new();
-    for path in files {
-        let from = module_of(&path, &gpu);
-        let top_level = path.parent() == Some(gpu.as_path());
-        if from == "mod" {
-            continue; // the aggregator: it names its children
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for line in text.lines() {
-            let code = line.split("//").next().unwrap();
-            let mut prefixes = vec!["crate::gpu::", "super::super::"];
-            if top_level {
-                prefixes.push("super::");
-            }
-            for prefix in prefixes {
-                for (i, _) in code.match_indices(prefix) {
-                    let rest = &code[i + prefix.len()..];
-                    let name: String = rest
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    let is_module = rest[name.len()..].starts_with("::");
-                    if is_module && name != from && !(prefix == "super::" && name == "super") {
-                        edges.insert((from.clone(), name));
-                    }
-                }
-            }
-        }
-    }
-    edges
-}
-
-/// The edges that go against [`ORDER`] (or name a module it lacks).
-fn against_order(edges: &BTreeSet<(String, String)>) -> Vec<String> {
-    let rank = |m: &str| ORDER.iter().find(|(n, _)| *n == m).map(|(_, r)| *r);
-    edges
-        .iter()
-        .filter(|(a, b)| match (rank(a), rank(b)) {
-            (Some(ra), Some(rb)) => rb >= ra,
-            _ => true,
-        })
-        .map(|(a, b)| format!("{a} imports {b}"))
-        .collect()
-}
-
-#[test]
-fn gpu_modules_import_one_way() {
-    let edges = gpu_edges();
-    for (a, b) in &edges {
-        eprintln!("{a} -> {b}");
-    }
-    assert!(
-        edges.contains(&("context".into(), "adapter".into())),
-        "the scan sees imports"
-    );
-    assert!(
-        edges.contains(&("budget".into(), "kernels".into())),
-        "the scan sees imports"
-    );
-    let wrong = against_order(&edges);
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-#[test]
-fn an_import_against_the_order_is_caught() {
-    let mut edges = gpu_edges();
-    edges.insert(("kernels".into(), "budget".into()));
-    edges.insert(("net".into(), "budget".into()));
-    assert_eq!(
-        against_order(&edges),
-        ["kernels imports budget", "net imports budget"]
-    );
 }
 
 /// The uniform entry of a kernel's layout gives its struct's size, so a

@@ -11,7 +11,7 @@
 
 mod common;
 
-use gpu_net::conv::{ImageShape, Slide, Window};
+use gpu_net::core::conv::{ImageShape, Slide, Window};
 use gpu_net::cpu::conv::{Convolution, Pooling, col2im, im2col, nchw_to_nhwc, nhwc_to_nchw};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{

@@ -6,11 +6,11 @@
 //! within 1.25. A model with one constant wrong is shown to fail the same
 //! check. No GPU needed.
 
-use gpu_net::conv::ConvFront;
+use gpu_net::core::conv::ConvFront;
+use gpu_net::core::model::Arch;
 use gpu_net::gpu::DeviceProfile;
 use gpu_net::gpu::cost::{CostModel, H200};
 use gpu_net::gpu::forecast::as_measured;
-use gpu_net::model::Arch;
 use serde_json::Value;
 
 const RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/h200-2026-12-04");

@@ -7,14 +7,14 @@
 mod alloc_meter;
 mod common;
 
-use gpu_net::checkpoint::Checkpoint;
+use gpu_net::core::model::{Arch, Init, Params};
+use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::cpu::CpuTrainer;
 use gpu_net::cpu::memory::{training_bytes, verify_bytes};
 use gpu_net::cpu::numerical::numerical_gradient;
 use gpu_net::cpu::{Labels, Net};
-use gpu_net::model::{Arch, Init, Params};
-use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
-use gpu_net::train::{Sampler, Split, Trainer};
+use gpu_net::run::checkpoint::Checkpoint;
+use gpu_net::run::epoch_loop::{Sampler, Split, Trainer};
 
 fn arch(hidden: &[usize], bn: bool, dropout: f32) -> Arch {
     Arch::mlp(784, hidden, 10)
@@ -28,7 +28,7 @@ fn arch(hidden: &[usize], bn: bool, dropout: f32) -> Arch {
 fn the_estimates_bound_the_cpu_paths_peak_within_a_factor_of_2_5() {
     // A test split of one evaluation chunk: the same peak, a tenth of the time.
     let full = common::mnist();
-    let data = &gpu_net::data::Mnist {
+    let data = &gpu_net::core::data::Mnist {
         train: full.train.first(10_000),
         test: full.test.first(gpu_net::cpu::memory::EVAL_ROWS),
     };
@@ -62,7 +62,7 @@ fn the_estimates_bound_the_cpu_paths_peak_within_a_factor_of_2_5() {
             t.evaluate(Split::Test).unwrap();
             let ck = Checkpoint {
                 params: t.params().unwrap(),
-                config: gpu_net::config::RunConfig {
+                config: gpu_net::core::config::RunConfig {
                     hidden: arch.hidden().to_vec(),
                     batchnorm: arch.batchnorm,
                     dropout: arch.dropout,

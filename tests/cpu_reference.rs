@@ -3,13 +3,13 @@
 
 mod common;
 
-use gpu_net::compare::{Tolerance, diff, diff_where};
+use gpu_net::core::compare::{Tolerance, diff, diff_where};
+use gpu_net::core::model::{Arch, Params, Tensor};
+use gpu_net::core::optim::StepRule;
 use gpu_net::cpu::CpuTrainer;
 use gpu_net::cpu::numerical::{NumericalGradient, all_elements};
 use gpu_net::cpu::{Labels, Net, SoftmaxWithLoss, numerical_gradient};
-use gpu_net::model::{Arch, Params, Tensor};
-use gpu_net::optim::StepRule;
-use gpu_net::train::{self, TrainConfig};
+use gpu_net::run::epoch_loop::{self, TrainConfig};
 
 /// Absolute floor of the relative error. The central difference itself is
 /// only good to about ε64·|loss|/h ≈ 2.2e-16·2.3/1e-4 ≈ 5e-12 absolute, so a
@@ -178,7 +178,7 @@ fn three_hundred_iterations_pass_85_percent() {
         iters: 300,
         ..Default::default()
     };
-    let s = train::train(&mut trainer, data.train.len(), &cfg, 100, &mut |_| {}).unwrap();
+    let s = epoch_loop::train(&mut trainer, data.train.len(), &cfg, 100, &mut |_| {}).unwrap();
     assert!(s.test_accuracy > 0.85, "test accuracy {}", s.test_accuracy);
 }
 
@@ -191,7 +191,7 @@ fn book_configuration_reaches_96_5_percent() {
     let data = common::mnist();
     let arch = Arch::mlp(784, &[50], 10).unwrap();
     let mut trainer = CpuTrainer::new(&arch, Params::init(&arch, 0), data, &StepRule::default());
-    let s = train::train(
+    let s = epoch_loop::train(
         &mut trainer,
         data.train.len(),
         &TrainConfig::default(),
@@ -243,7 +243,7 @@ fn a_seed_gives_these_exact_initial_weights() {
     // Pinned, so "a seed means the same weights on every platform and
     // version" is checked: ChaCha8, rand_distr's normal, the draw order
     // (W1 row by row, then W2, ...) and the f32 rounding all show here.
-    use gpu_net::model::Init;
+    use gpu_net::core::model::Init;
     let book = Arch::mlp(784, &[50], 10).unwrap();
     let p = Params::init(&book, 0);
     let t = book.tensors();

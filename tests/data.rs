@@ -7,7 +7,7 @@ mod alloc_meter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gpu_net::data::{self, DataError, read_idx, read_idx_limited, write_idx};
+use gpu_net::core::data::{self, DataError, read_idx, read_idx_limited, write_idx};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gpu-net-test-{}-{name}", std::process::id()));

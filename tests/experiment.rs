@@ -4,8 +4,8 @@
 
 mod common;
 
-use gpu_net::device::Device;
-use gpu_net::experiment::{Experiment, ExperimentConfig, run};
+use gpu_net::book::experiment::{Experiment, ExperimentConfig, run};
+use gpu_net::run::device::Device;
 
 fn device() -> Device {
     common::gpu().map_or(Device::Cpu, Device::Gpu)
@@ -14,7 +14,7 @@ fn device() -> Device {
 fn short(
     which: Experiment,
     cfg: ExperimentConfig,
-) -> (Vec<String>, gpu_net::experiment::ExperimentReport) {
+) -> (Vec<String>, gpu_net::book::experiment::ExperimentReport) {
     let mut lines = Vec::new();
     let r = run(which, &device(), common::mnist(), &cfg, &mut |l| {
         lines.push(l)

@@ -6,11 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use gpu_net::data::{Dataset, Mnist};
+use gpu_net::core::data::{Dataset, Mnist};
+use gpu_net::core::model::{Arch, Params};
+use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{GpuContext, GpuError, GpuEvaluator, GpuOptions, GpuTrainer};
-use gpu_net::model::{Arch, Params};
-use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
 
 /// A context of its own: `allocated()` counts only this test's buffers.
 fn own_context() -> Option<Arc<GpuContext>> {
@@ -130,7 +130,7 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
         ),
         // The book's SimpleConvNet: im2col's columns are its largest buffer.
         (
-            Arch::simple_convnet(gpu_net::conv::ConvFront::book(), &[100], 10).unwrap(),
+            Arch::simple_convnet(gpu_net::core::conv::ConvFront::book(), &[100], 10).unwrap(),
             StepRule::default(),
             30,
         ),
@@ -193,13 +193,15 @@ fn the_evaluator_matches_a_trainers_evaluation_without_its_buffers() {
         let before = ctx.allocated();
         let mut trainer = GpuTrainer::new(ctx.clone(), &params, data, 2, 1, 0.1, &rule).unwrap();
         let trainer_bytes = ctx.allocated() - before;
-        let want = gpu_net::eval::evaluate(&mut trainer, &data.test.labels, 10, "m").unwrap();
+        let want =
+            gpu_net::run::evaluation::evaluate(&mut trainer, &data.test.labels, 10, "m").unwrap();
         drop(trainer);
 
         let before = ctx.allocated();
         let mut evaluator = GpuEvaluator::new(ctx.clone(), &params, &data.test).unwrap();
         let made = ctx.allocated() - before;
-        let got = gpu_net::eval::evaluate(&mut evaluator, &data.test.labels, 10, "m").unwrap();
+        let got =
+            gpu_net::run::evaluation::evaluate(&mut evaluator, &data.test.labels, 10, "m").unwrap();
         assert_eq!(got.loss.to_bits(), want.loss.to_bits(), "{:?}", arch.sizes);
         assert_eq!(got.accuracy.to_bits(), want.accuracy.to_bits());
         assert_eq!(got.confusion, want.confusion);

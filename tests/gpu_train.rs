@@ -3,16 +3,16 @@
 
 mod common;
 
-use gpu_net::compare::{Tolerance, diff};
-use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
+use gpu_net::core::compare::{Tolerance, diff};
+use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use std::sync::Arc;
 
+use gpu_net::core::data::{Dataset, Mnist};
+use gpu_net::core::model::{Arch, Params};
 use gpu_net::cpu::CpuTrainer;
-use gpu_net::data::{Dataset, Mnist};
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{GpuContext, GpuOptions, GpuTrainer};
-use gpu_net::model::{Arch, Params};
-use gpu_net::train::{self, Sampler, Split, TrainConfig, Trainer};
+use gpu_net::run::epoch_loop::{self, Sampler, Split, TrainConfig, Trainer};
 
 /// Max over a tensor of |gpu - cpu| / max(|cpu|, FLOOR). Weights are
 /// O(1e-2). Biases start at 0 and after one step are -lr·Σrows dY, a sum of
@@ -61,7 +61,7 @@ pub fn both_paths_with(
     steps: usize,
     seed: u64,
     batch: usize,
-) -> Vec<(String, gpu_net::compare::Diff)> {
+) -> Vec<(String, gpu_net::core::compare::Diff)> {
     let data = common::mnist();
     let params = Params::init(arch, seed);
     let mut sampler = Sampler::new(seed, data.train.len());
@@ -171,7 +171,7 @@ fn same_seed_gives_bit_identical_parameters() {
             seed: 9,
             ..Default::default()
         };
-        let s = train::train(&mut gpu, data.train.len(), &cfg, 40, &mut |_| {}).unwrap();
+        let s = epoch_loop::train(&mut gpu, data.train.len(), &cfg, 40, &mut |_| {}).unwrap();
         (gpu.params().unwrap(), s.final_loss, s.test_accuracy)
     };
     let (a, b) = (run(), run());
@@ -203,7 +203,7 @@ fn six_hundred_gpu_iterations_pass_90_percent() {
         iters: 600,
         ..Default::default()
     };
-    let s = train::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
+    let s = epoch_loop::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
     assert!(s.test_accuracy > 0.90, "test accuracy {}", s.test_accuracy);
 }
 
@@ -455,7 +455,7 @@ fn stepwise_with(
                 .filter(|u| u.name.trim_start_matches(|c: char| !c.is_ascii_digit()) == layer)
                 .flat_map(|u| g.tensor(u).iter())
                 .fold(0.0f64, |m, v| m.max(v.abs()));
-            let d = 16.0 * 785f64.sqrt() * gpu_net::compare::EPS_F32 * scale;
+            let d = 16.0 * 785f64.sqrt() * gpu_net::core::compare::EPS_F32 * scale;
             delta[tensor.range()].fill(d);
         }
         let nudged = |sign: f64| {
@@ -527,7 +527,7 @@ fn stepwise_with(
                 atol: STEP_TOLERANCE.atol + sens[i],
                 rtol: STEP_TOLERANCE.rtol,
             };
-            let d = gpu_net::compare::diff_each(&a, &b, tol, FLOOR, |_| true);
+            let d = gpu_net::core::compare::diff_each(&a, &b, tol, FLOOR, |_| true);
             if !d.ok() {
                 failures.push(format!(
                     "step {step}: {name} {:.3e} ({} elements, first {:?})",
@@ -647,7 +647,7 @@ fn every_optimizer_trains_the_book_network_past_93_percent_in_2000_iterations() 
             lr,
             ..Default::default()
         };
-        let s = train::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
+        let s = epoch_loop::train(&mut gpu, data.train.len(), &cfg, 32, &mut |_| {}).unwrap();
         results.push((kind, s.test_accuracy));
     }
     eprintln!("{results:?}");
@@ -839,7 +839,7 @@ fn a_submission_never_carries_more_indices_than_the_limit() {
         &StepRule::default(),
     )
     .unwrap();
-    let slots = gpu_net::limits::MAX_INDICES_PER_SUBMIT / batch;
+    let slots = gpu_net::core::limits::MAX_INDICES_PER_SUBMIT / batch;
     assert_eq!((gpu.step().slots, slots), (64, 64));
     assert_eq!(gpu.step().idx.size(), (slots * batch * 4) as u64);
 }
@@ -864,7 +864,7 @@ fn each_epochs_training_loss_agrees_with_the_cpus() {
     let rule = StepRule::default();
     let run = |trainer: &mut dyn Trainer| {
         let mut reports = Vec::new();
-        train::train(trainer, data.train.len(), &cfg, 8, &mut |r| {
+        epoch_loop::train(trainer, data.train.len(), &cfg, 8, &mut |r| {
             reports.push(r.clone())
         })
         .unwrap();

@@ -6,19 +6,19 @@
 
 mod common;
 
-use gpu_net::book_trainer::{BookTrainerConfig, train_book};
+use gpu_net::book::trainer::{BookTrainerConfig, train_book};
+use gpu_net::core::model::{Arch, Params};
+use gpu_net::core::optim::StepRule;
 use gpu_net::cpu::Net;
 use gpu_net::cpu::layers::Labels;
 use gpu_net::gpu::{Form, GpuTrainer, HostFedNet};
-use gpu_net::model::{Arch, Params};
-use gpu_net::optim::StepRule;
-use gpu_net::train::{Sampler, Trainer};
+use gpu_net::run::epoch_loop::{Sampler, Trainer};
 
 /// GPU gradient (f32) and CPU gradient (f64) of one batch of values in
 /// [-1, 1), for `arch`; the worst difference over the arena.
 fn host_fed_gradient_gap(arch: &Arch, rows: usize, scale_b2: f64) -> Option<f64> {
     let ctx = common::gpu()?;
-    let mut p = Params::init_with(arch, gpu_net::model::Init::Std(0.3), 4);
+    let mut p = Params::init_with(arch, gpu_net::core::model::Init::Std(0.3), 4);
     let last = arch.tensors().last().unwrap().clone();
     for v in &mut p.values[last.range()] {
         *v = scale_b2; // a bias that is not zero
@@ -100,7 +100,7 @@ fn host_fed_logits_follow_written_parameters() {
 #[test]
 fn the_loss_log_keeps_a_runs_bits_and_logs_each_step() {
     let Some(ctx) = common::gpu() else { return };
-    let data = gpu_net::data::Mnist {
+    let data = gpu_net::core::data::Mnist {
         train: common::mnist().train.first(1000),
         test: common::mnist().test.first(500),
     };

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use gpu_net::checkpoint::Checkpoint;
+use gpu_net::run::checkpoint::Checkpoint;
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gpu-net-int-{name}-{}", std::process::id()));

@@ -7,7 +7,7 @@
 
 mod common;
 
-use gpu_net::compare::{EPS_F32, Tolerance, diff};
+use gpu_net::core::compare::{EPS_F32, Tolerance, diff};
 use gpu_net::cpu::matmul::matmul;
 use gpu_net::cpu::net::correct_count;
 use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};

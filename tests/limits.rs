@@ -1,7 +1,9 @@
 //! The limits' arithmetic: sizes as the variables take them, counts as the
 //! flags take them, and how many steps a submission records.
 
-use gpu_net::limits::{MAX_INDICES_PER_SUBMIT, count, parse_size, steps_per_call, submit_slots};
+use gpu_net::core::limits::{
+    MAX_INDICES_PER_SUBMIT, count, parse_size, steps_per_call, submit_slots,
+};
 
 #[test]
 fn sizes_take_bytes_and_binary_suffixes() {

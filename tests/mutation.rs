@@ -21,10 +21,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use flate2::read::{GzDecoder, MultiGzDecoder};
-use gpu_net::checkpoint::{Checkpoint, state_names};
-use gpu_net::data::{self, read_idx_bytes};
-use gpu_net::model::{Arch, Params};
-use gpu_net::optim::{Optimizer, OptimizerKind};
+use gpu_net::core::data::{self, read_idx_bytes};
+use gpu_net::core::model::{Arch, Params};
+use gpu_net::core::optim::{Optimizer, OptimizerKind};
+use gpu_net::run::checkpoint::{Checkpoint, state_names};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -330,7 +330,7 @@ fn corrupted_idx_folders_load_correctly_or_are_refused() {
                     }
                 }
                 Ok(Ok(m)) => {
-                    let consistent = |s: &gpu_net::data::Dataset| {
+                    let consistent = |s: &gpu_net::core::data::Dataset| {
                         s.images.len() == s.len() * s.pixels()
                             && s.labels.iter().all(|&l| l < 10)
                             && !s.is_empty()

@@ -126,14 +126,14 @@ fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
     let (status, err) = train_with_streams_closed(&path, &[], false);
     assert!(status.success(), "{status:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
+    let ck = gpu_net::run::checkpoint::Checkpoint::read(&path).unwrap();
     assert_eq!(ck.iterations, 200);
     // With --json the human lines go to stderr: a reader gone from both
     // streams stops the lines, not the run.
     std::fs::remove_file(&path).unwrap();
     let (status, _) = train_with_streams_closed(&path, &["--json"], true);
     assert!(status.success(), "{status:?} with stdout and stderr closed");
-    let ck = gpu_net::checkpoint::Checkpoint::read(&path).unwrap();
+    let ck = gpu_net::run::checkpoint::Checkpoint::read(&path).unwrap();
     assert_eq!(ck.iterations, 200);
     // A full disk is a failure, said.
     let full = std::fs::File::create("/dev/full").unwrap();
@@ -285,7 +285,7 @@ fn a_save_through_a_symbolic_link_writes_its_target() {
             .is_symlink()
     };
     assert!(is_link(&link), "the link became a file");
-    let ck = gpu_net::checkpoint::Checkpoint::read(&target).unwrap();
+    let ck = gpu_net::run::checkpoint::Checkpoint::read(&target).unwrap();
     assert_eq!(ck.iterations, 4);
     let dangling = d.join("dangling.st");
     std::os::unix::fs::symlink("new.st", &dangling).unwrap();
@@ -404,7 +404,7 @@ fn a_binary_copied_out_of_its_checkout_finds_its_data_or_says_where_it_looked() 
     }
     let o = run(&train);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let ck = gpu_net::checkpoint::Checkpoint::read(&work.join("m.st")).unwrap();
+    let ck = gpu_net::run::checkpoint::Checkpoint::read(&work.join("m.st")).unwrap();
     let recorded = PathBuf::from(ck.config.data.unwrap());
     assert_eq!(recorded, looked.canonicalize().unwrap());
     // eval reads only the test set: the training files may be absent.
@@ -442,7 +442,7 @@ fn a_long_save_name_and_a_link_loop_in_the_data_folder() {
     let name = format!("{}.st", "n".repeat(249));
     let path = d.join(&name);
     save_a_run(&path);
-    assert!(gpu_net::checkpoint::Checkpoint::read(&path).is_ok());
+    assert!(gpu_net::run::checkpoint::Checkpoint::read(&path).is_ok());
     // A symbolic link that points at itself where a data file belongs.
     let data = d.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -480,7 +480,7 @@ fn a_checkpoint_that_could_not_be_replaced_is_refused_before_training() {
         s(&theirs),
     ]);
     c.uid(1002).gid(1002).current_dir(&d).env("HOME", &d);
-    c.arg("--data").arg(gpu_net::data::bundled_dir());
+    c.arg("--data").arg(gpu_net::core::data::bundled_dir());
     let o = finish(c);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),

@@ -2,6 +2,7 @@
 //! profile of a 132-unit GPU (an NVIDIA H200) and of a 2-core CPU adapter
 //! (lavapipe on the development machine). No GPU needed.
 
+use gpu_net::core::model::Arch;
 use gpu_net::gpu::DeviceProfile;
 use gpu_net::gpu::MatmulAlgo;
 use gpu_net::gpu::cost::{H200, Tile};
@@ -9,7 +10,6 @@ use gpu_net::gpu::layout::step_products;
 use gpu_net::gpu::plan::{
     MatmulPlan, MatmulShape, SOFTMAX_MAX_GROUPS, SplitK, plan_product, plan_softmax, plan_tiled,
 };
-use gpu_net::model::Arch;
 
 fn h200() -> DeviceProfile {
     DeviceProfile::discrete(132)

@@ -160,7 +160,7 @@ fn lines_of(svg: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn one_epoch_long_names_and_the_legend_are_drawn_as_they_are() {
-    use gpu_net::plot::{Curves, draw};
+    use gpu_net::report::plot::{Curves, draw};
     let d = std::env::temp_dir().join(format!("gpu-net-plot-one-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let out = d.join("one.svg");

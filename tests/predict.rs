@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use gpu_net::checkpoint::Checkpoint;
+use gpu_net::run::checkpoint::Checkpoint;
 use image::{GrayImage, Luma};
 
 fn gpu_net(args: &[&str]) -> Output {
@@ -122,8 +122,8 @@ fn user_made_pngs_are_classified_as_eval_classifies_the_originals() {
     // whose two likeliest classes are within 0.5 of each other.
     for (i, (g, w)) in got_user.iter().zip(&want).enumerate() {
         if g != w {
-            let p = gpu_net::predict::probabilities(&logits[i * 10..(i + 1) * 10]);
-            let r = gpu_net::predict::ranked(&p);
+            let p = gpu_net::report::predict::probabilities(&logits[i * 10..(i + 1) * 10]);
+            let r = gpu_net::report::predict::ranked(&p);
             eprintln!(
                 "image {i}: eval {w}, user form {g}; original's top two {:.3} {:.3}",
                 p[r[0]], p[r[1]]
@@ -148,7 +148,7 @@ fn prepare_recentres_and_inverts() {
             page.put_pixel(x, y, Luma([10]));
         }
     }
-    let px = gpu_net::predict::prepare(&page).unwrap();
+    let px = gpu_net::report::predict::prepare(&page).unwrap();
     let rows: Vec<usize> = (0..28)
         .filter(|&y| px[y * 28..(y + 1) * 28].iter().any(|&v| v > 128))
         .collect();
@@ -165,7 +165,9 @@ fn prepare_recentres_and_inverts() {
         sx / sum,
         sy / sum
     );
-    assert!(gpu_net::predict::prepare(&GrayImage::from_pixel(30, 30, Luma([255]))).is_err());
+    assert!(
+        gpu_net::report::predict::prepare(&GrayImage::from_pixel(30, 30, Luma([255]))).is_err()
+    );
 }
 
 #[test]

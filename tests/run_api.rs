@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use gpu_net::device::{Device, DeviceChoice};
+use gpu_net::run::device::{Device, DeviceChoice};
+use gpu_net::run::epoch_loop::{EpochReport, Split};
 use gpu_net::run::{TrainOutcome, TrainPlan, TrainReport, TrainRequest};
-use gpu_net::train::{EpochReport, Split};
 
 /// Everything the run told it.
 #[derive(Default)]
@@ -106,7 +106,7 @@ fn a_run_tells_its_report_and_writes_its_checkpoint() {
         "{:?}",
         rec.lines
     );
-    let ck = gpu_net::checkpoint::Checkpoint::read(&save).unwrap();
+    let ck = gpu_net::run::checkpoint::Checkpoint::read(&save).unwrap();
     assert_eq!(ck.iterations, 5);
 }
 
@@ -147,10 +147,11 @@ fn a_request_that_cannot_mean_anything_is_a_usage_error() {
 /// work is not (1), and a context keeps what it wraps.
 #[test]
 fn an_error_is_a_usage_error_by_its_kind() {
+    use gpu_net::core::data::DataError;
+    use gpu_net::core::error::{Context, Error};
+    use gpu_net::core::limits::BadSize;
     use gpu_net::cpu::memory::MemoryError;
-    use gpu_net::data::DataError;
-    use gpu_net::error::{Context, Error, is_usage};
-    use gpu_net::limits::BadSize;
+    use gpu_net::run::is_usage;
     let size = || BadSize {
         var: "GPU_NET_MEMORY_LIMIT",
         value: "lots".into(),

@@ -6,15 +6,15 @@
 
 mod common;
 
-use gpu_net::compare::{Tolerance, diff};
-use gpu_net::conv::ConvFront;
+use gpu_net::core::compare::{Tolerance, diff};
+use gpu_net::core::conv::ConvFront;
+use gpu_net::core::data::{Dataset, Mnist};
+use gpu_net::core::model::{Arch, Init, Params};
+use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::cpu::{CpuTrainer, Labels, Net};
-use gpu_net::data::{Dataset, Mnist};
 use gpu_net::gpu::GpuTrainer;
-use gpu_net::model::{Arch, Init, Params};
-use gpu_net::optim::{Optimizer, OptimizerKind, StepRule};
-use gpu_net::train::{Sampler, Trainer};
-use gpu_net::verify::gpu_gradient;
+use gpu_net::run::epoch_loop::{Sampler, Trainer};
+use gpu_net::run::gradient_check::gpu_gradient;
 
 fn gradient_check_arch() -> Arch {
     let front = ConvFront {
@@ -346,15 +346,15 @@ fn verify_convnet(
     train: &Dataset,
     (batch, init): (usize, Init),
     tamper: Option<&dyn Fn(&mut Params)>,
-) -> Option<gpu_net::verify::VerifyReport> {
+) -> Option<gpu_net::run::gradient_check::VerifyReport> {
     let ctx = common::gpu()?;
-    let cfg = gpu_net::verify::VerifyConfig {
+    let cfg = gpu_net::run::gradient_check::VerifyConfig {
         batch,
         init,
         seed: 3,
         ..Default::default()
     };
-    Some(gpu_net::verify::verify(ctx, arch, train, &cfg, tamper).unwrap())
+    Some(gpu_net::run::gradient_check::verify(ctx, arch, train, &cfg, tamper).unwrap())
 }
 
 /// `ch07/gradient_check.py`'s network (input 1×10×10, 10 filters of 3×3,
@@ -372,7 +372,7 @@ fn verify_checks_the_books_gradient_check_network_three_ways() {
         let Some(r) = verify_convnet(&arch, &train, (batch, init), None) else {
             return;
         };
-        let text = gpu_net::verify::render(&r);
+        let text = gpu_net::run::gradient_check::render(&r);
         assert!(r.ok, "batch {batch}:\n{text}");
         // Its header names the network as train does, the front first.
         assert!(

@@ -7,8 +7,8 @@
 
 use std::ops::ControlFlow;
 
-use gpu_net::model::Params;
-use gpu_net::train::{
+use gpu_net::core::model::Params;
+use gpu_net::run::epoch_loop::{
     self, EpochReport, LoopEvent, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
 };
 
@@ -24,14 +24,14 @@ struct Recorder {
 }
 
 impl Trainer for Recorder {
-    fn precision(&self) -> gpu_net::train::Precision {
-        gpu_net::train::Precision::F64
+    fn precision(&self) -> gpu_net::run::epoch_loop::Precision {
+        gpu_net::run::epoch_loop::Precision::F64
     }
 
     fn device(&self) -> String {
         "recorder".into()
     }
-    fn train_steps(&mut self, batches: &[Vec<u32>], _lr: f32) -> gpu_net::error::Result<()> {
+    fn train_steps(&mut self, batches: &[Vec<u32>], _lr: f32) -> gpu_net::core::error::Result<()> {
         self.calls.push(batches.len());
         for b in batches {
             self.steps += 1;
@@ -40,12 +40,12 @@ impl Trainer for Recorder {
         }
         Ok(())
     }
-    fn take_mean_loss(&mut self) -> gpu_net::error::Result<f64> {
+    fn take_mean_loss(&mut self) -> gpu_net::core::error::Result<f64> {
         let mean = self.pending.iter().sum::<f64>() / self.pending.len() as f64;
         self.pending.clear();
         Ok(mean)
     }
-    fn evaluate(&mut self, split: Split) -> gpu_net::error::Result<(f64, f64)> {
+    fn evaluate(&mut self, split: Split) -> gpu_net::core::error::Result<(f64, f64)> {
         self.evaluated_at.push((split, self.steps));
         let acc = match split {
             Split::Train => self.steps as f64,
@@ -53,19 +53,19 @@ impl Trainer for Recorder {
         };
         Ok((0.0, acc))
     }
-    fn predictions(&mut self, _: Split) -> gpu_net::error::Result<Vec<u8>> {
+    fn predictions(&mut self, _: Split) -> gpu_net::core::error::Result<Vec<u8>> {
         unreachable!()
     }
-    fn params(&mut self) -> gpu_net::error::Result<Params> {
+    fn params(&mut self) -> gpu_net::core::error::Result<Params> {
         unreachable!()
     }
-    fn optimizer_state(&mut self) -> gpu_net::error::Result<Vec<Vec<f64>>> {
+    fn optimizer_state(&mut self) -> gpu_net::core::error::Result<Vec<Vec<f64>>> {
         Ok(vec![])
     }
     fn steps_done(&self) -> u64 {
         self.steps
     }
-    fn restore(&mut self, _: &[Vec<f64>], steps: u64) -> gpu_net::error::Result<()> {
+    fn restore(&mut self, _: &[Vec<f64>], steps: u64) -> gpu_net::core::error::Result<()> {
         self.steps = steps;
         Ok(())
     }
@@ -80,7 +80,7 @@ fn run(iters: usize, resume: Option<Resume>) -> (Recorder, Vec<EpochReport>, Vec
     }
     let cfg = config(iters);
     let (mut reports, mut positions) = (Vec::new(), Vec::new());
-    let summary = train::train_from(
+    let summary = epoch_loop::train_from(
         &mut t,
         105,
         &cfg,
@@ -179,7 +179,7 @@ fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
     let mut reports = Vec::new();
     // Asked to stop once 14 steps have been handed over: the call in flight
     // (steps 13 and 14 of calls of 4 within epoch 2: 11-14) finishes.
-    let summary = train::train_from(
+    let summary = epoch_loop::train_from(
         &mut t,
         105,
         &cfg,
@@ -203,7 +203,7 @@ fn a_stop_request_ends_a_partial_epoch_that_is_reported_and_saved() {
     assert_eq!(summary.test_accuracy, 7.0);
     // A stop asked at the very last step is no interruption.
     let mut t = Recorder::default();
-    let summary = train::train_from(
+    let summary = epoch_loop::train_from(
         &mut t,
         105,
         &cfg,
@@ -238,7 +238,7 @@ fn the_loop_reports_its_steps_and_evaluations_in_order() {
     let mut t = Recorder::default();
     let cfg = config(15);
     let mut events = Vec::new();
-    let summary = train::train_from(
+    let summary = epoch_loop::train_from(
         &mut t,
         105,
         &cfg,
@@ -270,19 +270,21 @@ fn the_loop_reports_its_steps_and_evaluations_in_order() {
 /// accuracy. On the CPU reference, 200 training images (2 steps an epoch).
 #[test]
 fn train_convnet_runs_through_the_loop() {
-    use gpu_net::data::Mnist;
-    use gpu_net::device::Device;
-    let full = gpu_net::data::load_dir(&gpu_net::data::bundled_dir()).unwrap();
+    use gpu_net::core::data::Mnist;
+    use gpu_net::run::device::Device;
+    let full = gpu_net::core::data::load_dir(&gpu_net::core::data::bundled_dir()).unwrap();
     let data = Mnist {
         train: full.train.first(200),
         test: full.test.first(300),
     };
     let mut lines = vec![];
-    let (columns, rows, summary) =
-        gpu_net::train_convnet::train_convnet(&Device::Cpu, &data, (1, Some(2), None), &mut |l| {
-            lines.push(l)
-        })
-        .unwrap();
+    let (columns, rows, summary) = gpu_net::book::train_convnet::train_convnet(
+        &Device::Cpu,
+        &data,
+        (1, Some(2), None),
+        &mut |l| lines.push(l),
+    )
+    .unwrap();
     assert_eq!(columns[..2], ["epoch", "iteration"]);
     let iters: Vec<u64> = rows.iter().map(|r| r[1].as_u64().unwrap()).collect();
     assert_eq!(iters, [2, 4]);

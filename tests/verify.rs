@@ -3,8 +3,8 @@
 
 mod common;
 
-use gpu_net::model::{Arch, Init, Params};
-use gpu_net::verify::{
+use gpu_net::core::model::{Arch, Init, Params};
+use gpu_net::run::gradient_check::{
     CHECK_BUDGET, Coverage, VerifyConfig, VerifyReport, automatic_coverage, numerical_cost, render,
     verify,
 };

@@ -3,7 +3,7 @@
 //! argument was wrong; these checks are the last line, so a mismatch is
 //! still a `ValueError`, never a panic.
 
-use gpu_net::model::{Arch, Params};
+use gpu_net::core::model::{Arch, Params};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;

@@ -28,12 +28,15 @@ pyo3::create_exception!(
 
 /// The library's error as the Python exception that fits it: the GPU's as
 /// `GpuError`, files' as `OSError`, the rest (settings, shapes) as `ValueError`.
-pub(crate) fn py_err(e: gpu_net::error::Error) -> PyErr {
-    use gpu_net::error::Error as E;
+pub(crate) fn py_err(e: gpu_net::core::error::Error) -> PyErr {
+    use gpu_net::core::error::Error as E;
     let text = e.to_string();
+    let files = e.layer::<gpu_net::core::data::DataError>().is_some()
+        || e.layer::<gpu_net::run::checkpoint::CheckpointError>().is_some();
     match e {
-        E::Gpu(_) => GpuError::new_err(text),
-        E::Data(_) | E::Checkpoint(_) | E::Io { .. } => pyo3::exceptions::PyOSError::new_err(text),
+        _ if e.layer::<gpu_net::gpu::GpuError>().is_some() => GpuError::new_err(text),
+        E::Io { .. } => pyo3::exceptions::PyOSError::new_err(text),
+        _ if files => pyo3::exceptions::PyOSError::new_err(text),
         E::Diverged { .. } => pyo3::exceptions::PyFloatingPointError::new_err(text),
         _ => pyo3::exceptions::PyValueError::new_err(text),
     }
@@ -47,7 +50,7 @@ pub(crate) fn gpu_err(e: gpu_net::gpu::GpuError) -> PyErr {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GpuError", m.py().get_type::<GpuError>())?;
     // The most steps one run takes, as `gpu-net train --iters` allows.
-    m.add("MAX_ITERS", gpu_net::limits::MAX_ITERS)?;
+    m.add("MAX_ITERS", gpu_net::core::limits::MAX_ITERS)?;
     m.add_class::<network::Network>()?;
     m.add_class::<optimizer::Optimizer>()?;
     m.add_function(wrap_pyfunction!(trainer::train, m)?)?;

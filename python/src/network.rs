@@ -11,7 +11,7 @@ use gpu_net::cpu::Net;
 use gpu_net::cpu::layers::{Labels, SoftmaxWithLoss};
 use gpu_net::cpu::numerical::{all_elements, numerical_gradient};
 use gpu_net::gpu::{Form, GpuContext, GpuError as LibGpuError, GpuOptions, HostFedNet};
-use gpu_net::model::{Arch, ConvFront, Init, Params};
+use gpu_net::core::model::{Arch, ConvFront, Init, Params};
 use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
@@ -194,7 +194,7 @@ impl Network {
         device: &str,
         conv: Option<([usize; 3], usize, usize, usize, usize)>,
     ) -> PyResult<Self> {
-        let bad = |e: gpu_net::model::ArchError| PyValueError::new_err(e.to_string());
+        let bad = |e: gpu_net::core::model::ArchError| PyValueError::new_err(e.to_string());
         let arch = Arch::new(sizes)
             .map_err(bad)?
             .with_batchnorm(batchnorm)

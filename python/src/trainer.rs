@@ -1,12 +1,12 @@
-//! `Trainer.train()` on the GPU (`gpu_net::book_trainer`): the GIL is
+//! `Trainer.train()` on the GPU (`gpu_net::book::trainer`): the GIL is
 //! released while the GPU works and taken back after every submission to
 //! hear Ctrl-C, and after every epoch to report it.
 
 use std::cell::RefCell;
 
-use gpu_net::book_trainer::{BookTrainerConfig, BookTrainerResult, EpochLog, train_book};
-use gpu_net::data::{Dataset, Mnist};
-use gpu_net::optim::{Optimizer as Rule, OptimizerKind, StepRule};
+use gpu_net::book::trainer::{BookTrainerConfig, BookTrainerResult, EpochLog, train_book};
+use gpu_net::core::data::{Dataset, Mnist};
+use gpu_net::core::optim::{Optimizer as Rule, OptimizerKind, StepRule};
 use numpy::PyUntypedArrayMethods;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
@@ -148,11 +148,11 @@ pub fn train<'py>(
 fn train_detached(
     py: Python<'_>,
     ctx: std::sync::Arc<gpu_net::gpu::GpuContext>,
-    p: &gpu_net::model::Params,
+    p: &gpu_net::core::model::Params,
     data: &Mnist,
     cfg: &BookTrainerConfig,
     on_epoch: Py<PyAny>,
-) -> (gpu_net::error::Result<BookTrainerResult>, Option<PyErr>) {
+) -> (gpu_net::core::error::Result<BookTrainerResult>, Option<PyErr>) {
     py.detach(|| {
         let error = RefCell::new(None);
         let mut report = |e: &EpochLog| {

@@ -10,12 +10,12 @@ use super::values::{
     Hidden, conv_pad, conv_size, dropout_ratio, non_negative_f64, parse_hidden, parse_input_dim,
     unit_interval,
 };
-use gpu_net::data;
-use gpu_net::device::DeviceChoice;
+use gpu_net::core::data;
+use gpu_net::core::model::Init;
+use gpu_net::core::optim::{Optimizer, OptimizerKind};
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{self, GpuOptions};
-use gpu_net::model::Init;
-use gpu_net::optim::{Optimizer, OptimizerKind};
+use gpu_net::run::device::DeviceChoice;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
@@ -136,7 +136,7 @@ impl NetArgs {
     }
 
     /// The convolutional front of `--net simple-convnet`.
-    pub fn conv(&self) -> anyhow::Result<Option<gpu_net::conv::ConvFront>> {
+    pub fn conv(&self) -> anyhow::Result<Option<gpu_net::core::conv::ConvFront>> {
         self.conv.front(self.net)
     }
 }
@@ -144,7 +144,7 @@ impl NetArgs {
 impl ConvArgs {
     /// The front `net` has: none for `mlp` (where a convolution flag is a
     /// usage error), else the book's `conv_param` with the flags given.
-    pub fn front(&self, net: NetKind) -> anyhow::Result<Option<gpu_net::conv::ConvFront>> {
+    pub fn front(&self, net: NetKind) -> anyhow::Result<Option<gpu_net::core::conv::ConvFront>> {
         if net == NetKind::Mlp {
             let given = [
                 self.input_dim.is_some(),
@@ -162,8 +162,8 @@ impl ConvArgs {
             }
             return Ok(None);
         }
-        let book = gpu_net::conv::ConvFront::book();
-        Ok(Some(gpu_net::conv::ConvFront {
+        let book = gpu_net::core::conv::ConvFront::book();
+        Ok(Some(gpu_net::core::conv::ConvFront {
             input_dim: self.input_dim.unwrap_or(book.input_dim),
             filter_num: self.filter_num.unwrap_or(book.filter_num),
             filter_size: self.filter_size.unwrap_or(book.filter_size),

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use gpu_net::bench;
-use gpu_net::device::{Device, DeviceChoice};
-use gpu_net::optim::StepRule;
+use gpu_net::core::optim::StepRule;
+use gpu_net::run::bench;
+use gpu_net::run::device::{Device, DeviceChoice};
 
 use super::args::{ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, load_data};
 use super::output::{self, Output};

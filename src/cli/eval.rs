@@ -40,7 +40,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let out = Output::new(args.json);
     out.object(&report, true)?;
     if !out.json {
-        output::print(&gpu_net::eval::render(&report));
+        output::print(&gpu_net::run::evaluation::render(&report));
     }
     Ok(ExitCode::SUCCESS)
 }

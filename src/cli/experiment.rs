@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use gpu_net::device::Device;
-use gpu_net::experiment;
+use gpu_net::book::experiment;
+use gpu_net::run::device::Device;
 
 use super::args::{DeviceArg, GpuArgs, UsageError, load_data};
 use super::output::Output;
@@ -62,7 +62,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--out {}: cannot create the folder", dir.display()))?;
     }
     if let Some(path) = &args.plot {
-        gpu_net::plot::check_output(path).context("--plot")?;
+        gpu_net::report::plot::check_output(path).context("--plot")?;
     }
     let data = load_data(&args.data)?;
     let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
@@ -91,11 +91,11 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
         let rows: Vec<Vec<String>> = report
             .rows
             .iter()
-            .map(|r| r.iter().map(gpu_net::config::value_text).collect())
+            .map(|r| r.iter().map(gpu_net::core::config::value_text).collect())
             .collect();
-        let figure = gpu_net::plot::table_figure(args.name.name(), &report.columns, &rows)
+        let figure = gpu_net::report::plot::table_figure(args.name.name(), &report.columns, &rows)
             .map_err(|why| anyhow::anyhow!("--plot {}: {why}", path.display()))?;
-        gpu_net::plot::write(&figure, path)?;
+        gpu_net::report::plot::write(&figure, path)?;
         say(format!("figure written to {}", path.display()));
     }
     out.object(&report, false)?;

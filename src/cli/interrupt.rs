@@ -23,7 +23,7 @@ pub fn install() {
                     "\nstopping after the steps in flight and saving (Ctrl-C again stops at once)"
                 );
             } else {
-                gpu_net::files::remove_partial_writes();
+                gpu_net::core::files::remove_partial_writes();
                 say_err!("\nstopped at once; any checkpoint keeps its previous contents");
                 std::process::exit(EXIT_STATUS.into());
             }

@@ -127,7 +127,7 @@ fn flag_hint(e: &clap::Error) -> Option<String> {
         return None;
     }
     let command = std::env::args().nth(1)?;
-    let picture = gpu_net::predict::image_format(std::path::Path::new(arg)).is_ok();
+    let picture = gpu_net::report::predict::image_format(std::path::Path::new(arg)).is_ok();
     let flag = match command.as_str() {
         "eval" => "--model",
         "show-weights" if picture => "-o",
@@ -143,7 +143,7 @@ fn flag_hint(e: &clap::Error) -> Option<String> {
 /// `GPU_NET_IDX_LIMIT`, ...), that cannot mean anything, or a network the
 /// limits refuse.
 fn is_usage_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<UsageError>().is_some() || e.chain().any(gpu_net::error::is_usage)
+    e.downcast_ref::<UsageError>().is_some() || e.chain().any(gpu_net::run::is_usage)
 }
 
 /// Flags that steer only the GPU.

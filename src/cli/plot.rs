@@ -20,7 +20,7 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
-    use gpu_net::plot::{self, Table};
+    use gpu_net::report::plot::{self, Table};
     let mut runs = vec![];
     for p in &args.csv {
         match plot::read_csv(p)? {

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use gpu_net::checkpoint::Checkpoint;
-use gpu_net::data;
-use gpu_net::model::Params;
+use gpu_net::core::data;
+use gpu_net::core::model::Params;
+use gpu_net::run::checkpoint::Checkpoint;
 
 use super::args::UsageError;
 use super::output;
@@ -44,7 +44,7 @@ pub enum InvertArg {
     No,
 }
 
-impl From<InvertArg> for gpu_net::predict::Invert {
+impl From<InvertArg> for gpu_net::report::predict::Invert {
     fn from(a: InvertArg) -> Self {
         match a {
             InvertArg::Auto => Self::Auto,
@@ -64,7 +64,7 @@ pub struct ShowWeightsArgs {
     pub out: PathBuf,
     /// Pixels a weight of a 28×28 tile, 1 to 16 (3: tiles of 84 pixels);
     /// a convolution's smaller filters are drawn at about the same size.
-    #[arg(long, default_value_t = gpu_net::predict::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = gpu_net::report::predict::DEFAULT_SCALE, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub scale: u32,
     /// Draw the weights the run started from (its seed and init give them
     /// exactly), as the book's visualize_filter.py shows them before training.
@@ -73,7 +73,7 @@ pub struct ShowWeightsArgs {
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    use gpu_net::predict;
+    use gpu_net::report::predict;
     let ck = Checkpoint::read(&args.model)?;
     let arch = &ck.params.arch;
     anyhow::ensure!(
@@ -121,8 +121,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
-    use gpu_net::predict::{Tiles, weight_grid};
-    if gpu_net::files::same_file(&args.out, &args.model) {
+    use gpu_net::report::predict::{Tiles, weight_grid};
+    if gpu_net::core::files::same_file(&args.out, &args.model) {
         return Err(UsageError(format!(
             "-o {} and --model {} are one file: the picture would overwrite the checkpoint it draws",
             args.out.display(),
@@ -132,7 +132,7 @@ pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
     }
     let ck = Checkpoint::read(&args.model)?;
     let arch = &ck.params.arch;
-    gpu_net::predict::image_format(&args.out).context("-o")?;
+    gpu_net::report::predict::image_format(&args.out).context("-o")?;
     // The weights the run started from: its seed and init say them exactly.
     let params = match args.initial {
         true => Params::init_with(arch, ck.config.init, ck.config.seed),
@@ -152,12 +152,12 @@ pub fn run_show_weights(args: ShowWeightsArgs) -> anyhow::Result<ExitCode> {
         say_err!(
             "note: {units} units at --scale {} would pass {} pixels; drawing at {px} pixels a weight",
             args.scale,
-            gpu_net::predict::MAX_GRID_PIXELS
+            gpu_net::report::predict::MAX_GRID_PIXELS
         );
     }
     let img = weight_grid(&tiles, px);
     let (width, height) = img.dimensions();
-    gpu_net::predict::save_image(&img.into(), &args.out).context("-o")?;
+    gpu_net::report::predict::save_image(&img.into(), &args.out).context("-o")?;
     let what = match arch.conv {
         Some(_) => "filters of W1 (channel 0)",
         None => "units of W1",

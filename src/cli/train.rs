@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use gpu_net::config::RunConfig;
+use gpu_net::core::config::RunConfig;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
 use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs};
@@ -131,7 +131,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Exit
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, FromArgMatches};
-    use gpu_net::config::{RunConfig, value_text};
+    use gpu_net::core::config::{RunConfig, value_text};
 
     use super::TrainArgs;
 
@@ -147,7 +147,7 @@ mod tests {
     /// simple-convnet` with the flags of its `conv_param`.)
     #[test]
     fn every_field_is_a_flag_that_sets_it() {
-        let front = gpu_net::conv::ConvFront {
+        let front = gpu_net::core::conv::ConvFront {
             input_dim: [1, 14, 56],
             filter_num: 3,
             filter_size: 3,
@@ -160,9 +160,9 @@ mod tests {
             batchnorm: true,
             dropout: 0.25,
             weight_decay: 0.125,
-            init: gpu_net::model::Init::He,
-            optimizer: gpu_net::optim::Optimizer {
-                kind: gpu_net::optim::OptimizerKind::Adam,
+            init: gpu_net::core::model::Init::He,
+            optimizer: gpu_net::core::optim::Optimizer {
+                kind: gpu_net::core::optim::OptimizerKind::Adam,
                 momentum: 0.5,
                 beta1: 0.75,
                 beta2: 0.875,

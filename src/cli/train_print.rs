@@ -6,9 +6,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use gpu_net::device::Device;
+use gpu_net::run::device::Device;
+use gpu_net::run::epoch_loop::{EpochReport, Split, TrainSummary};
 use gpu_net::run::{TrainPlan, TrainReport, count};
-use gpu_net::train::{EpochReport, Split, TrainSummary};
 
 use super::interrupt;
 use super::output::{Output, Progress};

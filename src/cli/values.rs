@@ -1,9 +1,10 @@
 //! The parsers of flag values: each takes the text and gives the value, or
 //! says what is wrong with it. The numeric ranges come from
-//! `gpu_net::limits`, which says why each bound is what it is.
+//! `gpu_net::core::limits`, which says why each bound is what it is.
 
-use gpu_net::model::Arch;
-use gpu_net::{bench, limits};
+use gpu_net::core::limits;
+use gpu_net::core::model::Arch;
+use gpu_net::run::bench;
 
 /// `--input-dim C,H,W`: three sizes, each a [`conv_size`].
 pub fn parse_input_dim(s: &str) -> Result<[usize; 3], String> {
@@ -57,7 +58,7 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
         .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
 }
 
-// The numeric flags' ranges (src/limits.rs says why each bound is what it is).
+// The numeric flags' ranges (src/core/limits.rs says why each bound is what it is).
 
 pub fn positive_usize(s: &str) -> Result<usize, String> {
     limits::count(s, 1, usize::MAX)
@@ -91,7 +92,7 @@ pub fn weight_scales(s: &str) -> Result<usize, String> {
 /// More elements than a tensor has checks all of it; no network has more
 /// than `MAX_PARAMS`.
 pub fn sample_size(s: &str) -> Result<usize, String> {
-    limits::count(s, 1, gpu_net::model::MAX_PARAMS)
+    limits::count(s, 1, gpu_net::core::model::MAX_PARAMS)
 }
 
 pub fn positive_f32(s: &str) -> Result<f32, String> {

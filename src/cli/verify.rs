@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use gpu_net::config::RunConfig;
+use gpu_net::core::config::RunConfig;
 use gpu_net::run::{self, VerifyRequest};
 
 use super::args::{GpuArgs, LayerArgs, NetArgs};
@@ -62,7 +62,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             say_err!("FAIL {line}");
         }
     } else {
-        output::print(&gpu_net::verify::render(&report));
+        output::print(&gpu_net::run::gradient_check::render(&report));
     }
     Ok(if report.ok {
         ExitCode::SUCCESS

@@ -6,10 +6,10 @@
 //! position (n, oy, ox) and one column per value the window reads (c, ky,
 //! kx), as the book's `transpose(0, 4, 5, 1, 2, 3).reshape(N·OH·OW, -1)`.
 //!
-//! Imports `crate::conv` and `super::matmul`.
+//! Imports `crate::core::conv` and `super::matmul`.
 
 use super::matmul::{matmul, matmul_nt, matmul_tn};
-use crate::conv::Slide;
+use crate::core::conv::Slide;
 
 /// Calls `f(entry, value)` for every entry of `im2col`'s matrix that reads
 /// an image value (not the padding), in the matrix's row-major order, with
@@ -222,7 +222,7 @@ impl Pooling {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::{ImageShape, Window};
+    use crate::core::conv::{ImageShape, Window};
 
     fn values(len: usize, seed: u64) -> Vec<f64> {
         // A fixed, irregular sequence in (-1, 1): no ties in a window.

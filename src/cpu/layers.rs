@@ -308,17 +308,17 @@ fn affine_per_feature(xn: &[f64], gamma: &[f64], beta: &[f64]) -> Vec<f64> {
 
 /// Dropout in the book's form (not "inverted" dropout): training multiplies
 /// by a 0/1 mask, evaluation by `1 - ratio`. The mask comes from
-/// [`crate::dropout_mask`], so the GPU draws the same one. x is (B, H).
+/// [`crate::core::dropout_mask`], so the GPU draws the same one. x is (B, H).
 #[derive(Default)]
 pub struct Dropout {
     mask: Vec<bool>,
 }
 
 impl Dropout {
-    /// `key` from [`crate::dropout_mask::layer_key`].
+    /// `key` from [`crate::core::dropout_mask::layer_key`].
     pub fn forward_train(&mut self, x: &[f64], key: u32, ratio: f32) -> Vec<f64> {
         self.mask = (0..x.len())
-            .map(|i| crate::dropout_mask::keep(key, i as u32, ratio))
+            .map(|i| crate::core::dropout_mask::keep(key, i as u32, ratio))
             .collect();
         x.iter()
             .zip(&self.mask)

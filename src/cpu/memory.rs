@@ -1,5 +1,5 @@
 //! How much memory the CPU reference path needs, estimated before it runs,
-//! and the limit it is held to ([`crate::limits::DEFAULT_CPU_MEMORY`],
+//! and the limit it is held to ([`crate::core::limits::DEFAULT_CPU_MEMORY`],
 //! raised with `GPU_NET_CPU_MEMORY`). Without it, `--device cpu --batch
 //! 1048576` reached 13 GB resident within 40 seconds before anything said no.
 //!
@@ -12,8 +12,8 @@
 //! the parameters and of each optimizer state array (the trainer's, the
 //! checkpoint's, its tensors' bytes, the file's bytes), and one more.
 
-use crate::limits::{self, CPU_MEMORY_VAR};
-use crate::model::Arch;
+use crate::core::limits::{self, CPU_MEMORY_VAR};
+use crate::core::model::Arch;
 
 /// Rows the CPU path evaluates at once (`CpuTrainer::evaluate`).
 pub const EVAL_ROWS: usize = 1000;
@@ -35,6 +35,13 @@ pub enum MemoryError {
     },
     #[error(transparent)]
     Limit(#[from] limits::BadSize),
+}
+
+/// A size past the memory limit, not memory that ran out.
+impl crate::core::error::LayerError for MemoryError {
+    fn is_usage(&self) -> bool {
+        matches!(self, MemoryError::Limit(_))
+    }
 }
 
 /// "20.3 GiB", "64 MiB", "512 bytes".

@@ -7,8 +7,8 @@
 use super::conv::{Convolution, Pooling};
 use super::layers::{Affine, BatchNormalization, Dropout, Labels, Relu, SoftmaxWithLoss};
 use super::optimizer::OptimizerState;
-use crate::dropout_mask::layer_key;
-use crate::model::{Arch, Params};
+use crate::core::dropout_mask::layer_key;
+use crate::core::model::{Arch, Params};
 
 pub struct Net {
     pub arch: Arch,

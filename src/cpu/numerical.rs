@@ -15,7 +15,7 @@
 //! `D(2h) - D(h) ≈ 3·(D(h) - f')`, `|D(2h) - D(h)|` bounds the truncation
 //! error of `D(h)` with a factor 3 to spare.
 
-use crate::model::{Params, Tensor};
+use crate::core::model::{Params, Tensor};
 
 /// The gradient, its truncation error estimate, and the arena indices where
 /// a nudge crossed a Relu kink.

@@ -1,8 +1,8 @@
-//! The update rules of [`crate::optim`] in f64, over the whole parameter
+//! The update rules of [`crate::core::optim`] in f64, over the whole parameter
 //! arena at once (padding has zero gradient and so stays zero), as the book's
 //! `common/optimizer.py` applies them to each array of `params`.
 
-use crate::optim::{EPS, Optimizer, OptimizerKind};
+use crate::core::optim::{EPS, Optimizer, OptimizerKind};
 
 /// A rule and the state it keeps, one array the size of the arena per
 /// state variable (`v`; `h`; Adam's `m` and `v`).

@@ -1,15 +1,15 @@
 //! The CPU reference path as a [`Trainer`]: the book's network in f64,
 //! trained and evaluated on the host.
 //!
-//! May import: the rest of cpu, train (the trait it implements), model,
+//! May import: the rest of cpu, core::trainer (the trait it implements), model,
 //! data, optim, error.
 
 use super::{Net, OptimizerState};
-use crate::data::{Dataset, Mnist};
-use crate::error::{Result, fail_unless};
-use crate::model::{Arch, Params};
-use crate::optim::StepRule;
-use crate::train::{Precision, Split, Trainer};
+use crate::core::data::{Dataset, Mnist};
+use crate::core::error::{Result, fail_unless};
+use crate::core::model::{Arch, Params};
+use crate::core::optim::StepRule;
+use crate::core::trainer::{Precision, Split, Trainer};
 
 /// The CPU reference path as a [`Trainer`]: f64 throughout.
 pub struct CpuTrainer<'a> {

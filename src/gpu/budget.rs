@@ -17,7 +17,7 @@ use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stage
 use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
 use super::layout::{FrontMatrices, GpuLayout, step_products};
-use crate::model::Arch;
+use crate::core::model::Arch;
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
 fn storage_size(bytes: u64) -> u64 {

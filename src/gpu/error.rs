@@ -60,4 +60,11 @@ pub enum GpuError {
     Map { what: String, why: String },
 }
 
+/// An environment variable that cannot mean anything.
+impl crate::core::error::LayerError for GpuError {
+    fn is_usage(&self) -> bool {
+        matches!(self, GpuError::BadEnv { .. })
+    }
+}
+
 pub type Result<T> = std::result::Result<T, GpuError>;

@@ -15,8 +15,8 @@ use super::error::Result;
 use super::kernels::{GatherCall, Stats};
 use super::layout::{FrontMatrices, padded};
 use super::net::{Activations, DeviceDataset, GpuNet, Mode, read_stats, stats_buffer};
-use crate::data::Dataset;
-use crate::model::{Arch, Params};
+use crate::core::data::Dataset;
+use crate::core::model::{Arch, Params};
 
 /// Rows per evaluation chunk.
 const EVAL_CHUNK: usize = 5000;

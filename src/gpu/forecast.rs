@@ -14,7 +14,7 @@ use super::cost::{CostModel, Tile, Work};
 use super::layout::{StepProduct, step_products};
 use super::plan::{REDUCE_WG, SplitK, plan_product, plan_softmax, plan_tiled};
 use super::profile::{DeviceProfile, MatmulAlgo};
-use crate::model::Arch;
+use crate::core::model::Arch;
 
 /// The label of the softmax's dispatch in a step.
 pub const SOFTMAX: &str = "softmax_with_loss";

@@ -25,7 +25,7 @@ use super::kernels::{
     PoolBackwardCall, PoolForwardCall,
 };
 use super::layout::{FrontMatrices, GpuLayer, forward_shape, padded, padded_rows};
-use crate::conv::{ConvFront, ImageShape, Slide};
+use crate::core::conv::{ConvFront, ImageShape, Slide};
 
 /// The front's pipelines.
 pub struct FrontKernels {

@@ -22,8 +22,8 @@ use super::eval::{eval_chunk, fitting_rows};
 use super::kernels::Stats;
 use super::layout::{padded, padded_rows};
 use super::net::{Activations, GpuNet, GradTarget, Mode, Op, stats_buffer};
-use crate::dropout_mask::layer_key;
-use crate::model::Params;
+use crate::core::dropout_mask::layer_key;
+use crate::core::model::Params;
 
 /// Batch sizes whose passes are kept made.
 const KEPT_PASSES: usize = 3;

@@ -23,17 +23,17 @@
 //! layer's pair 64-element aligned, `gamma` then `beta`, unpadded: their
 //! kernels take offsets, not bindings.
 //!
-//! The host keeps the book's unpadded arena ([`crate::model::Params`]);
+//! The host keeps the book's unpadded arena ([`crate::core::model::Params`]);
 //! [`GpuLayout::to_gpu`] and [`GpuLayout::from_gpu`] convert between the two.
 //!
 //! Also the facts both the allocating code and the budget read: a matrix's
 //! bytes ([`matrix_bytes`]) and each layer's three products' shapes.
-//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::conv` and
-//! `crate::model`.
+//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::core::conv` and
+//! `crate::core::model`.
 
 use super::kernels::matmul::MatmulShape;
-use crate::conv::{ConvFront, Slide};
-use crate::model::{ARENA_ALIGN, Arch, Params};
+use crate::core::conv::{ConvFront, Slide};
+use crate::core::model::{ARENA_ALIGN, Arch, Params};
 
 /// Row stride of a matrix with `cols` real columns: room for the ones
 /// column, rounded up to a multiple of 4.

@@ -36,8 +36,8 @@ use super::layout::{
     GpuLayer, GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
     weight_grad_shape,
 };
-use crate::data::Dataset;
-use crate::model::{Arch, Params};
+use crate::core::data::Dataset;
+use crate::core::model::{Arch, Params};
 
 /// The pipelines, made once per device.
 pub struct Kernels {

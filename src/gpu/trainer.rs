@@ -17,12 +17,12 @@ use super::layout::padded;
 use super::net::{
     Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
 };
-use crate::data::Mnist;
-use crate::dropout_mask::layer_key;
-use crate::limits::MAX_INDICES_PER_SUBMIT;
-use crate::model::Params;
-use crate::optim::{OptimizerKind, StepRule};
-use crate::train::{Precision, Split, Trainer};
+use crate::core::data::Mnist;
+use crate::core::dropout_mask::layer_key;
+use crate::core::limits::MAX_INDICES_PER_SUBMIT;
+use crate::core::model::Params;
+use crate::core::optim::{OptimizerKind, StepRule};
+use crate::core::trainer::{Precision, Split, Trainer};
 
 /// Submissions allowed in flight before the host waits for the oldest.
 const MAX_IN_FLIGHT: usize = 2;
@@ -209,7 +209,7 @@ impl StepWorkspace {
 }
 
 /// Rows of the evaluation's activations: a chunk, or the larger split.
-fn eval_rows(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist) -> usize {
+fn eval_rows(ctx: &GpuContext, arch: &crate::core::model::Arch, data: &Mnist) -> usize {
     eval_chunk(ctx, arch).min(data.train.len().max(data.test.len()))
 }
 
@@ -268,7 +268,7 @@ impl GpuTrainer {
     /// configuration, checked before any is made.
     pub fn plan(
         ctx: &GpuContext,
-        arch: &crate::model::Arch,
+        arch: &crate::core::model::Arch,
         data: &Mnist,
         batch: usize,
         slots: usize,
@@ -291,7 +291,12 @@ impl GpuTrainer {
     }
 
     /// What the step's and the evaluations' products share.
-    fn scratch(ctx: &GpuContext, arch: &crate::model::Arch, data: &Mnist, batch: usize) -> Scratch {
+    fn scratch(
+        ctx: &GpuContext,
+        arch: &crate::core::model::Arch,
+        data: &Mnist,
+        batch: usize,
+    ) -> Scratch {
         let chunk = eval_rows(ctx, arch, data);
         let mut runs = vec![(batch, true)];
         for split in [&data.train, &data.test] {
@@ -394,11 +399,11 @@ impl Trainer for GpuTrainer {
         Precision::F32
     }
 
-    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> crate::error::Result<()> {
+    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> crate::core::error::Result<()> {
         Ok(self.submit_steps(batches, lr)?)
     }
 
-    fn take_mean_loss(&mut self) -> crate::error::Result<f64> {
+    fn take_mean_loss(&mut self) -> crate::core::error::Result<f64> {
         self.finish()?;
         let ctx = &self.net.ctx;
         let stats = read_stats(ctx, &self.step.stats)?;
@@ -406,7 +411,7 @@ impl Trainer for GpuTrainer {
         Ok(stats.mean_loss())
     }
 
-    fn evaluate(&mut self, split: Split) -> crate::error::Result<(f64, f64)> {
+    fn evaluate(&mut self, split: Split) -> crate::core::error::Result<(f64, f64)> {
         let eval = &self.evals[match split {
             Split::Train => 0,
             Split::Test => 1,
@@ -415,16 +420,16 @@ impl Trainer for GpuTrainer {
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
-    fn params(&mut self) -> crate::error::Result<Params> {
+    fn params(&mut self) -> crate::core::error::Result<Params> {
         self.finish()?;
         Ok(self.net.read_params()?)
     }
 
-    fn optimizer_state(&mut self) -> crate::error::Result<Vec<Vec<f64>>> {
+    fn optimizer_state(&mut self) -> crate::core::error::Result<Vec<Vec<f64>>> {
         Ok(GpuTrainer::optimizer_state(self)?)
     }
 
-    fn predictions(&mut self, split: Split) -> crate::error::Result<Vec<u8>> {
+    fn predictions(&mut self, split: Split) -> crate::core::error::Result<Vec<u8>> {
         Ok(GpuTrainer::predictions(self, split)?)
     }
 
@@ -432,10 +437,14 @@ impl Trainer for GpuTrainer {
         self.steps
     }
 
-    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> crate::error::Result<()> {
+    fn restore(
+        &mut self,
+        optimizer_state: &[Vec<f64>],
+        steps: u64,
+    ) -> crate::core::error::Result<()> {
         self.finish()?;
         let net = &self.net;
-        crate::error::fail_unless!(
+        crate::core::error::fail_unless!(
             optimizer_state.len() == self.step.optimizer_state.len()
                 && optimizer_state
                     .iter()

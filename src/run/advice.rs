@@ -4,11 +4,11 @@
 //!
 //! Part of `run`: imports `config`, `device`, `error`, `model`, `optim`.
 
-use crate::config::RunConfig;
-use crate::device::Device;
-use crate::error::Error;
-use crate::model::{Arch, Init};
-use crate::optim::{OptimizerKind, StepRule};
+use crate::core::config::RunConfig;
+use crate::core::error::Error;
+use crate::core::model::{Arch, Init};
+use crate::core::optim::{OptimizerKind, StepRule};
+use crate::run::device::Device;
 
 use super::request::count;
 

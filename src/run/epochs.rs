@@ -1,4 +1,4 @@
-//! A training run's loop: the library's one epoch loop (`train::train_from`)
+//! A training run's loop: the library's one epoch loop (`epoch_loop::train_from`)
 //! with what happens at each epoch's end (the report, a metrics row, a
 //! checkpoint, a point of the curves) and its progress told to the caller;
 //! the curves drawn at the end.
@@ -9,14 +9,16 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use crate::checkpoint::{Checkpoint, RunState};
-use crate::config::RunConfig;
-use crate::data::Mnist;
-use crate::error::{Context, Error, Result};
-use crate::limits;
-use crate::metrics::MetricsCsv;
-use crate::plot::Curves;
-use crate::train::{self, EpochReport, LoopEvent, Precision, TrainConfig, TrainSummary, Trainer};
+use crate::core::config::RunConfig;
+use crate::core::data::Mnist;
+use crate::core::error::{Context, Error, Result};
+use crate::core::limits;
+use crate::report::plot::Curves;
+use crate::run::checkpoint::{Checkpoint, RunState};
+use crate::run::epoch_loop::{
+    self, EpochReport, LoopEvent, Precision, TrainConfig, TrainSummary, Trainer,
+};
+use crate::run::metrics::MetricsCsv;
 
 use super::advice::{Origin, with_hint};
 use super::report::{TrainPlan, TrainReport};
@@ -41,7 +43,7 @@ pub(super) fn train_loop(
     run: &RunRecord,
     trainer: &mut dyn Trainer,
     data: &Mnist,
-    start: Option<train::Resume>,
+    start: Option<epoch_loop::Resume>,
     report: &mut dyn TrainReport,
 ) -> Result<TrainSummary> {
     let config = &run.config;
@@ -72,7 +74,7 @@ pub(super) fn train_loop(
     // Hand the device a few submissions' worth of steps at a time.
     let steps_per_call = limits::steps_per_call(cfg.batch, run.slots);
     let report = std::cell::RefCell::new(report);
-    let summary = train::train_from(
+    let summary = epoch_loop::train_from(
         trainer,
         data.train.len(),
         &cfg,
@@ -85,7 +87,7 @@ pub(super) fn train_loop(
     let summary = summary.map_err(|e| with_hint(e, config, run.origin))?;
     report.finish();
     if let Some(path) = &req.plot {
-        crate::plot::draw(std::slice::from_ref(&end.curves), path)?;
+        crate::report::plot::draw(std::slice::from_ref(&end.curves), path)?;
         report.say(&format!("learning curves written to {}", path.display()));
     }
     Ok(summary)

@@ -7,15 +7,15 @@
 
 use std::path::PathBuf;
 
-use crate::checkpoint::Checkpoint;
+use crate::core::data;
+use crate::core::error::{Error, Result};
 use crate::cpu::memory as cpu_memory;
-use crate::data;
-use crate::device::{Device, DeviceChoice, Workspace};
-use crate::error::{Error, Result};
+use crate::run::checkpoint::Checkpoint;
+use crate::run::device::{Device, DeviceChoice, Workspace};
 
 use super::request::data_dir;
-use crate::eval::{EvalReport, evaluate};
 use crate::gpu::{GpuEvaluator, GpuOptions};
+use crate::run::evaluation::{EvalReport, evaluate};
 
 /// An evaluation as the user asks for it.
 #[derive(Clone, Debug, Default)]

@@ -7,17 +7,29 @@
 //! errors and lines a job gives name a setting by its flag (`--save`,
 //! `--lr`), as the user gave it.
 //!
-//! May import everything below the commands (model, data, device, train,
-//! checkpoint, config, metrics, plot, limits, error).
+//! Beside the jobs, `run` holds what they share: the one epoch loop
+//! (`epoch_loop`), the device a run computes on (`device`), checkpoints,
+//! metrics, the evaluation, the gradient check and the benchmarks.
+//!
+//! May import: `report`, `cpu`, `gpu` and `core`; the command line and the
+//! book's scripts sit above it.
 
 mod advice;
+pub mod bench;
+pub mod checkpoint;
+pub mod device;
+pub mod epoch_loop;
 mod epochs;
 mod eval;
+pub mod evaluation;
+pub mod gradient_check;
+pub mod metrics;
 mod paths;
 mod report;
 mod request;
 mod resume;
 mod train;
+mod usage;
 mod verify;
 
 pub use advice::software_adapter_note;
@@ -25,4 +37,5 @@ pub use eval::{EvalRequest, eval};
 pub use report::{TrainOutcome, TrainPlan, TrainReport};
 pub use request::{TrainRequest, check_batchnorm_batch, count, data_dir};
 pub use train::train;
+pub use usage::is_usage;
 pub use verify::{VerifyRequest, verify};

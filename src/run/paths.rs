@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint;
-use crate::config::RunConfig;
-use crate::data::{self, Mnist};
-use crate::error::{Context, Error, Result};
-use crate::files;
+use crate::core::config::RunConfig;
+use crate::core::data::{self, Mnist};
+use crate::core::error::{Context, Error, Result};
+use crate::core::files;
+use crate::run::checkpoint;
 
 use super::request::TrainRequest;
 
@@ -31,7 +31,7 @@ pub(super) fn check_outputs(req: &TrainRequest, save: Option<&Path>) -> Result<(
         checkpoint::check_writable(path).context(save_flag(req))?;
     }
     if let Some(path) = &req.plot {
-        crate::plot::check_output(path).context("--plot")?;
+        crate::report::plot::check_output(path).context("--plot")?;
     }
     Ok(())
 }

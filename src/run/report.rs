@@ -1,12 +1,12 @@
 //! What a training run tells its caller as it goes, and what came of it:
 //! the caller prints, the run does not.
 //!
-//! Part of `run`: imports `device`, `train` (its report types).
+//! Part of `run`: imports `device`, `epoch_loop` (its report types).
 
 use std::path::PathBuf;
 
-use crate::device::Device;
-use crate::train::{EpochReport, Split, TrainSummary};
+use crate::run::device::Device;
+use crate::run::epoch_loop::{EpochReport, Split, TrainSummary};
 
 /// The run as it will go, given to [`TrainReport::start`].
 #[derive(Clone, Copy, Debug)]

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use crate::config::RunConfig;
-use crate::device::DeviceChoice;
-use crate::error::{Error, Result};
+use crate::core::config::RunConfig;
+use crate::core::error::{Error, Result};
 use crate::gpu::GpuOptions;
+use crate::run::device::DeviceChoice;
 
 /// A training run as the user asked for it.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +66,6 @@ pub fn count(n: usize, what: &str) -> String {
 pub fn data_dir(given: Option<&std::path::Path>) -> Result<PathBuf> {
     match given {
         Some(d) => Ok(d.to_path_buf()),
-        None => Ok(crate::data::default_dir()?),
+        None => Ok(crate::core::data::default_dir()?),
     }
 }

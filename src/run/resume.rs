@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::Checkpoint;
-use crate::config::{ConfigError, RunConfig};
-use crate::error::{Context, Error, Result};
-use crate::limits;
-use crate::model::Arch;
-use crate::train::{self, Precision, Trainer};
+use crate::core::config::{ConfigError, RunConfig};
+use crate::core::error::{Context, Error, Result};
+use crate::core::limits;
+use crate::core::model::Arch;
+use crate::run::checkpoint::Checkpoint;
+use crate::run::epoch_loop::{self, Precision, Trainer};
 
 use super::request::TrainRequest;
 use super::request::count;
@@ -66,7 +66,7 @@ pub(super) fn resume(path: &Path, req: &TrainRequest) -> Result<Resumed> {
 /// A `conv` field's text as `--net` names it: `mlp`, or `simple-convnet`
 /// with its settings.
 fn net_text(conv: &str) -> String {
-    match serde_json::from_str::<Option<crate::conv::ConvFront>>(conv) {
+    match serde_json::from_str::<Option<crate::core::conv::ConvFront>>(conv) {
         Ok(Some(front)) => format!("simple-convnet ({})", front.describe()),
         _ if conv == "none" => "mlp".into(),
         _ => conv.into(),
@@ -156,7 +156,7 @@ pub(super) fn restore(
     r: &Resumed,
     trainer: &mut dyn Trainer,
     say: &mut dyn FnMut(&str),
-) -> Result<train::Resume> {
+) -> Result<epoch_loop::Resume> {
     let ck = &r.checkpoint;
     trainer.restore(&ck.optimizer_state, ck.iterations)?;
     let stored = if ck.f64_values {
@@ -176,7 +176,7 @@ pub(super) fn restore(
         r.path.display(),
         ck.iterations
     ));
-    Ok(train::Resume {
+    Ok(epoch_loop::Resume {
         done: ck.iterations as usize,
         sampler_position: ck.sampler_position,
     })

@@ -9,14 +9,14 @@
 
 use std::path::PathBuf;
 
-use crate::config::RunConfig;
+use crate::core::config::RunConfig;
+use crate::core::data::Mnist;
+use crate::core::error::{Context, Error, Result};
+use crate::core::limits;
+use crate::core::model::{Arch, Params};
 use crate::cpu::memory as cpu_memory;
-use crate::data::Mnist;
-use crate::device::{Device, Workspace};
-use crate::error::{Context, Error, Result};
-use crate::limits;
-use crate::model::{Arch, Params};
-use crate::train::{self, Trainer};
+use crate::run::device::{Device, Workspace};
+use crate::run::epoch_loop::{self, Trainer};
 
 use super::advice::{Origin, advice, run_lines};
 use super::epochs::{RunRecord, train_loop};
@@ -122,7 +122,7 @@ fn prepare(req: &TrainRequest, report: &mut dyn TrainReport) -> Result<Prepared>
     };
     check_batchnorm_batch(config.batchnorm, config.batch, batch_said)?;
     let arch = config.arch(data.train.pixels())?;
-    let per_epoch = train::iters_per_epoch(data.train.len(), config.batch);
+    let per_epoch = epoch_loop::iters_per_epoch(data.train.len(), config.batch);
     let iters = planned_iterations(req, per_epoch, resumed.as_ref())?;
     let said = req.iters.or(req.epochs).is_some();
     let done = match &resumed {

@@ -8,12 +8,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::RunConfig;
+use crate::core::config::RunConfig;
+use crate::core::data;
+use crate::core::error::{Error, Result};
 use crate::cpu::memory as cpu_memory;
-use crate::data;
-use crate::error::{Error, Result};
 use crate::gpu::{GpuOptions, tune};
-use crate::verify::{self, Coverage, VerifyConfig, VerifyReport};
+use crate::run::gradient_check::{self, Coverage, VerifyConfig, VerifyReport};
 
 use super::request::{check_batchnorm_batch, data_dir};
 
@@ -75,17 +75,17 @@ pub fn verify(req: &VerifyRequest, say: &mut dyn FnMut(&str)) -> Result<VerifyRe
         "numerical gradient: {} elements, two losses of the batch each...",
         thousands(elements)
     ));
-    verify::verify(ctx, &arch, &data.train, &cfg, None)
+    gradient_check::verify(ctx, &arch, &data.train, &cfg, None)
 }
 
 /// The elements checked per tensor, and whether that is verify's own
 /// sample: without `sample`, a check that would run for hours samples
 /// instead, and one too large even for that is refused.
-fn coverage(req: &VerifyRequest, arch: &crate::model::Arch) -> Result<(Option<usize>, bool)> {
+fn coverage(req: &VerifyRequest, arch: &crate::core::model::Arch) -> Result<(Option<usize>, bool)> {
     if let Some(k) = req.sample {
         return Ok((Some(k), false));
     }
-    match verify::automatic_coverage(arch, req.batch) {
+    match gradient_check::automatic_coverage(arch, req.batch) {
         Coverage::All => Ok((None, false)),
         Coverage::Sample { per_tensor, .. } => Ok((Some(per_tensor), true)),
         Coverage::TooLarge { least_cost } => {
@@ -94,7 +94,7 @@ fn coverage(req: &VerifyRequest, arch: &crate::model::Arch) -> Result<(Option<us
                 "--batch {} --hidden {}: even one element per tensor takes {least_cost:.1e} multiply-adds of numerical gradient, over verify's budget of {:.1e}; use a smaller --batch or --hidden, or --sample K to insist",
                 req.batch,
                 hidden.join(","),
-                verify::CHECK_BUDGET
+                gradient_check::CHECK_BUDGET
             )))
         }
     }

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use gpu_net::data::{self, Mnist};
+use gpu_net::core::data::{self, Mnist};
 use gpu_net::gpu::{GpuContext, GpuError, GpuOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,7 +50,7 @@ pub fn random_f32(len: usize, seed: u64) -> Vec<f32> {
 }
 
 pub fn widen(v: &[f32]) -> Vec<f64> {
-    gpu_net::compare::widen(v)
+    gpu_net::core::compare::widen(v)
 }
 
 /// Runs the `gpu-net` binary with `args` (XDG_RUNTIME_DIR set, so a headless
@@ -67,20 +67,20 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
 /// metadata (seed 4, batch 100, 12 iterations, ...), for tests that need a
 /// valid file to write, read or corrupt.
 pub fn checkpoint(
-    params: gpu_net::model::Params,
-    optimizer: gpu_net::optim::Optimizer,
+    params: gpu_net::core::model::Params,
+    optimizer: gpu_net::core::optim::Optimizer,
     optimizer_state: Vec<Vec<f64>>,
     weight_decay: f64,
     f64_values: bool,
-) -> gpu_net::checkpoint::Checkpoint {
+) -> gpu_net::run::checkpoint::Checkpoint {
     let arch = &params.arch;
-    let config = gpu_net::config::RunConfig {
+    let config = gpu_net::core::config::RunConfig {
         hidden: arch.hidden().to_vec(),
         conv: arch.conv,
         batchnorm: arch.batchnorm,
         dropout: arch.dropout,
         weight_decay,
-        init: gpu_net::model::Init::He,
+        init: gpu_net::core::model::Init::He,
         optimizer,
         lr: 0.001,
         batch: 100,
@@ -88,7 +88,7 @@ pub fn checkpoint(
         train_size: Some(60000),
         data: Some("data/mnist".into()),
     };
-    gpu_net::checkpoint::Checkpoint {
+    gpu_net::run::checkpoint::Checkpoint {
         optimizer_state,
         params,
         config,
@@ -102,21 +102,23 @@ pub fn checkpoint(
 }
 
 /// A checkpoint of plain SGD (no optimizer state) holding `params`.
-pub fn sgd_checkpoint(params: gpu_net::model::Params) -> gpu_net::checkpoint::Checkpoint {
-    let sgd = gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Sgd);
+pub fn sgd_checkpoint(
+    params: gpu_net::core::model::Params,
+) -> gpu_net::run::checkpoint::Checkpoint {
+    let sgd = gpu_net::core::optim::Optimizer::new(gpu_net::core::optim::OptimizerKind::Sgd);
     checkpoint(params, sgd, vec![], 0.0, false)
 }
 
 /// The largest checkpoint gpu-net writes: the most hidden layers the
 /// limits allow, with Batch Normalization and Adam's two state arrays (a
 /// header of about a megabyte).
-pub fn deepest_checkpoint() -> gpu_net::checkpoint::Checkpoint {
-    use gpu_net::model::{Arch, MAX_HIDDEN_LAYERS, Params};
+pub fn deepest_checkpoint() -> gpu_net::run::checkpoint::Checkpoint {
+    use gpu_net::core::model::{Arch, MAX_HIDDEN_LAYERS, Params};
     let arch = Arch::mlp(784, &vec![1; MAX_HIDDEN_LAYERS], 10)
         .unwrap()
         .with_batchnorm(true);
     let params = Params::init(&arch, 3);
     let state = vec![vec![0.0; params.values.len()]; 2];
-    let adam = gpu_net::optim::Optimizer::new(gpu_net::optim::OptimizerKind::Adam);
+    let adam = gpu_net::core::optim::Optimizer::new(gpu_net::core::optim::OptimizerKind::Adam);
     checkpoint(params, adam, state, 0.0, false)
 }

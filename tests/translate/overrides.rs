@@ -14,8 +14,8 @@ const BOOL: &[f64] = &[0.0, 1.0];
 /// The program's overrides.
 pub fn program() -> Vec<(&'static str, &'static [f64])> {
     // optimizer.rs: RULE is OptimizerKind's index, Sgd 0 .. Adam 5.
-    const RULES: [f64; gpu_net::optim::OptimizerKind::ALL.len()] = {
-        let mut v = [0.0; gpu_net::optim::OptimizerKind::ALL.len()];
+    const RULES: [f64; gpu_net::core::optim::OptimizerKind::ALL.len()] = {
+        let mut v = [0.0; gpu_net::core::optim::OptimizerKind::ALL.len()];
         let mut i = 0;
         while i < v.len() {
             v[i] = i as f64;

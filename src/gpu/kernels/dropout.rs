@@ -1,5 +1,5 @@
 //! `shaders/dropout.wgsl`: Dropout in place on a layer's output, with the
-//! mask of [`crate::dropout_mask`] in training and `1 - ratio` in evaluation.
+//! mask of [`crate::core::dropout_mask`] in training and `1 - ratio` in evaluation.
 //!
 //! Imports `context`, `dispatch` and `error` only.
 
@@ -124,7 +124,7 @@ pub struct DropoutDispatch(Dispatch);
 
 impl DropoutDispatch {
     /// Sets the mask's key (seed, step and layer folded by
-    /// [`crate::dropout_mask::layer_key`]).
+    /// [`crate::core::dropout_mask::layer_key`]).
     pub fn set_key(&self, ctx: &GpuContext, key: u32) {
         self.0
             .write_uniform(ctx, std::mem::offset_of!(Dims, key), &key);

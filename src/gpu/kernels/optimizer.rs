@@ -1,16 +1,16 @@
-//! `shaders/optimizer.wgsl`: every update rule of [`crate::optim`] as one
+//! `shaders/optimizer.wgsl`: every update rule of [`crate::core::optim`] as one
 //! elementwise pass over the parameter arena, with its state arrays beside it
 //! on the GPU.
 //!
-//! Imports `context`, `dispatch` and `error` only (and `crate::optim`).
+//! Imports `context`, `dispatch` and `error` only (and `crate::core::optim`).
 
+use crate::core::optim::{Optimizer, OptimizerKind};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
     BindingContract, Dispatch, KernelLayout, binding_contract, dispatch, kernel_bindings,
     kernel_layout, pipeline, wgsl_struct,
 };
 use crate::gpu::error::Result;
-use crate::optim::{Optimizer, OptimizerKind};
 
 /// `shaders/optimizer.wgsl`.
 pub const SOURCE: &str = include_str!("../../../shaders/optimizer.wgsl");

@@ -3,7 +3,7 @@
 //! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`, and
 //! `maxpool_backward_tiled.wgsl` where the windows tile the image). Each is
 //! compiled after `shaders/window.wgsl`: their one uniform, the
-//! slide's geometry ([`crate::conv::Slide`]) with two row strides, and the
+//! slide's geometry ([`crate::core::conv::Slide`]) with two row strides, and the
 //! helpers that follow a window. Each runs one invocation per element it
 //! writes, but tiled pooling's backward (one per window) and, on CPU
 //! adapters, `im2col` (one per row): the planner's [`WindowGrain`].
@@ -16,9 +16,9 @@
 //! - pooled (`p`): one row per image, (c, oy, ox), then optionally the ones column;
 //! - `argmax`: one u32 per pooled value (n, c, oy, ox), the index in its window.
 //!
-//! Imports `context`, `dispatch`, `error` and `plan` (and `crate::conv`).
+//! Imports `context`, `dispatch`, `error` and `plan` (and `crate::core::conv`).
 
-use crate::conv::Slide;
+use crate::core::conv::Slide;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
     BindingContract, Checks, Dispatch, KernelLayout, Slice, binding_contract, dispatch,

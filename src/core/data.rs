@@ -9,7 +9,7 @@
 //! A gzipped file may hold several gzip members one after the other (as
 //! `cat a.gz b.gz` or a parallel compressor writes them); they are one
 //! stream. A header's claimed size is checked against a limit
-//! ([`crate::limits::DEFAULT_IDX_LIMIT`], raised with `GPU_NET_IDX_LIMIT`)
+//! ([`crate::core::limits::DEFAULT_IDX_LIMIT`], raised with `GPU_NET_IDX_LIMIT`)
 //! before any data is read.
 
 use std::fs::File;
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::files;
-use crate::limits::{self, IDX_LIMIT_VAR};
+use crate::core::files;
+use crate::core::limits::{self, IDX_LIMIT_VAR};
 
 /// Number of classes every dataset here has (digits, Fashion-MNIST items).
 pub const CLASSES: usize = 10;
@@ -104,6 +104,13 @@ pub enum DataError {
     },
     #[error(transparent)]
     Limit(#[from] limits::BadSize),
+}
+
+/// An IDX file past the size limit, not a file that is wrong.
+impl crate::core::error::LayerError for DataError {
+    fn is_usage(&self) -> bool {
+        matches!(self, DataError::Limit(_))
+    }
 }
 
 /// One split of an image-classification dataset: u8 pixels, u8 labels.

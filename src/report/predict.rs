@@ -13,8 +13,8 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView, GrayImage, ImageReader, Limits, RgbImage};
 
-use crate::photo;
-pub use crate::photo::Invert;
+use crate::report::photo;
+pub use crate::report::photo::Invert;
 
 /// MNIST's field and the box its digits fill.
 pub const SIDE: usize = 28;
@@ -32,6 +32,13 @@ pub struct PredictError {
     /// The name itself is wrong (an output named for a format it cannot
     /// be): a usage error, not a failure of the work.
     pub misnamed: bool,
+}
+
+/// A picture named for another format.
+impl crate::core::error::LayerError for PredictError {
+    fn is_usage(&self) -> bool {
+        self.misnamed
+    }
 }
 
 fn fail(path: &Path, why: impl std::fmt::Display) -> PredictError {
@@ -53,7 +60,7 @@ pub fn image_format(path: &Path) -> Result<image::ImageFormat, PredictError> {
             misnamed: true,
             ..fail(path, "name the image .png, .jpg, .bmp or .pgm")
         })?;
-    crate::files::check_writable(path).map_err(|e| fail(path, e))?;
+    crate::core::files::check_writable(path).map_err(|e| fail(path, e))?;
     Ok(format)
 }
 
@@ -64,14 +71,14 @@ pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format)
         .map_err(|e| fail(path, e))?;
-    crate::files::write(path, bytes.get_ref()).map_err(|e| fail(path, e.error))
+    crate::core::files::write(path, bytes.get_ref()).map_err(|e| fail(path, e.error))
 }
 
 /// Decodes an image (PNG, JPEG, BMP or PGM/PNM) within limits, turned as
 /// its EXIF orientation says a viewer shows it.
 pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
     use image::ImageDecoder;
-    crate::files::check_regular(path).map_err(|e| fail(path, e.error))?;
+    crate::core::files::check_regular(path).map_err(|e| fail(path, e.error))?;
     let mut reader = ImageReader::open(path)
         .map_err(|e| fail(path, e))?
         .with_guessed_format()
@@ -208,7 +215,7 @@ pub fn show(pixels: &[u8]) -> String {
 /// The class probabilities the network of `params` gives one prepared
 /// image (its bytes, as [`load`] gives them), on the f64 reference path in
 /// evaluation form: a handful of images needs no GPU.
-pub fn classify(params: &crate::model::Params, pixels: &[u8]) -> Vec<f64> {
+pub fn classify(params: &crate::core::model::Params, pixels: &[u8]) -> Vec<f64> {
     let net = crate::cpu::Net::new(&params.arch);
     let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
     probabilities(&net.predict(params, &x, 1))
@@ -261,7 +268,7 @@ impl Tiles {
     /// An MLP's `W1` column by column as 28×28 images (none for other
     /// input sizes), or a SimpleConvNet's filters `W1[f, 0]` as FH×FW
     /// images (the first channel, as the book's `visualize_filter.py`).
-    pub fn first_layer(params: &crate::model::Params) -> Option<Tiles> {
+    pub fn first_layer(params: &crate::core::model::Params) -> Option<Tiles> {
         let arch = &params.arch;
         let w1 = params.tensor(&arch.tensors()[0]);
         if let Some(front) = arch.conv {

@@ -75,7 +75,7 @@ pub fn write_svg(figure: &Figure, out: &Path) -> Result<(), String> {
         root.present()
             .map_err(|e| format!("drawing the figure failed: {e}"))?;
     }
-    crate::files::write(out, svg.as_bytes()).map_err(|e| e.error.to_string())
+    crate::core::files::write(out, svg.as_bytes()).map_err(|e| e.error.to_string())
 }
 
 /// `name` cut to [`MAX_NAME`] characters, ending in `…` when cut.

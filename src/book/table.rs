@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 pub type Table = (Vec<&'static str>, Vec<Vec<Value>>, Value);
 
@@ -23,7 +23,7 @@ impl Rows {
         let file = match sink {
             Some(path) => {
                 // Never opened for writing unless a file: a FIFO would block.
-                crate::files::check_writable(path)
+                crate::core::files::check_writable(path)
                     .map_err(|e| Error::io(path)(std::io::Error::other(e)))?;
                 let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
                 use std::io::Write;

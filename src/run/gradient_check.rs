@@ -10,17 +10,17 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::compare::{Diff, EPS_F32, Tolerance, diff_each, diff_where};
+use crate::core::compare::{Diff, EPS_F32, Tolerance, diff_each, diff_where};
+use crate::core::data::Dataset;
+use crate::core::error::{Error, Result};
+use crate::core::model::{Arch, Init, Params, Tensor};
+use crate::core::optim::StepRule;
 use crate::cpu::numerical::{H, NumericalGradient, numerical_gradient};
 use crate::cpu::{Labels, Net};
-use crate::data::Dataset;
-use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::budget::{Plan, largest_scratch};
 use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
 use crate::gpu::trainer::StepWorkspace;
-use crate::model::{Arch, Init, Params, Tensor};
-use crate::optim::StepRule;
 
 /// Safety factor on the f32 error estimate `√K·ε32`.
 const F32_FACTOR: f64 = 16.0;

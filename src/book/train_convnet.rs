@@ -8,25 +8,25 @@
 //! curves the script plots. The script's `train loss` line for every
 //! step is left out: the table keeps each epoch's mean loss.
 //!
-//! May import: book_figures, book_trainer, conv, cpu, data, device, error,
+//! May import: book_figures, book::trainer, conv, cpu, data, device, error,
 //! experiment_table, gpu, limits, model, optim, train.
 
 use std::ops::ControlFlow;
 
 use serde_json::json;
 
-use crate::book_trainer::STEPS_PER_SUBMIT;
-use crate::conv::ConvFront;
+use crate::book::table::{Rows, Table};
+use crate::book::trainer::STEPS_PER_SUBMIT;
+use crate::core::conv::ConvFront;
+use crate::core::data::{CLASSES, Dataset, Mnist};
+use crate::core::error::Result;
+use crate::core::limits::submit_slots;
+use crate::core::model::{Arch, Params};
+use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
 use crate::cpu::Net;
-use crate::data::{CLASSES, Dataset, Mnist};
-use crate::device::{Device, Workspace};
-use crate::error::Result;
-use crate::experiment_table::{Rows, Table};
 use crate::gpu::GpuEvaluator;
-use crate::limits::submit_slots;
-use crate::model::{Arch, Params};
-use crate::optim::{Optimizer, OptimizerKind, StepRule};
-use crate::train::{LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
+use crate::run::device::{Device, Workspace};
+use crate::run::epoch_loop::{LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
 
 /// `evaluate_sample_num_per_epoch`.
 const EVAL_SAMPLES: usize = 1000;
@@ -99,7 +99,7 @@ pub fn train_convnet(
     let slots = submit_slots(batch, STEPS_PER_SUBMIT, per_epoch);
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
     let first = FirstImages::new(device, &params, data)?;
-    let mut rows = Rows::new(csv, &crate::book_figures::METRICS_COLUMNS)?;
+    let mut rows = Rows::new(csv, &crate::report::book_figures::METRICS_COLUMNS)?;
     let mut current = None;
     let cfg = TrainConfig {
         iters: epochs * per_epoch,

@@ -1,21 +1,21 @@
 //! A run's metrics as CSV, one row per epoch, flushed as the run goes (a
 //! crash keeps the rows so far); `plot::read_metrics` reads them back.
 //!
-//! May import: train (the epoch report), error, files, book_figures (the columns).
+//! May import: epoch_loop (the epoch report), error, files, book_figures (the columns).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
-use crate::files;
-use crate::train::EpochReport;
+use crate::core::error::{Error, Result};
+use crate::core::files;
+use crate::run::epoch_loop::EpochReport;
 
 pub struct MetricsCsv {
     file: std::fs::File,
     path: PathBuf,
 }
 
-pub use crate::book_figures::METRICS_COLUMNS as COLUMNS;
+pub use crate::report::book_figures::METRICS_COLUMNS as COLUMNS;
 
 impl MetricsCsv {
     /// The CSV's header line: [`COLUMNS`] joined.

@@ -16,7 +16,7 @@
 //! May import: figure. (experiment and `train --metrics` write their
 //! tables with these columns.)
 
-use crate::figure::{Figure, Line, Panel};
+use crate::report::figure::{Figure, Line, Panel};
 
 /// The columns of `train --metrics`, also the overfitting experiments'
 /// tables (so `gpu-net plot` draws both).
@@ -100,7 +100,7 @@ fn loss_curves(rows: &[Vec<String>], num: Num) -> Result<Figure, String> {
         let ys: Vec<f64> = rs.iter().map(|r| num(r, 2)).collect::<Result<_, _>>()?;
         let smooth = smooth_curve(&ys);
         lines.push(Line {
-            name: crate::figure::legend_name(&name),
+            name: crate::report::figure::legend_name(&name),
             points: xs.into_iter().zip(smooth).collect(),
             colour: i,
             dashed: false,

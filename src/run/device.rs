@@ -2,17 +2,17 @@
 //! the one place a [`Trainer`] is built for either, used by training,
 //! evaluation, bench and the experiments.
 //!
-//! May import: cpu, gpu, train (the trait), model, data, optim, error.
+//! May import: cpu, gpu, core::trainer (the trait), model, data, optim, error.
 
 use std::sync::Arc;
 
+use crate::core::data::Mnist;
+use crate::core::error::Result;
+use crate::core::model::Params;
+use crate::core::optim::StepRule;
 use crate::cpu::CpuTrainer;
-use crate::data::Mnist;
-use crate::error::Result;
 use crate::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer, tune};
-use crate::model::Params;
-use crate::optim::StepRule;
-use crate::train::{Precision, Trainer};
+use crate::run::epoch_loop::{Precision, Trainer};
 
 /// Which device the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

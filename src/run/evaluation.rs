@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
-use crate::error::{Result, fail_unless};
+use crate::core::error::{Result, fail_unless};
 use crate::gpu::GpuEvaluator;
-use crate::train::{Split, Trainer};
+use crate::run::epoch_loop::{Split, Trainer};
 
 /// What `gpu-net eval` needs of a device: the test set's loss and
 /// accuracy, and its predictions. Every [`Trainer`] is one (through its

@@ -11,17 +11,17 @@
 //! accuracies are taken at the end of each epoch (the book's first comes
 //! after one step).
 //!
-//! Imports `data`, `error`, `gpu`, `limits`, `model`, `optim` and `train`.
+//! Imports `data`, `error`, `gpu`, `limits`, `model`, `optim` and `run::epoch_loop`.
 
 use std::sync::Arc;
 
-use crate::data::{Dataset, Mnist};
-use crate::error::Result;
+use crate::core::data::{Dataset, Mnist};
+use crate::core::error::Result;
+use crate::core::limits::{steps_per_call, submit_slots};
+use crate::core::model::Params;
+use crate::core::optim::StepRule;
 use crate::gpu::{GpuContext, GpuEvaluator, GpuTrainer};
-use crate::limits::{steps_per_call, submit_slots};
-use crate::model::Params;
-use crate::optim::StepRule;
-use crate::train::{Sampler, Split, Trainer, iters_per_epoch};
+use crate::run::epoch_loop::{Sampler, Split, Trainer, iters_per_epoch};
 
 /// Steps recorded into one submission, as `gpu-net train`'s default.
 pub const STEPS_PER_SUBMIT: usize = 8;
@@ -154,7 +154,7 @@ pub fn train_book(
         // As `gpu-net train`: a step whose loss is not finite ends the run.
         if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
             let from = out.steps as usize + 1;
-            return Err(crate::error::Error::Diverged {
+            return Err(crate::core::error::Error::Diverged {
                 loss,
                 from,
                 to: from + losses.len() - 1,

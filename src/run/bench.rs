@@ -13,22 +13,22 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::RunConfig;
-use crate::conv::ConvFront;
+use crate::core::config::RunConfig;
+use crate::core::conv::ConvFront;
+use crate::core::data::Mnist;
+use crate::core::error::Result;
+use crate::core::model::{Arch, ArchError, Params};
+use crate::core::optim::StepRule;
 use crate::cpu::CpuTrainer;
 use crate::cpu::memory as cpu_memory;
-use crate::data::Mnist;
-use crate::device::Device;
-use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
     Dispatch, Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
     Tile,
 };
 use crate::gpu::trainer::GpuTrainer;
-use crate::model::{Arch, ArchError, Params};
-use crate::optim::StepRule;
-use crate::train::{Sampler, Trainer};
+use crate::run::device::Device;
+use crate::run::epoch_loop::{Sampler, Trainer};
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {

@@ -11,10 +11,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::conv::ConvFront;
-use crate::data::CLASSES;
-use crate::model::{Arch, ArchError, Init};
-use crate::optim::{Optimizer, StepRule};
+use crate::core::conv::ConvFront;
+use crate::core::data::CLASSES;
+use crate::core::model::{Arch, ArchError, Init};
+use crate::core::optim::{Optimizer, StepRule};
 
 /// The book's chapter 5 run (`ch05/train_neuralnet.py`) by default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +92,13 @@ pub enum ConfigError {
     Field { field: String, why: String },
     #[error("the run configuration is not valid: {0}")]
     Invalid(String),
+}
+
+/// A setting that cannot mean anything.
+impl crate::core::error::LayerError for ConfigError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
@@ -249,8 +256,12 @@ impl RunConfig {
             let why = format!("{} is not a positive number", self.lr);
             return Err(field_error("lr", why));
         }
-        if !(1..=crate::limits::MAX_BATCH).contains(&self.batch) {
-            let why = format!("{} is not in 1..={}", self.batch, crate::limits::MAX_BATCH);
+        if !(1..=crate::core::limits::MAX_BATCH).contains(&self.batch) {
+            let why = format!(
+                "{} is not in 1..={}",
+                self.batch,
+                crate::core::limits::MAX_BATCH
+            );
             return Err(field_error("batch", why));
         }
         if self.train_size == Some(0) {

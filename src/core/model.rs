@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-pub use crate::conv::ConvFront;
+pub use crate::core::conv::ConvFront;
 
 /// The book's `weight_init_std`.
 pub const WEIGHT_INIT_STD: f64 = 0.01;
@@ -48,6 +48,13 @@ pub enum ArchError {
     /// The convolution's shapes (the flags of `--net simple-convnet`).
     #[error("--net simple-convnet: {0}")]
     Conv(String),
+}
+
+/// A network that cannot be built from its settings.
+impl crate::core::error::LayerError for ArchError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 impl ArchError {

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::config::RunConfig;
-use crate::conv::ConvFront;
-use crate::files;
-use crate::model::{Arch, Params, Tensor};
-use crate::optim::OptimizerKind;
+use crate::core::config::RunConfig;
+use crate::core::conv::ConvFront;
+use crate::core::files;
+use crate::core::model::{Arch, Params, Tensor};
+use crate::core::optim::OptimizerKind;
 
 /// The value of `__metadata__["format"]`.
 pub const FORMAT: &str = "gpu-net checkpoint 1";
@@ -44,6 +44,13 @@ pub enum CheckpointError {
         path: PathBuf,
         error: std::io::Error,
     },
+}
+
+/// A checkpoint that cannot be read or written is a failure, whatever its cause.
+impl crate::core::error::LayerError for CheckpointError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a checkpoint holds.

@@ -4,7 +4,7 @@
 //! and test sets. The [`Trainer`] trait is what each device implements
 //! (`cpu::trainer`, `gpu::trainer`); this module knows neither.
 //!
-//! May import: model, error (and the data types through them).
+//! May import: core (the trainer trait, which it re-exports, model, error).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -13,56 +13,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::model::Params;
+use crate::core::error::{Error, Result};
 
-/// The arithmetic a device trains in: the CPU reference path's f64 or the
-/// GPU's f32 (checkpoints store values in it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    F64,
-}
-
-impl Precision {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32 (GPU)",
-            Precision::F64 => "f64 (CPU)",
-        }
-    }
-}
-
-/// What one device must do for the training loop.
-pub trait Trainer {
-    /// The device in words, e.g. `"cpu (f64 reference)"`.
-    fn device(&self) -> String;
-    fn precision(&self) -> Precision;
-    /// One training step per batch of training-set indices, in order.
-    fn train_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()>;
-    /// Mean training loss (cross-entropy, without weight decay) of the steps
-    /// run since the last call.
-    fn take_mean_loss(&mut self) -> Result<f64>;
-    /// (mean loss, accuracy) over a whole split.
-    fn evaluate(&mut self, split: Split) -> Result<(f64, f64)>;
-    /// The class given to each image of a split (the first largest logit).
-    fn predictions(&mut self, split: Split) -> Result<Vec<u8>>;
-    /// The current parameters.
-    fn params(&mut self) -> Result<Params>;
-    /// The optimizer's state arrays, in the host arena's layout.
-    fn optimizer_state(&mut self) -> Result<Vec<Vec<f64>>>;
-    /// Training steps taken so far.
-    fn steps_done(&self) -> u64;
-    /// Continues a run: the optimizer's state and the steps already taken
-    /// (Adam's t and Dropout's step numbers go on from there).
-    fn restore(&mut self, optimizer_state: &[Vec<f64>], steps: u64) -> Result<()>;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Test,
-}
+pub use crate::core::trainer::{Precision, Split, Trainer};
 
 /// The book's configuration by default.
 #[derive(Clone, Debug)]

@@ -14,14 +14,14 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
-use crate::data::{CLASSES, Dataset, Mnist};
-use crate::device::{Device, Workspace};
-use crate::error::Result;
-use crate::experiment_table::{Rows, Table, csv_line};
-use crate::model::{Arch, Init, Params};
-use crate::optim::{Optimizer, OptimizerKind, StepRule};
-use crate::train::{Sampler, Split, Trainer, iters_per_epoch};
+use crate::book::table::{Rows, Table, csv_line};
+use crate::core::data::{CLASSES, Dataset, Mnist};
+use crate::core::error::Result;
+use crate::core::model::{Arch, Init, Params};
+use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
+use crate::report::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
+use crate::run::device::{Device, Workspace};
+use crate::run::epoch_loop::{Sampler, Split, Trainer, iters_per_epoch};
 
 /// The experiments, by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +187,7 @@ pub fn run(
         Experiment::HyperparameterSearch => hyperparameter_search(device, data, cfg, say)?,
         Experiment::TrainConvnet => {
             let sizes = (cfg.seed, cfg.epochs, cfg.csv.as_deref());
-            crate::train_convnet::train_convnet(device, data, sizes, say)?
+            crate::book::train_convnet::train_convnet(device, data, sizes, say)?
         }
     };
     Ok(ExperimentReport {
@@ -391,7 +391,10 @@ fn overfit(
     };
     let mut run = start(device, &arch, Init::He, &data, batch, 0.01, &rule)?;
     let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let mut rows = Rows::new(cfg.csv.as_deref(), &crate::book_figures::METRICS_COLUMNS)?;
+    let mut rows = Rows::new(
+        cfg.csv.as_deref(),
+        &crate::report::book_figures::METRICS_COLUMNS,
+    )?;
     let (mut epoch, mut last) = (0, (0.0, 0.0));
     let (mut clock, mut since) = (std::time::Instant::now(), 0);
     for i in 0..steps {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::figure::{self, Figure, Line, Panel};
+use crate::report::figure::{self, Figure, Line, Panel};
 
 /// One run's curves, read from a metrics CSV.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +51,14 @@ pub enum PlotError {
     Misnamed { path: PathBuf, why: String },
 }
 
-use crate::book_figures::METRICS_COLUMNS as COLUMNS;
+/// A figure named for another format.
+impl crate::core::error::LayerError for PlotError {
+    fn is_usage(&self) -> bool {
+        matches!(self, PlotError::Misnamed { .. })
+    }
+}
+
+use crate::report::book_figures::METRICS_COLUMNS as COLUMNS;
 
 /// Reads a metrics CSV: its header must be [`COLUMNS`], every value finite.
 pub fn read_metrics(path: &Path) -> Result<Curves, PlotError> {
@@ -180,7 +187,7 @@ pub enum Table {
 /// learning curves, named `name`; an experiment's: its script's figure).
 pub fn table_figure(name: &str, columns: &[&str], rows: &[Vec<String>]) -> Result<Figure, String> {
     if columns != COLUMNS {
-        return crate::book_figures::from_table(columns, rows);
+        return crate::report::book_figures::from_table(columns, rows);
     }
     let mut c = Curves::named(name.to_string());
     for r in rows {
@@ -206,7 +213,7 @@ fn read_text(path: &Path) -> Result<String, PlotError> {
         path: path.to_path_buf(),
         why,
     };
-    crate::files::check_regular(path).map_err(|e| bad(e.error.to_string()))?;
+    crate::core::files::check_regular(path).map_err(|e| bad(e.error.to_string()))?;
     std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))
 }
 
@@ -230,7 +237,7 @@ pub fn read_csv(path: &Path) -> Result<Table, PlotError> {
     if rows.is_empty() {
         return Err(bad("no rows: nothing to plot".into()));
     }
-    crate::book_figures::from_table(&columns, &rows)
+    crate::report::book_figures::from_table(&columns, &rows)
         .map(Table::Experiment)
         .map_err(|why| {
             bad(format!(
@@ -241,7 +248,7 @@ pub fn read_csv(path: &Path) -> Result<Table, PlotError> {
 }
 
 /// Whether [`draw`] can write `out`: named `.svg` (or without an
-/// extension), and writable ([`crate::files::check_writable`]).
+/// extension), and writable ([`crate::core::files::check_writable`]).
 pub fn check_output(out: &Path) -> Result<(), PlotError> {
     let fail = |why: String| PlotError::Output {
         path: out.to_path_buf(),
@@ -251,7 +258,7 @@ pub fn check_output(out: &Path) -> Result<(), PlotError> {
         path: out.to_path_buf(),
         why,
     })?;
-    crate::files::check_writable(out).map_err(fail)
+    crate::core::files::check_writable(out).map_err(fail)
 }
 
 /// `.svg`, or no extension at all: a `.png` file holding SVG would not open.

@@ -64,6 +64,13 @@ pub struct BadSize {
     pub value: String,
 }
 
+/// A size past its limit.
+impl crate::core::error::LayerError for BadSize {
+    fn is_usage(&self) -> bool {
+        true
+    }
+}
+
 /// Bytes in `s`: `4096`, `512K`, `64M`, `4G`, `1T` (powers of 1024; a
 /// trailing `B` or `iB` is allowed). `None` when it is not one, or overflows.
 pub fn parse_size(s: &str) -> Option<u64> {
