@@ -3,13 +3,16 @@
 //! the last one partial, the loss of each epoch the mean of its steps,
 //! evaluation after each epoch, batches handed over in calls that never
 //! cross an epoch, and a resumed run drawing the batches an uninterrupted one
-//! would.
+//! would; the evaluations of the book's Trainer (whole epochs only) and of
+//! the chapter 6 scripts (after each epoch's first step), a stop asked at an
+//! epoch's end, and a NaN loss ending a run or reported as asked.
 
 use std::ops::ControlFlow;
 
 use gpu_net::core::model::Params;
 use gpu_net::run::epoch_loop::{
-    self, EpochReport, LoopEvent, Resume, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
+    self, EpochReport, Evaluate, LoopEvent, LoopHooks, Resume, Sampler, Split, TrainConfig,
+    Trainer, iters_per_epoch, run_loop,
 };
 
 /// Records every call; the loss of step `s` (1-based) is `s`, and the
@@ -21,6 +24,8 @@ struct Recorder {
     batches: Vec<Vec<u32>>,
     pending: Vec<f64>,
     evaluated_at: Vec<(Split, u64)>,
+    /// From this step on, every loss is NaN.
+    nan_from: Option<u64>,
 }
 
 impl Trainer for Recorder {
@@ -35,7 +40,9 @@ impl Trainer for Recorder {
         self.calls.push(batches.len());
         for b in batches {
             self.steps += 1;
-            self.pending.push(self.steps as f64);
+            let nan = self.nan_from.is_some_and(|n| self.steps >= n);
+            self.pending
+                .push(if nan { f64::NAN } else { self.steps as f64 });
             self.batches.push(b.clone());
         }
         Ok(())
@@ -307,4 +314,95 @@ fn train_convnet_runs_through_the_loop() {
         lines.last().unwrap(),
         &format!("test acc:{}", summary["test_acc"])
     );
+}
+
+/// The loop with `evaluate` and `nan_ends_run` over `iters` iterations of
+/// batch 10 on 105 images, one step per call; the reports it gave, and the
+/// steps at which the training split was evaluated.
+fn run_with(
+    t: &mut Recorder,
+    iters: usize,
+    evaluate: Evaluate,
+    nan_ends_run: bool,
+    stop_after_epoch: Option<usize>,
+) -> gpu_net::core::error::Result<(Vec<EpochReport>, Vec<u64>)> {
+    let mut reports = vec![];
+    let hooks = LoopHooks {
+        epoch_end: &mut |r, _, _| {
+            reports.push(r.clone());
+            Ok(match stop_after_epoch == Some(r.epoch) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            })
+        },
+        events: &mut |_| ControlFlow::Continue(()),
+        accuracy: None,
+        evaluate,
+        nan_ends_run,
+    };
+    let summary = run_loop(t, 105, &config(iters), 1, None, hooks)?;
+    assert_eq!(summary.interrupted, stop_after_epoch.is_some());
+    let train: Vec<u64> = t
+        .evaluated_at
+        .iter()
+        .filter(|(s, _)| *s == Split::Train)
+        .map(|&(_, n)| n)
+        .collect();
+    Ok((reports, train))
+}
+
+#[test]
+fn the_scripts_evaluate_after_each_epochs_first_step() {
+    // The chapter 6 scripts' `if i % iter_per_epoch == 0` over 25 steps:
+    // after steps 1, 11 and 21; the last 4 steps end a chunk not evaluated.
+    let mut t = Recorder::default();
+    let (reports, train) = run_with(&mut t, 25, Evaluate::AfterFirstStep, true, None).unwrap();
+    assert_eq!(train, [1, 11, 21]);
+    let ends: Vec<(usize, bool)> = reports.iter().map(|r| (r.iter, r.evaluated)).collect();
+    assert_eq!(ends, [(1, true), (11, true), (21, true), (25, false)]);
+    // Each loss the mean since the last point: 1; 2..=11; 12..=21; 22..=25.
+    let losses: Vec<f64> = reports.iter().map(|r| r.loss).collect();
+    assert_eq!(losses, [1.0, 6.5, 16.5, 23.5]);
+    assert!(reports[3].train_accuracy.is_nan());
+}
+
+#[test]
+fn the_books_trainer_evaluates_whole_epochs_only() {
+    let mut t = Recorder::default();
+    let (reports, train) = run_with(&mut t, 25, Evaluate::WholeEpochs, true, None).unwrap();
+    assert_eq!(train, [10, 20]);
+    let ends: Vec<(usize, bool)> = reports.iter().map(|r| (r.iter, r.evaluated)).collect();
+    assert_eq!(ends, [(10, true), (20, true), (25, false)]);
+    // Every epoch is evaluated where the run's end is not cut short.
+    let mut t = Recorder::default();
+    let (_, train) = run_with(&mut t, 25, Evaluate::EpochEnds, true, None).unwrap();
+    assert_eq!(train, [10, 20, 25]);
+}
+
+#[test]
+fn an_epoch_end_may_stop_the_run() {
+    let mut t = Recorder::default();
+    let (reports, _) = run_with(&mut t, 40, Evaluate::EpochEnds, true, Some(2)).unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(t.steps, 20, "no step after the epoch that stopped it");
+}
+
+#[test]
+fn a_nan_loss_ends_a_run_or_is_reported_as_asked() {
+    let mut t = Recorder {
+        nan_from: Some(13),
+        ..Default::default()
+    };
+    let e = run_with(&mut t, 25, Evaluate::EpochEnds, true, None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the training loss is NaN in iterations 11..20: training diverged at learning rate 0.1"
+    );
+    let mut t = Recorder {
+        nan_from: Some(13),
+        ..Default::default()
+    };
+    let (reports, _) = run_with(&mut t, 25, Evaluate::AfterFirstStep, false, None).unwrap();
+    assert_eq!(reports.len(), 4, "the run goes on to its end");
+    assert!(reports[0].loss.is_finite() && reports[2].loss.is_nan());
 }

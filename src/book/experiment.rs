@@ -9,6 +9,8 @@
 //! Evaluation points follow the scripts: after the update of every
 //! iteration `i` with `i % iter_per_epoch == 0`, starting at `i = 0`.
 
+use std::ops::ControlFlow;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -21,7 +23,10 @@ use crate::core::model::{Arch, Init, Params};
 use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
 use crate::report::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
 use crate::run::device::{Device, Workspace};
-use crate::run::epoch_loop::{Sampler, Split, Trainer, iters_per_epoch};
+use crate::run::epoch_loop::{
+    EpochReport, Evaluate, LoopHooks, Sampler, Split, TrainConfig, Trainer, iters_per_epoch,
+    run_loop,
+};
 
 /// The experiments, by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,9 +148,44 @@ impl Run<'_> {
     fn step(&mut self, batch: &[u32]) -> Result<()> {
         self.trainer.train_steps(&[batch.to_vec()], self.lr)
     }
-    fn accuracy(&mut self, split: Split) -> Result<f64> {
-        Ok(self.trainer.evaluate(split)?.1)
-    }
+}
+
+/// The chapter 6 scripts' loop for one network: `iters` steps of `batch`
+/// from the sampler seeded `seed`, and after the first step of each epoch
+/// (`if i % iter_per_epoch == 0`) the loss since the last such point and
+/// the accuracies, to `epoch_end`: on the training split, and on the test
+/// split where `test` (else NaN).
+fn script_loop(
+    run: &mut Run<'_>,
+    train_size: usize,
+    (iters, batch, seed, test): (usize, usize, u64, bool),
+    epoch_end: &mut dyn FnMut(&EpochReport) -> Result<()>,
+) -> Result<()> {
+    let cfg = TrainConfig {
+        iters,
+        batch,
+        lr: run.lr,
+        seed,
+    };
+    let mut accuracy = |t: &mut dyn Trainer, split| match split {
+        Split::Test if !test => Ok(f64::NAN),
+        _ => t.evaluate(split).map(|(_, a)| a),
+    };
+    let hooks = LoopHooks {
+        epoch_end: &mut |r, _, _| {
+            if r.evaluated {
+                epoch_end(r)?;
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+        events: &mut |_| ControlFlow::Continue(()),
+        accuracy: Some(&mut accuracy),
+        evaluate: Evaluate::AfterFirstStep,
+        nan_ends_run: false,
+    };
+    // One step per call, as `start` reserves.
+    run_loop(&mut *run.trainer, train_size, &cfg, 1, None, hooks)?;
+    Ok(())
 }
 
 fn start<'a>(
@@ -328,38 +368,33 @@ fn batch_norm(
     let mut summary = Vec::new();
     for (k, &w) in scales.iter().take(count).enumerate() {
         say(format!("============== {}/16 ==============", k + 1));
-        let mut bn = start(device, &with_bn, Init::Std(w), &data, batch, 0.01, &rule)?;
-        let mut net = start(device, &plain, Init::Std(w), &data, batch, 0.01, &rule)?;
-        let mut sampler = Sampler::new(cfg.seed, data.train.len());
-        let (mut epoch, mut last) = (0, (0.0, 0.0));
-        for i in 0.. {
-            let b = sampler.batch(batch);
-            bn.step(&b)?;
-            net.step(&b)?;
-            if i % per_epoch == 0 {
-                let (acc, bn_acc) = (net.accuracy(Split::Train)?, bn.accuracy(Split::Train)?);
-                say(format!("epoch:{epoch} | {acc} - {bn_acc}"));
-                rows.push(vec![json!(w), json!("plain"), json!(epoch), json!(acc)])?;
-                rows.push(vec![
-                    json!(w),
-                    json!("batchnorm"),
-                    json!(epoch),
-                    json!(bn_acc),
-                ])?;
-                last = (acc, bn_acc);
-                epoch += 1;
-                if epoch >= epochs {
-                    break;
-                }
-            }
+        // The script steps both networks on each minibatch; trained one
+        // after the other on the same minibatches, they end the same.
+        // Only the training accuracy is plotted.
+        let plan = ((epochs.max(1) - 1) * per_epoch + 1, batch, cfg.seed, false);
+        let mut accuracies = [vec![], vec![]];
+        for (arch, acc) in [&plain, &with_bn].into_iter().zip(&mut accuracies) {
+            let mut run = start(device, arch, Init::Std(w), &data, batch, 0.01, &rule)?;
+            let mut epoch_end = |r: &EpochReport| Ok(acc.push(r.train_accuracy));
+            script_loop(&mut run, data.train.len(), plan, &mut epoch_end)?;
         }
-        summary.push(json!({ "weight_std": w, "plain": last.0, "batchnorm": last.1 }));
+        for (epoch, (&acc, &bn_acc)) in accuracies[0].iter().zip(&accuracies[1]).enumerate() {
+            say(format!("epoch:{epoch} | {acc} - {bn_acc}"));
+            rows.push(vec![json!(w), json!("plain"), json!(epoch), json!(acc)])?;
+            rows.push(vec![
+                json!(w),
+                json!("batchnorm"),
+                json!(epoch),
+                json!(bn_acc),
+            ])?;
+        }
+        let last = |a: &[f64]| a.last().copied().unwrap_or(0.0);
+        let (plain_acc, bn_acc) = (last(&accuracies[0]), last(&accuracies[1]));
+        summary.push(json!({ "weight_std": w, "plain": plain_acc, "batchnorm": bn_acc }));
     }
     Ok(rows.table(json!(summary)))
 }
 
-// Longer than a screen on purpose: it follows the book's
-// `overfit_weight_decay.py` / `overfit_dropout.py` line by line.
 /// Weight decay and Dropout: a deep network on 300 images, accuracy on
 /// those and on the whole test set per epoch.
 fn overfit(
@@ -390,44 +425,38 @@ fn overfit(
         }
     };
     let mut run = start(device, &arch, Init::He, &data, batch, 0.01, &rule)?;
-    let mut sampler = Sampler::new(cfg.seed, data.train.len());
     let mut rows = Rows::new(
         cfg.csv.as_deref(),
         &crate::report::book_figures::METRICS_COLUMNS,
     )?;
     let (mut epoch, mut last) = (0, (0.0, 0.0));
-    let (mut clock, mut since) = (std::time::Instant::now(), 0);
-    for i in 0..steps {
-        run.step(&sampler.batch(batch))?;
-        if i % per_epoch == 0 {
-            // The columns of `train --metrics`, so `gpu-net plot` draws these too.
-            let loss = run.trainer.take_mean_loss()?;
-            let seconds = clock.elapsed().as_secs_f64();
-            let samples_per_sec = ((i + 1 - since) * batch) as f64 / seconds;
-            let (train_acc, test_acc) = (run.accuracy(Split::Train)?, run.accuracy(Split::Test)?);
-            rows.push(vec![
-                json!(epoch),
-                json!(i + 1),
-                json!(loss),
-                json!(train_acc),
-                json!(test_acc),
-                json!(seconds),
-                json!(samples_per_sec),
-            ])?;
-            last = (train_acc, test_acc);
-            say(match which {
-                Experiment::WeightDecay => {
-                    format!("epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc}")
-                }
-                _ => format!(
-                    "=== epoch:{}, train acc:{train_acc}, test acc:{test_acc} ===",
-                    epoch + 1
-                ),
-            });
-            epoch += 1;
-            (clock, since) = (std::time::Instant::now(), i + 1);
-        }
-    }
+    let mut epoch_end = |r: &EpochReport| {
+        let (train_acc, test_acc) = (r.train_accuracy, r.test_accuracy);
+        // The columns of `train --metrics`, so `gpu-net plot` draws these too.
+        rows.push(vec![
+            json!(epoch),
+            json!(r.iter),
+            json!(r.loss),
+            json!(train_acc),
+            json!(test_acc),
+            json!(r.seconds),
+            json!(r.samples_per_sec),
+        ])?;
+        last = (train_acc, test_acc);
+        say(match which {
+            Experiment::WeightDecay => {
+                format!("epoch:{epoch}, train acc:{train_acc}, test acc:{test_acc}")
+            }
+            _ => format!(
+                "=== epoch:{}, train acc:{train_acc}, test acc:{test_acc} ===",
+                epoch + 1
+            ),
+        });
+        epoch += 1;
+        Ok(())
+    };
+    let plan = (steps, batch, cfg.seed, true);
+    script_loop(&mut run, data.train.len(), plan, &mut epoch_end)?;
     if which == Experiment::Dropout {
         say("=============== Final Test Accuracy ===============".into());
         say(format!("test acc:{}", last.1));
@@ -478,24 +507,20 @@ fn hyperparameter_search(
             ..Default::default()
         };
         let mut run = start(device, &arch, Init::He, &data, batch, lr as f32, &rule)?;
-        let mut sampler = Sampler::new(rule.seed, data.train.len());
-        let (mut epoch, mut val_acc) = (0, 0.0);
-        for i in 0..epochs * per_epoch {
-            run.step(&sampler.batch(batch))?;
-            if i % per_epoch == 0 {
-                let train_acc = run.accuracy(Split::Train)?;
-                val_acc = run.accuracy(Split::Test)?;
-                rows.push(vec![
-                    json!(trial),
-                    json!(lr),
-                    json!(weight_decay),
-                    json!(epoch + 1),
-                    json!(train_acc),
-                    json!(val_acc),
-                ])?;
-                epoch += 1;
-            }
-        }
+        let mut val_acc = 0.0;
+        let mut epoch_end = |r: &EpochReport| {
+            val_acc = r.test_accuracy;
+            rows.push(vec![
+                json!(trial),
+                json!(lr),
+                json!(weight_decay),
+                json!(r.epoch),
+                json!(r.train_accuracy),
+                json!(val_acc),
+            ])
+        };
+        let plan = (epochs * per_epoch, batch, rule.seed, true);
+        script_loop(&mut run, data.train.len(), plan, &mut epoch_end)?;
         say(format!(
             "val acc:{val_acc} | lr:{lr:e}, weight decay:{weight_decay:e}"
         ));

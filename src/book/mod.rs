@@ -5,6 +5,7 @@
 //! May import: `run`, `report`, `cpu`, `gpu` and `core`.
 
 pub mod experiment;
+pub mod first_images;
 pub mod table;
 pub mod train_convnet;
 pub mod trainer;

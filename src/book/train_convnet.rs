@@ -8,70 +8,27 @@
 //! curves the script plots. The script's `train loss` line for every
 //! step is left out: the table keeps each epoch's mean loss.
 //!
-//! May import: book_figures, book::trainer, conv, cpu, data, device, error,
-//! experiment_table, gpu, limits, model, optim, train.
+//! May import: core, report (the metrics' columns), run (the device and the
+//! loop), and the rest of book.
 
 use std::ops::ControlFlow;
 
 use serde_json::json;
 
+use crate::book::first_images::FirstImages;
 use crate::book::table::{Rows, Table};
 use crate::book::trainer::STEPS_PER_SUBMIT;
 use crate::core::conv::ConvFront;
-use crate::core::data::{CLASSES, Dataset, Mnist};
+use crate::core::data::{CLASSES, Mnist};
 use crate::core::error::Result;
 use crate::core::limits::submit_slots;
 use crate::core::model::{Arch, Params};
 use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
-use crate::cpu::Net;
-use crate::gpu::GpuEvaluator;
 use crate::run::device::{Device, Workspace};
-use crate::run::epoch_loop::{LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
+use crate::run::epoch_loop::{Evaluate, LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
 
 /// `evaluate_sample_num_per_epoch`.
 const EVAL_SAMPLES: usize = 1000;
-
-/// The accuracy on the first [`EVAL_SAMPLES`] images of each split.
-enum FirstImages {
-    Gpu(Box<[GpuEvaluator; 2]>),
-    Cpu([Dataset; 2]),
-}
-
-impl FirstImages {
-    fn new(device: &Device, params: &Params, data: &Mnist) -> Result<Self> {
-        let first = |d: &Dataset| d.first(EVAL_SAMPLES.min(d.len()));
-        let sets = [first(&data.train), first(&data.test)];
-        Ok(match device {
-            Device::Gpu(ctx) => {
-                let [train, test] = &sets;
-                FirstImages::Gpu(Box::new([
-                    GpuEvaluator::new(ctx.clone(), params, train)?,
-                    GpuEvaluator::new(ctx.clone(), params, test)?,
-                ]))
-            }
-            Device::Cpu => FirstImages::Cpu(sets),
-        })
-    }
-
-    /// The accuracy of `params` on the first images of `split`.
-    fn accuracy(&self, params: &Params, split: Split) -> Result<f64> {
-        let i = match split {
-            Split::Train => 0,
-            Split::Test => 1,
-        };
-        Ok(match self {
-            FirstImages::Gpu(evals) => {
-                evals[i].net.write_arena(params);
-                evals[i].evaluate()?.1
-            }
-            FirstImages::Cpu(sets) => {
-                let d = &sets[i];
-                let all: Vec<usize> = (0..d.len()).collect();
-                Net::new(&params.arch).accuracy(params, &d.batch_f64(&all), &d.labels)
-            }
-        })
-    }
-}
 
 /// The script's run from `seed`; `epochs` replaces its 20; the rows go to
 /// `csv` too as they come.
@@ -98,7 +55,7 @@ pub fn train_convnet(
     let params = Params::init(&arch, seed);
     let slots = submit_slots(batch, STEPS_PER_SUBMIT, per_epoch);
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
-    let first = FirstImages::new(device, &params, data)?;
+    let first = FirstImages::new(device, &params, data, EVAL_SAMPLES)?;
     let mut rows = Rows::new(csv, &crate::report::book_figures::METRICS_COLUMNS)?;
     let mut current = None;
     let cfg = TrainConfig {
@@ -121,7 +78,8 @@ pub fn train_convnet(
                 json!(r.test_accuracy),
                 json!(r.seconds),
                 json!(r.samples_per_sec),
-            ])
+            ])?;
+            Ok(ControlFlow::Continue(()))
         },
         events: &mut |_| ControlFlow::Continue(()),
         // The parameters read once an epoch: the loop asks for the
@@ -132,6 +90,8 @@ pub fn train_convnet(
             }
             first.accuracy(current.as_ref().expect("train split first"), split)
         }),
+        evaluate: Evaluate::EpochEnds,
+        nan_ends_run: true,
     };
     run_loop(trainer.as_mut(), data.train.len(), &cfg, slots, None, hooks)?;
     let test_acc = trainer.evaluate(Split::Test)?.1;

@@ -11,17 +11,24 @@
 //! accuracies are taken at the end of each epoch (the book's first comes
 //! after one step).
 //!
-//! Imports `data`, `error`, `gpu`, `limits`, `model`, `optim` and `run::epoch_loop`.
+//! May import: core, gpu (the trainer), run (the device and the loop), and
+//! the rest of book.
 
 use std::sync::Arc;
 
-use crate::core::data::{Dataset, Mnist};
+use std::ops::ControlFlow;
+
+use crate::book::first_images::FirstImages;
+use crate::core::data::Mnist;
 use crate::core::error::Result;
 use crate::core::limits::{steps_per_call, submit_slots};
 use crate::core::model::Params;
 use crate::core::optim::StepRule;
-use crate::gpu::{GpuContext, GpuEvaluator, GpuTrainer};
-use crate::run::epoch_loop::{Sampler, Split, Trainer, iters_per_epoch};
+use crate::gpu::{GpuContext, GpuTrainer};
+use crate::run::device::Device;
+use crate::run::epoch_loop::{
+    EpochReport, Evaluate, LoopHooks, Split, TrainConfig, Trainer, iters_per_epoch, run_loop,
+};
 
 /// Steps recorded into one submission, as `gpu-net train`'s default.
 pub const STEPS_PER_SUBMIT: usize = 8;
@@ -67,50 +74,13 @@ pub struct BookTrainerResult {
     pub steps: u64,
     /// Seconds of the steps (without the evaluations and setup).
     pub seconds: f64,
+    /// Whether `stop` ended the run before its `max_iter` steps.
+    pub stopped: bool,
 }
 
-/// Evaluation on the first `n` images of each split (or the trainer's own,
-/// over whole splits).
-enum Sampled {
-    Whole,
-    First(Box<[GpuEvaluator; 2]>),
-}
-
-impl Sampled {
-    fn new(ctx: &Arc<GpuContext>, params: &Params, data: &Mnist, n: Option<usize>) -> Result<Self> {
-        let Some(n) = n else {
-            return Ok(Sampled::Whole);
-        };
-        let first = |d: &Dataset| d.first(n.min(d.len()));
-        Ok(Sampled::First(Box::new([
-            GpuEvaluator::new(ctx.clone(), params, &first(&data.train))?,
-            GpuEvaluator::new(ctx.clone(), params, &first(&data.test))?,
-        ])))
-    }
-
-    /// (train accuracy, test accuracy) of the trainer's current parameters.
-    fn accuracies(&self, trainer: &mut GpuTrainer) -> Result<(f64, f64)> {
-        match self {
-            Sampled::Whole => Ok((
-                trainer.evaluate(Split::Train)?.1,
-                trainer.evaluate(Split::Test)?.1,
-            )),
-            Sampled::First(evals) => {
-                let p = Trainer::params(trainer)?;
-                let mut acc = [0.0; 2];
-                for (a, e) in acc.iter_mut().zip(evals.iter()) {
-                    e.net.write_arena(&p);
-                    e.net.write_running(&p.running);
-                    *a = e.evaluate()?.1;
-                }
-                Ok((acc[0], acc[1]))
-            }
-        }
-    }
-}
-
-/// Runs `Trainer.train()`: `on_epoch` hears each epoch's log; `stop` is
-/// asked after every submission and ends the run there when it answers true.
+/// Runs `Trainer.train()` through the one epoch loop: `on_epoch` hears each
+/// epoch's log; `stop` is asked after every submission and after each
+/// epoch's log, and ends the run there when it answers true.
 pub fn train_book(
     ctx: Arc<GpuContext>,
     params: &Params,
@@ -121,68 +91,93 @@ pub fn train_book(
 ) -> Result<BookTrainerResult> {
     let per_epoch = iters_per_epoch(data.train.len(), cfg.batch);
     let slots = submit_slots(cfg.batch, STEPS_PER_SUBMIT, cfg.max_iter);
-    let rule = &cfg.rule;
     // A fresh optimizer, as the book's Trainer makes: Adam's t and Dropout's
     // step numbers count from 1, as in a `gpu-net train` run.
-    let mut trainer = GpuTrainer::new(ctx.clone(), params, data, cfg.batch, slots, cfg.lr, rule)?;
+    let (lr, rule) = (cfg.lr, &cfg.rule);
+    let mut trainer = GpuTrainer::new(ctx.clone(), params, data, cfg.batch, slots, lr, rule)?;
     trainer.log_losses(per_epoch);
-    let sampled = Sampled::new(&ctx, params, data, cfg.eval_samples)?;
-    let mut sampler = Sampler::new(cfg.seed, data.train.len());
-    let call = steps_per_call(cfg.batch, slots);
-    let mut out = BookTrainerResult {
-        params: params.clone(),
-        train_loss: vec![],
-        train_acc: vec![],
-        test_acc: vec![],
-        final_test_acc: None,
-        steps: 0,
-        seconds: 0.0,
+    let device = Device::Gpu(ctx);
+    let first = match cfg.eval_samples {
+        Some(n) => Some(FirstImages::new(&device, params, data, n)?),
+        None => None,
     };
-    let (mut stopped, mut epoch) = (false, 0);
-    while (out.steps as usize) < cfg.max_iter && !stopped {
-        let steps = per_epoch.min(cfg.max_iter - out.steps as usize);
-        let started = std::time::Instant::now();
-        let mut done = 0;
-        while done < steps && !stopped {
-            let n = call.min(steps - done);
-            let batches: Vec<Vec<u32>> = (0..n).map(|_| sampler.batch(cfg.batch)).collect();
-            trainer.train_steps(&batches, cfg.lr)?;
-            done += n;
-            stopped = stop();
-        }
-        let losses = trainer.take_losses()?; // waits for the steps
-        // As `gpu-net train`: a step whose loss is not finite ends the run.
-        if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
-            let from = out.steps as usize + 1;
-            return Err(crate::core::error::Error::Diverged {
-                loss,
-                from,
-                to: from + losses.len() - 1,
-                lr: cfg.lr,
-            });
-        }
-        out.seconds += started.elapsed().as_secs_f64();
-        out.steps += losses.len() as u64;
-        out.train_loss.extend(&losses);
-        epoch += 1;
-        let accuracies = if steps == per_epoch && !stopped {
-            let (train, test) = sampled.accuracies(&mut trainer)?;
-            out.train_acc.push(train);
-            out.test_acc.push(test);
-            Some((train, test))
-        } else {
-            None
+    let (mut out, mut current) = (BookTrainerResult::new(params), None);
+    let loop_cfg = TrainConfig {
+        iters: cfg.max_iter,
+        batch: cfg.batch,
+        lr,
+        seed: cfg.seed,
+    };
+    let mut accuracy = |trainer: &mut dyn Trainer, split| {
+        let Some(first) = &first else {
+            return trainer.evaluate(split).map(|(_, a)| a);
         };
-        on_epoch(&EpochLog {
-            epoch,
-            losses,
-            accuracies,
-        });
-        stopped = stopped || stop(); // on_epoch may have asked to stop
-    }
-    if !stopped {
+        if split == Split::Train {
+            current = Some(trainer.params()?);
+        }
+        first.accuracy(current.as_ref().expect("train split first"), split)
+    };
+    // Asked by two hooks, one at a time.
+    let stop = std::cell::RefCell::new(stop);
+    let hooks = LoopHooks {
+        epoch_end: &mut |r, _, _| Ok(out.record(r, on_epoch, || stop.borrow_mut()())),
+        events: &mut |_| match stop.borrow_mut()() {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        },
+        accuracy: Some(&mut accuracy),
+        evaluate: Evaluate::WholeEpochs,
+        nan_ends_run: true,
+    };
+    let call = steps_per_call(cfg.batch, slots);
+    let summary = run_loop(&mut trainer, data.train.len(), &loop_cfg, call, None, hooks)?;
+    out.steps = summary.iters as u64;
+    out.seconds = summary.seconds;
+    out.stopped = out.stopped || summary.interrupted;
+    if !out.stopped {
         out.final_test_acc = Some(trainer.evaluate(Split::Test)?.1);
     }
     out.params = Trainer::params(&mut trainer)?;
     Ok(out)
+}
+
+impl BookTrainerResult {
+    fn new(params: &Params) -> Self {
+        BookTrainerResult {
+            params: params.clone(),
+            train_loss: vec![],
+            train_acc: vec![],
+            test_acc: vec![],
+            final_test_acc: None,
+            steps: 0,
+            seconds: 0.0,
+            stopped: false,
+        }
+    }
+
+    /// An epoch's end: its losses and accuracies onto the lists, its log to
+    /// `on_epoch`; `Break` where the run was stopped, before (an epoch cut
+    /// short) or after the log (`stop_after`, asked of `stop` then).
+    fn record(
+        &mut self,
+        r: &EpochReport,
+        on_epoch: &mut dyn FnMut(&EpochLog),
+        mut stop_after: impl FnMut() -> bool,
+    ) -> ControlFlow<()> {
+        self.train_loss.extend(&r.step_losses);
+        if r.evaluated {
+            self.train_acc.push(r.train_accuracy);
+            self.test_acc.push(r.test_accuracy);
+        }
+        on_epoch(&EpochLog {
+            epoch: r.epoch,
+            losses: r.step_losses.clone(),
+            accuracies: r.evaluated.then_some((r.train_accuracy, r.test_accuracy)),
+        });
+        self.stopped = self.stopped || stop_after();
+        match self.stopped {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        }
+    }
 }

@@ -35,6 +35,12 @@ pub trait Trainer {
     /// Mean training loss (cross-entropy, without weight decay) of the steps
     /// run since the last call.
     fn take_mean_loss(&mut self) -> Result<f64>;
+    /// Each step's loss since the last call, in order, where the trainer
+    /// logs them (the book's Trainer keeps every step's); `None` where it
+    /// keeps only their mean ([`Trainer::take_mean_loss`]).
+    fn take_step_losses(&mut self) -> Result<Option<Vec<f64>>> {
+        Ok(None)
+    }
     /// (mean loss, accuracy) over a whole split.
     fn evaluate(&mut self, split: Split) -> Result<(f64, f64)>;
     /// The class given to each image of a split (the first largest logit).

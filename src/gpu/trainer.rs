@@ -174,6 +174,11 @@ impl StepWorkspace {
         self.loss_log = Some((log, 0));
     }
 
+    /// Whether each step's loss is kept ([`StepWorkspace::log_losses`]).
+    pub fn logs_losses(&self) -> bool {
+        self.loss_log.is_some()
+    }
+
     /// The mean loss of each step logged since the last call, in order
     /// (after the steps have run), and empties the log.
     pub fn take_losses(&mut self, ctx: &GpuContext) -> Result<Vec<f64>> {
@@ -435,6 +440,13 @@ impl Trainer for GpuTrainer {
 
     fn steps_done(&self) -> u64 {
         self.steps
+    }
+
+    fn take_step_losses(&mut self) -> crate::core::error::Result<Option<Vec<f64>>> {
+        if !self.step.logs_losses() {
+            return Ok(None);
+        }
+        Ok(Some(GpuTrainer::take_losses(self)?))
     }
 
     fn restore(

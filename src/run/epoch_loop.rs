@@ -86,6 +86,15 @@ pub struct EpochReport {
     /// Seconds of training in this epoch (without the evaluation).
     pub seconds: f64,
     pub samples_per_sec: f64,
+    /// Whether the accuracies were taken: always, but for an epoch cut
+    /// short when the loop evaluates whole epochs only
+    /// ([`Evaluate`]; the accuracies are then NaN).
+    #[serde(skip)]
+    pub evaluated: bool,
+    /// Each step's loss, in order, where the trainer logs them
+    /// ([`Trainer::take_step_losses`]); else empty.
+    #[serde(skip)]
+    pub step_losses: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -153,11 +162,16 @@ pub struct Resume {
 /// An accuracy on a split, computed the caller's way (see [`LoopHooks`]).
 pub type Accuracy<'a> = dyn FnMut(&mut dyn Trainer, Split) -> Result<f64> + 'a;
 
+/// What the loop hands its caller at an epoch's end: the report, the
+/// trainer and the sampler's position (to write a checkpoint); `Break`
+/// ends the run there.
+pub type EpochEnd<'a> =
+    dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<ControlFlow<()>> + 'a;
+
 /// What the loop asks of its caller (see [`run_loop`]).
 pub struct LoopHooks<'a> {
-    /// Given the report, the trainer and the sampler's position after each
-    /// epoch (to write a checkpoint).
-    pub epoch_end: &'a mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
+    /// Told of each epoch's end; may end the run there.
+    pub epoch_end: &'a mut EpochEnd<'a>,
     /// Told what the loop is doing (for progress): the iterations handed to
     /// the device so far, and each evaluation as it starts.
     pub events: &'a mut dyn FnMut(LoopEvent) -> ControlFlow<()>,
@@ -165,6 +179,54 @@ pub struct LoopHooks<'a> {
     /// over the whole split: on its first images, as the book's Trainer
     /// with `evaluate_sample_num_per_epoch`.
     pub accuracy: Option<&'a mut Accuracy<'a>>,
+    /// Where the epochs end and which are evaluated.
+    pub evaluate: Evaluate,
+    /// Whether a loss that is not a number ends the run (with
+    /// [`Error::Diverged`]), or is reported as any other: the chapter 6
+    /// scripts show what a bad setting does, divergence included.
+    pub nan_ends_run: bool,
+}
+
+/// Where the loop's epochs end, and which of them it evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evaluate {
+    /// Every `iter_per_epoch` steps, and at the run's end (`train`).
+    EpochEnds,
+    /// Every `iter_per_epoch` steps, but an epoch cut short by the run's end
+    /// or a stop is not evaluated (the book's `Trainer`).
+    WholeEpochs,
+    /// After the first step of each epoch (the chapter 6 scripts' `if i %
+    /// iter_per_epoch == 0`), and not at the run's end unless one falls there.
+    AfterFirstStep,
+}
+
+impl Evaluate {
+    /// The steps past a multiple of `iter_per_epoch` where an epoch ends.
+    fn offset(self) -> usize {
+        match self {
+            Evaluate::AfterFirstStep => 1,
+            Evaluate::EpochEnds | Evaluate::WholeEpochs => 0,
+        }
+    }
+
+    /// The first epoch's end after `done` steps.
+    fn next_end(self, done: usize, per_epoch: usize) -> usize {
+        let o = self.offset();
+        match done.checked_sub(o) {
+            Some(past) => (past / per_epoch + 1) * per_epoch + o,
+            None => o,
+        }
+    }
+
+    /// Whether the epoch that ended at `done` is evaluated.
+    fn evaluates(self, done: usize, per_epoch: usize, interrupted: bool) -> bool {
+        let at_an_end = done >= self.offset() && (done - self.offset()) % per_epoch == 0;
+        match self {
+            Evaluate::EpochEnds => true,
+            Evaluate::WholeEpochs => at_an_end && !interrupted,
+            Evaluate::AfterFirstStep => at_an_end,
+        }
+    }
 }
 
 /// [`run_loop`] evaluating the whole splits: [`train`], optionally
@@ -179,10 +241,15 @@ pub fn train_from(
     epoch_end: &mut dyn FnMut(&EpochReport, &mut dyn Trainer, u128) -> Result<()>,
     events: &mut dyn FnMut(LoopEvent) -> ControlFlow<()>,
 ) -> Result<TrainSummary> {
+    let mut epoch_end = |r: &EpochReport, t: &mut dyn Trainer, at: u128| {
+        epoch_end(r, t, at).map(ControlFlow::Continue)
+    };
     let hooks = LoopHooks {
-        epoch_end,
+        epoch_end: &mut epoch_end,
         events,
         accuracy: None,
+        evaluate: Evaluate::EpochEnds,
+        nan_ends_run: true,
     };
     run_loop(trainer, train_size, cfg, steps_per_call, resume, hooks)
 }
@@ -220,26 +287,28 @@ pub fn run_loop(
         epoch_end,
         events,
         mut accuracy,
+        evaluate,
+        nan_ends_run,
     } = hooks;
     while done < cfg.iters && !interrupted {
-        let stop = (((done / per_epoch) + 1) * per_epoch).min(cfg.iters);
+        let stop = evaluate.next_end(done, per_epoch).min(cfg.iters);
         let (started, first) = (Instant::now(), done);
         let hand_over = (&mut sampler, steps_per_call);
         (done, interrupted) = epoch_steps(trainer, cfg, hand_over, events, (done, stop))?;
-        let loss = trainer.take_mean_loss()?; // waits for the GPU: the epoch's steps are done
-        if !loss.is_finite() {
-            return Err(Error::Diverged {
-                loss,
-                from: done - (done - 1) % per_epoch.max(1),
-                to: done,
-                lr: cfg.lr,
-            });
+        let (loss, step_losses) = epoch_loss(trainer)?;
+        if nan_ends_run && !loss.is_finite() {
+            let (from, to, lr) = (first + 1, done, cfg.lr);
+            return Err(Error::Diverged { loss, from, to, lr });
         }
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         epoch += 1;
         let evaluating = Instant::now();
-        let (train_accuracy, test_accuracy) = accuracies(trainer, events, &mut accuracy)?;
+        let evaluated = evaluate.evaluates(done, per_epoch, interrupted);
+        let (train_accuracy, test_accuracy) = match evaluated {
+            true => accuracies(trainer, events, &mut accuracy)?,
+            false => (f64::NAN, f64::NAN),
+        };
         eval_seconds += evaluating.elapsed().as_secs_f64();
         let r = EpochReport {
             epoch,
@@ -249,8 +318,11 @@ pub fn run_loop(
             test_accuracy,
             seconds,
             samples_per_sec: ((done - first) * cfg.batch) as f64 / seconds,
+            evaluated,
+            step_losses,
         };
-        epoch_end(&r, trainer, sampler.position())?;
+        let asked = epoch_end(&r, trainer, sampler.position())?;
+        interrupted = interrupted || (asked.is_break() && done < cfg.iters);
         last = Some(r);
     }
     let last = last.ok_or_else(|| {
@@ -271,6 +343,21 @@ pub fn run_loop(
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,
     })
+}
+
+/// The mean loss of the epoch's steps (waiting for them), and each step's
+/// where the trainer logs them; the first loss that is not a number in
+/// place of the mean, if there is one.
+fn epoch_loss(trainer: &mut dyn Trainer) -> Result<(f64, Vec<f64>)> {
+    let (loss, each) = match trainer.take_step_losses()? {
+        Some(each) => {
+            let bad = each.iter().copied().find(|l| !l.is_finite());
+            let mean = each.iter().sum::<f64>() / each.len().max(1) as f64;
+            (bad.unwrap_or(mean), each)
+        }
+        None => (trainer.take_mean_loss()?, vec![]),
+    };
+    Ok((loss, each))
 }
 
 /// Hands the device the steps from `done` to `stop` (one epoch's, or what

@@ -79,6 +79,8 @@ mod tests {
             test_accuracy: 0.875,
             seconds: 2.0,
             samples_per_sec: 30000.0,
+            evaluated: true,
+            step_losses: vec![],
         }
     }
 
