@@ -375,7 +375,10 @@ fn batch_norm(
         let mut accuracies = [vec![], vec![]];
         for (arch, acc) in [&plain, &with_bn].into_iter().zip(&mut accuracies) {
             let mut run = start(device, arch, Init::Std(w), &data, batch, 0.01, &rule)?;
-            let mut epoch_end = |r: &EpochReport| Ok(acc.push(r.train_accuracy));
+            let mut epoch_end = |r: &EpochReport| {
+                acc.push(r.train_accuracy);
+                Ok(())
+            };
             script_loop(&mut run, data.train.len(), plan, &mut epoch_end)?;
         }
         for (epoch, (&acc, &bn_acc)) in accuracies[0].iter().zip(&accuracies[1]).enumerate() {

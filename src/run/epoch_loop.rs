@@ -220,7 +220,7 @@ impl Evaluate {
 
     /// Whether the epoch that ended at `done` is evaluated.
     fn evaluates(self, done: usize, per_epoch: usize, interrupted: bool) -> bool {
-        let at_an_end = done >= self.offset() && (done - self.offset()) % per_epoch == 0;
+        let at_an_end = done >= self.offset() && (done - self.offset()).is_multiple_of(per_epoch);
         match self {
             Evaluate::EpochEnds => true,
             Evaluate::WholeEpochs => at_an_end && !interrupted,
