@@ -61,7 +61,7 @@ fn resume_is_exact(device: &str) {
     run(&[&common[..], &["--iters", "30", "--save", s(&whole)]].concat());
     run(&[&common[..], &["--iters", "15", "--save", s(&half)]].concat());
     let first = Checkpoint::read(&half).unwrap();
-    assert_eq!(first.iterations, 15);
+    assert_eq!(first.state.iterations, 15);
     // Flags may be left out: they come from the checkpoint.
     run(&[
         "--device",
@@ -77,7 +77,7 @@ fn resume_is_exact(device: &str) {
         Checkpoint::read(&whole).unwrap(),
         Checkpoint::read(&half).unwrap(),
     );
-    assert_eq!(a.iterations, 30);
+    assert_eq!(a.state.iterations, 30);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(
         bits(&a.params.values),
@@ -89,11 +89,11 @@ fn resume_is_exact(device: &str) {
         bits(&b.params.running),
         "{device}: running statistics differ"
     );
-    assert_eq!(a.optimizer_state.len(), 2);
-    for (x, y) in a.optimizer_state.iter().zip(&b.optimizer_state) {
+    assert_eq!(a.state.optimizer_state.len(), 2);
+    for (x, y) in a.state.optimizer_state.iter().zip(&b.state.optimizer_state) {
         assert_eq!(bits(x), bits(y), "{device}: optimizer state differs");
     }
-    assert_eq!(a.sampler_position, b.sampler_position);
+    assert_eq!(a.state.sampler_position, b.state.sampler_position);
     assert_eq!(a, b);
     assert_eq!(a.f64_values, device == "cpu");
     std::fs::remove_dir_all(&d).ok();
@@ -382,14 +382,14 @@ fn a_reader_never_sees_half_a_checkpoint() {
     let path = d.join("run.safetensors");
     ck.write(&path).unwrap();
     let mut other = ck.clone();
-    other.iterations = 99;
+    other.state.iterations = 99;
     let done = std::sync::atomic::AtomicBool::new(false);
     let reads = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut n = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let got = Checkpoint::read(&path).unwrap_or_else(|e| panic!("read {n}: {e}"));
-                assert!(got.iterations == 12 || got.iterations == 99);
+                assert!(got.state.iterations == 12 || got.state.iterations == 99);
                 n += 1;
             }
             n
@@ -445,7 +445,7 @@ fn a_killed_training_run_leaves_a_readable_checkpoint_or_none() {
         if path.exists() {
             let ck =
                 Checkpoint::read(&path).unwrap_or_else(|e| panic!("killed after {ms} ms: {e}"));
-            assert!(ck.iterations > 0);
+            assert!(ck.state.iterations > 0);
         }
     }
     assert!(path.exists(), "no checkpoint was written in 3 s");
@@ -813,7 +813,7 @@ fn settings_that_come_from_the_checkpoint_say_so() {
         let arch = Arch::mlp(784, &[50], 10).unwrap();
         let mut wild = common::sgd_checkpoint(Params::init(&arch, 1));
         wild.config.lr = 1e10;
-        wild.lr_schedule = vec![(0, 1e10)];
+        wild.state.lr_schedule = vec![(0, 1e10)];
         wild.write(&ck).unwrap();
         let diverge = |extra: &[&str]| {
             let mut args = vec![

@@ -79,13 +79,15 @@ fn checkpoint_of(config: RunConfig) -> Checkpoint {
     Checkpoint {
         params,
         config,
-        optimizer_state: state,
-        iterations: 3,
-        planned_iterations: Some(9),
-        lr_schedule: vec![(0, lr)],
-        sampler_position: 77,
-        test_accuracy: None,
         f64_values: false,
+        state: gpu_net::run::checkpoint::RunState {
+            optimizer_state: state,
+            iterations: 3,
+            planned_iterations: Some(9),
+            lr_schedule: vec![(0, lr)],
+            sampler_position: 77,
+            test_accuracy: None,
+        },
     }
 }
 
@@ -111,20 +113,20 @@ fn round_trips(config: RunConfig) {
     // the part that differs, not every weight).
     assert!(back.params == ck.params, "the parameters differ");
     assert!(
-        back.optimizer_state == ck.optimizer_state,
+        back.state.optimizer_state == ck.state.optimizer_state,
         "the state differs"
     );
     assert_eq!(
         (
-            back.iterations,
-            back.sampler_position,
-            back.test_accuracy,
+            back.state.iterations,
+            back.state.sampler_position,
+            back.state.test_accuracy,
             back.f64_values
         ),
         (
-            ck.iterations,
-            ck.sampler_position,
-            ck.test_accuracy,
+            ck.state.iterations,
+            ck.state.sampler_position,
+            ck.state.test_accuracy,
             ck.f64_values
         )
     );

@@ -74,13 +74,15 @@ fn the_estimates_bound_the_cpu_paths_peak_within_a_factor_of_2_5() {
                     data: Some(String::new()),
                     ..Default::default()
                 },
-                optimizer_state: t.optimizer_state().unwrap(),
-                iterations: 1,
-                planned_iterations: None,
-                lr_schedule: vec![(0, 0.01)],
-                sampler_position: 0,
-                test_accuracy: None,
                 f64_values: true,
+                state: gpu_net::run::checkpoint::RunState {
+                    optimizer_state: t.optimizer_state().unwrap(),
+                    iterations: 1,
+                    planned_iterations: None,
+                    lr_schedule: vec![(0, 0.01)],
+                    sampler_position: 0,
+                    test_accuracy: None,
+                },
             };
             ck.to_bytes().len()
         });

@@ -160,7 +160,7 @@ fn ctrl_c_saves_and_resume_alone_finishes_the_run_bit_for_bit() {
     assert_eq!(code, Some(130), "{out}\n{err}");
     assert!(err.contains("stopping after the steps in flight"), "{err}");
     let ck = Checkpoint::read(&path).unwrap();
-    let n = ck.iterations;
+    let n = ck.state.iterations;
     assert!((200..3000).contains(&n), "stopped at {n}");
     let said = format!(
         "interrupted at iteration {n}; saved {p}; continue with `gpu-net train --resume {p}`",
@@ -173,7 +173,7 @@ fn ctrl_c_saves_and_resume_alone_finishes_the_run_bit_for_bit() {
         let partial = format!("(partial: {} of 100 iterations)", n % 100);
         assert!(out.contains(&partial), "{partial:?} not in {out}");
     }
-    assert_eq!(ck.planned_iterations, Some(3000));
+    assert_eq!(ck.state.planned_iterations, Some(3000));
     // The metrics row of the last, partial epoch is there.
     let rows = std::fs::read_to_string(&csv).unwrap();
     let last = rows.lines().last().unwrap();
@@ -202,12 +202,12 @@ fn ctrl_c_saves_and_resume_alone_finishes_the_run_bit_for_bit() {
         Checkpoint::read(&path).unwrap(),
         Checkpoint::read(&whole).unwrap(),
     );
-    assert_eq!(done.iterations, 3000);
+    assert_eq!(done.state.iterations, 3000);
     assert!(
         done.params == want.params,
         "stopped and resumed differs from whole"
     );
-    assert_eq!(done.optimizer_state, want.optimizer_state);
+    assert_eq!(done.state.optimizer_state, want.state.optimizer_state);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -238,9 +238,9 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
         let ck = Checkpoint::read(&path).unwrap_or_else(|e| panic!("{e}: {err}"));
         // An epoch's checkpoint, not the interrupted run's.
         assert!(
-            ck.iterations >= 100 && ck.iterations.is_multiple_of(100),
+            ck.state.iterations >= 100 && ck.state.iterations.is_multiple_of(100),
             "{}",
-            ck.iterations
+            ck.state.iterations
         );
         assert!(temporary_files(&d).is_empty(), "{:?}", temporary_files(&d));
     }
@@ -301,9 +301,9 @@ fn resume_may_change_the_learning_rate_and_records_it() {
         "{out}"
     );
     let ck = Checkpoint::read(&path).unwrap();
-    assert_eq!((ck.iterations, ck.config.lr), (30, 0.05));
-    assert_eq!(ck.lr_schedule, [(0, 0.1), (20, 0.05)]);
-    assert_eq!(ck.planned_iterations, Some(30));
+    assert_eq!((ck.state.iterations, ck.config.lr), (30, 0.05));
+    assert_eq!(ck.state.lr_schedule, [(0, 0.1), (20, 0.05)]);
+    assert_eq!(ck.state.planned_iterations, Some(30));
 
     // Resume alone once the run is complete: nothing to do, said so.
     let o = gpu_net(&["train".into(), "--resume".into(), s(&path).into()]);

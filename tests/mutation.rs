@@ -560,7 +560,7 @@ fn held(ck: &Checkpoint) -> std::collections::HashMap<String, &[f64]> {
         out.insert(t.name.clone(), &ck.params.values[t.range()]);
         for (k, state) in state_names(ck.config.optimizer.kind).iter().enumerate() {
             let name = format!("optimizer/{state}/{}", t.name);
-            out.insert(name, &ck.optimizer_state[k][t.range()]);
+            out.insert(name, &ck.state.optimizer_state[k][t.range()]);
         }
     }
     for t in arch.running_tensors() {
@@ -582,10 +582,10 @@ fn read_correctly(ck: &Checkpoint, bytes: &[u8]) -> bool {
     let (_, h) = split(bytes).unwrap();
     let meta = &h["__metadata__"];
     let text = |k: &str| meta[k].as_str().unwrap_or("");
-    let metadata_match = text("iterations").parse() == Ok(ck.iterations)
+    let metadata_match = text("iterations").parse() == Ok(ck.state.iterations)
         && text("seed").parse() == Ok(ck.config.seed)
         && text("batch").parse() == Ok(ck.config.batch)
-        && text("sampler_position").parse() == Ok(ck.sampler_position)
+        && text("sampler_position").parse() == Ok(ck.state.sampler_position)
         && serde_json::from_str::<Vec<usize>>(text("sizes"))
             .ok()
             .as_ref()

@@ -127,14 +127,14 @@ fn a_closed_stdout_ends_quietly_and_a_run_still_saves() {
     assert!(status.success(), "{status:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
     let ck = gpu_net::run::checkpoint::Checkpoint::read(&path).unwrap();
-    assert_eq!(ck.iterations, 200);
+    assert_eq!(ck.state.iterations, 200);
     // With --json the human lines go to stderr: a reader gone from both
     // streams stops the lines, not the run.
     std::fs::remove_file(&path).unwrap();
     let (status, _) = train_with_streams_closed(&path, &["--json"], true);
     assert!(status.success(), "{status:?} with stdout and stderr closed");
     let ck = gpu_net::run::checkpoint::Checkpoint::read(&path).unwrap();
-    assert_eq!(ck.iterations, 200);
+    assert_eq!(ck.state.iterations, 200);
     // A full disk is a failure, said.
     let full = std::fs::File::create("/dev/full").unwrap();
     let o = cmd(&["eval", "--device", "cpu", "--model", s(&path)])
@@ -286,7 +286,7 @@ fn a_save_through_a_symbolic_link_writes_its_target() {
     };
     assert!(is_link(&link), "the link became a file");
     let ck = gpu_net::run::checkpoint::Checkpoint::read(&target).unwrap();
-    assert_eq!(ck.iterations, 4);
+    assert_eq!(ck.state.iterations, 4);
     let dangling = d.join("dangling.st");
     std::os::unix::fs::symlink("new.st", &dangling).unwrap();
     save_a_run(&dangling);

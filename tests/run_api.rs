@@ -107,7 +107,7 @@ fn a_run_tells_its_report_and_writes_its_checkpoint() {
         rec.lines
     );
     let ck = gpu_net::run::checkpoint::Checkpoint::read(&save).unwrap();
-    assert_eq!(ck.iterations, 5);
+    assert_eq!(ck.state.iterations, 5);
 }
 
 #[test]

@@ -148,6 +148,6 @@ pub fn read_checkpoint<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'p
     )?;
     out.set_item("params", arrays_of(py, &ck.params)?)?;
     out.set_item("running", ck.params.running.clone())?;
-    out.set_item("steps", ck.iterations)?;
+    out.set_item("steps", ck.state.iterations)?;
     Ok(out)
 }

@@ -61,20 +61,9 @@ pub struct Checkpoint {
     /// The run's settings; the data folder and the training-set size are
     /// always given (what the run used).
     pub config: RunConfig,
-    /// The optimizer's state arrays, in the host arena's layout.
-    pub optimizer_state: Vec<Vec<f64>>,
-    /// Training steps done.
-    pub iterations: u64,
-    /// The iterations the run was started for (`--iters`, `--epochs`):
-    /// where `--resume` alone continues to. None in files that predate it.
-    pub planned_iterations: Option<u64>,
-    /// The learning rate from each iteration on: (0, the first) and one
-    /// entry per resume that changed it; the last is `config.lr`.
-    pub lr_schedule: Vec<(u64, f32)>,
-    /// Where the minibatch sampler stands (ChaCha8's word position).
-    pub sampler_position: u128,
-    /// Test accuracy when the checkpoint was written, if evaluated.
-    pub test_accuracy: Option<f64>,
+    /// Where the run stands: the optimizer's state, the steps done, the
+    /// sampler's position.
+    pub state: RunState,
     /// F32 (GPU) or F64 (CPU reference).
     pub f64_values: bool,
 }
@@ -132,14 +121,22 @@ fn layout(arch: &Arch, kind: OptimizerKind) -> Vec<(String, Source, Tensor)> {
 }
 
 /// Where a run stands, as a checkpoint keeps it beside the parameters and
-/// settings (see [`Checkpoint`]'s fields of the same names).
+/// settings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunState {
+    /// The optimizer's state arrays, in the host arena's layout.
     pub optimizer_state: Vec<Vec<f64>>,
+    /// Training steps done.
     pub iterations: u64,
+    /// The iterations the run was started for (`--iters`, `--epochs`):
+    /// where `--resume` alone continues to. None in files that predate it.
     pub planned_iterations: Option<u64>,
+    /// The learning rate from each iteration on: (0, the first) and one
+    /// entry per resume that changed it; the last is `config.lr`.
     pub lr_schedule: Vec<(u64, f32)>,
+    /// Where the minibatch sampler stands (ChaCha8's word position).
     pub sampler_position: u128,
+    /// Test accuracy when the checkpoint was written, if evaluated.
     pub test_accuracy: Option<f64>,
 }
 
@@ -164,12 +161,7 @@ impl Checkpoint {
         Checkpoint {
             params,
             config,
-            optimizer_state: state.optimizer_state,
-            iterations: state.iterations,
-            planned_iterations: state.planned_iterations,
-            lr_schedule: state.lr_schedule,
-            sampler_position: state.sampler_position,
-            test_accuracy: state.test_accuracy,
+            state,
             f64_values,
         }
     }
@@ -185,13 +177,13 @@ impl Checkpoint {
             "sizes",
             serde_json::to_string(&self.params.arch.sizes).unwrap(),
         );
-        put("iterations", self.iterations.to_string());
-        if let Some(n) = self.planned_iterations {
+        put("iterations", self.state.iterations.to_string());
+        if let Some(n) = self.state.planned_iterations {
             put("planned_iterations", n.to_string());
         }
-        put("lr_schedule", schedule_text(&self.lr_schedule));
-        put("sampler_position", self.sampler_position.to_string());
-        if let Some(a) = self.test_accuracy {
+        put("lr_schedule", schedule_text(&self.state.lr_schedule));
+        put("sampler_position", self.state.sampler_position.to_string());
+        if let Some(a) = self.state.test_accuracy {
             put("test_accuracy", a.to_string());
         }
         put("dtype", if self.f64_values { "F64" } else { "F32" }.into());
@@ -214,7 +206,7 @@ impl Checkpoint {
                 let values = match source {
                     Source::Param => &self.params.values[t.range()],
                     Source::Running => &self.params.running[t.range()],
-                    Source::State(k) => &self.optimizer_state[k][t.range()],
+                    Source::State(k) => &self.state.optimizer_state[k][t.range()],
                 };
                 (name, t.shape.clone(), bytes_of(values))
             })
@@ -254,7 +246,7 @@ impl Checkpoint {
             let values = match source {
                 Source::Param => &self.params.values[t.range()],
                 Source::Running => &self.params.running[t.range()],
-                Source::State(k) => &self.optimizer_state[k][t.range()],
+                Source::State(k) => &self.state.optimizer_state[k][t.range()],
             };
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(invalid(
@@ -385,17 +377,15 @@ impl Checkpoint {
             Some(text) => parse_schedule(path, text, config.lr)?,
             None => vec![(0, config.lr)],
         };
-        Ok(Checkpoint {
-            params,
-            config,
+        let state = RunState {
             optimizer_state: state,
             iterations,
             planned_iterations,
             lr_schedule,
             sampler_position: num(path, "sampler_position", get("sampler_position")?)?,
             test_accuracy,
-            f64_values,
-        })
+        };
+        Ok(Checkpoint::new(params, config, state, f64_values))
     }
 }
 

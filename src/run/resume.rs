@@ -92,7 +92,7 @@ pub(super) fn planned_iterations(
             }
         },
         (None, None) => resumed
-            .and_then(|r| r.checkpoint.planned_iterations)
+            .and_then(|r| r.checkpoint.state.planned_iterations)
             .map_or(DEFAULT_ITERS, |n| n as usize),
     })
 }
@@ -108,7 +108,7 @@ pub(super) fn check_fits(
 ) -> Result<usize> {
     let (iters, said) = planned;
     let ck = &r.checkpoint;
-    let done = ck.iterations as usize;
+    let done = ck.state.iterations as usize;
     if &ck.params.arch != arch {
         return Err(Error::Usage(format!(
             "--resume {}: the checkpoint's network {} does not fit the data's {pixels} inputs",
@@ -134,9 +134,9 @@ pub(super) fn check_fits(
 /// The checkpoint's learning rates, with the one this run trains at added
 /// (and said) when a setting changed it.
 pub(super) fn lr_schedule(r: &Resumed, say: &mut dyn FnMut(&str)) -> Vec<(u64, f32)> {
-    let mut schedule = r.checkpoint.lr_schedule.clone();
+    let mut schedule = r.checkpoint.state.lr_schedule.clone();
     let lr = r.checkpoint.config.lr;
-    let at = r.checkpoint.iterations;
+    let at = r.checkpoint.state.iterations;
     let previous = schedule.last().map(|&(_, lr)| lr);
     if previous != Some(lr) {
         say(&format!(
@@ -158,7 +158,7 @@ pub(super) fn restore(
     say: &mut dyn FnMut(&str),
 ) -> Result<epoch_loop::Resume> {
     let ck = &r.checkpoint;
-    trainer.restore(&ck.optimizer_state, ck.iterations)?;
+    trainer.restore(&ck.state.optimizer_state, ck.state.iterations)?;
     let stored = if ck.f64_values {
         Precision::F64
     } else {
@@ -174,11 +174,11 @@ pub(super) fn restore(
     say(&format!(
         "resuming {} at iteration {}",
         r.path.display(),
-        ck.iterations
+        ck.state.iterations
     ));
     Ok(epoch_loop::Resume {
-        done: ck.iterations as usize,
-        sampler_position: ck.sampler_position,
+        done: ck.state.iterations as usize,
+        sampler_position: ck.state.sampler_position,
     })
 }
 
@@ -208,7 +208,7 @@ pub(super) fn replaced_run(
     let another_run = c.seed != config.seed
         || &old.params.arch != arch
         || c.optimizer.kind != config.optimizer.kind;
-    let longer = old.iterations as usize > iters;
+    let longer = old.state.iterations as usize > iters;
     (another_run || longer).then(|| {
         format!(
             "the checkpoint of {} (network {}, {}, seed {}, {}{})",
@@ -220,8 +220,9 @@ pub(super) fn replaced_run(
             old.params.arch.shape(),
             c.optimizer.kind,
             c.seed,
-            count(old.iterations as usize, "iteration"),
-            old.test_accuracy
+            count(old.state.iterations as usize, "iteration"),
+            old.state
+                .test_accuracy
                 .map_or(String::new(), |a| format!(", test accuracy {a:.4}")),
         )
     })

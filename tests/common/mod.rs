@@ -89,15 +89,17 @@ pub fn checkpoint(
         data: Some("data/mnist".into()),
     };
     gpu_net::run::checkpoint::Checkpoint {
-        optimizer_state,
         params,
         config,
-        iterations: 12,
-        planned_iterations: Some(600),
-        lr_schedule: vec![(0, 0.002), (6, 0.001)],
-        sampler_position: 1234,
-        test_accuracy: Some(0.5),
         f64_values,
+        state: gpu_net::run::checkpoint::RunState {
+            optimizer_state,
+            iterations: 12,
+            planned_iterations: Some(600),
+            lr_schedule: vec![(0, 0.002), (6, 0.001)],
+            sampler_position: 1234,
+            test_accuracy: Some(0.5),
+        },
     }
 }
 
