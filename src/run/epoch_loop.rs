@@ -326,12 +326,31 @@ pub fn run_loop(
         last = Some(r);
     }
     let last = last.ok_or_else(|| {
+        let iters = cfg.iters;
         Error::Usage(format!(
-            "{} iterations are no more than the {first_iter} already done",
-            cfg.iters
+            "{iters} iterations are no more than the {first_iter} already done"
         ))
     })?;
-    Ok(TrainSummary {
+    let seconds = (train_seconds, eval_seconds);
+    Ok(summary(
+        trainer,
+        cfg,
+        &last,
+        (first_iter, done, interrupted),
+        seconds,
+    ))
+}
+
+/// What a loop that ran from `first_iter` to `done` steps came to, its last
+/// epoch's report `last`.
+fn summary(
+    trainer: &dyn Trainer,
+    cfg: &TrainConfig,
+    last: &EpochReport,
+    (first_iter, done, interrupted): (usize, usize, bool),
+    (train_seconds, eval_seconds): (f64, f64),
+) -> TrainSummary {
+    TrainSummary {
         device: trainer.device(),
         iters: done,
         interrupted,
@@ -342,7 +361,7 @@ pub fn run_loop(
         final_loss: last.loss,
         train_accuracy: last.train_accuracy,
         test_accuracy: last.test_accuracy,
-    })
+    }
 }
 
 /// The mean loss of the epoch's steps (waiting for them), and each step's
