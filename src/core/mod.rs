@@ -16,5 +16,6 @@ pub mod error;
 pub mod files;
 pub mod limits;
 pub mod model;
+pub mod network;
 pub mod optim;
 pub mod trainer;

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod net;
 pub mod numerical;
 pub mod optimizer;
+pub mod sequential;
 pub mod trainer;
 
 pub use layers::{Affine, BatchNormalization, Dropout, Labels, Relu, SoftmaxWithLoss};
