@@ -12,13 +12,13 @@ reference), with the book's numerical gradient beside them:
         network.params[key] -= 0.1 * grad[key]
 
 Modules: `mnist` (load_mnist), `networks` (TwoLayerNet, MultiLayerNetExtend,
-SimpleConvNet, load), `optimizers` (SGD ... Adam), `trainer` (Trainer), `_checks` (what
+SimpleConvNet, DeepConvNet, load), `optimizers` (SGD ... Adam), `trainer` (Trainer), `_checks` (what
 every argument must be), `_core` (the Rust half).
 """
 
 from ._core import GpuError
 from .mnist import load_mnist
-from .networks import MultiLayerNetExtend, SimpleConvNet, TwoLayerNet, load
+from .networks import DeepConvNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet, load
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from .trainer import Trainer
 
@@ -28,6 +28,7 @@ __all__ = [
     "TwoLayerNet",
     "MultiLayerNetExtend",
     "SimpleConvNet",
+    "DeepConvNet",
     "load",
     "SGD",
     "Momentum",

@@ -1,12 +1,14 @@
 """The book's networks: `TwoLayerNet` (chapter 5), `MultiLayerNetExtend`
-(chapter 6) and `SimpleConvNet` (chapter 7), and `load` for a checkpoint.
+(chapter 6), `SimpleConvNet` (chapter 7) and `DeepConvNet` (chapter 8), and
+`load` for a checkpoint.
 
 Each keeps `params`, a dict of float64 numpy arrays with the book's names
 and shapes, and hands it to the Rust core with every call, so the book's
 `network.params[key] -= lr * grad[key]` takes effect on the next call.
 Batch Normalization's running statistics and Dropout's step count stay in
 the core, as they stay in the book's layers. Forward passes and backprop
-run on the GPU (f32); `numerical_gradient` runs in f64 on the CPU.
+run on the GPU (f32); `numerical_gradient` runs in f64 on the CPU, and so
+does all of `DeepConvNet` (its GPU path is not built yet).
 A network may be shared between threads: their calls take turns.
 """
 
@@ -41,13 +43,17 @@ class _Network:
         _checks.count(sizes[-1], "output_size", least=2, most=MAX_CLASSES)
         if device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
-        self._core = _core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv)
+        self._attach(_core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv), warn=True)
+
+    def _attach(self, core, warn):
+        """Takes `core` as the network's, and its tensors as `params`."""
+        self._core = core
         # One call into the core at a time: the core releases the GIL while
         # the device works, and a second thread's call then waits here
         # (Python's lock lets the GIL go as it waits) instead of failing.
         self._lock = threading.RLock()
-        if self._core.fallback:
-            warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=3)
+        if warn and self._core.fallback:
+            warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=4)
         self._tensors = [(name, tuple(shape)) for name, shape in self._core.tensors()]
         self._names = [name for name, _ in self._tensors]
         self.params = dict(zip(self._names, self._core.initial_params()))
@@ -107,6 +113,11 @@ class _Network:
         x = self._x(x)
         return self._grads(self._call("gradient", self._arrays(), x, self._t(t, x.shape[0])))
 
+
+class _Checkpointed(_Network):
+    """The networks of chapters 5 to 7: a numerical gradient beside
+    backprop, and a checkpoint of their own."""
+
     def numerical_gradient(self, x, t):
         """The book's central differences (h = 1e-4) in f64 on the CPU."""
         x = self._x(x)
@@ -119,7 +130,59 @@ class _Network:
             _core.write_checkpoint(self._core, arrays, os.fspath(path))
 
 
-class TwoLayerNet(_Network):
+class _Images:
+    """What the convolutional networks share: images as (N, C, H, W) (or
+    rows of C·H·W), the book's `accuracy(x, t, batch_size)` and its pickle
+    of `params`."""
+
+    def _x(self, x):
+        a = np.asarray(x)
+        if a.ndim == 4 and tuple(a.shape[1:]) != self._input_dim:
+            raise ValueError(f"x has shape {a.shape}; the network takes (N, {', '.join(map(str, self._input_dim))}) images (input_dim)")
+        return super()._x(x)
+
+    def accuracy(self, x, t, batch_size=100):
+        """The fraction of images whose largest score is the label (the
+        book's `batch_size` only splits its numpy work: the core chunks as
+        the device needs)."""
+        return super().accuracy(x, t)
+
+    def save_params(self, file_name="params.pkl"):
+        """The book's pickle of `params`."""
+        with open(file_name, "wb") as f:
+            pickle.dump({k: np.asarray(v) for k, v in self.params.items()}, f)
+
+    def load_params(self, file_name="params.pkl"):
+        """Reads what `save_params` (or the book's) wrote."""
+        with open(file_name, "rb") as f:
+            params = pickle.load(f)
+        for key, val in params.items():
+            self.params[key] = val
+
+
+def _input_dim(input_dim):
+    dims = tuple(input_dim)
+    if len(dims) != 3:
+        raise ValueError(f"input_dim={input_dim!r}: give (C, H, W)")
+    for d, name in zip(dims, ("C", "H", "W")):
+        _checks.count(d, f"input_dim's {name}")
+    return dims
+
+
+def _conv_param(conv_param, name="conv_param"):
+    """filter_num, filter_size, pad, stride of a `conv_param` dict."""
+    keys = ("filter_num", "filter_size", "pad", "stride")
+    unknown = set(conv_param) - set(keys)
+    if unknown:
+        raise ValueError(f"{name} has {sorted(unknown)}; it takes {', '.join(keys)}")
+    missing = [k for k in keys if k not in conv_param]
+    if missing:
+        raise ValueError(f"{name} has no {', '.join(missing)}")
+    least = {"pad": 0}
+    return [_checks.count(conv_param[k], f"{name}['{k}']", least=least.get(k, 1)) for k in keys]
+
+
+class TwoLayerNet(_Checkpointed):
     """The book's chapter 5 `TwoLayerNet`: Affine, Relu, Affine, SoftmaxWithLoss."""
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, device="auto", seed=None):
@@ -142,7 +205,7 @@ class TwoLayerNet(_Network):
 _INITS = {"relu": "he", "he": "he", "sigmoid": "xavier", "xavier": "xavier"}
 
 
-class MultiLayerNetExtend(_Network):
+class MultiLayerNetExtend(_Checkpointed):
     """The book's chapter 6 `MultiLayerNetExtend`: per hidden layer Affine,
     [BatchNorm], Relu, [Dropout]; then Affine and SoftmaxWithLoss; weight
     decay adds ½λ·ΣW² to the loss."""
@@ -190,7 +253,7 @@ class MultiLayerNetExtend(_Network):
         return self._loss(x, t, train_flg)
 
 
-class SimpleConvNet(_Network):
+class SimpleConvNet(_Images, _Checkpointed):
     """The book's chapter 7 `SimpleConvNet`: Conv1, Relu1, Pool1 (2×2,
     stride 2), Affine1, Relu2, Affine2, SoftmaxWithLoss. Images are (N, C,
     H, W) as `input_dim` says (or flattened rows of C·H·W)."""
@@ -209,29 +272,11 @@ class SimpleConvNet(_Network):
         self._setup_conv(input_dim, conv_param, hidden_size, output_size, repr(std), _seed(seed), device)
 
     def _setup_conv(self, input_dim, conv_param, hidden_size, output_size, init, seed, device):
-        dims = tuple(input_dim)
-        if len(dims) != 3:
-            raise ValueError(f"input_dim={input_dim!r}: give (C, H, W)")
-        for d, name in zip(dims, ("C", "H", "W")):
-            _checks.count(d, f"input_dim's {name}")
-        keys = ("filter_num", "filter_size", "pad", "stride")
-        unknown = set(conv_param) - set(keys)
-        if unknown:
-            raise ValueError(f"conv_param has {sorted(unknown)}; it takes {', '.join(keys)}")
-        missing = [k for k in keys if k not in conv_param]
-        if missing:
-            raise ValueError(f"conv_param has no {', '.join(missing)}")
-        least = {"pad": 0}
-        values = [_checks.count(conv_param[k], f"conv_param['{k}']", least=least.get(k, 1)) for k in keys]
+        dims = _input_dim(input_dim)
+        values = _conv_param(conv_param)
         self._input_dim = dims
         self._sizes = [int(np.prod(dims)), hidden_size, output_size]
         self._setup(self._sizes, False, 0.0, 0.0, init, seed, device, "hidden_size", conv=(list(dims), *values))
-
-    def _x(self, x):
-        a = np.asarray(x)
-        if a.ndim == 4 and tuple(a.shape[1:]) != self._input_dim:
-            raise ValueError(f"x has shape {a.shape}; the network takes (N, {', '.join(map(str, self._input_dim))}) images (input_dim)")
-        return super()._x(x)
 
     def predict(self, x, train_flg=False):
         """Scores (N, output_size), before softmax."""
@@ -241,23 +286,59 @@ class SimpleConvNet(_Network):
         """Mean cross-entropy of softmax(predict(x)) against t."""
         return self._loss(x, t, False)
 
-    def accuracy(self, x, t, batch_size=100):
-        """The fraction of images whose largest score is the label (the
-        book's `batch_size` only splits its numpy work: the core chunks as
-        the device needs)."""
-        return super().accuracy(x, t)
 
-    def save_params(self, file_name="params.pkl"):
-        """The book's pickle of `params`."""
-        with open(file_name, "wb") as f:
-            pickle.dump({k: np.asarray(v) for k, v in self.params.items()}, f)
+_DEEP_CONV = [(16, 3, 1, 1), (16, 3, 1, 1), (32, 3, 1, 1), (32, 3, 2, 1), (64, 3, 1, 1), (64, 3, 1, 1)]
 
-    def load_params(self, file_name="params.pkl"):
-        """Reads what `save_params` (or the book's) wrote."""
-        with open(file_name, "rb") as f:
-            params = pickle.load(f)
-        for key, val in params.items():
-            self.params[key] = val
+
+class DeepConvNet(_Images, _Network):
+    """The book's chapter 8 `DeepConvNet`: three blocks of conv, relu, conv,
+    relu, pool (2×2, stride 2), then affine, relu, dropout (0.5), affine,
+    dropout (0.5), SoftmaxWithLoss; He initialisation. It computes on the
+    CPU reference in f64 (`device='gpu'` is refused until its GPU path is
+    built); Dropout's masks are gpu-net's own, keyed by the step."""
+
+    def __init__(
+        self,
+        input_dim=(1, 28, 28),
+        conv_param_1={"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+        conv_param_2={"filter_num": 16, "filter_size": 3, "pad": 1, "stride": 1},
+        conv_param_3={"filter_num": 32, "filter_size": 3, "pad": 1, "stride": 1},
+        conv_param_4={"filter_num": 32, "filter_size": 3, "pad": 2, "stride": 1},
+        conv_param_5={"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+        conv_param_6={"filter_num": 64, "filter_size": 3, "pad": 1, "stride": 1},
+        hidden_size=50,
+        output_size=10,
+        device="auto",
+        seed=None,
+    ):
+        if device not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
+        if device == "gpu":
+            raise ValueError("device='gpu': DeepConvNet runs on the CPU reference (f64) until its GPU path is built; say 'cpu' or 'auto'")
+        params = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
+        convs = [_conv_param(p, f"conv_param_{i + 1}") for i, p in enumerate(params)]
+        hidden = _checks.count(hidden_size, "hidden_size")
+        outputs = _checks.count(output_size, "output_size", least=2, most=MAX_CLASSES)
+        text = []
+        for i, (filters, size, pad, stride) in enumerate(convs):
+            text += [f"conv {filters} {size}x{size} stride {stride} pad {pad}", "relu"]
+            if i % 2 == 1:
+                text.append("pool 2x2")
+        text += [f"affine {hidden}", "relu", "dropout 0.5", f"affine {outputs}", "dropout 0.5"]
+        self._input_dim = _input_dim(input_dim)
+        self._sizes = [int(np.prod(self._input_dim)), outputs]
+        # The layers in gpu-net's text form (`gpu-net train --net`'s).
+        self.layer_list = ", ".join(text)
+        core = _core.ListNetwork(self.layer_list, self._input_dim, 0.0, "he", _seed(seed))
+        self._attach(core, warn=device == "auto")
+
+    def predict(self, x, train_flg=False):
+        """Scores (N, output_size); `train_flg` as the book's (Dropout's masks)."""
+        return self._predict(x, train_flg)
+
+    def loss(self, x, t):
+        """Mean cross-entropy of softmax(predict(x, train_flg=True)) against t, as the book's."""
+        return self._loss(x, t, True)
 
 
 def load(path, device="auto"):

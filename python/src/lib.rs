@@ -13,6 +13,7 @@
 
 mod convert;
 mod files;
+mod list_network;
 mod network;
 mod optimizer;
 mod trainer;
@@ -32,7 +33,8 @@ pub(crate) fn py_err(e: gpu_net::core::error::Error) -> PyErr {
     use gpu_net::core::error::Error as E;
     let text = e.to_string();
     let files = e.layer::<gpu_net::core::data::DataError>().is_some()
-        || e.layer::<gpu_net::run::checkpoint::CheckpointError>().is_some();
+        || e.layer::<gpu_net::run::checkpoint::CheckpointError>()
+            .is_some();
     match e {
         _ if e.layer::<gpu_net::gpu::GpuError>().is_some() => GpuError::new_err(text),
         E::Io { .. } => pyo3::exceptions::PyOSError::new_err(text),
@@ -52,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The most steps one run takes, as `gpu-net train --iters` allows.
     m.add("MAX_ITERS", gpu_net::core::limits::MAX_ITERS)?;
     m.add_class::<network::Network>()?;
+    m.add_class::<list_network::ListNetwork>()?;
     m.add_class::<optimizer::Optimizer>()?;
     m.add_function(wrap_pyfunction!(trainer::train, m)?)?;
     m.add_function(wrap_pyfunction!(files::load_mnist_arrays, m)?)?;

@@ -142,6 +142,12 @@ impl Sequential {
         self.forward_layers(p, x, batch, Pass::Eval).0
     }
 
+    /// Logits in training form at `step` (batch statistics, Dropout's
+    /// masks), as the book's `predict(x, train_flg=True)`.
+    pub fn predict_training(&self, p: Weights, x: &[f64], batch: usize, step: u32) -> Vec<f64> {
+        self.forward_layers(p, x, batch, Pass::Train { step }).0
+    }
+
     /// Fraction of rows whose first largest logit is the label.
     pub fn accuracy(&self, p: Weights, x: &[f64], labels: &[u8]) -> f64 {
         let logits = self.predict(p, x, labels.len());
@@ -149,7 +155,7 @@ impl Sequential {
     }
 
     /// `½λ·ΣW²` over every weighted layer's `W`.
-    fn decay_loss(&self, values: &[f64]) -> f64 {
+    pub fn decay_loss(&self, values: &[f64]) -> f64 {
         if self.weight_decay == 0.0 {
             return 0.0;
         }
