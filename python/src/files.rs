@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use gpu_net::run::checkpoint::{Checkpoint, RunState};
 use gpu_net::core::config::RunConfig;
 use gpu_net::core::data::{self, Dataset};
 use gpu_net::core::optim::Optimizer as Rule;
+use gpu_net::run::checkpoint::{Checkpoint, RunState};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;

@@ -7,11 +7,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use gpu_net::core::model::{Arch, ConvFront, Init, Params};
 use gpu_net::cpu::Net;
 use gpu_net::cpu::layers::{Labels, SoftmaxWithLoss};
 use gpu_net::cpu::numerical::{all_elements, numerical_gradient};
 use gpu_net::gpu::{Form, GpuContext, GpuError as LibGpuError, GpuOptions, HostFedNet};
-use gpu_net::core::model::{Arch, ConvFront, Init, Params};
 use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;

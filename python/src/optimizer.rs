@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use gpu_net::cpu::optimizer::OptimizerState;
 use gpu_net::core::optim::{Optimizer as Rule, OptimizerKind};
+use gpu_net::cpu::optimizer::OptimizerState;
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

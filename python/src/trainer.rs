@@ -152,7 +152,10 @@ fn train_detached(
     data: &Mnist,
     cfg: &BookTrainerConfig,
     on_epoch: Py<PyAny>,
-) -> (gpu_net::core::error::Result<BookTrainerResult>, Option<PyErr>) {
+) -> (
+    gpu_net::core::error::Result<BookTrainerResult>,
+    Option<PyErr>,
+) {
     py.detach(|| {
         let error = RefCell::new(None);
         let mut report = |e: &EpochLog| {
