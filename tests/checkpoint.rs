@@ -651,6 +651,76 @@ fn eval_reports_what_train_reported_for_the_same_weights() {
     }
 }
 
+/// `eval --misclassified`: the book's figure of the first 20 test digits
+/// the network gets wrong (4 rows of 5), those digits in the JSON, each
+/// one whose prediction (the f64 reference's) is not its label; a name
+/// for another format refused before any work, naming the flag.
+#[test]
+fn eval_draws_the_first_misclassified_digits() {
+    let d = dir("eval-misclassified");
+    let (model, figure) = (d.join("m.safetensors"), d.join("mis.png"));
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "30",
+        "--save",
+        s(&model),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = [
+        "eval",
+        "--device",
+        "cpu",
+        "--model",
+        s(&model),
+        "--misclassified",
+        s(&figure),
+    ];
+    let o = gpu_net(&[&args[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let misses = v["misclassified"].as_array().unwrap();
+    assert_eq!(misses.len(), 20);
+    let ck = Checkpoint::read(&model).unwrap();
+    let rule = ck.config.rule();
+    let mut cpu = CpuTrainer::new(&ck.params.arch, ck.params.clone(), common::mnist(), &rule);
+    let predicted = cpu.predictions(Split::Test).unwrap();
+    let labels = &common::mnist().test.labels;
+    let wrong: Vec<usize> = (0..labels.len())
+        .filter(|&i| predicted[i] != labels[i])
+        .take(20)
+        .collect();
+    let listed: Vec<usize> = misses
+        .iter()
+        .map(|m| m["index"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(listed, wrong);
+    assert_eq!(
+        misses[0]["predicted"].as_u64(),
+        Some(predicted[wrong[0]] as u64)
+    );
+    let img = image::open(&figure).unwrap();
+    // 5 cells across, 4 down, each a 3× digit with its margins and caption.
+    assert_eq!(
+        (img.width(), img.height()),
+        (5 * (84 + 12), 4 * (84 + 12 + 16))
+    );
+    let o = gpu_net(
+        &args[..5]
+            .iter()
+            .chain(&["--misclassified", "m.svg"])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--misclassified: m.svg: name the image .png")
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn eval_refuses_a_broken_model_naming_it() {
     let d = dir("eval-bad");

@@ -27,6 +27,28 @@ pub struct EvalArgs {
     /// Print one JSON object (accuracy, loss, per_class, confusion, ...) instead.
     #[arg(long)]
     pub json: bool,
+    /// Draw the first 20 misclassified test digits, each with its label and
+    /// the network's answer, to this picture (PNG, JPEG, BMP or PGM), as the
+    /// book's ch08/misclassified_mnist.py.
+    #[arg(long, value_name = "FILE")]
+    pub misclassified: Option<PathBuf>,
+}
+
+/// The book's printout of the figure: `{view index: (label, inference), ...}`.
+fn misclassified_lines(
+    misses: &[gpu_net::report::misclassified::Miss],
+    path: &std::path::Path,
+) -> String {
+    let pairs: Vec<String> = misses
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("{}: ({}, {})", i + 1, m.label, m.predicted))
+        .collect();
+    format!(
+        "\n======= misclassified result =======\n{{view index: (label, inference), ...}}\n{{{}}}\ndrawn to {}\n",
+        pairs.join(", "),
+        path.display()
+    )
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -35,12 +57,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         data: args.data.clone(),
         device: args.device.into(),
         gpu: args.gpu.options(),
+        misclassified: args.misclassified.clone(),
     };
     let report = run::eval(&req, &mut |line| say_err!("{line}"))?;
     let out = Output::new(args.json);
     out.object(&report, true)?;
     if !out.json {
         output::print(&gpu_net::run::evaluation::render(&report));
+    }
+    if let (Some(path), false) = (&args.misclassified, out.json) {
+        output::print(&misclassified_lines(&report.misclassified, path));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 
 pub mod book_figures;
 pub mod figure;
+pub mod misclassified;
 pub mod photo;
 pub mod plot;
 pub mod predict;

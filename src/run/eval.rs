@@ -8,13 +8,15 @@
 use std::path::PathBuf;
 
 use crate::core::data;
-use crate::core::error::{Error, Result};
+use crate::core::error::{Context, Error, Result};
 use crate::cpu::memory as cpu_memory;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::device::{Device, DeviceChoice, Workspace};
 
 use super::request::data_dir;
 use crate::gpu::{GpuEvaluator, GpuOptions};
+use crate::report::misclassified;
+use crate::report::predict::image_format;
 use crate::run::evaluation::{EvalReport, evaluate};
 
 /// An evaluation as the user asks for it.
@@ -26,10 +28,15 @@ pub struct EvalRequest {
     pub data: Option<PathBuf>,
     pub device: DeviceChoice,
     pub gpu: GpuOptions,
+    /// Draw the first misclassified test digits here (`--misclassified`).
+    pub misclassified: Option<PathBuf>,
 }
 
 /// Evaluates `req.model`; `warn` hears why `Auto` fell back to the CPU.
 pub fn eval(req: &EvalRequest, warn: &mut dyn FnMut(&str)) -> Result<EvalReport> {
+    if let Some(path) = &req.misclassified {
+        image_format(path).context("--misclassified")?;
+    }
     let ck = Checkpoint::read(&req.model)?;
     let dir = data_dir(req.data.as_deref())?;
     let data = data::load_test_only(&dir)?;
@@ -70,6 +77,9 @@ pub fn eval(req: &EvalRequest, warn: &mut dyn FnMut(&str)) -> Result<EvalReport>
             "{name}: the test loss is {} on {}: these weights do not evaluate to numbers",
             report.loss, report.device
         )));
+    }
+    if let Some(path) = &req.misclassified {
+        misclassified::write(&data.test, &report.misclassified, path).context("--misclassified")?;
     }
     Ok(report)
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::core::error::{Result, fail_unless};
 use crate::gpu::GpuEvaluator;
+use crate::report::misclassified::{Miss, first_misses};
 use crate::run::epoch_loop::{Split, Trainer};
 
 /// What `gpu-net eval` needs of a device: the test set's loss and
@@ -55,6 +56,9 @@ pub struct EvalReport {
     pub per_class: Vec<f64>,
     /// `confusion[true][predicted]`: image counts.
     pub confusion: Vec<Vec<u64>>,
+    /// The first test images the network gets wrong (the book's
+    /// `misclassified_mnist.py` shows 20).
+    pub misclassified: Vec<Miss>,
 }
 
 /// Evaluates `trainer`'s parameters on the test split, whose labels are
@@ -92,6 +96,7 @@ pub fn evaluate<E: Evaluator + ?Sized>(
         accuracy,
         per_class,
         confusion,
+        misclassified: first_misses(labels, &predicted),
     })
 }
 
