@@ -66,6 +66,20 @@ impl ListNetwork {
         Ok(values)
     }
 
+    /// One array per tensor of `arena`, shaped as the book shapes it.
+    fn arrays<'py>(
+        &self,
+        py: Python<'py>,
+        arena: &[f64],
+    ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
+        let array =
+            |t: &Tensor| PyArray1::from_slice(py, &arena[t.range()]).reshape(t.shape.clone());
+        self.tensors
+            .iter()
+            .map(|t| array(t).map(|a| a.to_dyn().clone()))
+            .collect()
+    }
+
     fn inputs(&self) -> usize {
         self.seq.plan.layers.first().map_or(0, |l| l.input.len())
     }
@@ -149,14 +163,7 @@ impl ListNetwork {
 
     fn initial_params<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
         let (values, _) = Network::init(&self.seq.plan, self.init, self.seed);
-        self.tensors
-            .iter()
-            .map(|t| {
-                PyArray1::from_slice(py, &values[t.range()])
-                    .reshape(t.shape.clone())
-                    .map(|a| a.to_dyn().clone())
-            })
-            .collect()
+        self.arrays(py, &values)
     }
 
     #[getter]
@@ -257,13 +264,6 @@ impl ListNetwork {
             running: &[],
         };
         let (_, grads) = py.detach(|| self.seq.gradient(w, &x, Labels::Index(&t), rows, step));
-        self.tensors
-            .iter()
-            .map(|t| {
-                PyArray1::from_slice(py, &grads[t.range()])
-                    .reshape(t.shape.clone())
-                    .map(|a| a.to_dyn().clone())
-            })
-            .collect()
+        self.arrays(py, &grads)
     }
 }
