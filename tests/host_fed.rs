@@ -1,7 +1,7 @@
 //! The paths the Python bindings use, without Python: `HostFedNet` (batches
 //! of any f32 values written from the host, in the padded layout with the
 //! ones column) against the CPU reference on awkward shapes, and the book's
-//! Trainer loop (`book_trainer`), whose per-step loss log must not change
+//! Trainer loop (`book::trainer`), whose per-step loss log must not change
 //! a training run's bits.
 
 mod common;

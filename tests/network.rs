@@ -176,7 +176,24 @@ fn lists_that_do_not_fit_are_refused_naming_the_layer_and_sizes() {
         matches!(e, NetworkError::List(_)) && e.to_string().contains("0×28×28"),
         "{e}"
     );
-    assert!(gpu_net::core::error::Error::from(e).is_usage());
+    assert!(gpu_net::run::is_usage(&e) && gpu_net::core::error::Error::from(e).is_usage());
+    // Sizes whose products would overflow are refused, not wrapped.
+    for input in [
+        Values::Image {
+            c: 1,
+            h: 1 << 32,
+            w: 1 << 32,
+        },
+        Values::Image {
+            c: 4096,
+            h: 4096,
+            w: 4096,
+        },
+        Values::Flat(usize::MAX),
+    ] {
+        let e = Network::parse("affine 10", input).unwrap_err().to_string();
+        assert!(e.contains("each side must be 1 to 65536"), "{e}");
+    }
 }
 
 /// Today's networks as `Arch`es: the book's MLP, one with Batch

@@ -43,9 +43,9 @@ class _Network:
         _checks.count(sizes[-1], "output_size", least=2, most=MAX_CLASSES)
         if device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
-        self._attach(_core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv), warn=True)
+        self._attach(_core.Network(list(sizes), batchnorm, dropout, weight_decay, init, seed, device, conv), warn=True, stacklevel=4)
 
-    def _attach(self, core, warn):
+    def _attach(self, core, warn, stacklevel=3):
         """Takes `core` as the network's, and its tensors as `params`."""
         self._core = core
         # One call into the core at a time: the core releases the GIL while
@@ -53,7 +53,8 @@ class _Network:
         # (Python's lock lets the GIL go as it waits) instead of failing.
         self._lock = threading.RLock()
         if warn and self._core.fallback:
-            warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=4)
+            # Pointing at the line that made the network.
+            warnings.warn(f"gpu_net computes on the CPU (f64 reference): {self._core.fallback}", stacklevel=stacklevel)
         self._tensors = [(name, tuple(shape)) for name, shape in self._core.tensors()]
         self._names = [name for name, _ in self._tensors]
         self.params = dict(zip(self._names, self._core.initial_params()))
@@ -287,9 +288,6 @@ class SimpleConvNet(_Images, _Checkpointed):
         return self._loss(x, t, False)
 
 
-_DEEP_CONV = [(16, 3, 1, 1), (16, 3, 1, 1), (32, 3, 1, 1), (32, 3, 2, 1), (64, 3, 1, 1), (64, 3, 1, 1)]
-
-
 class DeepConvNet(_Images, _Network):
     """The book's chapter 8 `DeepConvNet`: three blocks of conv, relu, conv,
     relu, pool (2×2, stride 2), then affine, relu, dropout (0.5), affine,
@@ -327,7 +325,7 @@ class DeepConvNet(_Images, _Network):
         text += [f"affine {hidden}", "relu", "dropout 0.5", f"affine {outputs}", "dropout 0.5"]
         self._input_dim = _input_dim(input_dim)
         self._sizes = [int(np.prod(self._input_dim)), outputs]
-        # The layers in gpu-net's text form (`gpu-net train --net`'s).
+        # The layers in gpu-net's text form (`core::network`'s).
         self.layer_list = ", ".join(text)
         core = _core.ListNetwork(self.layer_list, self._input_dim, 0.0, "he", _seed(seed))
         self._attach(core, warn=device == "auto")

@@ -1,6 +1,6 @@
 """The book's `common/trainer.py`.
 
-On the GPU, `train()` runs the whole loop in gpu-net (`book_trainer.rs`):
+On the GPU, `train()` runs the whole loop in gpu-net (`src/book/trainer.rs`):
 the images are uploaded once as bytes, minibatches are drawn with
 replacement as `np.random.choice` draws them, and nothing is read back
 until an epoch ends, when that epoch's step losses and accuracies come

@@ -141,6 +141,12 @@ impl ListNetwork {
         let plan: Plan = network
             .plan()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        // Labels reach the reference as bytes.
+        let classes = plan.layers.last().map_or(0, |l| l.output.len());
+        if classes > 256 {
+            let msg = format!("{classes} classes: a network from Python has at most 256");
+            return Err(PyValueError::new_err(msg));
+        }
         let init = Init::parse(init).map_err(PyValueError::new_err)?;
         let (tensors, _) = Network::tensors(&plan);
         let mut seq = Sequential::new(plan);

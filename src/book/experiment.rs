@@ -111,7 +111,8 @@ pub struct ExperimentConfig {
     pub trials: Option<usize>,
     /// How many of batch-norm's 16 weight scales to run, from 1 down.
     pub stds: Option<usize>,
-    /// Write the table here as CSV, row by row as the run goes.
+    /// Write the table here as CSV, row by row as the run goes (batch-norm's
+    /// rows once each weight scale's two networks are trained).
     pub csv: Option<std::path::PathBuf>,
 }
 

@@ -74,13 +74,17 @@ pub struct BookTrainerResult {
     pub steps: u64,
     /// Seconds of the steps (without the evaluations and setup).
     pub seconds: f64,
-    /// Whether `stop` ended the run before its `max_iter` steps.
+    /// Whether `stop` answered true: the run then ended at that submission
+    /// or epoch's end (all `max_iter` steps may be done), and the whole
+    /// test set is not evaluated.
     pub stopped: bool,
 }
 
 /// Runs `Trainer.train()` through the one epoch loop: `on_epoch` hears each
-/// epoch's log; `stop` is asked after every submission and after each
-/// epoch's log, and ends the run there when it answers true.
+/// epoch's log; `stop` is asked after every submission (and as each
+/// evaluation starts) and after each epoch's log, and ends the run there
+/// when it answers true. An epoch a stop cuts short is logged without
+/// accuracies; one whose steps all ran is evaluated as any other.
 pub fn train_book(
     ctx: Arc<GpuContext>,
     params: &Params,

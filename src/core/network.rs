@@ -317,9 +317,7 @@ impl Network {
                 self.layers.len()
             )));
         }
-        if self.input.is_empty() {
-            return Err(NetworkError::List(format!("the input has {}", self.input)));
-        }
+        self.check_input()?;
         let mut layers = Vec::with_capacity(self.layers.len());
         let (mut values, mut number, mut offset) = (self.input, 0, 0usize);
         for (i, &layer) in self.layers.iter().enumerate() {
@@ -354,6 +352,25 @@ impl Network {
             arena_len: offset,
             running_len,
         })
+    }
+
+    /// An input of at least one value, each side at most [`MAX_WIDTH`] and
+    /// all of it at most [`MAX_PARAMS`] values an image: the sizes every
+    /// layer's arithmetic then stays far inside.
+    fn check_input(&self) -> Result<(), NetworkError> {
+        let sides: Vec<usize> = match self.input {
+            Values::Image { c, h, w } => vec![c, h, w],
+            Values::Flat(n) => vec![n],
+        };
+        let within = sides.iter().all(|&s| (1..=MAX_WIDTH).contains(&s))
+            || matches!(self.input, Values::Flat(n) if (1..=MAX_PARAMS).contains(&n));
+        if !within || sides.iter().map(|&s| s as u128).product::<u128>() > MAX_PARAMS as u128 {
+            return Err(NetworkError::List(format!(
+                "the input has {}: each side must be 1 to {MAX_WIDTH}, and an image at most {MAX_PARAMS} values",
+                self.input
+            )));
+        }
+        Ok(())
     }
 
     /// A network ends in values SoftmaxWithLoss can take (an Affine's: no
@@ -422,7 +439,11 @@ fn place_norms(layers: &mut [Placed], offset: &mut usize) -> usize {
             running,
             features,
         });
-        *offset = (*offset + 2 * features).next_multiple_of(ARENA_ALIGN);
+        // Saturating: a sum past the limit is refused by `check_end`.
+        *offset = offset
+            .saturating_add(features.saturating_mul(2))
+            .checked_next_multiple_of(ARENA_ALIGN)
+            .unwrap_or(usize::MAX);
         running += 2 * features;
     }
     running

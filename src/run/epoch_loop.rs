@@ -1,8 +1,11 @@
 //! The book's training loop (`ch05/train_neuralnet.py`), for either device:
 //! random minibatches drawn with replacement, an update rule (SGD by
-//! default), and per epoch the loss and the accuracy on the whole training
-//! and test sets. The [`Trainer`] trait is what each device implements
-//! (`cpu::trainer`, `gpu::trainer`); this module knows neither.
+//! default), and per epoch the loss and the accuracy on the training and
+//! test sets (whole, or as the caller's hook takes it; every epoch, or as
+//! [`Evaluate`] says). Every training run goes through [`run_loop`]: `train`,
+//! the book's Trainer, `train-convnet` and the chapter 6 scripts. The
+//! [`Trainer`] trait is what each device implements (`cpu::trainer`,
+//! `gpu::trainer`); this module knows neither.
 //!
 //! May import: core (the trainer trait, which it re-exports, model, error).
 
@@ -86,9 +89,11 @@ pub struct EpochReport {
     /// Seconds of training in this epoch (without the evaluation).
     pub seconds: f64,
     pub samples_per_sec: f64,
-    /// Whether the accuracies were taken: always, but for an epoch cut
-    /// short when the loop evaluates whole epochs only
-    /// ([`Evaluate`]; the accuracies are then NaN).
+    /// Whether the accuracies were taken: always with
+    /// [`Evaluate::EpochEnds`]; not for an epoch cut short with
+    /// [`Evaluate::WholeEpochs`], nor for the steps after the last
+    /// evaluation point with [`Evaluate::AfterFirstStep`]. The accuracies
+    /// are then NaN.
     #[serde(skip)]
     pub evaluated: bool,
     /// Each step's loss, in order, where the trainer logs them
@@ -107,7 +112,8 @@ pub struct TrainSummary {
     pub interrupted: bool,
     /// Seconds of training (the steps, without evaluation or setup).
     pub seconds: f64,
-    /// Seconds of the per-epoch evaluations (both splits, every epoch).
+    /// Seconds of the per-epoch evaluations (both splits, every epoch
+    /// evaluated).
     pub eval_seconds: f64,
     /// Seconds the device took to get ready before the first step
     /// (compiling kernels, making buffers), kept out of `seconds` and
@@ -260,8 +266,11 @@ pub fn train_from(
 /// iteration if it falls mid-epoch) the mean loss, the accuracies and the
 /// report to `hooks`. When `hooks.events` answers `Break` to
 /// [`LoopEvent::Steps`] the loop stops there: the steps handed over are
-/// finished and end a last, partial epoch (reported as any other), and the
-/// summary says it was interrupted.
+/// finished and end a last, partial epoch (reported as any other, evaluated
+/// as `hooks.evaluate` says), and the summary says it was interrupted; an
+/// epoch end answering `Break` ends the run after that epoch. The
+/// summary's accuracies are the last epoch's (NaN where it was not
+/// evaluated).
 pub fn run_loop(
     trainer: &mut dyn Trainer,
     train_size: usize,

@@ -4,7 +4,7 @@
 //! the curves drawn at the end.
 //!
 //! Part of `run`: imports `checkpoint`, `config`, `data`, `error`,
-//! `limits`, `metrics`, `plot`, `train`.
+//! `limits`, `metrics`, `plot`, `epoch_loop`.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! only the parameters, the test split and one chunk's activations).
 //!
 //! Part of `run`: imports `checkpoint`, `cpu::memory`, `data`, `device`,
-//! `error`, `eval`, `gpu`.
+//! `error`, `evaluation`, `gpu`, and `report` (the misclassified digits'
+//! figure).
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! replace that is not an earlier state of this run.
 //!
 //! Part of `run`: imports `checkpoint`, `config`, `error`, `limits`,
-//! `model`, `train`.
+//! `model`, `epoch_loop`.
 
 use std::path::{Path, PathBuf};
 

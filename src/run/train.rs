@@ -5,7 +5,7 @@
 //!
 //! Part of `run`: imports its `advice`, `epochs`, `paths`, `report`,
 //! `request` and `resume`, and `config`, `cpu::memory`, `data`, `device`,
-//! `error`, `limits`, `model`, `train`.
+//! `error`, `limits`, `model`, `epoch_loop`.
 
 use std::path::PathBuf;
 

@@ -9,6 +9,7 @@ use crate::core::data::DataError;
 use crate::core::error::{Error, LayerError};
 use crate::core::limits::BadSize;
 use crate::core::model::ArchError;
+use crate::core::network::NetworkError;
 use crate::cpu::memory::MemoryError;
 use crate::gpu::GpuError;
 use crate::report::plot::PlotError;
@@ -26,6 +27,7 @@ pub fn is_usage(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     by::<ConfigError>(e)
         .or_else(|| by::<ArchError>(e))
+        .or_else(|| by::<NetworkError>(e))
         .or_else(|| by::<BadSize>(e))
         .or_else(|| by::<DataError>(e))
         .or_else(|| by::<MemoryError>(e))

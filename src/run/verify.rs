@@ -3,7 +3,7 @@
 //! that keep it from running for hours or past the machine's memory.
 //!
 //! Part of `run`: imports `config`, `cpu::memory`, `data`, `error`, `gpu`,
-//! `verify`.
+//! `gradient_check`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
