@@ -3,7 +3,7 @@
 //! argument was wrong; these checks are the last line, so a mismatch is
 //! still a `ValueError`, never a panic.
 
-use gpu_net::core::model::{Arch, Params};
+use gpu_net::core::model::{Arch, Params, Tensor};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -16,16 +16,28 @@ pub fn params_from(
     arrays: &[PyReadonlyArrayDyn<'_, f64>],
     running: &[f64],
 ) -> PyResult<Params> {
-    let tensors = arch.tensors();
+    let mut p = Params::zeros(arch);
+    fill(&arch.tensors(), arrays, &mut p.values, &arch.shape())?;
+    p.running = running.to_vec();
+    Ok(p)
+}
+
+/// Each of `tensors` in `arena` from its array, in order, checked: one
+/// array per tensor (`what` names the network), each of its tensor's
+/// shape and finite.
+pub fn fill(
+    tensors: &[Tensor],
+    arrays: &[PyReadonlyArrayDyn<'_, f64>],
+    arena: &mut [f64],
+    what: &str,
+) -> PyResult<()> {
     if arrays.len() != tensors.len() {
         return Err(PyValueError::new_err(format!(
-            "params: {} arrays for the {} tensors of {}",
+            "params: {} arrays for the {} tensors of {what}",
             arrays.len(),
             tensors.len(),
-            arch.shape()
         )));
     }
-    let mut p = Params::zeros(arch);
     for (t, a) in tensors.iter().zip(arrays) {
         if a.shape() != t.shape.as_slice() {
             return Err(PyValueError::new_err(format!(
@@ -35,7 +47,7 @@ pub fn params_from(
                 t.shape
             )));
         }
-        let dst = &mut p.values[t.range()];
+        let dst = &mut arena[t.range()];
         for (i, (d, s)) in dst.iter_mut().zip(a.as_array().iter()).enumerate() {
             // Relu would turn a NaN into 0 and hide it: refuse it by name.
             if !s.is_finite() {
@@ -47,8 +59,7 @@ pub fn params_from(
             *d = *s;
         }
     }
-    p.running = running.to_vec();
-    Ok(p)
+    Ok(())
 }
 
 /// One float64 array per tensor, shaped as the book shapes it.

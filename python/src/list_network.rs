@@ -8,12 +8,12 @@ use gpu_net::core::network::{Layer, Network, Plan, Values};
 use gpu_net::cpu::layers::{Labels, SoftmaxWithLoss};
 use gpu_net::cpu::net::correct_count;
 use gpu_net::cpu::sequential::{Sequential, Weights};
-use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{batch_of, labels_of};
+use crate::convert::{batch_of, fill, labels_of};
 
 /// Images evaluated at a time: the book's `batch_size`, which also bounds
 /// the convolutions' column matrices.
@@ -31,38 +31,8 @@ pub struct ListNetwork {
 impl ListNetwork {
     /// The arena from one array per tensor, in the tensors' order.
     fn arena(&self, arrays: &[PyReadonlyArrayDyn<'_, f64>]) -> PyResult<Vec<f64>> {
-        if arrays.len() != self.tensors.len() {
-            return Err(PyValueError::new_err(format!(
-                "params: {} arrays for {} tensors",
-                arrays.len(),
-                self.tensors.len()
-            )));
-        }
         let mut values = vec![0.0; self.seq.plan.arena_len];
-        for (t, a) in self.tensors.iter().zip(arrays) {
-            if a.shape() != t.shape.as_slice() {
-                let shape = a.shape();
-                let msg = format!(
-                    "params['{}'] has shape {shape:?}, not {:?}",
-                    t.name, t.shape
-                );
-                return Err(PyValueError::new_err(msg));
-            }
-            for (i, (d, s)) in values[t.range()]
-                .iter_mut()
-                .zip(a.as_array().iter())
-                .enumerate()
-            {
-                if !s.is_finite() {
-                    let msg = format!(
-                        "params['{}'] holds {s} at element {i}: parameters must be finite",
-                        t.name
-                    );
-                    return Err(PyValueError::new_err(msg));
-                }
-                *d = *s;
-            }
-        }
+        fill(&self.tensors, arrays, &mut values, "the list")?;
         Ok(values)
     }
 

@@ -603,44 +603,38 @@ impl GpuNet {
     ) {
         let g = &self.layout.layers[l];
         let (rows, all) = (act.rows, padded_rows(act.rows));
+        // dY·W_lᵀ into `c`, masked by `mask > 0` where given.
+        let dx = |label: String, c: &'a wgpu::Buffer, mask: Option<&'a wgpu::Buffer>| MatmulCall {
+            label,
+            v: MatmulVariant {
+                trans_a: false,
+                trans_b: true,
+                epilogue: if mask.is_some() {
+                    Epilogue::ReluMask
+                } else {
+                    Epilogue::Store
+                },
+            },
+            shape: input_grad_shape(g, rows),
+            a: Slice::new(grad_in, 0, all * g.cols()),
+            b: Slice::new(&self.params, g.offset, g.len()),
+            c: Slice::new(c, 0, all * g.rows()),
+            aux: mask.map(|z| Slice::new(z, 0, all * g.rows())),
+        };
         if let (0, Some(f)) = (l, &act.front) {
             // The pooled values' gradient, unmasked: the front's Relu
             // comes before its pooling, whose backward applies the mask.
             let dp = f.dpooled.as_ref().expect("training activations");
-            pending.push(Pending::Matmul(MatmulCall {
-                label: "affine1 backward dx (pooled)".into(),
-                v: MatmulVariant {
-                    trans_a: false,
-                    trans_b: true,
-                    epilogue: Epilogue::Store,
-                },
-                shape: input_grad_shape(g, rows),
-                a: Slice::new(grad_in, 0, all * g.cols()),
-                b: Slice::new(&self.params, g.offset, g.len()),
-                c: Slice::new(dp, 0, all * g.rows()),
-                aux: None,
-            }));
+            let label = "affine1 backward dx (pooled)".to_string();
+            pending.push(Pending::Matmul(dx(label, dp, None)));
         }
         if l > 0 {
             // dZ_{l-1} = dA_l·W_lᵀ, masked by Relu: needs W_l before its update.
-            pending.push(Pending::Matmul(MatmulCall {
-                // The book numbers a SimpleConvNet's Relus from its Conv's.
-                label: format!(
-                    "affine{} backward dx + relu{} backward",
-                    l + 1,
-                    l + act.front.is_some() as usize
-                ),
-                v: MatmulVariant {
-                    trans_a: false,
-                    trans_b: true,
-                    epilogue: Epilogue::ReluMask,
-                },
-                shape: input_grad_shape(g, rows),
-                a: Slice::new(grad_in, 0, all * g.cols()),
-                b: Slice::new(&self.params, g.offset, g.len()),
-                c: Slice::new(&act.dz[l - 1], 0, all * g.rows()),
-                aux: Some(Slice::new(&act.z[l - 1], 0, all * g.rows())),
-            }));
+            // The book numbers a SimpleConvNet's Relus from its Conv's.
+            let relu = l + act.front.is_some() as usize;
+            let label = format!("affine{} backward dx + relu{relu} backward", l + 1);
+            let (dz, z) = (&act.dz[l - 1], &act.z[l - 1]);
+            pending.push(Pending::Matmul(dx(label, dz, Some(z))));
         }
     }
 
