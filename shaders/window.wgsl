@@ -1,6 +1,6 @@
 // What the kernels that slide a window over images share (src/gpu/kernels/
 // window.rs): their uniform, the slide's geometry (src/conv.rs) with two
-// row strides, and the two ways of following a window. Each kernel in
+// row strides and the images' layout, and the two ways of following a window. Each kernel in
 // shaders/window/ is compiled after this file, and declares `dims`.
 
 struct Dims {
@@ -19,8 +19,13 @@ struct Dims {
     count: u32,
     groups_x: u32,
     flag: u32,
-    _pad0: u32,
+    // How im2col's input and col2im's output hold the images: IMAGES or
+    // POSITIONS (see `image_at`).
+    image_layout: u32,
 }
+
+const IMAGES: u32 = 0u;
+const POSITIONS: u32 = 1u;
 
 // Invocations per workgroup of every window kernel: given by the host
 // (WG in src/gpu/kernels/window.rs), which sizes the grid by it.
@@ -29,6 +34,17 @@ override WG: u32;
 // This invocation's element, in a grid of groups_x × rows workgroups of WG.
 fn element(wg: vec3<u32>, li: u32) -> u32 {
     return (wg.y * dims.groups_x + wg.x) * WG + li;
+}
+
+// Where value (channel ch, row y, column x) of image n lies, for images
+// `stride` apart: IMAGES, one row per image of its C·H·W values (CHW);
+// POSITIONS, as a convolution's product leaves them, one row per position
+// (n, y, x) of its C channels, rows `stride` apart.
+fn image_at(n: u32, ch: u32, y: u32, x: u32, stride: u32) -> u32 {
+    if dims.image_layout == POSITIONS {
+        return ((n * dims.h + y) * dims.w + x) * stride + ch;
+    }
+    return n * stride + (ch * dims.h + y) * dims.w + x;
 }
 
 // The image position (y, x) window position (oy, ox) reads at offset (ky,

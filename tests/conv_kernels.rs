@@ -15,8 +15,8 @@ use gpu_net::core::conv::{ImageShape, Slide, Window};
 use gpu_net::cpu::conv::{Convolution, Pooling, col2im, im2col, nchw_to_nhwc, nhwc_to_nchw};
 use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{
-    Col2imCall, Epilogue, Im2col, Im2colCall, Matmul, MatmulCall, MatmulShape, MatmulVariant,
-    MaxPool, PoolBackwardCall, PoolForwardCall, Slice, window::WindowGrain,
+    Col2imCall, Epilogue, Im2col, Im2colCall, ImageLayout, Matmul, MatmulCall, MatmulShape,
+    MatmulVariant, MaxPool, PoolBackwardCall, PoolForwardCall, Slice, window::WindowGrain,
 };
 use gpu_net::gpu::layout::{
     GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, input_grad_shape, padded, padded_rows,
@@ -132,6 +132,7 @@ fn im2col_matches_the_cpu_and_writes_the_ones_column() {
         let call = Im2colCall {
             label: "im2col".into(),
             slide: s,
+            layout: ImageLayout::Images,
             x_stride: xs,
             col_stride: cs,
             ones: true,
@@ -174,9 +175,11 @@ fn col2im_matches_the_cpu_and_repeats_bit_for_bit() {
             let call = Col2imCall {
                 label: "col2im".into(),
                 slide: s,
+                layout: ImageLayout::Images,
                 col_stride: cs,
                 x_stride: xs,
                 col: Slice::whole(&cb),
+                relu_mask: None,
                 x: Slice::new(&x, 0, s.input.n * xs),
             };
             ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
@@ -393,6 +396,7 @@ fn a_convolution_composes_from_im2col_the_matmul_and_col2im() {
         let call = Im2colCall {
             label: "im2col".into(),
             slide: s,
+            layout: ImageLayout::Images,
             x_stride: padded(per),
             col_stride: g.rows(),
             ones: true,
@@ -447,9 +451,11 @@ fn a_convolution_composes_from_im2col_the_matmul_and_col2im() {
         let call = Col2imCall {
             label: "col2im".into(),
             slide: s,
+            layout: ImageLayout::Images,
             col_stride: g.rows(),
             x_stride: padded(per),
             col: Slice::whole(&dcol),
+            relu_mask: None,
             x: Slice::whole(&dx),
         };
         ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
@@ -459,5 +465,115 @@ fn a_convolution_composes_from_im2col_the_matmul_and_col2im() {
             &real(&got, s.input.n, per, padded(per)),
             &grads.dx,
         );
+    }
+}
+
+/// Images as a convolution's product leaves them: rows (n, y, x) of C
+/// channels, `padded(C)` apart, junk past C and in a guard row.
+fn as_positions(chw: &[f32], s: &Slide) -> (Vec<f32>, usize) {
+    let i = s.input;
+    let nhwc = nchw_to_nhwc(&common::widen(chw), i.n, i.c, i.h * i.w);
+    let narrow: Vec<f32> = nhwc.iter().map(|&v| v as f32).collect();
+    let stride = padded(i.c);
+    (store(&narrow, i.n * i.h * i.w, i.c, stride), stride)
+}
+
+#[test]
+fn im2col_reads_a_convolutions_output_layout() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = Im2col::new(&ctx);
+    for (s, grain) in conv_shapes()
+        .into_iter()
+        .flat_map(|s| GRAINS.map(|g| (s, g)))
+    {
+        let cs = padded(s.col_cols());
+        let x = values(s.input.len(), 11);
+        let (stored, xs) = as_positions(&x, &s);
+        let xb = ctx.storage_init("x", &stored);
+        let col = ctx.storage_init("col", &vec![JUNK; s.col_rows() * cs]);
+        let call = Im2colCall {
+            label: "im2col".into(),
+            slide: s,
+            layout: ImageLayout::Positions,
+            x_stride: xs,
+            col_stride: cs,
+            ones: false,
+            x: Slice::whole(&xb),
+            col: Slice::whole(&col),
+        };
+        ctx.run(&[&kernel.im2col_at(&ctx, call, grain).unwrap()])
+            .unwrap();
+        let got = read(&ctx, &col, s.col_rows() * cs);
+        let want = im2col(&common::widen(&x), &s);
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        assert_eq!(
+            real(&got, s.col_rows(), s.col_cols(), cs),
+            common::widen(&want),
+            "{s:?} {grain:?}"
+        );
+        assert!(
+            (0..s.col_rows()).all(|r| got[r * cs + s.col_cols()..(r + 1) * cs]
+                .iter()
+                .all(|&v| v == 0.0)),
+            "{s:?}: no ones column asked for, zeros to the stride"
+        );
+    }
+}
+
+/// col2im into a convolution's output layout, with and without Relu's
+/// mask: every element of each row written (channels past C with 0), the
+/// guard row left alone, a second run the same bits.
+#[test]
+fn col2im_writes_a_convolutions_output_layout_masked_by_relu() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = Im2col::new(&ctx);
+    for (s, masked) in conv_shapes()
+        .into_iter()
+        .flat_map(|s| [(s, false), (s, true)])
+    {
+        let (k, cs, i) = (s.col_cols(), padded(s.col_cols()), s.input);
+        let positions = i.n * i.h * i.w;
+        let dcol = values(s.col_rows() * k, 12);
+        let cb = ctx.storage_init("dcol", &store(&dcol, s.col_rows(), k, cs));
+        // Relu's output: about half the values 0.
+        let relu: Vec<f32> = values(i.len(), 13).iter().map(|v| v.max(0.0)).collect();
+        let (mask, xs) = as_positions(&relu, &s);
+        let mb = ctx.storage_init("mask", &mask);
+        let run = || {
+            let x = ctx.storage_init("dx", &vec![JUNK; (positions + 1) * xs]);
+            let call = Col2imCall {
+                label: "col2im".into(),
+                slide: s,
+                layout: ImageLayout::Positions,
+                col_stride: cs,
+                x_stride: xs,
+                col: Slice::whole(&cb),
+                relu_mask: masked.then(|| Slice::whole(&mb)),
+                x: Slice::new(&x, 0, positions * xs),
+            };
+            ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
+            read(&ctx, &x, (positions + 1) * xs)
+        };
+        let got = run();
+        let chw = col2im(&common::widen(&dcol), &s);
+        let relu_nhwc = nchw_to_nhwc(&common::widen(&relu), i.n, i.c, i.h * i.w);
+        let want: Vec<f64> = nchw_to_nhwc(&chw, i.n, i.c, i.h * i.w)
+            .iter()
+            .zip(&relu_nhwc)
+            .map(|(&d, &z)| if masked && z <= 0.0 { 0.0 } else { d })
+            .collect();
+        let what = format!("{s:?} masked {masked}");
+        assert_close(&what, &real(&got, positions, i.c, xs), &want);
+        for r in 0..positions {
+            assert!(
+                got[r * xs + i.c..(r + 1) * xs].iter().all(|&v| v == 0.0),
+                "{what}: row {r}'s padding"
+            );
+        }
+        assert!(
+            got[positions * xs..].iter().all(|&v| v == JUNK),
+            "{what}: guard row"
+        );
+        assert_eq!(got, run(), "{what}: a second run");
     }
 }

@@ -2,12 +2,17 @@
 // sum of the entries of `col` that read it, taken in a fixed order (ky,
 // then kx, ascending), so a run repeats bit for bit (no float atomics).
 // `col` has the layout window/im2col.wgsl writes (rows `in_stride` apart);
-// the images are rows of `x`, C·H·W values each, `out_stride` apart. One
-// invocation per image value. (Compiled after shaders/window.wgsl.)
+// the images go to `x` as `layout` says (`image_at`, rows `out_stride`
+// apart). When `flag` is set, Relu's backward is fused: a sum is kept only
+// where `mask` (the Relu's output, laid out as x) is above 0. One
+// invocation per image value; in the POSITIONS layout one per element of
+// x's rows, the channels past C written 0.
+// (Compiled after shaders/window.wgsl.)
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> col: array<f32>;
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -15,11 +20,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if e >= dims.count {
         return;
     }
-    let per_image = dims.c * dims.h * dims.w;
-    let n = e / per_image;
-    let ch = (e / (dims.h * dims.w)) % dims.c;
-    let y = (e / dims.w) % dims.h;
-    let xx = e % dims.w;
+    var n: u32;
+    var ch: u32;
+    var pos: u32; // y·W + x
+    if dims.image_layout == POSITIONS {
+        ch = e % dims.out_stride;
+        if ch >= dims.c {
+            x[e] = 0.0;
+            return;
+        }
+        let p = e / dims.out_stride;
+        n = p / (dims.h * dims.w);
+        pos = p % (dims.h * dims.w);
+    } else {
+        let per_image = dims.c * dims.h * dims.w;
+        n = e / per_image;
+        ch = (e / (dims.h * dims.w)) % dims.c;
+        pos = e % (dims.h * dims.w);
+    }
+    let y = pos / dims.w;
+    let xx = pos % dims.w;
     var acc = 0.0;
     for (var ky = 0u; ky < dims.fh; ky++) {
         let oy = reader(y, ky, dims.out_h);
@@ -31,5 +51,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
-    x[n * dims.out_stride + e % per_image] = acc;
+    let at = image_at(n, ch, y, xx, dims.out_stride);
+    if dims.flag == 1u && !(mask[at] > 0.0) {
+        acc = 0.0;
+    }
+    x[at] = acc;
 }

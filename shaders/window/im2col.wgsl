@@ -2,8 +2,8 @@
 // (n, oy, ox), one column per value the window reads (c, ky, kx), zeros
 // where it reads the padding; then, when `flag` is set, the column of ones
 // that carries the bias into the product (src/gpu/layout.rs), and zeros up
-// to the row's stride. The images are rows of `x`, C·H·W values each (CHW),
-// `in_stride` apart; col's rows are `out_stride` apart. One invocation per
+// to the row's stride. The images are in `x` as `layout` says (`image_at`,
+// rows `in_stride` apart); col's rows are `out_stride` apart. One invocation per
 // row of the matrix, writing all of it, padding columns included, so
 // nothing is left unwritten; a row's position is divided out once, and its
 // values follow in nested loops (integer division is what an invocation
@@ -27,13 +27,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let ox = r % dims.out_w;
     var j = r * dims.out_stride;
     for (var ch = 0u; ch < dims.c; ch++) {
-        let image = n * dims.in_stride + ch * dims.h * dims.w;
         for (var ky = 0u; ky < dims.fh; ky++) {
             for (var kx = 0u; kx < dims.fw; kx++) {
                 let at = source(oy, ox, ky, kx);
                 var v = 0.0;
                 if at.x >= 0 {
-                    v = x[image + u32(at.x) * dims.w + u32(at.y)];
+                    v = x[image_at(n, ch, u32(at.x), u32(at.y), dims.in_stride)];
                 }
                 col[j] = v;
                 j++;
@@ -71,7 +70,7 @@ fn by_element(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
         let ch = j / window;
         let at = source(oy, ox, (j % window) / dims.fw, j % dims.fw);
         if at.x >= 0 {
-            v = x[n * dims.in_stride + ch * dims.h * dims.w + u32(at.x) * dims.w + u32(at.y)];
+            v = x[image_at(n, ch, u32(at.x), u32(at.y), dims.in_stride)];
         }
     } else if j == values && dims.flag == 1u {
         v = 1.0;

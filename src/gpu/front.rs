@@ -21,7 +21,7 @@ use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
 use super::kernels::{
-    Epilogue, Im2col, Im2colCall, MatmulCall, MatmulShape, MatmulVariant, MaxPool,
+    Epilogue, Im2col, Im2colCall, ImageLayout, MatmulCall, MatmulShape, MatmulVariant, MaxPool,
     PoolBackwardCall, PoolForwardCall,
 };
 use super::layout::{FrontMatrices, GpuLayer, forward_shape, padded, padded_rows};
@@ -134,6 +134,7 @@ pub fn forward<'a>(
         Im2colCall {
             label: "conv1 im2col".into(),
             slide: now.conv,
+            layout: ImageLayout::Images,
             x_stride,
             col_stride: g.rows(),
             ones: true,

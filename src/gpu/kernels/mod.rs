@@ -26,7 +26,9 @@ pub use matmul::{
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 pub use softmax_loss::{SoftmaxCall, SoftmaxWithLoss, Stats};
-pub use window::{Col2imCall, Im2col, Im2colCall, MaxPool, PoolBackwardCall, PoolForwardCall};
+pub use window::{
+    Col2imCall, Im2col, Im2colCall, ImageLayout, MaxPool, PoolBackwardCall, PoolForwardCall,
+};
 
 pub use crate::gpu::dispatch::{Access, BindingContract, Slot, StructContract};
 

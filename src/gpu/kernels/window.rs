@@ -9,7 +9,8 @@
 //! adapters, `im2col` (one per row): the planner's [`WindowGrain`].
 //!
 //! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
-//! - images: one row per image, its C·H·W values (CHW);
+//! - images: one row per image, its C·H·W values (CHW), or, as a
+//!   convolution's input, also a convolution's output's layout ([`ImageLayout`]);
 //! - `im2col`'s matrix: one row per window position (n, oy, ox), its C·FH·FW
 //!   values (c, ky, kx), then optionally the ones column that carries a bias;
 //! - a convolution's output (`z`): one row per position (n, y, x), its C channels;
@@ -82,8 +83,18 @@ wgsl_struct! {
         count: u32,
         groups_x: u32,
         flag: u32,
-        _pad0: u32,
+        image_layout: u32,
     }
+}
+
+/// How a convolution's input (im2col's `x`, col2im's output) holds its
+/// images: `window.wgsl`'s `IMAGES` and `POSITIONS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageLayout {
+    /// One row per image of its C·H·W values (CHW): the input, a pooling's output.
+    Images = 0,
+    /// One row per position (n, y, x) of its C channels: a convolution's output.
+    Positions = 1,
 }
 
 /// The dims and workgroup grid for `count` invocations.
@@ -92,7 +103,7 @@ fn dims(
     s: &Slide,
     strides: [usize; 2],
     count: usize,
-    flag: bool,
+    (flag, layout): (bool, ImageLayout),
 ) -> (Dims, [u32; 3]) {
     let groups = (count as u32).div_ceil(WG).max(1);
     let groups_x = groups.min(ctx.limits.max_compute_workgroups_per_dimension);
@@ -113,16 +124,18 @@ fn dims(
         count: count as u32,
         groups_x,
         flag: flag as u32,
-        _pad0: 0,
+        image_layout: layout as u32,
     };
     (d, [groups_x, groups.div_ceil(groups_x), 1])
 }
 
-/// One `im2col`: images `x` (rows `x_stride` apart) to `col` (rows
-/// `col_stride` apart, every element written), with the ones column when `ones`.
+/// One `im2col`: images `x` (laid out as `layout` says, rows `x_stride`
+/// apart) to `col` (rows `col_stride` apart, every element written), with
+/// the ones column when `ones`.
 pub struct Im2colCall<'a> {
     pub label: String,
     pub slide: Slide,
+    pub layout: ImageLayout,
     pub x_stride: usize,
     pub col_stride: usize,
     pub ones: bool,
@@ -131,13 +144,18 @@ pub struct Im2colCall<'a> {
 }
 
 /// One `col2im`: `col` (rows `col_stride` apart) summed into images `x`
-/// (rows `x_stride` apart; only the C·H·W values of each row written).
+/// (laid out as `layout` says, rows `x_stride` apart: as `Images` only the
+/// C·H·W values of each row written, as `Positions` every element, the
+/// channels past C 0), kept only where `relu_mask` (laid out as x) is
+/// above 0 when given: Relu's backward.
 pub struct Col2imCall<'a> {
     pub label: String,
     pub slide: Slide,
+    pub layout: ImageLayout,
     pub col_stride: usize,
     pub x_stride: usize,
     pub col: Slice<'a>,
+    pub relu_mask: Option<Slice<'a>>,
     pub x: Slice<'a>,
 }
 
@@ -153,6 +171,7 @@ kernel_bindings! {
     /// `col2im.wgsl`'s buffers.
     struct FromColumns<'a> {
         col: Read,
+        mask: Read,
         x: ReadWrite,
     }
 }
@@ -223,7 +242,8 @@ impl Im2col {
             WindowGrain::Rows => (c.slide.col_rows(), &self.forward[0]),
             WindowGrain::Elements => (c.slide.col_rows() * c.col_stride, &self.forward[1]),
         };
-        let (d, grid) = dims(ctx, &c.slide, [c.x_stride, c.col_stride], count, c.ones);
+        let (flag, strides) = ((c.ones, c.layout), [c.x_stride, c.col_stride]);
+        let (d, grid) = dims(ctx, &c.slide, strides, count, flag);
         dispatch(
             ctx,
             c.label,
@@ -236,15 +256,26 @@ impl Im2col {
     }
 
     pub fn col2im(&self, ctx: &GpuContext, c: Col2imCall<'_>) -> Result<Dispatch> {
-        let count = c.slide.input.len();
-        let (d, grid) = dims(ctx, &c.slide, [c.col_stride, c.x_stride], count, false);
+        let i = c.slide.input;
+        let count = match c.layout {
+            ImageLayout::Images => i.len(),
+            ImageLayout::Positions => i.n * i.h * i.w * c.x_stride,
+        };
+        let flag = (c.relu_mask.is_some(), c.layout);
+        let (d, grid) = dims(ctx, &c.slide, [c.col_stride, c.x_stride], count, flag);
+        // Unmasked, the shader never reads `mask`: any other buffer binds.
+        let buffers = FromColumns {
+            col: c.col,
+            mask: c.relu_mask.unwrap_or(c.col),
+            x: c.x,
+        };
         dispatch(
             ctx,
             c.label,
             &self.backward,
             &self.backward_layout,
             &d,
-            &FromColumns { col: c.col, x: c.x },
+            &buffers,
             grid,
         )
     }
@@ -329,7 +360,8 @@ impl MaxPool {
 
     pub fn forward(&self, ctx: &GpuContext, c: PoolForwardCall<'_>) -> Result<Dispatch> {
         let count = c.slide.input.n * c.p_stride;
-        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.ones);
+        let flag = (c.ones, ImageLayout::Images);
+        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, flag);
         let slices = PoolForwardBuffers {
             z: c.z,
             p: c.p,
@@ -366,7 +398,8 @@ impl MaxPool {
         } else {
             (i.n * i.h * i.w * c.z_stride, &self.backward)
         };
-        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, c.relu);
+        let flag = (c.relu, ImageLayout::Images);
+        let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, flag);
         let slices = PoolBackwardBuffers {
             dp: c.dp,
             argmax: c.argmax,
