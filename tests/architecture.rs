@@ -232,7 +232,7 @@ const RANKS: [(&str, u32); 7] = [
 /// those of a lower rank (budget and net share one, as trainer and host_fed
 /// do: neither of a pair imports the other). A file in a folder belongs to
 /// the folder's module.
-const GPU_RANKS: [(&str, u32); 17] = [
+const GPU_RANKS: [(&str, u32); 21] = [
     ("error", 0),
     ("adapter", 1),
     ("profile", 1),
@@ -245,11 +245,15 @@ const GPU_RANKS: [(&str, u32); 17] = [
     ("tune", 7),
     ("front", 8),
     ("forecast", 8),
+    ("stages", 8),
+    ("ops", 8),
     ("budget", 9),
     ("net", 9),
     ("eval", 10),
+    ("sequential", 10),
     ("trainer", 11),
     ("host_fed", 11),
+    ("list_trainer", 12),
 ];
 
 /// What the command line may import: the settings and values (`core`),

@@ -197,6 +197,15 @@ pub struct Placed {
 }
 
 /// A network with its shapes worked out and its arena laid out.
+/// A list network's parameters as the host keeps them: the arena (as
+/// [`Network::tensors`] names it) and the running statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListParams {
+    pub network: Network,
+    pub values: Vec<f64>,
+    pub running: Vec<f64>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub layers: Vec<Placed>,

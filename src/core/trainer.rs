@@ -25,8 +25,9 @@ impl Precision {
     }
 }
 
-/// What one device must do for the training loop.
-pub trait Trainer {
+/// What one device must do for the training loop; `P`, the parameters as
+/// the host keeps them (an `Arch`'s [`Params`], or a list network's).
+pub trait Trainer<P = Params> {
     /// The device in words, e.g. `"cpu (f64 reference)"`.
     fn device(&self) -> String;
     fn precision(&self) -> Precision;
@@ -46,7 +47,7 @@ pub trait Trainer {
     /// The class given to each image of a split (the first largest logit).
     fn predictions(&mut self, split: Split) -> Result<Vec<u8>>;
     /// The current parameters.
-    fn params(&mut self) -> Result<Params>;
+    fn params(&mut self) -> Result<P>;
     /// The optimizer's state arrays, in the host arena's layout.
     fn optimizer_state(&mut self) -> Result<Vec<Vec<f64>>>;
     /// Training steps taken so far.

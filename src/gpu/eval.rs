@@ -14,7 +14,8 @@ use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::Result;
 use super::kernels::{GatherCall, Stats};
 use super::layout::{FrontMatrices, padded};
-use super::net::{Activations, DeviceDataset, GpuNet, Mode, read_stats, stats_buffer};
+use super::net::{Activations, GpuNet};
+use super::ops::{Batch, DeviceDataset, Mode, StepNet, read_stats, stats_buffer};
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
 
@@ -69,9 +70,14 @@ pub fn fitting_rows(ctx: &GpuContext, arch: &Arch) -> usize {
 }
 
 impl EvalWorkspace {
-    pub fn new(net: &GpuNet, data: &DeviceDataset, name: &str, act: &Activations) -> Result<Self> {
-        let ctx = &net.ctx;
-        let chunk = act.rows;
+    pub fn new<N: StepNet>(
+        net: &N,
+        data: &DeviceDataset,
+        name: &str,
+        act: &N::Act,
+    ) -> Result<Self> {
+        let ctx = net.context();
+        let chunk = act.rows();
         let all: Vec<u32> = (0..data.len as u32).collect();
         let idx = ctx.storage_init(&format!("{name} indices"), &all);
         let stats = stats_buffer(ctx, &format!("{name} stats"));
@@ -88,11 +94,11 @@ impl EvalWorkspace {
                 images: Slice::whole(&data.images),
                 labels: Slice::whole(&data.labels),
                 idx: Slice::whole(&idx),
-                x: Slice::whole(&act.x),
-                t: Slice::new(&act.t, 0, rows),
+                x: Slice::whole(act.x()),
+                t: Slice::new(act.t(), 0, rows),
             };
-            dispatches.push(net.kernels.gather.bind(ctx, call)?);
-            let ops = net.forward(act, rows, &stats, false, Mode::Eval)?;
+            dispatches.push(net.gather_kernel().bind(ctx, call)?);
+            let ops = net.forward_ops(act, rows, &stats, false, Mode::Eval)?;
             dispatches.extend(ops.into_iter().map(|op| {
                 op.into_shared()
                     .expect("evaluation has no per-step dropout")
@@ -119,11 +125,9 @@ impl EvalWorkspace {
     /// The class each image is given (the first largest logit, as numpy's
     /// argmax): one chunk at a time, reading each chunk's logits back from
     /// `act`, the activations the workspace was made with.
-    pub fn predictions(&self, net: &GpuNet, act: &Activations) -> Result<Vec<u8>> {
-        let ctx = &net.ctx;
-        let classes = net.arch.outputs();
-        let stride = padded(classes);
-        let logits = act.z.last().unwrap();
+    pub fn predictions<N: StepNet>(&self, net: &N, act: &N::Act) -> Result<Vec<u8>> {
+        let ctx = net.context();
+        let (logits, classes, stride) = net.logits(act);
         let mut out = Vec::new();
         let mut next = 0;
         for &(rows, count) in &self.chunks {

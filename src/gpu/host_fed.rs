@@ -21,7 +21,8 @@ use super::error::{GpuError, Result};
 use super::eval::{eval_chunk, fitting_rows};
 use super::kernels::Stats;
 use super::layout::{padded, padded_rows};
-use super::net::{Activations, GpuNet, GradTarget, Mode, Op, stats_buffer};
+use super::net::{Activations, GpuNet};
+use super::ops::{GradTarget, Mode, Op, stats_buffer};
 use crate::core::dropout_mask::layer_key;
 use crate::core::model::Params;
 

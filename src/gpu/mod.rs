@@ -5,7 +5,8 @@
 //! checks there is no cycle):
 //!
 //! ```text
-//! error ← adapter ← profile ← cost ← plan ← context ← dispatch ← kernels ← {layout, tune} ← {forecast, front} ← {budget, net} ← eval ← {trainer, host_fed}
+//! error ← adapter ← profile ← cost ← plan ← context ← dispatch ← kernels ← {layout, tune}
+//!   ← {forecast, front, stages, ops} ← {budget, net} ← {eval, sequential} ← {trainer, host_fed, list_trainer}
 //! ```
 
 pub mod adapter;
@@ -20,9 +21,13 @@ pub mod front;
 pub mod host_fed;
 pub mod kernels;
 pub mod layout;
+pub mod list_trainer;
 pub mod net;
+pub mod ops;
 pub mod plan;
 pub mod profile;
+pub mod sequential;
+pub mod stages;
 pub mod trainer;
 pub mod tune;
 
@@ -30,6 +35,7 @@ pub use context::{GpuContext, GpuOptions, MatmulAlgo};
 pub use error::{GpuError, Result};
 pub use eval::GpuEvaluator;
 pub use host_fed::{Form, HostFedNet};
-pub use net::{GpuNet, GradTarget};
+pub use net::GpuNet;
+pub use ops::GradTarget;
 pub use profile::DeviceProfile;
 pub use trainer::GpuTrainer;

@@ -18,25 +18,22 @@
 //! whose input is then its pooled values; backward, layer 1's dX flows
 //! into it.
 //!
-//! Imports `context`, `dispatch`, `error`, `front`, `kernels` and `layout`.
+//! Imports `context`, `dispatch`, `error`, `front`, `kernels`, `layout` and `ops`.
 
 use std::sync::Arc;
 
 use super::context::GpuContext;
-use super::dispatch::{Dispatch, Slice};
+use super::dispatch::Slice;
 use super::error::Result;
 use super::front::{self, FrontActivations, FrontKernels};
-use super::kernels::gather::pack_u8;
 use super::kernels::{
-    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutDispatch, DropoutKernel,
-    Epilogue, Gather, Matmul, MatmulCall, MatmulDispatch, MatmulShape, MatmulVariant, SoftmaxCall,
-    SoftmaxWithLoss, Stats,
+    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, Epilogue, Gather,
+    Matmul, MatmulCall, MatmulShape, MatmulVariant, SoftmaxCall, SoftmaxWithLoss,
 };
 use super::layout::{
     GpuLayer, GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
-    weight_grad_shape,
 };
-use crate::core::data::Dataset;
+use super::ops::{Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, weight_grad};
 use crate::core::model::{Arch, Params};
 
 /// The pipelines, made once per device.
@@ -61,89 +58,6 @@ impl Kernels {
             batchnorm: arch.batchnorm.then(|| BatchNorm::new(ctx)),
             dropout: (arch.dropout > 0.0).then(|| DropoutKernel::new(ctx)),
             front: arch.conv.map(|_| FrontKernels::new(ctx)),
-        }
-    }
-}
-
-/// A dataset split resident on the GPU: u8 pixels packed into u32, labels as u32.
-pub struct DeviceDataset {
-    pub images: wgpu::Buffer,
-    pub labels: wgpu::Buffer,
-    pub len: usize,
-    pub pixels: usize,
-}
-
-impl DeviceDataset {
-    pub fn upload(ctx: &GpuContext, name: &str, data: &Dataset) -> Result<Self> {
-        ctx.check_binding(
-            &format!("the {name} images ({} × {} u8)", data.len(), data.pixels()),
-            data.images.len() as u64,
-        )?;
-        ctx.check_binding(
-            &format!("the {name} labels ({} u32)", data.len()),
-            data.len() as u64 * 4,
-        )?;
-        let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
-        Ok(DeviceDataset {
-            images: ctx.storage_init(&format!("{name} images"), &pack_u8(&data.images)),
-            labels: ctx.storage_init(&format!("{name} labels"), &labels),
-            len: data.len(),
-            pixels: data.pixels(),
-        })
-    }
-}
-
-/// Where a backward pass puts each layer's `[dW; db]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum GradTarget {
-    /// Apply `W -= lr·(dW + λW)` in place (training with plain SGD, no Batch
-    /// Normalization: the fastest form, one dispatch per layer fewer).
-    Sgd(f32),
-    /// Store into the gradient arena (other optimizers, Batch
-    /// Normalization, verify, tests).
-    Store,
-}
-
-/// Training (batch statistics; Dropout's mask, one dispatch per slot so each
-/// step of a submission gets its own key) or evaluation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Train { slots: usize },
-    Eval,
-}
-
-/// One entry of a recorded forward or backward pass.
-pub enum Op {
-    /// The same dispatch for every step.
-    Shared(Dispatch),
-    /// A product, the same for every step, whose learning rate the host
-    /// may rewrite (read by the SGD epilogue only).
-    Product(MatmulDispatch),
-    /// Dropout's training mask for hidden layer `layer` (1-based): one
-    /// dispatch per slot, whose key the host writes before each step.
-    Dropout {
-        layer: u32,
-        slots: Vec<DropoutDispatch>,
-    },
-}
-
-impl Op {
-    /// The dispatch slot `slot` runs.
-    pub fn dispatch(&self, slot: usize) -> &Dispatch {
-        match self {
-            Op::Shared(d) => d,
-            Op::Product(d) => d,
-            Op::Dropout { slots, .. } => &slots[slot],
-        }
-    }
-
-    /// The one dispatch of an op that is the same for every step (none of
-    /// an evaluation's ops is a per-slot one).
-    pub fn into_shared(self) -> Option<Dispatch> {
-        match self {
-            Op::Shared(d) => Some(d),
-            Op::Product(d) => Some(d.into_dispatch()),
-            Op::Dropout { .. } => None,
         }
     }
 }
@@ -185,12 +99,6 @@ pub struct Activations {
     pub bn: Vec<BnActivations>,
     /// A convolutional front's matrices; its pooled values are layer 1's input.
     pub front: Option<FrontActivations>,
-}
-
-/// A matmul waiting for its pipeline, or an op ready to record.
-enum Pending<'a> {
-    Matmul(MatmulCall<'a>),
-    Ready(Op),
 }
 
 impl GpuNet {
@@ -359,23 +267,8 @@ impl GpuNet {
         }
     }
 
-    /// Creates every matmul pipeline at once (in parallel), then binds in order.
     fn bind_pending(&self, pending: Vec<Pending<'_>>) -> Result<Vec<Op>> {
-        let products: Vec<_> = pending
-            .iter()
-            .filter_map(|p| match p {
-                Pending::Matmul(c) => Some((c.v, c.shape)),
-                Pending::Ready(_) => None,
-            })
-            .collect();
-        self.kernels.matmul.prepare(&self.ctx, &products);
-        pending
-            .into_iter()
-            .map(|p| match p {
-                Pending::Matmul(c) => Ok(Op::Product(self.kernels.matmul.bind(&self.ctx, c)?)),
-                Pending::Ready(op) => Ok(op),
-            })
-            .collect()
+        bind_pending(&self.ctx, &self.kernels.matmul, pending)
     }
 
     /// Forward through every layer for `rows` (≤ act.rows) samples, then
@@ -642,9 +535,6 @@ impl GpuNet {
         self.kernels.front.as_ref().expect("a front's kernels")
     }
 
-    /// Layer `g`'s `[dW; db] = [X, 1]ᵀ·dY` over `rows` rows (`x_dy`: the
-    /// layer's input and the gradient at its output), with weight decay,
-    /// into `target`.
     fn weight_grad<'a>(
         &'a self,
         name: String,
@@ -654,29 +544,8 @@ impl GpuNet {
         target: GradTarget,
         decay: f32,
     ) -> Pending<'a> {
-        let all = padded_rows(rows);
-        let (epilogue, dest, lr, what) = match target {
-            GradTarget::Sgd(lr) => (Epilogue::Sgd, &self.params, lr, "sgd"),
-            GradTarget::Store => (Epilogue::Grad, self.grads(), 0.0, "grad"),
-        };
-        Pending::Matmul(MatmulCall {
-            label: format!("{name} backward dW,db ({what})"),
-            v: MatmulVariant {
-                trans_a: true,
-                trans_b: false,
-                epilogue,
-            },
-            shape: MatmulShape {
-                lr,
-                decay,
-                decay_rows: if decay != 0.0 { g.inputs } else { 0 },
-                ..weight_grad_shape(g, rows)
-            },
-            a: Slice::new(x_dy[0], 0, all * g.rows()),
-            b: Slice::new(x_dy[1], 0, all * g.cols()),
-            c: Slice::new(dest, g.offset, g.len()),
-            aux: (target == GradTarget::Store).then(|| Slice::new(&self.params, g.offset, g.len())),
-        })
+        let arenas = [&self.params, self.grads()];
+        Pending::Matmul(weight_grad(arenas, name, g, rows, x_dy, (target, decay)))
     }
 }
 
@@ -686,12 +555,82 @@ fn padded_to_4(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-/// Reads a [`Stats`] accumulator.
-pub fn read_stats(ctx: &GpuContext, stats: &wgpu::Buffer) -> Result<Stats> {
-    let bytes = ctx.read_bytes(stats, 0, Stats::BYTES, "the loss statistics")?;
-    Ok(bytemuck::pod_read_unaligned(&bytes))
+impl Batch for Activations {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn x(&self) -> &wgpu::Buffer {
+        &self.x
+    }
+    fn t(&self) -> &wgpu::Buffer {
+        &self.t
+    }
 }
 
-pub fn stats_buffer(ctx: &GpuContext, label: &str) -> wgpu::Buffer {
-    ctx.storage_init(label, &[Stats::default()])
+impl StepNet for GpuNet {
+    type Act = Activations;
+    fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+    fn gather_kernel(&self) -> &Gather {
+        &self.kernels.gather
+    }
+    fn batch_buffers(&self, rows: usize, train: bool) -> Result<Activations> {
+        self.make_activations(rows, train)
+    }
+    fn forward_ops(
+        &self,
+        act: &Activations,
+        rows: usize,
+        stats: &wgpu::Buffer,
+        want_grad: bool,
+        mode: Mode,
+    ) -> Result<Vec<Op>> {
+        self.forward(act, rows, stats, want_grad, mode)
+    }
+    /// Dropout's masks need no backward dispatch here (Relu's mask is theirs).
+    fn backward_ops(
+        &self,
+        act: &Activations,
+        target: GradTarget,
+        decay: f32,
+        _slots: usize,
+    ) -> Result<Vec<Op>> {
+        self.backward(act, target, decay)
+    }
+    fn param_arena(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+    fn arena_len(&self) -> usize {
+        self.layout.len
+    }
+    fn grad_arena(&self) -> &wgpu::Buffer {
+        self.grads()
+    }
+    /// Batch Normalization's gamma and beta are updated by the optimizer pass.
+    fn fuses_sgd(&self) -> bool {
+        !self.arch.batchnorm
+    }
+    fn logits<'a>(&self, act: &'a Activations) -> (&'a wgpu::Buffer, usize, usize) {
+        let classes = self.arch.outputs();
+        (act.z.last().expect("a layer"), classes, padded(classes))
+    }
+    type Host = Params;
+    fn read_host(&self) -> Result<Params> {
+        self.read_params()
+    }
+    fn host_len(&self) -> usize {
+        self.arch.arena_len()
+    }
+    fn host_array(&self, gpu: &[f32]) -> Vec<f64> {
+        self.layout.from_gpu(&self.arch, gpu).values
+    }
+    fn gpu_array(&self, host: &[f64]) -> Vec<f32> {
+        let host = Params {
+            arch: self.arch.clone(),
+            values: host.to_vec(),
+            running: vec![],
+        };
+        self.layout.to_gpu(&host)
+    }
 }

@@ -14,9 +14,8 @@ use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, chunk_sizes, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
 use super::layout::padded;
-use super::net::{
-    Activations, DeviceDataset, GpuNet, GradTarget, Mode, Op, read_stats, stats_buffer,
-};
+use super::net::GpuNet;
+use super::ops::{Batch, DeviceDataset, GradTarget, Mode, Op, StepNet, read_stats, stats_buffer};
 use crate::core::data::Mnist;
 use crate::core::dropout_mask::layer_key;
 use crate::core::limits::MAX_INDICES_PER_SUBMIT;
@@ -31,10 +30,10 @@ const MAX_IN_FLIGHT: usize = 2;
 /// `slots` steps per submission (each slot reads its own part of `idx`, and
 /// has its own Dropout and optimizer dispatches, whose per-step numbers the
 /// host writes before the submission).
-pub struct StepWorkspace {
+pub struct StepWorkspace<N: StepNet> {
     pub batch: usize,
     pub slots: usize,
-    pub act: Activations,
+    pub act: N::Act,
     pub idx: wgpu::Buffer,
     pub stats: wgpu::Buffer,
     gathers: Vec<Dispatch>,
@@ -56,11 +55,11 @@ pub struct StepWorkspace {
     lr: f32,
 }
 
-impl StepWorkspace {
+impl<N: StepNet> StepWorkspace<N> {
     /// `apply`: train with `rule` (from learning rate `lr`); otherwise only
     /// store the gradient in the net's gradient arena (verify, tests).
     pub fn new(
-        net: &GpuNet,
+        net: &N,
         data: &DeviceDataset,
         batch: usize,
         slots: usize,
@@ -68,20 +67,21 @@ impl StepWorkspace {
         apply: bool,
         lr: f32,
     ) -> Result<Self> {
-        let ctx = &net.ctx;
-        let act = net.activations(batch)?;
+        let ctx = net.context();
+        let act = net.batch_buffers(batch, true)?;
         let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
         let stats = stats_buffer(ctx, "train stats");
         let gathers = gathers(net, data, &act, &idx, (batch, slots))?;
-        let forward = net.forward(&act, batch, &stats, true, Mode::Train { slots })?;
-        // Plain SGD without Batch Normalization updates inside the products.
-        let fused = apply && rule.optimizer.kind == OptimizerKind::Sgd && !net.arch.batchnorm;
+        let forward = net.forward_ops(&act, batch, &stats, true, Mode::Train { slots })?;
+        // Plain SGD updates inside the products, where nothing else needs updating.
+        let fused = apply && rule.optimizer.kind == OptimizerKind::Sgd && net.fuses_sgd();
         let target = if fused {
             GradTarget::Sgd(lr)
         } else {
             GradTarget::Store
         };
-        let backward = net.backward(&act, target, rule.weight_decay as f32)?;
+        let decay = rule.weight_decay as f32;
+        let backward = net.backward_ops(&act, target, decay, slots)?;
         let (update, optimizer_state) = if apply && !fused {
             optimizer_updates(net, rule, slots)?
         } else {
@@ -130,7 +130,8 @@ impl StepWorkspace {
         }
         for slot in 0..batches.len() {
             let step = first_step + slot as u64;
-            for op in &self.forward {
+            // A Dropout's backward, where it has one, takes its forward's key.
+            for op in self.forward.iter().chain(&self.backward) {
                 if let Op::Dropout { layer, slots } = op {
                     slots[slot].set_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
                 }
@@ -218,18 +219,19 @@ fn eval_rows(ctx: &GpuContext, arch: &crate::core::model::Arch, data: &Mnist) ->
     eval_chunk(ctx, arch).min(data.train.len().max(data.test.len()))
 }
 
-pub struct GpuTrainer {
-    pub net: GpuNet,
-    step: StepWorkspace,
+/// A network (an `Arch`'s, or a list's: [`StepNet`]) trained on the GPU.
+pub struct GpuTrainer<N: StepNet = GpuNet> {
+    pub net: N,
+    pub(super) step: StepWorkspace<N>,
     /// Shared by both splits' evaluations, which run one after the other.
-    eval_act: Activations,
-    evals: [EvalWorkspace; 2],
-    in_flight: VecDeque<wgpu::SubmissionIndex>,
+    pub(super) eval_act: N::Act,
+    pub(super) evals: [EvalWorkspace; 2],
+    pub(super) in_flight: VecDeque<wgpu::SubmissionIndex>,
     /// Steps submitted so far (the next is step `steps + 1`).
-    steps: u64,
+    pub(super) steps: u64,
 }
 
-impl GpuTrainer {
+impl GpuTrainer<GpuNet> {
     /// Uploads the data and parameters and builds every dispatch, checking
     /// that the device can hold it all before any GPU work is done. `slots`
     /// steps go into one submission, or fewer where they would carry more
@@ -313,21 +315,23 @@ impl GpuTrainer {
         }
         largest_scratch(ctx, arch, &runs)
     }
+}
 
-    pub fn step(&self) -> &StepWorkspace {
+impl<N: StepNet> GpuTrainer<N> {
+    pub fn step(&self) -> &StepWorkspace<N> {
         &self.step
     }
 
     /// Keeps each step's loss from now on (see [`StepWorkspace::log_losses`]).
     pub fn log_losses(&mut self, capacity: usize) {
-        let ctx = self.net.ctx.clone();
+        let ctx = self.net.context().clone();
         self.step.log_losses(&ctx, capacity);
     }
 
     /// Each step's mean loss since the last call, once the steps have run.
     pub fn take_losses(&mut self) -> Result<Vec<f64>> {
         self.finish()?;
-        let ctx = self.net.ctx.clone();
+        let ctx = self.net.context().clone();
         self.step.take_losses(&ctx)
     }
 
@@ -353,14 +357,13 @@ impl GpuTrainer {
     pub fn optimizer_state(&mut self) -> Result<Vec<Vec<f64>>> {
         self.finish()?;
         let net = &self.net;
+        let len = net.arena_len();
         self.step
             .optimizer_state
             .iter()
             .map(|b| {
-                let v = net
-                    .ctx
-                    .read_f32(b, 0, net.layout.len, "the optimizer state")?;
-                Ok(net.layout.from_gpu(&net.arch, &v).values)
+                let v = net.context().read_f32(b, 0, len, "the optimizer state")?;
+                Ok(net.host_array(&v))
             })
             .collect()
     }
@@ -369,7 +372,7 @@ impl GpuTrainer {
     /// submissions queued so the host never runs far ahead of the GPU.
     pub fn submit_steps(&mut self, batches: &[Vec<u32>], lr: f32) -> Result<()> {
         for group in batches.chunks(self.step.slots) {
-            let ctx = self.net.ctx.clone();
+            let ctx = self.net.context().clone();
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             self.step.encode(&ctx, group, self.steps + 1, lr, &mut enc);
             self.steps += group.len() as u64;
@@ -391,13 +394,13 @@ impl GpuTrainer {
     /// Blocks until every submitted step has run.
     pub fn finish(&mut self) -> Result<()> {
         self.in_flight.clear();
-        self.net.ctx.wait()
+        self.net.context().wait()
     }
 }
 
-impl Trainer for GpuTrainer {
+impl<N: StepNet> Trainer<N::Host> for GpuTrainer<N> {
     fn device(&self) -> String {
-        format!("gpu: {}", self.net.ctx.describe())
+        format!("gpu: {}", self.net.context().describe())
     }
 
     fn precision(&self) -> Precision {
@@ -410,7 +413,7 @@ impl Trainer for GpuTrainer {
 
     fn take_mean_loss(&mut self) -> crate::core::error::Result<f64> {
         self.finish()?;
-        let ctx = &self.net.ctx;
+        let ctx = self.net.context();
         let stats = read_stats(ctx, &self.step.stats)?;
         ctx.queue.write_buffer(&self.step.stats, 0, &[0u8; 16]);
         Ok(stats.mean_loss())
@@ -421,13 +424,13 @@ impl Trainer for GpuTrainer {
             Split::Train => 0,
             Split::Test => 1,
         }];
-        let stats = eval.run(&self.net.ctx)?;
+        let stats = eval.run(self.net.context())?;
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
-    fn params(&mut self) -> crate::core::error::Result<Params> {
+    fn params(&mut self) -> crate::core::error::Result<N::Host> {
         self.finish()?;
-        Ok(self.net.read_params()?)
+        Ok(self.net.read_host()?)
     }
 
     fn optimizer_state(&mut self) -> crate::core::error::Result<Vec<Vec<f64>>> {
@@ -458,20 +461,14 @@ impl Trainer for GpuTrainer {
         let net = &self.net;
         crate::core::error::fail_unless!(
             optimizer_state.len() == self.step.optimizer_state.len()
-                && optimizer_state
-                    .iter()
-                    .all(|s| s.len() == net.arch.arena_len()),
+                && optimizer_state.iter().all(|s| s.len() == net.host_len()),
             "the optimizer state does not fit this network and rule"
         );
         for (buffer, values) in self.step.optimizer_state.iter().zip(optimizer_state) {
-            let host = Params {
-                arch: net.arch.clone(),
-                values: values.clone(),
-                running: vec![],
-            };
-            net.ctx
+            let gpu = net.gpu_array(values);
+            net.context()
                 .queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(&net.layout.to_gpu(&host)));
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&gpu));
         }
         self.steps = steps;
         Ok(())
@@ -480,14 +477,14 @@ impl Trainer for GpuTrainer {
 
 /// One gather per slot: slot `s`'s batch of indices (at `s · batch` in
 /// `idx`) to the activations' inputs and labels.
-fn gathers(
-    net: &GpuNet,
+fn gathers<N: StepNet>(
+    net: &N,
     data: &DeviceDataset,
-    act: &Activations,
+    act: &N::Act,
     idx: &wgpu::Buffer,
     (batch, slots): (usize, usize),
 ) -> Result<Vec<Dispatch>> {
-    let ctx = &net.ctx;
+    let ctx = net.context();
     (0..slots)
         .map(|s| {
             let call = GatherCall {
@@ -499,24 +496,24 @@ fn gathers(
                 images: Slice::whole(&data.images),
                 labels: Slice::whole(&data.labels),
                 idx: Slice::whole(idx),
-                x: Slice::whole(&act.x),
-                t: Slice::new(&act.t, 0, batch),
+                x: Slice::whole(act.x()),
+                t: Slice::new(act.t(), 0, batch),
             };
-            net.kernels.gather.bind(ctx, call)
+            net.gather_kernel().bind(ctx, call)
         })
         .collect()
 }
 
 /// The optimizer's state arrays (zeros) and one update per slot of the
 /// parameter arena from the gradient arena by `rule`.
-fn optimizer_updates(
-    net: &GpuNet,
+fn optimizer_updates<N: StepNet>(
+    net: &N,
     rule: &StepRule,
     slots: usize,
 ) -> Result<(Vec<OptimizerDispatch>, Vec<wgpu::Buffer>)> {
-    let ctx = &net.ctx;
+    let ctx = net.context();
     let mut optimizer_state = vec![];
-    let len = net.layout.len;
+    let len = net.arena_len();
     for k in 0..rule.optimizer.kind.state_arrays() {
         ctx.check_binding("the optimizer's state", len as u64 * 4)?;
         optimizer_state.push(ctx.storage_init(&format!("optimizer state {k}"), &vec![0f32; len]));
@@ -527,8 +524,8 @@ fn optimizer_updates(
     let update = (0..slots)
         .map(|s| {
             let buffers = OptimizerBuffers {
-                params: Slice::whole(&net.params),
-                grads: Slice::whole(net.grads()),
+                params: Slice::whole(net.param_arena()),
+                grads: Slice::whole(net.grad_arena()),
                 s1: state(0),
                 s2: state(1),
             };

@@ -19,7 +19,8 @@ use crate::cpu::numerical::{H, NumericalGradient, numerical_gradient};
 use crate::cpu::{Labels, Net};
 use crate::gpu::GpuContext;
 use crate::gpu::budget::{Plan, largest_scratch};
-use crate::gpu::net::{DeviceDataset, GpuNet, read_stats};
+use crate::gpu::net::GpuNet;
+use crate::gpu::ops::{DeviceDataset, read_stats};
 use crate::gpu::trainer::StepWorkspace;
 
 /// Safety factor on the f32 error estimate `√K·ε32`.
