@@ -15,7 +15,7 @@ use gpu_net::core::compare::{Tolerance, diff};
 use gpu_net::core::conv::ConvFront;
 use gpu_net::core::data::Dataset;
 use gpu_net::core::model::{Arch, Init, Params};
-use gpu_net::core::network::{ListParams, Network, Values};
+use gpu_net::core::network::{Network, Values};
 use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::core::trainer::Trainer;
 use gpu_net::cpu::Labels;
@@ -71,16 +71,14 @@ fn both(
 ) -> ((f64, Vec<f64>), (f64, Vec<f64>)) {
     let plan = network.plan().unwrap();
     let stages = Stages::new(&plan).unwrap();
-    let (values, running) = Network::init(&plan, Init::He, 4);
-    let model = (network.clone(), plan.clone(), stages);
-    let gpu = list_gradient(ctx.clone(), model, &values, data, (&rule(), 3)).unwrap();
+    let arch = Arch::from_network(network.clone()).unwrap();
+    let params = Params::init_with(&arch, Init::He, 4);
+    let (values, running) = (&params.values, &params.running);
+    let gpu = list_gradient(ctx.clone(), (&params, stages), data, (&rule(), 3)).unwrap();
     let mut seq = Sequential::new(plan);
     (seq.weight_decay, seq.seed) = (rule().weight_decay, rule().seed);
     let all: Vec<usize> = (0..data.len()).collect();
-    let w = Weights {
-        values: &values,
-        running: &running,
-    };
+    let w = Weights { values, running };
     let x = data.batch_f64(&all);
     let cpu = seq.gradient(w, &x, Labels::Index(&data.labels), data.len(), 3);
     (gpu, cpu)
@@ -197,15 +195,14 @@ fn a_list_an_arch_describes_trains_to_the_arch_paths_bits() {
         let params = Params::init_with(&arch, Init::He, 2);
         let mut old = GpuTrainer::new(ctx.clone(), &params, data, 20, 4, 0.05, &rule).unwrap();
         let old = train(&mut old, 6, 0.01).values;
-        let network = Network::from_arch(&arch);
+        let network = arch.network();
         let plan = network.plan().unwrap();
         let stages = Stages::new(&plan).unwrap();
-        let list = ListParams {
-            network: network.clone(),
-            values: params.values.clone(),
-            running: vec![],
+        let list = Params {
+            arch: Arch::from_network(network.clone()).unwrap(),
+            ..params.clone()
         };
-        let model = (&list, plan, stages);
+        let model = (&list, stages);
         let mut new = GpuTrainer::for_list(ctx.clone(), model, data, (20, 4), 0.05, &rule).unwrap();
         let new = train(&mut new, 6, 0.01).values;
         assert!(
@@ -226,19 +223,15 @@ fn the_same_seed_gives_the_same_bits_and_training_lowers_the_loss() {
     let run = || {
         let plan = network.plan().unwrap();
         let stages = Stages::new(&plan).unwrap();
-        let (values, running) = Network::init(&plan, Init::He, 3);
-        let list = ListParams {
-            network: network.clone(),
-            values,
-            running,
-        };
+        let arch = Arch::from_network(network.clone()).unwrap();
+        let list = Params::init_with(&arch, Init::He, 3);
         let rule = StepRule {
             optimizer: Optimizer::new(OptimizerKind::Adam),
             ..rule()
         };
         let mut t = GpuTrainer::for_list(
             ctx.clone(),
-            (&list, plan, stages),
+            (&list, stages),
             common::mnist(),
             (20, 4),
             0.01,

@@ -214,7 +214,7 @@ fn archs() -> Vec<Arch> {
 #[test]
 fn an_arch_and_its_list_share_their_layout_and_initial_values() {
     for arch in archs() {
-        let plan = Network::from_arch(&arch).plan().unwrap();
+        let plan = arch.network().plan().unwrap();
         let (tensors, running) = Network::tensors(&plan);
         assert_eq!(tensors, arch.tensors(), "{}", arch.describe());
         assert_eq!(running, arch.running_tensors(), "{}", arch.describe());
@@ -240,7 +240,7 @@ fn the_list_of_an_arch_computes_exactly_what_net_computes() {
             .enumerate()
             .for_each(|(i, r)| *r = 0.5 + 0.01 * i as f64);
         let net = Net::new(&arch).with_weight_decay(0.01).with_seed(3);
-        let mut seq = Sequential::new(Network::from_arch(&arch).plan().unwrap());
+        let mut seq = Sequential::new(arch.network().plan().unwrap());
         (seq.weight_decay, seq.seed) = (0.01, 3);
         let p = Weights {
             values: &params.values,

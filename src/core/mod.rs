@@ -7,6 +7,7 @@
 //! May import: nothing of the crate outside `core` (the lowest rank; see
 //! `tests/architecture.rs`).
 
+pub mod arena;
 pub mod compare;
 pub mod config;
 pub mod conv;

@@ -19,25 +19,19 @@
 //! first, before the Affine blocks.
 
 use rand::SeedableRng;
+
+use crate::core::network::{Layer, Network, NetworkError, Plan, Values};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+pub use crate::core::arena::{ARENA_ALIGN, Init, MAX_PARAMS, Tensor, WEIGHT_INIT_STD};
 pub use crate::core::conv::ConvFront;
-
-/// The book's `weight_init_std`.
-pub const WEIGHT_INIT_STD: f64 = 0.01;
-
-/// Most parameters a network may have (2^27: 1 GiB as f64 on the host).
-pub const MAX_PARAMS: usize = 1 << 27;
 
 /// The most hidden layers: far past any network the book trains, and it
 /// keeps what scales with depth small (a checkpoint's header is about 1 kB a
 /// layer with Batch Normalization and Adam, well inside the reader's limit;
 /// each layer is several dispatches per step).
 pub const MAX_HIDDEN_LAYERS: usize = 1000;
-
-/// Elements per alignment unit of the parameter arena (256 bytes of f32).
-pub const ARENA_ALIGN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchError {
@@ -79,6 +73,12 @@ pub struct Arch {
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu; 0 for none.
     pub dropout: f32,
+    /// A network given as a list of layers (`--net deep-convnet`, a list of
+    /// one's own): the list, when it is none of the shapes above. `sizes`
+    /// then holds the input's values and each Affine's outputs, and the
+    /// arena, its tensors and the running statistics are the list's
+    /// (`core::network`); the other fields are unset.
+    pub layers: Option<Network>,
 }
 
 /// Layer sizes as people write a network: `784-50-10`.
@@ -130,26 +130,6 @@ impl BnSlot {
     }
 }
 
-/// One named tensor (`W1`, `b1`, `gamma1`, ...) as a range of an arena.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tensor {
-    pub name: String,
-    pub offset: usize,
-    pub shape: Vec<usize>,
-}
-
-impl Tensor {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn range(&self) -> std::ops::Range<usize> {
-        self.offset..self.offset + self.len()
-    }
-}
-
 impl Arch {
     /// A plain network (no Batch Normalization, no Dropout).
     pub fn new(sizes: Vec<usize>) -> Result<Self, ArchError> {
@@ -186,7 +166,78 @@ impl Arch {
             conv: None,
             batchnorm: false,
             dropout: 0.0,
+            layers: None,
         })
+    }
+
+    /// The network a list of layers describes (one that plans).
+    pub fn from_network(network: Network) -> Result<Self, NetworkError> {
+        let plan = network.plan()?;
+        let affines = plan.layers.iter().filter_map(|p| match p.layer {
+            Layer::Affine { outputs } => Some(outputs),
+            _ => None,
+        });
+        Ok(Arch {
+            sizes: std::iter::once(network.inputs()).chain(affines).collect(),
+            conv: None,
+            batchnorm: false,
+            dropout: 0.0,
+            layers: Some(network),
+        })
+    }
+
+    /// The list of layers this network is: its
+    /// convolutional front (Conv → Relu → Pool 2×2), then per hidden layer
+    /// Affine → [BatchNorm] → Relu → [Dropout], then the last Affine.
+    pub fn network(&self) -> Network {
+        if let Some(network) = &self.layers {
+            return network.clone();
+        }
+        let arch = self;
+        let mut layers = vec![];
+        let input = match arch.conv {
+            Some(front) => {
+                let [c, h, w] = front.input_dim;
+                layers.extend([
+                    Layer::Convolution {
+                        filters: front.filter_num,
+                        size: front.filter_size,
+                        stride: front.stride,
+                        pad: front.pad,
+                    },
+                    Layer::Relu,
+                    Layer::Pooling { size: 2, stride: 2 },
+                ]);
+                Values::Image { c, h, w }
+            }
+            None => Values::Flat(arch.sizes[0]),
+        };
+        for &outputs in arch.hidden() {
+            layers.push(Layer::Affine { outputs });
+            if arch.batchnorm {
+                layers.push(Layer::BatchNorm);
+            }
+            layers.push(Layer::Relu);
+            if arch.dropout > 0.0 {
+                layers.push(Layer::Dropout {
+                    ratio: arch.dropout,
+                });
+            }
+        }
+        layers.push(Layer::Affine {
+            outputs: arch.outputs(),
+        });
+        Network { input, layers }
+    }
+
+    /// A list network's plan; None for the other shapes.
+    pub fn list_plan(&self) -> Option<Plan> {
+        let network = self.layers.as_ref()?;
+        Some(
+            network
+                .plan()
+                .expect("an Arch's list was planned when it was made"),
+        )
     }
 
     /// This network's Affine layers behind a convolutional front: the first
@@ -296,6 +347,9 @@ impl Arch {
     /// Dropout1 Affine2 SoftmaxWithLoss`, or `Conv1 Relu1 Pool1 Affine1
     /// Relu2 Affine2 SoftmaxWithLoss`.
     pub fn describe(&self) -> String {
+        if let Some(network) = &self.layers {
+            return network.to_string();
+        }
         let mut parts = Vec::new();
         let relu = self.conv.is_some() as usize;
         if self.conv.is_some() {
@@ -335,6 +389,10 @@ impl Arch {
     /// The arena layout of the affine layers: one slot per layer, 64-element
     /// aligned, after the convolution's.
     pub fn slots(&self) -> Vec<LayerSlot> {
+        assert!(
+            self.layers.is_none(),
+            "a list network's blocks are its plan's (Arch::list_plan)"
+        );
         let mut offset = self
             .conv_slot()
             .map_or(0, |c| c.len().next_multiple_of(ARENA_ALIGN));
@@ -380,6 +438,9 @@ impl Arch {
 
     /// Total arena length, padding included.
     pub fn arena_len(&self) -> usize {
+        if let Some(plan) = self.list_plan() {
+            return plan.arena_len;
+        }
         match self.bn_slots().last() {
             Some(bn) => (bn.gamma + 2 * bn.features).next_multiple_of(ARENA_ALIGN),
             None => self.affine_end(),
@@ -388,11 +449,17 @@ impl Arch {
 
     /// Length of [`Params::running`]: a mean and a variance per BN feature.
     pub fn running_len(&self) -> usize {
+        if let Some(plan) = self.list_plan() {
+            return plan.running_len;
+        }
         self.bn_slots().iter().map(|b| 2 * b.features).sum()
     }
 
     /// The sizes as people write a network: `784-50-10`.
     pub fn shape(&self) -> String {
+        if let Some(network) = &self.layers {
+            return format!("{} on {}", network, network.input);
+        }
         match self.conv {
             Some(c) => format!(
                 "SimpleConvNet ({}), {}",
@@ -405,6 +472,9 @@ impl Arch {
 
     /// Number of trainable parameters (no padding).
     pub fn param_count(&self) -> usize {
+        if self.layers.is_some() {
+            return self.tensors().iter().map(Tensor::len).sum();
+        }
         self.weight_slots().iter().map(|s| s.len()).sum::<usize>()
             + self
                 .bn_slots()
@@ -417,6 +487,9 @@ impl Arch {
     /// beta1, W2, ...; with a convolutional front, its W1 `[FN, C, FH, FW]`
     /// and b1, then the Affine layers from W2.
     pub fn tensors(&self) -> Vec<Tensor> {
+        if let Some(plan) = self.list_plan() {
+            return Network::tensors(&plan).0;
+        }
         let bns = self.bn_slots();
         let mut out = Vec::new();
         if let (Some(c), Some(s)) = (self.conv, self.conv_slot()) {
@@ -464,6 +537,9 @@ impl Arch {
 
     /// The running statistics, as tensors of [`Params::running`].
     pub fn running_tensors(&self) -> Vec<Tensor> {
+        if let Some(plan) = self.list_plan() {
+            return Network::tensors(&plan).1;
+        }
         self.bn_slots()
             .iter()
             .enumerate()
@@ -488,16 +564,22 @@ impl Arch {
     /// layer rows·(I + 1)·O, a convolution's rows being its window positions.
     pub fn forward_mults(&self, batch: usize) -> f64 {
         self.product_rows(batch)
+            .into_iter()
             .map(|(_, rows, s)| (rows * (s.inputs + 1) * s.outputs) as f64)
             .sum()
     }
 
     /// Each weight slot with its index and the rows its products run over
     /// at batch `batch` (the first's are [`Arch::positions`]).
-    fn product_rows(&self, batch: usize) -> impl Iterator<Item = (usize, usize, LayerSlot)> {
+    fn product_rows(&self, batch: usize) -> Vec<(usize, usize, LayerSlot)> {
+        if let Some(plan) = self.list_plan() {
+            return list_product_rows(&plan, batch);
+        }
         let positions = self.positions(batch);
         let slots = self.weight_slots().into_iter().enumerate();
-        slots.map(move |(l, s)| (l, if l == 0 { positions } else { batch }, s))
+        slots
+            .map(move |(l, s)| (l, if l == 0 { positions } else { batch }, s))
+            .collect()
     }
 
     /// Rows of the first product at batch `batch`: the batch, or a
@@ -514,6 +596,7 @@ impl Arch {
     /// first. A convolution is a layer whose rows are its window positions.
     pub fn train_step_flops(&self, batch: usize) -> f64 {
         self.product_rows(batch)
+            .into_iter()
             .map(|(l, rows, s)| {
                 let (i, o, b) = ((s.inputs + 1) as f64, s.outputs as f64, rows as f64);
                 let dx = if l == 0 {
@@ -527,69 +610,26 @@ impl Arch {
     }
 }
 
-/// How the weights are drawn: `N(0, std²)` with a fixed std (the book's
-/// chapter 5 uses 0.01), or scaled by each layer's inputs `n`: Xavier
-/// `√(1/n)`, He `√(2/n)`. Biases start at 0, `gamma` at 1, `beta` at 0.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Init {
-    Std(f64),
-    Xavier,
-    He,
-}
-
-impl Default for Init {
-    fn default() -> Self {
-        Init::Std(WEIGHT_INIT_STD)
-    }
-}
-
-impl Init {
-    /// Parses `--init`: a positive number, `xavier` or `he`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "xavier" | "sigmoid" => Ok(Init::Xavier),
-            "he" | "relu" => Ok(Init::He),
-            other => match other.parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => Ok(Init::Std(v)),
-                _ => Err(format!("{s:?} is not a positive number, `xavier` or `he`")),
-            },
-        }
-    }
-
-    /// The standard deviation for a layer with `inputs` inputs.
-    pub fn std(&self, inputs: usize) -> f64 {
-        match *self {
-            Init::Std(s) => s,
-            Init::Xavier => (1.0 / inputs as f64).sqrt(),
-            Init::He => (2.0 / inputs as f64).sqrt(),
-        }
-    }
-}
-
-/// Written as `--init` takes it: a number, `xavier` or `he`.
-impl serde::Serialize for Init {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Init {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Init::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl std::fmt::Display for Init {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // 1e300, not three hundred digits (both read back the same).
-            Init::Std(s) if *s != 0.0 && (s.abs() >= 1e6 || s.abs() < 1e-4) => write!(f, "{s:e}"),
-            Init::Std(s) => write!(f, "{s}"),
-            Init::Xavier => write!(f, "xavier"),
-            Init::He => write!(f, "he"),
-        }
-    }
+/// A list network's products as an `Arch`'s are counted: per weighted
+/// layer its index, the rows its products run over at batch `batch` (a
+/// convolution's window positions) and its block.
+fn list_product_rows(plan: &Plan, batch: usize) -> Vec<(usize, usize, LayerSlot)> {
+    let weighted = plan.layers.iter().filter_map(|p| Some((p, p.weights?)));
+    weighted
+        .enumerate()
+        .map(|(l, (p, b))| {
+            let rows = match (p.layer, p.output) {
+                (Layer::Convolution { .. }, Values::Image { h, w, .. }) => batch * h * w,
+                _ => batch,
+            };
+            let slot = LayerSlot {
+                inputs: b.inputs,
+                outputs: b.outputs,
+                w: b.w,
+            };
+            (l, rows, slot)
+        })
+        .collect()
 }
 
 /// Host-side parameters: the arena in f64. Every value is exactly
@@ -623,6 +663,14 @@ impl Params {
     /// version), rounded to f32; biases and `beta` 0, `gamma` 1; running
     /// statistics 0 (as the book starts them).
     pub fn init_with(arch: &Arch, init: Init, seed: u64) -> Self {
+        if let Some(plan) = arch.list_plan() {
+            let (values, running) = Network::init(&plan, init, seed);
+            return Params {
+                arch: arch.clone(),
+                values,
+                running,
+            };
+        }
         let mut p = Params::zeros(arch);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for s in arch.weight_slots() {

@@ -5,7 +5,7 @@
 //! a convolution after a flattening Affine, images left at the end) is
 //! refused, naming the layer and the sizes.
 //!
-//! The parameters sit in one arena as [`super::model::Arch`] lays them out,
+//! The parameters sit in one arena as `model::Arch` lays them out,
 //! so a network given as a list and the same network given as an `Arch`
 //! share their tensors: per Convolution or Affine, in order, `W` then `b` in
 //! a block aligned to 64 elements (a convolution's `W` as the book's `[FN,
@@ -20,8 +20,8 @@
 //! (stride the window's size unless given), `affine 50`, `relu`,
 //! `batchnorm`, `dropout 0.5`, and optionally `softmax` last.
 //!
-//! May import: conv (the geometry), model (the arena's alignment and
-//! tensors, the initialisation), error.
+//! May import: conv (the geometry), arena (its alignment and tensors, the
+//! initialisation), error.
 
 use std::fmt;
 
@@ -29,8 +29,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use super::arena::{ARENA_ALIGN, Init, MAX_PARAMS, Tensor};
 use super::conv::{ImageShape, Layer as Sliding, Slide, Window};
-use super::model::{ARENA_ALIGN, Init, MAX_PARAMS, Tensor};
 
 /// The most layers a list may have.
 pub const MAX_LAYERS: usize = 4000;
@@ -197,15 +197,6 @@ pub struct Placed {
 }
 
 /// A network with its shapes worked out and its arena laid out.
-/// A list network's parameters as the host keeps them: the arena (as
-/// [`Network::tensors`] names it) and the running statistics.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ListParams {
-    pub network: Network,
-    pub values: Vec<f64>,
-    pub running: Vec<f64>,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub layers: Vec<Placed>,
@@ -495,46 +486,6 @@ impl Network {
             input: Values::Image { c: 1, h: 28, w: 28 },
             layers,
         }
-    }
-
-    /// The network an [`Arch`](super::model::Arch) describes: its
-    /// convolutional front (Conv → Relu → Pool 2×2), then per hidden layer
-    /// Affine → [BatchNorm] → Relu → [Dropout], then the last Affine.
-    pub fn from_arch(arch: &super::model::Arch) -> Network {
-        let mut layers = vec![];
-        let input = match arch.conv {
-            Some(front) => {
-                let [c, h, w] = front.input_dim;
-                layers.extend([
-                    Layer::Convolution {
-                        filters: front.filter_num,
-                        size: front.filter_size,
-                        stride: front.stride,
-                        pad: front.pad,
-                    },
-                    Layer::Relu,
-                    Layer::Pooling { size: 2, stride: 2 },
-                ]);
-                Values::Image { c, h, w }
-            }
-            None => Values::Flat(arch.sizes[0]),
-        };
-        for &outputs in arch.hidden() {
-            layers.push(Layer::Affine { outputs });
-            if arch.batchnorm {
-                layers.push(Layer::BatchNorm);
-            }
-            layers.push(Layer::Relu);
-            if arch.dropout > 0.0 {
-                layers.push(Layer::Dropout {
-                    ratio: arch.dropout,
-                });
-            }
-        }
-        layers.push(Layer::Affine {
-            outputs: arch.outputs(),
-        });
-        Network { input, layers }
     }
 
     /// Values per input image.

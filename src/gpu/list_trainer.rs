@@ -18,7 +18,7 @@ use super::stages::Stages;
 use super::trainer::{GpuTrainer, StepWorkspace};
 use crate::core::data::{Dataset, Mnist};
 use crate::core::limits::MAX_INDICES_PER_SUBMIT;
-use crate::core::network::{ListParams, Network, Plan};
+use crate::core::model::Params;
 use crate::core::optim::StepRule;
 
 /// Images per evaluation chunk at most: a list's activations per image
@@ -26,13 +26,13 @@ use crate::core::optim::StepRule;
 const LIST_EVAL_CHUNK: usize = 1000;
 
 impl GpuTrainer<GpuSequential> {
-    /// Uploads the data and `params` (whose network planned to `plan` and
+    /// Uploads the data and `params` (a list network, whose stages are
     /// `stages`) and builds every dispatch; `slots` steps a submission, or
     /// fewer where they would carry more than [`MAX_INDICES_PER_SUBMIT`]
     /// batch indices.
     pub fn for_list(
         ctx: Arc<GpuContext>,
-        (params, plan, stages): (&ListParams, Plan, Stages),
+        (params, stages): (&Params, Stages),
         data: &Mnist,
         (batch, slots): (usize, usize),
         lr: f32,
@@ -42,8 +42,7 @@ impl GpuTrainer<GpuSequential> {
         let eval_rows = eval_rows(&ctx, &stages, data);
         let train_data = DeviceDataset::upload(&ctx, "train", &data.train)?;
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
-        let model = (params.network.clone(), plan, stages);
-        let net = GpuSequential::new(ctx, model, &params.values, true)?;
+        let net = GpuSequential::new(ctx, params, stages, true)?;
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
         let eval_act = net.activations(eval_rows, false)?;
         let evals = [
@@ -68,13 +67,12 @@ impl GpuTrainer<GpuSequential> {
 /// instead of applied (weight decay and Dropout's seed from `rule`).
 pub fn list_gradient(
     ctx: Arc<GpuContext>,
-    model: (Network, Plan, Stages),
-    values: &[f64],
+    (params, stages): (&Params, Stages),
     batch: &Dataset,
     (rule, step): (&StepRule, u64),
 ) -> Result<(f64, Vec<f64>)> {
     let data = DeviceDataset::upload(&ctx, "batch", batch)?;
-    let net = GpuSequential::new(ctx.clone(), model, values, true)?;
+    let net = GpuSequential::new(ctx.clone(), params, stages, true)?;
     let mut work = StepWorkspace::new(&net, &data, batch.len(), 1, rule, false, 0.0)?;
     let indices: Vec<u32> = (0..batch.len() as u32).collect();
     let mut enc = ctx.device.create_command_encoder(&Default::default());

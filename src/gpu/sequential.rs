@@ -38,7 +38,8 @@ use super::layout::{
 };
 use super::ops::{Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, weight_grad};
 use super::stages::{Form, Stage, StageKind, Stages, Value};
-use crate::core::network::{Layer, ListParams, Network, Plan};
+use crate::core::model::{Arch, Params};
+use crate::core::network::{Layer, Plan};
 
 /// The pipelines a list network uses, made once per device.
 pub struct ListKernels {
@@ -65,7 +66,8 @@ impl ListKernels {
 
 pub struct GpuSequential {
     pub ctx: Arc<GpuContext>,
-    pub network: Network,
+    /// The network, a list (`Arch::layers`).
+    pub arch: Arch,
     pub plan: Plan,
     pub stages: Stages,
     pub kernels: ListKernels,
@@ -104,18 +106,14 @@ pub fn column_bytes(s: &Stage, stages: &Stages, rows: usize) -> Option<(String, 
 }
 
 impl GpuSequential {
-    /// The network with its arena from `values` (the host's, as
-    /// `Network::tensors` lays it out); with a gradient arena when `grads`.
-    /// `plan` and `stages` are the network's.
-    pub fn new(
-        ctx: Arc<GpuContext>,
-        (network, plan, stages): (Network, Plan, Stages),
-        values: &[f64],
-        grads: bool,
-    ) -> Result<Self> {
+    /// The network of `params` (a list: `Arch::layers`, whose stages are
+    /// `stages`) with its arena; with a gradient arena when `grads`.
+    pub fn new(ctx: Arc<GpuContext>, params: &Params, stages: Stages, grads: bool) -> Result<Self> {
+        let plan = params.arch.list_plan().expect("a list network");
+        let values = &params.values;
         ctx.check_binding("the parameters", stages.arena_len as u64 * 4)?;
         let net = GpuSequential {
-            network,
+            arch: params.arch.clone(),
             kernels: ListKernels::new(&ctx),
             params: ctx.storage_init("params", &to_gpu(&plan, &stages, values)),
             grads: grads.then(|| ctx.storage_init("grads", &vec![0f32; stages.arena_len])),
@@ -641,10 +639,10 @@ impl StepNet for GpuSequential {
         let last = act.values.last().expect("the input at least");
         (last, logits.cols(), logits.stride())
     }
-    type Host = ListParams;
-    fn read_host(&self) -> Result<ListParams> {
-        Ok(ListParams {
-            network: self.network.clone(),
+    type Host = Params;
+    fn read_host(&self) -> Result<Params> {
+        Ok(Params {
+            arch: self.arch.clone(),
             values: self.read_params()?,
             running: vec![0.0; self.plan.running_len],
         })
