@@ -1,5 +1,6 @@
-//! `gpu-net experiment NAME`: the book's chapter 6 experiments and chapter
-//! 7's `train_convnet.py` (`train_convnet`), each with
+//! `gpu-net experiment NAME`: the book's chapter 6 experiments, chapter
+//! 7's `train_convnet.py` and chapter 8's `train_deepnet.py`
+//! (`train_convnet`), each with
 //! its script's configuration (network, batch, iterations, learning rates,
 //! training-set size), printing what the script prints and keeping the
 //! curves the book plots as a table (written as CSV or JSON by the CLI).
@@ -38,10 +39,11 @@ pub enum Experiment {
     Dropout,
     HyperparameterSearch,
     TrainConvnet,
+    TrainDeepnet,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 7] = [
+    pub const ALL: [Experiment; 8] = [
         Experiment::OptimizerCompare,
         Experiment::WeightInitCompare,
         Experiment::BatchNorm,
@@ -49,6 +51,7 @@ impl Experiment {
         Experiment::Dropout,
         Experiment::HyperparameterSearch,
         Experiment::TrainConvnet,
+        Experiment::TrainDeepnet,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -60,6 +63,7 @@ impl Experiment {
             Experiment::Dropout => "dropout",
             Experiment::HyperparameterSearch => "hyperparameter-search",
             Experiment::TrainConvnet => "train-convnet",
+            Experiment::TrainDeepnet => "train-deepnet",
         }
     }
 
@@ -73,6 +77,7 @@ impl Experiment {
             Experiment::Dropout => "ch06/overfit_dropout.py",
             Experiment::HyperparameterSearch => "ch06/hyperparameter_optimization.py",
             Experiment::TrainConvnet => "ch07/train_convnet.py",
+            Experiment::TrainDeepnet => "ch08/train_deepnet.py",
         }
     }
 
@@ -82,9 +87,18 @@ impl Experiment {
         match self {
             Experiment::OptimizerCompare | Experiment::WeightInitCompare => &["iters"],
             Experiment::BatchNorm => &["epochs", "stds"],
-            Experiment::WeightDecay | Experiment::Dropout | Experiment::TrainConvnet => &["epochs"],
+            Experiment::WeightDecay
+            | Experiment::Dropout
+            | Experiment::TrainConvnet
+            | Experiment::TrainDeepnet => &["epochs"],
             Experiment::HyperparameterSearch => &["epochs", "trials"],
         }
+    }
+
+    /// Whether it trains a convolutional network (whose f64 reference on
+    /// the CPU is many times slower than even a software GPU).
+    pub fn convolutional(&self) -> bool {
+        matches!(self, Experiment::TrainConvnet | Experiment::TrainDeepnet)
     }
 
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
@@ -229,6 +243,10 @@ pub fn run(
         Experiment::TrainConvnet => {
             let sizes = (cfg.seed, cfg.epochs, cfg.csv.as_deref());
             crate::book::train_convnet::train_convnet(device, data, sizes, say)?
+        }
+        Experiment::TrainDeepnet => {
+            let sizes = (cfg.seed, cfg.epochs, cfg.csv.as_deref());
+            crate::book::train_convnet::train_deepnet(device, data, sizes, say)?
         }
     };
     Ok(ExperimentReport {

@@ -9,13 +9,14 @@ use crate::core::data::{Dataset, Mnist};
 use crate::core::error::Result;
 use crate::core::model::Params;
 use crate::core::trainer::Split;
-use crate::cpu::Net;
-use crate::gpu::GpuEvaluator;
+use crate::cpu::CpuNetwork;
+use crate::gpu::eval::ParamsEvaluator;
+use crate::gpu::list_trainer::evaluator;
 use crate::run::device::Device;
 
 /// The first images of each split, ready to be evaluated.
 pub enum FirstImages {
-    Gpu(Box<[GpuEvaluator; 2]>),
+    Gpu([Box<dyn ParamsEvaluator>; 2]),
     Cpu([Dataset; 2]),
 }
 
@@ -27,10 +28,10 @@ impl FirstImages {
         Ok(match device {
             Device::Gpu(ctx) => {
                 let [train, test] = &sets;
-                FirstImages::Gpu(Box::new([
-                    GpuEvaluator::new(ctx.clone(), params, train)?,
-                    GpuEvaluator::new(ctx.clone(), params, test)?,
-                ]))
+                FirstImages::Gpu([
+                    evaluator(ctx.clone(), params, train)?,
+                    evaluator(ctx.clone(), params, test)?,
+                ])
             }
             Device::Cpu => FirstImages::Cpu(sets),
         })
@@ -45,14 +46,13 @@ impl FirstImages {
         };
         Ok(match self {
             FirstImages::Gpu(evals) => {
-                evals[i].net.write_arena(params);
-                evals[i].net.write_running(&params.running);
+                evals[i].load(params);
                 evals[i].evaluate()?.1
             }
             FirstImages::Cpu(sets) => {
                 let d = &sets[i];
                 let all: Vec<usize> = (0..d.len()).collect();
-                Net::new(&params.arch).accuracy(params, &d.batch_f64(&all), &d.labels)
+                CpuNetwork::of(&params.arch).accuracy(params, &d.batch_f64(&all), &d.labels)
             }
         })
     }

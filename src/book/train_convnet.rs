@@ -1,6 +1,8 @@
-//! `gpu-net experiment train-convnet`: the book's `ch07/train_convnet.py`.
-//! Its `SimpleConvNet` (30 filters of 5×5, hidden 100) trained by its
-//! `Trainer` for 20 epochs of batch 100 with Adam at lr 0.001, the
+//! `gpu-net experiment train-convnet` and `train-deepnet`: the book's
+//! `ch07/train_convnet.py` and `ch08/train_deepnet.py`. Its `SimpleConvNet`
+//! (30 filters of 5×5, hidden 100; weights drawn with std 0.01), or its
+//! `DeepConvNet` (He's), trained by its `Trainer` for 20 epochs of batch
+//! 100 with Adam at lr 0.001, the
 //! accuracies after each epoch on the first 1,000 images of each split
 //! (`evaluate_sample_num_per_epoch=1000`), then the whole test set's.
 //! Each epoch prints the script's line and adds a row with the columns of
@@ -22,7 +24,8 @@ use crate::core::conv::ConvFront;
 use crate::core::data::{CLASSES, Mnist};
 use crate::core::error::Result;
 use crate::core::limits::submit_slots;
-use crate::core::model::{Arch, Params};
+use crate::core::model::{Arch, Init, Params};
+use crate::core::network::Network;
 use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
 use crate::run::device::{Device, Workspace};
 use crate::run::epoch_loop::{Evaluate, LoopHooks, Split, TrainConfig, iters_per_epoch, run_loop};
@@ -30,15 +33,45 @@ use crate::run::epoch_loop::{Evaluate, LoopHooks, Split, TrainConfig, iters_per_
 /// `evaluate_sample_num_per_epoch`.
 const EVAL_SAMPLES: usize = 1000;
 
-/// The script's run from `seed`; `epochs` replaces its 20; the rows go to
-/// `csv` too as they come.
+/// The seed, the epochs (the script's 20 when `None`) and a CSV file the
+/// rows also go to as they come.
+type Sizes<'a> = (u64, Option<usize>, Option<&'a std::path::Path>);
+
+/// `ch07/train_convnet.py`'s run.
 pub fn train_convnet(
     device: &Device,
     data: &Mnist,
-    (seed, epochs, csv): (u64, Option<usize>, Option<&std::path::Path>),
+    sizes: Sizes,
     say: &mut dyn FnMut(String),
 ) -> Result<Table> {
     let arch = Arch::simple_convnet(ConvFront::book(), &[100], CLASSES)?;
+    let params = Params::init(&arch, sizes.0);
+    let header = format!("{} ({})", arch.describe(), ConvFront::book().describe());
+    train_script(device, data, (params, header), sizes, say)
+}
+
+/// `ch08/train_deepnet.py`'s run.
+pub fn train_deepnet(
+    device: &Device,
+    data: &Mnist,
+    sizes: Sizes,
+    say: &mut dyn FnMut(String),
+) -> Result<Table> {
+    let arch = Arch::from_network(Network::deep_convnet())?;
+    let params = Params::init_with(&arch, Init::He, sizes.0);
+    let header = format!("DeepConvNet ({})", arch.describe());
+    train_script(device, data, (params, header), sizes, say)
+}
+
+/// The book's `Trainer` run of both scripts from `params`, said first
+/// after `header`.
+fn train_script(
+    device: &Device,
+    data: &Mnist,
+    (params, header): (Params, String),
+    (seed, epochs, csv): Sizes,
+    say: &mut dyn FnMut(String),
+) -> Result<Table> {
     let (batch, lr) = (100, 0.001);
     let rule = StepRule {
         optimizer: Optimizer::new(OptimizerKind::Adam),
@@ -48,11 +81,8 @@ pub fn train_convnet(
     let per_epoch = iters_per_epoch(data.train.len(), batch);
     let epochs = epochs.unwrap_or(20);
     say(format!(
-        "{} ({}); {epochs} epoch(s) of {per_epoch} iterations, batch {batch}, Adam lr {lr}",
-        arch.describe(),
-        ConvFront::book().describe()
+        "{header}; {epochs} epoch(s) of {per_epoch} iterations, batch {batch}, Adam lr {lr}"
     ));
-    let params = Params::init(&arch, seed);
     let slots = submit_slots(batch, STEPS_PER_SUBMIT, per_epoch);
     let mut trainer = device.trainer(&params, data, Workspace { batch, slots }, lr, &rule)?;
     let first = FirstImages::new(device, &params, data, EVAL_SAMPLES)?;

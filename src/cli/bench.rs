@@ -10,10 +10,13 @@ use gpu_net::core::optim::StepRule;
 use gpu_net::run::bench;
 use gpu_net::run::device::{Device, DeviceChoice};
 
-use super::args::{ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, load_data};
+use super::args::{
+    ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, UsageError, load_data,
+};
 use super::output::{self, Output};
 use super::values::{
-    Nets, UsizeList, parse_list, parse_matmul, parse_nets, repeats, seconds, steps_per_submit,
+    Nets, UsizeList, parse_list, parse_matmul, parse_net, parse_nets, repeats, seconds,
+    steps_per_submit,
 };
 
 #[derive(Args)]
@@ -21,8 +24,8 @@ pub struct BenchArgs {
     /// Batch sizes, comma separated.
     #[arg(long, default_value = "100,1000,8192", value_parser = parse_list)]
     pub batch: UsizeList,
-    /// The network: mlp or simple-convnet (the book's SimpleConvNet).
-    #[arg(long, value_enum, default_value = "mlp")]
+    /// The network: two-layer (or mlp), multi-layer, simple-convnet, deep-convnet, a list of layers or a file holding one.
+    #[arg(long, default_value = "mlp", value_parser = parse_net)]
     pub net: NetKind,
     /// A network to time, its hidden sizes as train takes them (64,32 is
     /// 784-64-32-10); give the flag again, or join networks with ';', for
@@ -68,11 +71,23 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data = load_data(&args.data)?;
-    let conv = args.conv.front(args.net)?;
-    let hidden = match (args.hidden.is_empty(), args.net) {
+    let conv = args.conv.front(&args.net)?;
+    let network = match args.net.list() {
+        Some(text) => Some(args.conv.list_text(&text)?),
+        None => None,
+    };
+    let hidden = match (args.hidden.is_empty(), &args.net) {
+        (false, NetKind::List(_) | NetKind::DeepConvnet) => {
+            return Err(UsageError(
+                "--hidden is a setting of the presets; a list of layers says its own".into(),
+            )
+            .into());
+        }
         (false, _) => args.hidden.into_iter().flat_map(|n| n.0).collect(),
         (true, NetKind::Mlp) => vec![vec![50], vec![1024]],
+        (true, NetKind::MultiLayer) => vec![vec![100; 6]],
         (true, NetKind::SimpleConvnet) => vec![vec![100]],
+        (true, NetKind::List(_) | NetKind::DeepConvnet) => vec![vec![]],
     };
     let cfg = bench::BenchConfig {
         batches: args.batch.0,
@@ -92,6 +107,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         },
         batchnorm: args.layers.batchnorm,
         dropout: args.layers.dropout,
+        network,
     };
     bench::check(&cfg, data.train.pixels())?;
     // Without a GPU, --cpu times the CPU path alone.

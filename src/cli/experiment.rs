@@ -68,7 +68,7 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
     let device = Device::open(args.device.into(), &args.gpu.options(), &mut |e| {
         say_err!("warning: {e}; training on the CPU instead")
     })?;
-    if let Some(note) = gpu_net::run::software_adapter_note(&device) {
+    if let Some(note) = gpu_net::run::software_adapter_note(&device, args.name.convolutional()) {
         say(note.into());
     }
     let csv = args

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use gpu_net::core::config::RunConfig;
+use gpu_net::core::optim::OptimizerKind;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
-use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs};
+use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, NetKind, OptimizerArgs};
 use super::interrupt;
 use super::output::Output;
 use super::train_print::{Printer, say_how_it_ended};
@@ -72,20 +73,18 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The run's settings as the flags give them.
     fn config(&self) -> anyhow::Result<RunConfig> {
-        Ok(RunConfig {
-            hidden: self.net.hidden(),
-            conv: self.net.conv()?,
-            batchnorm: self.layers.batchnorm,
-            dropout: self.layers.dropout,
+        let config = RunConfig {
             weight_decay: self.layers.weight_decay,
-            init: self.net.init,
+            init: self.net.init(),
             optimizer: self.optimizer.optimizer(),
             lr: self.lr,
             batch: self.batch,
             seed: self.net.seed,
             train_size: self.train_size,
             data: self.net.data.as_ref().map(|d| d.display().to_string()),
-        })
+            ..RunConfig::default()
+        };
+        self.net.fill(&self.layers, config)
     }
 }
 
@@ -97,10 +96,20 @@ fn request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<Tra
         .into_iter()
         .filter(|f| given(f) || (f == "conv" && conv_given))
         .collect();
+    let mut config = args.config()?;
+    if args.net.net == NetKind::DeepConvnet {
+        // The book's ch08/train_deepnet.py, where no flag says otherwise.
+        if !given("optimizer") {
+            config.optimizer.kind = OptimizerKind::Adam;
+        }
+        if !given("lr") {
+            config.lr = 0.001;
+        }
+    }
     Ok(TrainRequest {
         device: args.device.into(),
         gpu: args.gpu.options(),
-        config: args.config()?,
+        config,
         given: given_fields,
         iters: args.iters,
         epochs: args.epochs,

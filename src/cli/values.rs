@@ -58,6 +58,36 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
         .map_err(|e| e.to_string().trim_start_matches("--hidden: ").to_string())
 }
 
+/// Largest network file `--net` reads: a list is a few lines.
+const MAX_NET_FILE: u64 = 1 << 20;
+
+/// `--net`: a preset's name, a file holding a list of layers, or a list.
+pub fn parse_net(s: &str) -> Result<super::args::NetKind, String> {
+    use super::args::NetKind;
+    Ok(match s.trim().to_ascii_lowercase().as_str() {
+        "mlp" | "two-layer" => NetKind::Mlp,
+        "multi-layer" => NetKind::MultiLayer,
+        "simple-convnet" => NetKind::SimpleConvnet,
+        "deep-convnet" => NetKind::DeepConvnet,
+        _ if std::path::Path::new(s).is_file() => NetKind::List(read_net_file(s)?),
+        _ if s.contains(',') || s.contains('\n') => NetKind::List(s.to_string()),
+        _ => {
+            return Err(format!(
+                "{s:?} is not two-layer, mlp, multi-layer, simple-convnet, deep-convnet, a file, or a list of layers (\"conv 16 3x3 pad 1, relu, pool 2x2, affine 10\")"
+            ));
+        }
+    })
+}
+
+/// A network file's text, or why it cannot be read (naming it).
+fn read_net_file(path: &str) -> Result<String, String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?.len();
+    if len > MAX_NET_FILE {
+        return Err(format!("{path}: {len} bytes, over the {MAX_NET_FILE} a list of layers may take"));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
 // The numeric flags' ranges (src/core/limits.rs says why each bound is what it is).
 
 pub fn positive_usize(s: &str) -> Result<usize, String> {

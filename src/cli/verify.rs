@@ -38,16 +38,15 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let req = VerifyRequest {
-        config: RunConfig {
-            hidden: args.net.hidden(),
-            conv: args.net.conv()?,
-            batchnorm: args.layers.batchnorm,
-            dropout: args.layers.dropout,
-            weight_decay: args.layers.weight_decay,
-            init: args.net.init,
-            seed: args.net.seed,
-            ..RunConfig::default()
-        },
+        config: args.net.fill(
+            &args.layers,
+            RunConfig {
+                weight_decay: args.layers.weight_decay,
+                init: args.net.init(),
+                seed: args.net.seed,
+                ..RunConfig::default()
+            },
+        )?,
         data: args.net.data.clone(),
         batch: args.batch,
         sample: args.sample,

@@ -6,7 +6,7 @@
 //! over it field by field ([`RunConfig::overlay`]). A new hyperparameter is
 //! one field here: the checkpoint and the resume check follow from serde.
 //!
-//! May import: model, optim, data (the types of its fields).
+//! May import: model, network, optim, data (the types of its fields).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::core::conv::ConvFront;
 use crate::core::data::CLASSES;
 use crate::core::model::{Arch, ArchError, Init};
+use crate::core::network::{Layer, Network, Values};
 use crate::core::optim::{Optimizer, StepRule};
 
 /// The book's chapter 5 run (`ch05/train_neuralnet.py`) by default.
@@ -25,6 +26,12 @@ pub struct RunConfig {
     /// Affine layers (`--net simple-convnet`); none for the MLP.
     #[serde(default)]
     pub conv: Option<ConvFront>,
+    /// A network given as a list of layers (`--net deep-convnet`, a list
+    /// or a file), in its text form with its input first
+    /// (`Network::text`); `hidden`, `conv`, `batchnorm` and `dropout` then
+    /// say nothing.
+    #[serde(default)]
+    pub network: Option<String>,
     /// Batch Normalization between each hidden Affine and its Relu.
     pub batchnorm: bool,
     /// Dropout ratio after each hidden Relu (0 for none).
@@ -53,6 +60,7 @@ impl Default for RunConfig {
         RunConfig {
             hidden: vec![50],
             conv: None,
+            network: None,
             batchnorm: false,
             dropout: 0.0,
             weight_decay: 0.0,
@@ -108,18 +116,49 @@ fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The network a list's text describes, for data of `inputs` values an
+/// image; refused where its input is not that many values, where it does
+/// not plan, and with Batch Normalization (which trains only as
+/// `--batchnorm`'s: a list's keeps no running statistics).
+fn list_arch(text: &str, inputs: usize) -> Result<Arch, ArchError> {
+    let side = (inputs as f64).sqrt() as usize;
+    let square = Values::Image { c: 1, h: side, w: side };
+    let default = if side * side == inputs { square } else { Values::Flat(inputs) };
+    let network = Network::parse(text, default).map_err(|e| ArchError::List(e.to_string()))?;
+    if network.inputs() != inputs {
+        return Err(ArchError::List(format!(
+            "its input {} is {} values an image, but the data's images have {inputs}",
+            network.input,
+            network.inputs()
+        )));
+    }
+    if network.layers.contains(&Layer::BatchNorm) {
+        return Err(ArchError::List(
+            "a list's BatchNorm layers train only through --batchnorm (MultiLayerNetExtend); drop them from the list".into(),
+        ));
+    }
+    Arch::from_network(network).map_err(|e| ArchError::List(e.to_string()))
+}
+
 /// Fields a checkpoint's metadata does not hold: the network's `sizes`,
 /// stored beside them, say the hidden sizes.
 const NOT_IN_METADATA: &[&str] = &["hidden"];
 
-/// Fields a checkpoint may lack, read as `null`: checkpoints of MLPs
-/// written before networks could have a convolutional front.
-const MAY_BE_MISSING: &[&str] = &["conv"];
+/// Fields a checkpoint may lack, read as `null`: checkpoints written before
+/// networks could have a convolutional front, or be given as a list.
+const MAY_BE_MISSING: &[&str] = &["conv", "network"];
+
+/// Fields written to a checkpoint only when given: a text field, which
+/// `null` would read back as the text "null".
+const WRITTEN_WHEN_GIVEN: &[&str] = &["network"];
 
 impl RunConfig {
     /// The network for data of `inputs` pixels; a convolutional front's
     /// image (C·H·W) must be that many values.
     pub fn arch(&self, inputs: usize) -> Result<Arch, ArchError> {
+        if let Some(text) = &self.network {
+            return list_arch(text, inputs);
+        }
         let mlp = Arch::mlp(inputs, &self.hidden, CLASSES)?
             .with_batchnorm(self.batchnorm)
             .with_dropout(self.dropout)?;
@@ -134,6 +173,11 @@ impl RunConfig {
             Some(front) => mlp.with_conv(front),
             None => Ok(mlp),
         }
+    }
+
+    /// Whether the network is a list of layers ([`RunConfig::network`]).
+    pub fn is_list(&self) -> bool {
+        self.network.is_some()
     }
 
     /// What a step needs besides the learning rate.
@@ -171,6 +215,7 @@ impl RunConfig {
     fn text_fields() -> Vec<String> {
         let all_given = RunConfig {
             conv: Some(ConvFront::book()),
+            network: Some(String::new()),
             train_size: Some(1),
             data: Some(String::new()),
             ..RunConfig::default()
@@ -189,6 +234,7 @@ impl RunConfig {
         self.fields()
             .into_iter()
             .filter(|(k, _)| !NOT_IN_METADATA.contains(&k.as_str()))
+            .filter(|(k, v)| !(v.is_null() && WRITTEN_WHEN_GIVEN.contains(&k.as_str())))
             .map(|(k, v)| match v {
                 Value::String(s) => (k, s),
                 other => (k, other.to_string()),

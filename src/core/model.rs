@@ -42,6 +42,9 @@ pub enum ArchError {
     /// The convolution's shapes (the flags of `--net simple-convnet`).
     #[error("--net simple-convnet: {0}")]
     Conv(String),
+    /// A network given as a list of layers (`--net deep-convnet`, a list, a file).
+    #[error("--net: {0}")]
+    List(String),
 }
 
 /// A network that cannot be built from its settings.
@@ -56,7 +59,10 @@ impl ArchError {
     /// checkpoint, not from the command line.
     pub fn reason(&self) -> &str {
         match self {
-            ArchError::Hidden(why) | ArchError::Dropout(why) | ArchError::Conv(why) => why,
+            ArchError::Hidden(why)
+            | ArchError::Dropout(why)
+            | ArchError::Conv(why)
+            | ArchError::List(why) => why,
         }
     }
 }
@@ -458,7 +464,11 @@ impl Arch {
     /// The sizes as people write a network: `784-50-10`.
     pub fn shape(&self) -> String {
         if let Some(network) = &self.layers {
-            return format!("{} on {}", network, network.input);
+            let name = match *network == Network::deep_convnet() {
+                true => "DeepConvNet".to_string(),
+                false => format!("a list of {} layers", network.layers.len()),
+            };
+            return format!("{name} on {}", network.input);
         }
         match self.conv {
             Some(c) => format!(
@@ -571,7 +581,7 @@ impl Arch {
 
     /// Each weight slot with its index and the rows its products run over
     /// at batch `batch` (the first's are [`Arch::positions`]).
-    fn product_rows(&self, batch: usize) -> Vec<(usize, usize, LayerSlot)> {
+    pub fn product_rows(&self, batch: usize) -> Vec<(usize, usize, LayerSlot)> {
         if let Some(plan) = self.list_plan() {
             return list_product_rows(&plan, batch);
         }

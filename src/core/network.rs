@@ -557,17 +557,39 @@ impl fmt::Display for Network {
 }
 
 impl Network {
-    /// A network on `input` from its text form (see the module's comment):
-    /// items between commas or on lines of their own, `#` to the line's
-    /// end a comment.
+    /// The text form with the input first (`input 1x28x28, conv …,
+    /// softmax`): what [`Network::parse`] reads back whatever input it is given.
+    pub fn text(&self) -> String {
+        let input = match self.input {
+            Values::Image { c, h, w } => format!("{c}x{h}x{w}"),
+            Values::Flat(n) => n.to_string(),
+        };
+        format!("input {input}, {self}")
+    }
+
+    /// A network from its text form (see the module's comment): items
+    /// between commas or on lines of their own, `#` to the line's end a
+    /// comment; on `input` unless its first item says otherwise (`input
+    /// 3x32x32`, `input 784`).
     pub fn parse(text: &str, input: Values) -> Result<Network, NetworkError> {
-        let items: Vec<&str> = text
+        let mut items: Vec<&str> = text
             .lines()
             .map(|l| l.split('#').next().unwrap_or(""))
             .flat_map(|l| l.split(','))
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
+        let input = match items.first().and_then(|i| parse_input(i).transpose()) {
+            Some(Ok(given)) => {
+                items.remove(0);
+                given
+            }
+            Some(Err(why)) => {
+                let item = items[0].to_string();
+                return Err(NetworkError::Layer { index: 1, layer: item, why });
+            }
+            None => input,
+        };
         let mut layers = vec![];
         for (i, item) in items.iter().enumerate() {
             let last = i + 1 == items.len();
@@ -592,6 +614,23 @@ impl Network {
         let network = Network { input, layers };
         network.plan()?;
         Ok(network)
+    }
+}
+
+/// An `input` item: `input C×H×W` or `input N`; None for any other item.
+fn parse_input(item: &str) -> Result<Option<Values>, String> {
+    let words: Vec<&str> = item.split_whitespace().collect();
+    if !words[0].eq_ignore_ascii_case("input") {
+        return Ok(None);
+    }
+    let sides: Option<Vec<usize>> = match words[..] {
+        [_, sides] => sides.split(['x', '×']).map(|s| s.parse().ok()).collect(),
+        _ => None,
+    };
+    match sides.as_deref() {
+        Some(&[c, h, w]) => Ok(Some(Values::Image { c, h, w })),
+        Some(&[n]) => Ok(Some(Values::Flat(n))),
+        _ => Err("expected input CxHxW (e.g. input 1x28x28) or input N".into()),
     }
 }
 

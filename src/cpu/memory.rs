@@ -14,9 +14,22 @@
 
 use crate::core::limits::{self, CPU_MEMORY_VAR};
 use crate::core::model::Arch;
+use crate::core::network::{Layer, Values};
 
 /// Rows the CPU path evaluates at once (`CpuTrainer::evaluate`).
 pub const EVAL_ROWS: usize = 1000;
+
+/// Rows the CPU path evaluates a list network at once: its convolutions
+/// keep several hundred thousand values an image.
+pub const LIST_EVAL_ROWS: usize = 100;
+
+/// Rows the CPU path evaluates `arch` at once.
+pub fn eval_rows(arch: &Arch) -> usize {
+    match arch.layers {
+        Some(_) => LIST_EVAL_ROWS,
+        None => EVAL_ROWS,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
@@ -78,7 +91,28 @@ fn activations(arch: &Arch, rows: usize, copies: [u64; 3]) -> u64 {
             c * s as u64
         })
         .sum();
-    8 * rows as u64 * (per_row + front_per_row(arch))
+    8 * rows as u64 * (per_row + front_per_row(arch) + list_per_row(arch))
+}
+
+/// A list network's f64 values per image past its input and logits: per
+/// layer its output, what its backward keeps and their gradients, and a
+/// convolution's columns with their gradient.
+fn list_per_row(arch: &Arch) -> u64 {
+    let Some(plan) = arch.list_plan() else {
+        return 0;
+    };
+    plan.layers
+        .iter()
+        .map(|p| {
+            let columns = match (p.layer, p.output, p.weights) {
+                (Layer::Convolution { .. }, Values::Image { h, w, .. }, Some(b)) => {
+                    2 * (h * w * b.inputs) as u64
+                }
+                _ => 0,
+            };
+            4 * p.output.len() as u64 + columns
+        })
+        .sum()
 }
 
 /// A convolutional front's f64 values per image: im2col's columns and
@@ -112,7 +146,7 @@ fn arena_bytes(arch: &Arch) -> u64 {
 /// with `state_arrays` optimizer arrays.
 pub fn training_bytes(arch: &Arch, batch: usize, state_arrays: usize) -> u64 {
     let arenas = 4 * (1 + state_arrays as u64) + 1;
-    activation_bytes(arch, batch.max(EVAL_ROWS)) + arena_bytes(arch) * arenas
+    activation_bytes(arch, batch.max(eval_rows(arch))) + arena_bytes(arch) * arenas
 }
 
 /// `verify`'s CPU side: backprop at `batch`, and the numerical gradient's

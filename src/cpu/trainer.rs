@@ -4,7 +4,8 @@
 //! May import: the rest of cpu, core::trainer (the trait it implements), model,
 //! data, optim, error.
 
-use super::{Net, OptimizerState};
+use super::network::CpuNetwork;
+use super::{Labels, OptimizerState};
 use crate::core::data::{Dataset, Mnist};
 use crate::core::error::{Result, fail_unless};
 use crate::core::model::{Arch, Params};
@@ -13,7 +14,7 @@ use crate::core::trainer::{Precision, Split, Trainer};
 
 /// The CPU reference path as a [`Trainer`]: f64 throughout.
 pub struct CpuTrainer<'a> {
-    net: Net,
+    net: CpuNetwork,
     pub params: Params,
     pub optimizer: OptimizerState,
     data: &'a Mnist,
@@ -24,9 +25,7 @@ pub struct CpuTrainer<'a> {
 impl<'a> CpuTrainer<'a> {
     pub fn new(arch: &Arch, params: Params, data: &'a Mnist, rule: &StepRule) -> Self {
         CpuTrainer {
-            net: Net::new(arch)
-                .with_weight_decay(rule.weight_decay)
-                .with_seed(rule.seed),
+            net: CpuNetwork::new(arch, rule),
             optimizer: OptimizerState::new(rule.optimizer, params.values.len()),
             params,
             data,
@@ -57,9 +56,8 @@ impl Trainer for CpuTrainer<'_> {
             let idx: Vec<usize> = batch.iter().map(|&i| i as usize).collect();
             let x = self.data.train.batch_f64(&idx);
             let t = self.data.train.batch_labels(&idx);
-            self.loss_sum +=
-                self.net
-                    .train_step(&mut self.params, &mut self.optimizer, &x, &t, lr as f64);
+            let (params, optimizer) = (&mut self.params, &mut self.optimizer);
+            self.loss_sum += self.net.train_step(params, optimizer, (&x, &t), lr as f64);
             self.loss_steps += 1;
         }
         Ok(())
@@ -74,14 +72,14 @@ impl Trainer for CpuTrainer<'_> {
     fn evaluate(&mut self, split: Split) -> Result<(f64, f64)> {
         let data = self.split(split);
         let (mut loss, mut correct) = (0.0, 0);
-        const CHUNK: usize = 1000;
-        for start in (0..data.len()).step_by(CHUNK) {
-            let idx: Vec<usize> = (start..(start + CHUNK).min(data.len())).collect();
+        let chunk = super::memory::eval_rows(&self.params.arch);
+        for start in (0..data.len()).step_by(chunk) {
+            let idx: Vec<usize> = (start..(start + chunk).min(data.len())).collect();
             let x = data.batch_f64(&idx);
             let t = data.batch_labels(&idx);
             let logits = self.net.predict(&self.params, &x, idx.len());
             let mut last = super::SoftmaxWithLoss::default();
-            loss += last.forward(&logits, super::Labels::Index(&t), idx.len()) * idx.len() as f64;
+            loss += last.forward(&logits, Labels::Index(&t), idx.len()) * idx.len() as f64;
             correct += super::net::correct_count(&logits, &t);
         }
         let n = data.len().max(1) as f64;
@@ -95,8 +93,9 @@ impl Trainer for CpuTrainer<'_> {
     fn predictions(&mut self, split: Split) -> Result<Vec<u8>> {
         let data = self.split(split);
         let mut out = Vec::with_capacity(data.len());
-        for start in (0..data.len()).step_by(1000) {
-            let idx: Vec<usize> = (start..(start + 1000).min(data.len())).collect();
+        let chunk = super::memory::eval_rows(&self.params.arch);
+        for start in (0..data.len()).step_by(chunk) {
+            let idx: Vec<usize> = (start..(start + chunk).min(data.len())).collect();
             let logits = self
                 .net
                 .predict(&self.params, &data.batch_f64(&idx), idx.len());

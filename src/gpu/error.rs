@@ -58,12 +58,15 @@ pub enum GpuError {
     DeviceLost(String),
     #[error("reading back {what} from the GPU failed: {why}")]
     Map { what: String, why: String },
+    /// A list of layers the GPU does not run (`stages::StageError`'s message).
+    #[error("{0}")]
+    Layers(String),
 }
 
 /// An environment variable that cannot mean anything.
 impl crate::core::error::LayerError for GpuError {
     fn is_usage(&self) -> bool {
-        matches!(self, GpuError::BadEnv { .. })
+        matches!(self, GpuError::BadEnv { .. } | GpuError::Layers(_))
     }
 }
 

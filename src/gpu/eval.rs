@@ -14,7 +14,7 @@ use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::Result;
 use super::kernels::{GatherCall, Stats};
 use super::layout::{FrontMatrices, padded};
-use super::net::{Activations, GpuNet};
+use super::net::GpuNet;
 use super::ops::{Batch, DeviceDataset, Mode, StepNet, read_stats, stats_buffer};
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
@@ -154,15 +154,15 @@ impl EvalWorkspace {
 /// parameters, the test split, the forward's activations for one chunk, and
 /// the evaluation's dispatches. The same dispatches as
 /// [`super::GpuTrainer`]'s evaluation, so the same bits.
-pub struct GpuEvaluator {
-    pub net: GpuNet,
-    act: Activations,
-    test: EvalWorkspace,
+pub struct GpuEvaluator<N: StepNet = GpuNet> {
+    pub net: N,
+    pub(super) act: N::Act,
+    pub(super) test: EvalWorkspace,
     /// The bind groups keep it alive; held to say so.
-    _data: DeviceDataset,
+    pub(super) _data: DeviceDataset,
 }
 
-impl GpuEvaluator {
+impl GpuEvaluator<GpuNet> {
     /// Checks that the device holds it all, then uploads `params` and `test`
     /// and builds the dispatches.
     pub fn new(ctx: Arc<GpuContext>, params: &Params, test: &Dataset) -> Result<Self> {
@@ -208,15 +208,45 @@ impl GpuEvaluator {
         plan.evaluation("test", test.len());
         plan
     }
+}
 
+impl<N: StepNet> GpuEvaluator<N> {
     /// Mean loss and accuracy over the test set.
     pub fn evaluate(&self) -> Result<(f64, f64)> {
-        let stats = self.test.run(&self.net.ctx)?;
+        let stats = self.test.run(self.net.context())?;
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
     /// The class given to each test image.
     pub fn predictions(&self) -> Result<Vec<u8>> {
         self.test.predictions(&self.net, &self.act)
+    }
+}
+
+/// A GPU evaluation of [`Params`], whichever network they hold (an
+/// `Arch`'s, or a list's: `list_trainer::evaluator` makes either).
+pub trait ParamsEvaluator {
+    /// Replaces the evaluated parameters (and running statistics).
+    fn load(&self, params: &Params);
+    /// Mean loss and accuracy over the test set.
+    fn evaluate(&self) -> Result<(f64, f64)>;
+    /// The class given to each test image.
+    fn predictions(&self) -> Result<Vec<u8>>;
+    /// The device in words.
+    fn device(&self) -> String;
+}
+
+impl<N: StepNet<Host = Params>> ParamsEvaluator for GpuEvaluator<N> {
+    fn load(&self, params: &Params) {
+        self.net.write_host(params);
+    }
+    fn evaluate(&self) -> Result<(f64, f64)> {
+        GpuEvaluator::evaluate(self)
+    }
+    fn predictions(&self) -> Result<Vec<u8>> {
+        GpuEvaluator::predictions(self)
+    }
+    fn device(&self) -> String {
+        format!("gpu: {}", self.net.context().describe())
     }
 }

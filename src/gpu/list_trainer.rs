@@ -1,6 +1,8 @@
-//! A network given as a list of layers, trained on the GPU: the
-//! [`GpuTrainer`] driver over a [`GpuSequential`], with its evaluation in
-//! chunks sized for the list's largest buffer.
+//! A network given as a list of layers on the GPU: the [`GpuTrainer`]
+//! driver and the [`GpuEvaluator`] over a [`GpuSequential`], with
+//! evaluation in chunks sized for the list's largest buffer; the gradient
+//! of one batch (`verify`, tests); and [`evaluator`], which evaluates any
+//! network's parameters.
 //!
 //! Imports `context`, `error`, `eval`, `ops`, `sequential`, `stages` and `trainer`.
 
@@ -8,8 +10,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::context::GpuContext;
-use super::error::Result;
-use super::eval::EvalWorkspace;
+use super::error::{GpuError, Result};
+use super::eval::{EvalWorkspace, GpuEvaluator, ParamsEvaluator};
 use super::layout::matrix_bytes;
 use super::ops::{DeviceDataset, read_stats};
 use super::sequential::GpuSequential;
@@ -61,6 +63,44 @@ impl GpuTrainer<GpuSequential> {
     }
 }
 
+impl GpuEvaluator<GpuSequential> {
+    /// [`GpuEvaluator::new`] for a list network (`params.arch.layers`,
+    /// whose stages are `stages`).
+    pub fn for_list(
+        ctx: Arc<GpuContext>,
+        (params, stages): (&Params, Stages),
+        test: &Dataset,
+    ) -> Result<Self> {
+        let rows = chunk_rows(&ctx, &stages, test.len());
+        let data = DeviceDataset::upload(&ctx, "test", test)?;
+        let net = GpuSequential::new(ctx, params, stages, false)?;
+        let act = net.activations(rows, false)?;
+        let test = EvalWorkspace::new(&net, &data, "test", &act)?;
+        net.ctx.check()?;
+        Ok(GpuEvaluator {
+            net,
+            act,
+            test,
+            _data: data,
+        })
+    }
+}
+
+/// A GPU evaluation of `params` on `test`, whichever network they hold.
+pub fn evaluator(
+    ctx: Arc<GpuContext>,
+    params: &Params,
+    test: &Dataset,
+) -> Result<Box<dyn ParamsEvaluator>> {
+    Ok(match params.arch.list_plan() {
+        Some(plan) => {
+            let stages = Stages::new(&plan).map_err(|e| GpuError::Layers(e.to_string()))?;
+            Box::new(GpuEvaluator::for_list(ctx, (params, stages), test)?)
+        }
+        None => Box::new(GpuEvaluator::new(ctx, params, test)?),
+    })
+}
+
 /// The GPU's loss and gradient (in the host arena's layout) at training
 /// step `step` for every image of `batch`, through the same gather,
 /// forward and backward dispatches as training, with the gradient stored
@@ -82,11 +122,16 @@ pub fn list_gradient(
     Ok((stats.mean_loss(), net.read_grads()?))
 }
 
-/// Images per evaluation chunk: at most [`LIST_EVAL_CHUNK`] and the larger
-/// split, fewer (a multiple of 4) until every value and a convolution's
-/// columns fit one storage binding.
+/// Images per evaluation chunk of the training and test splits.
 pub fn eval_rows(ctx: &GpuContext, stages: &Stages, data: &Mnist) -> usize {
-    let mut rows = LIST_EVAL_CHUNK.min(data.train.len().max(data.test.len()));
+    chunk_rows(ctx, stages, data.train.len().max(data.test.len()))
+}
+
+/// Images per evaluation chunk of `len` images: at most
+/// [`LIST_EVAL_CHUNK`] and `len`, fewer (a multiple of 4) until every value
+/// and a convolution's columns fit one storage binding.
+fn chunk_rows(ctx: &GpuContext, stages: &Stages, len: usize) -> usize {
+    let mut rows = LIST_EVAL_CHUNK.min(len).max(1);
     while rows > 4 && largest_buffer(stages, rows) > ctx.binding_limit() {
         rows = (rows / 2).next_multiple_of(4);
     }

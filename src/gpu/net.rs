@@ -633,4 +633,8 @@ impl StepNet for GpuNet {
         };
         self.layout.to_gpu(&host)
     }
+    fn write_host(&self, params: &Params) {
+        self.write_arena(params);
+        self.write_running(&params.running);
+    }
 }

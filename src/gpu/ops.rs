@@ -225,6 +225,8 @@ pub trait StepNet {
     /// host arena's layout, and back.
     fn host_array(&self, gpu: &[f32]) -> Vec<f64>;
     fn gpu_array(&self, host: &[f64]) -> Vec<f32>;
+    /// Replaces the parameters (and any running statistics) with the host's.
+    fn write_host(&self, host: &Self::Host);
 }
 
 /// A network's buffers for a batch, as the drivers fill them.

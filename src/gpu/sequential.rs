@@ -656,4 +656,7 @@ impl StepNet for GpuSequential {
     fn gpu_array(&self, host: &[f64]) -> Vec<f32> {
         to_gpu(&self.plan, &self.stages, host)
     }
+    fn write_host(&self, params: &Params) {
+        self.write_params(&params.values);
+    }
 }

@@ -216,7 +216,7 @@ pub fn show(pixels: &[u8]) -> String {
 /// image (its bytes, as [`load`] gives them), on the f64 reference path in
 /// evaluation form: a handful of images needs no GPU.
 pub fn classify(params: &crate::core::model::Params, pixels: &[u8]) -> Vec<f64> {
-    let net = crate::cpu::Net::new(&params.arch);
+    let net = crate::cpu::CpuNetwork::of(&params.arch);
     let x: Vec<f64> = pixels.iter().map(|&v| v as f64 / 255.0).collect();
     probabilities(&net.predict(params, &x, 1))
 }
@@ -265,32 +265,30 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    /// An MLP's `W1` column by column as 28×28 images (none for other
-    /// input sizes), or a SimpleConvNet's filters `W1[f, 0]` as FH×FW
-    /// images (the first channel, as the book's `visualize_filter.py`).
+    /// A first Affine's `W1` column by column as 28×28 images (none for
+    /// other input sizes), or a first convolution's filters `W1[f, 0]` as
+    /// FH×FW images (the first channel, as the book's `visualize_filter.py`).
     pub fn first_layer(params: &crate::core::model::Params) -> Option<Tiles> {
-        let arch = &params.arch;
-        let w1 = params.tensor(&arch.tensors()[0]);
-        if let Some(front) = arch.conv {
-            let (side, k) = (front.filter_size, front.filter_len());
-            let tiles = w1
-                .chunks_exact(k)
-                .map(|f| f[..side * side].to_vec())
-                .collect();
-            return Some(Tiles {
-                tiles,
-                h: side,
-                w: side,
-            });
+        let first = &params.arch.tensors()[0];
+        let w1 = params.tensor(first);
+        match first.shape[..] {
+            [_, c, fh, fw] => Some(Tiles {
+                tiles: w1
+                    .chunks_exact(c * fh * fw)
+                    .map(|f| f[..fh * fw].to_vec())
+                    .collect(),
+                h: fh,
+                w: fw,
+            }),
+            [inputs, units] if inputs == SIDE * SIDE => Some(Tiles {
+                tiles: (0..units)
+                    .map(|j| (0..inputs).map(|i| w1[i * units + j]).collect())
+                    .collect(),
+                h: SIDE,
+                w: SIDE,
+            }),
+            _ => None,
         }
-        let (inputs, units) = (arch.inputs(), arch.sizes[1]);
-        (inputs == SIDE * SIDE).then(|| Tiles {
-            tiles: (0..units)
-                .map(|j| (0..inputs).map(|i| w1[i * units + j]).collect())
-                .collect(),
-            h: SIDE,
-            w: SIDE,
-        })
     }
 
     /// Pixels a weight at `scale`: `scale` for 28×28 tiles, more for

@@ -71,7 +71,12 @@ pub(super) fn advice(
 ) -> Vec<String> {
     let mut lines = vec![];
     let kind = config.optimizer.kind;
-    if !resumed && !given("lr") && matches!(kind, OptimizerKind::Adam | OptimizerKind::RmsProp) {
+    let default_lr = config.lr == RunConfig::default().lr;
+    if !resumed
+        && !given("lr")
+        && default_lr
+        && matches!(kind, OptimizerKind::Adam | OptimizerKind::RmsProp)
+    {
         lines.push(format!(
             "note: {kind} at the default --lr {} often learns badly: the book uses --lr 0.001 for Adam and RMSprop",
             config.lr
@@ -85,16 +90,18 @@ pub(super) fn advice(
             config.hidden.len()
         ));
     }
-    lines.extend(software_adapter_note(device).map(String::from));
+    let convolutional = config.conv.is_some() || config.is_list();
+    lines.extend(software_adapter_note(device, convolutional).map(String::from));
     lines
 }
 
 /// One line for a software adapter (lavapipe, llvmpipe, WARP), where the
-/// shaders run on the CPU and the CPU path may be faster at small batches;
-/// said by the commands that train.
-pub fn software_adapter_note(device: &Device) -> Option<&'static str> {
+/// shaders run on the CPU and the CPU path may be faster at small batches
+/// of a network of Affine layers (not of a convolutional one, whose f64
+/// reference is many times slower); said by the commands that train.
+pub fn software_adapter_note(device: &Device, convolutional: bool) -> Option<&'static str> {
     match device {
-        Device::Gpu(ctx) if ctx.is_software() => Some(
+        Device::Gpu(ctx) if ctx.is_software() && !convolutional => Some(
             "note: this is a software adapter (the shaders run on the CPU); --device cpu may be faster at small batches",
         ),
         _ => None,

@@ -26,8 +26,9 @@ use crate::gpu::kernels::{
     Dispatch, Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SplitK,
     Tile,
 };
+use crate::gpu::ops::StepNet;
 use crate::gpu::trainer::GpuTrainer;
-use crate::run::device::Device;
+use crate::run::device::{Device, list_stages};
 use crate::run::epoch_loop::{Sampler, Trainer};
 
 #[derive(Clone, Debug)]
@@ -52,6 +53,9 @@ pub struct BenchConfig {
     pub rule: StepRule,
     pub batchnorm: bool,
     pub dropout: f32,
+    /// A network given as a list of layers (its text, `Network::text`);
+    /// `hidden` then holds one empty entry.
+    pub network: Option<String>,
 }
 
 impl BenchConfig {
@@ -62,6 +66,7 @@ impl BenchConfig {
             conv: self.conv,
             batchnorm: self.batchnorm,
             dropout: self.dropout,
+            network: self.network.clone(),
             ..RunConfig::default()
         };
         run.arch(inputs)
@@ -84,6 +89,7 @@ impl Default for BenchConfig {
             rule: StepRule::default(),
             batchnorm: false,
             dropout: 0.0,
+            network: None,
         }
     }
 }
@@ -284,15 +290,26 @@ pub fn bench_gpu(
     };
     let memory_before = ctx.allocated();
     let start = Instant::now();
-    let mut trainer = GpuTrainer::new(
-        ctx.clone(),
-        &Params::init(arch, 0),
-        data,
-        batch,
-        cfg.steps_per_submit,
-        0.1,
-        &cfg.rule,
-    )?;
+    let params = Params::init(arch, 0);
+    let (slots, rule) = (cfg.steps_per_submit, &cfg.rule);
+    if arch.layers.is_some() {
+        let model = (&params, list_stages(arch)?);
+        let trainer = GpuTrainer::for_list(ctx.clone(), model, data, (batch, slots), 0.1, rule)?;
+        return time_gpu(ctx, trainer, (arch, batch, cfg), &mut take, (start, memory_before));
+    }
+    let trainer = GpuTrainer::new(ctx.clone(), &params, data, batch, slots, 0.1, rule)?;
+    time_gpu(ctx, trainer, (arch, batch, cfg), &mut take, (start, memory_before))
+}
+
+/// Times `trainer` from its first step (`start`: when its making began,
+/// with `memory_before` allocated), then profiles its kernels.
+fn time_gpu<N: StepNet>(
+    ctx: &Arc<GpuContext>,
+    mut trainer: GpuTrainer<N>,
+    (arch, batch, cfg): (&Arch, usize, &BenchConfig),
+    take: &mut dyn FnMut(usize) -> Vec<Vec<u32>>,
+    (start, memory_before): (Instant, u64),
+) -> Result<(StepResult, Vec<KernelShare>)> {
     trainer.submit_steps(&take(1), 0.1)?;
     trainer.finish()?;
     let first = start.elapsed().as_secs_f64();
@@ -319,9 +336,9 @@ pub fn bench_gpu(
 /// its own compute pass with begin and end timestamps, the median over
 /// [`PROFILED_STEPS`] steps or as many more as fit in half a second (one
 /// step's time is at the mercy of whatever else the machine runs).
-fn profile(
+fn profile<N: StepNet>(
     ctx: &GpuContext,
-    trainer: &mut GpuTrainer,
+    trainer: &mut GpuTrainer<N>,
     arch: &Arch,
     batch: usize,
     step_seconds: f64,

@@ -23,6 +23,7 @@ use crate::core::config::RunConfig;
 use crate::core::conv::ConvFront;
 use crate::core::files;
 use crate::core::model::{Arch, Params, Tensor};
+use crate::core::network::{Network, Values};
 use crate::core::optim::OptimizerKind;
 
 /// The value of `__metadata__["format"]`.
@@ -597,6 +598,11 @@ fn arch_of(
         meta.get(k)
             .ok_or_else(|| invalid(path, format!("__metadata__ has no {k:?}")))
     };
+    let kind = OptimizerKind::parse(get("optimizer")?)
+        .map_err(|e| invalid(path, format!("optimizer: {e}")))?;
+    if let Some(text) = meta.get("network") {
+        return Ok((list_arch(path, text, get("sizes")?)?, kind));
+    }
     let sizes: Vec<usize> = serde_json::from_str(get("sizes")?).map_err(|_| {
         invalid(
             path,
@@ -637,9 +643,21 @@ fn arch_of(
             ),
         ));
     }
-    let kind = OptimizerKind::parse(get("optimizer")?)
-        .map_err(|e| invalid(path, format!("optimizer: {e}")))?;
     Ok((arch, kind))
+}
+
+/// The list network of `text` (a `network` in `__metadata__`), whose
+/// `sizes` must be the ones it gives.
+fn list_arch(path: &Path, text: &str, sizes: &str) -> Result<Arch, CheckpointError> {
+    let invalid_list = |why: String| invalid(path, format!("network {text:?}: {why}"));
+    // Its text names its input; the default is never read.
+    let network = Network::parse(text, Values::Flat(1)).map_err(|e| invalid_list(e.to_string()))?;
+    let arch = Arch::from_network(network).map_err(|e| invalid_list(e.to_string()))?;
+    if serde_json::to_string(&arch.sizes).ok().as_deref() != Some(sizes) {
+        let why = format!("sizes {sizes} are not its input and Affine sizes {:?}", arch.sizes);
+        return Err(invalid_list(why));
+    }
+    Ok(arch)
 }
 
 /// Values no training produces, which would evaluate to NaN or nonsense: a

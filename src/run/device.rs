@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use crate::core::data::Mnist;
 use crate::core::error::Result;
-use crate::core::model::Params;
+use crate::core::model::{Arch, Params};
 use crate::core::optim::StepRule;
 use crate::cpu::CpuTrainer;
+use crate::gpu::stages::Stages;
 use crate::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer, tune};
 use crate::run::epoch_loop::{Precision, Trainer};
 
@@ -89,6 +90,11 @@ impl Device {
         rule: &StepRule,
     ) -> Result<Box<dyn Trainer + 'a>> {
         Ok(match self {
+            Device::Gpu(ctx) if params.arch.layers.is_some() => {
+                let model = (params, list_stages(&params.arch)?);
+                let shape = (workspace.batch, workspace.slots);
+                Box::new(GpuTrainer::for_list(ctx.clone(), model, data, shape, lr, rule)?)
+            }
             Device::Gpu(ctx) => Box::new(GpuTrainer::new(
                 ctx.clone(),
                 params,
@@ -101,4 +107,10 @@ impl Device {
             Device::Cpu => Box::new(CpuTrainer::new(&params.arch, params.clone(), data, rule)),
         })
     }
+}
+
+/// How the GPU runs a list network's layers, or which layer it cannot run.
+pub fn list_stages(arch: &Arch) -> Result<Stages> {
+    let plan = arch.list_plan().expect("a list network");
+    Ok(Stages::new(&plan)?)
 }

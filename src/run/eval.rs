@@ -15,7 +15,8 @@ use crate::run::checkpoint::Checkpoint;
 use crate::run::device::{Device, DeviceChoice, Workspace};
 
 use super::request::data_dir;
-use crate::gpu::{GpuEvaluator, GpuOptions};
+use crate::gpu::GpuOptions;
+use crate::gpu::list_trainer::evaluator;
 use crate::report::misclassified;
 use crate::report::predict::image_format;
 use crate::run::evaluation::{EvalReport, evaluate};
@@ -57,8 +58,8 @@ pub fn eval(req: &EvalRequest, warn: &mut dyn FnMut(&str)) -> Result<EvalReport>
     let labels = &data.test.labels;
     let report = match device {
         Device::Gpu(ctx) => {
-            let mut evaluator = GpuEvaluator::new(ctx, &ck.params, &data.test)?;
-            evaluate(&mut evaluator, labels, data::CLASSES, &name)?
+            let mut evaluator = evaluator(ctx, &ck.params, &data.test)?;
+            evaluate(evaluator.as_mut(), labels, data::CLASSES, &name)?
         }
         Device::Cpu => {
             cpu_memory::check_or(

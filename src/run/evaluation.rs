@@ -2,18 +2,18 @@
 //! evaluation `train` reports, on the same device), accuracy per class and
 //! the confusion matrix.
 //!
-//! On the GPU, [`GpuEvaluator`] evaluates without a trainer's buffers.
+//! On the GPU, a [`ParamsEvaluator`] evaluates without a trainer's buffers.
 
 use serde::Serialize;
 
 use crate::core::error::{Result, fail_unless};
-use crate::gpu::GpuEvaluator;
+use crate::gpu::eval::ParamsEvaluator;
 use crate::report::misclassified::{Miss, first_misses};
 use crate::run::epoch_loop::{Split, Trainer};
 
 /// What `gpu-net eval` needs of a device: the test set's loss and
 /// accuracy, and its predictions. Every [`Trainer`] is one (through its
-/// test split); [`GpuEvaluator`] is one without any training buffers.
+/// test split); a [`ParamsEvaluator`] is one without any training buffers.
 pub trait Evaluator {
     fn device(&self) -> String;
     fn test_loss_accuracy(&mut self) -> Result<(f64, f64)>;
@@ -32,9 +32,9 @@ impl<T: Trainer + ?Sized> Evaluator for T {
     }
 }
 
-impl Evaluator for GpuEvaluator {
+impl Evaluator for dyn ParamsEvaluator {
     fn device(&self) -> String {
-        format!("gpu: {}", self.net.ctx.describe())
+        ParamsEvaluator::device(self)
     }
     fn test_loss_accuracy(&mut self) -> Result<(f64, f64)> {
         Ok(self.evaluate()?)
@@ -62,7 +62,7 @@ pub struct EvalReport {
 }
 
 /// Evaluates `trainer`'s parameters on the test split, whose labels are
-/// `labels` (a [`Trainer`], or a [`GpuEvaluator`]).
+/// `labels` (a [`Trainer`], or a [`ParamsEvaluator`]).
 pub fn evaluate<E: Evaluator + ?Sized>(
     trainer: &mut E,
     labels: &[u8],

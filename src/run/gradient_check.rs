@@ -16,12 +16,14 @@ use crate::core::error::{Error, Result};
 use crate::core::model::{Arch, Init, Params, Tensor};
 use crate::core::optim::StepRule;
 use crate::cpu::numerical::{H, NumericalGradient, numerical_gradient};
-use crate::cpu::{Labels, Net};
+use crate::cpu::{CpuNetwork, Labels};
 use crate::gpu::GpuContext;
+use crate::gpu::list_trainer::list_gradient;
 use crate::gpu::budget::{Plan, largest_scratch};
 use crate::gpu::net::GpuNet;
 use crate::gpu::ops::{DeviceDataset, read_stats};
 use crate::gpu::trainer::StepWorkspace;
+use crate::run::device::list_stages;
 
 /// Safety factor on the f32 error estimate `√K·ε32`.
 const F32_FACTOR: f64 = 16.0;
@@ -245,13 +247,12 @@ pub fn verify(
         seed: cfg.seed,
         ..Default::default()
     };
-    let net = Net::new(arch)
-        .with_weight_decay(rule.weight_decay)
-        .with_seed(rule.seed);
+    let net = CpuNetwork::new(arch, &rule);
     let chosen = chosen_elements(arch, cfg);
-    let (loss_cpu, cpu) = net.gradient(&params, &x, Labels::Index(&t), cfg.batch, STEP);
+    let batch = (&x[..], Labels::Index(&t));
+    let (loss_cpu, cpu) = net.gradient(&params, batch, cfg.batch, STEP);
     let numerical = numerical_gradient(
-        |p| net.loss_and_signature(p, &x, Labels::Index(&t), cfg.batch, STEP),
+        |p| net.loss_and_signature(p, batch, cfg.batch, STEP),
         &params,
         &chosen,
     );
@@ -259,7 +260,7 @@ pub fn verify(
     if let Some(tamper) = tamper {
         tamper(&mut gpu);
     }
-    let loss_full = net.loss(&params, &x, Labels::Index(&t), cfg.batch, STEP);
+    let loss_full = net.loss_and_signature(&params, batch, cfg.batch, STEP).0;
     let tolerances = tolerances(arch, cfg, loss_full.abs().max(loss_cpu.abs()));
     let grads = Gradients {
         numerical: &numerical,
@@ -331,14 +332,15 @@ fn chosen_elements(arch: &Arch, cfg: &VerifyConfig) -> Vec<(Tensor, Vec<usize>)>
 /// The tolerances each side's precision promises, with their derivation;
 /// `loss` is the largest loss either f64 evaluation saw.
 fn tolerances(arch: &Arch, cfg: &VerifyConfig, loss: f64) -> Tolerances {
+    // Each product's K: a layer's inputs (forward), its outputs (its input
+    // gradient), the rows of its weight gradient (a convolution's positions).
     let longest_reduction = arch
-        .weight_slots()
+        .product_rows(cfg.batch)
         .iter()
-        .map(|s| s.inputs + 1)
+        .map(|&(_, rows, s)| (s.inputs + 1).max(s.outputs + 1).max(rows))
         .chain([arch.outputs() + 1])
         .max()
-        .unwrap()
-        .max(arch.positions(cfg.batch));
+        .unwrap();
     let f32_rtol = F32_FACTOR * (longest_reduction as f64).sqrt() * EPS_F32;
     let numerical_cpu = Tolerance {
         atol: 4.0 * f64::EPSILON * loss / H,
@@ -490,6 +492,19 @@ pub fn gpu_gradient(
 ) -> Result<(f64, Params)> {
     // Only the images the batch uses go to the device.
     let used = train.first(indices.iter().max().map_or(0, |&i| i + 1));
+    if params.arch.layers.is_some() {
+        let batch = Dataset::from_parts(
+            indices.iter().flat_map(|&i| used.image(i).to_vec()).collect(),
+            indices.iter().map(|&i| used.labels[i]).collect(),
+            used.rows,
+            used.cols,
+        );
+        let model = (params, list_stages(&params.arch)?);
+        let (loss, values) = list_gradient(ctx, model, &batch, (rule, STEP as u64))?;
+        let running = vec![0.0; params.running.len()];
+        let arch = params.arch.clone();
+        return Ok((loss, Params { arch, values, running }));
+    }
     let arch = &params.arch;
     let mut plan = Plan::default();
     plan.dataset("train", used.len(), used.pixels());
