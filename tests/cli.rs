@@ -165,7 +165,7 @@ fn help_names_every_chapter_and_files_flags_under_their_heading() {
     let top = String::from_utf8(gpu_net(&["--help"]).stdout).unwrap();
     assert!(!top.contains("Train an MLP"), "{top}");
     assert!(
-        top.contains("train-convnet") && top.contains("chapters 5 to 7"),
+        top.contains("train-deepnet") && top.contains("chapters 5 to 8"),
         "{top}"
     );
     let train = String::from_utf8(gpu_net(&["train", "-h"]).stdout).unwrap();

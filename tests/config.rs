@@ -21,6 +21,7 @@ fn other() -> RunConfig {
             pad: 1,
             stride: 1,
         }),
+        network: Some(LIST.into()),
         batchnorm: true,
         dropout: 0.25,
         weight_decay: 0.125,
@@ -48,20 +49,31 @@ fn other_differs_in_every_field() {
     }
 }
 
-/// [`other`] as two networks a run can have: the MLP with Batch
-/// Normalization and Dropout, and the SimpleConvNet without them.
-fn networks() -> [RunConfig; 2] {
+/// [`other`]'s list of layers: its hidden sizes' Affines behind a convolution.
+const LIST: &str = "input 1x28x28, conv 3 3x3 pad 1, relu, pool 2x2, affine 7, relu, affine 5, relu, affine 10, softmax";
+
+/// [`other`] as three networks a run can have: the MLP with Batch
+/// Normalization and Dropout, the SimpleConvNet without them, and the list.
+fn networks() -> [RunConfig; 3] {
     let conv = RunConfig {
         batchnorm: false,
         dropout: 0.0,
+        network: None,
         ..other()
     };
     [
         RunConfig {
             conv: None,
+            network: None,
             ..other()
         },
         conv,
+        RunConfig {
+            conv: None,
+            batchnorm: false,
+            dropout: 0.0,
+            ..other()
+        },
     ]
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use gpu_net::core::data::{Dataset, Mnist};
 use gpu_net::core::model::{Arch, Params};
 use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
+use gpu_net::gpu::eval::ParamsEvaluator;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::{GpuContext, GpuError, GpuEvaluator, GpuOptions, GpuTrainer};
 
@@ -198,10 +199,12 @@ fn the_evaluator_matches_a_trainers_evaluation_without_its_buffers() {
         drop(trainer);
 
         let before = ctx.allocated();
-        let mut evaluator = GpuEvaluator::new(ctx.clone(), &params, &data.test).unwrap();
+        let evaluator = GpuEvaluator::new(ctx.clone(), &params, &data.test).unwrap();
         let made = ctx.allocated() - before;
+        let mut evaluator: Box<dyn ParamsEvaluator> = Box::new(evaluator);
         let got =
-            gpu_net::run::evaluation::evaluate(&mut evaluator, &data.test.labels, 10, "m").unwrap();
+            gpu_net::run::evaluation::evaluate(evaluator.as_mut(), &data.test.labels, 10, "m")
+                .unwrap();
         assert_eq!(got.loss.to_bits(), want.loss.to_bits(), "{:?}", arch.sizes);
         assert_eq!(got.accuracy.to_bits(), want.accuracy.to_bits());
         assert_eq!(got.confusion, want.confusion);

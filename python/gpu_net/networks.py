@@ -292,8 +292,8 @@ class DeepConvNet(_Images, _Network):
     """The book's chapter 8 `DeepConvNet`: three blocks of conv, relu, conv,
     relu, pool (2×2, stride 2), then affine, relu, dropout (0.5), affine,
     dropout (0.5), SoftmaxWithLoss; He initialisation. It computes on the
-    CPU reference in f64 (`device='gpu'` is refused until its GPU path is
-    built); Dropout's masks are gpu-net's own, keyed by the step."""
+    GPU (f32) or on the CPU reference (f64, `device='cpu'`); Dropout's masks
+    are gpu-net's own, keyed by the step."""
 
     def __init__(
         self,
@@ -311,8 +311,6 @@ class DeepConvNet(_Images, _Network):
     ):
         if device not in ("auto", "gpu", "cpu"):
             raise ValueError(f"device={device!r}: say 'auto', 'gpu' or 'cpu'")
-        if device == "gpu":
-            raise ValueError("device='gpu': DeepConvNet runs on the CPU reference (f64) until its GPU path is built; say 'cpu' or 'auto'")
         params = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
         convs = [_conv_param(p, f"conv_param_{i + 1}") for i, p in enumerate(params)]
         hidden = _checks.count(hidden_size, "hidden_size")
@@ -327,7 +325,7 @@ class DeepConvNet(_Images, _Network):
         self._sizes = [int(np.prod(self._input_dim)), outputs]
         # The layers in gpu-net's text form (`core::network`'s).
         self.layer_list = ", ".join(text)
-        core = _core.ListNetwork(self.layer_list, self._input_dim, 0.0, "he", _seed(seed))
+        core = _core.ListNetwork(self.layer_list, self._input_dim, 0.0, "he", _seed(seed), device)
         self._attach(core, warn=device == "auto")
 
     def predict(self, x, train_flg=False):

@@ -97,6 +97,7 @@ pub fn write_checkpoint(
     let config = RunConfig {
         hidden: n.arch.hidden().to_vec(),
         conv: n.arch.conv,
+        network: n.arch.layers.as_ref().map(|l| l.text()),
         batchnorm: n.arch.batchnorm,
         dropout: n.arch.dropout,
         weight_decay: n.net.weight_decay,

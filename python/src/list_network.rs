@@ -1,31 +1,45 @@
 //! A network given as a list of layers (`gpu_net::core::network`) as the
-//! Python classes hold it: `DeepConvNet`. It computes on the CPU reference
-//! in f64 (`gpu_net::cpu::sequential`); parameters come in with every call,
-//! as for `Network`, and Dropout's step count lives here.
+//! Python classes hold it: `DeepConvNet`. It computes on the GPU
+//! (`HostFedNet` over a `GpuSequential`), or on the CPU reference in f64
+//! (`gpu_net::cpu::sequential`); parameters come in with every call, as
+//! for `Network`, and Dropout's step count lives with the device.
 
-use gpu_net::core::model::{Init, Tensor};
+use gpu_net::core::model::{Arch, Init, Params, Tensor};
 use gpu_net::core::network::{Layer, Network, Plan, Values};
 use gpu_net::cpu::layers::{Labels, SoftmaxWithLoss};
 use gpu_net::cpu::net::correct_count;
 use gpu_net::cpu::sequential::{Sequential, Weights};
+use gpu_net::gpu::sequential::GpuSequential;
+use gpu_net::gpu::stages::Stages;
+use gpu_net::gpu::{Form, HostFedNet};
 use numpy::{PyArray1, PyArray2, PyArrayDyn, PyArrayMethods};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::convert::{batch_of, fill, labels_of};
+use crate::gpu_err;
+use crate::network::parse_device;
 
 /// Images evaluated at a time: the book's `batch_size`, which also bounds
 /// the convolutions' column matrices.
 const CHUNK: usize = 100;
 
+/// The list on the GPU, fed from the host.
+type GpuList = Box<HostFedNet<GpuSequential>>;
+
 #[pyclass(module = "gpu_net._core")]
 pub struct ListNetwork {
     seq: Sequential,
+    arch: Arch,
     tensors: Vec<Tensor>,
     init: Init,
     seed: u64,
+    /// Training-form passes on the CPU (the GPU counts its own).
     steps: u64,
+    gpu: Option<GpuList>,
+    /// Why `device="auto"` took the CPU.
+    fallback: Option<String>,
 }
 
 impl ListNetwork {
@@ -87,18 +101,76 @@ impl ListNetwork {
         self.steps += 1;
         self.steps as u32
     }
+
+    /// The GPU's logits (rows × outputs) in `form`, its parameters `values`:
+    /// evaluation in chunks, the training form over the whole batch.
+    fn gpu_logits(
+        &mut self,
+        values: Vec<f64>,
+        x: &[f64],
+        rows: usize,
+        form: Form,
+    ) -> PyResult<Vec<f64>> {
+        let (inputs, outputs, arch) = (self.inputs(), self.outputs(), self.arch.clone());
+        let g = self.gpu.as_mut().expect("the GPU engine");
+        g.write_params(&Params {
+            arch,
+            values,
+            running: vec![],
+        });
+        let chunk = if form == Form::Train {
+            rows
+        } else {
+            g.chunk_rows()
+        };
+        let mut out = Vec::with_capacity(rows * outputs);
+        for part in x.chunks(chunk * inputs) {
+            let x32: Vec<f32> = part.iter().map(|&v| v as f32).collect();
+            let labels = vec![0; part.len() / inputs];
+            let (_, logits) = g.forward_logits(&x32, &labels, form).map_err(gpu_err)?;
+            out.extend(logits.iter().map(|&v| v as f64));
+        }
+        Ok(out)
+    }
+
+    /// The GPU for `device` where it runs this list; else the CPU and why.
+    fn engine(
+        device: &str,
+        plan: &Plan,
+        first: &Params,
+        (weight_decay, seed): (f64, u64),
+    ) -> PyResult<(Option<GpuList>, Option<String>)> {
+        let (ctx, fallback) = parse_device(device)?;
+        let Some(ctx) = ctx else {
+            return Ok((None, fallback));
+        };
+        let stages = match Stages::new(plan) {
+            Ok(stages) => stages,
+            Err(e) if device == "auto" => return Ok((None, Some(e.to_string()))),
+            Err(e) => return Err(PyValueError::new_err(format!("device='gpu': {e}"))),
+        };
+        let net = GpuSequential::new(ctx, first, stages, true).map_err(gpu_err)?;
+        Ok((
+            Some(Box::new(HostFedNet::with(net, weight_decay, seed))),
+            None,
+        ))
+    }
 }
 
 #[pymethods]
 impl ListNetwork {
-    /// `text`, the layers' text form, on images `input_dim` (C, H, W).
+    /// `text`, the layers' text form, on images `input_dim` (C, H, W), on
+    /// `device` ('auto', 'gpu' or 'cpu').
     #[new]
+    #[pyo3(signature = (text, input_dim, weight_decay, init, seed, device="cpu"))]
     fn new(
+        py: Python<'_>,
         text: &str,
         input_dim: (usize, usize, usize),
         weight_decay: f64,
         init: &str,
         seed: u64,
+        device: &str,
     ) -> PyResult<Self> {
         let (c, h, w) = input_dim;
         let network = Network::parse(text, Values::Image { c, h, w })
@@ -119,14 +191,21 @@ impl ListNetwork {
         }
         let init = Init::parse(init).map_err(PyValueError::new_err)?;
         let (tensors, _) = Network::tensors(&plan);
+        let arch = Arch::from_network(network).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let first = Params::init_with(&arch, init, seed);
+        let (gpu, fallback) =
+            py.detach(|| Self::engine(device, &plan, &first, (weight_decay, seed)))?;
         let mut seq = Sequential::new(plan);
         (seq.weight_decay, seq.seed) = (weight_decay, seed);
         Ok(ListNetwork {
             seq,
+            arch,
             tensors,
             init,
             seed,
             steps: 0,
+            gpu,
+            fallback,
         })
     }
 
@@ -144,18 +223,25 @@ impl ListNetwork {
 
     #[getter]
     fn device(&self) -> String {
-        "cpu (f64 reference)".into()
+        match &self.gpu {
+            Some(g) => format!("gpu: {}", g.net.ctx.describe()),
+            None => "cpu (f64 reference)".into(),
+        }
     }
 
-    /// Why the network computes on the CPU.
+    /// Why `device='auto'` computes on the CPU (None when it does not).
     #[getter]
     fn fallback(&self) -> Option<String> {
-        Some("a network given as a list of layers (DeepConvNet) runs on the CPU reference; its GPU path is not built yet".into())
+        self.fallback.clone()
     }
 
+    /// Training-form passes so far (Dropout's step numbers).
     #[getter]
     fn steps(&self) -> u64 {
-        self.steps
+        match &self.gpu {
+            Some(g) => g.steps_done(),
+            None => self.steps,
+        }
     }
 
     fn predict<'py>(
@@ -167,7 +253,9 @@ impl ListNetwork {
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let values = self.arena(&arrays)?;
         let (x, rows) = batch_of(&x, self.inputs())?;
+        let form = if train_flg { Form::Train } else { Form::Eval };
         let logits = match train_flg {
+            _ if self.gpu.is_some() => py.detach(|| self.gpu_logits(values, &x, rows, form))?,
             false => py.detach(|| self.eval_logits(&values, &x, rows)),
             true => {
                 let step = self.next_step();
@@ -192,11 +280,28 @@ impl ListNetwork {
     ) -> PyResult<f64> {
         let values = self.arena(&arrays)?;
         let (x, rows, t) = self.labelled(&x, &t)?;
+        let decay = self.seq.decay_loss(&values);
+        if let (Some(g), true) = (&mut self.gpu, train_flg) {
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let t32: Vec<u32> = t.iter().map(|&l| l as u32).collect();
+            let arch = self.arch.clone();
+            let stats = py.detach(|| {
+                g.write_params(&Params {
+                    arch,
+                    values,
+                    running: vec![],
+                });
+                g.forward(&x32, &t32, Form::Train)
+            });
+            return Ok(stats.map_err(gpu_err)?.mean_loss() + decay);
+        }
         if !train_flg {
-            let logits = py.detach(|| self.eval_logits(&values, &x, rows));
+            let logits = match self.gpu.is_some() {
+                true => py.detach(|| self.gpu_logits(values.clone(), &x, rows, Form::Eval))?,
+                false => py.detach(|| self.eval_logits(&values, &x, rows)),
+            };
             return Ok(
-                SoftmaxWithLoss::default().forward(&logits, Labels::Index(&t), rows)
-                    + self.seq.decay_loss(&values),
+                SoftmaxWithLoss::default().forward(&logits, Labels::Index(&t), rows) + decay,
             );
         }
         let step = self.next_step();
@@ -212,7 +317,7 @@ impl ListNetwork {
     }
 
     fn accuracy(
-        &self,
+        &mut self,
         py: Python<'_>,
         arrays: Vec<PyReadonlyArrayDyn<'_, f64>>,
         x: PyReadonlyArray2<'_, f64>,
@@ -220,7 +325,10 @@ impl ListNetwork {
     ) -> PyResult<f64> {
         let values = self.arena(&arrays)?;
         let (x, rows, t) = self.labelled(&x, &t)?;
-        let logits = py.detach(|| self.eval_logits(&values, &x, rows));
+        let logits = match self.gpu.is_some() {
+            true => py.detach(|| self.gpu_logits(values, &x, rows, Form::Eval))?,
+            false => py.detach(|| self.eval_logits(&values, &x, rows)),
+        };
         Ok(correct_count(&logits, &t) as f64 / rows as f64)
     }
 
@@ -234,6 +342,20 @@ impl ListNetwork {
     ) -> PyResult<Vec<Bound<'py, PyArrayDyn<f64>>>> {
         let values = self.arena(&arrays)?;
         let (x, rows, t) = self.labelled(&x, &t)?;
+        if let Some(g) = &mut self.gpu {
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let t32: Vec<u32> = t.iter().map(|&l| l as u32).collect();
+            let arch = self.arch.clone();
+            let grads = py.detach(|| {
+                g.write_params(&Params {
+                    arch,
+                    values,
+                    running: vec![],
+                });
+                g.gradient(&x32, &t32)
+            });
+            return self.arrays(py, &grads.map_err(gpu_err)?.1.values);
+        }
         let step = self.next_step();
         let w = Weights {
             values: &values,

@@ -159,7 +159,7 @@ impl Network {
     }
 }
 
-fn parse_device(device: &str) -> PyResult<(Option<Arc<GpuContext>>, Option<String>)> {
+pub(crate) fn parse_device(device: &str) -> PyResult<(Option<Arc<GpuContext>>, Option<String>)> {
     match device {
         "cpu" => Ok((None, None)),
         "gpu" => Ok((Some(context().map_err(gpu_err)?), None)),

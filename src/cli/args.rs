@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::values::{
-    Hidden, conv_pad, conv_size, dropout_ratio, non_negative_f64, parse_hidden, parse_input_dim,
-    parse_net, unit_interval,
+    Hidden, NetKind, conv_pad, conv_size, dropout_ratio, non_negative_f64, parse_hidden,
+    parse_input_dim, parse_net, unit_interval,
 };
 use gpu_net::core::config::RunConfig;
 use gpu_net::core::data;
@@ -66,34 +66,6 @@ impl GpuArgs {
                 MatmulKernel::Vec4 => MatmulAlgo::Vec4,
                 MatmulKernel::Vec4Buffers => MatmulAlgo::Vec4Buffers,
             }),
-        }
-    }
-}
-
-/// The network's kind, named after the book's classes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetKind {
-    /// MultiLayerNetExtend (chapters 5 and 6): Affine layers (`mlp`, and
-    /// `two-layer` for TwoLayerNet).
-    Mlp,
-    /// The book's MultiLayerNet of chapter 6: by default six hidden layers of 100.
-    MultiLayer,
-    /// SimpleConvNet (chapter 7): Conv → Relu → Pool, then the Affine layers.
-    SimpleConvnet,
-    /// DeepConvNet (chapter 8), a list of layers trained by default as the
-    /// book's `train_deepnet.py` trains it (Adam, lr 0.001).
-    DeepConvnet,
-    /// A list of layers (given, or a file holding one): its text.
-    List(String),
-}
-
-impl NetKind {
-    /// A list's text: DeepConvNet's, or the one given.
-    pub fn list(&self) -> Option<String> {
-        match self {
-            NetKind::DeepConvnet => Some(gpu_net::core::network::Network::deep_convnet().text()),
-            NetKind::List(text) => Some(text.clone()),
-            _ => None,
         }
     }
 }

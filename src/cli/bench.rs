@@ -10,12 +10,10 @@ use gpu_net::core::optim::StepRule;
 use gpu_net::run::bench;
 use gpu_net::run::device::{Device, DeviceChoice};
 
-use super::args::{
-    ConvArgs, GpuArgs, LayerArgs, NetKind, OptimizerArgs, UsageError, load_data,
-};
+use super::args::{ConvArgs, GpuArgs, LayerArgs, OptimizerArgs, UsageError, load_data};
 use super::output::{self, Output};
 use super::values::{
-    Nets, UsizeList, parse_list, parse_matmul, parse_net, parse_nets, repeats, seconds,
+    NetKind, Nets, UsizeList, parse_list, parse_matmul, parse_net, parse_nets, repeats, seconds,
     steps_per_submit,
 };
 

@@ -1,5 +1,5 @@
-//! `gpu-net experiment NAME`: one of the book's chapter 6 experiments, or
-//! chapter 7's `train_convnet.py`.
+//! `gpu-net experiment NAME`: one of the book's chapter 6 experiments,
+//! chapter 7's `train_convnet.py` and chapter 8's `train_deepnet.py`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

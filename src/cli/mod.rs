@@ -41,7 +41,7 @@ use args::{DeviceArg, UsageError};
 #[command(
     name = "gpu-net",
     version,
-    about = "Train the book's networks (Deep Learning from Scratch, chapters 5 to 7) on MNIST with WGSL compute shaders, checked against a CPU reference"
+    about = "Train the book's networks (Deep Learning from Scratch, chapters 5 to 8) on MNIST with WGSL compute shaders, checked against a CPU reference"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,7 +56,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Training-step throughput over batch and hidden sizes, GPU (and CPU with --cpu).
     Bench(bench::BenchArgs),
-    /// Run one of the book's experiments: chapter 6's optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search, or chapter 7's train-convnet.
+    /// Run one of the book's experiments: chapter 6's optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search; chapter 7's train-convnet; or chapter 8's train-deepnet.
     Experiment(experiment::ExperimentArgs),
     /// A checkpoint's loss and accuracy on the test set, per class, and the confusion matrix.
     Eval(eval::EvalArgs),

@@ -10,12 +10,13 @@ use gpu_net::core::config::RunConfig;
 use gpu_net::core::optim::OptimizerKind;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
-use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, NetKind, OptimizerArgs};
+use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs};
 use super::interrupt;
 use super::output::Output;
 use super::train_print::{Printer, say_how_it_ended};
 use super::values::{
-    batch_size, iterations, positive_f32, positive_usize, steps_per_submit, up_to_max_epochs,
+    NetKind, batch_size, iterations, positive_f32, positive_usize, steps_per_submit,
+    up_to_max_epochs,
 };
 
 #[derive(Args)]
@@ -153,7 +154,9 @@ mod tests {
     /// Every setting of a run is a flag of the same name, and the flag
     /// lands in its field: parsing `--F V` for each field F of a
     /// configuration gives that configuration. (`conv` is `--net
-    /// simple-convnet` with the flags of its `conv_param`.)
+    /// simple-convnet` with the flags of its `conv_param`; `network`, a
+    /// list given to `--net`, is the other network there can be, parsed
+    /// after.)
     #[test]
     fn every_field_is_a_flag_that_sets_it() {
         let front = gpu_net::core::conv::ConvFront {
@@ -166,6 +169,7 @@ mod tests {
         let want = RunConfig {
             hidden: vec![7, 5],
             conv: Some(front),
+            network: None,
             batchnorm: true,
             dropout: 0.25,
             weight_decay: 0.125,
@@ -185,6 +189,9 @@ mod tests {
         };
         let mut argv = vec!["train".to_string()];
         for (field, value) in want.fields() {
+            if field == "network" {
+                continue;
+            }
             if field == "conv" {
                 let conv = "--net simple-convnet --input-dim 1,14,56 --filter-num 3 --filter-size 3 --pad 1 --stride 2";
                 argv.extend(conv.split(' ').map(String::from));
@@ -200,7 +207,8 @@ mod tests {
             .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         let args = Cli::from_arg_matches(&matches).unwrap().train;
         assert_eq!(args.config().unwrap(), want);
-        let flags = RunConfig::field_names().into_iter().filter(|f| f != "conv");
+        let flags =
+            (RunConfig::field_names().into_iter()).filter(|f| f != "conv" && f != "network");
         let conv_flags = super::CONV_FLAGS.iter().map(|f| f.to_string());
         for field in flags.chain(conv_flags).chain(["net".to_string()]) {
             let source = matches.value_source(&field);
@@ -210,5 +218,10 @@ mod tests {
                 "{field}"
             );
         }
+        let list = ["train", "--net", "conv 2 3x3, relu, pool 2x2, affine 10"];
+        let matches = Cli::command().try_get_matches_from(list).unwrap();
+        let args = Cli::from_arg_matches(&matches).unwrap().train;
+        let text = "input 1x28x28, conv 2 3x3, relu, pool 2x2, affine 10, softmax";
+        assert_eq!(args.config().unwrap().network.as_deref(), Some(text));
     }
 }

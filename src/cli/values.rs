@@ -61,9 +61,36 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
 /// Largest network file `--net` reads: a list is a few lines.
 const MAX_NET_FILE: u64 = 1 << 20;
 
+/// The network's kind, named after the book's classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    /// MultiLayerNetExtend (chapters 5 and 6): Affine layers (`mlp`, and
+    /// `two-layer` for TwoLayerNet).
+    Mlp,
+    /// The book's MultiLayerNet of chapter 6: by default six hidden layers of 100.
+    MultiLayer,
+    /// SimpleConvNet (chapter 7): Conv → Relu → Pool, then the Affine layers.
+    SimpleConvnet,
+    /// DeepConvNet (chapter 8), a list of layers trained by default as the
+    /// book's `train_deepnet.py` trains it (Adam, lr 0.001).
+    DeepConvnet,
+    /// A list of layers (given, or a file holding one): its text.
+    List(String),
+}
+
+impl NetKind {
+    /// A list's text: DeepConvNet's, or the one given.
+    pub fn list(&self) -> Option<String> {
+        match self {
+            NetKind::DeepConvnet => Some(gpu_net::core::network::Network::deep_convnet().text()),
+            NetKind::List(text) => Some(text.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// `--net`: a preset's name, a file holding a list of layers, or a list.
-pub fn parse_net(s: &str) -> Result<super::args::NetKind, String> {
-    use super::args::NetKind;
+pub fn parse_net(s: &str) -> Result<NetKind, String> {
     Ok(match s.trim().to_ascii_lowercase().as_str() {
         "mlp" | "two-layer" => NetKind::Mlp,
         "multi-layer" => NetKind::MultiLayer,
@@ -81,9 +108,13 @@ pub fn parse_net(s: &str) -> Result<super::args::NetKind, String> {
 
 /// A network file's text, or why it cannot be read (naming it).
 fn read_net_file(path: &str) -> Result<String, String> {
-    let len = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .len();
     if len > MAX_NET_FILE {
-        return Err(format!("{path}: {len} bytes, over the {MAX_NET_FILE} a list of layers may take"));
+        return Err(format!(
+            "{path}: {len} bytes, over the {MAX_NET_FILE} a list of layers may take"
+        ));
     }
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
 }

@@ -122,8 +122,16 @@ fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
 /// `--batchnorm`'s: a list's keeps no running statistics).
 fn list_arch(text: &str, inputs: usize) -> Result<Arch, ArchError> {
     let side = (inputs as f64).sqrt() as usize;
-    let square = Values::Image { c: 1, h: side, w: side };
-    let default = if side * side == inputs { square } else { Values::Flat(inputs) };
+    let square = Values::Image {
+        c: 1,
+        h: side,
+        w: side,
+    };
+    let default = if side * side == inputs {
+        square
+    } else {
+        Values::Flat(inputs)
+    };
     let network = Network::parse(text, default).map_err(|e| ArchError::List(e.to_string()))?;
     if network.inputs() != inputs {
         return Err(ArchError::List(format!(

@@ -586,7 +586,11 @@ impl Network {
             }
             Some(Err(why)) => {
                 let item = items[0].to_string();
-                return Err(NetworkError::Layer { index: 1, layer: item, why });
+                return Err(NetworkError::Layer {
+                    index: 1,
+                    layer: item,
+                    why,
+                });
             }
             None => input,
         };

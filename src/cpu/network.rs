@@ -84,7 +84,14 @@ impl CpuNetwork {
                 let (loss, values) = seq.gradient(Self::weights(params), x, t, batch, step);
                 let running = vec![0.0; params.running.len()];
                 let arch = params.arch.clone();
-                (loss, Params { arch, values, running })
+                (
+                    loss,
+                    Params {
+                        arch,
+                        values,
+                        running,
+                    },
+                )
             }
         }
     }

@@ -236,7 +236,7 @@ pub trait ParamsEvaluator {
     fn device(&self) -> String;
 }
 
-impl<N: StepNet<Host = Params>> ParamsEvaluator for GpuEvaluator<N> {
+impl<N: StepNet> ParamsEvaluator for GpuEvaluator<N> {
     fn load(&self, params: &Params) {
         self.net.write_host(params);
     }

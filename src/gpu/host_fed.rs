@@ -9,8 +9,12 @@
 //! read-back buffer kept with the pass, mapped once. A round trip to the
 //! GPU costs far more than a small pass; nothing is made per call.
 //!
-//! Imports `budget`, `context`, `dispatch`, `error`, `eval`, `layout` and
-//! `net` (the same rank as `trainer`; neither imports the other).
+//! Either network: an `Arch`'s (`net`) or a list's (`sequential`), each
+//! saying what a host-fed pass needs of it ([`HostFed`]).
+//!
+//! Imports `budget`, `context`, `dispatch`, `error`, `eval`, `layout`,
+//! `net`, `ops` and `sequential` (the same rank as `trainer`; neither
+//! imports the other).
 
 use std::sync::Arc;
 
@@ -21,17 +25,71 @@ use super::error::{GpuError, Result};
 use super::eval::{eval_chunk, fitting_rows};
 use super::kernels::Stats;
 use super::layout::{padded, padded_rows};
-use super::net::{Activations, GpuNet};
-use super::ops::{GradTarget, Mode, Op, stats_buffer};
+use super::net::GpuNet;
+use super::ops::{Batch, GradTarget, Mode, Op, StepNet, stats_buffer};
+use super::sequential::{GpuSequential, chunk_rows};
 use crate::core::dropout_mask::layer_key;
 use crate::core::model::Params;
+
+/// What a host-fed pass needs of a network beside [`StepNet`].
+pub trait HostFed: StepNet {
+    /// Most rows one pass takes: as many as keep every buffer within one
+    /// storage binding.
+    fn max_rows(&self) -> usize;
+    /// Rows an evaluation over many images takes at a time (the CLI's chunk).
+    fn chunk_rows(&self) -> usize;
+    /// Checks the device holds the buffers of a pass over `rows` rows, and
+    /// makes what its products share.
+    fn prepare(&self, rows: usize) -> Result<()>;
+    /// Replaces the trained parameters, not any running statistics (which
+    /// stay as the training-form passes left them).
+    fn write_weights(&self, params: &Params);
+}
+
+impl HostFed for GpuNet {
+    fn max_rows(&self) -> usize {
+        fitting_rows(&self.ctx, &self.arch)
+    }
+    fn chunk_rows(&self) -> usize {
+        eval_chunk(&self.ctx, &self.arch)
+    }
+    fn prepare(&self, rows: usize) -> Result<()> {
+        let (ctx, arch) = (&self.ctx, &self.arch);
+        let mut plan = Plan::default();
+        plan.activations(arch, rows);
+        let scratch = largest_scratch(ctx, arch, &[(rows, true)]);
+        plan.matmul_scratch(&scratch);
+        plan.check(ctx)?;
+        self.kernels.matmul.reserve(ctx, &scratch);
+        Ok(())
+    }
+    fn write_weights(&self, params: &Params) {
+        self.write_arena(params);
+    }
+}
+
+impl HostFed for GpuSequential {
+    fn max_rows(&self) -> usize {
+        chunk_rows(&self.ctx, &self.stages, usize::MAX)
+    }
+    fn chunk_rows(&self) -> usize {
+        HostFed::max_rows(self)
+    }
+    /// The buffers are checked one binding each as they are made.
+    fn prepare(&self, _rows: usize) -> Result<()> {
+        Ok(())
+    }
+    fn write_weights(&self, params: &Params) {
+        self.write_params(&params.values);
+    }
+}
 
 /// Batch sizes whose passes are kept made.
 const KEPT_PASSES: usize = 3;
 
 /// The activations and recorded passes for one batch size.
-struct Passes {
-    act: Activations,
+struct Passes<N: StepNet> {
+    act: N::Act,
     stats: wgpu::Buffer,
     /// What a call reads back, copied here in its submission: the sums,
     /// then the logits, then the gradients ([`Readback`]'s order).
@@ -67,8 +125,8 @@ pub enum Form {
     Eval,
 }
 
-pub struct HostFedNet {
-    pub net: GpuNet,
+pub struct HostFedNet<N: HostFed = GpuNet> {
+    pub net: N,
     weight_decay: f32,
     /// Seeds Dropout's masks, with the step and the layer.
     seed: u64,
@@ -76,10 +134,10 @@ pub struct HostFedNet {
     steps: u64,
     /// The passes of the batch sizes used last, the latest first (a
     /// training loop's batch and an evaluation's chunk both stay made).
-    passes: Vec<Passes>,
+    passes: Vec<Passes<N>>,
 }
 
-impl HostFedNet {
+impl HostFedNet<GpuNet> {
     pub fn new(
         ctx: Arc<GpuContext>,
         params: &Params,
@@ -89,24 +147,32 @@ impl HostFedNet {
         let mut plan = Plan::default();
         plan.net(&params.arch);
         plan.check(&ctx)?;
-        Ok(HostFedNet {
-            net: GpuNet::new(ctx, params)?,
+        Ok(Self::with(GpuNet::new(ctx, params)?, weight_decay, seed))
+    }
+}
+
+impl<N: HostFed> HostFedNet<N> {
+    /// `net` fed from the host, its gradient with weight decay
+    /// `weight_decay` and Dropout's masks seeded `seed`.
+    pub fn with(net: N, weight_decay: f64, seed: u64) -> Self {
+        HostFedNet {
+            net,
             weight_decay: weight_decay as f32,
             seed,
             steps: 0,
             passes: Vec::new(),
-        })
+        }
     }
 
     /// Most rows one pass takes: as many as keep every activation within
     /// one storage binding.
     pub fn max_rows(&self) -> usize {
-        fitting_rows(&self.net.ctx, &self.net.arch)
+        self.net.max_rows()
     }
 
     /// Rows an evaluation over many images takes at a time (the CLI's chunk).
     pub fn chunk_rows(&self) -> usize {
-        eval_chunk(&self.net.ctx, &self.net.arch)
+        self.net.chunk_rows()
     }
 
     /// Training-form forwards run so far (Dropout's step numbers go on from here).
@@ -122,7 +188,7 @@ impl HostFedNet {
     /// Replaces the weights, biases, `gamma` and `beta` (not the running
     /// statistics, which stay as the training-form passes left them).
     pub fn write_params(&self, params: &Params) {
-        self.net.write_arena(params);
+        self.net.write_weights(params);
     }
 
     /// Puts the passes for `rows` first, making them unless they are kept.
@@ -135,7 +201,7 @@ impl HostFedNet {
                 unit: "rows",
             });
         }
-        if let Some(i) = self.passes.iter().position(|p| p.act.rows == rows) {
+        if let Some(i) = self.passes.iter().position(|p| p.act.rows() == rows) {
             let p = self.passes.remove(i);
             self.passes.insert(0, p);
             return Ok(());
@@ -146,15 +212,10 @@ impl HostFedNet {
         Ok(())
     }
 
-    fn make_passes(&self, rows: usize) -> Result<Passes> {
-        let (ctx, arch, net) = (&self.net.ctx, &self.net.arch, &self.net);
-        let mut plan = Plan::default();
-        plan.activations(arch, rows);
-        let scratch = largest_scratch(ctx, arch, &[(rows, true)]);
-        plan.matmul_scratch(&scratch);
-        plan.check(ctx)?;
-        net.kernels.matmul.reserve(ctx, &scratch);
-        let act = net.activations(rows)?;
+    fn make_passes(&self, rows: usize) -> Result<Passes<N>> {
+        let (ctx, net) = (self.net.context(), &self.net);
+        net.prepare(rows)?;
+        let act = net.batch_buffers(rows, true)?;
         let stats = stats_buffer(ctx, "host-fed stats");
         let readback = ctx.read_back_buffer(
             "host-fed read-back",
@@ -162,10 +223,10 @@ impl HostFedNet {
         );
         Ok(Passes {
             readback,
-            padded_x: vec![0.0; padded_rows(rows) * padded(self.net.arch.inputs())],
-            train: net.forward(&act, rows, &stats, true, Mode::Train { slots: 1 })?,
-            backward: net.backward(&act, GradTarget::Store, self.weight_decay)?,
-            eval: net.forward(&act, rows, &stats, false, Mode::Eval)?,
+            padded_x: vec![0.0; padded_rows(rows) * padded(self.net.arch().inputs())],
+            train: net.forward_ops(&act, rows, &stats, true, Mode::Train { slots: 1 })?,
+            backward: net.backward_ops(&act, GradTarget::Store, self.weight_decay, 1)?,
+            eval: net.forward_ops(&act, rows, &stats, false, Mode::Eval)?,
             act,
             stats,
         })
@@ -175,7 +236,7 @@ impl HostFedNet {
     /// buffer in the GPU layout, with the ones column that carries the bias
     /// (the padding stays zero), then it and the labels to the GPU.
     fn write_batch(&mut self, x: &[f32], t: &[u32]) {
-        let inputs = self.net.arch.inputs();
+        let inputs = self.net.arch().inputs();
         let p = &mut self.passes[0];
         let stride = p.padded_x.len() / padded_rows(t.len());
         for (dst, src) in p
@@ -186,18 +247,18 @@ impl HostFedNet {
             dst[..inputs].copy_from_slice(src);
             dst[inputs] = 1.0;
         }
-        let queue = &self.net.ctx.queue;
-        queue.write_buffer(&p.act.x, 0, bytemuck::cast_slice(&p.padded_x));
-        queue.write_buffer(&p.act.t, 0, bytemuck::cast_slice(t));
+        let queue = &self.net.context().queue;
+        queue.write_buffer(p.act.x(), 0, bytemuck::cast_slice(&p.padded_x));
+        queue.write_buffer(p.act.t(), 0, bytemuck::cast_slice(t));
     }
 
     /// Bytes of the logits of `rows` rows as stored (padded rows).
     fn logits_bytes(&self, rows: usize) -> u64 {
-        (rows * padded(self.net.arch.outputs())) as u64 * 4
+        (rows * padded(self.net.arch().outputs())) as u64 * 4
     }
 
     fn grads_bytes(&self) -> u64 {
-        self.net.layout.len as u64 * 4
+        self.net.arena_len() as u64 * 4
     }
 
     /// One pass over a batch in one submission: the forward in `form`
@@ -219,12 +280,14 @@ impl HostFedNet {
         } else {
             &p.eval
         };
-        for op in forward {
+        // A Dropout's backward, where it has one, takes its forward's key.
+        for op in forward.iter().chain(&p.backward) {
             if let (Op::Dropout { layer, slots }, Some(step)) = (op, step) {
-                slots[0].set_key(&self.net.ctx, layer_key(self.seed, step as u32, *layer));
+                let key = layer_key(self.seed, step as u32, *layer);
+                slots[0].set_key(self.net.context(), key);
             }
         }
-        let ctx = &self.net.ctx;
+        let ctx = self.net.context();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&p.stats, 0, None);
         let back = if want.grads { &p.backward[..] } else { &[] };
@@ -245,16 +308,16 @@ impl HostFedNet {
             0
         };
         if want.logits {
-            copy(p.act.z.last().unwrap(), logits_bytes);
+            copy(self.net.logits(&p.act).0, logits_bytes);
         }
         if want.grads {
-            copy(self.net.grads(), self.grads_bytes());
+            copy(self.net.grad_arena(), self.grads_bytes());
         }
         ctx.queue.submit([enc.finish()]);
         let bytes = ctx.read_staged(&p.readback, at, "the pass's results")?;
         let (stats, rest) = bytes.split_at(Stats::BYTES as usize);
         let (logits, grads) = rest.split_at(logits_bytes as usize);
-        let (o, stride) = (self.net.arch.outputs(), padded(self.net.arch.outputs()));
+        let (o, stride) = (self.net.arch().outputs(), padded(self.net.arch().outputs()));
         let logits: Vec<f32> = bytemuck::pod_collect_to_vec(logits);
         Ok(Readback {
             stats: bytemuck::pod_read_unaligned(stats),
@@ -300,11 +363,17 @@ impl HostFedNet {
             grads: true,
         };
         let r = self.run(x, t, Form::Train, want)?;
-        Ok((r.stats, self.net.layout.from_gpu(&self.net.arch, &r.grads)))
+        let arch = self.net.arch();
+        let grads = Params {
+            arch: arch.clone(),
+            values: self.net.host_array(&r.grads),
+            running: vec![0.0; arch.running_len()],
+        };
+        Ok((r.stats, grads))
     }
 
     /// The parameters and running statistics on the GPU.
     pub fn read_params(&self) -> Result<Params> {
-        self.net.read_params()
+        self.net.read_host()
     }
 }

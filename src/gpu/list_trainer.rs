@@ -12,20 +12,14 @@ use std::sync::Arc;
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, GpuEvaluator, ParamsEvaluator};
-use super::layout::matrix_bytes;
 use super::ops::{DeviceDataset, read_stats};
-use super::sequential::GpuSequential;
-use super::sequential::column_bytes;
+use super::sequential::{GpuSequential, chunk_rows};
 use super::stages::Stages;
 use super::trainer::{GpuTrainer, StepWorkspace};
 use crate::core::data::{Dataset, Mnist};
 use crate::core::limits::MAX_INDICES_PER_SUBMIT;
 use crate::core::model::Params;
 use crate::core::optim::StepRule;
-
-/// Images per evaluation chunk at most: a list's activations per image
-/// are many times an MLP's.
-const LIST_EVAL_CHUNK: usize = 1000;
 
 impl GpuTrainer<GpuSequential> {
     /// Uploads the data and `params` (a list network, whose stages are
@@ -125,28 +119,4 @@ pub fn list_gradient(
 /// Images per evaluation chunk of the training and test splits.
 pub fn eval_rows(ctx: &GpuContext, stages: &Stages, data: &Mnist) -> usize {
     chunk_rows(ctx, stages, data.train.len().max(data.test.len()))
-}
-
-/// Images per evaluation chunk of `len` images: at most
-/// [`LIST_EVAL_CHUNK`] and `len`, fewer (a multiple of 4) until every value
-/// and a convolution's columns fit one storage binding.
-fn chunk_rows(ctx: &GpuContext, stages: &Stages, len: usize) -> usize {
-    let mut rows = LIST_EVAL_CHUNK.min(len).max(1);
-    while rows > 4 && largest_buffer(stages, rows) > ctx.binding_limit() {
-        rows = (rows / 2).next_multiple_of(4);
-    }
-    rows
-}
-
-/// The largest buffer of `rows` images: a value or a convolution's columns.
-pub fn largest_buffer(stages: &Stages, rows: usize) -> u64 {
-    let values = stages
-        .values
-        .iter()
-        .map(|v| matrix_bytes(v.rows(rows), v.cols()));
-    let columns = stages
-        .stages
-        .iter()
-        .filter_map(|s| column_bytes(s, stages, rows));
-    values.chain(columns.map(|c| c.1)).max().unwrap_or(0)
 }

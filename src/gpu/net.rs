@@ -615,7 +615,9 @@ impl StepNet for GpuNet {
         let classes = self.arch.outputs();
         (act.z.last().expect("a layer"), classes, padded(classes))
     }
-    type Host = Params;
+    fn arch(&self) -> &Arch {
+        &self.arch
+    }
     fn read_host(&self) -> Result<Params> {
         self.read_params()
     }

@@ -19,6 +19,7 @@ use super::kernels::{
 };
 use super::layout::{GpuLayer, padded_rows, weight_grad_shape};
 use crate::core::data::Dataset;
+use crate::core::model::{Arch, Params};
 
 /// A dataset split resident on the GPU: u8 pixels packed into u32, labels as u32.
 pub struct DeviceDataset {
@@ -216,9 +217,10 @@ pub trait StepNet {
     fn fuses_sgd(&self) -> bool;
     /// The logits in `act`: (buffer, classes, row stride).
     fn logits<'a>(&self, act: &'a Self::Act) -> (&'a wgpu::Buffer, usize, usize);
+    /// The network.
+    fn arch(&self) -> &Arch;
     /// The parameters as the host keeps them (the book's arena, f64).
-    type Host;
-    fn read_host(&self) -> Result<Self::Host>;
+    fn read_host(&self) -> Result<Params>;
     /// Elements of the host's arena.
     fn host_len(&self) -> usize;
     /// An array laid out as the GPU arena (an optimizer's state) in the
@@ -226,7 +228,7 @@ pub trait StepNet {
     fn host_array(&self, gpu: &[f32]) -> Vec<f64>;
     fn gpu_array(&self, host: &[f64]) -> Vec<f32>;
     /// Replaces the parameters (and any running statistics) with the host's.
-    fn write_host(&self, host: &Self::Host);
+    fn write_host(&self, host: &Params);
 }
 
 /// A network's buffers for a batch, as the drivers fill them.

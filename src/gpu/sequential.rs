@@ -522,6 +522,34 @@ impl GpuSequential {
     }
 }
 
+/// Images per evaluation chunk at most: a list's activations per image
+/// are many times an MLP's.
+const LIST_EVAL_CHUNK: usize = 1000;
+
+/// Images per evaluation chunk of `len` images: at most
+/// [`LIST_EVAL_CHUNK`] and `len`, fewer (a multiple of 4) until every value
+/// and a convolution's columns fit one storage binding.
+pub fn chunk_rows(ctx: &GpuContext, stages: &Stages, len: usize) -> usize {
+    let mut rows = LIST_EVAL_CHUNK.min(len).max(1);
+    while rows > 4 && largest_buffer(stages, rows) > ctx.binding_limit() {
+        rows = (rows / 2).next_multiple_of(4);
+    }
+    rows
+}
+
+/// The largest buffer of `rows` images: a value or a convolution's columns.
+pub fn largest_buffer(stages: &Stages, rows: usize) -> u64 {
+    let values = stages
+        .values
+        .iter()
+        .map(|v| matrix_bytes(v.rows(rows), v.cols()));
+    let columns = stages
+        .stages
+        .iter()
+        .filter_map(|s| column_bytes(s, stages, rows));
+    values.chain(columns.map(|c| c.1)).max().unwrap_or(0)
+}
+
 /// How the window kernels read a value.
 fn image_layout(v: &Value) -> ImageLayout {
     match v.form {
@@ -639,7 +667,9 @@ impl StepNet for GpuSequential {
         let last = act.values.last().expect("the input at least");
         (last, logits.cols(), logits.stride())
     }
-    type Host = Params;
+    fn arch(&self) -> &Arch {
+        &self.arch
+    }
     fn read_host(&self) -> Result<Params> {
         Ok(Params {
             arch: self.arch.clone(),

@@ -398,7 +398,7 @@ impl<N: StepNet> GpuTrainer<N> {
     }
 }
 
-impl<N: StepNet> Trainer<N::Host> for GpuTrainer<N> {
+impl<N: StepNet> Trainer for GpuTrainer<N> {
     fn device(&self) -> String {
         format!("gpu: {}", self.net.context().describe())
     }
@@ -428,7 +428,7 @@ impl<N: StepNet> Trainer<N::Host> for GpuTrainer<N> {
         Ok((stats.mean_loss(), stats.accuracy()))
     }
 
-    fn params(&mut self) -> crate::core::error::Result<N::Host> {
+    fn params(&mut self) -> crate::core::error::Result<Params> {
         self.finish()?;
         Ok(self.net.read_host()?)
     }

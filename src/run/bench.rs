@@ -295,10 +295,22 @@ pub fn bench_gpu(
     if arch.layers.is_some() {
         let model = (&params, list_stages(arch)?);
         let trainer = GpuTrainer::for_list(ctx.clone(), model, data, (batch, slots), 0.1, rule)?;
-        return time_gpu(ctx, trainer, (arch, batch, cfg), &mut take, (start, memory_before));
+        return time_gpu(
+            ctx,
+            trainer,
+            (arch, batch, cfg),
+            &mut take,
+            (start, memory_before),
+        );
     }
     let trainer = GpuTrainer::new(ctx.clone(), &params, data, batch, slots, 0.1, rule)?;
-    time_gpu(ctx, trainer, (arch, batch, cfg), &mut take, (start, memory_before))
+    time_gpu(
+        ctx,
+        trainer,
+        (arch, batch, cfg),
+        &mut take,
+        (start, memory_before),
+    )
 }
 
 /// Times `trainer` from its first step (`start`: when its making began,

@@ -654,7 +654,10 @@ fn list_arch(path: &Path, text: &str, sizes: &str) -> Result<Arch, CheckpointErr
     let network = Network::parse(text, Values::Flat(1)).map_err(|e| invalid_list(e.to_string()))?;
     let arch = Arch::from_network(network).map_err(|e| invalid_list(e.to_string()))?;
     if serde_json::to_string(&arch.sizes).ok().as_deref() != Some(sizes) {
-        let why = format!("sizes {sizes} are not its input and Affine sizes {:?}", arch.sizes);
+        let why = format!(
+            "sizes {sizes} are not its input and Affine sizes {:?}",
+            arch.sizes
+        );
         return Err(invalid_list(why));
     }
     Ok(arch)

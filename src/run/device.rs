@@ -93,7 +93,14 @@ impl Device {
             Device::Gpu(ctx) if params.arch.layers.is_some() => {
                 let model = (params, list_stages(&params.arch)?);
                 let shape = (workspace.batch, workspace.slots);
-                Box::new(GpuTrainer::for_list(ctx.clone(), model, data, shape, lr, rule)?)
+                Box::new(GpuTrainer::for_list(
+                    ctx.clone(),
+                    model,
+                    data,
+                    shape,
+                    lr,
+                    rule,
+                )?)
             }
             Device::Gpu(ctx) => Box::new(GpuTrainer::new(
                 ctx.clone(),

@@ -18,8 +18,8 @@ use crate::core::optim::StepRule;
 use crate::cpu::numerical::{H, NumericalGradient, numerical_gradient};
 use crate::cpu::{CpuNetwork, Labels};
 use crate::gpu::GpuContext;
-use crate::gpu::list_trainer::list_gradient;
 use crate::gpu::budget::{Plan, largest_scratch};
+use crate::gpu::list_trainer::list_gradient;
 use crate::gpu::net::GpuNet;
 use crate::gpu::ops::{DeviceDataset, read_stats};
 use crate::gpu::trainer::StepWorkspace;
@@ -494,7 +494,10 @@ pub fn gpu_gradient(
     let used = train.first(indices.iter().max().map_or(0, |&i| i + 1));
     if params.arch.layers.is_some() {
         let batch = Dataset::from_parts(
-            indices.iter().flat_map(|&i| used.image(i).to_vec()).collect(),
+            indices
+                .iter()
+                .flat_map(|&i| used.image(i).to_vec())
+                .collect(),
             indices.iter().map(|&i| used.labels[i]).collect(),
             used.rows,
             used.cols,
@@ -503,7 +506,14 @@ pub fn gpu_gradient(
         let (loss, values) = list_gradient(ctx, model, &batch, (rule, STEP as u64))?;
         let running = vec![0.0; params.running.len()];
         let arch = params.arch.clone();
-        return Ok((loss, Params { arch, values, running }));
+        return Ok((
+            loss,
+            Params {
+                arch,
+                values,
+                running,
+            },
+        ));
     }
     let arch = &params.arch;
     let mut plan = Plan::default();

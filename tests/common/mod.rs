@@ -77,6 +77,7 @@ pub fn checkpoint(
     let config = gpu_net::core::config::RunConfig {
         hidden: arch.hidden().to_vec(),
         conv: arch.conv,
+        network: arch.layers.as_ref().map(|n| n.text()),
         batchnorm: arch.batchnorm,
         dropout: arch.dropout,
         weight_decay,
