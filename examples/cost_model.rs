@@ -7,9 +7,15 @@
 //! A step is the sum of its dispatches (the GPU was busy the whole step
 //! there): products and the softmax are predicted, the rest (the gather,
 //! the window kernels, Adam's update) carry their measured times.
+//!
+//! Then DeepConvNet's step at batch 100, which no GPU has run: its products
+//! and softmax predicted by the model under the planner's plans, its
+//! window kernels (im2col, col2im, pooling) at the bytes per second
+//! SimpleConvNet's measured on the H200 at batch 1000.
 
 use gpu_net::core::conv::ConvFront;
 use gpu_net::core::model::Arch;
+use gpu_net::core::network::{Layer, Network, Values};
 use gpu_net::gpu::DeviceProfile;
 use gpu_net::gpu::cost::H200;
 use gpu_net::gpu::forecast::{as_measured, planned_step};
@@ -32,6 +38,9 @@ fn main() {
         "{:<24} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "network, batch", "measured", "old plan", "new plan", "PyTorch", "new/PT"
     );
+    let conv_run: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{RUN}/bench_conv.json")).unwrap())
+            .unwrap();
     for (file, conv) in [
         ("bench_mlp.json", false),
         ("bench_big.json", false),
@@ -77,6 +86,84 @@ fn main() {
             );
         }
     }
+    deep_convnet(&profile, &conv_run);
+}
+
+/// DeepConvNet's predicted step at batch 100 (see the module's comment).
+fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
+    let arch = Arch::from_network(Network::deep_convnet()).unwrap();
+    let products: f64 = planned_step(&H200, profile, &arch, 100)
+        .iter()
+        .map(|f| f.seconds)
+        .sum();
+    let [im2col, pool_fwd, pool_bwd] = window_rates(conv);
+    let mut windows = 0.0;
+    let plan = arch.list_plan().unwrap();
+    for p in &plan.layers {
+        let (
+            Values::Image { c, h, w },
+            Values::Image {
+                c: oc,
+                h: oh,
+                w: ow,
+            },
+        ) = (p.input, p.output)
+        else {
+            continue;
+        };
+        let f32s = |n: usize| (n * 4) as f64;
+        let padded = |n: usize| (n + 1).next_multiple_of(4);
+        match p.layer {
+            Layer::Convolution { .. } => {
+                let col = f32s(100 * oh * ow * padded(c * 9));
+                windows += col / im2col; // im2col
+                if p.number > 1 {
+                    windows += (col + f32s(100 * c * h * w)) / im2col; // col2im
+                }
+            }
+            Layer::Pooling { .. } => {
+                let (z, out) = (
+                    f32s(100 * h * w * padded(c)),
+                    f32s(100 * padded(oc * oh * ow)),
+                );
+                windows += (z + out) / pool_fwd;
+                windows += (2.0 * z + 2.0 * out) / pool_bwd;
+            }
+            _ => {}
+        }
+    }
+    let step = products + windows;
+    println!(
+        "DeepConvNet, 100: products and softmax {:.0} µs, window kernels {:.0} µs: {:.0} steps/s",
+        products * 1e6,
+        windows * 1e6,
+        1.0 / step
+    );
+}
+
+/// Bytes a second of SimpleConvNet's im2col, pooling forward and pooling
+/// backward at batch 1000 on the H200 (what each writes and reads).
+fn window_rates(conv: &Value) -> [f64; 3] {
+    let us = |name: &str| {
+        let kernels = conv["kernels"].as_array().unwrap();
+        let k = kernels
+            .iter()
+            .find(|k| k["batch"] == 1000 && k["name"] == name)
+            .unwrap();
+        k["ms_per_step"].as_f64().unwrap() / 1e3
+    };
+    // 1000 images: 576,000 positions; K 25 (28 stored); 30 filters (32
+    // stored); 4,320 pooled values an image (4,324 stored).
+    let (col, z, p) = (
+        576_000.0 * 28.0 * 4.0,
+        576_000.0 * 32.0 * 4.0,
+        1000.0 * 4324.0 * 4.0,
+    );
+    [
+        col / us("conv1 im2col"),
+        (z + p) / us("pool1 forward"),
+        (2.0 * z + 2.0 * p) / us("pool1 backward + relu1 backward"),
+    ]
 }
 
 /// (batch, hidden) of a result or kernel entry.

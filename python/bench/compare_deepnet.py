@@ -1,8 +1,10 @@
 """The book's DeepConvNet (ch08/train_deepnet.py: batch 100, Adam lr
-0.001) trained two ways in one sitting, --iters steps each:
+0.001) trained three ways in one sitting, --iters steps each:
 
   numpy     the book's DeepConvNet, Adam and loop in numpy
             (python/tests/book_deep_convnet.py)
+  loop      the same loop with gpu_net.DeepConvNet: gradient() on the
+            GPU, the book's Adam in numpy
   CLI       gpu-net bench --net deep-convnet --optimizer adam: timed
             training steps of the same network on the GPU
 
@@ -31,11 +33,9 @@ from book import Adam  # noqa: E402
 import gpu_net  # noqa: E402
 
 
-def numpy_run(x, t, iters, batch=100, seed=1):
+def book_loop(net, x, t, iters, batch=100, seed=1):
     """ch08/train_deepnet.py's steps (common/trainer.py's train_step with
-    Adam(lr=0.001)); returns their seconds."""
-    np.random.seed(seed)
-    net = deep.DeepConvNet()
+    Adam(lr=0.001)) on `net`; returns their seconds."""
     optimizer = Adam(lr=0.001)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -43,6 +43,15 @@ def numpy_run(x, t, iters, batch=100, seed=1):
         mask = rng.choice(x.shape[0], batch)
         optimizer.update(net.params, net.gradient(x[mask], t[mask]))
     return time.perf_counter() - started
+
+
+def numpy_run(x, t, iters):
+    np.random.seed(1)
+    return book_loop(deep.DeepConvNet(), x, t, iters)
+
+
+def loop_run(x, t, iters):
+    return book_loop(gpu_net.DeepConvNet(device="gpu", seed=1), x, t, iters)
 
 
 def cli_run(seconds, binary):
@@ -59,11 +68,12 @@ def main():
     ap.add_argument("--binary", default=os.path.join("target", "release", "gpu-net"))
     args = ap.parse_args()
     (x, t), _ = gpu_net.load_mnist(flatten=False)
-    rates = {name: [] for name in ("numpy", "CLI")}
+    rates = {name: [] for name in ("numpy", "loop", "CLI")}
     print(f"{args.iters} steps of DeepConvNet, batch 100, Adam lr 0.001; medians of {args.repeats} rounds")
     for r in range(args.repeats):
         seconds = numpy_run(x, t, args.iters)
         rates["numpy"].append(args.iters / seconds)
+        rates["loop"].append(args.iters / loop_run(x, t, args.iters))
         rates["CLI"].append(cli_run(seconds, args.binary))
         print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.3f}" for n, v in rates.items()), file=sys.stderr, flush=True)
     base = np.median(rates["numpy"])

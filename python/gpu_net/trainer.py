@@ -48,7 +48,7 @@ class Trainer:
         seed=None,
     ):
         if not isinstance(network, _Network):
-            raise TypeError(f"network must be a gpu_net TwoLayerNet or MultiLayerNetExtend, not {type(network).__name__}")
+            raise TypeError(f"network must be a gpu_net network (TwoLayerNet, MultiLayerNetExtend, SimpleConvNet or DeepConvNet), not {type(network).__name__}")
         self.network = network
         self.verbose = verbose
         inputs, classes = network._sizes[0], network._sizes[-1]

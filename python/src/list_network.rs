@@ -133,6 +133,41 @@ impl ListNetwork {
         Ok(out)
     }
 
+    /// What `Trainer` needs of the network on the GPU: its parameters from
+    /// `arrays`, its context, weight decay, Dropout's seed and steps so far.
+    pub(crate) fn train_state(
+        &self,
+        arrays: &[PyReadonlyArrayDyn<'_, f64>],
+    ) -> PyResult<(
+        Params,
+        std::sync::Arc<gpu_net::gpu::GpuContext>,
+        f64,
+        u64,
+        u64,
+    )> {
+        let g = self
+            .gpu
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("network: it runs on the CPU"))?;
+        let values = self.arena(arrays)?;
+        let running = vec![0.0; self.seq.plan.running_len];
+        let params = Params {
+            arch: self.arch.clone(),
+            values,
+            running,
+        };
+        let (decay, seed) = (self.seq.weight_decay, self.seed);
+        Ok((params, g.net.ctx.clone(), decay, seed, g.steps_done()))
+    }
+
+    /// Takes the step count of training done elsewhere (Dropout's masks go on from it).
+    pub(crate) fn set_steps(&mut self, steps: u64) {
+        match &mut self.gpu {
+            Some(g) => g.set_steps(steps),
+            None => self.steps = steps,
+        }
+    }
+
     /// The GPU for `device` where it runs this list; else the CPU and why.
     fn engine(
         device: &str,

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::arrays_of;
+use crate::list_network::ListNetwork;
 use crate::network::Network;
 use crate::py_err;
 
@@ -88,7 +89,7 @@ fn rule_of(kind: &str, param: &Bound<'_, PyDict>) -> PyResult<Rule> {
 #[allow(clippy::too_many_arguments)]
 pub fn train<'py>(
     py: Python<'py>,
-    network: &Bound<'py, Network>,
+    network: &Bound<'py, PyAny>,
     params: Vec<PyReadonlyArrayDyn<'py, f64>>,
     x_train: PyReadonlyArray2<'py, u8>,
     t_train: PyReadonlyArray1<'py, i64>,
@@ -107,39 +108,56 @@ pub fn train<'py>(
         Some(v) => v.extract()?,
         None => 0.01,
     };
-    let n = network.borrow();
-    let p = n.params_with_running(&params)?;
-    let ctx = n
-        .context()
-        .ok_or_else(|| PyValueError::new_err("network: it runs on the CPU"))?;
+    let (p, ctx, weight_decay, net_seed, steps_before) = state(network, &params)?;
     let cfg = BookTrainerConfig {
         max_iter,
         batch,
         lr: lr as f32,
         rule: StepRule {
             optimizer: rule,
-            weight_decay: n.net.weight_decay,
-            seed: n.net.seed,
+            weight_decay,
+            seed: net_seed,
         },
         eval_samples,
         seed,
     };
-    let steps_before = n.steps_done();
-    drop(n);
-    let (inputs, classes) = (
-        network.borrow().arch.inputs(),
-        network.borrow().arch.outputs(),
-    );
+    let (inputs, classes) = (p.arch.inputs(), p.arch.outputs());
     let data = Mnist {
         train: dataset("x_train, t_train", &x_train, &t_train, inputs, classes)?,
         test: dataset("x_test, t_test", &x_test, &t_test, inputs, classes)?,
     };
     let (result, error) = train_detached(py, ctx, &p, &data, &cfg, on_epoch);
     let result = result.map_err(py_err)?;
-    network
-        .borrow_mut()
-        .set_state(&result.params.running, steps_before + result.steps)?;
+    let steps = steps_before + result.steps;
+    match network.cast::<Network>() {
+        Ok(n) => n.borrow_mut().set_state(&result.params.running, steps)?,
+        Err(_) => network.cast::<ListNetwork>()?.borrow_mut().set_steps(steps),
+    }
     result_dict(py, result, error)
+}
+
+/// A network's parameters from `params`, its GPU context, weight decay,
+/// Dropout's seed and steps so far: a `Network`'s or a `ListNetwork`'s.
+#[allow(clippy::type_complexity)]
+fn state(
+    network: &Bound<'_, PyAny>,
+    params: &[PyReadonlyArrayDyn<'_, f64>],
+) -> PyResult<(
+    gpu_net::core::model::Params,
+    std::sync::Arc<gpu_net::gpu::GpuContext>,
+    f64,
+    u64,
+    u64,
+)> {
+    if let Ok(list) = network.cast::<ListNetwork>() {
+        return list.borrow().train_state(params);
+    }
+    let n = network.cast::<Network>()?.borrow();
+    let p = n.params_with_running(params)?;
+    let ctx = n
+        .context()
+        .ok_or_else(|| PyValueError::new_err("network: it runs on the CPU"))?;
+    Ok((p, ctx, n.net.weight_decay, n.net.seed, n.steps_done()))
 }
 
 /// `train_book` with the GIL released, taken back after every submission

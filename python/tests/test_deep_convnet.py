@@ -154,3 +154,18 @@ def test_on_the_gpu_scores_loss_and_gradient_equal_the_books(mnist, gpu):
     xs = x_test[:1000].reshape(1000, 1, 28, 28)
     same = (trained.predict(xs).argmax(axis=1) == book_net.predict(xs).argmax(axis=1)).mean()
     assert same >= 0.999, same
+
+
+def test_the_books_trainer_trains_it_on_the_gpu(mnist, gpu):
+    (x_train, t_train), (x_test, t_test) = mnist
+    x, t = x_train[:200].reshape(200, 1, 28, 28), t_train[:200]
+    xt, tt = x_test[:100].reshape(100, 1, 28, 28), t_test[:100]
+    net = gpu_net.DeepConvNet(device=gpu, seed=1)
+    before = {k: v.copy() for k, v in net.params.items()}
+    trainer = gpu_net.Trainer(net, x, t, xt, tt, epochs=1, mini_batch_size=100, optimizer="Adam",
+                              optimizer_param={"lr": 0.001}, evaluate_sample_num_per_epoch=100, verbose=False, seed=1)
+    trainer.train()
+    assert len(trainer.train_loss_list) == 2 and len(trainer.test_acc_list) == 1
+    assert all(np.isfinite(trainer.train_loss_list))
+    assert not np.array_equal(before["W1"], net.params["W1"])
+    assert net._core.steps == 2

@@ -24,8 +24,8 @@ use crate::core::error::Result;
 use crate::core::limits::{steps_per_call, submit_slots};
 use crate::core::model::Params;
 use crate::core::optim::StepRule;
-use crate::gpu::{GpuContext, GpuTrainer};
-use crate::run::device::Device;
+use crate::gpu::GpuContext;
+use crate::run::device::{Device, Workspace, gpu_trainer};
 use crate::run::epoch_loop::{
     EpochReport, Evaluate, LoopHooks, Split, TrainConfig, Trainer, iters_per_epoch, run_loop,
 };
@@ -98,8 +98,18 @@ pub fn train_book(
     // A fresh optimizer, as the book's Trainer makes: Adam's t and Dropout's
     // step numbers count from 1, as in a `gpu-net train` run.
     let (lr, rule) = (cfg.lr, &cfg.rule);
-    let mut trainer = GpuTrainer::new(ctx.clone(), params, data, cfg.batch, slots, lr, rule)?;
-    trainer.log_losses(per_epoch);
+    let workspace = Workspace {
+        batch: cfg.batch,
+        slots,
+    };
+    let mut trainer = gpu_trainer(
+        ctx.clone(),
+        params,
+        data,
+        workspace,
+        (lr, rule),
+        Some(per_epoch),
+    )?;
     let device = Device::Gpu(ctx);
     let first = match cfg.eval_samples {
         Some(n) => Some(FirstImages::new(&device, params, data, n)?),
@@ -134,14 +144,21 @@ pub fn train_book(
         nan_ends_run: true,
     };
     let call = steps_per_call(cfg.batch, slots);
-    let summary = run_loop(&mut trainer, data.train.len(), &loop_cfg, call, None, hooks)?;
+    let summary = run_loop(
+        trainer.as_mut(),
+        data.train.len(),
+        &loop_cfg,
+        call,
+        None,
+        hooks,
+    )?;
     out.steps = summary.iters as u64;
     out.seconds = summary.seconds;
     out.stopped = out.stopped || summary.interrupted;
     if !out.stopped {
         out.final_test_acc = Some(trainer.evaluate(Split::Test)?.1);
     }
-    out.params = Trainer::params(&mut trainer)?;
+    out.params = trainer.params()?;
     Ok(out)
 }
 

@@ -28,12 +28,13 @@
 //!
 //! Also the facts both the allocating code and the budget read: a matrix's
 //! bytes ([`matrix_bytes`]) and each layer's three products' shapes.
-//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::core::conv` and
-//! `crate::core::model`.
+//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::core::conv`,
+//! `crate::core::model` and `crate::core::network`.
 
 use super::kernels::matmul::MatmulShape;
 use crate::core::conv::{ConvFront, Slide};
 use crate::core::model::{ARENA_ALIGN, Arch, Params};
+use crate::core::network::{Layer, Plan, Values};
 
 /// Row stride of a matrix with `cols` real columns: room for the ones
 /// column, rounded up to a multiple of 4.
@@ -317,6 +318,9 @@ pub struct StepProduct {
 /// needs it) and its weight gradient. A convolution's products run over its
 /// window positions.
 pub fn step_products(arch: &Arch, rows: usize, backward: bool) -> Vec<StepProduct> {
+    if let Some(plan) = arch.list_plan() {
+        return list_products(&plan, rows, backward);
+    }
     let layout = GpuLayout::new(arch);
     let front = arch.conv.is_some();
     let positions = arch
@@ -355,6 +359,52 @@ pub fn step_products(arch: &Arch, rows: usize, backward: bool) -> Vec<StepProduc
                 true,
                 false,
                 shape,
+            ));
+        }
+    }
+    products
+}
+
+/// [`step_products`] of a list network (`stages` runs them in this order):
+/// per Convolution or Affine, named as its dispatches are (`conv3`,
+/// `affine7`), its forward product, its input gradient (all but the
+/// first's) and its weight gradient, a convolution's over its window positions.
+fn list_products(plan: &Plan, rows: usize, backward: bool) -> Vec<StepProduct> {
+    let mut products = Vec::new();
+    for p in plan.layers.iter().filter(|p| p.weights.is_some()) {
+        let b = p.weights.expect("a weighted layer");
+        let g = GpuLayer {
+            inputs: b.inputs,
+            outputs: b.outputs,
+            offset: 0,
+        };
+        let (name, rows) = match (p.layer, p.output) {
+            (Layer::Convolution { .. }, Values::Image { h, w, .. }) => {
+                (format!("conv{}", p.number), rows * h * w)
+            }
+            _ => (format!("affine{}", p.number), rows),
+        };
+        let product = |what: &str, trans_a, trans_b, shape| StepProduct {
+            name: format!("{name} {what}"),
+            trans_a,
+            trans_b,
+            shape,
+        };
+        products.push(product("forward", false, false, forward_shape(&g, rows)));
+        if backward && p.number > 1 {
+            products.push(product(
+                "backward dx",
+                false,
+                true,
+                input_grad_shape(&g, rows),
+            ));
+        }
+        if backward {
+            products.push(product(
+                "backward dW,db",
+                true,
+                false,
+                weight_grad_shape(&g, rows),
             ));
         }
     }

@@ -330,8 +330,9 @@ impl GpuSequential {
         out: &'a wgpu::Buffer,
     ) -> MatmulCall<'a> {
         let all = padded_rows(shape.m);
+        let fused = if relu { " + relu" } else { "" };
         MatmulCall {
-            label: format!("{label} forward"),
+            label: format!("{label} forward{fused}"),
             v: MatmulVariant {
                 trans_a: false,
                 trans_b: false,
@@ -425,7 +426,7 @@ impl GpuSequential {
                         self.input_grad(&label, g, positions, dout, dcol, None),
                     ));
                     let call = Col2imCall {
-                        label: format!("{label} col2im"),
+                        label: format!("{label} col2im{}", relu_backward(input)),
                         slide: s.slide(input, rows).expect("a convolution slides"),
                         layout: image_layout(input),
                         col_stride: g.rows(),
@@ -458,7 +459,7 @@ impl GpuSequential {
             }
             StageKind::Pooling { .. } | StageKind::Flatten => {
                 let call = PoolBackwardCall {
-                    label: format!("{label} backward"),
+                    label: format!("{label} backward{}", relu_backward(input)),
                     slide: s.slide(input, rows).expect("a pooling slides"),
                     z_stride: input.stride(),
                     p_stride: output.stride(),
@@ -548,6 +549,11 @@ pub fn largest_buffer(stages: &Stages, rows: usize) -> u64 {
         .iter()
         .filter_map(|s| column_bytes(s, stages, rows));
     values.chain(columns.map(|c| c.1)).max().unwrap_or(0)
+}
+
+/// What a backward dispatch that applies `input`'s Relu mask adds to its label.
+fn relu_backward(input: &Value) -> &'static str {
+    if input.relu { " + relu backward" } else { "" }
 }
 
 /// How the window kernels read a value.

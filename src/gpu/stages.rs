@@ -119,12 +119,13 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Its dispatches' label: `conv3`, `affine7 + relu`, `dropout8`.
+    /// The start of its dispatches' labels: `conv3`, `affine7`, `dropout8`
+    /// (the book's numbers: a Dropout or a Pooling takes its weighted layer's).
     pub fn label(&self) -> String {
         let n = self.number;
         match self.kind {
-            StageKind::Convolution { relu, .. } => format!("conv{n}{}", relu_suffix(relu)),
-            StageKind::Affine { relu } => format!("affine{n}{}", relu_suffix(relu)),
+            StageKind::Convolution { .. } => format!("conv{n}"),
+            StageKind::Affine { .. } => format!("affine{n}"),
             StageKind::Pooling { .. } => format!("pool after conv{n}"),
             StageKind::Flatten => format!("flatten before affine{n}"),
             StageKind::Dropout { .. } => format!("dropout{n}"),
@@ -146,10 +147,6 @@ impl Stage {
         };
         Some(Slide::new(input.images(batch), window).expect("a planned window slides"))
     }
-}
-
-fn relu_suffix(relu: bool) -> &'static str {
-    if relu { " + relu" } else { "" }
 }
 
 /// The stages of a planned list, the values between them (0 is the input,

@@ -11,6 +11,7 @@ use crate::core::error::Result;
 use crate::core::model::{Arch, Params};
 use crate::core::optim::StepRule;
 use crate::cpu::CpuTrainer;
+use crate::gpu::ops::StepNet;
 use crate::gpu::stages::Stages;
 use crate::gpu::{GpuContext, GpuError, GpuOptions, GpuTrainer, tune};
 use crate::run::epoch_loop::{Precision, Trainer};
@@ -90,30 +91,45 @@ impl Device {
         rule: &StepRule,
     ) -> Result<Box<dyn Trainer + 'a>> {
         Ok(match self {
-            Device::Gpu(ctx) if params.arch.layers.is_some() => {
-                let model = (params, list_stages(&params.arch)?);
-                let shape = (workspace.batch, workspace.slots);
-                Box::new(GpuTrainer::for_list(
-                    ctx.clone(),
-                    model,
-                    data,
-                    shape,
-                    lr,
-                    rule,
-                )?)
+            Device::Gpu(ctx) => {
+                gpu_trainer(ctx.clone(), params, data, workspace, (lr, rule), None)?
             }
-            Device::Gpu(ctx) => Box::new(GpuTrainer::new(
-                ctx.clone(),
-                params,
-                data,
-                workspace.batch,
-                workspace.slots,
-                lr,
-                rule,
-            )?),
             Device::Cpu => Box::new(CpuTrainer::new(&params.arch, params.clone(), data, rule)),
         })
     }
+}
+
+/// A GPU trainer of `params`, whichever network they hold, that keeps each
+/// step's loss for up to `log_losses` steps between reads when given.
+pub fn gpu_trainer<'a>(
+    ctx: Arc<GpuContext>,
+    params: &Params,
+    data: &'a Mnist,
+    workspace: Workspace,
+    (lr, rule): (f32, &StepRule),
+    log_losses: Option<usize>,
+) -> Result<Box<dyn Trainer + 'a>> {
+    fn logging<N: StepNet + 'static>(mut t: GpuTrainer<N>, log: Option<usize>) -> Box<dyn Trainer> {
+        if let Some(capacity) = log {
+            t.log_losses(capacity);
+        }
+        Box::new(t)
+    }
+    let shape = (workspace.batch, workspace.slots);
+    Ok(match params.arch.layers {
+        Some(_) => {
+            let model = (params, list_stages(&params.arch)?);
+            logging(
+                GpuTrainer::for_list(ctx, model, data, shape, lr, rule)?,
+                log_losses,
+            )
+        }
+        None => {
+            let (batch, slots) = shape;
+            let t = GpuTrainer::new(ctx, params, data, batch, slots, lr, rule)?;
+            logging(t, log_losses)
+        }
+    })
 }
 
 /// How the GPU runs a list network's layers, or which layer it cannot run.
