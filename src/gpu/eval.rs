@@ -156,10 +156,10 @@ impl EvalWorkspace {
 /// [`super::GpuTrainer`]'s evaluation, so the same bits.
 pub struct GpuEvaluator<N: StepNet = GpuNet> {
     pub net: N,
-    pub(super) act: N::Act,
-    pub(super) test: EvalWorkspace,
+    act: N::Act,
+    test: EvalWorkspace,
     /// The bind groups keep it alive; held to say so.
-    pub(super) _data: DeviceDataset,
+    _data: DeviceDataset,
 }
 
 impl GpuEvaluator<GpuNet> {
@@ -173,14 +173,7 @@ impl GpuEvaluator<GpuNet> {
         let scratch = Self::scratch(&net.ctx, &params.arch, rows, test.len());
         net.kernels.matmul.reserve(&net.ctx, &scratch);
         let act = net.eval_activations(rows)?;
-        let test = EvalWorkspace::new(&net, &data, "test", &act)?;
-        net.ctx.check()?;
-        Ok(GpuEvaluator {
-            net,
-            act,
-            test,
-            _data: data,
-        })
+        GpuEvaluator::assemble(net, act, data)
     }
 
     /// What the chunks' products share.
@@ -211,6 +204,18 @@ impl GpuEvaluator<GpuNet> {
 }
 
 impl<N: StepNet> GpuEvaluator<N> {
+    /// The evaluation of `data` (uploaded) by `net` over the buffers `act`.
+    pub fn assemble(net: N, act: N::Act, data: DeviceDataset) -> Result<Self> {
+        let test = EvalWorkspace::new(&net, &data, "test", &act)?;
+        net.context().check()?;
+        Ok(GpuEvaluator {
+            net,
+            act,
+            test,
+            _data: data,
+        })
+    }
+
     /// Mean loss and accuracy over the test set.
     pub fn evaluate(&self) -> Result<(f64, f64)> {
         let stats = self.test.run(self.net.context())?;

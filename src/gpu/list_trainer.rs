@@ -6,13 +6,12 @@
 //!
 //! Imports `context`, `error`, `eval`, `ops`, `sequential`, `stages` and `trainer`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::context::GpuContext;
 use super::error::{GpuError, Result};
-use super::eval::{EvalWorkspace, GpuEvaluator, ParamsEvaluator};
-use super::ops::{DeviceDataset, read_stats};
+use super::eval::{GpuEvaluator, ParamsEvaluator};
+use super::ops::{DeviceDataset, StepNet, read_stats};
 use super::sequential::{GpuSequential, chunk_rows};
 use super::stages::Stages;
 use super::trainer::{GpuTrainer, StepWorkspace};
@@ -40,20 +39,8 @@ impl GpuTrainer<GpuSequential> {
         let test_data = DeviceDataset::upload(&ctx, "test", &data.test)?;
         let net = GpuSequential::new(ctx, params, stages, true)?;
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
-        let eval_act = net.activations(eval_rows, false)?;
-        let evals = [
-            EvalWorkspace::new(&net, &train_data, "train", &eval_act)?,
-            EvalWorkspace::new(&net, &test_data, "test", &eval_act)?,
-        ];
-        net.ctx.check()?;
-        Ok(GpuTrainer {
-            net,
-            step,
-            eval_act,
-            evals,
-            in_flight: VecDeque::new(),
-            steps: 0,
-        })
+        let eval_act = net.batch_buffers(eval_rows, false)?;
+        GpuTrainer::assemble(net, step, eval_act, [&train_data, &test_data])
     }
 }
 
@@ -68,15 +55,8 @@ impl GpuEvaluator<GpuSequential> {
         let rows = chunk_rows(&ctx, &stages, test.len());
         let data = DeviceDataset::upload(&ctx, "test", test)?;
         let net = GpuSequential::new(ctx, params, stages, false)?;
-        let act = net.activations(rows, false)?;
-        let test = EvalWorkspace::new(&net, &data, "test", &act)?;
-        net.ctx.check()?;
-        Ok(GpuEvaluator {
-            net,
-            act,
-            test,
-            _data: data,
-        })
+        let act = net.batch_buffers(rows, false)?;
+        GpuEvaluator::assemble(net, act, data)
     }
 }
 

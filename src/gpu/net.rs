@@ -30,10 +30,10 @@ use super::kernels::{
     BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, Epilogue, Gather,
     Matmul, MatmulCall, MatmulShape, MatmulVariant, SoftmaxCall, SoftmaxWithLoss,
 };
-use super::layout::{
-    GpuLayer, GpuLayout, forward_shape, input_grad_shape, matrix_bytes, padded, padded_rows,
+use super::layout::{GpuLayer, GpuLayout, forward_shape, matrix_bytes, padded, padded_rows};
+use super::ops::{
+    Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
-use super::ops::{Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, weight_grad};
 use crate::core::model::{Arch, Params};
 
 /// The pipelines, made once per device.
@@ -271,51 +271,6 @@ impl GpuNet {
         bind_pending(&self.ctx, &self.kernels.matmul, pending)
     }
 
-    /// Forward through every layer for `rows` (≤ act.rows) samples, then
-    /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
-    pub fn forward(
-        &self,
-        act: &Activations,
-        rows: usize,
-        stats: &wgpu::Buffer,
-        want_grad: bool,
-        mode: Mode,
-    ) -> Result<Vec<Op>> {
-        let ctx = &*self.ctx;
-        let layers = &self.layout.layers;
-        let all = padded_rows(act.rows);
-        let mut pending = Vec::new();
-        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
-            let block = Slice::new(&self.params, g.offset, g.len());
-            let x = Slice::whole(&act.x);
-            let stride = padded(self.arch.inputs());
-            let ops = front::forward(ctx, self.front_kernels(), f, rows, x, stride, (g, block))?;
-            pending.push(Pending::Ready(Op::Shared(ops.im2col)));
-            pending.push(Pending::Matmul(ops.product));
-            pending.push(Pending::Ready(Op::Shared(ops.pool)));
-        }
-        for l in 0..layers.len() {
-            self.layer_forward(act, l, rows, mode, &mut pending)?;
-        }
-        let o = self.arch.outputs();
-        let stride = padded(o);
-        let loss = SoftmaxCall {
-            label: "softmax_with_loss".into(),
-            rows,
-            classes: o,
-            stride,
-            want_grad,
-            y: Slice::new(act.z.last().unwrap(), 0, all * stride),
-            t: Slice::new(&act.t, 0, act.rows),
-            dy: Slice::new(act.dz.last().unwrap(), 0, all * stride),
-            stats: Slice::new(stats, 0, 4),
-        };
-        pending.push(Pending::Ready(Op::Shared(
-            self.kernels.softmax.bind(ctx, loss)?,
-        )));
-        self.bind_pending(pending)
-    }
-
     /// Hidden or last layer `l`'s forward for `rows` samples: its product
     /// (with Relu fused unless Batch Normalization follows), Batch
     /// Normalization with Relu, and Dropout.
@@ -413,46 +368,6 @@ impl GpuNet {
         })
     }
 
-    /// Backward from dY (written by the forward's loss) to every layer's
-    /// `[dW; db]` (with weight decay `decay` on W), which goes to `target`;
-    /// dgamma and dbeta always go to the gradient arena.
-    pub fn backward(&self, act: &Activations, target: GradTarget, decay: f32) -> Result<Vec<Op>> {
-        let ctx = &*self.ctx;
-        let rows = act.rows;
-        let layers = &self.layout.layers;
-        assert_eq!(
-            act.dz.len(),
-            layers.len(),
-            "backward needs training activations"
-        );
-        let mut pending = Vec::new();
-        for (l, g) in layers.iter().enumerate().rev() {
-            // The gradient at the Affine's output: dZ_l, or BN's backward of it.
-            let grad_in = match (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten() {
-                Some(b) => self.bn_backward(act, l, b, &mut pending)?,
-                None => &act.dz[l],
-            };
-            self.input_grads(act, l, grad_in, &mut pending);
-            pending.push(self.weight_grad(
-                format!("affine{}", l + 1),
-                g,
-                rows,
-                [self.layer_input(act, l), grad_in],
-                target,
-                decay,
-            ));
-        }
-        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
-            let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
-            pending.push(Pending::Ready(Op::Shared(pool)));
-            let dz = f.dz.as_ref().expect("training activations");
-            let (name, x_dy) = ("conv1".to_string(), [&f.col, dz]);
-            let positions = f.m.positions();
-            pending.push(self.weight_grad(name, &g, positions, x_dy, target, decay));
-        }
-        self.bind_pending(pending)
-    }
-
     /// Batch Normalization's backward at hidden layer `l` (`b`, its
     /// buffers): dZ_l to the gradient at the Affine's output, which it
     /// returns; dgamma and dbeta into the gradient arena.
@@ -495,24 +410,9 @@ impl GpuNet {
         pending: &mut Vec<Pending<'a>>,
     ) {
         let g = &self.layout.layers[l];
-        let (rows, all) = (act.rows, padded_rows(act.rows));
         // dY·W_lᵀ into `c`, masked by `mask > 0` where given.
-        let dx = |label: String, c: &'a wgpu::Buffer, mask: Option<&'a wgpu::Buffer>| MatmulCall {
-            label,
-            v: MatmulVariant {
-                trans_a: false,
-                trans_b: true,
-                epilogue: if mask.is_some() {
-                    Epilogue::ReluMask
-                } else {
-                    Epilogue::Store
-                },
-            },
-            shape: input_grad_shape(g, rows),
-            a: Slice::new(grad_in, 0, all * g.cols()),
-            b: Slice::new(&self.params, g.offset, g.len()),
-            c: Slice::new(c, 0, all * g.rows()),
-            aux: mask.map(|z| Slice::new(z, 0, all * g.rows())),
+        let dx = |label: String, c: &'a wgpu::Buffer, mask: Option<&'a wgpu::Buffer>| {
+            input_grad(&self.params, label, g, act.rows, [grad_in, c], mask)
         };
         if let (0, Some(f)) = (l, &act.front) {
             // The pooled values' gradient, unmasked: the front's Relu
@@ -578,6 +478,8 @@ impl StepNet for GpuNet {
     fn batch_buffers(&self, rows: usize, train: bool) -> Result<Activations> {
         self.make_activations(rows, train)
     }
+    /// Forward through every layer for `rows` (≤ act.rows) samples, then
+    /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
     fn forward_ops(
         &self,
         act: &Activations,
@@ -586,8 +488,44 @@ impl StepNet for GpuNet {
         want_grad: bool,
         mode: Mode,
     ) -> Result<Vec<Op>> {
-        self.forward(act, rows, stats, want_grad, mode)
+        let ctx = &*self.ctx;
+        let layers = &self.layout.layers;
+        let all = padded_rows(act.rows);
+        let mut pending = Vec::new();
+        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
+            let block = Slice::new(&self.params, g.offset, g.len());
+            let x = Slice::whole(&act.x);
+            let stride = padded(self.arch.inputs());
+            let ops = front::forward(ctx, self.front_kernels(), f, rows, x, stride, (g, block))?;
+            pending.push(Pending::Ready(Op::Shared(ops.im2col)));
+            pending.push(Pending::Matmul(ops.product));
+            pending.push(Pending::Ready(Op::Shared(ops.pool)));
+        }
+        for l in 0..layers.len() {
+            self.layer_forward(act, l, rows, mode, &mut pending)?;
+        }
+        let o = self.arch.outputs();
+        let stride = padded(o);
+        let loss = SoftmaxCall {
+            label: "softmax_with_loss".into(),
+            rows,
+            classes: o,
+            stride,
+            want_grad,
+            y: Slice::new(act.z.last().unwrap(), 0, all * stride),
+            t: Slice::new(&act.t, 0, act.rows),
+            dy: Slice::new(act.dz.last().unwrap(), 0, all * stride),
+            stats: Slice::new(stats, 0, 4),
+        };
+        pending.push(Pending::Ready(Op::Shared(
+            self.kernels.softmax.bind(ctx, loss)?,
+        )));
+        self.bind_pending(pending)
     }
+
+    /// Backward from dY (written by the forward's loss) to every layer's
+    /// `[dW; db]` (with weight decay `decay` on W), which goes to `target`;
+    /// dgamma and dbeta always go to the gradient arena.
     /// Dropout's masks need no backward dispatch here (Relu's mask is theirs).
     fn backward_ops(
         &self,
@@ -596,8 +534,42 @@ impl StepNet for GpuNet {
         decay: f32,
         _slots: usize,
     ) -> Result<Vec<Op>> {
-        self.backward(act, target, decay)
+        let ctx = &*self.ctx;
+        let rows = act.rows;
+        let layers = &self.layout.layers;
+        assert_eq!(
+            act.dz.len(),
+            layers.len(),
+            "backward needs training activations"
+        );
+        let mut pending = Vec::new();
+        for (l, g) in layers.iter().enumerate().rev() {
+            // The gradient at the Affine's output: dZ_l, or BN's backward of it.
+            let grad_in = match (l + 1 < layers.len()).then(|| act.bn.get(l)).flatten() {
+                Some(b) => self.bn_backward(act, l, b, &mut pending)?,
+                None => &act.dz[l],
+            };
+            self.input_grads(act, l, grad_in, &mut pending);
+            pending.push(self.weight_grad(
+                format!("affine{}", l + 1),
+                g,
+                rows,
+                [self.layer_input(act, l), grad_in],
+                target,
+                decay,
+            ));
+        }
+        if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
+            let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
+            pending.push(Pending::Ready(Op::Shared(pool)));
+            let dz = f.dz.as_ref().expect("training activations");
+            let (name, x_dy) = ("conv1".to_string(), [&f.col, dz]);
+            let positions = f.m.positions();
+            pending.push(self.weight_grad(name, &g, positions, x_dy, target, decay));
+        }
+        self.bind_pending(pending)
     }
+
     fn param_arena(&self) -> &wgpu::Buffer {
         &self.params
     }

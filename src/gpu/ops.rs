@@ -17,7 +17,7 @@ use super::kernels::{
     DropoutDispatch, Epilogue, Gather, Matmul, MatmulCall, MatmulDispatch, MatmulShape,
     MatmulVariant, Stats,
 };
-use super::layout::{GpuLayer, padded_rows, weight_grad_shape};
+use super::layout::{GpuLayer, input_grad_shape, padded_rows, weight_grad_shape};
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
 
@@ -108,6 +108,36 @@ impl Op {
 pub enum Pending<'a> {
     Matmul(MatmulCall<'a>),
     Ready(Op),
+}
+
+/// Layer `g`'s input gradient `dY·[W; b]ᵀ` over `rows` rows (`dy_dx`: the
+/// gradient at its output and where its input's goes), kept where `mask`
+/// (the input, a Relu's output) is above 0 when given; `params` is the arena.
+pub fn input_grad<'a>(
+    params: &'a wgpu::Buffer,
+    label: String,
+    g: &GpuLayer,
+    rows: usize,
+    [dy, dx]: [&'a wgpu::Buffer; 2],
+    mask: Option<&'a wgpu::Buffer>,
+) -> MatmulCall<'a> {
+    let all = padded_rows(rows);
+    MatmulCall {
+        label,
+        v: MatmulVariant {
+            trans_a: false,
+            trans_b: true,
+            epilogue: match mask {
+                Some(_) => Epilogue::ReluMask,
+                None => Epilogue::Store,
+            },
+        },
+        shape: input_grad_shape(g, rows),
+        a: Slice::new(dy, 0, all * g.cols()),
+        b: Slice::new(params, g.offset, g.len()),
+        c: Slice::new(dx, 0, all * g.rows()),
+        aux: mask.map(|z| Slice::new(z, 0, all * g.rows())),
+    }
 }
 
 /// Layer `g`'s `[dW; db] = [X, 1]ᵀ·dY` over `rows` rows (`x_dy`: the

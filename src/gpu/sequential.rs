@@ -33,10 +33,11 @@ use super::kernels::{
     SoftmaxCall, SoftmaxWithLoss,
 };
 use super::layout::{
-    GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, input_grad_shape, matrix_bytes,
-    padded_rows,
+    GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, matrix_bytes, padded_rows,
 };
-use super::ops::{Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, weight_grad};
+use super::ops::{
+    Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
+};
 use super::stages::{Form, Stage, StageKind, Stages, Value};
 use crate::core::model::{Arch, Params};
 use crate::core::network::{Layer, Plan};
@@ -149,105 +150,6 @@ impl GpuSequential {
     /// The gradient arena. Panics for a network made without one.
     pub fn grads(&self) -> &wgpu::Buffer {
         self.grads.as_ref().expect("a network that only evaluates")
-    }
-
-    /// Every buffer for `rows` images, checked against one binding before
-    /// any is made; with the gradients when `train`.
-    pub fn activations(&self, rows: usize, train: bool) -> Result<ListActivations> {
-        let ctx = &*self.ctx;
-        let (values, stages) = (&self.stages.values, &self.stages.stages);
-        let value_bytes = |v: &Value| matrix_bytes(v.rows(rows), v.cols());
-        let mut wanted: Vec<(String, u64)> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                (
-                    format!("value {i} ({} × {} f32)", v.rows(rows), v.cols()),
-                    value_bytes(v),
-                )
-            })
-            .collect();
-        let columns: Vec<_> = stages
-            .iter()
-            .map(|s| column_bytes(s, &self.stages, rows))
-            .collect();
-        wanted.extend(columns.iter().flatten().cloned());
-        for (what, bytes) in &wanted {
-            ctx.check_binding(what, *bytes)?;
-        }
-        let last = values.len() - 1;
-        let grad = |i: usize| {
-            (i > 0 && (train || i == last))
-                .then(|| ctx.storage(&format!("d value {i}"), value_bytes(&values[i])))
-        };
-        let largest = columns.iter().flatten().map(|c| c.1).max();
-        let shared = (!train)
-            .then(|| largest.map(|b| ctx.storage("columns", b)))
-            .flatten();
-        let cols = columns
-            .iter()
-            .map(|c| {
-                let (what, bytes) = c.as_ref()?;
-                Some(shared.clone().unwrap_or_else(|| ctx.storage(what, *bytes)))
-            })
-            .collect();
-        let argmax = stages
-            .iter()
-            .map(|s| {
-                matches!(s.kind, StageKind::Pooling { .. } | StageKind::Flatten).then(|| {
-                    let per_image = values[s.output].values.len();
-                    ctx.storage(
-                        &format!("{} argmax", s.label()),
-                        (rows * per_image * 4) as u64,
-                    )
-                })
-            })
-            .collect();
-        Ok(ListActivations {
-            rows,
-            t: ctx.storage("t", (rows * 4) as u64),
-            values: (0..values.len())
-                .map(|i| ctx.storage(&format!("value {i}"), value_bytes(&values[i])))
-                .collect(),
-            grads: (0..values.len()).map(grad).collect(),
-            cols,
-            dcol: largest.filter(|_| train).map(|b| ctx.storage("dcol", b)),
-            argmax,
-        })
-    }
-
-    /// Forward through every stage for `rows` (≤ act.rows) images, then
-    /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
-    pub fn forward(
-        &self,
-        act: &ListActivations,
-        rows: usize,
-        stats: &wgpu::Buffer,
-        want_grad: bool,
-        mode: Mode,
-    ) -> Result<Vec<Op>> {
-        let mut pending = Vec::new();
-        for (i, s) in self.stages.stages.iter().enumerate() {
-            self.stage_forward(act, i, s, rows, mode, &mut pending)?;
-        }
-        let logits = self.stages.logits();
-        let (last, stride) = (act.values.len() - 1, logits.stride());
-        let all = padded_rows(act.rows);
-        let dy = act.grads[last].as_ref().expect("the logits' gradient");
-        let loss = SoftmaxCall {
-            label: "softmax_with_loss".into(),
-            rows,
-            classes: logits.cols(),
-            stride,
-            want_grad,
-            y: Slice::new(&act.values[last], 0, all * stride),
-            t: Slice::new(&act.t, 0, act.rows),
-            dy: Slice::new(dy, 0, all * stride),
-            stats: Slice::new(stats, 0, 4),
-        };
-        let softmax = self.kernels.softmax.bind(&self.ctx, loss)?;
-        pending.push(Pending::Ready(Op::Shared(softmax)));
-        bind_pending(&self.ctx, &self.kernels.matmul, pending)
     }
 
     fn stage_forward<'a>(
@@ -382,23 +284,6 @@ impl GpuSequential {
         })
     }
 
-    /// Backward from dY (written by the forward's loss) through every stage
-    /// to each block's `[dW; db]` (with weight decay `decay` on W), into
-    /// `target`; `slots` Dropout masks per stage that needs its own.
-    pub fn backward(
-        &self,
-        act: &ListActivations,
-        target: GradTarget,
-        decay: f32,
-        slots: usize,
-    ) -> Result<Vec<Op>> {
-        let mut pending = Vec::new();
-        for (i, s) in self.stages.stages.iter().enumerate().rev() {
-            self.stage_backward(act, i, s, (target, decay), slots, &mut pending)?;
-        }
-        bind_pending(&self.ctx, &self.kernels.matmul, pending)
-    }
-
     fn stage_backward<'a>(
         &'a self,
         act: &'a ListActivations,
@@ -422,9 +307,9 @@ impl GpuSequential {
                 let col = act.cols[i].as_ref().expect("a convolution's columns");
                 if s.input > 0 {
                     let dcol = act.dcol.as_ref().expect("training activations");
-                    pending.push(Pending::Matmul(
-                        self.input_grad(&label, g, positions, dout, dcol, None),
-                    ));
+                    let what = format!("{label} backward dx");
+                    let call = input_grad(&self.params, what, &g, positions, [dout, dcol], None);
+                    pending.push(Pending::Matmul(call));
                     let call = Col2imCall {
                         label: format!("{label} col2im{}", relu_backward(input)),
                         slide: s.slide(input, rows).expect("a convolution slides"),
@@ -444,15 +329,10 @@ impl GpuSequential {
             StageKind::Affine { .. } => {
                 let g = s.block.expect("an Affine's block");
                 if s.input > 0 {
-                    let mask = input.relu.then_some(x);
-                    pending.push(Pending::Matmul(self.input_grad(
-                        &label,
-                        g,
-                        rows,
-                        dout,
-                        grad(s.input),
-                        mask,
-                    )));
+                    let what = format!("{label} backward dx{}", relu_backward(input));
+                    let (dy_dx, mask) = ([dout, grad(s.input)], input.relu.then_some(x));
+                    let call = input_grad(&self.params, what, &g, rows, dy_dx, mask);
+                    pending.push(Pending::Matmul(call));
                 }
                 let call = weight_grad(arenas, label, &g, rows, [x, dout], update);
                 pending.push(Pending::Matmul(call));
@@ -484,42 +364,6 @@ impl GpuSequential {
             }
         }
         Ok(())
-    }
-
-    /// `d_in = dout·[W; b]ᵀ` over `rows` rows into `dx`, kept where `mask`
-    /// (the input, a Relu's output) is above 0 when given.
-    fn input_grad<'a>(
-        &'a self,
-        label: &str,
-        g: GpuLayer,
-        rows: usize,
-        dout: &'a wgpu::Buffer,
-        dx: &'a wgpu::Buffer,
-        mask: Option<&'a wgpu::Buffer>,
-    ) -> MatmulCall<'a> {
-        let all = padded_rows(rows);
-        let relu = if mask.is_some() {
-            " + relu backward"
-        } else {
-            ""
-        };
-        MatmulCall {
-            label: format!("{label} backward dx{relu}"),
-            v: MatmulVariant {
-                trans_a: false,
-                trans_b: true,
-                epilogue: if mask.is_some() {
-                    Epilogue::ReluMask
-                } else {
-                    Epilogue::Store
-                },
-            },
-            shape: input_grad_shape(&g, rows),
-            a: Slice::new(dout, 0, all * g.cols()),
-            b: Slice::new(&self.params, g.offset, g.len()),
-            c: Slice::new(dx, 0, all * g.rows()),
-            aux: mask.map(|z| Slice::new(z, 0, all * g.rows())),
-        }
     }
 }
 
@@ -634,9 +478,73 @@ impl StepNet for GpuSequential {
     fn gather_kernel(&self) -> &Gather {
         &self.kernels.gather
     }
+    /// Every buffer for `rows` images, checked against one binding before
+    /// any is made; with the gradients when `train`.
     fn batch_buffers(&self, rows: usize, train: bool) -> Result<ListActivations> {
-        self.activations(rows, train)
+        let ctx = &*self.ctx;
+        let (values, stages) = (&self.stages.values, &self.stages.stages);
+        let value_bytes = |v: &Value| matrix_bytes(v.rows(rows), v.cols());
+        let mut wanted: Vec<(String, u64)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    format!("value {i} ({} × {} f32)", v.rows(rows), v.cols()),
+                    value_bytes(v),
+                )
+            })
+            .collect();
+        let columns: Vec<_> = stages
+            .iter()
+            .map(|s| column_bytes(s, &self.stages, rows))
+            .collect();
+        wanted.extend(columns.iter().flatten().cloned());
+        for (what, bytes) in &wanted {
+            ctx.check_binding(what, *bytes)?;
+        }
+        let last = values.len() - 1;
+        let grad = |i: usize| {
+            (i > 0 && (train || i == last))
+                .then(|| ctx.storage(&format!("d value {i}"), value_bytes(&values[i])))
+        };
+        let largest = columns.iter().flatten().map(|c| c.1).max();
+        let shared = (!train)
+            .then(|| largest.map(|b| ctx.storage("columns", b)))
+            .flatten();
+        let cols = columns
+            .iter()
+            .map(|c| {
+                let (what, bytes) = c.as_ref()?;
+                Some(shared.clone().unwrap_or_else(|| ctx.storage(what, *bytes)))
+            })
+            .collect();
+        let argmax = stages
+            .iter()
+            .map(|s| {
+                matches!(s.kind, StageKind::Pooling { .. } | StageKind::Flatten).then(|| {
+                    let per_image = values[s.output].values.len();
+                    ctx.storage(
+                        &format!("{} argmax", s.label()),
+                        (rows * per_image * 4) as u64,
+                    )
+                })
+            })
+            .collect();
+        Ok(ListActivations {
+            rows,
+            t: ctx.storage("t", (rows * 4) as u64),
+            values: (0..values.len())
+                .map(|i| ctx.storage(&format!("value {i}"), value_bytes(&values[i])))
+                .collect(),
+            grads: (0..values.len()).map(grad).collect(),
+            cols,
+            dcol: largest.filter(|_| train).map(|b| ctx.storage("dcol", b)),
+            argmax,
+        })
     }
+
+    /// Forward through every stage for `rows` (≤ act.rows) images, then
+    /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
     fn forward_ops(
         &self,
         act: &ListActivations,
@@ -645,8 +553,33 @@ impl StepNet for GpuSequential {
         want_grad: bool,
         mode: Mode,
     ) -> Result<Vec<Op>> {
-        self.forward(act, rows, stats, want_grad, mode)
+        let mut pending = Vec::new();
+        for (i, s) in self.stages.stages.iter().enumerate() {
+            self.stage_forward(act, i, s, rows, mode, &mut pending)?;
+        }
+        let logits = self.stages.logits();
+        let (last, stride) = (act.values.len() - 1, logits.stride());
+        let all = padded_rows(act.rows);
+        let dy = act.grads[last].as_ref().expect("the logits' gradient");
+        let loss = SoftmaxCall {
+            label: "softmax_with_loss".into(),
+            rows,
+            classes: logits.cols(),
+            stride,
+            want_grad,
+            y: Slice::new(&act.values[last], 0, all * stride),
+            t: Slice::new(&act.t, 0, act.rows),
+            dy: Slice::new(dy, 0, all * stride),
+            stats: Slice::new(stats, 0, 4),
+        };
+        let softmax = self.kernels.softmax.bind(&self.ctx, loss)?;
+        pending.push(Pending::Ready(Op::Shared(softmax)));
+        bind_pending(&self.ctx, &self.kernels.matmul, pending)
     }
+
+    /// Backward from dY (written by the forward's loss) through every stage
+    /// to each block's `[dW; db]` (with weight decay `decay` on W), into
+    /// `target`; `slots` Dropout masks per stage that needs its own.
     fn backward_ops(
         &self,
         act: &ListActivations,
@@ -654,8 +587,13 @@ impl StepNet for GpuSequential {
         decay: f32,
         slots: usize,
     ) -> Result<Vec<Op>> {
-        self.backward(act, target, decay, slots)
+        let mut pending = Vec::new();
+        for (i, s) in self.stages.stages.iter().enumerate().rev() {
+            self.stage_backward(act, i, s, (target, decay), slots, &mut pending)?;
+        }
+        bind_pending(&self.ctx, &self.kernels.matmul, pending)
     }
+
     fn param_arena(&self) -> &wgpu::Buffer {
         &self.params
     }

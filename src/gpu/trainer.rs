@@ -222,13 +222,13 @@ fn eval_rows(ctx: &GpuContext, arch: &crate::core::model::Arch, data: &Mnist) ->
 /// A network (an `Arch`'s, or a list's: [`StepNet`]) trained on the GPU.
 pub struct GpuTrainer<N: StepNet = GpuNet> {
     pub net: N,
-    pub(super) step: StepWorkspace<N>,
+    step: StepWorkspace<N>,
     /// Shared by both splits' evaluations, which run one after the other.
-    pub(super) eval_act: N::Act,
-    pub(super) evals: [EvalWorkspace; 2],
-    pub(super) in_flight: VecDeque<wgpu::SubmissionIndex>,
+    eval_act: N::Act,
+    evals: [EvalWorkspace; 2],
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
     /// Steps submitted so far (the next is step `steps + 1`).
-    pub(super) steps: u64,
+    steps: u64,
 }
 
 impl GpuTrainer<GpuNet> {
@@ -255,20 +255,7 @@ impl GpuTrainer<GpuNet> {
         net.kernels.matmul.reserve(&net.ctx, &scratch);
         let step = StepWorkspace::new(&net, &train_data, batch, slots, rule, true, lr)?;
         let eval_act = net.activations(eval_rows)?;
-        let evals = [
-            EvalWorkspace::new(&net, &train_data, "train", &eval_act)?,
-            EvalWorkspace::new(&net, &test_data, "test", &eval_act)?,
-        ];
-        net.ctx.check()?;
-        // The bind groups keep the dataset buffers alive.
-        Ok(GpuTrainer {
-            net,
-            step,
-            eval_act,
-            evals,
-            in_flight: VecDeque::new(),
-            steps: 0,
-        })
+        Self::assemble(net, step, eval_act, [&train_data, &test_data])
     }
 
     /// Every storage buffer [`GpuTrainer::new`] makes for this
@@ -318,6 +305,30 @@ impl GpuTrainer<GpuNet> {
 }
 
 impl<N: StepNet> GpuTrainer<N> {
+    /// The driver of `net` with its step, and evaluations of the training
+    /// and test splits (uploaded) over the buffers `eval_act`.
+    pub(super) fn assemble(
+        net: N,
+        step: StepWorkspace<N>,
+        eval_act: N::Act,
+        [train, test]: [&DeviceDataset; 2],
+    ) -> Result<Self> {
+        let evals = [
+            EvalWorkspace::new(&net, train, "train", &eval_act)?,
+            EvalWorkspace::new(&net, test, "test", &eval_act)?,
+        ];
+        net.context().check()?;
+        // The bind groups keep the dataset buffers alive.
+        Ok(GpuTrainer {
+            net,
+            step,
+            eval_act,
+            evals,
+            in_flight: VecDeque::new(),
+            steps: 0,
+        })
+    }
+
     pub fn step(&self) -> &StepWorkspace<N> {
         &self.step
     }
