@@ -93,7 +93,11 @@ def test_ctrl_c_stops_the_trainer_and_keeps_the_kernel(gpu, tmp_path):
             print("INTERRUPTED", len(tr.train_loss_list), not np.array_equal(first, net.params["W1"]))
         print("ALIVE", net.accuracy(xt[:100], tt[:100]) > 0.5, flush=True)
     """))
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    # SIGINT's default restored in the child: a shell's background job (a
+    # CI run started with `&`) ignores it, and Python then installs no
+    # KeyboardInterrupt handler.
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd(), preexec_fn=restore)
     assert p.stdout.readline().strip() == "EPOCH"
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=120)

@@ -10,7 +10,8 @@ use gpu_net::core::optim::StepRule;
 use gpu_net::run::bench;
 use gpu_net::run::device::{Device, DeviceChoice};
 
-use super::args::{ConvArgs, GpuArgs, LayerArgs, OptimizerArgs, UsageError, load_data};
+use super::args::{GpuArgs, LayerArgs, OptimizerArgs, UsageError, load_data};
+use super::net_args::ConvArgs;
 use super::output::{self, Output};
 use super::values::{
     NetKind, Nets, UsizeList, parse_list, parse_matmul, parse_net, parse_nets, repeats, seconds,

@@ -22,6 +22,7 @@ mod devices;
 mod eval;
 mod experiment;
 mod interrupt;
+mod net_args;
 mod output;
 mod plot;
 mod predict;

@@ -10,8 +10,9 @@ use gpu_net::core::config::RunConfig;
 use gpu_net::core::optim::OptimizerKind;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
-use super::args::{CONV_FLAGS, DeviceArg, GpuArgs, LayerArgs, NetArgs, OptimizerArgs};
+use super::args::{DeviceArg, GpuArgs, LayerArgs, OptimizerArgs};
 use super::interrupt;
+use super::net_args::{CONV_FLAGS, NetArgs};
 use super::output::Output;
 use super::train_print::{Printer, say_how_it_ended};
 use super::values::{

@@ -8,7 +8,8 @@ use clap::Args;
 use gpu_net::core::config::RunConfig;
 use gpu_net::run::{self, VerifyRequest};
 
-use super::args::{GpuArgs, LayerArgs, NetArgs};
+use super::args::{GpuArgs, LayerArgs};
+use super::net_args::NetArgs;
 use super::output;
 use super::values::{batch_size, sample_size, tolerance_scale};
 

@@ -1,10 +1,11 @@
-//! Evaluation on the GPU: a split's loss, accuracy and predictions through
-//! the forward pass in chunks ([`EvalWorkspace`]), and [`GpuEvaluator`],
-//! which evaluates a test set with nothing of training allocated (no
-//! gradients, no optimizer state, no training split, no step workspace).
+//! Evaluation on the GPU, of either network ([`StepNet`]): a split's loss,
+//! accuracy and predictions through the forward pass in chunks
+//! ([`EvalWorkspace`]), and [`GpuEvaluator`], which evaluates a test set with
+//! nothing of training allocated (no gradients, no optimizer state, no
+//! training split, no step workspace); [`ParamsEvaluator`], either kind's.
 //!
-//! Imports `budget`, `context`, `dispatch`, `error`, `kernels`, `layout` and
-//! `net`; the trainer imports it.
+//! Imports `budget`, `context`, `dispatch`, `error`, `kernels`, `layout`,
+//! `net` and `ops`; the trainer imports it.
 
 use std::sync::Arc;
 

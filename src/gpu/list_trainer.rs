@@ -4,7 +4,8 @@
 //! of one batch (`verify`, tests); and [`evaluator`], which evaluates any
 //! network's parameters.
 //!
-//! Imports `context`, `error`, `eval`, `ops`, `sequential`, `stages` and `trainer`.
+//! Imports `context`, `error`, `eval`, `ops`, `sequential`, `stages` and
+//! `trainer` (the top of `src/gpu`).
 
 use std::sync::Arc;
 

@@ -284,6 +284,49 @@ impl GpuSequential {
         })
     }
 
+    /// A convolution's backward: its input's gradient (unless the input is
+    /// the network's) by `dcol = dout·[W_col; b]ᵀ` then `col2im`, masked by
+    /// Relu's where its input is a Relu's output; then its `[dW; db]`.
+    fn conv_backward<'a>(
+        &'a self,
+        act: &'a ListActivations,
+        i: usize,
+        s: &Stage,
+        update: (GradTarget, f32),
+        pending: &mut Vec<Pending<'a>>,
+    ) -> Result<()> {
+        let (ctx, rows) = (&*self.ctx, act.rows);
+        let (input, output) = (&self.stages.values[s.input], &self.stages.values[s.output]);
+        let grad = |v: usize| act.grads[v].as_ref().expect("training activations");
+        let (x, dout) = (&act.values[s.input], grad(s.output));
+        let arenas = [&self.params, self.grads()];
+        let label = s.label();
+        let g = s.block.expect("a convolution's block");
+        let positions = output.rows(rows);
+        let col = act.cols[i].as_ref().expect("a convolution's columns");
+        if s.input > 0 {
+            let dcol = act.dcol.as_ref().expect("training activations");
+            let what = format!("{label} backward dx");
+            let call = input_grad(&self.params, what, &g, positions, [dout, dcol], None);
+            pending.push(Pending::Matmul(call));
+            let call = Col2imCall {
+                label: format!("{label} col2im{}", relu_backward(input)),
+                slide: s.slide(input, rows).expect("a convolution slides"),
+                layout: image_layout(input),
+                col_stride: g.rows(),
+                x_stride: input.stride(),
+                col: Slice::new(dcol, 0, padded_rows(positions) * g.rows()),
+                relu_mask: input.relu.then(|| Slice::whole(x)),
+                x: Slice::whole(grad(s.input)),
+            };
+            let col2im = self.kernels.im2col.col2im(ctx, call)?;
+            pending.push(Pending::Ready(Op::Shared(col2im)));
+        }
+        let call = weight_grad(arenas, label, &g, positions, [col, dout], update);
+        pending.push(Pending::Matmul(call));
+        Ok(())
+    }
+
     fn stage_backward<'a>(
         &'a self,
         act: &'a ListActivations,
@@ -302,29 +345,7 @@ impl GpuSequential {
         let label = s.label();
         match s.kind {
             StageKind::Convolution { .. } => {
-                let g = s.block.expect("a convolution's block");
-                let positions = output.rows(rows);
-                let col = act.cols[i].as_ref().expect("a convolution's columns");
-                if s.input > 0 {
-                    let dcol = act.dcol.as_ref().expect("training activations");
-                    let what = format!("{label} backward dx");
-                    let call = input_grad(&self.params, what, &g, positions, [dout, dcol], None);
-                    pending.push(Pending::Matmul(call));
-                    let call = Col2imCall {
-                        label: format!("{label} col2im{}", relu_backward(input)),
-                        slide: s.slide(input, rows).expect("a convolution slides"),
-                        layout: image_layout(input),
-                        col_stride: g.rows(),
-                        x_stride: input.stride(),
-                        col: Slice::new(dcol, 0, padded_rows(positions) * g.rows()),
-                        relu_mask: input.relu.then(|| Slice::whole(x)),
-                        x: Slice::whole(grad(s.input)),
-                    };
-                    let col2im = self.kernels.im2col.col2im(ctx, call)?;
-                    pending.push(Pending::Ready(Op::Shared(col2im)));
-                }
-                let call = weight_grad(arenas, label, &g, positions, [col, dout], update);
-                pending.push(Pending::Matmul(call));
+                self.conv_backward(act, i, s, update, pending)?;
             }
             StageKind::Affine { .. } => {
                 let g = s.block.expect("an Affine's block");

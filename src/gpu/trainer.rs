@@ -1,8 +1,10 @@
-//! The training driver on the GPU: several steps recorded into one command
-//! encoder per submission; per step the host writes only the batch's indices
-//! and reads nothing back until a loss or accuracy is asked for.
+//! The training driver on the GPU, of either network ([`StepNet`]: an
+//! `Arch`'s or a list's): several steps recorded into one command encoder
+//! per submission; per step the host writes only the batch's indices and
+//! reads nothing back until a loss or accuracy is asked for.
 //!
-//! The top of `src/gpu`: imports any of the files below it.
+//! Near the top of `src/gpu` (only `list_trainer` is above it): imports
+//! any of the files below it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
