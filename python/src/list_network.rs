@@ -111,13 +111,9 @@ impl ListNetwork {
         rows: usize,
         form: Form,
     ) -> PyResult<Vec<f64>> {
-        let (inputs, outputs, arch) = (self.inputs(), self.outputs(), self.arch.clone());
+        let (inputs, outputs) = (self.inputs(), self.outputs());
         let g = self.gpu.as_mut().expect("the GPU engine");
-        g.write_params(&Params {
-            arch,
-            values,
-            running: vec![],
-        });
+        g.net.write_params(&values);
         let chunk = if form == Form::Train {
             rows
         } else {
@@ -190,6 +186,12 @@ impl ListNetwork {
             None,
         ))
     }
+}
+
+/// A batch as the GPU takes it: f32 values and u32 labels.
+fn host_batch(x: &[f64], t: &[u8]) -> (Vec<f32>, Vec<u32>) {
+    let x32 = x.iter().map(|&v| v as f32).collect();
+    (x32, t.iter().map(|&l| l as u32).collect())
 }
 
 #[pymethods]
@@ -317,15 +319,9 @@ impl ListNetwork {
         let (x, rows, t) = self.labelled(&x, &t)?;
         let decay = self.seq.decay_loss(&values);
         if let (Some(g), true) = (&mut self.gpu, train_flg) {
-            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-            let t32: Vec<u32> = t.iter().map(|&l| l as u32).collect();
-            let arch = self.arch.clone();
+            let (x32, t32) = host_batch(&x, &t);
             let stats = py.detach(|| {
-                g.write_params(&Params {
-                    arch,
-                    values,
-                    running: vec![],
-                });
+                g.net.write_params(&values);
                 g.forward(&x32, &t32, Form::Train)
             });
             return Ok(stats.map_err(gpu_err)?.mean_loss() + decay);
@@ -378,15 +374,9 @@ impl ListNetwork {
         let values = self.arena(&arrays)?;
         let (x, rows, t) = self.labelled(&x, &t)?;
         if let Some(g) = &mut self.gpu {
-            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-            let t32: Vec<u32> = t.iter().map(|&l| l as u32).collect();
-            let arch = self.arch.clone();
+            let (x32, t32) = host_batch(&x, &t);
             let grads = py.detach(|| {
-                g.write_params(&Params {
-                    arch,
-                    values,
-                    running: vec![],
-                });
+                g.net.write_params(&values);
                 g.gradient(&x32, &t32)
             });
             return self.arrays(py, &grads.map_err(gpu_err)?.1.values);

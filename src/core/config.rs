@@ -116,23 +116,15 @@ fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The network a list's text describes, for data of `inputs` values an
-/// image; refused where its input is not that many values, where it does
-/// not plan, and with Batch Normalization (which trains only as
-/// `--batchnorm`'s: a list's keeps no running statistics).
+/// The network a list's text describes (its `input` item first, as
+/// `Network::text` writes it; without one, a vector of the data's values),
+/// for data of `inputs` values an image; refused where its input is not
+/// that many values, where it does not plan, and with Batch Normalization
+/// (which trains only as `--batchnorm`'s: a list's keeps no running
+/// statistics).
 fn list_arch(text: &str, inputs: usize) -> Result<Arch, ArchError> {
-    let side = (inputs as f64).sqrt() as usize;
-    let square = Values::Image {
-        c: 1,
-        h: side,
-        w: side,
-    };
-    let default = if side * side == inputs {
-        square
-    } else {
-        Values::Flat(inputs)
-    };
-    let network = Network::parse(text, default).map_err(|e| ArchError::List(e.to_string()))?;
+    let network =
+        Network::parse(text, Values::Flat(inputs)).map_err(|e| ArchError::List(e.to_string()))?;
     if network.inputs() != inputs {
         return Err(ArchError::List(format!(
             "its input {} is {} values an image, but the data's images have {inputs}",
