@@ -34,6 +34,22 @@ struct MatmulCase {
     /// Weight decay 0.25 on the first half of the rows (SGD and Grad epilogues).
     decay: bool,
     split: SplitK,
+    layout: Layout,
+}
+
+/// How a case stores its operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// K and N (and M when A is stored transposed) padded with zeros to
+    /// multiples of 4, as the network stores them.
+    Padded,
+    /// Every size and stride as the shape has it: the tiled kernel reads
+    /// A and B a float at a time.
+    Tight,
+    /// Sizes as the shape has them, strides rounded up to multiples of 4:
+    /// the tiled kernel reads vec4s, and a float at a time where a vec4
+    /// would reach past K, M or N.
+    Strides4,
 }
 
 const DECAY: f32 = 0.25;
@@ -63,15 +79,17 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         ones_col,
         decay,
         split,
+        layout,
     } = *c;
+    let pad = |x: usize| if layout == Layout::Padded { up4(x) } else { x };
     let (decay, decay_rows) = if decay {
         (DECAY, m.div_ceil(2))
     } else {
         (0.0, 0)
     };
-    let big_m = if v.trans_a { up4(m) } else { m };
-    let big_k = up4(k);
-    let big_n = up4(n + ones_col as usize);
+    let big_m = if v.trans_a { pad(m) } else { m };
+    let big_k = pad(k);
+    let big_n = pad(n + ones_col as usize);
     // Logical operands, zero outside the real sizes.
     let a_vals = common::random_f32(m * k, seed);
     let b_vals = common::random_f32(k * n, seed + 1);
@@ -89,35 +107,36 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
             0.0
         }
     };
-    let (lda, a_store): (usize, Vec<f32>) = if v.trans_a {
-        (
-            big_m,
-            (0..big_k * big_m)
-                .map(|e| a(e % big_m, e / big_m))
-                .collect(),
-        )
-    } else {
-        (
-            big_k,
-            (0..big_m * big_k)
-                .map(|e| a(e / big_k, e % big_k))
-                .collect(),
-        )
+    // A matrix of `rows` × `cols` stored `ld` apart, NaN in the gap
+    // between a row's end and the next row's start: a kernel that reads
+    // past K there puts NaN in C.
+    let ld = |cols: usize| {
+        if layout == Layout::Strides4 {
+            up4(cols)
+        } else {
+            cols
+        }
     };
-    let (ldb, b_store): (usize, Vec<f32>) = if v.trans_b {
-        (
-            big_k,
-            (0..big_n * big_k)
-                .map(|e| b(e % big_k, e / big_k))
-                .collect(),
-        )
+    let store = |rows: usize, cols: usize, f: &dyn Fn(usize, usize) -> f32| -> (usize, Vec<f32>) {
+        let ld = ld(cols);
+        let at = |e: usize| {
+            if e % ld < cols {
+                f(e / ld, e % ld)
+            } else {
+                f32::NAN
+            }
+        };
+        (ld, (0..rows * ld).map(at).collect())
+    };
+    let (lda, a_store) = if v.trans_a {
+        store(big_k, big_m, &|r, c| a(c, r))
     } else {
-        (
-            big_n,
-            (0..big_k * big_n)
-                .map(|e| b(e / big_n, e % big_n))
-                .collect(),
-        )
+        store(big_m, big_k, &|r, c| a(r, c))
+    };
+    let (ldb, b_store) = if v.trans_b {
+        store(big_n, big_k, &|r, c| b(c, r))
+    } else {
+        store(big_k, big_n, &|r, c| b(r, c))
     };
     let c0 = common::random_f32(big_m * big_n, seed + 2);
     let aux = common::random_f32(big_m * big_n, seed + 3);
@@ -274,12 +293,64 @@ fn matmul_tiled_every_variant_on_awkward_shapes() {
 
 #[test]
 fn matmul_tiled_128_every_variant_on_awkward_shapes() {
-    every_variant_split_with(Some(Tile::T128), MatmulAlgo::Tiled, &[1]);
+    every_variant_split_with(Some(Tile::T128), MatmulAlgo::Tiled, &[1], Layout::Padded);
 }
 
 #[test]
 fn matmul_tiled_128_split_k_every_variant_on_awkward_shapes() {
-    every_variant_split_with(Some(Tile::T128), MatmulAlgo::Tiled, &[2, 3, 7]);
+    every_variant_split_with(
+        Some(Tile::T128),
+        MatmulAlgo::Tiled,
+        &[2, 3, 7],
+        Layout::Padded,
+    );
+}
+
+/// The tiled kernel on operands stored otherwise than the network stores
+/// them: strides as tight as the shapes (it reads a float at a time), and
+/// strides of whole vec4s around sizes that are not (it reads vec4s, and a
+/// float at a time at the edges). Both tiles, whole and split.
+#[test]
+fn matmul_tiled_reads_unpadded_operands_on_awkward_shapes() {
+    for layout in [Layout::Tight, Layout::Strides4] {
+        for tile in Tile::ALL {
+            every_variant_split_with(Some(tile), MatmulAlgo::Tiled, &[1, 3], layout);
+        }
+    }
+}
+
+/// The tiled kernel's vec4 reads fill its tiles with the same floats as
+/// reading a float at a time, so C has the same bits either way (which
+/// way is faster is a matter for the GPU: `bench --matmul` times both).
+#[test]
+fn matmul_tiled_vec4_reads_give_the_bits_of_float_reads() {
+    let Some(ctx) = common::gpu() else { return };
+    for tile in Tile::ALL {
+        let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled).with_tile(tile);
+        let floats = Matmul::with_algo(&ctx, MatmulAlgo::Tiled)
+            .with_tile(tile)
+            .with_float_reads();
+        for (vi, (v, ones_col, decay)) in variants().into_iter().enumerate() {
+            for &(m, n, k) in &[(3, 17, 33), (127, 33, 17), (100, 50, 785), (65, 63, 17)] {
+                for slices in [1, 3] {
+                    let case = MatmulCase {
+                        v,
+                        m,
+                        n,
+                        k,
+                        ones_col,
+                        decay,
+                        split: SplitK::Slices(slices),
+                        layout: Layout::Padded,
+                    };
+                    let wide = run_matmul(&ctx, &mm, &case, vi as u64);
+                    let narrow = run_matmul(&ctx, &floats, &case, vi as u64);
+                    assert_eq!(wide.gpu, narrow.gpu, "{tile:?} {case:?}");
+                    assert!(diff(&wide.gpu, &wide.cpu, wide.tol, 1e-6).ok(), "{case:?}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -312,13 +383,13 @@ fn every_variant(algo: MatmulAlgo) {
 }
 
 fn every_variant_split(algo: MatmulAlgo, splits: &[u32]) {
-    every_variant_split_with(None, algo, splits);
+    every_variant_split_with(None, algo, splits, Layout::Padded);
 }
 
 /// Every variant on every shape, K split into each of `splits` slices (as
 /// far as K has 16-long steps for them), against the CPU; the tiled
-/// kernel's tile given or the 64×64 one.
-fn every_variant_split_with(tile: Option<Tile>, algo: MatmulAlgo, splits: &[u32]) {
+/// kernel's tile given or the 64×64 one; operands stored as `layout` says.
+fn every_variant_split_with(tile: Option<Tile>, algo: MatmulAlgo, splits: &[u32], layout: Layout) {
     let Some(ctx) = common::gpu() else { return };
     let mut mm = Matmul::with_algo(&ctx, algo);
     if let Some(tile) = tile {
@@ -337,6 +408,7 @@ fn every_variant_split_with(tile: Option<Tile>, algo: MatmulAlgo, splits: &[u32]
                     ones_col,
                     decay,
                     split: SplitK::Slices(slices),
+                    layout,
                 };
                 let r = run_matmul(&ctx, &mm, &case, (vi * 100 + si) as u64);
                 // The vec4 kernel reads both operands from textures (every
@@ -345,7 +417,8 @@ fn every_variant_split_with(tile: Option<Tile>, algo: MatmulAlgo, splits: &[u32]
                 assert_eq!(r.staged, staged, "{algo:?} {case:?}");
                 // Slices are whole steps of 16 along K (padded to 4), none
                 // empty: K = 33..=784 here has room for two or more.
-                let steps = up4(k).div_ceil(16) as u32;
+                let padded = if layout == Layout::Padded { up4(k) } else { k };
+                let steps = padded.div_ceil(16) as u32;
                 assert!(r.split_k <= slices.min(steps), "{case:?}: {}", r.split_k);
                 assert_eq!(r.split_k > 1, slices > 1 && steps > 1, "{case:?}");
                 split_runs += (r.split_k > 1) as usize;
@@ -378,6 +451,7 @@ fn matmul_check_catches_a_wrong_element() {
             ones_col: true,
             decay: false,
             split: SplitK::Auto,
+            layout: Layout::Padded,
         };
         let MatmulRun {
             mut gpu, cpu, tol, ..

@@ -4,7 +4,9 @@
 // Each workgroup computes a TILE×TILE tile of C, each of its 16×16
 // invocations a PER×PER register tile (64 with 4×4, or 128 with 8×8: the
 // planner picks, src/gpu/plan.rs), stepping through K 16 at a time with both
-// operand tiles staged in workgroup memory. Edges are guarded where tiles are
+// operand tiles staged in workgroup memory, each step's read from memory
+// (a vec4 at a time where the strides allow) issued before the step ahead
+// of it is multiplied. Edges are guarded where tiles are
 // loaded and stored, never inside the unrolled multiply-add loop, so any
 // shape is correct; the guards are also why the product passes run without
 // the runtime's bounds checks (tests/kernels.rs proves them with poison
@@ -17,6 +19,13 @@
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
+// A and B again, as vec4s (the same ranges, rounded down to whole vec4s),
+// for the wide reads: used only where WIDE_A / WIDE_B say the operand's
+// stride is a multiple of 4 (src/gpu/kernels/matmul/ sets them).
+@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
+override WIDE_A: bool = false;
+override WIDE_B: bool = false;
 
 const BK: u32 = 16u;
 // vec4s across a tile's k-row, and that plus one: rows of workgroup memory
@@ -28,6 +37,8 @@ const ROW: u32 = VECS + 1u;
 const LOADS: u32 = TILE * BK / 256u;
 // vec4s of C along n (and groups of 4 rows along m) one invocation holds.
 const QUADS: u32 = PER / 4u;
+// vec4s of each operand tile one invocation reads per step of K.
+const FETCH: u32 = LOADS / 4u;
 
 // Tiles stored k-major as vec4 along m / n, so one invocation reads four
 // rows (or columns) of a k-slice with a single load.
@@ -38,6 +49,9 @@ var<workgroup> tile_b: array<vec4<f32>, BK * ROW>;
 // partial sums starts in C.
 var<private> k_end: u32;
 var<private> slice_base: u32;
+// The next step's share of the operand tiles, read ahead (see `main`).
+var<private> next_a: array<vec4<f32>, FETCH>;
+var<private> next_b: array<vec4<f32>, FETCH>;
 
 fn load_a(m: u32, k: u32) -> f32 {
     if m >= dims.m || k >= k_end {
@@ -99,32 +113,126 @@ fn finish(m: u32, n: u32, v: f32) {
     }
 }
 
-// Stages step k0 of K: 256 invocations, LOADS elements each of both
-// tiles. The index that is contiguous in memory varies fastest between
+// Where element e (0..TILE·BK) of a step's operand tile is read from when
+// the operand is read a float at a time: (k, m) of A's tile, (k, n) of B's.
+// The index that is contiguous in memory varies fastest between
 // neighbouring invocations.
-fn stage(li: u32, m0: u32, n0: u32, k0: u32) {
-    for (var r = 0u; r < LOADS; r++) {
-        let e = li + r * 256u;
-        var ka: u32;
-        var ma: u32;
-        if TRANS_A {
-            ka = e / TILE;
-            ma = e % TILE;
-        } else {
-            ka = e % BK;
-            ma = e / BK;
+fn a_spot(e: u32) -> vec2<u32> {
+    if TRANS_A {
+        return vec2<u32>(e / TILE, e % TILE);
+    }
+    return vec2<u32>(e % BK, e / BK);
+}
+
+fn b_spot(e: u32) -> vec2<u32> {
+    if TRANS_B {
+        return vec2<u32>(e % BK, e / BK);
+    }
+    return vec2<u32>(e / TILE, e % TILE);
+}
+
+// The vec4 number q of this invocation's share of a step's tile, read with
+// one load where it lies whole inside the operand (a wide read), else a
+// float at a time through the guards. Along K (A as stored, or B
+// transposed) a vec4 is four steps of K of one row; along M or N, four
+// rows of one step of K.
+fn fetch_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
+    var m: u32;
+    var k: u32;
+    if TRANS_A {
+        k = k0 + e / VECS;
+        m = m0 + 4u * (e % VECS);
+        if k < k_end && m + 3u < dims.m {
+            return a4[(k * dims.lda + m) / 4u];
         }
-        tile_a[ka * ROW + ma / 4u][ma % 4u] = load_a(m0 + ma, k0 + ka);
-        var kb: u32;
-        var nb: u32;
-        if TRANS_B {
-            kb = e % BK;
-            nb = e / BK;
-        } else {
-            kb = e / TILE;
-            nb = e % TILE;
+        return vec4<f32>(load_a(m, k), load_a(m + 1u, k), load_a(m + 2u, k), load_a(m + 3u, k));
+    }
+    m = m0 + e / 4u;
+    k = k0 + 4u * (e % 4u);
+    if m < dims.m && k + 3u < k_end {
+        return a4[(m * dims.lda + k) / 4u];
+    }
+    return vec4<f32>(load_a(m, k), load_a(m, k + 1u), load_a(m, k + 2u), load_a(m, k + 3u));
+}
+
+fn fetch_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
+    var n: u32;
+    var k: u32;
+    if TRANS_B {
+        n = n0 + e / 4u;
+        k = k0 + 4u * (e % 4u);
+        if n < dims.n && k + 3u < k_end {
+            return b4[(n * dims.ldb + k) / 4u];
         }
-        tile_b[kb * ROW + nb / 4u][nb % 4u] = load_b(k0 + kb, n0 + nb);
+        return vec4<f32>(load_b(k, n), load_b(k + 1u, n), load_b(k + 2u, n), load_b(k + 3u, n));
+    }
+    k = k0 + e / VECS;
+    n = n0 + 4u * (e % VECS);
+    if k < k_end && n + 3u < dims.n {
+        return b4[(k * dims.ldb + n) / 4u];
+    }
+    return vec4<f32>(load_b(k, n), load_b(k, n + 1u), load_b(k, n + 2u), load_b(k, n + 3u));
+}
+
+// Reads step k0 of K into this invocation's registers (next_a, next_b):
+// FETCH vec4s of each operand tile, wide where the operand allows it.
+fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
+    for (var q = 0u; q < FETCH; q++) {
+        let e = li + q * 256u;
+        if WIDE_A {
+            next_a[q] = fetch_a(e, m0, k0);
+        } else {
+            for (var r = 0u; r < 4u; r++) {
+                let at = a_spot(li + (4u * q + r) * 256u);
+                next_a[q][r] = load_a(m0 + at.y, k0 + at.x);
+            }
+        }
+        if WIDE_B {
+            next_b[q] = fetch_b(e, n0, k0);
+        } else {
+            for (var r = 0u; r < 4u; r++) {
+                let at = b_spot(li + (4u * q + r) * 256u);
+                next_b[q][r] = load_b(k0 + at.x, n0 + at.y);
+            }
+        }
+    }
+}
+
+// Writes what `fetch` read into the workgroup's tiles, each float where
+// the multiply-add loop expects it.
+fn put(li: u32) {
+    for (var q = 0u; q < FETCH; q++) {
+        let e = li + q * 256u;
+        if WIDE_A && TRANS_A {
+            tile_a[(e / VECS) * ROW + e % VECS] = next_a[q];
+        }
+        if WIDE_A && !TRANS_A {
+            let m = e / 4u;
+            for (var r = 0u; r < 4u; r++) {
+                tile_a[(4u * (e % 4u) + r) * ROW + m / 4u][m % 4u] = next_a[q][r];
+            }
+        }
+        if !WIDE_A {
+            for (var r = 0u; r < 4u; r++) {
+                let at = a_spot(li + (4u * q + r) * 256u);
+                tile_a[at.x * ROW + at.y / 4u][at.y % 4u] = next_a[q][r];
+            }
+        }
+        if WIDE_B && !TRANS_B {
+            tile_b[(e / VECS) * ROW + e % VECS] = next_b[q];
+        }
+        if WIDE_B && TRANS_B {
+            let n = e / 4u;
+            for (var r = 0u; r < 4u; r++) {
+                tile_b[(4u * (e % 4u) + r) * ROW + n / 4u][n % 4u] = next_b[q][r];
+            }
+        }
+        if !WIDE_B {
+            for (var r = 0u; r < 4u; r++) {
+                let at = b_spot(li + (4u * q + r) * 256u);
+                tile_b[at.x * ROW + at.y / 4u][at.y % 4u] = next_b[q][r];
+            }
+        }
     }
 }
 
@@ -148,9 +256,17 @@ fn main(
     // 4·(lid.x + 16·j) .. +3 of the tile.
     var acc: array<vec4<f32>, PER * QUADS>;
 
+    // Each step's operands are read into registers while the step before
+    // is multiplied, so a workgroup waits on memory once, not once a step.
+    if k_begin < k_end {
+        fetch(li, m0, n0, k_begin);
+    }
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-        stage(li, m0, n0, k0);
+        put(li);
         workgroupBarrier();
+        if k0 + BK < k_end {
+            fetch(li, m0, n0, k0 + BK);
+        }
         for (var kk = 0u; kk < BK; kk++) {
             var av: array<vec4<f32>, QUADS>;
             var bv: array<vec4<f32>, QUADS>;

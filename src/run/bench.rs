@@ -163,7 +163,9 @@ pub struct MatmulBench {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MatmulResult {
-    /// "Tiled64", "Tiled128", "Vec4" or "Vec4Buffers" (see `gpu::kernels::matmul`).
+    /// "Tiled64", "Tiled128", "Vec4" or "Vec4Buffers" (see
+    /// `gpu::kernels::matmul`); "Tiled64Floats" and "Tiled128Floats" are the
+    /// tiled kernel reading a float at a time.
     pub algo: String,
     pub m: usize,
     pub n: usize,
@@ -446,7 +448,7 @@ pub fn bench_cpu(data: &Mnist, arch: &Arch, batch: usize, cfg: &BenchConfig) -> 
 /// count the real 2·M·N·K.
 pub fn bench_matmul(
     ctx: &GpuContext,
-    (algo, tile): (MatmulAlgo, Option<Tile>),
+    (algo, tile, float_reads): MatmulKernel,
     p: MatmulBench,
     split: SplitK,
     seconds: f64,
@@ -455,6 +457,9 @@ pub fn bench_matmul(
     let mut mm = Matmul::with_algo(ctx, algo);
     if let Some(tile) = tile {
         mm = mm.with_tile(tile);
+    }
+    if float_reads {
+        mm = mm.with_float_reads();
     }
     let (a_dims, b_dims, (mp, np)) = padded_operands(&p);
     let what = format!("--matmul {m},{n},{k}");
@@ -488,8 +493,9 @@ pub fn bench_matmul(
     let seconds = time_dispatch(ctx, &d, seconds)?;
     Ok(MatmulResult {
         algo: format!(
-            "{algo:?}{}",
-            tile.map_or(String::new(), |t| t.edge().to_string())
+            "{algo:?}{}{}",
+            tile.map_or(String::new(), |t| t.edge().to_string()),
+            if float_reads { "Floats" } else { "" }
         ),
         m,
         n,
@@ -559,13 +565,21 @@ fn split_of(slices: Option<u32>) -> SplitK {
     slices.map_or(SplitK::Auto, SplitK::Slices)
 }
 
-/// The matmul kernels `--matmul` times: the tiled one with each tile, and
-/// the vec4 one with each kind of operand.
-const MATMUL_KERNELS: [(MatmulAlgo, Option<Tile>); 4] = [
-    (MatmulAlgo::Tiled, Some(Tile::T64)),
-    (MatmulAlgo::Tiled, Some(Tile::T128)),
-    (MatmulAlgo::Vec4, None),
-    (MatmulAlgo::Vec4Buffers, None),
+/// One matmul kernel `--matmul` times: the implementation, the tiled
+/// kernel's tile, and whether it reads a float at a time where it would
+/// read vec4s.
+pub type MatmulKernel = (MatmulAlgo, Option<Tile>, bool);
+
+/// The matmul kernels `--matmul` times: the tiled one with each tile, with
+/// its vec4 reads and a float at a time, and the vec4 one with each kind
+/// of operand.
+const MATMUL_KERNELS: [MatmulKernel; 6] = [
+    (MatmulAlgo::Tiled, Some(Tile::T64), false),
+    (MatmulAlgo::Tiled, Some(Tile::T64), true),
+    (MatmulAlgo::Tiled, Some(Tile::T128), false),
+    (MatmulAlgo::Tiled, Some(Tile::T128), true),
+    (MatmulAlgo::Vec4, None, false),
+    (MatmulAlgo::Vec4Buffers, None, false),
 ];
 
 /// Runs everything `cfg` asks for, calling `progress` with each result line.
@@ -801,7 +815,7 @@ fn matmul_line(r: &MatmulResult) -> String {
         MatmulForm::Abt => "A·Bᵀ",
     };
     format!(
-        "matmul {:<5} {form:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s, {} {}{}",
+        "matmul {:<14} {form:<5} {}x{}x{}: {:.3} ms, {:.1} GFLOP/s, {} {}{}",
         r.algo,
         r.m,
         r.n,

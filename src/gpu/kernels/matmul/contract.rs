@@ -71,13 +71,26 @@ wgsl_struct! {
 }
 
 kernel_bindings! {
-    /// A product's operands read from buffers (both kernels, and the
+    /// A product's operands read from buffers (the vec4 kernel, and the
     /// split-K reduction, which reads the partial sums as `a`).
     pub(super) struct Operands<'a> {
         a: Read,
         b: Read,
         c: ReadWrite,
         aux: Read,
+    }
+}
+
+kernel_bindings! {
+    /// The tiled kernel's operands: [`Operands`], then A and B again as
+    /// whole vec4s for its wide reads (see `WIDE_A` in shaders/matmul/tiled.wgsl).
+    pub(super) struct TiledOperands<'a> {
+        a: Read,
+        b: Read,
+        c: ReadWrite,
+        aux: Read,
+        a4: Read,
+        b4: Read,
     }
 }
 

@@ -37,7 +37,7 @@ use crate::gpu::dispatch::{
 };
 use crate::gpu::error::{GpuError, Result};
 use crate::gpu::plan::REDUCE_WG;
-use contract::{Dims, Operands, StagedOperands};
+use contract::{Dims, Operands, StagedOperands, TiledOperands};
 use pipelines::{Pass, Pipelines};
 use staging::{OperandSource, Staging, operand_source};
 
@@ -81,6 +81,14 @@ impl Matmul {
     /// --matmul`); the split of K is still planned for that tile.
     pub fn with_tile(mut self, tile: Tile) -> Self {
         self.tile = Some(tile);
+        self
+    }
+
+    /// This kernel with the tiled kernel reading A and B a float at a time
+    /// wherever it would read vec4s (`bench --matmul` times both; the
+    /// sums, and so the bits, are the same).
+    pub fn with_float_reads(mut self) -> Self {
+        self.pipelines.float_reads = true;
         self
     }
 
@@ -221,6 +229,18 @@ impl Matmul {
     /// shorter slice) recorded before it.
     fn product(&self, ctx: &GpuContext, p: ProductPass<'_>, dims: &Dims) -> Result<Dispatch> {
         let Operands { a, b, c, aux } = p.operands;
+        if self.algo == MatmulAlgo::Tiled {
+            let operands = TiledOperands {
+                a,
+                b,
+                c,
+                aux,
+                a4: whole_vec4s(&p.label, "A", a)?,
+                b4: whole_vec4s(&p.label, "B", b)?,
+            };
+            let layout = &self.pipelines.tiled;
+            return dispatch(ctx, p.label, &p.pipeline, layout, dims, &operands, p.groups);
+        }
         if p.ops == OperandSource::Buffers {
             let layout = &self.pipelines.buffers;
             return dispatch(
@@ -287,6 +307,22 @@ fn dims(s: &MatmulShape, plan: &MatmulPlan) -> Dims {
     }
 }
 
+/// `s` as the tiled kernel's vec4 view of it (bindings `a4`, `b4`): its
+/// length rounded down to whole vec4s, which is all the wide reads touch;
+/// the first vec4 where it holds less than one (never read then, but a
+/// binding of vec4s must hold one).
+fn whole_vec4s<'a>(label: &str, what: &str, s: Slice<'a>) -> Result<Slice<'a>> {
+    let vec4s = (s.len / 4).max(1) * 4;
+    if !s.offset.is_multiple_of(4) || s.offset + vec4s > s.buffer.size() / 4 {
+        return Err(GpuError::Shape(format!(
+            "{label}: {what} at float {} of a {}-byte buffer cannot be read as vec4s",
+            s.offset,
+            s.buffer.size()
+        )));
+    }
+    Ok(Slice { len: vec4s, ..s })
+}
+
 /// Refuses operands shorter than the product reads: the tiled kernel's
 /// product passes run without the runtime's bounds checks.
 fn check_operands(
@@ -330,7 +366,8 @@ pub(super) fn contracts() -> Vec<StructContract> {
 pub(super) fn binding_contracts() -> Vec<BindingContract> {
     let [t64, t128, buffers, textures] = modules().try_into().expect("four modules");
     vec![
-        binding_contract::<Operands>("matmul", vec![t64, t128, buffers]),
+        binding_contract::<TiledOperands>("matmul (tiled)", vec![t64, t128]),
+        binding_contract::<Operands>("matmul", vec![buffers]),
         binding_contract::<StagedOperands>("matmul (texture operands)", vec![textures]),
     ]
 }

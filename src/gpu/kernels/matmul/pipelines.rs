@@ -13,7 +13,7 @@ use crate::gpu::cost::Tile;
 use crate::gpu::dispatch::{Checks, KernelLayout, compose, kernel_layout, pipeline_at};
 use crate::gpu::plan::{MatmulPlan, MatmulShape, REDUCE_WG, Vec4Shape};
 
-use super::contract::{Dims, MatmulVariant, Operands, PARTIAL_SUMS, StagedOperands};
+use super::contract::{Dims, MatmulVariant, Operands, PARTIAL_SUMS, StagedOperands, TiledOperands};
 use super::staging::OperandSource;
 
 /// What both products share: the contract's uniform, overrides and
@@ -40,14 +40,38 @@ pub(super) enum Pass {
 }
 
 /// A pipeline: its pass, variant, the vec4 kernel's workgroup shape, where
-/// it reads A and B, and the tiled kernel's tile.
-pub(super) type PipelineKey = (Pass, MatmulVariant, Vec4Shape, OperandSource, Tile);
+/// it reads A and B, and the tiled kernel's tile and wide reads of A and B.
+pub(super) type PipelineKey = (Pass, MatmulVariant, Vec4Shape, OperandSource, Tile, Wide);
+
+/// Whether the tiled kernel reads A and B a vec4 at a time (`WIDE_A`,
+/// `WIDE_B` in shaders/matmul/tiled.wgsl): where the operand's stride is a
+/// multiple of 4, so that a vec4 of a row starts on a vec4 of memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Wide {
+    pub a: bool,
+    pub b: bool,
+}
+
+impl Wide {
+    /// The wide reads a product of shape `s` allows.
+    pub fn for_shape(s: &MatmulShape) -> Self {
+        Wide {
+            a: s.lda.is_multiple_of(4),
+            b: s.ldb.is_multiple_of(4),
+        }
+    }
+}
 
 /// One implementation's pipelines and the two bind group layouts they use.
 pub(super) struct Pipelines {
     algo: MatmulAlgo,
-    /// Operands in buffers (both kernels, and the reduction).
+    /// Operands in buffers (the vec4 kernel, and the reduction).
     pub(super) buffers: KernelLayout,
+    /// The tiled kernel's: operands in buffers, A and B bound twice.
+    pub(super) tiled: KernelLayout,
+    /// The tiled kernel reads a float at a time even where the strides
+    /// allow vec4s (`bench --matmul` times both ways).
+    pub(super) float_reads: bool,
     /// The vec4 kernel's, with A and B as textures.
     pub(super) textures: KernelLayout,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -58,6 +82,8 @@ impl Pipelines {
         Pipelines {
             algo,
             buffers: kernel_layout::<Operands, Dims>(ctx, "matmul"),
+            tiled: kernel_layout::<TiledOperands, Dims>(ctx, "matmul (tiled)"),
+            float_reads: false,
             textures: kernel_layout::<StagedOperands, Dims>(ctx, "matmul (texture operands)"),
             cache: Mutex::new(HashMap::new()),
         }
@@ -71,11 +97,20 @@ impl Pipelines {
         ops: OperandSource,
         tile: Tile,
     ) -> PipelineKey {
-        let none = Vec4Shape::default();
+        let (none, narrow) = (Vec4Shape::default(), Wide::default());
         match (self.algo, pass) {
-            (_, Pass::Reduce) => (pass, v, none, OperandSource::Buffers, Tile::T64),
-            (MatmulAlgo::Tiled, _) => (pass, v, none, OperandSource::Buffers, tile),
-            _ => (pass, v, Vec4Shape::for_product(s.m, s.n), ops, Tile::T64),
+            (_, Pass::Reduce) => (pass, v, none, OperandSource::Buffers, Tile::T64, narrow),
+            (MatmulAlgo::Tiled, _) => {
+                let wide = match self.float_reads {
+                    true => narrow,
+                    false => Wide::for_shape(s),
+                };
+                (pass, v, none, OperandSource::Buffers, tile, wide)
+            }
+            _ => {
+                let shape = Vec4Shape::for_product(s.m, s.n);
+                (pass, v, shape, ops, Tile::T64, narrow)
+            }
         }
     }
 
@@ -100,7 +135,7 @@ impl Pipelines {
     fn compile(
         &self,
         ctx: &GpuContext,
-        (pass, v, shape, ops, tile): PipelineKey,
+        (pass, v, shape, ops, tile, wide): PipelineKey,
     ) -> wgpu::ComputePipeline {
         let epilogue = match pass {
             Pass::Partial => PARTIAL_SUMS,
@@ -115,39 +150,39 @@ impl Pipelines {
         // The tiled module declares the reduction's workgroup size, which
         // every pipeline compiled from it must be given.
         let reduce_wg = ("REDUCE_WG", f64::from(REDUCE_WG));
-        let (source, entry, checks) = match (self.algo, pass) {
+        let (source, entry, checks, layout) = match (self.algo, pass) {
             // One reduction for both kernels: it is a small share of the work.
             (_, Pass::Reduce) => {
                 constants.push(reduce_wg);
-                (tiled_source(Tile::T64), "reduce", Checks::On)
+                (tiled_source(Tile::T64), "reduce", Checks::On, &self.buffers)
             }
             // Every load and store guarded in the shader, every operand's
             // length checked in `bind` (check_operands).
             (MatmulAlgo::Tiled, _) => {
                 constants.push(reduce_wg);
-                (tiled_source(tile), "main", Checks::Off)
+                constants.push(("WIDE_A", flag(wide.a)));
+                constants.push(("WIDE_B", flag(wide.b)));
+                (tiled_source(tile), "main", Checks::Off, &self.tiled)
             }
             _ => {
                 constants.push(("X_ALONG_M", flag(shape.x_along_m)));
                 constants.push(("WG_Y", shape.wg_y as f64));
                 constants.push(("TM", shape.tm as f64));
-                (
-                    vec4_source(ops == OperandSource::Textures),
-                    "main",
-                    Checks::On,
-                )
+                let layout = match ops {
+                    OperandSource::Buffers => &self.buffers,
+                    OperandSource::Textures => &self.textures,
+                };
+                let source = vec4_source(ops == OperandSource::Textures);
+                (source, "main", Checks::On, layout)
             }
         };
         pipeline_at(
             ctx,
             &format!(
-                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?}",
+                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?} {wide:?}",
                 self.algo
             ),
-            match ops {
-                OperandSource::Buffers => &self.buffers,
-                OperandSource::Textures => &self.textures,
-            },
+            layout,
             &source,
             entry,
             &constants,
