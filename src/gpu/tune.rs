@@ -1,7 +1,8 @@
 //! How much faster the tiled matmul's 128×128 tile runs a large product than
 //! its 64×64 tile on this adapter: measured once, then kept on disk
 //! (`$XDG_CACHE_HOME/gpu-net/tiles.json`, else `~/.cache/gpu-net/tiles.json`,
-//! keyed by adapter, backend and driver), so that the planner's choices, and
+//! keyed by adapter, backend, driver and the kernel's source, so that a
+//! build with another tiled kernel measures again), so that the planner's choices, and
 //! so a seeded run's bits, stay the same on that adapter from then on.
 //! `GPU_NET_T128_SPEEDUP` gives the figure instead. CPU adapters, which run
 //! the vec4 kernel, keep the design's estimate and measure nothing.
@@ -16,7 +17,7 @@ use super::context::{GpuContext, GpuOptions};
 use super::dispatch::Slice;
 use super::error::Result;
 use super::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
-use super::kernels::{SplitK, Tile};
+use super::kernels::{SplitK, Tile, tiled_source};
 use super::profile::{T128_SPEEDUP_ESTIMATE, env_setting};
 
 /// The environment variable that gives the speed-up instead of measuring.
@@ -93,12 +94,28 @@ pub fn measure(ctx: &GpuContext, side: usize) -> Result<f64> {
     Ok(seconds[0] / seconds[1])
 }
 
-/// What identifies an adapter's speed: its name, backend and driver.
+/// What identifies the tiles' speeds: the adapter's name, backend and
+/// driver, and a digest of the tiled kernel's source as this build compiles it.
 pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
     format!(
-        "{} | {:?} | {} {}",
-        info.name, info.backend, info.driver, info.driver_info
+        "{} | {:?} | {} {} | kernel {:016x}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        kernel_digest()
     )
+}
+
+/// FNV-1a over both tiles' WGSL: stable across builds and Rust versions
+/// (std's hasher is not), changed by any edit to the kernel.
+fn kernel_digest() -> u64 {
+    Tile::ALL
+        .into_iter()
+        .flat_map(|t| tiled_source(t).into_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// Where the measured figures are kept, if there is a home for them.

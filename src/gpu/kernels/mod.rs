@@ -22,7 +22,7 @@ pub use dropout::{DropoutCall, DropoutDispatch, DropoutKernel};
 pub use gather::{Gather, GatherCall};
 pub use matmul::{
     Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulDispatch, MatmulPlan, MatmulShape,
-    MatmulVariant, SplitK, Tile,
+    MatmulVariant, SplitK, Tile, tiled_source,
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
 pub use softmax_loss::{SoftmaxCall, SoftmaxWithLoss, Stats};
