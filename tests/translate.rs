@@ -219,7 +219,8 @@ fn the_vec4_modules_are_the_programs() {
 }
 
 /// The tiled product's modules are the program's, and each tile's
-/// constants are the ones the planner and the grid use.
+/// constants, and the reduction's reads in flight, are the ones the
+/// planner, the grid and the cost model use.
 #[test]
 fn the_tiled_modules_are_the_programs() {
     use gpu_net::gpu::kernels::{Tile, matmul::tiled_source};
@@ -231,7 +232,12 @@ fn the_tiled_modules_are_the_programs() {
             .find(|(n, _)| *n == name)
             .unwrap_or_else(|| panic!("no module {name}"));
         assert_eq!(*source, tiled_source(tile));
-        for (constant, value) in [("TILE", tile.edge()), ("PER", tile.per_invocation())] {
+        let in_flight = gpu_net::gpu::cost::REDUCE_IN_FLIGHT as u32;
+        for (constant, value) in [
+            ("TILE", tile.edge()),
+            ("PER", tile.per_invocation()),
+            ("REDUCE_IN_FLIGHT", in_flight),
+        ] {
             let line = format!("const {constant}: u32 = {value}u;");
             assert!(source.contains(&line), "{name} lacks `{line}`");
         }

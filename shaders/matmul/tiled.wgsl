@@ -308,9 +308,13 @@ fn main(
 // Split-K's second pass: C(m, n) = epilogue(Σ_z partial_z(m, n)), `a` holding
 // the partial sums (slice z at z·M·ldc). The slices are added in the order
 // z = 0, 1, ..., never with atomics, so a seed repeats a run bit for bit.
+// They are read REDUCE_IN_FLIGHT at a time before any is added, so an
+// invocation waits on memory once per group rather than once per slice
+// (the order of the additions, and so the bits, are the same).
 // One invocation per element of C; the grid is (N / REDUCE_WG, M).
-// (REDUCE_WG in src/gpu/plan.rs, given by the host.)
+// (REDUCE_WG and REDUCE_IN_FLIGHT in src/gpu/plan.rs, given by the host.)
 override REDUCE_WG: u32;
+const REDUCE_IN_FLIGHT: u32 = 4u;
 
 @compute @workgroup_size(REDUCE_WG)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -323,7 +327,17 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
     let stride = dims.m * dims.ldc;
     let slices = (dims.k + dims.k_slice - 1u) / dims.k_slice;
     var acc = a[idx];
-    for (var z = 1u; z < slices; z++) {
+    var z = 1u;
+    for (; z + REDUCE_IN_FLIGHT <= slices; z += REDUCE_IN_FLIGHT) {
+        var part: array<f32, REDUCE_IN_FLIGHT>;
+        for (var i = 0u; i < REDUCE_IN_FLIGHT; i++) {
+            part[i] = a[(z + i) * stride + idx];
+        }
+        for (var i = 0u; i < REDUCE_IN_FLIGHT; i++) {
+            acc += part[i];
+        }
+    }
+    for (; z < slices; z++) {
         acc += a[z * stride + idx];
     }
     finish(m, n, acc);

@@ -53,6 +53,15 @@ impl Tile {
 /// Steps through K of the tiled kernel (its `BK`).
 pub const K_STEP: u64 = 16;
 
+/// Partial sums split-K's reduction reads before it adds any
+/// (`REDUCE_IN_FLIGHT` in shaders/matmul/tiled.wgsl; tests/translate.rs
+/// holds the two equal).
+pub const REDUCE_IN_FLIGHT: u64 = 4;
+
+/// What the reduction of the H200 run (`bench/h200-2026-12-04/`) read
+/// before adding: one partial at a time.
+pub const MEASURED_REDUCE_IN_FLIGHT: u64 = 1;
+
 /// The work of one dispatch, as the model sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Work {
@@ -65,8 +74,14 @@ pub enum Work {
         steps: u64,
         out_bytes: u64,
     },
-    /// Split-K's reduction: `elements` outputs, each the sum of `slices` partials.
-    Reduce { elements: u64, slices: u64 },
+    /// Split-K's reduction: `elements` outputs, each the sum of `slices`
+    /// partials, which an invocation reads `in_flight` at a time (waiting
+    /// on memory once per group).
+    Reduce {
+        elements: u64,
+        slices: u64,
+        in_flight: u64,
+    },
     /// Rows walked by invocations of 256-wide workgroups: `rows` over
     /// `groups` workgroups (the softmax's pass over the logits).
     Rows { rows: u64, groups: u64 },
@@ -152,10 +167,16 @@ impl CostModel {
                     per_unit.div_ceil(tile.residency()) as f64 * steps as f64 * self.step_latency;
                 compute.max(waiting).max(traffic)
             }
-            Work::Reduce { elements, slices } => {
-                // 2048 invocations in flight per unit.
+            Work::Reduce {
+                elements,
+                slices,
+                in_flight,
+            } => {
+                // 2048 invocations in flight per unit; the first partial,
+                // then the rest in groups.
                 let rounds = elements.div_ceil(units * 2048);
-                (rounds * slices) as f64 * self.partial_read
+                let waits = 1 + slices.saturating_sub(1).div_ceil(in_flight.max(1));
+                (rounds * waits) as f64 * self.partial_read
             }
             Work::Rows { rows, groups } => {
                 let per_invocation = rows.div_ceil(groups.max(1) * 256);

@@ -2,7 +2,8 @@
 //! and the softmax of a step as the planner plans them on a profile, with
 //! their predicted times; and the same dispatches under the plans of a
 //! measurement (the 64×64 tile, the split of K `bench --json`
-//! reported, one softmax workgroup), so that the model can be held against
+//! reported, one softmax workgroup, a reduction reading one partial sum at
+//! a time), so that the model can be held against
 //! what was measured (`tests/cost_model.rs`) and old plans set beside new
 //! ones (`examples/cost_model.rs`). Dispatches no plan changes (the gather,
 //! the window kernels, the updates) are not modelled: the callers carry
@@ -10,7 +11,7 @@
 //!
 //! Imports `cost`, `plan`, `profile` and `layout`.
 
-use super::cost::{CostModel, Tile, Work};
+use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, Tile, Work};
 use super::layout::{StepProduct, step_products};
 use super::plan::{REDUCE_WG, SplitK, plan_product, plan_softmax, plan_tiled};
 use super::profile::{DeviceProfile, MatmulAlgo};
@@ -43,7 +44,7 @@ pub fn planned_step(
         .iter()
         .map(|p| {
             let plan = plan_product(profile, MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
-            product_forecast(model, profile, p, plan)
+            product_forecast(model, profile, p, plan, REDUCE_IN_FLIGHT)
         })
         .collect();
     step.push(softmax_forecast(
@@ -75,7 +76,13 @@ pub fn as_measured(
         .into_iter()
         .find(|p| base.starts_with(&p.name))?;
     let plan = plan_tiled(profile, Tile::T64, &product.shape, SplitK::Slices(split_k));
-    Some(product_forecast(model, profile, &product, plan))
+    Some(product_forecast(
+        model,
+        profile,
+        &product,
+        plan,
+        MEASURED_REDUCE_IN_FLIGHT,
+    ))
 }
 
 fn product_forecast(
@@ -83,6 +90,7 @@ fn product_forecast(
     profile: &DeviceProfile,
     p: &StepProduct,
     plan: super::plan::MatmulPlan,
+    reduce_in_flight: u64,
 ) -> Forecast {
     let reduce_groups = if plan.split_k > 1 {
         (p.shape.n as u64).div_ceil(REDUCE_WG as u64) * p.shape.m as u64
@@ -94,7 +102,7 @@ fn product_forecast(
         groups: plan.groups.iter().map(|&g| g as u64).product::<u64>() + reduce_groups,
         split_k: plan.split_k,
         tile: Some(plan.tile),
-        seconds: plan.predicted(model, profile, &p.shape),
+        seconds: plan.predicted_with(model, profile, &p.shape, reduce_in_flight),
     }
 }
 

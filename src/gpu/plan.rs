@@ -12,7 +12,7 @@
 //!
 //! Imports `profile` and `cost`.
 
-use super::cost::{CostModel, H200, K_STEP, Tile, Work};
+use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, Tile, Work};
 use super::profile::{DeviceProfile, MatmulAlgo};
 
 /// The product's dimensions and strides (row lengths as stored). Columns
@@ -88,6 +88,12 @@ impl MatmulPlan {
 
     /// The dispatches this plan makes, as the cost model sees them.
     pub fn work(&self, s: &MatmulShape) -> Vec<Work> {
+        self.work_with(s, REDUCE_IN_FLIGHT)
+    }
+
+    /// [`MatmulPlan::work`] with a reduction that reads `reduce_in_flight`
+    /// partial sums before adding them (another build's kernel).
+    pub fn work_with(&self, s: &MatmulShape, reduce_in_flight: u64) -> Vec<Work> {
         let groups = self.groups.iter().map(|&g| g as u64).product();
         let steps = (self.k_slice as u64).div_ceil(K_STEP);
         // C (or the partial sums) written, and read too by most epilogues.
@@ -102,6 +108,7 @@ impl MatmulPlan {
             work.push(Work::Reduce {
                 elements: (s.m * s.n) as u64,
                 slices: self.split_k as u64,
+                in_flight: reduce_in_flight,
             });
         }
         work
@@ -109,7 +116,18 @@ impl MatmulPlan {
 
     /// What `model` predicts for this plan on `profile`, in seconds.
     pub fn predicted(&self, model: &CostModel, profile: &DeviceProfile, s: &MatmulShape) -> f64 {
-        let work = self.work(s);
+        self.predicted_with(model, profile, s, REDUCE_IN_FLIGHT)
+    }
+
+    /// [`MatmulPlan::predicted`] with the reduction of [`MatmulPlan::work_with`].
+    pub fn predicted_with(
+        &self,
+        model: &CostModel,
+        profile: &DeviceProfile,
+        s: &MatmulShape,
+        reduce_in_flight: u64,
+    ) -> f64 {
+        let work = self.work_with(s, reduce_in_flight);
         work.into_iter().map(|w| model.seconds(profile, w)).sum()
     }
 }
