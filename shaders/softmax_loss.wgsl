@@ -9,6 +9,13 @@
 // its tree's sums to `partials[group]` and the `finish` entry point, one
 // workgroup, adds them in a fixed order into `stats`. src/gpu/plan.rs
 // (plan_softmax) chooses the number of workgroups.
+//
+// With AFFINE (the head: plan_head in src/gpu/plan.rs), each row of y is
+// first computed here as the last Affine would, y_r = h_r·W over K with
+// h's ones column carrying the bias row of W, and written to y: one
+// dispatch instead of a product and this pass. Its multiply-adds run in
+// the product's order (k = 0, 1, ..., one fma each), so y has the bits the
+// tiled product would give it unsplit.
 
 struct Dims {
     rows: u32,
@@ -16,9 +23,10 @@ struct Dims {
     want_grad: u32,
     stride: u32,
     groups: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // With AFFINE: the Affine's K, and the row lengths of h and W.
+    k: u32,
+    ldh: u32,
+    ldw: u32,
 }
 
 struct Stats {
@@ -35,11 +43,19 @@ struct Partial {
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> t: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: Stats;
 @group(0) @binding(5) var<storage, read_write> partials: array<Partial>;
+// The last Affine's input and its [W; b] block, read only with AFFINE.
+@group(0) @binding(6) var<storage, read> h: array<f32>;
+@group(0) @binding(7) var<storage, read> w: array<f32>;
+
+override AFFINE: bool = false;
+// The longest row of y the head holds in registers (HEAD_CLASSES in
+// src/gpu/plan.rs; tests/translate.rs holds the two equal).
+const HEAD_CLASSES: u32 = 16u;
 
 // Invocations per workgroup: given by the host (SOFTMAX_WG in
 // src/gpu/plan.rs), which plans the grid by it.
@@ -57,6 +73,9 @@ fn main(
     var correct = 0u;
     for (var r = wg.x * WG + li; r < dims.rows; r += dims.groups * WG) {
         let base = r * dims.stride;
+        if AFFINE {
+            affine_row(r, base);
+        }
         var best = 0u;
         var mx = y[base];
         for (var k = 1u; k < cls; k++) {
@@ -88,6 +107,27 @@ fn main(
         add_to_stats();
     } else {
         partials[wg.x] = Partial(part_loss[0], part_correct[0]);
+    }
+}
+
+// Row r of y = h·W, written as the product writes it: the classes, then
+// its padding columns (1 in the one after the classes, 0 beyond).
+fn affine_row(r: u32, base: u32) {
+    var z: array<f32, HEAD_CLASSES>;
+    for (var k = 0u; k < dims.k; k++) {
+        let hk = h[r * dims.ldh + k];
+        let wk = k * dims.ldw;
+        for (var j = 0u; j < HEAD_CLASSES; j++) {
+            if j < dims.classes {
+                z[j] = fma(hk, w[wk + j], z[j]);
+            }
+        }
+    }
+    for (var j = 0u; j < HEAD_CLASSES; j++) {
+        if j < dims.stride {
+            let pad = select(0.0, 1.0, j == dims.classes);
+            y[base + j] = select(pad, z[j], j < dims.classes);
+        }
     }
 }
 

@@ -596,6 +596,7 @@ fn softmax_case(
     let dy_buf = ctx.storage("dy", (rows * stride * 4) as u64);
     let stats = ctx.storage_init("stats", &[Stats::default()]);
     let call = || SoftmaxCall {
+        head: None,
         label: "test softmax".into(),
         rows,
         classes,

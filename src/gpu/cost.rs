@@ -10,7 +10,8 @@
 //! (`step_latency`: a lone workgroup waits on its loads) and at least its
 //! multiply-adds at the kernel's share of the unit's peak (`efficiency`);
 //! its output costs at least its bytes at the epilogue's bandwidth.
-//! Row kernels (the softmax) cost a fixed time per row an invocation walks.
+//! Row kernels (the softmax) cost a fixed time per row an invocation walks,
+//! and one step's wait per 16 of K where they compute the row first.
 //!
 //! The constants are fitted to an NVIDIA H200 (132 units, Vulkan, 2026-12-04;
 //! `bench/h200-2026-12-04/`): `tests/cost_model.rs` holds the model's
@@ -83,8 +84,10 @@ pub enum Work {
         in_flight: u64,
     },
     /// Rows walked by invocations of 256-wide workgroups: `rows` over
-    /// `groups` workgroups (the softmax's pass over the logits).
-    Rows { rows: u64, groups: u64 },
+    /// `groups` workgroups (the softmax's pass over the logits), each row
+    /// first computed over `steps` steps of [`K_STEP`] along K when the
+    /// pass computes the last Affine itself (the head; 0 otherwise).
+    Rows { rows: u64, groups: u64, steps: u64 },
     /// One workgroup summing `partials` per-workgroup sums in a fixed order.
     Finish { partials: u64 },
 }
@@ -178,10 +181,18 @@ impl CostModel {
                 let waits = 1 + slices.saturating_sub(1).div_ceil(in_flight.max(1));
                 (rounds * waits) as f64 * self.partial_read
             }
-            Work::Rows { rows, groups } => {
+            Work::Rows {
+                rows,
+                groups,
+                steps,
+            } => {
+                // A row's product waits on memory once a step, as a lone
+                // workgroup of the tiled kernel does (the design's
+                // estimate: no GPU has run the head yet).
                 let per_invocation = rows.div_ceil(groups.max(1) * 256);
                 let waves = groups.div_ceil(units * 8);
-                (per_invocation * waves) as f64 * self.row
+                let per_row = self.row + steps as f64 * self.step_latency;
+                (per_invocation * waves) as f64 * per_row
             }
             Work::Finish { partials } => (partials.div_ceil(256) + 8) as f64 * self.partial_read,
         };

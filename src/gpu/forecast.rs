@@ -11,9 +11,11 @@
 //!
 //! Imports `cost`, `plan`, `profile` and `layout`.
 
-use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, Tile, Work};
+use super::cost::{CostModel, K_STEP, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, Tile};
 use super::layout::{StepProduct, step_products};
-use super::plan::{REDUCE_WG, SplitK, plan_product, plan_softmax, plan_tiled};
+use super::plan::{
+    REDUCE_WG, SplitK, plan_head, plan_product, plan_softmax, plan_tiled, rows_seconds,
+};
 use super::profile::{DeviceProfile, MatmulAlgo};
 use crate::core::model::Arch;
 
@@ -33,26 +35,38 @@ pub struct Forecast {
     pub seconds: f64,
 }
 
-/// The step's products and softmax for `rows` samples, planned on `profile`.
+/// The step's products and softmax for `rows` samples, planned on `profile`;
+/// where the planner fuses the last Affine into the softmax (the head),
+/// one dispatch for the two.
 pub fn planned_step(
     model: &CostModel,
     profile: &DeviceProfile,
     arch: &Arch,
     rows: usize,
 ) -> Vec<Forecast> {
-    let mut step: Vec<Forecast> = step_products(arch, rows, true)
+    let products = step_products(arch, rows, true);
+    let last = products.iter().rposition(|p| p.name.ends_with(" forward"));
+    let head = last.and_then(|l| plan_head(profile, rows, &products[l].shape).map(|g| (l, g)));
+    let mut step: Vec<Forecast> = products
         .iter()
-        .map(|p| {
+        .enumerate()
+        .filter(|(i, _)| head.is_none_or(|(l, _)| l != *i))
+        .map(|(_, p)| {
             let plan = plan_product(profile, MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
             product_forecast(model, profile, p, plan, REDUCE_IN_FLIGHT)
         })
         .collect();
-    step.push(softmax_forecast(
-        model,
-        profile,
-        rows,
-        plan_softmax(profile, rows),
-    ));
+    step.push(match head {
+        Some((l, groups)) => {
+            let steps = (products[l].shape.k as u64).div_ceil(K_STEP);
+            Forecast {
+                name: format!("{SOFTMAX} + {}", products[l].name),
+                seconds: rows_seconds(model, profile, rows, groups, steps),
+                ..softmax_forecast(model, profile, rows, groups)
+            }
+        }
+        None => softmax_forecast(model, profile, rows, plan_softmax(profile, rows)),
+    });
     step
 }
 
@@ -112,22 +126,11 @@ fn softmax_forecast(
     rows: usize,
     groups: u32,
 ) -> Forecast {
-    let (rows, spread) = (rows as u64, groups as u64);
-    let mut seconds = model.seconds(
-        profile,
-        Work::Rows {
-            rows,
-            groups: spread,
-        },
-    );
-    if groups > 1 {
-        seconds += model.seconds(profile, Work::Finish { partials: spread });
-    }
     Forecast {
         name: SOFTMAX.into(),
-        groups: spread + (groups > 1) as u64,
+        groups: groups as u64 + (groups > 1) as u64,
         split_k: 1,
         tile: None,
-        seconds,
+        seconds: rows_seconds(model, profile, rows, groups, 0),
     }
 }

@@ -27,13 +27,14 @@ use super::dispatch::Slice;
 use super::error::Result;
 use super::front::{self, FrontActivations, FrontKernels};
 use super::kernels::{
-    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, Epilogue, Gather,
+    BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, Epilogue, Gather, Head,
     Matmul, MatmulCall, MatmulShape, MatmulVariant, SoftmaxCall, SoftmaxWithLoss,
 };
 use super::layout::{GpuLayer, GpuLayout, forward_shape, matrix_bytes, padded, padded_rows};
 use super::ops::{
     Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
+use super::plan::plan_head;
 use crate::core::model::{Arch, Params};
 
 /// The pipelines, made once per device.
@@ -431,6 +432,26 @@ impl GpuNet {
         }
     }
 
+    /// The last Affine as the softmax pass's head, where the planner fuses
+    /// them for `rows` (`plan::plan_head`): its input, weights and strides.
+    fn head<'a>(&'a self, act: &'a Activations, rows: usize) -> Option<Head<'a>> {
+        let l = self.layout.layers.len() - 1;
+        let g = &self.layout.layers[l];
+        let groups = plan_head(&self.ctx.profile, rows, &forward_shape(g, rows))?;
+        Some(Head {
+            h: Slice::new(
+                self.layer_input(act, l),
+                0,
+                padded_rows(act.rows) * g.rows(),
+            ),
+            w: Slice::new(&self.params, g.offset, g.len()),
+            k: g.rows(),
+            ldh: g.rows(),
+            ldw: g.cols(),
+            groups,
+        })
+    }
+
     fn front_kernels(&self) -> &FrontKernels {
         self.kernels.front.as_ref().expect("a front's kernels")
     }
@@ -501,12 +522,15 @@ impl StepNet for GpuNet {
             pending.push(Pending::Matmul(ops.product));
             pending.push(Pending::Ready(Op::Shared(ops.pool)));
         }
-        for l in 0..layers.len() {
+        let head = self.head(act, rows);
+        // With a head, the softmax pass computes the last Affine itself.
+        for l in 0..layers.len() - head.is_some() as usize {
             self.layer_forward(act, l, rows, mode, &mut pending)?;
         }
         let o = self.arch.outputs();
         let stride = padded(o);
         let loss = SoftmaxCall {
+            head,
             label: "softmax_with_loss".into(),
             rows,
             classes: o,

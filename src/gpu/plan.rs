@@ -341,20 +341,66 @@ pub const SOFTMAX_MAX_GROUPS: u32 = 1024;
 /// many workgroups and a second pass adding their sums in a fixed order,
 /// when the cost model predicts that faster.
 pub fn plan_softmax(profile: &DeviceProfile, rows: usize) -> u32 {
+    plan_rows(profile, rows, 0)
+}
+
+/// [`plan_softmax`] for rows that each first take `steps` steps of K (the head).
+fn plan_rows(profile: &DeviceProfile, rows: usize, steps: u64) -> u32 {
     let spread = (rows as u64)
         .div_ceil(SOFTMAX_WG as u64)
-        .clamp(1, SOFTMAX_MAX_GROUPS as u64);
+        .clamp(1, SOFTMAX_MAX_GROUPS as u64) as u32;
     if profile.cpu || spread == 1 {
         return 1;
     }
-    let rows = rows as u64;
-    let one = H200.seconds(profile, Work::Rows { rows, groups: 1 });
-    let many = H200.seconds(
+    let one = rows_seconds(&H200, profile, rows, 1, steps);
+    let many = rows_seconds(&H200, profile, rows, spread, steps);
+    if many < one { spread } else { 1 }
+}
+
+/// What `model` predicts for a SoftmaxWithLoss pass over `rows` rows in
+/// `groups` workgroups, its sums' second pass included, each row first
+/// computed over `steps` steps of K (the head) or not (0).
+pub fn rows_seconds(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    rows: usize,
+    groups: u32,
+    steps: u64,
+) -> f64 {
+    let (rows, groups) = (rows as u64, groups as u64);
+    let pass = model.seconds(
         profile,
         Work::Rows {
             rows,
-            groups: spread,
+            groups,
+            steps,
         },
-    ) + H200.seconds(profile, Work::Finish { partials: spread });
-    if many < one { spread as u32 } else { 1 }
+    );
+    match groups {
+        0 | 1 => pass,
+        _ => pass + model.seconds(profile, Work::Finish { partials: groups }),
+    }
+}
+
+/// The longest row of logits (classes and padding) the head holds in
+/// registers (`HEAD_CLASSES` in shaders/softmax_loss.wgsl).
+pub const HEAD_CLASSES: usize = 16;
+
+/// Whether SoftmaxWithLoss computes the last Affine itself (the head: one
+/// dispatch where there were a product's and its own), and over how many
+/// workgroups; None keeps them apart. Only on a GPU whose profile allows
+/// it, for rows of logits no longer than [`HEAD_CLASSES`], and where the
+/// cost model predicts the head faster than the tiled product (as planned)
+/// and the softmax after it. `product` is the last Affine's forward shape.
+pub fn plan_head(profile: &DeviceProfile, rows: usize, product: &MatmulShape) -> Option<u32> {
+    if profile.cpu || !profile.fused_head || product.n > HEAD_CLASSES {
+        return None;
+    }
+    let steps = (product.k as u64).div_ceil(K_STEP);
+    let groups = plan_rows(profile, rows, steps);
+    let head = rows_seconds(&H200, profile, rows, groups, steps);
+    let plan = plan_product(profile, MatmulAlgo::Tiled, product, SplitK::Auto);
+    let apart = plan.predicted(&H200, profile, product)
+        + rows_seconds(&H200, profile, rows, plan_softmax(profile, rows), 0);
+    (head < apart).then_some(groups)
 }

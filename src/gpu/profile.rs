@@ -25,6 +25,10 @@ pub struct GpuOptions {
 
 /// The environment variable that overrides the guessed compute units.
 pub const COMPUTE_UNITS_VAR: &str = "GPU_NET_COMPUTE_UNITS";
+/// The environment variable that, set to 0, keeps the last Affine and
+/// SoftmaxWithLoss apart where the planner would fuse them (`bench/gpu.sh`
+/// times both ways).
+pub const FUSED_HEAD_VAR: &str = "GPU_NET_FUSED_HEAD";
 
 /// Which matmul implementation the network's products use (the kernels are
 /// in `kernels::matmul`).
@@ -83,6 +87,9 @@ pub struct DeviceProfile {
     /// than its 64×64 tile: measured once per adapter (`tune`), else
     /// [`T128_SPEEDUP_ESTIMATE`].
     pub t128_speedup: f64,
+    /// Whether the planner may fuse the last Affine into SoftmaxWithLoss
+    /// (`plan::plan_head`); `GPU_NET_FUSED_HEAD=0` says no.
+    pub fused_head: bool,
 }
 
 /// The 128×128 tile's speed over the 64×64 one that the design expects
@@ -101,6 +108,7 @@ impl DeviceProfile {
             binding_limit: 128 << 20,
             max_groups_per_dim: 65535,
             t128_speedup: T128_SPEEDUP_ESTIMATE,
+            fused_head: true,
         }
     }
 
@@ -128,6 +136,7 @@ impl DeviceProfile {
                 .min(limits.max_buffer_size),
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             t128_speedup: T128_SPEEDUP_ESTIMATE,
+            fused_head: env_setting(FUSED_HEAD_VAR, parse_switch)?.unwrap_or(true),
         })
     }
 
@@ -187,9 +196,27 @@ pub fn parse_units(text: &str) -> std::result::Result<u32, String> {
     }
 }
 
+/// Parses an on/off switch: 1 or 0.
+pub fn parse_switch(text: &str) -> std::result::Result<bool, String> {
+    match text.trim() {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err("expected 1 (on) or 0 (off)".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switches_are_one_or_zero() {
+        assert_eq!(parse_switch(" 0 "), Ok(false));
+        assert_eq!(parse_switch("1"), Ok(true));
+        for bad in ["", "yes", "2", "on"] {
+            assert!(parse_switch(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn units_parse_within_range_only() {

@@ -583,6 +583,7 @@ impl StepNet for GpuSequential {
         let all = padded_rows(act.rows);
         let dy = act.grads[last].as_ref().expect("the logits' gradient");
         let loss = SoftmaxCall {
+            head: None,
             label: "softmax_with_loss".into(),
             rows,
             classes: logits.cols(),

@@ -38,6 +38,8 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         ("X_ALONG_M", BOOL),
         ("WG_Y", &[1.0, 2.0, 4.0, 8.0]),
         ("TM", &[8.0, 12.0]),
+        // softmax_loss.rs: the pass with the last Affine (the head).
+        ("AFFINE", BOOL),
         // window.rs: tiled pooling's backward, windows channels fastest.
         ("CHANNELS_FASTEST", BOOL),
         // batchnorm.rs, dropout.rs: training or evaluation form.

@@ -1,6 +1,8 @@
 //! `shaders/softmax_loss.wgsl`: per-row loss, accuracy and dY in one pass,
 //! summed into a small stats buffer on the GPU: by one workgroup, or by many
-//! and a second pass adding their sums in a fixed order (`plan::plan_softmax`).
+//! and a second pass adding their sums in a fixed order (`plan::plan_softmax`);
+//! with a [`Head`], each row of logits computed first from the last
+//! Affine's input and weights (`plan::plan_head`).
 //!
 //! Imports `context`, `dispatch`, `error` and `plan`.
 
@@ -9,8 +11,8 @@ use crate::gpu::dispatch::{
     BindingContract, Checks, Dispatch, KernelLayout, Slice, binding_contract, dispatch,
     kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
-use crate::gpu::error::Result;
-use crate::gpu::plan::{SOFTMAX_MAX_GROUPS, SOFTMAX_WG, plan_softmax};
+use crate::gpu::error::{GpuError, Result};
+use crate::gpu::plan::{HEAD_CLASSES, SOFTMAX_MAX_GROUPS, SOFTMAX_WG, plan_softmax};
 
 const SOURCE: &str = include_str!("../../../shaders/softmax_loss.wgsl");
 
@@ -43,9 +45,9 @@ wgsl_struct! {
         want_grad: u32,
         stride: u32,
         groups: u32,
-        _pad0: u32,
-        _pad1: u32,
-        _pad2: u32,
+        k: u32,
+        ldh: u32,
+        ldw: u32,
     }
 }
 
@@ -58,9 +60,9 @@ wgsl_struct! {
 }
 
 /// One SoftmaxWithLoss: y, the logits (rows, classes) in rows `stride`
-/// long; t, the labels (rows) as u32; dy, like y, written only when
-/// `want_grad` and only in the real columns; stats, a 16-byte [`Stats`]
-/// accumulator.
+/// long (written first when there is a `head`); t, the labels (rows) as
+/// u32; dy, like y, written only when `want_grad` and only in the real
+/// columns; stats, a 16-byte [`Stats`] accumulator.
 pub struct SoftmaxCall<'a> {
     pub label: String,
     pub rows: usize,
@@ -71,22 +73,42 @@ pub struct SoftmaxCall<'a> {
     pub t: Slice<'a>,
     pub dy: Slice<'a>,
     pub stats: Slice<'a>,
+    pub head: Option<Head<'a>>,
+}
+
+/// The last Affine, computed by the softmax pass (the head): y = h·w over
+/// `k` (h's ones column carries w's bias row), h's rows `ldh` long and w's
+/// `ldw` (= `stride`, at most [`HEAD_CLASSES`]); over `groups` workgroups
+/// (what `plan::plan_head` gives).
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    pub h: Slice<'a>,
+    pub w: Slice<'a>,
+    pub k: usize,
+    pub ldh: usize,
+    pub ldw: usize,
+    pub groups: u32,
 }
 
 kernel_bindings! {
-    /// The shader's buffers: [`SoftmaxCall`]'s, then the workgroups' sums.
+    /// The shader's buffers: [`SoftmaxCall`]'s, the workgroups' sums, then
+    /// the head's operands (the labels again where there is no head).
     struct Buffers<'a> {
-        y: Read,
+        y: ReadWrite,
         t: Read,
         dy: ReadWrite,
         stats: ReadWrite,
         partials: ReadWrite,
+        h: Read,
+        w: Read,
     }
 }
 
 pub struct SoftmaxWithLoss {
     layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
+    /// The pass with the head (`AFFINE`).
+    head: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
     /// The workgroups' sums of a pass that has several, shared by every
     /// dispatch of this kernel (they run one after another).
@@ -101,6 +123,16 @@ impl SoftmaxWithLoss {
         let layout = kernel_layout::<Buffers, Dims>(ctx, "softmax_loss");
         let constants = [("WG", f64::from(SOFTMAX_WG))];
         let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &constants);
+        let with_affine = [constants[0], ("AFFINE", 1.0)];
+        let head = pipeline_at(
+            ctx,
+            "softmax_loss with the last Affine",
+            &layout,
+            SOURCE,
+            "main",
+            &with_affine,
+            Checks::On,
+        );
         let finish = pipeline_at(
             ctx,
             "softmax_loss finish",
@@ -114,15 +146,20 @@ impl SoftmaxWithLoss {
         SoftmaxWithLoss {
             layout,
             pipeline,
+            head,
             finish,
             partials,
         }
     }
 
     /// The dispatch of one [`SoftmaxCall`], spread over as many workgroups
-    /// as the planner gives its rows (the sums' second pass is its `then`).
+    /// as the planner gives its rows, or its head (the sums' second pass is
+    /// its `then`).
     pub fn bind(&self, ctx: &GpuContext, c: SoftmaxCall<'_>) -> Result<Dispatch> {
-        let groups = plan_softmax(&ctx.profile, c.rows);
+        let groups = match &c.head {
+            Some(head) => head.groups,
+            None => plan_softmax(&ctx.profile, c.rows),
+        };
         self.bind_spread(ctx, c, groups)
     }
 
@@ -135,15 +172,18 @@ impl SoftmaxWithLoss {
         groups: u32,
     ) -> Result<Dispatch> {
         let groups = groups.clamp(1, SOFTMAX_MAX_GROUPS);
+        if let Some(head) = &c.head {
+            check_head(&c, head)?;
+        }
         let dims = Dims {
             rows: c.rows as u32,
             classes: c.classes as u32,
             want_grad: c.want_grad as u32,
             stride: c.stride as u32,
             groups,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
+            k: c.head.map_or(0, |h| h.k as u32),
+            ldh: c.head.map_or(0, |h| h.ldh as u32),
+            ldw: c.head.map_or(0, |h| h.ldw as u32),
         };
         let bindings = Buffers {
             y: c.y,
@@ -151,11 +191,17 @@ impl SoftmaxWithLoss {
             dy: c.dy,
             stats: c.stats,
             partials: Slice::whole(&self.partials),
+            h: c.head.map_or(c.t, |h| h.h),
+            w: c.head.map_or(c.t, |h| h.w),
         };
         let mut first = dispatch(
             ctx,
             c.label.clone(),
-            &self.pipeline,
+            if c.head.is_some() {
+                &self.head
+            } else {
+                &self.pipeline
+            },
             &self.layout,
             &dims,
             &bindings,
@@ -174,6 +220,33 @@ impl SoftmaxWithLoss {
             first.then = Some(Box::new(finish));
         }
         Ok(first)
+    }
+}
+
+/// Refuses a head the kernel cannot run: a row of logits longer than it
+/// holds, or operands shorter than its rows read.
+fn check_head(c: &SoftmaxCall<'_>, head: &Head<'_>) -> Result<()> {
+    let fail = |why: String| Err(GpuError::Shape(format!("{}: {why}", c.label)));
+    if c.stride > HEAD_CLASSES || head.ldw < c.classes || head.ldh < head.k {
+        return fail(format!(
+            "the head holds rows of at most {HEAD_CLASSES} logits, got {} classes in rows of {} (W's rows {}, h's {} over K {})",
+            c.classes, c.stride, head.ldw, head.ldh, head.k
+        ));
+    }
+    let span = |rows: usize, cols: usize, ld: usize| (rows.max(1) - 1) * ld + cols;
+    let needs = [
+        ("h", head.h.len, span(c.rows, head.k, head.ldh)),
+        ("W", head.w.len, span(head.k, c.classes, head.ldw)),
+        ("y", c.y.len, span(c.rows, c.stride, c.stride)),
+    ];
+    match needs
+        .into_iter()
+        .find(|&(_, have, need)| have < need as u64)
+    {
+        Some((what, have, need)) => fail(format!(
+            "{what} holds {have} elements, the head reads {need}"
+        )),
+        None => Ok(()),
     }
 }
 
