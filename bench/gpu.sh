@@ -28,4 +28,18 @@ bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/
 python3 bench/torch_peer.py --seconds "$secs" \
     --compare mlp:"$out/mlp.json" mlp:"$out/big.json" conv:"$out/conv.json" \
     2>"$out/torch.jsonl" | tee "$out/table.md"
+# The head (the last Affine computed by the softmax pass) against the two
+# dispatches it replaces, same card, same sitting.
+GPU_NET_FUSED_HEAD=0 bench --repeats 3 --batch 100,1000 --hidden 50 >"$out/mlp_apart.json" 2>>"$out/mlp.err"
+python3 - "$out/mlp.json" "$out/mlp_apart.json" <<'EOF' | tee "$out/head.md"
+import json, sys
+fused, apart = (json.load(open(f))["results"] for f in sys.argv[1:])
+rate = {(r["batch"], tuple(r["hidden"])): r["steps_per_sec"] for r in apart}
+print("| MLP batch × hidden | head, steps/s | apart, steps/s | head / apart |")
+print("| --- | ---: | ---: | ---: |")
+for r in fused:
+    key = (r["batch"], tuple(r["hidden"]))
+    if key in rate:
+        print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
+EOF
 echo "files in $out"

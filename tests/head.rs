@@ -356,7 +356,10 @@ fn a_network_trains_with_its_head_to_the_bits_of_one_without() {
 fn the_shader_holds_as_many_logits_as_the_planner_allows() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/softmax_loss.wgsl");
     let source = std::fs::read_to_string(path).unwrap();
-    let line = format!("const HEAD_CLASSES: u32 = {}u;", gpu_net::gpu::plan::HEAD_CLASSES);
+    let line = format!(
+        "const HEAD_CLASSES: u32 = {}u;",
+        gpu_net::gpu::plan::HEAD_CLASSES
+    );
     assert!(source.contains(&line), "softmax_loss.wgsl lacks `{line}`");
 }
 

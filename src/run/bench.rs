@@ -105,6 +105,9 @@ pub struct AdapterReport {
     pub compute_units_from: String,
     /// The 128×128 tile's speed over the 64×64 one the planner used.
     pub t128_speedup: f64,
+    /// Whether the planner may fuse the last Affine into the softmax
+    /// (`GPU_NET_FUSED_HEAD`); it does so on GPUs only.
+    pub fused_head: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -204,6 +207,7 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
         compute_units: ctx.profile.compute_units,
         compute_units_from: format!("{:?}", ctx.profile.units_from),
         t128_speedup: ctx.profile.t128_speedup,
+        fused_head: ctx.profile.fused_head,
     }
 }
 
