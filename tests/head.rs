@@ -23,6 +23,7 @@ use gpu_net::gpu::kernels::{
 };
 use gpu_net::gpu::layout::padded;
 use gpu_net::gpu::plan::plan_head;
+use gpu_net::gpu::stages::Stages;
 use gpu_net::gpu::{DeviceProfile, GpuContext, GpuOptions, GpuTrainer};
 use std::sync::Arc;
 
@@ -313,6 +314,24 @@ fn gpu_planned(fused_head: bool) -> Arc<GpuContext> {
     Arc::new(ctx)
 }
 
+/// Four steps of batch 100 and the test split's loss and accuracy.
+fn train_and_eval(t: &mut dyn Trainer<Params>) -> (Vec<u64>, u64, (f64, f64)) {
+    for s in 0..4 {
+        let batch: Vec<u32> = (0..100).map(|i| ((s * 131 + i * 7) % 600) as u32).collect();
+        t.train_steps(&[batch], 0.1).unwrap();
+    }
+    let loss = t.take_mean_loss().unwrap().to_bits();
+    let eval = t.evaluate(Split::Test).unwrap();
+    let params = t
+        .params()
+        .unwrap()
+        .values
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    (params, loss, eval)
+}
+
 #[test]
 fn a_network_trains_with_its_head_to_the_bits_of_one_without() {
     if common::gpu().is_none() {
@@ -331,25 +350,31 @@ fn a_network_trains_with_its_head_to_the_bits_of_one_without() {
     );
     assert!(plan_head(&DeviceProfile::discrete(132), 100, &product).is_some());
     let params = Params::init(&arch, 3);
-    let mut results = Vec::new();
-    for fused in [true, false] {
+    let run = |fused: bool| {
         let mut t = GpuTrainer::new(gpu_planned(fused), &params, data, 100, 2, 0.1, &rule).unwrap();
-        for s in 0..4 {
-            let batch: Vec<u32> = (0..100).map(|i| ((s * 131 + i * 7) % 600) as u32).collect();
-            t.train_steps(&[batch], 0.1).unwrap();
-        }
-        let loss = t.take_mean_loss().unwrap();
-        let eval = t.evaluate(Split::Test).unwrap();
-        results.push((t.params().unwrap().values, loss, eval));
-    }
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&results[0].0), bits(&results[1].0), "parameters");
-    assert_eq!(
-        results[0].1.to_bits(),
-        results[1].1.to_bits(),
-        "training loss"
-    );
-    assert_eq!(results[0].2, results[1].2, "test loss and accuracy");
+        train_and_eval(&mut t)
+    };
+    let (head, apart) = (run(true), run(false));
+    assert_eq!(head.0, apart.0, "parameters");
+    assert_eq!(head.1, apart.1, "training loss");
+    assert_eq!(head.2, apart.2, "test loss and accuracy");
+    // The same network as a list of layers takes its head the same way.
+    let network = arch.network();
+    let stages = Stages::new(&network.plan().unwrap()).unwrap();
+    let list = Params {
+        arch: Arch::from_network(network.clone()).unwrap(),
+        ..params.clone()
+    };
+    let mut t = GpuTrainer::for_list(
+        gpu_planned(true),
+        (&list, stages),
+        data,
+        (100, 2),
+        0.1,
+        &rule,
+    )
+    .unwrap();
+    assert_eq!(train_and_eval(&mut t), head, "{network} as a list");
 }
 
 #[test]

@@ -531,7 +531,10 @@ impl StepNet for GpuNet {
         let stride = padded(o);
         let loss = SoftmaxCall {
             head,
-            label: "softmax_with_loss".into(),
+            label: match head {
+                Some(_) => format!("softmax_with_loss + affine{} forward", layers.len()),
+                None => "softmax_with_loss".into(),
+            },
             rows,
             classes: o,
             stride,

@@ -28,9 +28,9 @@ use super::context::GpuContext;
 use super::dispatch::Slice;
 use super::error::Result;
 use super::kernels::{
-    Col2imCall, DropoutCall, DropoutKernel, Epilogue, Gather, Im2col, Im2colCall, ImageLayout,
-    Matmul, MatmulCall, MatmulShape, MatmulVariant, MaxPool, PoolBackwardCall, PoolForwardCall,
-    SoftmaxCall, SoftmaxWithLoss,
+    Col2imCall, DropoutCall, DropoutKernel, Epilogue, Gather, Head, Im2col, Im2colCall,
+    ImageLayout, Matmul, MatmulCall, MatmulShape, MatmulVariant, MaxPool, PoolBackwardCall,
+    PoolForwardCall, SoftmaxCall, SoftmaxWithLoss,
 };
 use super::layout::{
     GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, matrix_bytes, padded_rows,
@@ -38,6 +38,7 @@ use super::layout::{
 use super::ops::{
     Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
+use super::plan::plan_head;
 use super::stages::{Form, Stage, StageKind, Stages, Value};
 use crate::core::model::{Arch, Params};
 use crate::core::network::{Layer, Plan};
@@ -219,6 +220,24 @@ impl GpuSequential {
             }
         }
         Ok(())
+    }
+
+    /// The last stage as the softmax pass's head, where it is an Affine
+    /// without Relu and the planner fuses them for `rows` (`plan::plan_head`).
+    fn head<'a>(&'a self, act: &'a ListActivations, rows: usize) -> Option<Head<'a>> {
+        let s = self.stages.stages.last()?;
+        let (StageKind::Affine { relu: false }, Some(g)) = (&s.kind, s.block) else {
+            return None;
+        };
+        let groups = plan_head(&self.ctx.profile, rows, &forward_shape(&g, rows))?;
+        Some(Head {
+            h: Slice::new(&act.values[s.input], 0, padded_rows(rows) * g.rows()),
+            w: Slice::new(&self.params, g.offset, g.len()),
+            k: g.rows(),
+            ldh: g.rows(),
+            ldw: g.cols(),
+            groups,
+        })
     }
 
     /// A forward product `out = a·block` over `shape`, with Relu when `relu`.
@@ -575,7 +594,10 @@ impl StepNet for GpuSequential {
         mode: Mode,
     ) -> Result<Vec<Op>> {
         let mut pending = Vec::new();
-        for (i, s) in self.stages.stages.iter().enumerate() {
+        let head = self.head(act, rows);
+        // With a head, the softmax pass computes the last Affine itself.
+        let stages = self.stages.stages.len() - head.is_some() as usize;
+        for (i, s) in self.stages.stages.iter().enumerate().take(stages) {
             self.stage_forward(act, i, s, rows, mode, &mut pending)?;
         }
         let logits = self.stages.logits();
@@ -583,8 +605,14 @@ impl StepNet for GpuSequential {
         let all = padded_rows(act.rows);
         let dy = act.grads[last].as_ref().expect("the logits' gradient");
         let loss = SoftmaxCall {
-            head: None,
-            label: "softmax_with_loss".into(),
+            head,
+            label: match head {
+                Some(_) => format!(
+                    "softmax_with_loss + {} forward",
+                    self.stages.stages.last().expect("a stage").label()
+                ),
+                None => "softmax_with_loss".into(),
+            },
             rows,
             classes: logits.cols(),
             stride,
