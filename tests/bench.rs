@@ -104,9 +104,20 @@ fn short_run_reports_every_field_consistently() {
     }
     assert_eq!(
         report.matmul.len(),
-        8,
-        "four kernels (two tiles, two vec4 forms), two products"
+        12,
+        "six kernels (two tiles reading vec4s or floats, two vec4 forms), two products"
     );
+    let algos: Vec<&str> = report.matmul.iter().map(|m| m.algo.as_str()).collect();
+    for algo in [
+        "Tiled64",
+        "Tiled64Floats",
+        "Tiled128",
+        "Tiled128Floats",
+        "Vec4",
+        "Vec4Buffers",
+    ] {
+        assert_eq!(algos.iter().filter(|&&a| a == algo).count(), 2, "{algos:?}");
+    }
     for m in &report.matmul {
         let flops = 2.0 * (m.m * m.n * m.k) as f64;
         assert!((m.gflops - flops / (m.ms / 1e3) / 1e9).abs() < 1e-6 * m.gflops);
