@@ -143,7 +143,9 @@ const VEC4_MIN_K_SLICE: u64 = 1024;
 /// workgroups).
 pub const REDUCE_WG: u32 = 64;
 /// The splits of K the GPU planner weighs (as far as K has steps for them).
-const SPLIT_CANDIDATES: [u64; 16] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+const SPLIT_CANDIDATES: [u64; 20] = [
+    1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+];
 /// Output tile of one invocation of the vec4 kernel.
 pub const VEC4_TN: u32 = 16;
 /// Invocations along x (the SIMD lanes) of a vec4 workgroup.
