@@ -199,7 +199,8 @@ fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
 }
 
 // Writes what `fetch` read into the workgroup's tiles, each float where
-// the multiply-add loop expects it.
+// the multiply-add loop expects it. (A and B are written out apart: naga
+// takes no pointer to workgroup memory as a function's argument.)
 fn put(li: u32) {
     for (var q = 0u; q < FETCH; q++) {
         let e = li + q * 256u;
