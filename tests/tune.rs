@@ -88,3 +88,20 @@ fn the_speedup_variable_takes_positive_numbers_only() {
         assert!(e.contains("128×128"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_device_allowing_fewer_storage_buffers_than_a_kernel_binds_is_refused() {
+    use gpu_net::gpu::kernels::storage_buffers_needed;
+    use gpu_net::gpu::tune::check_storage_buffers;
+    let need = storage_buffers_needed();
+    // The softmax pass with the head binds the most; WebGPU's default allows 8.
+    assert!((7..=wgpu::Limits::default().max_storage_buffers_per_shader_stage).contains(&need));
+    assert!(check_storage_buffers("some GPU", need).is_ok());
+    let e = check_storage_buffers("some GPU", need - 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("some GPU") && e.contains(&format!("needs {need} storage buffers")),
+        "{e}"
+    );
+}

@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use super::context::{GpuContext, GpuOptions};
 use super::dispatch::Slice;
-use super::error::Result;
+use super::error::{GpuError, Result};
 use super::kernels::{Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant};
-use super::kernels::{SplitK, Tile, tiled_source};
+use super::kernels::{SplitK, Tile, storage_buffers_needed, tiled_source};
 use super::profile::{T128_SPEEDUP_ESTIMATE, env_setting};
 
 /// The environment variable that gives the speed-up instead of measuring.
@@ -30,8 +30,29 @@ pub const SIDE: usize = 2048;
 /// tile's speed-up on it (see [`t128_speedup`]).
 pub fn open(options: &GpuOptions) -> Result<GpuContext> {
     let mut ctx = GpuContext::new(options)?;
+    check_storage_buffers(
+        &ctx.info.name,
+        ctx.limits.max_storage_buffers_per_shader_stage,
+    )?;
     ctx.profile.t128_speedup = t128_speedup(&ctx)?;
     Ok(ctx)
+}
+
+/// Refuses a device on which some kernel would bind more storage buffers
+/// than it allows a shader stage (`limit`), naming it.
+pub fn check_storage_buffers(adapter: &str, limit: u32) -> Result<()> {
+    let need = storage_buffers_needed();
+    if limit >= need {
+        return Ok(());
+    }
+    Err(GpuError::TooLarge {
+        what: format!(
+            "gpu-net's kernels on {adapter} (choose another adapter or backend: `gpu-net devices`)"
+        ),
+        need: need.into(),
+        have: limit.into(),
+        unit: "storage buffers per shader stage",
+    })
 }
 
 /// `GPU_NET_T128_SPEEDUP` when set; the design's estimate on a CPU adapter

@@ -49,6 +49,18 @@ pub fn struct_contracts() -> Vec<StructContract> {
 }
 
 /// Every kernel's declared bindings, for `tests/contracts.rs`.
+/// The most storage buffers one kernel binds, by the kernels' declared
+/// bindings (a device allowing fewer per shader stage cannot run them).
+pub fn storage_buffers_needed() -> u32 {
+    let storage = |c: &BindingContract| {
+        c.slots
+            .iter()
+            .filter(|s| s.access != Access::Texture)
+            .count()
+    };
+    binding_contracts().iter().map(storage).max().unwrap_or(0) as u32
+}
+
 pub fn binding_contracts() -> Vec<BindingContract> {
     [
         matmul::binding_contracts(),
