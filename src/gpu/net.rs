@@ -32,9 +32,8 @@ use super::kernels::{
 };
 use super::layout::{GpuLayer, GpuLayout, forward_shape, matrix_bytes, padded, padded_rows};
 use super::ops::{
-    Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
+    self, Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
-use super::plan::plan_head;
 use crate::core::model::{Arch, Params};
 
 /// The pipelines, made once per device.
@@ -433,23 +432,17 @@ impl GpuNet {
     }
 
     /// The last Affine as the softmax pass's head, where the planner fuses
-    /// them for `rows` (`plan::plan_head`): its input, weights and strides.
+    /// them for `rows` (`ops::head`).
     fn head<'a>(&'a self, act: &'a Activations, rows: usize) -> Option<Head<'a>> {
         let l = self.layout.layers.len() - 1;
-        let g = &self.layout.layers[l];
-        let groups = plan_head(&self.ctx.profile, rows, &forward_shape(g, rows))?;
-        Some(Head {
-            h: Slice::new(
-                self.layer_input(act, l),
-                0,
-                padded_rows(act.rows) * g.rows(),
-            ),
-            w: Slice::new(&self.params, g.offset, g.len()),
-            k: g.rows(),
-            ldh: g.rows(),
-            ldw: g.cols(),
-            groups,
-        })
+        let input = self.layer_input(act, l);
+        ops::head(
+            &self.ctx,
+            &self.params,
+            &self.layout.layers[l],
+            input,
+            (act.rows, rows),
+        )
     }
 
     fn front_kernels(&self) -> &FrontKernels {
@@ -531,10 +524,7 @@ impl StepNet for GpuNet {
         let stride = padded(o);
         let loss = SoftmaxCall {
             head,
-            label: match head {
-                Some(_) => format!("softmax_with_loss + affine{} forward", layers.len()),
-                None => "softmax_with_loss".into(),
-            },
+            label: ops::loss_label(head.as_ref(), &format!("affine{}", layers.len())),
             rows,
             classes: o,
             stride,

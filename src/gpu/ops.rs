@@ -14,10 +14,11 @@ use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    DropoutDispatch, Epilogue, Gather, Matmul, MatmulCall, MatmulDispatch, MatmulShape,
+    DropoutDispatch, Epilogue, Gather, Head, Matmul, MatmulCall, MatmulDispatch, MatmulShape,
     MatmulVariant, Stats,
 };
-use super::layout::{GpuLayer, input_grad_shape, padded_rows, weight_grad_shape};
+use super::layout::{GpuLayer, forward_shape, input_grad_shape, padded_rows, weight_grad_shape};
+use super::plan::plan_head;
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
 
@@ -174,6 +175,36 @@ pub fn weight_grad<'a>(
         b: Slice::new(x_dy[1], 0, all * g.cols()),
         c: Slice::new(dest, g.offset, g.len()),
         aux: (target == GradTarget::Store).then(|| Slice::new(params, g.offset, g.len())),
+    }
+}
+
+/// The last Affine (block `g` of `params`, reading `input`, which has room
+/// for `alloc_rows` rows) as the softmax pass's head, where the planner
+/// fuses the two for `rows` (`plan::plan_head`); None keeps them apart.
+pub fn head<'a>(
+    ctx: &GpuContext,
+    params: &'a wgpu::Buffer,
+    g: &GpuLayer,
+    input: &'a wgpu::Buffer,
+    (alloc_rows, rows): (usize, usize),
+) -> Option<Head<'a>> {
+    let groups = plan_head(&ctx.profile, rows, &forward_shape(g, rows))?;
+    Some(Head {
+        h: Slice::new(input, 0, padded_rows(alloc_rows) * g.rows()),
+        w: Slice::new(params, g.offset, g.len()),
+        k: g.rows(),
+        ldh: g.rows(),
+        ldw: g.cols(),
+        groups,
+    })
+}
+
+/// The softmax pass's label: named for the Affine `affine` it computes
+/// when it has a head.
+pub fn loss_label(head: Option<&Head<'_>>, affine: &str) -> String {
+    match head {
+        Some(_) => format!("softmax_with_loss + {affine} forward"),
+        None => "softmax_with_loss".into(),
     }
 }
 

@@ -36,9 +36,8 @@ use super::layout::{
     GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, matrix_bytes, padded_rows,
 };
 use super::ops::{
-    Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
+    self, Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
-use super::plan::plan_head;
 use super::stages::{Form, Stage, StageKind, Stages, Value};
 use crate::core::model::{Arch, Params};
 use crate::core::network::{Layer, Plan};
@@ -223,21 +222,19 @@ impl GpuSequential {
     }
 
     /// The last stage as the softmax pass's head, where it is an Affine
-    /// without Relu and the planner fuses them for `rows` (`plan::plan_head`).
+    /// without Relu and the planner fuses them for `rows` (`ops::head`).
     fn head<'a>(&'a self, act: &'a ListActivations, rows: usize) -> Option<Head<'a>> {
         let s = self.stages.stages.last()?;
         let (StageKind::Affine { relu: false }, Some(g)) = (&s.kind, s.block) else {
             return None;
         };
-        let groups = plan_head(&self.ctx.profile, rows, &forward_shape(&g, rows))?;
-        Some(Head {
-            h: Slice::new(&act.values[s.input], 0, padded_rows(rows) * g.rows()),
-            w: Slice::new(&self.params, g.offset, g.len()),
-            k: g.rows(),
-            ldh: g.rows(),
-            ldw: g.cols(),
-            groups,
-        })
+        ops::head(
+            &self.ctx,
+            &self.params,
+            &g,
+            &act.values[s.input],
+            (act.rows, rows),
+        )
     }
 
     /// A forward product `out = a·block` over `shape`, with Relu when `relu`.
@@ -606,13 +603,10 @@ impl StepNet for GpuSequential {
         let dy = act.grads[last].as_ref().expect("the logits' gradient");
         let loss = SoftmaxCall {
             head,
-            label: match head {
-                Some(_) => format!(
-                    "softmax_with_loss + {} forward",
-                    self.stages.stages.last().expect("a stage").label()
-                ),
-                None => "softmax_with_loss".into(),
-            },
+            label: ops::loss_label(
+                head.as_ref(),
+                &self.stages.stages.last().expect("a stage").label(),
+            ),
             rows,
             classes: logits.cols(),
             stride,

@@ -6,6 +6,8 @@
 //!
 //! Imports `context`, `dispatch`, `error` and `plan`.
 
+use std::sync::OnceLock;
+
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{
     BindingContract, Checks, Dispatch, KernelLayout, Slice, binding_contract, dispatch,
@@ -107,8 +109,9 @@ kernel_bindings! {
 pub struct SoftmaxWithLoss {
     layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
-    /// The pass with the head (`AFFINE`).
-    head: wgpu::ComputePipeline,
+    /// The pass with the head (`AFFINE`), made on its first use: CPU
+    /// adapters never fuse (`plan::plan_head`), so never compile it.
+    head: OnceLock<wgpu::ComputePipeline>,
     finish: wgpu::ComputePipeline,
     /// The workgroups' sums of a pass that has several, shared by every
     /// dispatch of this kernel (they run one after another).
@@ -123,16 +126,6 @@ impl SoftmaxWithLoss {
         let layout = kernel_layout::<Buffers, Dims>(ctx, "softmax_loss");
         let constants = [("WG", f64::from(SOFTMAX_WG))];
         let pipeline = pipeline(ctx, "softmax_loss", &layout, SOURCE, &constants);
-        let with_affine = [constants[0], ("AFFINE", 1.0)];
-        let head = pipeline_at(
-            ctx,
-            "softmax_loss with the last Affine",
-            &layout,
-            SOURCE,
-            "main",
-            &with_affine,
-            Checks::On,
-        );
         let finish = pipeline_at(
             ctx,
             "softmax_loss finish",
@@ -146,7 +139,7 @@ impl SoftmaxWithLoss {
         SoftmaxWithLoss {
             layout,
             pipeline,
-            head,
+            head: OnceLock::new(),
             finish,
             partials,
         }
@@ -197,10 +190,9 @@ impl SoftmaxWithLoss {
         let mut first = dispatch(
             ctx,
             c.label.clone(),
-            if c.head.is_some() {
-                &self.head
-            } else {
-                &self.pipeline
+            match c.head {
+                Some(_) => self.head_pipeline(ctx),
+                None => &self.pipeline,
             },
             &self.layout,
             &dims,
@@ -220,6 +212,24 @@ impl SoftmaxWithLoss {
             first.then = Some(Box::new(finish));
         }
         Ok(first)
+    }
+}
+
+impl SoftmaxWithLoss {
+    fn head_pipeline(&self, ctx: &GpuContext) -> &wgpu::ComputePipeline {
+        self.head.get_or_init(|| {
+            let constants = [("WG", f64::from(SOFTMAX_WG)), ("AFFINE", 1.0)];
+            let label = "softmax_loss with the last Affine";
+            pipeline_at(
+                ctx,
+                label,
+                &self.layout,
+                SOURCE,
+                "main",
+                &constants,
+                Checks::On,
+            )
+        })
     }
 }
 
