@@ -30,6 +30,22 @@ struct Dims {
     // Split-K: workgroup z sums k in [z·k_slice, (z+1)·k_slice); k_slice >= k
     // when the product is not split (the vec4 kernel's is a multiple of 4).
     k_slice: u32,
+    // The tiled kernel with A_COLUMNS: the slide whose im2col matrix A is,
+    // over the images in `a` (shaders/lib/columns.wgsl's Columns, field for
+    // field; col_ones 1 or 0). Zero otherwise, and never read.
+    col_n: u32,
+    col_c: u32,
+    col_h: u32,
+    col_w: u32,
+    col_fh: u32,
+    col_fw: u32,
+    col_stride: u32,
+    col_pad: u32,
+    col_out_h: u32,
+    col_out_w: u32,
+    col_layout: u32,
+    col_x_stride: u32,
+    col_ones: u32,
 }
 
 override TRANS_A: bool = false;

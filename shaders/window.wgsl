@@ -1,7 +1,9 @@
 // What the kernels that slide a window over images share (src/gpu/kernels/
 // window.rs): their uniform, the slide's geometry (src/conv.rs) with two
-// row strides and the images' layout, and the two ways of following a window. Each kernel in
-// shaders/window/ is compiled after this file, and declares `dims`.
+// row strides and the images' layout, and the two ways of following a window.
+// Compiled after shaders/lib/columns.wgsl (the images' layouts and where a window
+// reads); each kernel in shaders/window/ is compiled after this file, and
+// declares `dims`.
 
 struct Dims {
     n: u32,
@@ -20,12 +22,9 @@ struct Dims {
     groups_x: u32,
     flag: u32,
     // How im2col's input and col2im's output hold the images: IMAGES or
-    // POSITIONS (see `image_at`).
+    // POSITIONS (shaders/lib/columns.wgsl).
     image_layout: u32,
 }
-
-const IMAGES: u32 = 0u;
-const POSITIONS: u32 = 1u;
 
 // Invocations per workgroup of every window kernel: given by the host
 // (WG in src/gpu/kernels/window.rs), which sizes the grid by it.
@@ -36,26 +35,24 @@ fn element(wg: vec3<u32>, li: u32) -> u32 {
     return (wg.y * dims.groups_x + wg.x) * WG + li;
 }
 
+// The slide `dims` describes, the images' rows `stride` apart.
+fn geometry(stride: u32) -> Columns {
+    return Columns(
+        dims.n, dims.c, dims.h, dims.w, dims.fh, dims.fw, dims.stride, dims.pad,
+        dims.out_h, dims.out_w, dims.image_layout, stride, dims.flag == 1u,
+    );
+}
+
 // Where value (channel ch, row y, column x) of image n lies, for images
-// `stride` apart: IMAGES, one row per image of its C·H·W values (CHW);
-// POSITIONS, as a convolution's product leaves them, one row per position
-// (n, y, x) of its C channels, rows `stride` apart.
+// `stride` apart (shaders/lib/columns.wgsl's `columns_image_at`).
 fn image_at(n: u32, ch: u32, y: u32, x: u32, stride: u32) -> u32 {
-    if dims.image_layout == POSITIONS {
-        return ((n * dims.h + y) * dims.w + x) * stride + ch;
-    }
-    return n * stride + (ch * dims.h + y) * dims.w + x;
+    return columns_image_at(geometry(stride), n, ch, y, x);
 }
 
 // The image position (y, x) window position (oy, ox) reads at offset (ky,
 // kx), or (-1, -1) where it reads the zero padding.
 fn source(oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
-    let y = i32(oy * dims.stride + ky) - i32(dims.pad);
-    let x = i32(ox * dims.stride + kx) - i32(dims.pad);
-    if y < 0 || y >= i32(dims.h) || x < 0 || x >= i32(dims.w) {
-        return vec2<i32>(-1, -1);
-    }
-    return vec2<i32>(y, x);
+    return columns_source(geometry(0u), oy, ox, ky, kx);
 }
 
 // Along one axis: the window position whose offset k reads image position

@@ -335,13 +335,13 @@ fn a_renamed_retyped_or_added_field_is_caught() {
 
     let (added, c) = matmul_source_with(|s| {
         s.replacen(
-            "    k_slice: u32,\n",
-            "    k_slice: u32,\n    extra: u32,\n",
+            "    col_ones: u32,\n",
+            "    col_ones: u32,\n    extra: u32,\n",
             1,
         )
     });
     let e = check_contract(&c, &added).expect_err("a field added");
-    assert!(e.contains("Dims: 52 bytes in WGSL, 48 in Rust"), "{e}");
+    assert!(e.contains("Dims: 104 bytes in WGSL, 100 in Rust"), "{e}");
     assert!(e.contains("Dims.extra: no Rust field"), "{e}");
 
     let (rebound, c) = matmul_source_with(|s| {

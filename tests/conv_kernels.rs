@@ -348,6 +348,7 @@ fn product(
         b,
         c,
         aux: None,
+        columns: None,
     };
     ctx.run(&[&mm.bind(ctx, call).unwrap()]).unwrap();
 }
@@ -575,5 +576,269 @@ fn col2im_writes_a_convolutions_output_layout_masked_by_relu() {
             "{what}: guard row"
         );
         assert_eq!(got, run(), "{what}: a second run");
+    }
+}
+
+/// A convolution's products reading im2col's matrix in place: the tiled
+/// kernel with `Columns` (shaders/lib/columns.wgsl, `A_COLUMNS`).
+mod in_place {
+    use super::*;
+    use gpu_net::gpu::kernels::{Columns, MatmulAlgo, SplitK, Tile};
+
+    /// Images laid out as `layout` says, NaN in every gap (past a row's
+    /// values, past C, a guard row): a read outside the images shows in C.
+    fn images(x: &[f32], s: &Slide, layout: ImageLayout) -> (Vec<f32>, usize) {
+        let (stored, stride) = match layout {
+            ImageLayout::Images => {
+                let per = s.input.per_image();
+                (store(x, s.input.n, per, padded(per)), padded(per))
+            }
+            ImageLayout::Positions => as_positions(x, s),
+        };
+        let poisoned = stored
+            .iter()
+            .map(|&v| if v == JUNK { f32::NAN } else { v })
+            .collect();
+        (poisoned, stride)
+    }
+
+    /// Both products of one convolution by the tiled kernel: forward
+    /// `[col, 1]·block` and the filters' gradient `[col, 1]ᵀ·dout`, A read
+    /// from `col` or, with `columns`, from the images in `x`.
+    struct Products<'a> {
+        mm: &'a Matmul,
+        g: GpuLayer,
+        rows: usize,
+        split: u32,
+    }
+
+    impl Products<'_> {
+        fn run(
+            &self,
+            ctx: &GpuContext,
+            a: &wgpu::Buffer,
+            columns: Option<Columns>,
+            [block, dout]: [&wgpu::Buffer; 2],
+        ) -> (Vec<f32>, Vec<f32>) {
+            let (g, all) = (self.g, padded_rows(self.rows));
+            let out = ctx.storage_init("out", &vec![JUNK; all * g.cols()]);
+            let dblock = ctx.storage_init("dblock", &vec![JUNK; g.len()]);
+            let forward = MatmulCall {
+                label: "forward".into(),
+                v: MatmulVariant {
+                    trans_a: false,
+                    trans_b: false,
+                    epilogue: Epilogue::Store,
+                },
+                shape: forward_shape(&g, self.rows),
+                a: Slice::whole(a),
+                b: Slice::whole(block),
+                c: Slice::whole(&out),
+                aux: None,
+                columns,
+            };
+            let grad = MatmulCall {
+                label: "dW".into(),
+                v: MatmulVariant {
+                    trans_a: true,
+                    ..forward.v
+                },
+                shape: weight_grad_shape(&g, self.rows),
+                b: Slice::whole(dout),
+                c: Slice::whole(&dblock),
+                ..forward
+            };
+            let split = SplitK::Slices(self.split);
+            let dispatches = [
+                self.mm.bind_split(ctx, forward, split).unwrap(),
+                self.mm.bind_split(ctx, grad, split).unwrap(),
+            ];
+            ctx.run(&dispatches).unwrap();
+            (
+                read(ctx, &out, self.rows * g.cols()),
+                read(ctx, &dblock, g.len()),
+            )
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Awkward shapes, both layouts, both tiles, whole and split: against
+    /// the CPU's Convolution, and bit for bit the products of the matrix
+    /// im2col writes.
+    #[test]
+    fn the_tiled_product_reads_im2cols_matrix_in_place() {
+        let Some(ctx) = common::gpu() else { return };
+        let kernel = Im2col::new(&ctx);
+        let shapes = [
+            (slide(1, 1, 5, 7, 3, 1, 0), 1),
+            (slide(3, 3, 7, 5, 3, 2, 1), 3),
+            (slide(1, 3, 9, 6, 5, 1, 2), 17),
+            (slide(17, 1, 28, 28, 5, 1, 0), 30), // SimpleConvNet's Conv1
+            (slide(2, 17, 9, 9, 3, 1, 1), 33),
+        ];
+        for ((s, fnum), layout) in shapes
+            .into_iter()
+            .flat_map(|c| [ImageLayout::Images, ImageLayout::Positions].map(|l| (c, l)))
+        {
+            let (k, rows) = (s.col_cols(), s.col_rows());
+            let g = GpuLayer {
+                inputs: k,
+                outputs: fnum,
+                offset: 0,
+            };
+            let (x, w, b) = (
+                values(s.input.len(), 21),
+                values(fnum * k, 22),
+                values(fnum, 23),
+            );
+            let (w64, b64) = (common::widen(&w), common::widen(&b));
+            let mut cpu = Convolution::new(s, fnum);
+            let want = cpu.forward(&common::widen(&x), &w64, &b64);
+            let want = nchw_to_nhwc(&want, s.input.n, fnum, s.out_area());
+            let dout = values(rows * fnum, 24);
+            let grads = cpu.backward(
+                &nhwc_to_nchw(&common::widen(&dout), s.input.n, fnum, s.out_area()),
+                &w64,
+            );
+
+            let (stored, x_stride) = images(&x, &s, layout);
+            let xb = ctx.storage_init("x", &stored);
+            let columns = Columns {
+                slide: s,
+                layout,
+                x_stride,
+                ones: true,
+            };
+            let col = ctx.storage_init("col", &vec![0f32; padded_rows(rows) * g.rows()]);
+            let call = Im2colCall {
+                label: "im2col".into(),
+                slide: s,
+                layout,
+                x_stride,
+                col_stride: g.rows(),
+                ones: true,
+                x: Slice::whole(&xb),
+                col: Slice::new(&col, 0, rows * g.rows()),
+            };
+            ctx.run(&[&kernel.im2col(&ctx, call).unwrap()]).unwrap();
+            let block = ctx.storage_init("block", &conv_to_gpu(&g, &w64, &b64));
+            let mut padded_dout = vec![0f32; padded_rows(rows) * g.cols()];
+            for r in 0..rows {
+                padded_dout[r * g.cols()..][..fnum].copy_from_slice(&dout[r * fnum..][..fnum]);
+            }
+            let db = ctx.storage_init("dout", &padded_dout);
+            for (tile, split) in [Tile::T64, Tile::T128]
+                .into_iter()
+                .flat_map(|t| [1, 5].map(|s| (t, s)))
+            {
+                let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled).with_tile(tile);
+                let p = Products {
+                    mm: &mm,
+                    g,
+                    rows,
+                    split,
+                };
+                let what = format!("{s:?} {layout:?} {tile:?} split {split}");
+                let stored = p.run(&ctx, &col, None, [&block, &db]);
+                let (out, dblock) = p.run(&ctx, &xb, Some(columns), [&block, &db]);
+                assert_eq!(bits(&out), bits(&stored.0), "{what}: forward");
+                assert_eq!(bits(&dblock), bits(&stored.1), "{what}: dW");
+                assert_close(
+                    &format!("{what} forward"),
+                    &real(&out, rows, fnum, g.cols()),
+                    &want,
+                );
+                let (dw, dbias) = conv_from_gpu(&g, &dblock);
+                assert_close(&format!("{what} dW"), &dw, &grads.dw);
+                assert_close(&format!("{what} db"), &dbias, &grads.db);
+            }
+        }
+    }
+
+    /// The bit comparison above catches columns read wrong: without the
+    /// ones column, the forward product loses its bias.
+    #[test]
+    fn columns_read_wrong_differ_from_im2cols_matrix() {
+        let Some(ctx) = common::gpu() else { return };
+        let s = slide(3, 1, 5, 7, 3, 1, 0);
+        let (k, rows) = (s.col_cols(), s.col_rows());
+        let g = GpuLayer {
+            inputs: k,
+            outputs: 3,
+            offset: 0,
+        };
+        let x = values(s.input.len(), 31);
+        let (stored, x_stride) = images(&x, &s, ImageLayout::Images);
+        let xb = ctx.storage_init("x", &stored);
+        let block = values(g.len(), 32);
+        let block = ctx.storage_init("block", &block);
+        let dout = ctx.storage_init("dout", &values(padded_rows(rows) * g.cols(), 33));
+        let mm = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
+        let p = Products {
+            mm: &mm,
+            g,
+            rows,
+            split: 1,
+        };
+        let columns = |ones| Columns {
+            slide: s,
+            layout: ImageLayout::Images,
+            x_stride,
+            ones,
+        };
+        let right = p.run(&ctx, &xb, Some(columns(true)), [&block, &dout]);
+        let wrong = p.run(&ctx, &xb, Some(columns(false)), [&block, &dout]);
+        assert_ne!(bits(&right.0), bits(&wrong.0));
+    }
+
+    #[test]
+    fn columns_that_do_not_fit_the_product_or_the_images_are_refused() {
+        let Some(ctx) = common::gpu() else { return };
+        let s = slide(3, 1, 5, 7, 3, 1, 0);
+        let (k, rows) = (s.col_cols(), s.col_rows());
+        let g = GpuLayer {
+            inputs: k,
+            outputs: 3,
+            offset: 0,
+        };
+        let per = s.input.per_image();
+        let block = ctx.storage("block", (g.len() * 4) as u64);
+        let out = ctx.storage("out", (padded_rows(rows) * g.cols() * 4) as u64);
+        let bind = |mm: &Matmul, x_len: usize, rows: usize| {
+            let x = ctx.storage("x", (x_len * 4) as u64);
+            let call = MatmulCall {
+                label: "conv".into(),
+                v: MatmulVariant {
+                    trans_a: false,
+                    trans_b: false,
+                    epilogue: Epilogue::Store,
+                },
+                shape: forward_shape(&g, rows),
+                a: Slice::whole(&x),
+                b: Slice::whole(&block),
+                c: Slice::whole(&out),
+                aux: None,
+                columns: Some(Columns {
+                    slide: s,
+                    layout: ImageLayout::Images,
+                    x_stride: padded(per),
+                    ones: true,
+                }),
+            };
+            mm.bind(&ctx, call).err().map(|e| e.to_string())
+        };
+        let tiled = Matmul::with_algo(&ctx, MatmulAlgo::Tiled);
+        let whole = 2 * padded(per) + per;
+        assert_eq!(bind(&tiled, whole, rows), None, "images that fit");
+        let short = bind(&tiled, whole - 1, rows).expect("one value short");
+        assert!(short.contains("the images hold"), "{short}");
+        let fewer = bind(&tiled, whole, rows - 1).expect("a row fewer");
+        assert!(fewer.contains("im2col's matrix is"), "{fewer}");
+        let vec4 = Matmul::with_algo(&ctx, MatmulAlgo::Vec4Buffers);
+        let refused = bind(&vec4, whole, rows).expect("the vec4 kernel");
+        assert!(refused.contains("only the tiled matmul"), "{refused}");
     }
 }

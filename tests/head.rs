@@ -138,6 +138,7 @@ fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32
                     b: Slice::whole(&w),
                     c: Slice::whole(&y),
                     aux: None,
+                    columns: None,
                 },
                 SplitK::Slices(1),
             )

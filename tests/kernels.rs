@@ -179,6 +179,7 @@ fn run_matmul(ctx: &GpuContext, mm: &Matmul, c: &MatmulCase, seed: u64) -> Matmu
         c: Slice::new(&c_buf, at, big_m * big_n),
         aux: matches!(v.epilogue, Epilogue::ReluMask | Epilogue::Grad)
             .then(|| Slice::new(&aux_buf, at, big_m * big_n)),
+        columns: None,
     };
     let d = mm.bind_split(ctx, call, split).unwrap();
     ctx.run(&[&d]).unwrap();
@@ -485,6 +486,7 @@ fn tiled_matmul_refuses_operands_shorter_than_the_product_reads() {
             b: at("B", 396),
             c: at("C", 204),
             aux: None,
+            columns: None,
         };
         let e = mm
             .bind(&ctx, call)
@@ -519,6 +521,7 @@ fn poison_read_past_an_operand_reaches_c() {
         b: Slice::whole(&b_buf),
         c: Slice::whole(&c_buf),
         aux: None,
+        columns: None,
     };
     let d = mm.bind(&ctx, call).unwrap();
     ctx.run(&[&d]).unwrap();
@@ -542,6 +545,7 @@ fn vec4_matmul_refuses_unaligned_shapes() {
         b: s,
         c: s,
         aux: None,
+        columns: None,
     };
     let e = mm.bind(&ctx, call).err().expect("N = 10 is refused");
     assert!(e.to_string().contains("multiples of 4"), "{e}");
@@ -773,6 +777,7 @@ fn operands_at_an_offset(ctx: &GpuContext, m: usize, n: usize, k: usize) {
                 b,
                 c: Slice::whole(&c),
                 aux: None,
+                columns: None,
             };
             let d = mm.bind(ctx, call).unwrap();
             ctx.run(&[&d]).unwrap();

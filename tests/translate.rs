@@ -152,14 +152,40 @@ fn read(path: &Path) -> String {
 /// composes it (`dispatch::compose`): after the file of each folder above it,
 /// shared first, one line apart. `shaders/matmul/tiled/tile64.wgsl` is
 /// `shaders/matmul.wgsl`, `shaders/matmul/tiled.wgsl`, then itself, named
-/// `shaders/matmul+tiled+tile64.wgsl`. A new shader or variant is covered
-/// without touching this test.
+/// `shaders/matmul+tiled+tile64.wgsl`. Before all of them, each library file
+/// of `shaders/lib/` whose functions the module calls (`library_first`). A
+/// new shader or variant is covered without touching this test.
 fn shader_modules() -> Vec<(String, String)> {
     let mut modules = vec![];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     collect_modules(&dir, &[], &mut modules);
+    let libraries: Vec<String> = wgsl_files(&dir.join("lib"))
+        .iter()
+        .map(|p| read(p))
+        .collect();
+    for (_, source) in &mut modules {
+        *source = library_first(&libraries, source);
+    }
     modules.sort();
     modules
+}
+
+/// `source` after each of `libraries` one of whose functions it calls.
+fn library_first(libraries: &[String], source: &str) -> String {
+    let calls = |library: &String| {
+        library
+            .lines()
+            .filter_map(|l| l.strip_prefix("fn "))
+            .filter_map(|l| l.split('(').next())
+            .any(|name| source.contains(&format!("{name}(")))
+    };
+    let mut parts: Vec<&str> = libraries
+        .iter()
+        .filter(|l| calls(l))
+        .map(|l| l.as_str())
+        .collect();
+    parts.push(source);
+    parts.join("\n")
 }
 
 /// The modules of `dir`, each after `above`: (stem, source) of the shared

@@ -12,6 +12,11 @@
 // the runtime's bounds checks (tests/kernels.rs proves them with poison
 // around every operand).
 //
+// With A_COLUMNS, A is im2col's matrix of the images in `a`, read in place
+// through shaders/lib/columns.wgsl (compiled before this file): a convolution
+// and its filters' gradient with no column matrix in memory, the same
+// values in the same order, so the same bits as the product of the matrix.
+//
 // TILE and PER are not in this file: src/gpu/kernels/matmul/ compiles one
 // of shaders/matmul/tiled/tile64.wgsl and tile128.wgsl after it (tiled_source).
 
@@ -26,6 +31,8 @@
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 override WIDE_A: bool = false;
 override WIDE_B: bool = false;
+// A is im2col's matrix of the images in `a` (dims.col_*), never read wide.
+override A_COLUMNS: bool = false;
 
 const BK: u32 = 16u;
 // vec4s across a tile's k-row, and that plus one: rows of workgroup memory
@@ -53,9 +60,34 @@ var<private> slice_base: u32;
 var<private> next_a: array<vec4<f32>, FETCH>;
 var<private> next_b: array<vec4<f32>, FETCH>;
 
+// The slide A_COLUMNS reads A through.
+fn columns() -> Columns {
+    return Columns(
+        dims.col_n, dims.col_c, dims.col_h, dims.col_w, dims.col_fh, dims.col_fw,
+        dims.col_stride, dims.col_pad, dims.col_out_h, dims.col_out_w, dims.col_layout,
+        dims.col_x_stride, dims.col_ones == 1u,
+    );
+}
+
+// Element (r, j) of the im2col matrix A_COLUMNS reads: a value of the images
+// in `a`, 0 or 1 (shaders/lib/columns.wgsl).
+fn column_value(r: u32, j: u32) -> f32 {
+    let at = column_entry(columns(), r, j);
+    if at >= 0 {
+        return a[at];
+    }
+    return select(0.0, 1.0, at == COLUMN_ONE);
+}
+
 fn load_a(m: u32, k: u32) -> f32 {
     if m >= dims.m || k >= k_end {
         return 0.0;
+    }
+    if A_COLUMNS {
+        if TRANS_A {
+            return column_value(k, m);
+        }
+        return column_value(m, k);
     }
     if TRANS_A {
         return a[k * dims.lda + m];
@@ -179,7 +211,7 @@ fn fetch_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
 fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
     for (var q = 0u; q < FETCH; q++) {
         let e = li + q * 256u;
-        if WIDE_A {
+        if WIDE_A && !A_COLUMNS {
             next_a[q] = fetch_a(e, m0, k0);
         } else {
             for (var r = 0u; r < 4u; r++) {
@@ -204,16 +236,16 @@ fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
 fn put(li: u32) {
     for (var q = 0u; q < FETCH; q++) {
         let e = li + q * 256u;
-        if WIDE_A && TRANS_A {
+        if WIDE_A && !A_COLUMNS && TRANS_A {
             tile_a[(e / VECS) * ROW + e % VECS] = next_a[q];
         }
-        if WIDE_A && !TRANS_A {
+        if WIDE_A && !A_COLUMNS && !TRANS_A {
             let m = e / 4u;
             for (var r = 0u; r < 4u; r++) {
                 tile_a[(4u * (e % 4u) + r) * ROW + m / 4u][m % 4u] = next_a[q][r];
             }
         }
-        if !WIDE_A {
+        if !WIDE_A || A_COLUMNS {
             for (var r = 0u; r < 4u; r++) {
                 let at = a_spot(li + (4u * q + r) * 256u);
                 tile_a[at.x * ROW + at.y / 4u][at.y % 4u] = next_a[q][r];

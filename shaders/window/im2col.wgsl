@@ -51,28 +51,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 // One invocation per element of `col` (`count` = rows × out_stride): the
 // same values as `main`, written by neighbouring invocations to
-// neighbouring addresses.
+// neighbouring addresses, each as shaders/lib/columns.wgsl defines it.
 @compute @workgroup_size(WG)
 fn by_element(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = element(wg, li);
     if e >= dims.count {
         return;
     }
-    let r = e / dims.out_stride;
-    let j = e % dims.out_stride;
-    let window = dims.fh * dims.fw;
-    let values = dims.c * window;
+    let at = column_entry(geometry(dims.in_stride), e / dims.out_stride, e % dims.out_stride);
     var v = 0.0;
-    if j < values {
-        let n = r / (dims.out_h * dims.out_w);
-        let oy = (r / dims.out_w) % dims.out_h;
-        let ox = r % dims.out_w;
-        let ch = j / window;
-        let at = source(oy, ox, (j % window) / dims.fw, j % dims.fw);
-        if at.x >= 0 {
-            v = x[image_at(n, ch, u32(at.x), u32(at.y), dims.in_stride)];
-        }
-    } else if j == values && dims.flag == 1u {
+    if at >= 0 {
+        v = x[at];
+    } else if at == COLUMN_ONE {
         v = 1.0;
     }
     col[e] = v;

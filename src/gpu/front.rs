@@ -7,6 +7,10 @@
 //! max pooling  p   = [pool(z), 1], argmax              (images, padded(FN·PH·PW))
 //! ```
 //!
+//! where the planner reads `col` in place (`plan::implicit_columns`: the
+//! tiled product reading x through `kernels::Columns`), there is no im2col
+//! and no `col`, in both products that read it.
+//!
 //! and `p` is the first Affine's input. Backward, after that Affine's
 //! unmasked dP = dA_1·W_1ᵀ (`net`): pooling's backward with Relu's mask
 //! fused gives dZ, then `[col, 1]ᵀ·dZ` is `[dW_col; db]`, into the gradient
@@ -15,16 +19,18 @@
 //! runs no `col2im`. The matrices' layouts are `layout::FrontMatrices`';
 //! the filters' block is `layout::conv_to_gpu`'s.
 //!
-//! Imports `context`, `dispatch`, `error`, `kernels` and `layout`.
+//! Imports `context`, `dispatch`, `error`, `kernels`, `layout`, `ops` and `plan`.
 
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
 use super::kernels::{
-    Epilogue, Im2col, Im2colCall, ImageLayout, MatmulCall, MatmulShape, MatmulVariant, MaxPool,
-    PoolBackwardCall, PoolForwardCall,
+    Columns, Epilogue, Im2col, Im2colCall, ImageLayout, MatmulCall, MatmulShape, MatmulVariant,
+    MaxPool, PoolBackwardCall, PoolForwardCall,
 };
 use super::layout::{FrontMatrices, GpuLayer, forward_shape, padded, padded_rows};
+use super::ops::{self, GradTarget};
+use super::plan::implicit_columns;
 use crate::core::conv::{ConvFront, ImageShape, Slide};
 
 /// The front's pipelines.
@@ -46,7 +52,8 @@ impl FrontKernels {
 /// only in training activations.
 pub struct FrontActivations {
     pub m: FrontMatrices,
-    pub col: wgpu::Buffer,
+    /// im2col's matrix; None where the products read it in place.
+    pub col: Option<wgpu::Buffer>,
     /// The convolution's output after Relu.
     pub z: wgpu::Buffer,
     /// The pooled values, with the ones column: the first Affine's input.
@@ -61,8 +68,11 @@ impl FrontActivations {
     pub fn new(ctx: &GpuContext, front: &ConvFront, rows: usize, train: bool) -> Result<Self> {
         let m = FrontMatrices::new(front, rows).expect("an Arch's front slides");
         let (p, k, f) = (m.positions(), m.conv.col_cols(), m.filters());
+        let stored = !implicit_columns(&ctx.profile, ctx.matmul_algo);
+        if stored {
+            ctx.check_binding(&format!("im2col's columns ({p} × {k} f32)"), m.col_bytes())?;
+        }
         for (what, bytes) in [
-            (format!("im2col's columns ({p} × {k} f32)"), m.col_bytes()),
             (
                 format!("the convolution's output ({p} × {f} f32)"),
                 m.z_bytes(),
@@ -80,7 +90,7 @@ impl FrontActivations {
         }
         let grad = |name: &str, bytes| train.then(|| ctx.storage(name, bytes));
         Ok(FrontActivations {
-            col: ctx.storage("im2col", m.col_bytes()),
+            col: stored.then(|| ctx.storage("im2col", m.col_bytes())),
             z: ctx.storage("conv1 output", m.z_bytes()),
             pooled: ctx.storage("pool1 output", m.pooled_bytes()),
             argmax: ctx.storage("pool1 argmax", m.argmax_bytes()),
@@ -92,10 +102,11 @@ impl FrontActivations {
 }
 
 /// The front's forward for `rows` images of `x` (rows `x_stride` apart):
-/// im2col, the product with Relu (a call for the matmul to bind), and the
-/// pooling, with the filters `block` (`g` in the arena).
+/// im2col (unless the product reads x through columns), the product with
+/// Relu (a call for the matmul to bind), and the pooling, with the filters
+/// `block` (`g` in the arena).
 pub struct Forward<'a> {
-    pub im2col: Dispatch,
+    pub im2col: Option<Dispatch>,
     pub product: MatmulCall<'a>,
     pub pool: Dispatch,
 }
@@ -129,19 +140,24 @@ pub fn forward<'a>(
         .expect("fewer images slide as the activations' do"),
     };
     let all = padded_rows(f.m.positions());
-    let im2col = kernels.im2col.im2col(
-        ctx,
-        Im2colCall {
-            label: "conv1 im2col".into(),
-            slide: now.conv,
-            layout: ImageLayout::Images,
-            x_stride,
-            col_stride: g.rows(),
-            ones: true,
-            x,
-            col: Slice::new(&f.col, 0, now.positions() * g.rows()),
-        },
-    )?;
+    let columns = image_columns(now.conv, x_stride);
+    let (im2col, a, columns) = match &f.col {
+        Some(col) => {
+            let call = Im2colCall {
+                label: "conv1 im2col".into(),
+                slide: columns.slide,
+                layout: columns.layout,
+                x_stride,
+                col_stride: g.rows(),
+                ones: columns.ones,
+                x,
+                col: Slice::new(col, 0, now.positions() * g.rows()),
+            };
+            let im2col = kernels.im2col.im2col(ctx, call)?;
+            (Some(im2col), Slice::new(col, 0, all * g.rows()), None)
+        }
+        None => (None, x, Some(columns)),
+    };
     let product = MatmulCall {
         label: "conv1 forward + relu1".into(),
         v: MatmulVariant {
@@ -153,10 +169,11 @@ pub fn forward<'a>(
             ones_col: None,
             ..forward_shape(&g, now.positions())
         },
-        a: Slice::new(&f.col, 0, all * g.rows()),
+        a,
         b: block,
         c: Slice::new(&f.z, 0, all * g.cols()),
         aux: None,
+        columns,
     };
     let pool = kernels.pool.forward(
         ctx,
@@ -176,6 +193,38 @@ pub fn forward<'a>(
         product,
         pool,
     })
+}
+
+/// im2col's matrix of the input images (rows `x_stride` apart) under
+/// `slide`, with the ones column that carries the bias.
+pub fn image_columns(slide: Slide, x_stride: usize) -> Columns {
+    Columns {
+        slide,
+        layout: ImageLayout::Images,
+        x_stride,
+        ones: true,
+    }
+}
+
+/// The filters' gradient `[col, 1]ᵀ·dZ` over every image of the
+/// activations, `x` holding the input images (rows `x_stride` apart): the
+/// product reads im2col's matrix where it is stored, else `x` through
+/// columns. `arenas` and `update` as `ops::weight_grad` takes them.
+pub fn weight_grad<'a>(
+    f: &'a FrontActivations,
+    (g, arenas): (&GpuLayer, [&'a wgpu::Buffer; 2]),
+    (x, x_stride): (&'a wgpu::Buffer, usize),
+    update: (GradTarget, f32),
+) -> MatmulCall<'a> {
+    let dz = f.dz.as_ref().expect("training activations");
+    let read = f.col.as_ref().unwrap_or(x);
+    let positions = f.m.positions();
+    let mut call = ops::weight_grad(arenas, "conv1".into(), g, positions, [read, dz], update);
+    if f.col.is_none() {
+        call.a = Slice::whole(x);
+        call.columns = Some(image_columns(f.m.conv, x_stride));
+    }
+    call
 }
 
 /// Pooling's backward with Relu's mask fused, over every image of the

@@ -310,6 +310,7 @@ impl GpuNet {
             b: Slice::new(&self.params, g.offset, g.len()),
             c: Slice::new(bn.map_or(&act.z[l], |b| &b.a), 0, all * g.cols()),
             aux: None,
+            columns: None,
         }));
         if let Some(b) = bn {
             let kernel = self.kernels.batchnorm.as_ref().expect("batchnorm kernel");
@@ -511,7 +512,7 @@ impl StepNet for GpuNet {
             let x = Slice::whole(&act.x);
             let stride = padded(self.arch.inputs());
             let ops = front::forward(ctx, self.front_kernels(), f, rows, x, stride, (g, block))?;
-            pending.push(Pending::Ready(Op::Shared(ops.im2col)));
+            pending.extend(ops.im2col.map(|d| Pending::Ready(Op::Shared(d))));
             pending.push(Pending::Matmul(ops.product));
             pending.push(Pending::Ready(Op::Shared(ops.pool)));
         }
@@ -579,10 +580,10 @@ impl StepNet for GpuNet {
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
             let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
             pending.push(Pending::Ready(Op::Shared(pool)));
-            let dz = f.dz.as_ref().expect("training activations");
-            let (name, x_dy) = ("conv1".to_string(), [&f.col, dz]);
-            let positions = f.m.positions();
-            pending.push(self.weight_grad(name, &g, positions, x_dy, target, decay));
+            let arenas = [&self.params, self.grads()];
+            let x = (&act.x, padded(self.arch.inputs()));
+            let call = front::weight_grad(f, (&g, arenas), x, (target, decay));
+            pending.push(Pending::Matmul(call));
         }
         self.bind_pending(pending)
     }

@@ -138,6 +138,7 @@ pub fn input_grad<'a>(
         b: Slice::new(params, g.offset, g.len()),
         c: Slice::new(dx, 0, all * g.rows()),
         aux: mask.map(|z| Slice::new(z, 0, all * g.rows())),
+        columns: None,
     }
 }
 
@@ -175,6 +176,7 @@ pub fn weight_grad<'a>(
         b: Slice::new(x_dy[1], 0, all * g.cols()),
         c: Slice::new(dest, g.offset, g.len()),
         aux: (target == GradTarget::Store).then(|| Slice::new(params, g.offset, g.len())),
+        columns: None,
     }
 }
 

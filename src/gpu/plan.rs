@@ -332,6 +332,16 @@ pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
     }
 }
 
+/// Whether a convolution reads im2col's matrix in place (the tiled
+/// product's `A_COLUMNS`: `kernels::Columns`) rather than writing it out
+/// and reading it back: wherever the products are the tiled kernel's (a
+/// GPU's; CPU adapters run the vec4 kernel, which reads A from memory) and
+/// the profile allows it. The same values in the same order, so the same
+/// bits either way, with no im2col dispatch and no column matrix in memory.
+pub fn implicit_columns(profile: &DeviceProfile, algo: MatmulAlgo) -> bool {
+    profile.implicit_conv && algo == MatmulAlgo::Tiled
+}
+
 /// Invocations of a softmax workgroup (`WG` in softmax_loss.wgsl).
 pub const SOFTMAX_WG: u32 = 256;
 /// The most workgroups a softmax pass spreads its rows over (the size of

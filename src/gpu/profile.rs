@@ -29,6 +29,10 @@ pub const COMPUTE_UNITS_VAR: &str = "GPU_NET_COMPUTE_UNITS";
 /// SoftmaxWithLoss apart where the planner would fuse them (`bench/gpu.sh`
 /// times both ways).
 pub const FUSED_HEAD_VAR: &str = "GPU_NET_FUSED_HEAD";
+/// The environment variable that, set to 0, has convolutions write
+/// im2col's matrix out where the planner would read it in place
+/// (`bench/gpu.sh` times both ways).
+pub const IMPLICIT_CONV_VAR: &str = "GPU_NET_IMPLICIT_CONV";
 
 /// Which matmul implementation the network's products use (the kernels are
 /// in `kernels::matmul`).
@@ -90,6 +94,9 @@ pub struct DeviceProfile {
     /// Whether the planner may fuse the last Affine into SoftmaxWithLoss
     /// (`plan::plan_head`); `GPU_NET_FUSED_HEAD=0` says no.
     pub fused_head: bool,
+    /// Whether the planner may have convolutions read im2col's matrix in
+    /// place (`plan::implicit_columns`); `GPU_NET_IMPLICIT_CONV=0` says no.
+    pub implicit_conv: bool,
 }
 
 /// The 128×128 tile's speed over the 64×64 one that the design expects
@@ -109,6 +116,7 @@ impl DeviceProfile {
             max_groups_per_dim: 65535,
             t128_speedup: T128_SPEEDUP_ESTIMATE,
             fused_head: true,
+            implicit_conv: true,
         }
     }
 
@@ -137,6 +145,7 @@ impl DeviceProfile {
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             t128_speedup: T128_SPEEDUP_ESTIMATE,
             fused_head: env_setting(FUSED_HEAD_VAR, parse_switch)?.unwrap_or(true),
+            implicit_conv: env_setting(IMPLICIT_CONV_VAR, parse_switch)?.unwrap_or(true),
         })
     }
 

@@ -15,12 +15,14 @@
 //!              Relu's mask already is it
 //! ```
 //!
-//! then SoftmaxWithLoss on the logits. A stage's input gradient is made
-//! before its weight gradient, which may update the weights in place (the
-//! SGD epilogue). No stage computes the gradient of the network's input.
+//! where the planner reads `col` in place (`plan::implicit_columns`), a
+//! convolution has no im2col and no `col`: both products that read it read
+//! `in` through `kernels::Columns`. Then SoftmaxWithLoss on the logits. A
+//! stage's input gradient is made before its weight gradient, which may
+//! update the weights in place (the SGD epilogue). No stage computes the gradient of the network's input.
 //!
-//! Imports `context`, `dispatch`, `error`, `kernels`, `layout`, `ops` and
-//! `stages`.
+//! Imports `context`, `dispatch`, `error`, `kernels`, `layout`, `ops`,
+//! `plan` and `stages`.
 
 use std::sync::Arc;
 
@@ -28,7 +30,7 @@ use super::context::GpuContext;
 use super::dispatch::Slice;
 use super::error::Result;
 use super::kernels::{
-    Col2imCall, DropoutCall, DropoutKernel, Epilogue, Gather, Head, Im2col, Im2colCall,
+    Col2imCall, Columns, DropoutCall, DropoutKernel, Epilogue, Gather, Head, Im2col, Im2colCall,
     ImageLayout, Matmul, MatmulCall, MatmulShape, MatmulVariant, MaxPool, PoolBackwardCall,
     PoolForwardCall, SoftmaxCall, SoftmaxWithLoss,
 };
@@ -38,7 +40,9 @@ use super::layout::{
 use super::ops::{
     self, Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
+use super::plan::implicit_columns;
 use super::stages::{Form, Stage, StageKind, Stages, Value};
+use crate::core::conv::Slide;
 use crate::core::model::{Arch, Params};
 use crate::core::network::{Layer, Plan};
 
@@ -87,7 +91,8 @@ pub struct ListActivations {
     pub values: Vec<wgpu::Buffer>,
     /// Per value; in evaluation only the logits' (which the loss binds).
     pub grads: Vec<Option<wgpu::Buffer>>,
-    /// Per stage: a convolution's columns (in evaluation all share one).
+    /// Per stage: a convolution's columns (in evaluation all share one);
+    /// None where its products read them in place (`plan::implicit_columns`).
     pub cols: Vec<Option<wgpu::Buffer>>,
     /// The largest convolution's column gradient, shared (training only).
     pub dcol: Option<wgpu::Buffer>,
@@ -169,24 +174,31 @@ impl GpuSequential {
             StageKind::Convolution { relu, .. } => {
                 let g = s.block.expect("a convolution's block");
                 let slide = s.slide(input, rows).expect("a convolution slides");
-                let col = act.cols[i].as_ref().expect("a convolution's columns");
                 let positions = output.rows(rows);
+                let columns = stage_columns(input, slide);
+                let shape = MatmulShape {
+                    ones_col: None,
+                    ..forward_shape(&g, positions)
+                };
+                let Some(col) = act.cols[i].as_ref() else {
+                    // The product reads the input through columns.
+                    let mut call = self.product(label, g, relu, shape, x, out);
+                    (call.a, call.columns) = (Slice::whole(x), Some(columns));
+                    pending.push(Pending::Matmul(call));
+                    return Ok(());
+                };
                 let call = Im2colCall {
                     label: format!("{label} im2col"),
                     slide,
-                    layout: image_layout(input),
-                    x_stride: input.stride(),
+                    layout: columns.layout,
+                    x_stride: columns.x_stride,
                     col_stride: g.rows(),
-                    ones: true,
+                    ones: columns.ones,
                     x: Slice::whole(x),
                     col: Slice::new(col, 0, positions * g.rows()),
                 };
                 let im2col = self.kernels.im2col.im2col(ctx, call)?;
                 pending.push(Pending::Ready(Op::Shared(im2col)));
-                let shape = MatmulShape {
-                    ones_col: None,
-                    ..forward_shape(&g, positions)
-                };
                 pending.push(Pending::Matmul(
                     self.product(label, g, relu, shape, col, out),
                 ));
@@ -265,6 +277,7 @@ impl GpuSequential {
             b: Slice::new(&self.params, g.offset, g.len()),
             c: Slice::new(out, 0, all * g.cols()),
             aux: None,
+            columns: None,
         }
     }
 
@@ -319,7 +332,6 @@ impl GpuSequential {
         let label = s.label();
         let g = s.block.expect("a convolution's block");
         let positions = output.rows(rows);
-        let col = act.cols[i].as_ref().expect("a convolution's columns");
         if s.input > 0 {
             let dcol = act.dcol.as_ref().expect("training activations");
             let what = format!("{label} backward dx");
@@ -338,7 +350,13 @@ impl GpuSequential {
             let col2im = self.kernels.im2col.col2im(ctx, call)?;
             pending.push(Pending::Ready(Op::Shared(col2im)));
         }
-        let call = weight_grad(arenas, label, &g, positions, [col, dout], update);
+        let read = act.cols[i].as_ref().unwrap_or(x);
+        let mut call = weight_grad(arenas, label, &g, positions, [read, dout], update);
+        if act.cols[i].is_none() {
+            // The product reads the input through columns.
+            let slide = s.slide(input, rows).expect("a convolution slides");
+            (call.a, call.columns) = (Slice::whole(x), Some(stage_columns(input, slide)));
+        }
         pending.push(Pending::Matmul(call));
         Ok(())
     }
@@ -445,6 +463,18 @@ fn image_layout(v: &Value) -> ImageLayout {
     }
 }
 
+/// im2col's matrix of value `v` under `slide`, with the ones column that
+/// carries the bias: what a convolution's products read, from memory where
+/// im2col wrote it, or in place.
+fn stage_columns(v: &Value, slide: Slide) -> Columns {
+    Columns {
+        slide,
+        layout: image_layout(v),
+        x_stride: v.stride(),
+        ones: true,
+    }
+}
+
 /// The host arena (the book's tensors, as `Network::tensors` places them)
 /// in the GPU's layout, as f32, padding zero.
 pub fn to_gpu(plan: &Plan, stages: &Stages, values: &[f64]) -> Vec<f32> {
@@ -545,13 +575,15 @@ impl StepNet for GpuSequential {
                 .then(|| ctx.storage(&format!("d value {i}"), value_bytes(&values[i])))
         };
         let largest = columns.iter().flatten().map(|c| c.1).max();
-        let shared = (!train)
+        // Where the products read the columns in place, none are stored.
+        let stored = !implicit_columns(&ctx.profile, ctx.matmul_algo);
+        let shared = (!train && stored)
             .then(|| largest.map(|b| ctx.storage("columns", b)))
             .flatten();
         let cols = columns
             .iter()
             .map(|c| {
-                let (what, bytes) = c.as_ref()?;
+                let (what, bytes) = c.as_ref().filter(|_| stored)?;
                 Some(shared.clone().unwrap_or_else(|| ctx.storage(what, *bytes)))
             })
             .collect();

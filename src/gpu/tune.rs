@@ -99,6 +99,7 @@ pub fn measure(ctx: &GpuContext, side: usize) -> Result<f64> {
             b: Slice::whole(&a),
             c: Slice::whole(&c),
             aux: None,
+            columns: None,
         };
         let d = mm.bind_split(ctx, call, SplitK::Slices(1))?;
         ctx.run(&[&d])?; // compiles the pipeline and warms up

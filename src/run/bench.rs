@@ -492,6 +492,7 @@ pub fn bench_matmul(
         b: Slice::whole(&b),
         c: Slice::new(&c, 0, mp * np),
         aux: None,
+        columns: None,
     };
     let d = mm.bind_split(ctx, call, split)?;
     let seconds = time_dispatch(ctx, &d, seconds)?;

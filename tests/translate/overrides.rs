@@ -30,6 +30,8 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         // matmul/pipelines.rs: the tiled kernel's vec4 reads of A and B.
         ("WIDE_A", BOOL),
         ("WIDE_B", BOOL),
+        // matmul/pipelines.rs: the tiled kernel reading A as im2col's columns.
+        ("A_COLUMNS", BOOL),
         // matmul.rs: Epilogue Store 0, Relu 1, ReluMask 2, Sgd 3, Grad 4, and
         // 5, split-K's partial sums.
         ("EPILOGUE", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),

@@ -21,7 +21,7 @@ pub use batchnorm::{BatchNorm, BnBackward, BnForward, BnShape};
 pub use dropout::{DropoutCall, DropoutDispatch, DropoutKernel};
 pub use gather::{Gather, GatherCall};
 pub use matmul::{
-    Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulDispatch, MatmulPlan, MatmulShape,
+    Columns, Epilogue, Matmul, MatmulAlgo, MatmulCall, MatmulDispatch, MatmulPlan, MatmulShape,
     MatmulVariant, SplitK, Tile, tiled_source,
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};

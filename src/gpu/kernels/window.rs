@@ -2,7 +2,7 @@
 //! (`shaders/window/im2col.wgsl` and, backward, `col2im.wgsl`) and `MaxPool`
 //! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`, and
 //! `maxpool_backward_tiled.wgsl` where the windows tile the image). Each is
-//! compiled after `shaders/window.wgsl`: their one uniform, the
+//! compiled after `shaders/lib/columns.wgsl` and `shaders/window.wgsl`: their one uniform, the
 //! slide's geometry ([`crate::core::conv::Slide`]) with two row strides, and the
 //! helpers that follow a window. Each runs one invocation per element it
 //! writes, but tiled pooling's backward (one per window) and, on CPU
@@ -29,11 +29,14 @@ use crate::gpu::error::Result;
 pub use crate::gpu::plan::WindowGrain;
 use crate::gpu::plan::window_grain;
 
-/// A kernel of `shaders/window/` after `shaders/window.wgsl`, as every
-/// module is composed (see `dispatch::compose`).
+/// A kernel of `shaders/window/` after `shaders/lib/columns.wgsl` (where a
+/// window reads, shared with the tiled product) and `shaders/window.wgsl`,
+/// as every module is composed (see `dispatch::compose`).
 macro_rules! window_source {
     ($file:literal) => {
         concat!(
+            include_str!("../../../shaders/lib/columns.wgsl"),
+            "\n",
             include_str!("../../../shaders/window.wgsl"),
             "\n",
             include_str!(concat!("../../../shaders/window/", $file))
@@ -88,7 +91,8 @@ wgsl_struct! {
 }
 
 /// How a convolution's input (im2col's `x`, col2im's output) holds its
-/// images: `window.wgsl`'s `IMAGES` and `POSITIONS`.
+/// images: `columns.wgsl`'s `IMAGES` and `POSITIONS` (`tests/contracts.rs`
+/// holds the two sides equal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageLayout {
     /// One row per image of its C·H·W values (CHW): the input, a pooling's output.

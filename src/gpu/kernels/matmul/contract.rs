@@ -2,10 +2,13 @@
 //! codes, a product's variant, its uniform and bindings, what a caller
 //! gives ([`MatmulCall`]) and gets ([`MatmulDispatch`]).
 //!
-//! Part of `kernels::matmul`: imports `context` and `dispatch`.
+//! Part of `kernels::matmul`: imports `context`, `dispatch`, `plan`, and
+//! `kernels::window`'s image layouts.
 
+use crate::core::conv::Slide;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{Dispatch, Slice, kernel_bindings, wgsl_struct};
+use crate::gpu::kernels::window::ImageLayout;
 use crate::gpu::plan::MatmulShape;
 
 /// What happens to each output element. The discriminant is the value of
@@ -67,6 +70,19 @@ wgsl_struct! {
         pub(super) decay: f32,
         pub(super) decay_rows: u32,
         pub(super) k_slice: u32,
+        pub(super) col_n: u32,
+        pub(super) col_c: u32,
+        pub(super) col_h: u32,
+        pub(super) col_w: u32,
+        pub(super) col_fh: u32,
+        pub(super) col_fw: u32,
+        pub(super) col_stride: u32,
+        pub(super) col_pad: u32,
+        pub(super) col_out_h: u32,
+        pub(super) col_out_w: u32,
+        pub(super) col_layout: u32,
+        pub(super) col_x_stride: u32,
+        pub(super) col_ones: u32,
     }
 }
 
@@ -104,7 +120,22 @@ kernel_bindings! {
     }
 }
 
-/// One product to bind: everything `Matmul::bind` takes.
+/// A read of A as im2col's matrix of images, in place: the call's `a`
+/// holds the images, laid out as `layout` says with rows `x_stride` apart,
+/// and A is the matrix `Im2col` would write from them (with its ones column
+/// when `ones`; zeros past it, to K), which is never stored: an
+/// implicit-GEMM convolution (`A_COLUMNS` in shaders/matmul/tiled.wgsl; the
+/// tiled kernel only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Columns {
+    pub slide: Slide,
+    pub layout: ImageLayout,
+    pub x_stride: usize,
+    pub ones: bool,
+}
+
+/// One product to bind: everything `Matmul::bind` takes. With `columns`, A
+/// is read through them from the images in `a` (its `lda` is then unused).
 pub struct MatmulCall<'a> {
     pub label: String,
     pub v: MatmulVariant,
@@ -113,6 +144,7 @@ pub struct MatmulCall<'a> {
     pub b: Slice<'a>,
     pub c: Slice<'a>,
     pub aux: Option<Slice<'a>>,
+    pub columns: Option<Columns>,
 }
 
 /// A product's dispatch: a [`Dispatch`] whose learning rate can be

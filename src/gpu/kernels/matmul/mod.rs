@@ -25,7 +25,7 @@ pub use crate::gpu::context::MatmulAlgo;
 pub use crate::gpu::cost::Tile;
 pub use crate::gpu::plan::{MatmulPlan, MatmulShape, SplitK};
 pub use contract::{
-    EPILOGUE_CODES, Epilogue, MatmulCall, MatmulDispatch, MatmulVariant, PARTIAL_SUMS,
+    Columns, EPILOGUE_CODES, Epilogue, MatmulCall, MatmulDispatch, MatmulVariant, PARTIAL_SUMS,
 };
 pub use pipelines::{modules, tiled_source, vec4_source};
 pub use staging::{Scratch, TEXELS_LOG2, TEXELS_PER_ROW, operand_texels, stages_operands};
@@ -36,7 +36,9 @@ use crate::gpu::dispatch::{
     uniform_dims,
 };
 use crate::gpu::error::{GpuError, Result};
+use crate::gpu::kernels::window::ImageLayout;
 use crate::gpu::plan::REDUCE_WG;
+use bytemuck::Zeroable;
 use contract::{Dims, Operands, StagedOperands, TiledOperands};
 use pipelines::{Pass, Pipelines};
 use staging::{OperandSource, Staging, operand_source};
@@ -60,6 +62,8 @@ struct ProductPass<'a> {
     groups: [u32; 3],
     ops: OperandSource,
     texels: [u64; 2],
+    /// A is read as im2col's columns of the images in `a`, never as vec4s.
+    columns: bool,
 }
 
 impl Matmul {
@@ -147,15 +151,28 @@ impl Matmul {
             b,
             c,
             aux,
+            columns,
         } = call;
         self.check_shape(&label, &v, &s)?;
+        if columns.is_some() && self.algo != MatmulAlgo::Tiled {
+            return Err(GpuError::Shape(format!(
+                "{label}: only the tiled matmul reads A as im2col's columns, this one is {:?}",
+                self.algo
+            )));
+        }
         if self.algo == MatmulAlgo::Tiled {
-            check_operands(&label, &v, &s, [a, b, c], aux)?;
+            check_operands(&label, &v, &s, [a, b, c], aux, columns.is_some())?;
+            if let Some(cols) = &columns {
+                check_columns(&label, &v, &s, cols, a)?;
+            }
         }
         let plan = self.plan(ctx, &s, split);
-        let dims = dims(&s, &plan);
+        let dims = dims(&s, &plan, columns.as_ref());
         let ops = operand_source(ctx, self.algo, &v, &s, Some([a, b]));
-        let key = |pass| self.pipelines.key(pass, v, &s, ops, plan.tile);
+        let key = |pass| {
+            let tile = (plan.tile, columns.is_some());
+            self.pipelines.key(pass, v, &s, ops, tile)
+        };
         let operands = Operands {
             a,
             b,
@@ -169,6 +186,7 @@ impl Matmul {
             groups: plan.groups,
             ops,
             texels: operand_texels(&v, &s),
+            columns: columns.is_some(),
         };
         if plan.split_k == 1 {
             let whole = pass(label, Pass::Whole, operands);
@@ -230,13 +248,19 @@ impl Matmul {
     fn product(&self, ctx: &GpuContext, p: ProductPass<'_>, dims: &Dims) -> Result<Dispatch> {
         let Operands { a, b, c, aux } = p.operands;
         if self.algo == MatmulAlgo::Tiled {
+            let b4 = whole_vec4s(&p.label, "B", b)?;
             let operands = TiledOperands {
                 a,
                 b,
                 c,
                 aux,
-                a4: whole_vec4s(&p.label, "A", a)?,
-                b4: whole_vec4s(&p.label, "B", b)?,
+                // Images read through columns are never read as vec4s: any
+                // vec4 view binds.
+                a4: match p.columns {
+                    true => b4,
+                    false => whole_vec4s(&p.label, "A", a)?,
+                },
+                b4,
             };
             let layout = &self.pipelines.tiled;
             return dispatch(ctx, p.label, &p.pipeline, layout, dims, &operands, p.groups);
@@ -289,9 +313,10 @@ pub fn plan_product(
     crate::gpu::plan::plan_product(&ctx.profile, algo, s, split)
 }
 
-/// The uniform of a product of shape `s` under `plan`.
-fn dims(s: &MatmulShape, plan: &MatmulPlan) -> Dims {
-    Dims {
+/// The uniform of a product of shape `s` under `plan`, A read through
+/// `columns` when given.
+fn dims(s: &MatmulShape, plan: &MatmulPlan, columns: Option<&Columns>) -> Dims {
+    let mut d = Dims {
         m: s.m as u32,
         n: s.n as u32,
         k: s.k as u32,
@@ -304,7 +329,19 @@ fn dims(s: &MatmulShape, plan: &MatmulPlan) -> Dims {
         decay: s.decay,
         decay_rows: s.decay_rows as u32,
         k_slice: plan.k_slice,
+        ..Dims::zeroed()
+    };
+    if let Some(c) = columns {
+        let (i, w) = (c.slide.input, c.slide.window);
+        [d.col_n, d.col_c, d.col_h, d.col_w] = [i.n, i.c, i.h, i.w].map(|v| v as u32);
+        [d.col_fh, d.col_fw, d.col_stride, d.col_pad] =
+            [w.h, w.w, w.stride, w.pad].map(|v| v as u32);
+        [d.col_out_h, d.col_out_w] = [c.slide.out_h, c.slide.out_w].map(|v| v as u32);
+        d.col_layout = c.layout as u32;
+        d.col_x_stride = c.x_stride as u32;
+        d.col_ones = c.ones as u32;
     }
+    d
 }
 
 /// `s` as the tiled kernel's vec4 view of it (bindings `a4`, `b4`): its
@@ -324,13 +361,15 @@ fn whole_vec4s<'a>(label: &str, what: &str, s: Slice<'a>) -> Result<Slice<'a>> {
 }
 
 /// Refuses operands shorter than the product reads: the tiled kernel's
-/// product passes run without the runtime's bounds checks.
+/// product passes run without the runtime's bounds checks. A read as
+/// columns is `check_columns`' to check.
 fn check_operands(
     label: &str,
     v: &MatmulVariant,
     s: &MatmulShape,
     [a, b, c]: [Slice<'_>; 3],
     aux: Option<Slice<'_>>,
+    columns: bool,
 ) -> Result<()> {
     // The elements a row-major (rows × cols) matrix with stride ld spans.
     let span = |rows: usize, cols: usize, ld: usize| {
@@ -343,8 +382,9 @@ fn check_operands(
     let (ar, ac) = if v.trans_a { (s.k, s.m) } else { (s.m, s.k) };
     let (br, bc) = if v.trans_b { (s.n, s.k) } else { (s.k, s.n) };
     let c_span = span(s.m, s.n, s.ldc);
+    let a_span = if columns { 0 } else { span(ar, ac, s.lda) };
     let mut needs = vec![
-        ("A", a.len, span(ar, ac, s.lda)),
+        ("A", a.len, a_span),
         ("B", b.len, span(br, bc, s.ldb)),
         ("C", c.len, c_span),
     ];
@@ -357,6 +397,42 @@ fn check_operands(
         ))),
         None => Ok(()),
     }
+}
+
+/// Refuses columns that do not fit the product or images `a` shorter than
+/// they read: im2col's matrix has a row per window position (A's M, or K
+/// transposed: at least as many, the rest read as zeros) and at least the
+/// window's values (and the ones column) per row.
+fn check_columns(
+    label: &str,
+    v: &MatmulVariant,
+    s: &MatmulShape,
+    cols: &Columns,
+    a: Slice<'_>,
+) -> Result<()> {
+    let (rows, width) = if v.trans_a { (s.k, s.m) } else { (s.m, s.k) };
+    let slide = &cols.slide;
+    let values = slide.input.c * slide.window.h * slide.window.w + cols.ones as usize;
+    if slide.col_rows() == 0 || rows < slide.col_rows() || width < values {
+        return Err(GpuError::Shape(format!(
+            "{label}: im2col's matrix is {} × {values} or wider, the product reads A as {rows} × {width} ({s:?})",
+            slide.col_rows()
+        )));
+    }
+    let i = slide.input;
+    // The last value of the last image, plus one (rows > 0: the slide
+    // has at least one image).
+    let need = match cols.layout {
+        ImageLayout::Images => (i.n - 1) * cols.x_stride + i.c * i.h * i.w,
+        ImageLayout::Positions => (i.n * i.h * i.w - 1) * cols.x_stride + i.c,
+    };
+    if a.len < need as u64 {
+        return Err(GpuError::Shape(format!(
+            "{label}: the images hold {} elements, the columns read {need} ({slide:?})",
+            a.len
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn contracts() -> Vec<StructContract> {

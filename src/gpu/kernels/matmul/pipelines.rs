@@ -20,6 +20,9 @@ use super::staging::OperandSource;
 /// epilogue codes (compiled first).
 const PRELUDE: &str = include_str!("../../../../shaders/matmul.wgsl");
 const TILED: &str = include_str!("../../../../shaders/matmul/tiled.wgsl");
+/// im2col's matrix as a function, which the tiled kernel reads A through
+/// with `A_COLUMNS` (compiled first).
+const COLUMNS: &str = include_str!("../../../../shaders/lib/columns.wgsl");
 /// The tiled kernel's tile constants, one of which goes after `TILED`.
 const TILE_64: &str = include_str!("../../../../shaders/matmul/tiled/tile64.wgsl");
 const TILE_128: &str = include_str!("../../../../shaders/matmul/tiled/tile128.wgsl");
@@ -40,8 +43,17 @@ pub(super) enum Pass {
 }
 
 /// A pipeline: its pass, variant, the vec4 kernel's workgroup shape, where
-/// it reads A and B, and the tiled kernel's tile and wide reads of A and B.
-pub(super) type PipelineKey = (Pass, MatmulVariant, Vec4Shape, OperandSource, Tile, Wide);
+/// it reads A and B, and the tiled kernel's tile, wide reads of A and B,
+/// and whether it reads A as im2col's columns (`A_COLUMNS`).
+pub(super) type PipelineKey = (
+    Pass,
+    MatmulVariant,
+    Vec4Shape,
+    OperandSource,
+    Tile,
+    Wide,
+    bool,
+);
 
 /// Whether the tiled kernel reads A and B a vec4 at a time (`WIDE_A`,
 /// `WIDE_B` in shaders/matmul/tiled.wgsl): where the operand's stride is a
@@ -53,10 +65,11 @@ pub struct Wide {
 }
 
 impl Wide {
-    /// The wide reads a product of shape `s` allows.
-    pub fn for_shape(s: &MatmulShape) -> Self {
+    /// The wide reads a product of shape `s` allows, A read as im2col's
+    /// columns (`columns`) or from memory.
+    pub fn for_shape(s: &MatmulShape, columns: bool) -> Self {
         Wide {
-            a: s.lda.is_multiple_of(4),
+            a: s.lda.is_multiple_of(4) && !columns,
             b: s.ldb.is_multiple_of(4),
         }
     }
@@ -95,21 +108,22 @@ impl Pipelines {
         v: MatmulVariant,
         s: &MatmulShape,
         ops: OperandSource,
-        tile: Tile,
+        (tile, columns): (Tile, bool),
     ) -> PipelineKey {
         let (none, narrow) = (Vec4Shape::default(), Wide::default());
+        let buffers = OperandSource::Buffers;
         match (self.algo, pass) {
-            (_, Pass::Reduce) => (pass, v, none, OperandSource::Buffers, Tile::T64, narrow),
+            (_, Pass::Reduce) => (pass, v, none, buffers, Tile::T64, narrow, false),
             (MatmulAlgo::Tiled, _) => {
                 let wide = match self.float_reads {
                     true => narrow,
-                    false => Wide::for_shape(s),
+                    false => Wide::for_shape(s, columns),
                 };
-                (pass, v, none, OperandSource::Buffers, tile, wide)
+                (pass, v, none, buffers, tile, wide, columns)
             }
             _ => {
                 let shape = Vec4Shape::for_product(s.m, s.n);
-                (pass, v, shape, ops, Tile::T64, narrow)
+                (pass, v, shape, ops, Tile::T64, narrow, false)
             }
         }
     }
@@ -122,20 +136,21 @@ impl Pipelines {
         plan: &MatmulPlan,
         ops: OperandSource,
     ) -> Vec<PipelineKey> {
+        let tile = (plan.tile, false);
         if plan.split_k > 1 {
             vec![
-                self.key(Pass::Partial, v, s, ops, plan.tile),
-                self.key(Pass::Reduce, v, s, ops, plan.tile),
+                self.key(Pass::Partial, v, s, ops, tile),
+                self.key(Pass::Reduce, v, s, ops, tile),
             ]
         } else {
-            vec![self.key(Pass::Whole, v, s, ops, plan.tile)]
+            vec![self.key(Pass::Whole, v, s, ops, tile)]
         }
     }
 
     fn compile(
         &self,
         ctx: &GpuContext,
-        (pass, v, shape, ops, tile, wide): PipelineKey,
+        (pass, v, shape, ops, tile, wide, columns): PipelineKey,
     ) -> wgpu::ComputePipeline {
         let epilogue = match pass {
             Pass::Partial => PARTIAL_SUMS,
@@ -162,6 +177,7 @@ impl Pipelines {
                 constants.push(reduce_wg);
                 constants.push(("WIDE_A", flag(wide.a)));
                 constants.push(("WIDE_B", flag(wide.b)));
+                constants.push(("A_COLUMNS", flag(columns)));
                 (tiled_source(tile), "main", Checks::Off, &self.tiled)
             }
             _ => {
@@ -179,7 +195,7 @@ impl Pipelines {
         pipeline_at(
             ctx,
             &format!(
-                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?} {wide:?}",
+                "matmul {:?} {pass:?} {v:?} {shape:?} {ops:?} {tile:?} {wide:?} columns {columns}",
                 self.algo
             ),
             layout,
@@ -220,14 +236,15 @@ impl Pipelines {
     }
 }
 
-/// The tiled kernel's WGSL as the program compiles it: the prelude, the
-/// kernel, then the tile's constants (`shaders/matmul/tiled/tile*.wgsl`).
+/// The tiled kernel's WGSL as the program compiles it: im2col's matrix as
+/// a function (`shaders/lib/columns.wgsl`, for `A_COLUMNS`), the prelude,
+/// the kernel, then the tile's constants (`shaders/matmul/tiled/tile*.wgsl`).
 pub fn tiled_source(tile: Tile) -> String {
     let constants = match tile {
         Tile::T64 => TILE_64,
         Tile::T128 => TILE_128,
     };
-    compose(&[PRELUDE, TILED, constants])
+    compose(&[COLUMNS, PRELUDE, TILED, constants])
 }
 
 /// The vec4 kernel's WGSL as the program compiles it: the prelude, the

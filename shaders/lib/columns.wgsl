@@ -1,0 +1,82 @@
+// im2col's matrix as a function: which value of the images each of its
+// elements is. One definition for the two kernels that need it:
+// shaders/window/im2col.wgsl writes the matrix out, and the tiled product
+// (shaders/matmul/tiled.wgsl with A_COLUMNS) reads its A through it in
+// place, never storing the matrix (an implicit-GEMM convolution). Both are
+// compiled after this file (src/gpu/kernels/window.rs, src/gpu/kernels/matmul/).
+//
+// The matrix has one row per window position (n, oy, ox), in that order,
+// and one column per value the window reads (ch, ky, kx); then, with
+// `ones`, the column of ones that carries the bias (src/gpu/layout.rs);
+// then zeros to the end of the row.
+
+// A slide of a window over n images (src/core/conv.rs's Slide) and where
+// the images are: `image_layout` one of IMAGES or POSITIONS (see
+// `columns_image_at`), rows `x_stride` apart.
+struct Columns {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    fh: u32,
+    fw: u32,
+    stride: u32,
+    pad: u32,
+    out_h: u32,
+    out_w: u32,
+    image_layout: u32,
+    x_stride: u32,
+    ones: bool,
+}
+
+// The images' layouts (src/gpu/kernels/window.rs's ImageLayout).
+const IMAGES: u32 = 0u;
+const POSITIONS: u32 = 1u;
+
+// What `column_entry` says of an element that is no value of the images.
+const COLUMN_ZERO: i32 = -1;
+const COLUMN_ONE: i32 = -2;
+
+// Where value (channel ch, row y, column x) of image n lies: IMAGES, one row
+// per image of its C·H·W values (CHW); POSITIONS, as a convolution's product
+// leaves them, one row per position (n, y, x) of its C channels.
+fn columns_image_at(g: Columns, n: u32, ch: u32, y: u32, x: u32) -> u32 {
+    if g.image_layout == POSITIONS {
+        return ((n * g.h + y) * g.w + x) * g.x_stride + ch;
+    }
+    return n * g.x_stride + (ch * g.h + y) * g.w + x;
+}
+
+// The image position (y, x) window position (oy, ox) reads at offset (ky,
+// kx), or (-1, -1) where it reads the zero padding.
+fn columns_source(g: Columns, oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
+    let y = i32(oy * g.stride + ky) - i32(g.pad);
+    let x = i32(ox * g.stride + kx) - i32(g.pad);
+    if y < 0 || y >= i32(g.h) || x < 0 || x >= i32(g.w) {
+        return vec2<i32>(-1, -1);
+    }
+    return vec2<i32>(y, x);
+}
+
+// Element (r, j) of the matrix: the index of its value in the images, or
+// COLUMN_ZERO (the window over padding, past the ones column, or a row
+// past the matrix's last, as in the zero rows a product's K is padded
+// with) or COLUMN_ONE.
+fn column_entry(g: Columns, r: u32, j: u32) -> i32 {
+    let window = g.fh * g.fw;
+    let values = g.c * window;
+    let n = r / (g.out_h * g.out_w);
+    if n >= g.n {
+        return COLUMN_ZERO;
+    }
+    if j >= values {
+        return select(COLUMN_ZERO, COLUMN_ONE, g.ones && j == values);
+    }
+    let oy = (r / g.out_w) % g.out_h;
+    let ox = r % g.out_w;
+    let at = columns_source(g, oy, ox, (j % window) / g.fw, j % g.fw);
+    if at.x < 0 {
+        return COLUMN_ZERO;
+    }
+    return i32(columns_image_at(g, n, j / window, u32(at.x), u32(at.y)));
+}
