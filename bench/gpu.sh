@@ -42,4 +42,17 @@ for r in fused:
     if key in rate:
         print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
 EOF
+# Convolutions reading im2col's matrix in place against writing it out
+# (im2col, then the product reading it back), same card, same sitting.
+GPU_NET_IMPLICIT_CONV=0 bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/conv_stored.json" 2>>"$out/conv.err"
+python3 - "$out/conv.json" "$out/conv_stored.json" <<'EOF' | tee "$out/columns.md"
+import json, sys
+in_place, stored = (json.load(open(f))["results"] for f in sys.argv[1:])
+rate = {r["batch"]: r["steps_per_sec"] for r in stored}
+print("| SimpleConvNet batch | in place, steps/s | im2col, steps/s | in place / im2col |")
+print("| ---: | ---: | ---: | ---: |")
+for r in in_place:
+    if r["batch"] in rate:
+        print(f"| {r['batch']} | {r['steps_per_sec']:.0f} | {rate[r['batch']]:.0f} | {r['steps_per_sec'] / rate[r['batch']]:.2f} |")
+EOF
 echo "files in $out"

@@ -46,13 +46,15 @@ fn geometry(stride: u32) -> Columns {
 // Where value (channel ch, row y, column x) of image n lies, for images
 // `stride` apart (shaders/lib/columns.wgsl's `columns_image_at`).
 fn image_at(n: u32, ch: u32, y: u32, x: u32, stride: u32) -> u32 {
-    return columns_image_at(geometry(stride), n, ch, y, x);
+    let size = vec2<u32>(dims.h, dims.w);
+    return columns_image_at(dims.image_layout, size, stride, n, ch, y, x);
 }
 
 // The image position (y, x) window position (oy, ox) reads at offset (ky,
 // kx), or (-1, -1) where it reads the zero padding.
 fn source(oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
-    return columns_source(geometry(0u), oy, ox, ky, kx);
+    let size = vec2<u32>(dims.h, dims.w);
+    return columns_source(size, dims.stride, dims.pad, oy, ox, ky, kx);
 }
 
 // Along one axis: the window position whose offset k reads image position

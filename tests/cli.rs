@@ -346,9 +346,10 @@ fn devices_lists_adapters() {
 }
 
 /// GPU_NET_COMPUTE_UNITS sets the planner's compute units,
-/// GPU_NET_T128_SPEEDUP the large tile's speed and GPU_NET_FUSED_HEAD
-/// whether it may fuse the head (bench reports all three); a value that is
-/// none of them is a usage error naming the variable.
+/// GPU_NET_T128_SPEEDUP the large tile's speed, GPU_NET_FUSED_HEAD
+/// whether it may fuse the head and GPU_NET_IMPLICIT_CONV whether
+/// convolutions read their columns in place (bench reports all four); a
+/// value that is none of them is a usage error naming the variable.
 #[test]
 fn compute_units_come_from_the_environment() {
     if common::gpu().is_none() {
@@ -363,6 +364,11 @@ fn compute_units_come_from_the_environment() {
     }
     let o = gpu_net_with(&[("GPU_NET_FUSED_HEAD", "yes")], &["train", "--iters", "1"]);
     assert_fails_output(&o, 2, &["GPU_NET_FUSED_HEAD", "1 (on) or 0 (off)"]);
+    let o = gpu_net_with(
+        &[("GPU_NET_IMPLICIT_CONV", "2")],
+        &["train", "--iters", "1"],
+    );
+    assert_fails_output(&o, 2, &["GPU_NET_IMPLICIT_CONV", "1 (on) or 0 (off)"]);
     let args = [
         "bench",
         "--batch",
@@ -377,6 +383,7 @@ fn compute_units_come_from_the_environment() {
             ("GPU_NET_COMPUTE_UNITS", "132"),
             ("GPU_NET_T128_SPEEDUP", "1.25"),
             ("GPU_NET_FUSED_HEAD", "0"),
+            ("GPU_NET_IMPLICIT_CONV", "0"),
         ],
         &[&args[..], &["--repeats", "1", "--json"]].concat(),
     );
@@ -386,6 +393,7 @@ fn compute_units_come_from_the_environment() {
     assert_eq!(v["adapter"]["compute_units_from"], "Environment");
     assert_eq!(v["adapter"]["t128_speedup"], 1.25);
     assert_eq!(v["adapter"]["fused_head"], false);
+    assert_eq!(v["adapter"]["implicit_conv"], false);
 }
 
 /// The tiled kernel trains as the CPU does, with the plans of the

@@ -2,7 +2,7 @@
 //! definitions: each struct the host writes and a shader reads (size, and
 //! each field's name, offset and type, Rust's from `offset_of!` and WGSL's
 //! from naga's layout), the matmul epilogue codes (the Rust enum against the
-//! shaders' `const`s), each kernel's declared bindings (name, number and
+//! shaders' `const`s, and so the images' layouts), each kernel's declared bindings (name, number and
 //! access, against naga's reading of every module compiled with them). Each
 //! check also has a test that plants a fault and asserts the check reports it.
 //! (The direction of imports, `src/gpu`'s included, is `architecture.rs`'s.)
@@ -440,6 +440,23 @@ fn optimizer_rule_codes_match_the_shader() {
     assert_ne!(planted, OPTIMIZER_SOURCE, "the edit applied");
     let e = check_codes(&planted, &RULE_CODES).expect_err("ADAM changed");
     assert_eq!(e, "ADAM: 4 in WGSL, 5 in Rust");
+}
+
+/// The images' layouts are the same codes in Rust and in every module that
+/// reads images through shaders/lib/columns.wgsl: the window kernels and
+/// the tiled product.
+#[test]
+fn image_layout_codes_match_the_shaders() {
+    use gpu_net::gpu::kernels::window::{IMAGE_LAYOUT_CODES, sources};
+    let tiled = matmul_modules()
+        .into_iter()
+        .filter(|(n, _)| n.contains("tiled"));
+    let window = sources().map(|(n, s)| (n, s.to_string()));
+    let modules: Vec<_> = tiled.chain(window).collect();
+    assert_eq!(modules.len(), 7, "two tiled modules and five window ones");
+    for (what, source) in modules {
+        check_codes(&source, &IMAGE_LAYOUT_CODES).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
 }
 
 /// The uniform entry of a kernel's layout gives its struct's size, so a

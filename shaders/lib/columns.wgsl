@@ -37,22 +37,26 @@ const POSITIONS: u32 = 1u;
 const COLUMN_ZERO: i32 = -1;
 const COLUMN_ONE: i32 = -2;
 
-// Where value (channel ch, row y, column x) of image n lies: IMAGES, one row
-// per image of its C·H·W values (CHW); POSITIONS, as a convolution's product
-// leaves them, one row per position (n, y, x) of its C channels.
-fn columns_image_at(g: Columns, n: u32, ch: u32, y: u32, x: u32) -> u32 {
-    if g.image_layout == POSITIONS {
-        return ((n * g.h + y) * g.w + x) * g.x_stride + ch;
+// Where value (channel ch, row y, column x) of image n lies, in images of
+// `size` (H, W) laid out as `image_layout` says with rows `x_stride` apart:
+// IMAGES, one row per image of its C·H·W values (CHW); POSITIONS, as a
+// convolution's product leaves them, one row per position (n, y, x) of its
+// C channels. (The geometry comes as values, not a Columns, so that the
+// window kernels pass their uniform's fields straight in.)
+fn columns_image_at(image_layout: u32, size: vec2<u32>, x_stride: u32, n: u32, ch: u32, y: u32, x: u32) -> u32 {
+    if image_layout == POSITIONS {
+        return ((n * size.x + y) * size.y + x) * x_stride + ch;
     }
-    return n * g.x_stride + (ch * g.h + y) * g.w + x;
+    return n * x_stride + (ch * size.x + y) * size.y + x;
 }
 
 // The image position (y, x) window position (oy, ox) reads at offset (ky,
-// kx), or (-1, -1) where it reads the zero padding.
-fn columns_source(g: Columns, oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
-    let y = i32(oy * g.stride + ky) - i32(g.pad);
-    let x = i32(ox * g.stride + kx) - i32(g.pad);
-    if y < 0 || y >= i32(g.h) || x < 0 || x >= i32(g.w) {
+// kx) in images of `size` (H, W), for a window moved `stride` at a time
+// over images padded by `pad`; or (-1, -1) where it reads the padding.
+fn columns_source(size: vec2<u32>, stride: u32, pad: u32, oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
+    let y = i32(oy * stride + ky) - i32(pad);
+    let x = i32(ox * stride + kx) - i32(pad);
+    if y < 0 || y >= i32(size.x) || x < 0 || x >= i32(size.y) {
         return vec2<i32>(-1, -1);
     }
     return vec2<i32>(y, x);
@@ -74,9 +78,11 @@ fn column_entry(g: Columns, r: u32, j: u32) -> i32 {
     }
     let oy = (r / g.out_w) % g.out_h;
     let ox = r % g.out_w;
-    let at = columns_source(g, oy, ox, (j % window) / g.fw, j % g.fw);
+    let size = vec2<u32>(g.h, g.w);
+    let at = columns_source(size, g.stride, g.pad, oy, ox, (j % window) / g.fw, j % g.fw);
     if at.x < 0 {
         return COLUMN_ZERO;
     }
-    return i32(columns_image_at(g, n, j / window, u32(at.x), u32(at.y)));
+    let ch = j / window;
+    return i32(columns_image_at(g.image_layout, size, g.x_stride, n, ch, u32(at.x), u32(at.y)));
 }

@@ -19,7 +19,7 @@
 //! runs no `col2im`. The matrices' layouts are `layout::FrontMatrices`';
 //! the filters' block is `layout::conv_to_gpu`'s.
 //!
-//! Imports `context`, `dispatch`, `error`, `kernels`, `layout`, `ops` and `plan`.
+//! Imports `context`, `dispatch`, `error`, `kernels`, `layout` and `plan`.
 
 use super::context::GpuContext;
 use super::dispatch::{Dispatch, Slice};
@@ -29,7 +29,6 @@ use super::kernels::{
     MaxPool, PoolBackwardCall, PoolForwardCall,
 };
 use super::layout::{FrontMatrices, GpuLayer, forward_shape, padded, padded_rows};
-use super::ops::{self, GradTarget};
 use super::plan::implicit_columns;
 use crate::core::conv::{ConvFront, ImageShape, Slide};
 
@@ -204,27 +203,6 @@ pub fn image_columns(slide: Slide, x_stride: usize) -> Columns {
         x_stride,
         ones: true,
     }
-}
-
-/// The filters' gradient `[col, 1]ᵀ·dZ` over every image of the
-/// activations, `x` holding the input images (rows `x_stride` apart): the
-/// product reads im2col's matrix where it is stored, else `x` through
-/// columns. `arenas` and `update` as `ops::weight_grad` takes them.
-pub fn weight_grad<'a>(
-    f: &'a FrontActivations,
-    (g, arenas): (&GpuLayer, [&'a wgpu::Buffer; 2]),
-    (x, x_stride): (&'a wgpu::Buffer, usize),
-    update: (GradTarget, f32),
-) -> MatmulCall<'a> {
-    let dz = f.dz.as_ref().expect("training activations");
-    let read = f.col.as_ref().unwrap_or(x);
-    let positions = f.m.positions();
-    let mut call = ops::weight_grad(arenas, "conv1".into(), g, positions, [read, dz], update);
-    if f.col.is_none() {
-        call.a = Slice::whole(x);
-        call.columns = Some(image_columns(f.m.conv, x_stride));
-    }
-    call
 }
 
 /// Pooling's backward with Relu's mask fused, over every image of the

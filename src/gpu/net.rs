@@ -458,9 +458,9 @@ impl GpuNet {
         x_dy: [&'a wgpu::Buffer; 2],
         target: GradTarget,
         decay: f32,
-    ) -> Pending<'a> {
+    ) -> MatmulCall<'a> {
         let arenas = [&self.params, self.grads()];
-        Pending::Matmul(weight_grad(arenas, name, g, rows, x_dy, (target, decay)))
+        weight_grad(arenas, name, g, rows, x_dy, (target, decay))
     }
 }
 
@@ -568,21 +568,29 @@ impl StepNet for GpuNet {
                 None => &act.dz[l],
             };
             self.input_grads(act, l, grad_in, &mut pending);
-            pending.push(self.weight_grad(
+            pending.push(Pending::Matmul(self.weight_grad(
                 format!("affine{}", l + 1),
                 g,
                 rows,
                 [self.layer_input(act, l), grad_in],
                 target,
                 decay,
-            ));
+            )));
         }
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
             let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
             pending.push(Pending::Ready(Op::Shared(pool)));
-            let arenas = [&self.params, self.grads()];
-            let x = (&act.x, padded(self.arch.inputs()));
-            let call = front::weight_grad(f, (&g, arenas), x, (target, decay));
+            let dz = f.dz.as_ref().expect("training activations");
+            // [col, 1]ᵀ·dZ: im2col's matrix where it is stored, else x read
+            // through columns.
+            let read = f.col.as_ref().unwrap_or(&act.x);
+            let positions = f.m.positions();
+            let mut call =
+                self.weight_grad("conv1".into(), &g, positions, [read, dz], target, decay);
+            if f.col.is_none() {
+                let columns = front::image_columns(f.m.conv, padded(self.arch.inputs()));
+                call = call.reading_columns(Slice::whole(&act.x), columns);
+            }
             pending.push(Pending::Matmul(call));
         }
         self.bind_pending(pending)

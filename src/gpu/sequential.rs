@@ -181,9 +181,8 @@ impl GpuSequential {
                     ..forward_shape(&g, positions)
                 };
                 let Some(col) = act.cols[i].as_ref() else {
-                    // The product reads the input through columns.
-                    let mut call = self.product(label, g, relu, shape, x, out);
-                    (call.a, call.columns) = (Slice::whole(x), Some(columns));
+                    let call = self.product(label, g, relu, shape, x, out);
+                    let call = call.reading_columns(Slice::whole(x), columns);
                     pending.push(Pending::Matmul(call));
                     return Ok(());
                 };
@@ -353,9 +352,8 @@ impl GpuSequential {
         let read = act.cols[i].as_ref().unwrap_or(x);
         let mut call = weight_grad(arenas, label, &g, positions, [read, dout], update);
         if act.cols[i].is_none() {
-            // The product reads the input through columns.
             let slide = s.slide(input, rows).expect("a convolution slides");
-            (call.a, call.columns) = (Slice::whole(x), Some(stage_columns(input, slide)));
+            call = call.reading_columns(Slice::whole(x), stage_columns(input, slide));
         }
         pending.push(Pending::Matmul(call));
         Ok(())

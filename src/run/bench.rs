@@ -27,6 +27,7 @@ use crate::gpu::kernels::{
     Tile,
 };
 use crate::gpu::ops::StepNet;
+use crate::gpu::plan::implicit_columns;
 use crate::gpu::trainer::GpuTrainer;
 use crate::run::device::{Device, list_stages};
 use crate::run::epoch_loop::{Sampler, Trainer};
@@ -108,6 +109,10 @@ pub struct AdapterReport {
     /// Whether the planner may fuse the last Affine into the softmax
     /// (`GPU_NET_FUSED_HEAD`); it does so on GPUs only.
     pub fused_head: bool,
+    /// Whether convolutions read im2col's matrix in place
+    /// (`plan::implicit_columns`: the tiled product, and not
+    /// `GPU_NET_IMPLICIT_CONV=0`).
+    pub implicit_conv: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -208,6 +213,7 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
         compute_units_from: format!("{:?}", ctx.profile.units_from),
         t128_speedup: ctx.profile.t128_speedup,
         fused_head: ctx.profile.fused_head,
+        implicit_conv: implicit_columns(&ctx.profile, ctx.matmul_algo),
     }
 }
 

@@ -101,6 +101,13 @@ pub enum ImageLayout {
     Positions = 1,
 }
 
+/// Every [`ImageLayout`] by its name as a WGSL `const` in
+/// shaders/lib/columns.wgsl (`tests/contracts.rs` holds the two sides equal).
+pub const IMAGE_LAYOUT_CODES: [(&str, u32); 2] = [
+    ("IMAGES", ImageLayout::Images as u32),
+    ("POSITIONS", ImageLayout::Positions as u32),
+];
+
 /// The dims and workgroup grid for `count` invocations.
 fn dims(
     ctx: &GpuContext,

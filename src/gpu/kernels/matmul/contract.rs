@@ -147,6 +147,18 @@ pub struct MatmulCall<'a> {
     pub columns: Option<Columns>,
 }
 
+impl<'a> MatmulCall<'a> {
+    /// This product with A read as `columns` of the images in `x`, in place
+    /// of the matrix it read.
+    pub fn reading_columns(self, x: Slice<'a>, columns: Columns) -> Self {
+        MatmulCall {
+            a: x,
+            columns: Some(columns),
+            ..self
+        }
+    }
+}
+
 /// A product's dispatch: a [`Dispatch`] whose learning rate can be
 /// rewritten (only the [`Epilogue::Sgd`] reads it).
 pub struct MatmulDispatch(pub(super) Dispatch);
