@@ -33,9 +33,11 @@ struct Columns {
 const IMAGES: u32 = 0u;
 const POSITIONS: u32 = 1u;
 
-// What `column_entry` says of an element that is no value of the images.
+// What `column_entry` says of an element that is no value of the images,
+// and what `Column` says of a column that reads the images.
 const COLUMN_ZERO: i32 = -1;
 const COLUMN_ONE: i32 = -2;
+const COLUMN_WINDOW: i32 = 0;
 
 // Where value (channel ch, row y, column x) of image n lies, in images of
 // `size` (H, W) laid out as `image_layout` says with rows `x_stride` apart:
@@ -62,27 +64,52 @@ fn columns_source(size: vec2<u32>, stride: u32, pad: u32, oy: u32, ox: u32, ky: 
     return vec2<i32>(y, x);
 }
 
-// Element (r, j) of the matrix: the index of its value in the images, or
-// COLUMN_ZERO (the window over padding, past the ones column, or a row
-// past the matrix's last, as in the zero rows a product's K is padded
-// with) or COLUMN_ONE.
-fn column_entry(g: Columns, r: u32, j: u32) -> i32 {
+// What column j of the matrix is: the value (ch, ky, kx) of each window
+// (kind COLUMN_WINDOW), or all ones or all zeros (COLUMN_ONE, COLUMN_ZERO).
+// Worked out once, it serves every row (see `column_entry_at`).
+struct Column {
+    kind: i32,
+    ch: u32,
+    ky: u32,
+    kx: u32,
+}
+
+fn column_at(g: Columns, j: u32) -> Column {
     let window = g.fh * g.fw;
     let values = g.c * window;
-    let n = r / (g.out_h * g.out_w);
+    if j >= values {
+        return Column(select(COLUMN_ZERO, COLUMN_ONE, g.ones && j == values), 0u, 0u, 0u);
+    }
+    let ch = j / window;
+    let at = j - ch * window;
+    let ky = at / g.fw;
+    return Column(COLUMN_WINDOW, ch, ky, at - ky * g.fw);
+}
+
+// Element (r, j) of the matrix, column j being `col`: the index of its
+// value in the images, or COLUMN_ZERO (the window over padding, past the
+// ones column, or a row past the matrix's last, as in the zero rows a
+// product's K is padded with) or COLUMN_ONE.
+fn column_entry_at(g: Columns, r: u32, col: Column) -> i32 {
+    let area = g.out_h * g.out_w;
+    let n = r / area;
     if n >= g.n {
         return COLUMN_ZERO;
     }
-    if j >= values {
-        return select(COLUMN_ZERO, COLUMN_ONE, g.ones && j == values);
+    if col.kind != COLUMN_WINDOW {
+        return col.kind;
     }
-    let oy = (r / g.out_w) % g.out_h;
-    let ox = r % g.out_w;
+    let p = r - n * area;
+    let oy = p / g.out_w;
     let size = vec2<u32>(g.h, g.w);
-    let at = columns_source(size, g.stride, g.pad, oy, ox, (j % window) / g.fw, j % g.fw);
+    let at = columns_source(size, g.stride, g.pad, oy, p - oy * g.out_w, col.ky, col.kx);
     if at.x < 0 {
         return COLUMN_ZERO;
     }
-    let ch = j / window;
-    return i32(columns_image_at(g.image_layout, size, g.x_stride, n, ch, u32(at.x), u32(at.y)));
+    return i32(columns_image_at(g.image_layout, size, g.x_stride, n, col.ch, u32(at.x), u32(at.y)));
+}
+
+// Element (r, j) of the matrix (see `column_entry_at`).
+fn column_entry(g: Columns, r: u32, j: u32) -> i32 {
+    return column_entry_at(g, r, column_at(g, j));
 }

@@ -69,10 +69,21 @@ fn columns() -> Columns {
     );
 }
 
+// With A_COLUMNS and TRANS_A, every element an invocation reads lies in one
+// column of im2col's matrix (A's m, fixed by the invocation's place in the
+// tile: see `a_spot`), worked out once in `main` so that each step only
+// divides out its rows.
+var<private> own_m: u32;
+var<private> own_column: Column;
+
 // Element (r, j) of the im2col matrix A_COLUMNS reads: a value of the images
 // in `a`, 0 or 1 (shaders/lib/columns.wgsl).
 fn column_value(r: u32, j: u32) -> f32 {
-    let at = column_entry(columns(), r, j);
+    var col = own_column;
+    if !TRANS_A || j != own_m {
+        col = column_at(columns(), j);
+    }
+    let at = column_entry_at(columns(), r, col);
     if at >= 0 {
         return a[at];
     }
@@ -285,6 +296,10 @@ fn main(
         k_end = k_begin;
     }
     slice_base = wg.z * dims.m * dims.ldc;
+    if A_COLUMNS && TRANS_A {
+        own_m = m0 + a_spot(li).y;
+        own_column = column_at(columns(), own_m);
+    }
     // acc[(4·i + r)·QUADS + j]: row 4·(lid.y + 16·i) + r, columns
     // 4·(lid.x + 16·j) .. +3 of the tile.
     var acc: array<vec4<f32>, PER * QUADS>;
