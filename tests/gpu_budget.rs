@@ -129,7 +129,8 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
             },
             100,
         ),
-        // The book's SimpleConvNet: im2col's columns are its largest buffer.
+        // The book's SimpleConvNet: im2col's columns are its largest buffer
+        // where they are stored.
         (
             Arch::simple_convnet(gpu_net::core::conv::ConvFront::book(), &[100], 10).unwrap(),
             StepRule::default(),
@@ -148,6 +149,11 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
                 "{:?}",
                 plan.buffers
             );
+        }
+        if arch.conv.is_some() {
+            // The tiled product reads the columns in place: none stored.
+            let stored = plan.buffers.iter().any(|(what, _)| what.contains("im2col"));
+            assert_eq!(stored, algo != MatmulAlgo::Tiled, "{algo:?}");
         }
         assert_eq!(
             plan.textures.len(),

@@ -7,7 +7,7 @@
 //! shared with `net::GpuNet::activations`), and a test holds the plan's total
 //! against what the context really allocates.
 //!
-//! Imports `context`, `error`, `kernels::matmul` and `layout`; nothing
+//! Imports `context`, `error`, `kernels::matmul`, `layout` and `plan`; nothing
 //! imports it but the trainer (and `verify`).
 
 use super::context::GpuContext;
@@ -17,6 +17,7 @@ use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stage
 use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
 use super::layout::{FrontMatrices, GpuLayout, step_products};
+use super::plan::implicit_columns;
 use crate::core::model::Arch;
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
@@ -26,13 +27,25 @@ fn storage_size(bytes: u64) -> u64 {
 
 /// The storage buffers of one configuration, and the textures the vec4
 /// matmul stages its operands in: (what, bytes).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub buffers: Vec<(String, u64)>,
     pub textures: Vec<(String, u64)>,
+    /// Whether a convolution's columns are stored (`plan::implicit_columns`
+    /// says where they are read in place instead).
+    columns_stored: bool,
 }
 
 impl Plan {
+    /// An empty plan for `ctx`'s device.
+    pub fn new(ctx: &GpuContext) -> Self {
+        Plan {
+            buffers: vec![],
+            textures: vec![],
+            columns_stored: !implicit_columns(&ctx.profile, ctx.matmul_algo),
+        }
+    }
+
     fn add(&mut self, what: String, bytes: u64) {
         self.buffers.push((what, storage_size(bytes)));
     }
@@ -105,7 +118,9 @@ impl Plan {
         }
         if let Some(m) = arch.conv.and_then(|c| FrontMatrices::new(&c, rows)) {
             let copies = 1 + train as usize; // and the gradient
-            self.add("im2col's columns".into(), m.col_bytes());
+            if self.columns_stored {
+                self.add("im2col's columns".into(), m.col_bytes());
+            }
             self.add("the pooling's argmax".into(), m.argmax_bytes());
             for _ in 0..copies {
                 self.add("the convolution's output".into(), m.z_bytes());

@@ -194,7 +194,7 @@ impl GpuEvaluator<GpuNet> {
     /// Every buffer [`GpuEvaluator::new`] makes.
     pub fn plan(ctx: &GpuContext, arch: &Arch, test: &Dataset) -> Plan {
         let rows = Self::rows(ctx, arch, test);
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(ctx);
         plan.dataset("test", test.len(), test.pixels());
         plan.net_for_evaluation(arch);
         plan.eval_activations(arch, rows);

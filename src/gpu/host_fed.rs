@@ -55,7 +55,7 @@ impl HostFed for GpuNet {
     }
     fn prepare(&self, rows: usize) -> Result<()> {
         let (ctx, arch) = (&self.ctx, &self.arch);
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(ctx);
         plan.activations(arch, rows);
         let scratch = largest_scratch(ctx, arch, &[(rows, true)]);
         plan.matmul_scratch(&scratch);
@@ -144,7 +144,7 @@ impl HostFedNet<GpuNet> {
         weight_decay: f64,
         seed: u64,
     ) -> Result<Self> {
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(&ctx);
         plan.net(&params.arch);
         plan.check(&ctx)?;
         Ok(Self::with(GpuNet::new(ctx, params)?, weight_decay, seed))

@@ -270,7 +270,7 @@ impl GpuTrainer<GpuNet> {
         slots: usize,
         rule: &StepRule,
     ) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(ctx);
         for (name, split) in [("train", &data.train), ("test", &data.test)] {
             plan.dataset(name, split.len(), split.pixels());
         }

@@ -516,7 +516,7 @@ pub fn gpu_gradient(
         ));
     }
     let arch = &params.arch;
-    let mut plan = Plan::default();
+    let mut plan = Plan::new(&ctx);
     plan.dataset("train", used.len(), used.pixels());
     plan.net(arch);
     plan.activations(arch, indices.len());
