@@ -14,7 +14,7 @@ mod common;
 use gpu_net::core::compare::{EPS_F32, Tolerance, diff};
 use gpu_net::core::model::{Arch, Params};
 use gpu_net::core::optim::{Optimizer, StepRule};
-use gpu_net::core::trainer::{Split, Trainer};
+use gpu_net::core::trainer::Trainer;
 use gpu_net::cpu::net::correct_count;
 use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};
 use gpu_net::gpu::kernels::{
@@ -316,21 +316,8 @@ fn gpu_planned(fused_head: bool) -> Arc<GpuContext> {
 }
 
 /// Four steps of batch 100 and the test split's loss and accuracy.
-fn train_and_eval(t: &mut dyn Trainer<Params>) -> (Vec<u64>, u64, (f64, f64)) {
-    for s in 0..4 {
-        let batch: Vec<u32> = (0..100).map(|i| ((s * 131 + i * 7) % 600) as u32).collect();
-        t.train_steps(&[batch], 0.1).unwrap();
-    }
-    let loss = t.take_mean_loss().unwrap().to_bits();
-    let eval = t.evaluate(Split::Test).unwrap();
-    let params = t
-        .params()
-        .unwrap()
-        .values
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
-    (params, loss, eval)
+fn train_and_eval(t: &mut dyn Trainer<Params>) -> common::Outcome {
+    common::train_and_eval(t, (4, 100, 600), 0.1)
 }
 
 #[test]

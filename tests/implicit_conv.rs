@@ -10,10 +10,11 @@
 mod common;
 
 use gpu_net::core::conv::ConvFront;
+use gpu_net::core::data::Mnist;
 use gpu_net::core::model::{Arch, Init, Params};
 use gpu_net::core::network::{Network, Values};
 use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
-use gpu_net::core::trainer::{Split, Trainer};
+use gpu_net::core::trainer::Trainer;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::plan::implicit_columns;
 use gpu_net::gpu::stages::Stages;
@@ -35,26 +36,18 @@ fn gpu_planned(implicit_conv: bool) -> Arc<GpuContext> {
     Arc::new(ctx)
 }
 
-/// What a run leaves: the parameters' bits, the mean training loss's, and
-/// the test split's loss and accuracy.
-type Outcome = (Vec<u64>, u64, (f64, f64));
+/// The first 300 training images and 200 test images.
+fn small_mnist() -> Mnist {
+    let mnist = common::mnist();
+    Mnist {
+        train: mnist.train.first(300),
+        test: mnist.test.first(200),
+    }
+}
 
 /// Three steps of batch 20 with Adam, then the test split.
-fn train_and_eval(t: &mut dyn Trainer<Params>) -> Outcome {
-    for s in 0..3 {
-        let batch: Vec<u32> = (0..20).map(|i| ((s * 37 + i * 11) % 300) as u32).collect();
-        t.train_steps(&[batch], 0.01).unwrap();
-    }
-    let loss = t.take_mean_loss().unwrap().to_bits();
-    let eval = t.evaluate(Split::Test).unwrap();
-    let params = t
-        .params()
-        .unwrap()
-        .values
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
-    (params, loss, eval)
+fn train_and_eval(t: &mut dyn Trainer<Params>) -> common::Outcome {
+    common::train_and_eval(t, (3, 20, 300), 0.01)
 }
 
 fn rule() -> StepRule {
@@ -74,7 +67,8 @@ fn simple_convnet_trains_to_the_same_bits_reading_its_columns_in_place() {
     let params = Params::init_with(&arch, Init::He, 5);
     let run = |implicit: bool| {
         let ctx = gpu_planned(implicit);
-        let mut t = GpuTrainer::new(ctx, &params, common::mnist(), 20, 2, 0.01, &rule()).unwrap();
+        let data = small_mnist();
+        let mut t = GpuTrainer::new(ctx, &params, &data, 20, 2, 0.01, &rule()).unwrap();
         let labels: Vec<String> = t
             .step()
             .step_dispatches()
@@ -105,9 +99,9 @@ fn a_list_trains_to_the_same_bits_reading_its_columns_in_place() {
     let run = |implicit: bool| {
         let stages = Stages::new(&network.plan().unwrap()).unwrap();
         let ctx = gpu_planned(implicit);
-        let data = common::mnist();
+        let data = small_mnist();
         let mut t =
-            GpuTrainer::for_list(ctx, (&params, stages), data, (20, 2), 0.01, &rule()).unwrap();
+            GpuTrainer::for_list(ctx, (&params, stages), &data, (20, 2), 0.01, &rule()).unwrap();
         let labels: Vec<String> = t
             .step()
             .step_dispatches()

@@ -125,3 +125,24 @@ pub fn deepest_checkpoint() -> gpu_net::run::checkpoint::Checkpoint {
     let adam = gpu_net::core::optim::Optimizer::new(gpu_net::core::optim::OptimizerKind::Adam);
     checkpoint(params, adam, state, 0.0, false)
 }
+
+/// What a short run leaves, to compare two runs by: the parameters' bits,
+/// the mean training loss's, and the test split's loss and accuracy.
+pub type Outcome = (Vec<u64>, u64, (f64, f64));
+
+/// `steps` steps of `batch` training images (a fixed walk through the
+/// first `pool`) at learning rate `lr`, then the test split.
+pub fn train_and_eval(
+    t: &mut dyn gpu_net::core::trainer::Trainer<gpu_net::core::model::Params>,
+    (steps, batch, pool): (usize, usize, usize),
+    lr: f32,
+) -> Outcome {
+    for s in 0..steps {
+        let indices = (0..batch).map(|i| ((s * 131 + i * 7) % pool) as u32);
+        t.train_steps(&[indices.collect()], lr).unwrap();
+    }
+    let loss = t.take_mean_loss().unwrap().to_bits();
+    let eval = t.evaluate(gpu_net::core::trainer::Split::Test).unwrap();
+    let params = t.params().unwrap().values;
+    (params.iter().map(|v| v.to_bits()).collect(), loss, eval)
+}
