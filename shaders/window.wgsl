@@ -1,5 +1,5 @@
 // What the kernels that slide a window over images share (src/gpu/kernels/
-// window.rs): their uniform, the slide's geometry (src/conv.rs) with two
+// window.rs): their uniform, the slide's geometry (src/core/conv.rs) with two
 // row strides and the images' layout, and the two ways of following a window.
 // Compiled after shaders/lib/columns.wgsl (the images' layouts and where a window
 // reads); each kernel in shaders/window/ is compiled after this file, and
@@ -33,14 +33,6 @@ override WG: u32;
 // This invocation's element, in a grid of groups_x × rows workgroups of WG.
 fn element(wg: vec3<u32>, li: u32) -> u32 {
     return (wg.y * dims.groups_x + wg.x) * WG + li;
-}
-
-// The slide `dims` describes, the images' rows `stride` apart.
-fn geometry(stride: u32) -> Columns {
-    return Columns(
-        dims.n, dims.c, dims.h, dims.w, dims.fh, dims.fw, dims.stride, dims.pad,
-        dims.out_h, dims.out_w, dims.image_layout, stride, dims.flag == 1u,
-    );
 }
 
 // Where value (channel ch, row y, column x) of image n lies, for images

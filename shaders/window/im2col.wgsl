@@ -49,6 +49,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 }
 
+// The slide `dims` describes as shaders/lib/columns.wgsl takes it, the
+// images' rows `stride` apart.
+fn geometry(stride: u32) -> Columns {
+    return Columns(
+        dims.n, dims.c, dims.h, dims.w, dims.fh, dims.fw, dims.stride, dims.pad,
+        dims.out_h, dims.out_w, dims.image_layout, stride, dims.flag == 1u,
+    );
+}
+
 // One invocation per element of `col` (`count` = rows × out_stride): the
 // same values as `main`, written by neighbouring invocations to
 // neighbouring addresses, each as shaders/lib/columns.wgsl defines it.

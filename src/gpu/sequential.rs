@@ -19,7 +19,8 @@
 //! convolution has no im2col and no `col`: both products that read it read
 //! `in` through `kernels::Columns`. Then SoftmaxWithLoss on the logits. A
 //! stage's input gradient is made before its weight gradient, which may
-//! update the weights in place (the SGD epilogue). No stage computes the gradient of the network's input.
+//! update the weights in place (the SGD epilogue). No stage computes the
+//! gradient of the network's input.
 //!
 //! Imports `context`, `dispatch`, `error`, `kernels`, `layout`, `ops`,
 //! `plan` and `stages`.
@@ -180,27 +181,28 @@ impl GpuSequential {
                     ones_col: None,
                     ..forward_shape(&g, positions)
                 };
-                let Some(col) = act.cols[i].as_ref() else {
-                    let call = self.product(label, g, relu, shape, x, out);
-                    let call = call.reading_columns(Slice::whole(x), columns);
-                    pending.push(Pending::Matmul(call));
-                    return Ok(());
+                let product = match act.cols[i].as_ref() {
+                    // The product reads the input through columns.
+                    None => self
+                        .product(label, g, relu, shape, x, out)
+                        .reading_columns(Slice::whole(x), columns),
+                    Some(col) => {
+                        let call = Im2colCall {
+                            label: format!("{label} im2col"),
+                            slide,
+                            layout: columns.layout,
+                            x_stride: columns.x_stride,
+                            col_stride: g.rows(),
+                            ones: columns.ones,
+                            x: Slice::whole(x),
+                            col: Slice::new(col, 0, positions * g.rows()),
+                        };
+                        let im2col = self.kernels.im2col.im2col(ctx, call)?;
+                        pending.push(Pending::Ready(Op::Shared(im2col)));
+                        self.product(label, g, relu, shape, col, out)
+                    }
                 };
-                let call = Im2colCall {
-                    label: format!("{label} im2col"),
-                    slide,
-                    layout: columns.layout,
-                    x_stride: columns.x_stride,
-                    col_stride: g.rows(),
-                    ones: columns.ones,
-                    x: Slice::whole(x),
-                    col: Slice::new(col, 0, positions * g.rows()),
-                };
-                let im2col = self.kernels.im2col.im2col(ctx, call)?;
-                pending.push(Pending::Ready(Op::Shared(im2col)));
-                pending.push(Pending::Matmul(
-                    self.product(label, g, relu, shape, col, out),
-                ));
+                pending.push(Pending::Matmul(product));
             }
             StageKind::Affine { relu } => {
                 let g = s.block.expect("an Affine's block");
