@@ -24,7 +24,7 @@ use gpu_net::gpu::kernels::{
 use gpu_net::gpu::layout::padded;
 use gpu_net::gpu::plan::plan_head;
 use gpu_net::gpu::stages::Stages;
-use gpu_net::gpu::{DeviceProfile, GpuContext, GpuOptions, GpuTrainer};
+use gpu_net::gpu::{DeviceProfile, GpuContext, GpuTrainer};
 use std::sync::Arc;
 
 /// One head's inputs: h (rows × K, the ones column at `inputs`, zeros
@@ -303,16 +303,10 @@ fn a_row_longer_than_the_head_holds_is_refused() {
 /// A 132-unit GPU's plans on this adapter, the tiled product, and the head
 /// on or off.
 fn gpu_planned(fused_head: bool) -> Arc<GpuContext> {
-    let options = GpuOptions {
-        matmul: Some(MatmulAlgo::Tiled),
-        ..GpuOptions::default()
-    };
-    let mut ctx = GpuContext::new(&options).unwrap();
-    ctx.profile = DeviceProfile {
+    common::planned_as(DeviceProfile {
         fused_head,
         ..DeviceProfile::discrete(132)
-    };
-    Arc::new(ctx)
+    })
 }
 
 /// Four steps of batch 100 and the test split's loss and accuracy.

@@ -18,22 +18,16 @@ use gpu_net::core::trainer::Trainer;
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::plan::implicit_columns;
 use gpu_net::gpu::stages::Stages;
-use gpu_net::gpu::{DeviceProfile, GpuContext, GpuOptions, GpuTrainer};
+use gpu_net::gpu::{DeviceProfile, GpuContext, GpuTrainer};
 use std::sync::Arc;
 
 /// A 132-unit GPU's plans on this adapter with the tiled product,
 /// convolutions reading their columns in place or not.
 fn gpu_planned(implicit_conv: bool) -> Arc<GpuContext> {
-    let options = GpuOptions {
-        matmul: Some(MatmulAlgo::Tiled),
-        ..GpuOptions::default()
-    };
-    let mut ctx = GpuContext::new(&options).unwrap();
-    ctx.profile = DeviceProfile {
+    common::planned_as(DeviceProfile {
         implicit_conv,
         ..DeviceProfile::discrete(132)
-    };
-    Arc::new(ctx)
+    })
 }
 
 /// The first 300 training images and 200 test images.

@@ -146,3 +146,15 @@ pub fn train_and_eval(
     let params = t.params().unwrap().values;
     (params.iter().map(|v| v.to_bits()).collect(), loss, eval)
 }
+
+/// A context on this adapter with the tiled product and `profile`'s plans
+/// (a GPU's, to test what the planner does there).
+pub fn planned_as(profile: gpu_net::gpu::DeviceProfile) -> Arc<GpuContext> {
+    let options = GpuOptions {
+        matmul: Some(gpu_net::gpu::MatmulAlgo::Tiled),
+        ..GpuOptions::default()
+    };
+    let mut ctx = GpuContext::new(&options).unwrap();
+    ctx.profile = profile;
+    Arc::new(ctx)
+}
