@@ -16,6 +16,14 @@
 // dispatch instead of a product and this pass. Its multiply-adds run in
 // the product's order (k = 0, 1, ..., one fma each), so y has the bits the
 // tiled product would give it unsplit.
+//
+// With INPUT_GRAD as well (plan_head_grad in src/gpu/plan.rs), the pass then
+// computes the last Affine's input gradient as its backward's product
+// would (with Relu's backward where it follows one): dh_r = dy_r·Wᵀ, kept
+// where h_r > 0 with `relu_mask`, over each
+// block of WG rows once its dy is written, element by element across the
+// workgroup; the same multiply-adds in the same order (c = 0, 1, ..., one
+// fma each), so dh has the bits of the tiled product unsplit.
 
 struct Dims {
     rows: u32,
@@ -23,10 +31,18 @@ struct Dims {
     want_grad: u32,
     stride: u32,
     groups: u32,
-    // With AFFINE: the Affine's K, and the row lengths of h and W.
+    // With AFFINE: the Affine's K, and the row lengths of h and W (and of
+    // dh, with INPUT_GRAD).
     k: u32,
     ldh: u32,
     ldw: u32,
+    // With INPUT_GRAD: the Affine's real inputs (dh's columns past them are
+    // written 0, as the product writes its padding), and 1 where Relu's
+    // mask applies (h > 0), 0 where it does not.
+    inputs: u32,
+    relu_mask: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Stats {
@@ -42,6 +58,12 @@ struct Partial {
     correct: u32,
 }
 
+// One row's loss, and 1 where its argmax is its label.
+struct RowSums {
+    loss: f32,
+    correct: u32,
+}
+
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> t: array<u32>;
@@ -51,8 +73,13 @@ struct Partial {
 // The last Affine's input and its [W; b] block, read only with AFFINE.
 @group(0) @binding(6) var<storage, read> h: array<f32>;
 @group(0) @binding(7) var<storage, read> w: array<f32>;
+// The last Affine's input gradient, written only with INPUT_GRAD.
+@group(0) @binding(8) var<storage, read_write> dh: array<f32>;
 
 override AFFINE: bool = false;
+// Only with AFFINE and `want_grad` (src/gpu/kernels/softmax_loss.rs
+// refuses it otherwise).
+override INPUT_GRAD: bool = false;
 // The longest row of y the head holds in registers (HEAD_CLASSES in
 // src/gpu/plan.rs; tests/translate.rs holds the two equal).
 const HEAD_CLASSES: u32 = 16u;
@@ -68,35 +95,20 @@ fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let cls = dims.classes;
     var loss = 0.0;
     var correct = 0u;
-    for (var r = wg.x * WG + li; r < dims.rows; r += dims.groups * WG) {
-        let base = r * dims.stride;
-        if AFFINE {
-            affine_row(r, base);
+    // Each workgroup walks blocks of WG rows, an invocation a row of each.
+    for (var first = wg.x * WG; first < dims.rows; first += dims.groups * WG) {
+        let r = first + li;
+        if r < dims.rows {
+            let sums = softmax_row(r);
+            loss += sums.loss;
+            correct += sums.correct;
         }
-        var best = 0u;
-        var mx = y[base];
-        for (var k = 1u; k < cls; k++) {
-            if y[base + k] > mx {
-                mx = y[base + k];
-                best = k;
-            }
-        }
-        var sum = 0.0;
-        for (var k = 0u; k < cls; k++) {
-            sum += exp(y[base + k] - mx);
-        }
-        let label = t[r];
-        loss += log(sum) - (y[base + label] - mx);
-        correct += select(0u, 1u, best == label);
-        if dims.want_grad != 0u {
-            let inv = 1.0 / sum;
-            for (var k = 0u; k < cls; k++) {
-                let p = exp(y[base + k] - mx) * inv;
-                dy[base + k] = (p - select(0.0, 1.0, k == label)) / f32(dims.rows);
-            }
+        if INPUT_GRAD {
+            // The block's dy, written above, is read by other invocations.
+            storageBarrier();
+            input_grad_block(first, li);
         }
     }
     add_up(li, loss, correct);
@@ -107,6 +119,60 @@ fn main(
         add_to_stats();
     } else {
         partials[wg.x] = Partial(part_loss[0], part_correct[0]);
+    }
+}
+
+// Row r: its logits (first computed, with AFFINE), and its dy when
+// `want_grad`.
+fn softmax_row(r: u32) -> RowSums {
+    let cls = dims.classes;
+    let base = r * dims.stride;
+    if AFFINE {
+        affine_row(r, base);
+    }
+    var best = 0u;
+    var mx = y[base];
+    for (var k = 1u; k < cls; k++) {
+        if y[base + k] > mx {
+            mx = y[base + k];
+            best = k;
+        }
+    }
+    var sum = 0.0;
+    for (var k = 0u; k < cls; k++) {
+        sum += exp(y[base + k] - mx);
+    }
+    let label = t[r];
+    if dims.want_grad != 0u {
+        let inv = 1.0 / sum;
+        for (var k = 0u; k < cls; k++) {
+            let p = exp(y[base + k] - mx) * inv;
+            dy[base + k] = (p - select(0.0, 1.0, k == label)) / f32(dims.rows);
+        }
+    }
+    return RowSums(log(sum) - (y[base + label] - mx), select(0u, 1u, best == label));
+}
+
+// dh in rows first .. first + WG (those below `rows`): element (r, j) is
+// the sum over c of dy[r, c]·W[j, c] (kept only where h[r, j] > 0 with
+// `relu_mask`) for j < inputs; 0 in the columns after. Neighbouring invocations take
+// neighbouring j, so they write neighbouring words.
+fn input_grad_block(first: u32, li: u32) {
+    let count = min(WG, dims.rows - first) * dims.ldh;
+    for (var e = li; e < count; e += WG) {
+        let r = first + e / dims.ldh;
+        let j = e % dims.ldh;
+        let at = r * dims.ldh + j;
+        var acc = 0.0;
+        if j < dims.inputs {
+            for (var c = 0u; c < dims.classes; c++) {
+                acc = fma(dy[r * dims.stride + c], w[j * dims.ldw + c], acc);
+            }
+            if dims.relu_mask != 0u && !(h[at] > 0.0) {
+                acc = 0.0;
+            }
+        }
+        dh[at] = acc;
     }
 }
 

@@ -1,12 +1,15 @@
 //! The head: SoftmaxWithLoss computing the last Affine itself
-//! (`shaders/softmax_loss.wgsl` with AFFINE, `plan::plan_head`). Its logits,
-//! dY, loss and accuracy against the CPU reference on awkward shapes, over
-//! one workgroup and many; its logits and dY bit for bit those of the
-//! tiled product followed by the plain softmax; a network trained with it
-//! to the bits of one trained without; and the planner's choice.
+//! (`shaders/softmax_loss.wgsl` with AFFINE, `plan::plan_head`), and that
+//! Affine's input gradient after (INPUT_GRAD, `plan::plan_head_grad`). Its
+//! logits, dY, loss, accuracy and input gradient (with Relu's mask and
+//! without) against the CPU reference on awkward shapes, over one
+//! workgroup and many; all of them bit for bit those of the tiled
+//! products and the plain softmax apart; a network trained with it to the
+//! bits of one trained without; and the planner's choices.
 //!
 //! Tolerance: the logits as the matmul tests hold a length-K dot product
-//! (`K·ε32·max|h|·|W|`); dY, the loss and the count against the CPU's
+//! (`K·ε32·max|h|·|W|`), the input gradient likewise over the classes
+//! against the GPU's own dY; dY, the loss and the count against the CPU's
 //! softmax of the GPU's own logits, as `tests/kernels.rs` holds the softmax.
 
 mod common;
@@ -18,11 +21,11 @@ use gpu_net::core::trainer::Trainer;
 use gpu_net::cpu::net::correct_count;
 use gpu_net::cpu::{Labels, SoftmaxWithLoss as CpuSoftmax};
 use gpu_net::gpu::kernels::{
-    Epilogue, Head, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice, SoftmaxCall,
-    SoftmaxWithLoss, SplitK, Stats,
+    Epilogue, Head, HeadGrad, Matmul, MatmulAlgo, MatmulCall, MatmulShape, MatmulVariant, Slice,
+    SoftmaxCall, SoftmaxWithLoss, SplitK, Stats,
 };
-use gpu_net::gpu::layout::padded;
-use gpu_net::gpu::plan::plan_head;
+use gpu_net::gpu::layout::{GpuLayer, forward_shape, input_grad_shape, padded};
+use gpu_net::gpu::plan::{plan_head, plan_head_grad};
 use gpu_net::gpu::stages::Stages;
 use gpu_net::gpu::{DeviceProfile, GpuContext, GpuTrainer};
 use std::sync::Arc;
@@ -76,18 +79,37 @@ impl Case {
     fn stride(&self) -> usize {
         padded(self.classes)
     }
+
+    /// The Affine as the network lays out its block.
+    fn layer(&self) -> GpuLayer {
+        GpuLayer {
+            inputs: self.inputs,
+            outputs: self.classes,
+            offset: 0,
+        }
+    }
 }
 
-/// What a pass wrote: the logits (with padding), dY and the stats.
+/// What a pass wrote: the logits (with padding), dY, the stats and the
+/// input gradient (empty where there is none).
 struct Out {
     y: Vec<f32>,
     dy: Vec<f32>,
     stats: Stats,
+    dh: Vec<f32>,
 }
 
 /// The case through the head over `groups` workgroups, or (`groups` None)
-/// through the tiled product unsplit and then the plain softmax.
-fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32>) -> Out {
+/// through the tiled product unsplit and then the plain softmax; with
+/// `grad` (whether Relu's mask applies), the input gradient too, in the
+/// head or by the tiled product unsplit after.
+fn run(
+    ctx: &GpuContext,
+    softmax: &SoftmaxWithLoss,
+    c: &Case,
+    groups: Option<u32>,
+    grad: Option<bool>,
+) -> Out {
     let (k, stride) = (c.k(), c.stride());
     let h = ctx.storage_init("h", &c.h);
     let w = ctx.storage_init("w", &c.w);
@@ -95,6 +117,8 @@ fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32
     let y = ctx.storage_init("y", &vec![-5.0f32; c.rows * stride]);
     let dy = ctx.storage("dy", (c.rows * stride * 4) as u64);
     let stats = ctx.storage_init("stats", &[Stats::default()]);
+    // Never-written elements keep -3.
+    let dh = ctx.storage_init("dh", &vec![-3.0f32; c.rows * k]);
     let head = groups.map(|groups| Head {
         h: Slice::whole(&h),
         w: Slice::whole(&w),
@@ -102,6 +126,11 @@ fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32
         ldh: k,
         ldw: stride,
         groups,
+        grad: grad.map(|relu| HeadGrad {
+            dh: Slice::whole(&dh),
+            inputs: c.inputs,
+            relu,
+        }),
     });
     let call = SoftmaxCall {
         label: "test head".into(),
@@ -116,10 +145,11 @@ fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32
         head,
     };
     let loss = softmax.bind(ctx, call).unwrap();
+    let matmul = Matmul::with_algo(ctx, MatmulAlgo::Tiled);
     if groups.is_some() {
         ctx.run(&[&loss]).unwrap();
     } else {
-        let product = Matmul::with_algo(ctx, MatmulAlgo::Tiled)
+        let product = matmul
             .bind_split(
                 ctx,
                 MatmulCall {
@@ -144,11 +174,37 @@ fn run(ctx: &GpuContext, softmax: &SoftmaxWithLoss, c: &Case, groups: Option<u32
             )
             .unwrap();
         ctx.run(&[&product, &loss]).unwrap();
+        if let Some(relu) = grad {
+            let call = MatmulCall {
+                label: "test input gradient".into(),
+                v: MatmulVariant {
+                    trans_a: false,
+                    trans_b: true,
+                    epilogue: if relu {
+                        Epilogue::ReluMask
+                    } else {
+                        Epilogue::Store
+                    },
+                },
+                shape: input_grad_shape(&c.layer(), c.rows),
+                a: Slice::whole(&dy),
+                b: Slice::whole(&w),
+                c: Slice::whole(&dh),
+                aux: relu.then(|| Slice::whole(&h)),
+                columns: None,
+            };
+            let product = matmul.bind_split(ctx, call, SplitK::Slices(1)).unwrap();
+            ctx.run(&[&product]).unwrap();
+        }
     }
     Out {
         y: ctx.read_f32(&y, 0, c.rows * stride, "y").unwrap(),
         dy: ctx.read_f32(&dy, 0, c.rows * stride, "dy").unwrap(),
         stats: bytemuck::pod_read_unaligned(&ctx.read_bytes(&stats, 0, 16, "stats").unwrap()),
+        dh: match grad {
+            Some(_) => ctx.read_f32(&dh, 0, c.rows * k, "dh").unwrap(),
+            None => vec![],
+        },
     }
 }
 
@@ -211,6 +267,31 @@ fn check(c: &Case, out: &Out) -> Result<(), String> {
     Ok(())
 }
 
+/// Where `out`'s input gradient departs from the CPU's of its own dY
+/// (kept where h > 0 when `relu`), if anywhere.
+fn check_grad(c: &Case, out: &Out, relu: bool) -> Result<(), String> {
+    let (k, stride) = (c.k(), c.stride());
+    for r in 0..c.rows {
+        for j in 0..k {
+            let got = out.dh[r * k + j] as f64;
+            let (sum, bound) = (0..c.classes).fold((0.0, 0.0), |(s, b), i| {
+                let (dy, w) = (out.dy[r * stride + i] as f64, c.w[j * stride + i] as f64);
+                (s + dy * w, b + (dy * w).abs())
+            });
+            let kept = j < c.inputs && (!relu || c.h[r * k + j] > 0.0);
+            let want = if kept { sum } else { 0.0 };
+            let tol = Tolerance {
+                atol: c.classes as f64 * EPS_F32 * bound,
+                rtol: 1e-5,
+            };
+            if !tol.allows(got, want) {
+                return Err(format!("dh[{r}, {j}] = {got}, want {want}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (3, 17, 3),
@@ -228,10 +309,21 @@ fn the_head_matches_the_cpu_on_awkward_shapes_over_one_workgroup_and_many() {
     let mut failures = Vec::new();
     for &(rows, inputs, classes) in SHAPES {
         let c = Case::new(rows, inputs, classes);
-        for groups in [1, rows.div_ceil(256) as u32, 3] {
-            if let Err(e) = check(&c, &run(&ctx, &softmax, &c, Some(groups))) {
+        let spread = rows.div_ceil(256) as u32;
+        for (groups, grad) in [
+            (1, Some(true)),
+            (spread, Some(false)),
+            (3, None),
+            (3, Some(true)),
+        ] {
+            let out = run(&ctx, &softmax, &c, Some(groups), grad);
+            let checked = check(&c, &out).and_then(|_| match grad {
+                Some(relu) => check_grad(&c, &out, relu),
+                None => Ok(()),
+            });
+            if let Err(e) = checked {
                 failures.push(format!(
-                    "rows {rows}, inputs {inputs}, classes {classes}, {groups} workgroups: {e}"
+                    "rows {rows}, inputs {inputs}, classes {classes}, {groups} workgroups, input gradient {grad:?}: {e}"
                 ));
             }
         }
@@ -243,32 +335,44 @@ fn the_head_matches_the_cpu_on_awkward_shapes_over_one_workgroup_and_many() {
 fn the_check_catches_a_wrong_logit() {
     let Some(ctx) = common::gpu() else { return };
     let c = Case::new(17, 33, 10);
-    let mut out = run(&ctx, &SoftmaxWithLoss::new(&ctx), &c, Some(1));
+    let mut out = run(&ctx, &SoftmaxWithLoss::new(&ctx), &c, Some(1), None);
     assert!(check(&c, &out).is_ok());
     out.y[5 * c.stride() + 3] *= 1.001;
     assert!(check(&c, &out).is_err());
 }
 
 #[test]
+fn the_check_catches_a_wrong_input_gradient_or_mask() {
+    let Some(ctx) = common::gpu() else { return };
+    let c = Case::new(17, 33, 10);
+    let out = run(&ctx, &SoftmaxWithLoss::new(&ctx), &c, Some(1), Some(true));
+    assert!(check_grad(&c, &out, true).is_ok());
+    // The same values unmasked are wrong where h <= 0.
+    assert!(check_grad(&c, &out, false).is_err());
+    let at = (0..c.rows * c.k()).find(|&e| out.dh[e] != 0.0).unwrap();
+    let mut wrong = Out {
+        dh: out.dh.clone(),
+        ..out
+    };
+    wrong.dh[at] *= 1.001;
+    assert!(check_grad(&c, &wrong, true).is_err());
+}
+
+#[test]
 fn the_head_gives_the_bits_of_the_tiled_product_and_the_softmax() {
     let Some(ctx) = common::gpu() else { return };
     let softmax = SoftmaxWithLoss::new(&ctx);
-    for &(rows, inputs, classes) in SHAPES {
+    for (i, &(rows, inputs, classes)) in SHAPES.iter().enumerate() {
         let c = Case::new(rows, inputs, classes);
-        let head = run(&ctx, &softmax, &c, Some(1));
-        let apart = run(&ctx, &softmax, &c, None);
+        let grad = [None, Some(true), Some(false)][i % 3];
+        let head = run(&ctx, &softmax, &c, Some(1), grad);
+        let apart = run(&ctx, &softmax, &c, None, grad);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&head.y),
-            bits(&apart.y),
-            "y, {rows}×{inputs}→{classes}"
-        );
-        assert_eq!(
-            bits(&head.dy),
-            bits(&apart.dy),
-            "dY, {rows}×{inputs}→{classes}"
-        );
-        assert_eq!(head.stats, apart.stats, "{rows}×{inputs}→{classes}");
+        let case = format!("{rows}×{inputs}→{classes}, input gradient {grad:?}");
+        assert_eq!(bits(&head.y), bits(&apart.y), "y, {case}");
+        assert_eq!(bits(&head.dy), bits(&apart.dy), "dY, {case}");
+        assert_eq!(bits(&head.dh), bits(&apart.dh), "dh, {case}");
+        assert_eq!(head.stats, apart.stats, "{case}");
     }
 }
 
@@ -294,10 +398,50 @@ fn a_row_longer_than_the_head_holds_is_refused() {
             ldh: c.k(),
             ldw: c.stride(),
             groups: 1,
+            grad: None,
         }),
     };
     let e = SoftmaxWithLoss::new(&ctx).bind(&ctx, call).err().unwrap();
     assert!(e.to_string().contains("at most 16 logits"), "{e}");
+}
+
+#[test]
+fn an_input_gradient_without_dy_or_room_is_refused() {
+    let Some(ctx) = common::gpu() else { return };
+    let c = Case::new(3, 5, 10);
+    let (k, stride) = (c.k(), c.stride());
+    let buf = ctx.storage("any", 4096);
+    let short = ctx.storage("short", (c.rows * k * 4 - 4) as u64);
+    let call = |want_grad: bool, short_dh: bool| SoftmaxCall {
+        label: "head with dh".into(),
+        rows: c.rows,
+        classes: c.classes,
+        stride,
+        want_grad,
+        y: Slice::whole(&buf),
+        t: Slice::whole(&buf),
+        dy: Slice::whole(&buf),
+        stats: Slice::new(&buf, 0, 4),
+        head: Some(Head {
+            h: Slice::whole(&buf),
+            w: Slice::whole(&buf),
+            k,
+            ldh: k,
+            ldw: stride,
+            groups: 1,
+            grad: Some(HeadGrad {
+                dh: Slice::whole(if short_dh { &short } else { &buf }),
+                inputs: c.inputs,
+                relu: true,
+            }),
+        }),
+    };
+    let softmax = SoftmaxWithLoss::new(&ctx);
+    assert!(softmax.bind(&ctx, call(true, false)).is_ok());
+    let e = softmax.bind(&ctx, call(false, false)).err().unwrap();
+    assert!(e.to_string().contains("needs dY"), "{e}");
+    let e = softmax.bind(&ctx, call(true, true)).err().unwrap();
+    assert!(e.to_string().contains("dh holds 23 elements"), "{e}");
 }
 
 /// A 132-unit GPU's plans on this adapter, the tiled product, and the head
@@ -326,11 +470,12 @@ fn a_network_trains_with_its_head_to_the_bits_of_one_without() {
         weight_decay: 0.0,
         seed: 1,
     };
-    let product = gpu_net::gpu::layout::forward_shape(
-        &gpu_net::gpu::layout::GpuLayout::new(&arch).layers[1],
-        100,
-    );
-    assert!(plan_head(&DeviceProfile::discrete(132), 100, &product).is_some());
+    // The head computes the logits and the hidden layer's gradient.
+    let last = gpu_net::gpu::layout::GpuLayout::new(&arch).layers[1];
+    let (product, dx) = (forward_shape(&last, 100), input_grad_shape(&last, 100));
+    let gpu = DeviceProfile::discrete(132);
+    let groups = plan_head(&gpu, 100, &product).unwrap();
+    assert!(plan_head_grad(&gpu, 100, groups, (&product, &dx)));
     let params = Params::init(&arch, 3);
     let run = |fused: bool| {
         let mut t = GpuTrainer::new(gpu_planned(fused), &params, data, 100, 2, 0.1, &rule).unwrap();
@@ -404,4 +549,25 @@ fn the_planner_fuses_the_head_on_a_gpu_only_where_it_fits() {
         None,
         "GPU_NET_FUSED_HEAD=0"
     );
+}
+
+#[test]
+fn the_planner_fuses_the_input_gradient_where_the_model_predicts_it_faster() {
+    let gpu = DeviceProfile::discrete(132);
+    let fused = |rows: usize, hidden: usize| {
+        let last = GpuLayer {
+            inputs: hidden,
+            outputs: 10,
+            offset: 0,
+        };
+        let (product, dx) = (forward_shape(&last, rows), input_grad_shape(&last, rows));
+        let groups = plan_head(&gpu, rows, &product).expect("a head");
+        plan_head_grad(&gpu, rows, groups, (&product, &dx))
+    };
+    assert!(fused(100, 50), "the book's step");
+    // The head's rows are few workgroups' (256 each): at batch 1000 its
+    // 4 would write what the product spreads over 128, and rows of 4100
+    // gradients are too long for any.
+    assert!(!fused(1000, 50), "batch 1000, 50 hidden");
+    assert!(!fused(65536, 4096), "batch 65536, 4096 hidden");
 }

@@ -11,7 +11,9 @@
 //! multiply-adds at the kernel's share of the unit's peak (`efficiency`);
 //! its output costs at least its bytes at the epilogue's bandwidth.
 //! Row kernels (the softmax) cost a fixed time per row an invocation walks,
-//! and one step's wait per 16 of K where they compute the row first.
+//! and one step's wait per 16 of K where they compute the row first; where
+//! they then compute an input gradient across the workgroup, one more wait
+//! and each lane's share of its multiply-adds.
 //!
 //! The constants are fitted to an NVIDIA H200 (132 units, Vulkan, 2026-12-04;
 //! `bench/h200-2026-12-04/`): `tests/cost_model.rs` holds the model's
@@ -86,10 +88,26 @@ pub enum Work {
     /// Rows walked by invocations of 256-wide workgroups: `rows` over
     /// `groups` workgroups (the softmax's pass over the logits), each row
     /// first computed over `steps` steps of [`K_STEP`] along K when the
-    /// pass computes the last Affine itself (the head; 0 otherwise).
-    Rows { rows: u64, groups: u64, steps: u64 },
+    /// pass computes the last Affine itself (the head; 0 otherwise), then
+    /// `grad.fmas` multiply-adds and `grad.bytes` moved a row of that
+    /// Affine's input gradient, shared by the workgroup (the head's; zero
+    /// otherwise).
+    Rows {
+        rows: u64,
+        groups: u64,
+        steps: u64,
+        grad: RowGrad,
+    },
     /// One workgroup summing `partials` per-workgroup sums in a fixed order.
     Finish { partials: u64 },
+}
+
+/// What a row of the head's input gradient costs: multiply-adds, and
+/// bytes read and written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowGrad {
+    pub fmas: u64,
+    pub bytes: u64,
 }
 
 /// The fitted constants (see the module's comment).
@@ -103,6 +121,8 @@ pub struct CostModel {
     /// Peak multiply-adds per second of one compute unit (H200: 128 fp32
     /// lanes at 1.98 GHz).
     pub fma_per_unit: f64,
+    /// Multiply-adds per second of one lane (one a clock).
+    pub fma_per_lane: f64,
     /// One row of the softmax walked by one invocation.
     pub row: f64,
     /// One partial read by a reduction's invocation.
@@ -122,6 +142,7 @@ pub const H200: CostModel = CostModel {
     launch: 6.0e-6,
     step_latency: 2.1e-6,
     fma_per_unit: 253.0e9,
+    fma_per_lane: 1.98e9,
     row: 3.0e-6,
     partial_read: 0.5e-6,
     t64_efficiency: 0.28,
@@ -129,6 +150,23 @@ pub const H200: CostModel = CostModel {
 };
 
 impl CostModel {
+    /// A block's input gradient in a row pass over `units` units (see
+    /// [`Work::Rows`]): one wait on memory, then the longest of a lane's
+    /// share of the multiply-adds, its unit's share at the unit's peak,
+    /// and its unit's share of the bytes at the epilogue's bandwidth (the
+    /// design's estimate: no GPU has run it).
+    fn row_grad(&self, units: u64, rows: u64, groups: u64, grad: RowGrad) -> f64 {
+        if grad.fmas == 0 {
+            return 0.0;
+        }
+        let resident = groups.clamp(1, units * 8).div_ceil(units);
+        let rows_at_once = rows.min(resident * 256) as f64;
+        let lane = grad.fmas as f64 / self.fma_per_lane;
+        let unit = rows_at_once * grad.fmas as f64 / self.fma_per_unit;
+        let traffic = rows_at_once * grad.bytes as f64 / self.epilogue_bytes_per_unit;
+        self.step_latency + lane.max(unit).max(traffic)
+    }
+
     /// Share of the unit's peak `tile` reaches on `profile`'s device.
     fn efficiency(&self, profile: &DeviceProfile, tile: Tile) -> f64 {
         match tile {
@@ -185,13 +223,15 @@ impl CostModel {
                 rows,
                 groups,
                 steps,
+                grad,
             } => {
                 // A row's product waits on memory once a step, as a lone
                 // workgroup of the tiled kernel does (the design's
-                // estimate: no GPU has run the head yet).
+                // estimate: no GPU has run the head).
                 let per_invocation = rows.div_ceil(groups.max(1) * 256);
                 let waves = groups.div_ceil(units * 8);
-                let per_row = self.row + steps as f64 * self.step_latency;
+                let grad = self.row_grad(units, rows, groups, grad);
+                let per_row = self.row + steps as f64 * self.step_latency + grad;
                 (per_invocation * waves) as f64 * per_row
             }
             Work::Finish { partials } => (partials.div_ceil(256) + 8) as f64 * self.partial_read,

@@ -11,10 +11,11 @@
 //!
 //! Imports `cost`, `plan`, `profile` and `layout`.
 
-use super::cost::{CostModel, K_STEP, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, Tile};
+use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, RowGrad, Tile};
 use super::layout::{StepProduct, step_products};
 use super::plan::{
-    REDUCE_WG, SplitK, plan_head, plan_product, plan_softmax, plan_tiled, rows_seconds,
+    REDUCE_WG, SplitK, head_grad_cost, head_steps, plan_head, plan_head_grad, plan_product,
+    plan_softmax, plan_tiled, rows_seconds,
 };
 use super::profile::{DeviceProfile, MatmulAlgo};
 use crate::core::model::Arch;
@@ -37,7 +38,8 @@ pub struct Forecast {
 
 /// The step's products and softmax for `rows` samples, planned on `profile`;
 /// where the planner fuses the last Affine into the softmax (the head),
-/// one dispatch for the two.
+/// one dispatch for the two, and that Affine's input gradient too where
+/// the planner fuses it.
 pub fn planned_step(
     model: &CostModel,
     profile: &DeviceProfile,
@@ -47,10 +49,17 @@ pub fn planned_step(
     let products = step_products(arch, rows, true);
     let last = products.iter().rposition(|p| p.name.ends_with(" forward"));
     let head = last.and_then(|l| plan_head(profile, rows, &products[l].shape).map(|g| (l, g)));
+    // The last Affine's input gradient follows its forward product.
+    let dx = head.and_then(|(l, groups)| {
+        let dx = products
+            .get(l + 1)
+            .filter(|p| p.name.ends_with(" backward dx"))?;
+        plan_head_grad(profile, rows, groups, (&products[l].shape, &dx.shape)).then_some(l + 1)
+    });
     let mut step: Vec<Forecast> = products
         .iter()
         .enumerate()
-        .filter(|(i, _)| head.is_none_or(|(l, _)| l != *i))
+        .filter(|(i, _)| head.is_none_or(|(l, _)| l != *i) && dx != Some(*i))
         .map(|(_, p)| {
             let plan = plan_product(profile, MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
             product_forecast(model, profile, p, plan, REDUCE_IN_FLIGHT)
@@ -58,10 +67,20 @@ pub fn planned_step(
         .collect();
     step.push(match head {
         Some((l, groups)) => {
-            let steps = (products[l].shape.k as u64).div_ceil(K_STEP);
+            let steps = head_steps(&products[l].shape);
+            let (grad, name) = match dx {
+                Some(d) => (
+                    head_grad_cost(&products[d].shape),
+                    format!("{SOFTMAX} + {} + {}", products[l].name, products[d].name),
+                ),
+                None => (
+                    RowGrad::default(),
+                    format!("{SOFTMAX} + {}", products[l].name),
+                ),
+            };
             Forecast {
-                name: format!("{SOFTMAX} + {}", products[l].name),
-                seconds: rows_seconds(model, profile, rows, groups, steps),
+                name,
+                seconds: rows_seconds(model, profile, rows, groups, (steps, grad)),
                 ..softmax_forecast(model, profile, rows, groups)
             }
         }
@@ -131,6 +150,6 @@ fn softmax_forecast(
         groups: groups as u64 + (groups > 1) as u64,
         split_k: 1,
         tile: None,
-        seconds: rows_seconds(model, profile, rows, groups, 0),
+        seconds: rows_seconds(model, profile, rows, groups, (0, RowGrad::default())),
     }
 }

@@ -433,17 +433,36 @@ impl GpuNet {
     }
 
     /// The last Affine as the softmax pass's head, where the planner fuses
-    /// them for `rows` (`ops::head`).
-    fn head<'a>(&'a self, act: &'a Activations, rows: usize) -> Option<Head<'a>> {
+    /// them for `rows` (`ops::head`); with its input gradient where the
+    /// pass computes dY (`want_grad`) and the planner fuses that too.
+    fn head<'a>(&'a self, act: &'a Activations, rows: usize, want_grad: bool) -> Option<Head<'a>> {
         let l = self.layout.layers.len() - 1;
         let input = self.layer_input(act, l);
+        let dx = want_grad.then(|| self.input_grad_target(act, l)).flatten();
         ops::head(
             &self.ctx,
             &self.params,
             &self.layout.layers[l],
             input,
             (act.rows, rows),
+            dx,
         )
+    }
+
+    /// Where layer `l`'s input gradient goes, and whether Relu's mask
+    /// applies to it: dZ_{l-1}, masked, for a layer after another; the
+    /// pooled values', unmasked, for the first after a front; None for the
+    /// first layer of an MLP.
+    fn input_grad_target<'a>(
+        &self,
+        act: &'a Activations,
+        l: usize,
+    ) -> Option<(&'a wgpu::Buffer, bool)> {
+        match (l, &act.front) {
+            (0, Some(f)) => Some((f.dpooled.as_ref()?, false)),
+            (0, None) => None,
+            _ => Some((act.dz.get(l - 1)?, true)),
+        }
     }
 
     fn front_kernels(&self) -> &FrontKernels {
@@ -516,7 +535,7 @@ impl StepNet for GpuNet {
             pending.push(Pending::Matmul(ops.product));
             pending.push(Pending::Ready(Op::Shared(ops.pool)));
         }
-        let head = self.head(act, rows);
+        let head = self.head(act, rows, want_grad);
         // With a head, the softmax pass computes the last Affine itself.
         for l in 0..layers.len() - head.is_some() as usize {
             self.layer_forward(act, l, rows, mode, &mut pending)?;
@@ -567,7 +586,11 @@ impl StepNet for GpuNet {
                 Some(b) => self.bn_backward(act, l, b, &mut pending)?,
                 None => &act.dz[l],
             };
-            self.input_grads(act, l, grad_in, &mut pending);
+            // The head computed the last Affine's input gradient, if it could.
+            let in_head = l + 1 == layers.len() && ops::head_computes_dx(ctx, g, rows);
+            if !in_head {
+                self.input_grads(act, l, grad_in, &mut pending);
+            }
             pending.push(Pending::Matmul(self.weight_grad(
                 format!("affine{}", l + 1),
                 g,

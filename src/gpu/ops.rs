@@ -14,11 +14,11 @@ use super::dispatch::{Dispatch, Slice};
 use super::error::Result;
 use super::kernels::gather::pack_u8;
 use super::kernels::{
-    DropoutDispatch, Epilogue, Gather, Head, Matmul, MatmulCall, MatmulDispatch, MatmulShape,
-    MatmulVariant, Stats,
+    DropoutDispatch, Epilogue, Gather, Head, HeadGrad, Matmul, MatmulCall, MatmulDispatch,
+    MatmulShape, MatmulVariant, Stats,
 };
 use super::layout::{GpuLayer, forward_shape, input_grad_shape, padded_rows, weight_grad_shape};
-use super::plan::plan_head;
+use super::plan::{plan_head, plan_head_grad};
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
 
@@ -183,21 +183,46 @@ pub fn weight_grad<'a>(
 /// The last Affine (block `g` of `params`, reading `input`, which has room
 /// for `alloc_rows` rows) as the softmax pass's head, where the planner
 /// fuses the two for `rows` (`plan::plan_head`); None keeps them apart.
+/// `dx`, given when the pass computes dY for all `alloc_rows` rows and the
+/// Affine has an input gradient: where that goes and whether Relu's mask
+/// (`input > 0`) applies; the head computes it where [`head_computes_dx`].
 pub fn head<'a>(
     ctx: &GpuContext,
     params: &'a wgpu::Buffer,
     g: &GpuLayer,
     input: &'a wgpu::Buffer,
     (alloc_rows, rows): (usize, usize),
+    dx: Option<(&'a wgpu::Buffer, bool)>,
 ) -> Option<Head<'a>> {
     let groups = plan_head(&ctx.profile, rows, &forward_shape(g, rows))?;
+    let all = padded_rows(alloc_rows) * g.rows();
+    let grad = dx
+        .filter(|_| rows == alloc_rows && head_computes_dx(ctx, g, rows))
+        .map(|(dh, relu)| HeadGrad {
+            dh: Slice::new(dh, 0, all),
+            inputs: g.inputs,
+            relu,
+        });
     Some(Head {
-        h: Slice::new(input, 0, padded_rows(alloc_rows) * g.rows()),
+        h: Slice::new(input, 0, all),
         w: Slice::new(params, g.offset, g.len()),
         k: g.rows(),
         ldh: g.rows(),
         ldw: g.cols(),
         groups,
+        grad,
+    })
+}
+
+/// Whether the head of the last Affine `g` over `rows` rows (a training
+/// step's: the forward's and its backward's rows) computes that Affine's
+/// input gradient, so that the backward records no product for it
+/// (`plan::plan_head_grad`).
+pub fn head_computes_dx(ctx: &GpuContext, g: &GpuLayer, rows: usize) -> bool {
+    let product = forward_shape(g, rows);
+    plan_head(&ctx.profile, rows, &product).is_some_and(|groups| {
+        let dx = input_grad_shape(g, rows);
+        plan_head_grad(&ctx.profile, rows, groups, (&product, &dx))
     })
 }
 
@@ -205,6 +230,9 @@ pub fn head<'a>(
 /// when it has a head.
 pub fn loss_label(head: Option<&Head<'_>>, affine: &str) -> String {
     match head {
+        Some(Head { grad: Some(_), .. }) => {
+            format!("softmax_with_loss + {affine} forward + {affine} backward dx")
+        }
         Some(_) => format!("softmax_with_loss + {affine} forward"),
         None => "softmax_with_loss".into(),
     }

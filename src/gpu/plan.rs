@@ -12,7 +12,7 @@
 //!
 //! Imports `profile` and `cost`.
 
-use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, Tile, Work};
+use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
 use super::profile::{DeviceProfile, MatmulAlgo};
 
 /// The product's dimensions and strides (row lengths as stored). Columns
@@ -364,20 +364,21 @@ fn plan_rows(profile: &DeviceProfile, rows: usize, steps: u64) -> u32 {
     if profile.cpu || spread == 1 {
         return 1;
     }
-    let one = rows_seconds(&H200, profile, rows, 1, steps);
-    let many = rows_seconds(&H200, profile, rows, spread, steps);
+    let one = rows_seconds(&H200, profile, rows, 1, (steps, RowGrad::default()));
+    let many = rows_seconds(&H200, profile, rows, spread, (steps, RowGrad::default()));
     if many < one { spread } else { 1 }
 }
 
 /// What `model` predicts for a SoftmaxWithLoss pass over `rows` rows in
 /// `groups` workgroups, its sums' second pass included, each row first
-/// computed over `steps` steps of K (the head) or not (0).
+/// computed over `steps` steps of K (the head) or not (0), then the head's
+/// input gradient (`grad`; zero for none).
 pub fn rows_seconds(
     model: &CostModel,
     profile: &DeviceProfile,
     rows: usize,
     groups: u32,
-    steps: u64,
+    (steps, grad): (u64, RowGrad),
 ) -> f64 {
     let (rows, groups) = (rows as u64, groups as u64);
     let pass = model.seconds(
@@ -386,6 +387,7 @@ pub fn rows_seconds(
             rows,
             groups,
             steps,
+            grad,
         },
     );
     match groups {
@@ -408,11 +410,46 @@ pub fn plan_head(profile: &DeviceProfile, rows: usize, product: &MatmulShape) ->
     if profile.cpu || !profile.fused_head || product.n > HEAD_CLASSES {
         return None;
     }
-    let steps = (product.k as u64).div_ceil(K_STEP);
+    let steps = head_steps(product);
     let groups = plan_rows(profile, rows, steps);
-    let head = rows_seconds(&H200, profile, rows, groups, steps);
+    let head = rows_seconds(&H200, profile, rows, groups, (steps, RowGrad::default()));
     let plan = plan_product(profile, MatmulAlgo::Tiled, product, SplitK::Auto);
+    let softmax = plan_softmax(profile, rows);
     let apart = plan.predicted(&H200, profile, product)
-        + rows_seconds(&H200, profile, rows, plan_softmax(profile, rows), 0);
+        + rows_seconds(&H200, profile, rows, softmax, (0, RowGrad::default()));
     (head < apart).then_some(groups)
+}
+
+/// Steps of K a row of the head computes its logits over.
+pub fn head_steps(product: &MatmulShape) -> u64 {
+    (product.k as u64).div_ceil(K_STEP)
+}
+
+/// What a row of the head's input gradient costs (`dx`: the last Affine's
+/// input-gradient product): a multiply-add per element of the row and K,
+/// and a float read (Relu's mask) and written per element.
+pub fn head_grad_cost(dx: &MatmulShape) -> RowGrad {
+    RowGrad {
+        fmas: (dx.n * dx.k) as u64,
+        bytes: (dx.n * 8) as u64,
+    }
+}
+
+/// Whether the head, planned over `groups` workgroups for `rows` rows of
+/// the last Affine `product`, also computes that Affine's input gradient
+/// (`dx`: its backward's product, Relu's mask included): where the cost
+/// model predicts the head doing both faster than the head and the tiled
+/// product (as planned) apart.
+pub fn plan_head_grad(
+    profile: &DeviceProfile,
+    rows: usize,
+    groups: u32,
+    (product, dx): (&MatmulShape, &MatmulShape),
+) -> bool {
+    let steps = head_steps(product);
+    let both = rows_seconds(&H200, profile, rows, groups, (steps, head_grad_cost(dx)));
+    let plan = plan_product(profile, MatmulAlgo::Tiled, dx, SplitK::Auto);
+    let alone = rows_seconds(&H200, profile, rows, groups, (steps, RowGrad::default()));
+    let apart = alone + plan.predicted(&H200, profile, dx);
+    both < apart
 }

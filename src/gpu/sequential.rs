@@ -235,19 +235,38 @@ impl GpuSequential {
     }
 
     /// The last stage as the softmax pass's head, where it is an Affine
-    /// without Relu and the planner fuses them for `rows` (`ops::head`).
-    fn head<'a>(&'a self, act: &'a ListActivations, rows: usize) -> Option<Head<'a>> {
-        let s = self.stages.stages.last()?;
-        let (StageKind::Affine { relu: false }, Some(g)) = (&s.kind, s.block) else {
-            return None;
-        };
+    /// without Relu and the planner fuses them for `rows` (`ops::head`);
+    /// with its input gradient where the pass computes dY (`want_grad`),
+    /// the stage has one, and the planner fuses that too.
+    fn head<'a>(
+        &'a self,
+        act: &'a ListActivations,
+        rows: usize,
+        want_grad: bool,
+    ) -> Option<Head<'a>> {
+        let (s, g) = self.head_stage()?;
+        let input = &self.stages.values[s.input];
+        let dx = (want_grad && s.input > 0)
+            .then(|| act.grads[s.input].as_ref().map(|d| (d, input.relu)))
+            .flatten();
         ops::head(
             &self.ctx,
             &self.params,
             &g,
             &act.values[s.input],
             (act.rows, rows),
+            dx,
         )
+    }
+
+    /// The last stage and its block, where the softmax pass may compute
+    /// it (an Affine without Relu).
+    fn head_stage(&self) -> Option<(&Stage, GpuLayer)> {
+        let s = self.stages.stages.last()?;
+        match (&s.kind, s.block) {
+            (StageKind::Affine { relu: false }, Some(g)) => Some((s, g)),
+            _ => None,
+        }
     }
 
     /// A forward product `out = a·block` over `shape`, with Relu when `relu`.
@@ -383,7 +402,11 @@ impl GpuSequential {
             }
             StageKind::Affine { .. } => {
                 let g = s.block.expect("an Affine's block");
-                if s.input > 0 {
+                // The head computed the last Affine's input gradient, if it could.
+                let last = i + 1 == self.stages.stages.len();
+                let in_head =
+                    last && self.head_stage().is_some() && ops::head_computes_dx(ctx, &g, rows);
+                if s.input > 0 && !in_head {
                     let what = format!("{label} backward dx{}", relu_backward(input));
                     let (dy_dx, mask) = ([dout, grad(s.input)], input.relu.then_some(x));
                     let call = input_grad(&self.params, what, &g, rows, dy_dx, mask);
@@ -623,7 +646,7 @@ impl StepNet for GpuSequential {
         mode: Mode,
     ) -> Result<Vec<Op>> {
         let mut pending = Vec::new();
-        let head = self.head(act, rows);
+        let head = self.head(act, rows, want_grad);
         // With a head, the softmax pass computes the last Affine itself.
         let stages = self.stages.stages.len() - head.is_some() as usize;
         for (i, s) in self.stages.stages.iter().enumerate().take(stages) {

@@ -42,6 +42,8 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         ("TM", &[8.0, 12.0]),
         // softmax_loss.rs: the pass with the last Affine (the head).
         ("AFFINE", BOOL),
+        // softmax_loss.rs: the head with its input gradient.
+        ("INPUT_GRAD", BOOL),
         // window.rs: tiled pooling's backward, windows channels fastest.
         ("CHANNELS_FASTEST", BOOL),
         // batchnorm.rs, dropout.rs: training or evaluation form.

@@ -25,7 +25,7 @@ pub use matmul::{
     MatmulVariant, SplitK, Tile, tiled_source,
 };
 pub use optimizer::{OptimizerBuffers, OptimizerDispatch, OptimizerKernel};
-pub use softmax_loss::{Head, SoftmaxCall, SoftmaxWithLoss, Stats};
+pub use softmax_loss::{Head, HeadGrad, SoftmaxCall, SoftmaxWithLoss, Stats};
 pub use window::{
     Col2imCall, Im2col, Im2colCall, ImageLayout, MaxPool, PoolBackwardCall, PoolForwardCall,
 };

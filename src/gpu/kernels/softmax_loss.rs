@@ -2,7 +2,8 @@
 //! summed into a small stats buffer on the GPU: by one workgroup, or by many
 //! and a second pass adding their sums in a fixed order (`plan::plan_softmax`);
 //! with a [`Head`], each row of logits computed first from the last
-//! Affine's input and weights (`plan::plan_head`).
+//! Affine's input and weights (`plan::plan_head`), and with its
+//! [`HeadGrad`], that Affine's input gradient after (`plan::plan_head_grad`).
 //!
 //! Imports `context`, `dispatch`, `error` and `plan`.
 
@@ -50,6 +51,10 @@ wgsl_struct! {
         k: u32,
         ldh: u32,
         ldw: u32,
+        inputs: u32,
+        relu_mask: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 
@@ -81,7 +86,8 @@ pub struct SoftmaxCall<'a> {
 /// The last Affine, computed by the softmax pass (the head): y = h·w over
 /// `k` (h's ones column carries w's bias row), h's rows `ldh` long and w's
 /// `ldw` (= `stride`, at most [`HEAD_CLASSES`]); over `groups` workgroups
-/// (what `plan::plan_head` gives).
+/// (what `plan::plan_head` gives); then, with `grad`, the Affine's input
+/// gradient.
 #[derive(Clone, Copy)]
 pub struct Head<'a> {
     pub h: Slice<'a>,
@@ -90,6 +96,18 @@ pub struct Head<'a> {
     pub ldh: usize,
     pub ldw: usize,
     pub groups: u32,
+    pub grad: Option<HeadGrad<'a>>,
+}
+
+/// The head's Affine's input gradient, as its backward's product writes
+/// it: `dh = dY·Wᵀ`, kept where `h > 0` when `relu` (Relu's backward), in
+/// the first `inputs` columns of rows `ldh` long, zeros in the columns
+/// after (the ones column among them). Only with `want_grad`.
+#[derive(Clone, Copy)]
+pub struct HeadGrad<'a> {
+    pub dh: Slice<'a>,
+    pub inputs: usize,
+    pub relu: bool,
 }
 
 kernel_bindings! {
@@ -103,19 +121,23 @@ kernel_bindings! {
         partials: ReadWrite,
         h: Read,
         w: Read,
+        dh: ReadWrite,
     }
 }
 
 pub struct SoftmaxWithLoss {
     layout: KernelLayout,
     pipeline: wgpu::ComputePipeline,
-    /// The pass with the head (`AFFINE`), made on its first use: CPU
-    /// adapters never fuse (`plan::plan_head`), so never compile it.
-    head: OnceLock<wgpu::ComputePipeline>,
+    /// The pass with the head (`AFFINE`), and with its input gradient
+    /// (`INPUT_GRAD`), each made on its first use: CPU adapters never fuse
+    /// (`plan::plan_head`), so never compile them.
+    head: [OnceLock<wgpu::ComputePipeline>; 2],
     finish: wgpu::ComputePipeline,
     /// The workgroups' sums of a pass that has several, shared by every
     /// dispatch of this kernel (they run one after another).
     partials: wgpu::Buffer,
+    /// What `dh` binds when the pass writes no input gradient.
+    no_dh: wgpu::Buffer,
 }
 
 impl SoftmaxWithLoss {
@@ -136,12 +158,14 @@ impl SoftmaxWithLoss {
             Checks::On,
         );
         let partials = ctx.storage("softmax partial sums", Self::PARTIALS_BYTES);
+        let no_dh = ctx.storage("softmax without an input gradient", 16);
         SoftmaxWithLoss {
             layout,
             pipeline,
-            head: OnceLock::new(),
+            head: [OnceLock::new(), OnceLock::new()],
             finish,
             partials,
+            no_dh,
         }
     }
 
@@ -168,6 +192,7 @@ impl SoftmaxWithLoss {
         if let Some(head) = &c.head {
             check_head(&c, head)?;
         }
+        let grad = c.head.and_then(|h| h.grad);
         let dims = Dims {
             rows: c.rows as u32,
             classes: c.classes as u32,
@@ -177,6 +202,10 @@ impl SoftmaxWithLoss {
             k: c.head.map_or(0, |h| h.k as u32),
             ldh: c.head.map_or(0, |h| h.ldh as u32),
             ldw: c.head.map_or(0, |h| h.ldw as u32),
+            inputs: grad.map_or(0, |g| g.inputs as u32),
+            relu_mask: grad.is_some_and(|g| g.relu) as u32,
+            _pad1: 0,
+            _pad2: 0,
         };
         let bindings = Buffers {
             y: c.y,
@@ -186,12 +215,13 @@ impl SoftmaxWithLoss {
             partials: Slice::whole(&self.partials),
             h: c.head.map_or(c.t, |h| h.h),
             w: c.head.map_or(c.t, |h| h.w),
+            dh: grad.map_or(Slice::whole(&self.no_dh), |g| g.dh),
         };
         let mut first = dispatch(
             ctx,
             c.label.clone(),
             match c.head {
-                Some(_) => self.head_pipeline(ctx),
+                Some(_) => self.head_pipeline(ctx, grad.is_some()),
                 None => &self.pipeline,
             },
             &self.layout,
@@ -216,10 +246,17 @@ impl SoftmaxWithLoss {
 }
 
 impl SoftmaxWithLoss {
-    fn head_pipeline(&self, ctx: &GpuContext) -> &wgpu::ComputePipeline {
-        self.head.get_or_init(|| {
-            let constants = [("WG", f64::from(SOFTMAX_WG)), ("AFFINE", 1.0)];
-            let label = "softmax_loss with the last Affine";
+    fn head_pipeline(&self, ctx: &GpuContext, grad: bool) -> &wgpu::ComputePipeline {
+        self.head[grad as usize].get_or_init(|| {
+            let constants = [
+                ("WG", f64::from(SOFTMAX_WG)),
+                ("AFFINE", 1.0),
+                ("INPUT_GRAD", f64::from(grad as u8)),
+            ];
+            let label = match grad {
+                false => "softmax_loss with the last Affine",
+                true => "softmax_loss with the last Affine and its input gradient",
+            };
             pipeline_at(
                 ctx,
                 label,
@@ -243,18 +280,31 @@ fn check_head(c: &SoftmaxCall<'_>, head: &Head<'_>) -> Result<()> {
             c.classes, c.stride, head.ldw, head.ldh, head.k
         ));
     }
+    if let Some(g) = head.grad {
+        if !c.want_grad || g.inputs >= head.k {
+            return fail(format!(
+                "the head's input gradient needs dY (want_grad {}) and fewer inputs ({}) than K ({})",
+                c.want_grad, g.inputs, head.k
+            ));
+        }
+    }
     let span = |rows: usize, cols: usize, ld: usize| (rows.max(1) - 1) * ld + cols;
     let needs = [
         ("h", head.h.len, span(c.rows, head.k, head.ldh)),
         ("W", head.w.len, span(head.k, c.classes, head.ldw)),
         ("y", c.y.len, span(c.rows, c.stride, c.stride)),
+        (
+            "dh",
+            head.grad.map_or(u64::MAX, |g| g.dh.len),
+            span(c.rows, head.ldh, head.ldh),
+        ),
     ];
     match needs
         .into_iter()
         .find(|&(_, have, need)| have < need as u64)
     {
         Some((what, have, need)) => fail(format!(
-            "{what} holds {have} elements, the head reads {need}"
+            "{what} holds {have} elements, the head uses {need}"
         )),
         None => Ok(()),
     }
