@@ -92,7 +92,8 @@ pub struct DeviceProfile {
     /// [`T128_SPEEDUP_ESTIMATE`].
     pub t128_speedup: f64,
     /// Whether the planner may fuse the last Affine into SoftmaxWithLoss
-    /// (`plan::plan_head`); `GPU_NET_FUSED_HEAD=0` says no.
+    /// (`plan::plan_head`), and its input gradient after
+    /// (`plan::plan_head_grad`); `GPU_NET_FUSED_HEAD=0` says no.
     pub fused_head: bool,
     /// Whether the planner may have convolutions read im2col's matrix in
     /// place (`plan::implicit_columns`); `GPU_NET_IMPLICIT_CONV=0` says no.

@@ -106,8 +106,9 @@ pub struct AdapterReport {
     pub compute_units_from: String,
     /// The 128×128 tile's speed over the 64×64 one the planner used.
     pub t128_speedup: f64,
-    /// Whether the planner may fuse the last Affine into the softmax
-    /// (`GPU_NET_FUSED_HEAD`); it does so on GPUs only.
+    /// Whether the planner may fuse the last Affine (and its input
+    /// gradient) into the softmax (`GPU_NET_FUSED_HEAD`); it does so on
+    /// GPUs only.
     pub fused_head: bool,
     /// Whether convolutions read im2col's matrix in place
     /// (`plan::implicit_columns`: the tiled product, and not
