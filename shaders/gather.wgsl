@@ -1,8 +1,11 @@
-// Builds one batch from the dataset held on the GPU: x[r, p] = pixel / 255 of
-// image idx[offset + r], x[r, pixels] = 1 (the ones column that carries the
-// bias, see src/gpu/layout.rs), and t[r] = its label. Rows of x are `stride`
-// long (a multiple of 4); the padding after the ones column is never written,
-// so it stays zero. Images are u8 packed four to a u32, which keeps the whole
+// Builds batches from the dataset held on the GPU: for sample e < rows,
+// row r = (e / per_region)·region_rows + e % per_region gets x[r, p] =
+// pixel / 255 of image idx[offset + e], x[r, pixels] = 1 (the ones column
+// that carries the bias, see src/gpu/layout.rs), and t[r] = its label: one
+// batch of `per_region` = `rows`, or several laid out as Regions in
+// src/gpu/layout.rs says. Rows of x are `stride` long (a multiple of 4);
+// the padding after the ones column, and rows no sample lands on, are never
+// written, so they stay zero. Images are u8 packed four to a u32, which keeps the whole
 // training set under the storage-binding limit.
 //
 // A vec4 of x is four pixels of one row, or the ones column. When `pixels` is
@@ -15,9 +18,14 @@ struct Dims {
     offset: u32,
     groups_x: u32,
     stride: u32,
+    per_region: u32,
+    region_rows: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+}
+
+// The row sample e lands on.
+fn row_of(e: u32) -> u32 {
+    return e / dims.per_region * dims.region_rows + e % dims.per_region;
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -45,7 +53,7 @@ override WG: u32;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = (wg.y * dims.groups_x + wg.x) * WG + li;
     if e < dims.rows {
-        t[e] = labels[idx[dims.offset + e]];
+        t[row_of(e)] = labels[idx[dims.offset + e]];
     }
     // vec4s per row: the pixels, then the one holding the ones column.
     let per_row = dims.pixels / 4u + 1u;
@@ -55,7 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
     let q0 = (e % chunks) * CHUNK;
-    let row = r * (dims.stride / 4u);
+    let row = row_of(r) * (dims.stride / 4u);
     let image = idx[dims.offset + r];
     let base = image * dims.pixels;
     for (var q = q0; q < min(q0 + CHUNK, per_row); q++) {

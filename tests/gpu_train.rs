@@ -375,7 +375,8 @@ fn sgd_momentum_and_nesterov_agree_with_cpu_after_50_free_steps() {
 /// active (output > 0, after Relu and Dropout) as the CPU's: a unit whose
 /// input is within rounding of 0 can land on either side of the kink.
 fn same_active_units(gpu: &GpuTrainer, cpu_active: &[Vec<bool>], rows: usize) -> bool {
-    let act = &gpu.step().act;
+    // Every region's view shares the hidden layers' buffers.
+    let act = &gpu.step().acts[0];
     cpu_active.iter().enumerate().all(|(l, want)| {
         let h = want.len() / rows;
         let stride = gpu_net::gpu::layout::padded(h);

@@ -695,6 +695,7 @@ fn gather_builds_batches_from_packed_u8() {
             let x = ctx.storage("x", (rows * stride * 4) as u64);
             let t = ctx.storage("t", (rows * 4) as u64);
             let call = GatherCall {
+                regions: None,
                 label: "test gather".into(),
                 rows,
                 pixels,

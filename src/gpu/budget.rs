@@ -16,7 +16,7 @@ pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
 use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
-use super::layout::{FrontMatrices, GpuLayout, step_products};
+use super::layout::{FrontMatrices, GpuLayout, Regions, gather_regions, step_products};
 use super::plan::implicit_columns;
 use crate::core::model::Arch;
 
@@ -92,12 +92,13 @@ impl Plan {
     /// layer its output (with Batch Normalization, its input too), and the
     /// output's gradient, which the loss binds.
     pub fn eval_activations(&mut self, arch: &Arch, rows: usize) {
-        self.layers(arch, rows, false);
+        self.layers(arch, rows, false, Regions::one(rows));
     }
 
     /// Per layer (x, then each Affine's output) its copies for `rows`
-    /// samples, a convolutional front's matrices, and the labels.
-    fn layers(&mut self, arch: &Arch, rows: usize, train: bool) {
+    /// samples, a convolutional front's matrices, and the labels; x and the
+    /// labels for the batches `regions` lays out.
+    fn layers(&mut self, arch: &Arch, rows: usize, train: bool, regions: Regions) {
         let sizes = std::iter::once(arch.inputs()).chain(arch.sizes[1..].iter().copied());
         let last = arch.sizes.len() - 1;
         for (l, s) in sizes.enumerate() {
@@ -109,6 +110,7 @@ impl Plan {
                 (_, true) if arch.batchnorm => 4,  // Z, dZ, A, dA
                 (_, true) => 2,                    // Z, dZ
             };
+            let rows = if l == 0 { regions.total_rows() } else { rows };
             for _ in 0..copies {
                 self.add(
                     format!("layer {l}'s activations ({rows} × {s} f32)"),
@@ -127,13 +129,21 @@ impl Plan {
                 self.add("the pooled values".into(), m.pooled_bytes());
             }
         }
-        self.add(format!("the labels of {rows} rows"), rows as u64 * 4);
+        let labels = regions.total_rows();
+        self.add(format!("the labels of {labels} rows"), labels as u64 * 4);
     }
 
     /// Inputs, labels, and per layer its output and gradient (with Batch
     /// Normalization, its input and gradient too) for `rows` samples.
     pub fn activations(&mut self, arch: &Arch, rows: usize) {
-        self.layers(arch, rows, true);
+        self.layers(arch, rows, true, Regions::one(rows));
+    }
+
+    /// [`Plan::activations`] for a training step of `batch` rows, `slots`
+    /// to a submission, its inputs and labels laid out by
+    /// `layout::gather_regions`.
+    pub fn step_activations(&mut self, arch: &Arch, batch: usize, slots: usize) {
+        self.layers(arch, batch, true, gather_regions(arch, batch, slots));
     }
 
     /// The training step's own buffers: the batch indices of `slots` steps

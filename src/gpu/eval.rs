@@ -87,6 +87,7 @@ impl EvalWorkspace {
             let rows = chunk.min(data.len - start);
             let before = dispatches.len();
             let call = GatherCall {
+                regions: None,
                 label: format!("gather {name} {start}"),
                 rows,
                 pixels: data.pixels,

@@ -49,6 +49,7 @@ impl FrontKernels {
 
 /// The front's buffers for up to `m.conv.input.n` images; the gradients
 /// only in training activations.
+#[derive(Clone)]
 pub struct FrontActivations {
     pub m: FrontMatrices,
     /// im2col's matrix; None where the products read it in place.

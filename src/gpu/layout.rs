@@ -53,6 +53,51 @@ pub fn matrix_bytes(rows: usize, cols: usize) -> u64 {
     padded_rows(rows) as u64 * padded(cols) as u64 * 4
 }
 
+/// How a training step's inputs and labels are laid out for the steps of
+/// one submission: `count` batches one after another, each `rows` rows
+/// from the last (the batch, rounded up so that every batch starts on a
+/// 256-byte boundary, a storage binding's offset). One gather writes them
+/// all, so a submission of `count` steps has one gather dispatch, not
+/// `count`; each step's products read its own region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regions {
+    pub count: usize,
+    pub rows: usize,
+}
+
+impl Regions {
+    /// A single batch of `batch` rows (an evaluation's, or one step's).
+    pub fn one(batch: usize) -> Self {
+        Regions {
+            count: 1,
+            rows: batch,
+        }
+    }
+
+    /// Rows the inputs and labels hold.
+    pub fn total_rows(&self) -> usize {
+        self.count * self.rows
+    }
+}
+
+/// The most bytes of inputs and labels a submission's steps gather at
+/// once; beyond it, each step gathers its own batch.
+pub const GATHER_AHEAD_BYTES: usize = 32 << 20;
+
+/// How `arch`'s training steps of `batch` rows, `slots` to a submission,
+/// lay out their inputs (`pixels` a row, as gathered): all the slots'
+/// batches at once where they fit [`GATHER_AHEAD_BYTES`], else one. Lists
+/// of layers gather a batch a step.
+pub fn gather_regions(arch: &Arch, batch: usize, slots: usize) -> Regions {
+    // A u32 label is 4 bytes: 64 rows of them make 256.
+    let rows = batch.next_multiple_of(64);
+    let bytes = slots * rows * (padded(arch.inputs()) + 1) * 4;
+    match slots > 1 && bytes <= GATHER_AHEAD_BYTES && arch.list_plan().is_none() {
+        true => Regions { count: slots, rows },
+        false => Regions::one(batch),
+    }
+}
+
 /// One layer's parameter block in the GPU arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpuLayer {

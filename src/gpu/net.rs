@@ -30,7 +30,9 @@ use super::kernels::{
     BatchNorm, BnBackward, BnForward, BnShape, DropoutCall, DropoutKernel, Epilogue, Gather, Head,
     Matmul, MatmulCall, MatmulShape, MatmulVariant, SoftmaxCall, SoftmaxWithLoss,
 };
-use super::layout::{GpuLayer, GpuLayout, forward_shape, matrix_bytes, padded, padded_rows};
+use super::layout::{
+    GpuLayer, GpuLayout, Regions, forward_shape, matrix_bytes, padded, padded_rows,
+};
 use super::ops::{
     self, Batch, GradTarget, Mode, Op, Pending, StepNet, bind_pending, input_grad, weight_grad,
 };
@@ -77,6 +79,7 @@ pub struct GpuNet {
 }
 
 /// Batch Normalization's buffers of one hidden layer.
+#[derive(Clone)]
 pub struct BnActivations {
     /// The Affine's output; the training forward overwrites it with xn.
     pub a: wgpu::Buffer,
@@ -90,10 +93,15 @@ pub struct BnActivations {
 /// rows `padded(size)` long): inputs, labels, and per layer its output `Z_l`
 /// and the gradient flowing into it `dZ_l`; with Batch Normalization, per
 /// hidden layer [`BnActivations`].
+#[derive(Clone)]
 pub struct Activations {
     pub rows: usize,
+    /// The inputs and labels: this batch's are the region starting at
+    /// row `first` (`Regions` in `layout`: other steps' batches may share
+    /// the buffers; the other buffers are this batch's alone).
     pub x: wgpu::Buffer,
     pub t: wgpu::Buffer,
+    pub first: usize,
     pub z: Vec<wgpu::Buffer>,
     pub dz: Vec<wgpu::Buffer>,
     pub bn: Vec<BnActivations>,
@@ -180,7 +188,7 @@ impl GpuNet {
     }
 
     pub fn activations(&self, rows: usize) -> Result<Activations> {
-        self.make_activations(rows, true)
+        self.make_activations(rows, true, Regions::one(rows))
     }
 
     /// [`GpuNet::activations`] for evaluation only: no gradient buffers but
@@ -188,12 +196,19 @@ impl GpuNet {
     /// never writes; `dz` holds that one buffer and the Batch Normalization
     /// layers no `da`. [`GpuNet::backward`] refuses them.
     pub fn eval_activations(&self, rows: usize) -> Result<Activations> {
-        self.make_activations(rows, false)
+        self.make_activations(rows, false, Regions::one(rows))
     }
 
-    fn make_activations(&self, rows: usize, train: bool) -> Result<Activations> {
+    /// Buffers for `rows` samples, the inputs and labels laid out as
+    /// `regions` (the first region's view).
+    fn make_activations(&self, rows: usize, train: bool, regions: Regions) -> Result<Activations> {
         let ctx = &self.ctx;
         let bytes = |n: usize| matrix_bytes(rows, n);
+        let input_rows = regions.total_rows();
+        ctx.check_binding(
+            &format!("the inputs ({input_rows} × {} f32)", self.arch.inputs()),
+            matrix_bytes(input_rows, self.arch.inputs()),
+        )?;
         let inputs = std::iter::once(self.arch.inputs());
         for (l, s) in inputs
             .chain(self.arch.sizes[1..].iter().copied())
@@ -231,8 +246,9 @@ impl GpuNet {
             .collect();
         Ok(Activations {
             rows,
-            x: ctx.storage("x", bytes(self.arch.inputs())),
-            t: ctx.storage("t", (rows * 4) as u64),
+            x: ctx.storage("x", matrix_bytes(input_rows, self.arch.inputs())),
+            t: ctx.storage("t", (input_rows * 4) as u64),
+            first: 0,
             z: per_layer("Z"),
             dz: if train {
                 per_layer("dZ")
@@ -246,12 +262,13 @@ impl GpuNet {
     }
 
     /// The input of layer `l` (0-based): x (or a front's pooled values),
-    /// or the previous layer's output.
-    fn layer_input<'a>(&self, act: &'a Activations, l: usize) -> &'a wgpu::Buffer {
+    /// or the previous layer's output, over the batch's padded rows.
+    fn layer_input<'a>(&self, act: &'a Activations, l: usize) -> Slice<'a> {
+        let len = padded_rows(act.rows) * self.layout.layers[l].rows();
         match (l, &act.front) {
-            (0, Some(f)) => &f.pooled,
-            (0, None) => &act.x,
-            _ => &act.z[l - 1],
+            (0, Some(f)) => Slice::new(&f.pooled, 0, len),
+            (0, None) => Slice::new(&act.x, act.x_at(self.arch.inputs()), len),
+            _ => Slice::new(&act.z[l - 1], 0, len),
         }
     }
 
@@ -306,7 +323,7 @@ impl GpuNet {
             label: format!("affine{} forward", l + 1),
             v,
             shape,
-            a: Slice::new(self.layer_input(act, l), 0, all * g.rows()),
+            a: self.layer_input(act, l),
             b: Slice::new(&self.params, g.offset, g.len()),
             c: Slice::new(bn.map_or(&act.z[l], |b| &b.a), 0, all * g.cols()),
             aux: None,
@@ -489,6 +506,24 @@ fn padded_to_4(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+impl Activations {
+    /// Where this batch's inputs start in x (rows `padded(inputs)` long).
+    pub fn x_at(&self, inputs: usize) -> usize {
+        self.first * padded(inputs)
+    }
+
+    /// x from this batch's first row to the buffer's end.
+    pub fn x_from(&self, inputs: usize) -> Slice<'_> {
+        let at = self.x_at(inputs);
+        Slice::new(&self.x, at, (self.x.size() / 4) as usize - at)
+    }
+
+    /// This batch's labels.
+    pub fn labels(&self) -> Slice<'_> {
+        Slice::new(&self.t, self.first, self.rows)
+    }
+}
+
 impl Batch for Activations {
     fn rows(&self) -> usize {
         self.rows
@@ -510,7 +545,15 @@ impl StepNet for GpuNet {
         &self.kernels.gather
     }
     fn batch_buffers(&self, rows: usize, train: bool) -> Result<Activations> {
-        self.make_activations(rows, train)
+        self.make_activations(rows, train, Regions::one(rows))
+    }
+    fn batch_regions(&self, rows: usize, regions: Regions) -> Result<Vec<Activations>> {
+        let act = self.make_activations(rows, true, regions)?;
+        let view = |r: usize| Activations {
+            first: r * regions.rows,
+            ..act.clone()
+        };
+        Ok((0..regions.count).map(view).collect())
     }
     /// Forward through every layer for `rows` (≤ act.rows) samples, then
     /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
@@ -528,7 +571,7 @@ impl StepNet for GpuNet {
         let mut pending = Vec::new();
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
             let block = Slice::new(&self.params, g.offset, g.len());
-            let x = Slice::whole(&act.x);
+            let x = act.x_from(self.arch.inputs());
             let stride = padded(self.arch.inputs());
             let ops = front::forward(ctx, self.front_kernels(), f, rows, x, stride, (g, block))?;
             pending.extend(ops.im2col.map(|d| Pending::Ready(Op::Shared(d))));
@@ -550,7 +593,7 @@ impl StepNet for GpuNet {
             stride,
             want_grad,
             y: Slice::new(act.z.last().unwrap(), 0, all * stride),
-            t: Slice::new(&act.t, 0, act.rows),
+            t: act.labels(),
             dy: Slice::new(act.dz.last().unwrap(), 0, all * stride),
             stats: Slice::new(stats, 0, 4),
         };
@@ -591,14 +634,11 @@ impl StepNet for GpuNet {
             if !in_head {
                 self.input_grads(act, l, grad_in, &mut pending);
             }
-            pending.push(Pending::Matmul(self.weight_grad(
-                format!("affine{}", l + 1),
-                g,
-                rows,
-                [self.layer_input(act, l), grad_in],
-                target,
-                decay,
-            )));
+            let input = self.layer_input(act, l);
+            let name = format!("affine{}", l + 1);
+            let mut call = self.weight_grad(name, g, rows, [input.buffer, grad_in], target, decay);
+            call.a.offset = input.offset; // the batch's region of the inputs
+            pending.push(Pending::Matmul(call));
         }
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
             let pool = front::pool_backward(ctx, self.front_kernels(), f, &g)?;
@@ -612,7 +652,7 @@ impl StepNet for GpuNet {
                 self.weight_grad("conv1".into(), &g, positions, [read, dz], target, decay);
             if f.col.is_none() {
                 let columns = front::image_columns(f.m.conv, padded(self.arch.inputs()));
-                call = call.reading_columns(Slice::whole(&act.x), columns);
+                call = call.reading_columns(act.x_from(self.arch.inputs()), columns);
             }
             pending.push(Pending::Matmul(call));
         }

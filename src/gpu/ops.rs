@@ -17,7 +17,9 @@ use super::kernels::{
     DropoutDispatch, Epilogue, Gather, Head, HeadGrad, Matmul, MatmulCall, MatmulDispatch,
     MatmulShape, MatmulVariant, Stats,
 };
-use super::layout::{GpuLayer, forward_shape, input_grad_shape, padded_rows, weight_grad_shape};
+use super::layout::{
+    GpuLayer, Regions, forward_shape, input_grad_shape, padded_rows, weight_grad_shape,
+};
 use super::plan::{plan_head, plan_head_grad};
 use crate::core::data::Dataset;
 use crate::core::model::{Arch, Params};
@@ -180,8 +182,8 @@ pub fn weight_grad<'a>(
     }
 }
 
-/// The last Affine (block `g` of `params`, reading `input`, which has room
-/// for `alloc_rows` rows) as the softmax pass's head, where the planner
+/// The last Affine (block `g` of `params`, reading `input` over the
+/// padded rows of `alloc_rows`) as the softmax pass's head, where the planner
 /// fuses the two for `rows` (`plan::plan_head`); None keeps them apart.
 /// `dx`, given when the pass computes dY for all `alloc_rows` rows and the
 /// Affine has an input gradient: where that goes and whether Relu's mask
@@ -190,7 +192,7 @@ pub fn head<'a>(
     ctx: &GpuContext,
     params: &'a wgpu::Buffer,
     g: &GpuLayer,
-    input: &'a wgpu::Buffer,
+    input: Slice<'a>,
     (alloc_rows, rows): (usize, usize),
     dx: Option<(&'a wgpu::Buffer, bool)>,
 ) -> Option<Head<'a>> {
@@ -204,7 +206,7 @@ pub fn head<'a>(
             relu,
         });
     Some(Head {
-        h: Slice::new(input, 0, all),
+        h: input,
         w: Slice::new(params, g.offset, g.len()),
         k: g.rows(),
         ldh: g.rows(),
@@ -279,6 +281,14 @@ pub trait StepNet {
     fn gather_kernel(&self) -> &Gather;
     /// Buffers for `rows` samples, with every gradient when `train`.
     fn batch_buffers(&self, rows: usize, train: bool) -> Result<Self::Act>;
+    /// Training buffers for `rows` samples whose inputs and labels hold
+    /// the batches of several steps, as `regions` lays them out: one view
+    /// per batch, sharing every buffer (`layout::gather_regions` says which
+    /// networks take more than one).
+    fn batch_regions(&self, rows: usize, regions: Regions) -> Result<Vec<Self::Act>> {
+        assert_eq!(regions, Regions::one(rows), "one batch a step");
+        Ok(vec![self.batch_buffers(rows, true)?])
+    }
     /// The forward pass over `rows` (≤ the buffers' rows) samples, then
     /// SoftmaxWithLoss into `stats` (and dY when `want_grad`).
     fn forward_ops(

@@ -253,7 +253,7 @@ impl GpuSequential {
             &self.ctx,
             &self.params,
             &g,
-            &act.values[s.input],
+            Slice::new(&act.values[s.input], 0, padded_rows(act.rows) * g.rows()),
             (act.rows, rows),
             dx,
         )

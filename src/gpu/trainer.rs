@@ -15,7 +15,7 @@ use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, chunk_sizes, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
-use super::layout::padded;
+use super::layout::{Regions, gather_regions, padded};
 use super::net::GpuNet;
 use super::ops::{Batch, DeviceDataset, GradTarget, Mode, Op, StepNet, read_stats, stats_buffer};
 use crate::core::data::Mnist;
@@ -31,16 +31,23 @@ const MAX_IN_FLIGHT: usize = 2;
 /// Buffers and dispatches of the training step, for one batch size and up to
 /// `slots` steps per submission (each slot reads its own part of `idx`, and
 /// has its own Dropout and optimizer dispatches, whose per-step numbers the
-/// host writes before the submission).
+/// host writes before the submission). Where the inputs hold several
+/// steps' batches (`layout::gather_regions`), one gather writes them all
+/// and each slot runs the forward and backward passes of its own region.
 pub struct StepWorkspace<N: StepNet> {
     pub batch: usize,
     pub slots: usize,
-    pub act: N::Act,
+    pub regions: Regions,
+    /// A view of the step's buffers per region (all shared but the
+    /// region of the inputs and labels).
+    pub acts: Vec<N::Act>,
     pub idx: wgpu::Buffer,
     pub stats: wgpu::Buffer,
+    /// One gather per `regions.count` slots, recorded in the first of them.
     gathers: Vec<Dispatch>,
-    forward: Vec<Op>,
-    backward: Vec<Op>,
+    /// The passes of each region (slot `s` runs region `s % count`'s).
+    forward: Vec<Vec<Op>>,
+    backward: Vec<Vec<Op>>,
     /// The optimizer pass per slot; empty when SGD is fused into the
     /// products or when the gradient is only stored.
     update: Vec<OptimizerDispatch>,
@@ -70,11 +77,15 @@ impl<N: StepNet> StepWorkspace<N> {
         lr: f32,
     ) -> Result<Self> {
         let ctx = net.context();
-        let act = net.batch_buffers(batch, true)?;
+        let regions = gather_regions(net.arch(), batch, slots);
+        let acts = net.batch_regions(batch, regions)?;
         let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
         let stats = stats_buffer(ctx, "train stats");
-        let gathers = gathers(net, data, &act, &idx, (batch, slots))?;
-        let forward = net.forward_ops(&act, batch, &stats, true, Mode::Train { slots })?;
+        let gathers = gathers(net, data, &acts[0], &idx, (batch, slots), regions)?;
+        let mode = Mode::Train { slots };
+        let forward = (acts.iter())
+            .map(|act| net.forward_ops(act, batch, &stats, true, mode))
+            .collect::<Result<Vec<_>>>()?;
         // Plain SGD updates inside the products, where nothing else needs updating.
         let fused = apply && rule.optimizer.kind == OptimizerKind::Sgd && net.fuses_sgd();
         let target = if fused {
@@ -83,7 +94,9 @@ impl<N: StepNet> StepWorkspace<N> {
             GradTarget::Store
         };
         let decay = rule.weight_decay as f32;
-        let backward = net.backward_ops(&act, target, decay, slots)?;
+        let backward = (acts.iter())
+            .map(|act| net.backward_ops(act, target, decay, slots))
+            .collect::<Result<Vec<_>>>()?;
         let (update, optimizer_state) = if apply && !fused {
             optimizer_updates(net, rule, slots)?
         } else {
@@ -92,7 +105,8 @@ impl<N: StepNet> StepWorkspace<N> {
         Ok(StepWorkspace {
             batch,
             slots,
-            act,
+            regions,
+            acts,
             idx,
             stats,
             gathers,
@@ -123,7 +137,7 @@ impl<N: StepNet> StepWorkspace<N> {
         if self.fused && lr != self.lr {
             // The fused backward is all matmuls; only the SGD epilogue reads
             // lr, the other products ignore it.
-            for op in &self.backward {
+            for op in self.backward.iter().flatten() {
                 if let Op::Product(d) = op {
                     d.set_lr(ctx, lr);
                 }
@@ -133,7 +147,8 @@ impl<N: StepNet> StepWorkspace<N> {
         for slot in 0..batches.len() {
             let step = first_step + slot as u64;
             // A Dropout's backward, where it has one, takes its forward's key.
-            for op in self.forward.iter().chain(&self.backward) {
+            let region = slot % self.regions.count;
+            for op in self.forward[region].iter().chain(&self.backward[region]) {
                 if let Op::Dropout { layer, slots } = op {
                     slots[slot].set_key(ctx, layer_key(self.rule.seed, step as u32, *layer));
                 }
@@ -200,17 +215,22 @@ impl<N: StepNet> StepWorkspace<N> {
     }
 
     fn step_dispatches_of(&self, slot: usize) -> impl Iterator<Item = &Dispatch> {
-        std::iter::once(&self.gathers[slot])
+        let count = self.regions.count;
+        let region = slot % count;
+        let gather = (region == 0).then(|| &self.gathers[slot / count]);
+        gather
+            .into_iter()
             .chain(
-                self.forward
+                self.forward[region]
                     .iter()
-                    .chain(&self.backward)
+                    .chain(&self.backward[region])
                     .map(move |op| op.dispatch(slot)),
             )
             .chain(self.update.get(slot).map(|d| &**d))
     }
 
-    /// Every dispatch of one step, in order (slot 0's).
+    /// Every dispatch of one step, in order (slot 0's: its gather writes
+    /// the batches of every slot of its regions).
     pub fn step_dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.step_dispatches_of(0)
     }
@@ -275,7 +295,7 @@ impl GpuTrainer<GpuNet> {
             plan.dataset(name, split.len(), split.pixels());
         }
         plan.net(arch);
-        plan.activations(arch, batch);
+        plan.step_activations(arch, batch, slots);
         plan.step(arch, batch, slots, rule.optimizer.kind.state_arrays());
         let eval_rows = eval_rows(ctx, arch, data);
         plan.activations(arch, eval_rows);
@@ -488,21 +508,29 @@ impl<N: StepNet> Trainer for GpuTrainer<N> {
     }
 }
 
-/// One gather per slot: slot `s`'s batch of indices (at `s · batch` in
-/// `idx`) to the activations' inputs and labels.
+/// One gather per `regions.count` slots: the batches of indices of slots
+/// `s`, `s + 1`, ... (at `s · batch` in `idx`) to the activations' inputs
+/// and labels, each slot's in its region.
 fn gathers<N: StepNet>(
     net: &N,
     data: &DeviceDataset,
     act: &N::Act,
     idx: &wgpu::Buffer,
     (batch, slots): (usize, usize),
+    regions: Regions,
 ) -> Result<Vec<Dispatch>> {
     let ctx = net.context();
+    let count = regions.count;
     (0..slots)
+        .step_by(count)
         .map(|s| {
             let call = GatherCall {
-                label: format!("gather slot {s}"),
-                rows: batch,
+                label: match count {
+                    1 => format!("gather slot {s}"),
+                    _ => format!("gather slots {s}..{}", s + count - 1),
+                },
+                rows: batch * count,
+                regions: (count > 1).then_some((batch, regions.rows)),
                 pixels: data.pixels,
                 stride: padded(data.pixels),
                 offset: s * batch,
@@ -510,7 +538,7 @@ fn gathers<N: StepNet>(
                 labels: Slice::whole(&data.labels),
                 idx: Slice::whole(idx),
                 x: Slice::whole(act.x()),
-                t: Slice::new(act.t(), 0, batch),
+                t: Slice::new(act.t(), 0, regions.total_rows()),
             };
             net.gather_kernel().bind(ctx, call)
         })

@@ -24,19 +24,23 @@ wgsl_struct! {
         offset: u32,
         groups_x: u32,
         stride: u32,
+        per_region: u32,
+        region_rows: u32,
         _pad0: u32,
-        _pad1: u32,
-        _pad2: u32,
     }
 }
 
-/// One gather: `x[r, ..pixels] = images[idx[offset + r]] / 255`,
-/// `x[r, pixels] = 1` and `t[r] = labels[idx[offset + r]]` for `r < rows`;
+/// One gather: for sample `e < rows`, landing on row `r` (`e` itself, or
+/// as `regions` lay batches out), `x[r, ..pixels] = images[idx[offset +
+/// e]] / 255`, `x[r, pixels] = 1` and `t[r] = labels[idx[offset + e]]`;
 /// x's rows are `stride` long. images: packed u8 ([`pack_u8`]); labels:
 /// one u32 each.
 pub struct GatherCall<'a> {
     pub label: String,
     pub rows: usize,
+    /// Several batches: (samples per batch, rows from one batch's first
+    /// row to the next's); None, one batch of `rows`.
+    pub regions: Option<(usize, usize)>,
     pub pixels: usize,
     pub stride: usize,
     pub offset: usize,
@@ -89,6 +93,7 @@ impl Gather {
         let GatherCall {
             label,
             rows,
+            regions,
             pixels,
             stride,
             offset,
@@ -101,6 +106,7 @@ impl Gather {
         // Each invocation writes up to CHUNK vec4s of a row and (the first
         // `rows`) a label.
         let invocations = (rows * (pixels / 4 + 1).div_ceil(CHUNK as usize)).max(rows) as u32;
+        let (per_region, region_rows) = regions.unwrap_or((rows.max(1), rows.max(1)));
         let groups = invocations.div_ceil(WG);
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let groups_x = groups.min(max);
@@ -110,9 +116,9 @@ impl Gather {
             offset: offset as u32,
             groups_x,
             stride: stride as u32,
+            per_region: per_region as u32,
+            region_rows: region_rows as u32,
             _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
         };
         let grid = [groups_x, groups.div_ceil(groups_x), 1];
         dispatch(
