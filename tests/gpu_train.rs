@@ -819,6 +819,76 @@ fn texture_operands_train_to_the_same_bits_as_buffer_operands() {
     }
 }
 
+/// Where a submission's batches fit `layout::GATHER_AHEAD_BYTES`, one
+/// gather writes them all and each step reads its own region: 8 steps to a
+/// submission train to the bits of 1 to a submission, with Dropout (a key
+/// a step) and Adam, plain SGD (fused into the products), and the
+/// SimpleConvNet; a batch too large to gather ahead gathers a step at a time.
+#[test]
+fn steps_gathered_together_train_to_the_bits_of_steps_gathered_alone() {
+    let Some(ctx) = common::gpu() else { return };
+    let data = common::mnist();
+    let adam = StepRule {
+        optimizer: Optimizer {
+            kind: OptimizerKind::Adam,
+            ..Optimizer::default()
+        },
+        weight_decay: 0.0,
+        seed: 3,
+    };
+    let front = gpu_net::core::conv::ConvFront::book();
+    let cases = [
+        (matrix_arch(false, 0.3), adam, 0.001),
+        (Arch::mlp(784, &[50], 10).unwrap(), StepRule::default(), 0.1),
+        (Arch::simple_convnet(front, &[20], 10).unwrap(), adam, 0.001),
+    ];
+    let (batch, steps) = (20, 16);
+    let batches: Vec<Vec<u32>> = (0..steps)
+        .map(|s| {
+            (0..batch)
+                .map(|i| ((s * 97 + i * 13) % 5000) as u32)
+                .collect()
+        })
+        .collect();
+    for (arch, rule, lr) in cases {
+        let params = Params::init(&arch, 5);
+        let run = |slots: usize| {
+            let mut t =
+                GpuTrainer::new(ctx.clone(), &params, data, batch, slots, lr, &rule).unwrap();
+            let count = t.step().regions.count;
+            t.train_steps(&batches, lr).unwrap();
+            let loss = t.take_mean_loss().unwrap().to_bits();
+            let bits: Vec<u32> = t
+                .params()
+                .unwrap()
+                .values
+                .iter()
+                .map(|v| (*v as f32).to_bits())
+                .collect();
+            (count, bits, loss)
+        };
+        let (together, alone) = (run(8), run(1));
+        assert_eq!((together.0, alone.0), (8, 1), "{:?}", arch.sizes);
+        let differ = (together.1.iter().zip(&alone.1))
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differ, 0, "parameters that differ, {:?}", arch.sizes);
+        assert_eq!(together.2, alone.2, "training loss, {:?}", arch.sizes);
+    }
+    // 8 batches of 2048 inputs are over the bound: a gather a step.
+    let arch = Arch::mlp(784, &[50], 10).unwrap();
+    let t = GpuTrainer::new(
+        ctx,
+        &Params::init(&arch, 5),
+        data,
+        2048,
+        8,
+        0.1,
+        &StepRule::default(),
+    );
+    assert_eq!(t.unwrap().step().regions.count, 1);
+}
+
 #[test]
 fn a_submission_never_carries_more_indices_than_the_limit() {
     // Batch 65536 with 1024 steps per submission would be a 256 MB index

@@ -742,6 +742,70 @@ fn gather_builds_batches_from_packed_u8() {
     }
 }
 
+/// One gather of several batches (a submission's steps) puts each batch in
+/// its region, `region_rows` apart, bit for bit what a gather of that batch
+/// alone writes, and writes nothing between the regions.
+#[test]
+fn gather_lays_several_batches_out_in_regions() {
+    let Some(ctx) = common::gpu() else { return };
+    let kernel = Gather::new(&ctx);
+    let n = 300;
+    for &(pixels, per, region_rows) in &[(784, 17, 64), (3, 1, 3), (17, 100, 128)] {
+        let count = 3;
+        let stride = gpu_net::gpu::layout::padded(pixels);
+        let images: Vec<u8> = (0..n * pixels).map(|i| (i * 31 % 256) as u8).collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
+        let offset = 4;
+        let idx: Vec<u32> = (0..offset + per * count)
+            .map(|i| ((i * 7 + 2) % n) as u32)
+            .collect();
+        let (img, lab, ix) = (
+            ctx.storage_init("img", &pack_u8(&images)),
+            ctx.storage_init("lab", &labels),
+            ctx.storage_init("idx", &idx),
+        );
+        // Rows no sample lands on keep 7.
+        let gather = |rows: usize, offset: usize, regions: Option<(usize, usize)>| {
+            let all = regions.map_or(rows, |(_, r)| r * count);
+            let x = ctx.storage_init("x", &vec![7.0f32; all * stride]);
+            let t = ctx.storage_init("t", &vec![7u32; all]);
+            let call = GatherCall {
+                regions,
+                label: "test gather".into(),
+                rows,
+                pixels,
+                stride,
+                offset,
+                images: Slice::whole(&img),
+                labels: Slice::whole(&lab),
+                idx: Slice::whole(&ix),
+                x: Slice::whole(&x),
+                t: Slice::whole(&t),
+            };
+            ctx.run(&[&kernel.bind(&ctx, call).unwrap()]).unwrap();
+            let x = ctx.read_f32(&x, 0, all * stride, "x").unwrap();
+            let t: Vec<u32> =
+                bytemuck::pod_collect_to_vec(&ctx.read_bytes(&t, 0, all as u64 * 4, "t").unwrap());
+            (x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), t)
+        };
+        let (x, t) = gather(per * count, offset, Some((per, region_rows)));
+        let seven = 7.0f32.to_bits();
+        for r in 0..count {
+            let (one_x, one_t) = gather(per, offset + r * per, None);
+            let at = r * region_rows;
+            let case = format!("pixels {pixels}, {per} a batch, region {r}");
+            assert_eq!(x[at * stride..(at + per) * stride], one_x[..], "x, {case}");
+            assert_eq!(t[at..at + per], one_t[..], "t, {case}");
+            let gap = (at + per) * stride..(at + region_rows) * stride;
+            assert!(x[gap].iter().all(|&v| v == seven), "x's gap, {case}");
+            assert!(
+                t[at + per..at + region_rows].iter().all(|&v| v == 7),
+                "t's gap, {case}"
+            );
+        }
+    }
+}
+
 /// Operands that start partway into their buffers (as an evaluation chunk's
 /// rows do) are read from where they start, also when copied into textures
 /// (whole rows of 4096 texels, then a part row, from the slice's offset):
