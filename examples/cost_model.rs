@@ -5,11 +5,13 @@
 //! `bench/h200-2026-12-04/`; `--verbose` adds every modelled dispatch.
 //!
 //! A step is the sum of its dispatches (the GPU was busy the whole step
-//! there): products and the softmax are predicted, the rest (the gather,
-//! the window kernels, Adam's update) carry their measured times.
+//! there): the gather, the products and the softmax are predicted, the
+//! rest (the window kernels, Adam's update) carry their measured times.
+//! The new plans gather the batches of a submission's 16 steps at once
+//! where they fit (`layout::gather_regions`), a step's share counted.
 //!
-//! Then DeepConvNet's step at batch 100, which no GPU has run: its products
-//! and softmax predicted by the model under the planner's plans, its
+//! Then DeepConvNet's step at batch 100, which no GPU has run: its gather,
+//! products and softmax predicted by the model under the planner's plans, its
 //! window kernels (col2im, pooling, and im2col where the planner writes the
 //! columns out) at the bytes per second SimpleConvNet's measured on the
 //! H200 at batch 1000.
@@ -31,6 +33,8 @@ use gpu_net::gpu::plan::implicit_columns;
 use serde_json::Value;
 
 const RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/h200-2026-12-04");
+/// Steps to a submission, as that run's `bench` recorded them.
+const SLOTS: usize = 16;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -101,7 +105,7 @@ fn main() {
 /// DeepConvNet's predicted step at batch 100 (see the module's comment).
 fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
     let arch = Arch::from_network(Network::deep_convnet()).unwrap();
-    let products: f64 = planned_step(&H200, profile, &arch, 100)
+    let products: f64 = planned_step(&H200, profile, &arch, (100, SLOTS))
         .iter()
         .map(|f| f.seconds)
         .sum();
@@ -145,7 +149,7 @@ fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
     }
     let step = products + windows;
     println!(
-        "DeepConvNet, 100: products and softmax {:.0} µs, window kernels {:.0} µs: {:.0} steps/s",
+        "DeepConvNet, 100: gather, products and softmax {:.0} µs, window kernels {:.0} µs: {:.0} steps/s",
         products * 1e6,
         windows * 1e6,
         1.0 / step
@@ -215,7 +219,7 @@ fn step(
             None => unmodelled += measured,
         }
     }
-    let planned = planned_step(&H200, profile, arch, batch);
+    let planned = planned_step(&H200, profile, arch, (batch, SLOTS));
     if verbose {
         for f in &planned {
             println!(

@@ -875,13 +875,13 @@ fn steps_gathered_together_train_to_the_bits_of_steps_gathered_alone() {
         assert_eq!(differ, 0, "parameters that differ, {:?}", arch.sizes);
         assert_eq!(together.2, alone.2, "training loss, {:?}", arch.sizes);
     }
-    // 8 batches of 2048 inputs are over the bound: a gather a step.
+    // 8 batches of 4096 inputs are over the bound: a gather a step.
     let arch = Arch::mlp(784, &[50], 10).unwrap();
     let t = GpuTrainer::new(
         ctx,
         &Params::init(&arch, 5),
         data,
-        2048,
+        4096,
         8,
         0.1,
         &StepRule::default(),

@@ -10,6 +10,7 @@
 //! (`step_latency`: a lone workgroup waits on its loads) and at least its
 //! multiply-adds at the kernel's share of the unit's peak (`efficiency`);
 //! its output costs at least its bytes at the epilogue's bandwidth.
+//! A gather costs its bytes at a fitted bandwidth.
 //! Row kernels (the softmax) cost a fixed time per row an invocation walks,
 //! and one step's wait per 16 of K where they compute the row first; where
 //! they then compute an input gradient across the workgroup, one more wait
@@ -100,6 +101,9 @@ pub enum Work {
     },
     /// One workgroup summing `partials` per-workgroup sums in a fixed order.
     Finish { partials: u64 },
+    /// A gather of a batch (or of several steps' batches): `bytes` of
+    /// images read and inputs and labels written.
+    Gather { bytes: u64 },
 }
 
 /// What a row of the head's input gradient costs: multiply-adds, and
@@ -131,6 +135,9 @@ pub struct CostModel {
     /// TFLOP/s at 4096³ on the H200). The 128×128 tile's is this times the
     /// profile's `t128_speedup`.
     pub t64_efficiency: f64,
+    /// Bytes per second a gather reads and writes (H200: its batches of
+    /// 100 to 65,536 images within a factor of 1.6).
+    pub gather_bytes: f64,
     /// Bytes per second one compute unit's workgroups write and read back
     /// through a product's epilogue (H200: about 1.3 TB/s over 132 units,
     /// well under HBM's 4.8: four floats per invocation per row).
@@ -146,6 +153,7 @@ pub const H200: CostModel = CostModel {
     row: 3.0e-6,
     partial_read: 0.5e-6,
     t64_efficiency: 0.28,
+    gather_bytes: 0.75e12,
     epilogue_bytes_per_unit: 10.0e9,
 };
 
@@ -235,6 +243,7 @@ impl CostModel {
                 (per_invocation * waves) as f64 * per_row
             }
             Work::Finish { partials } => (partials.div_ceil(256) + 8) as f64 * self.partial_read,
+            Work::Gather { bytes } => bytes as f64 / self.gather_bytes,
         };
         self.launch + busy
     }

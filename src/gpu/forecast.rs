@@ -1,18 +1,19 @@
-//! The cost model over a whole training step, without a GPU: each product
-//! and the softmax of a step as the planner plans them on a profile, with
-//! their predicted times; and the same dispatches under the plans of a
+//! The cost model over a whole training step, without a GPU: the gather,
+//! each product and the softmax of a step as the planner plans them on a
+//! profile, with their predicted times (a gather that writes several steps'
+//! batches counts a step's share); and the same dispatches under the plans of a
 //! measurement (the 64×64 tile, the split of K `bench --json`
 //! reported, one softmax workgroup, a reduction reading one partial sum at
 //! a time), so that the model can be held against
 //! what was measured (`tests/cost_model.rs`) and old plans set beside new
-//! ones (`examples/cost_model.rs`). Dispatches no plan changes (the gather,
-//! the window kernels, the updates) are not modelled: the callers carry
-//! their measured times.
+//! ones (`examples/cost_model.rs`). Dispatches no plan changes (the window
+//! kernels, the updates) are not modelled: the callers carry their
+//! measured times.
 //!
 //! Imports `cost`, `plan`, `profile` and `layout`.
 
-use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, RowGrad, Tile};
-use super::layout::{StepProduct, step_products};
+use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
+use super::layout::{StepProduct, gather_regions, padded, step_products};
 use super::plan::{
     REDUCE_WG, SplitK, head_grad_cost, head_steps, plan_head, plan_head_grad, plan_product,
     plan_softmax, plan_tiled, rows_seconds,
@@ -22,6 +23,8 @@ use crate::core::model::Arch;
 
 /// The label of the softmax's dispatch in a step.
 pub const SOFTMAX: &str = "softmax_with_loss";
+/// How the label of a step's gather starts.
+pub const GATHER: &str = "gather slot";
 
 /// One dispatch of a step and what the model predicts for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,16 +39,18 @@ pub struct Forecast {
     pub seconds: f64,
 }
 
-/// The step's products and softmax for `rows` samples, planned on `profile`;
-/// where the planner fuses the last Affine into the softmax (the head),
-/// one dispatch for the two, and that Affine's input gradient too where
-/// the planner fuses it.
+/// The step's gather (its share, `slots` steps to a submission), products
+/// and softmax for `rows` samples, planned on `profile`; where the planner
+/// fuses the last Affine into the softmax (the head), one dispatch for the
+/// two, and that Affine's input gradient too where the planner fuses it.
 pub fn planned_step(
     model: &CostModel,
     profile: &DeviceProfile,
     arch: &Arch,
-    rows: usize,
+    (rows, slots): (usize, usize),
 ) -> Vec<Forecast> {
+    let regions = gather_regions(arch, rows, slots).count;
+    let gather = gather_forecast(model, profile, arch, (rows, regions));
     let products = step_products(arch, rows, true);
     let last = products.iter().rposition(|p| p.name.ends_with(" forward"));
     let head = last.and_then(|l| plan_head(profile, rows, &products[l].shape).map(|g| (l, g)));
@@ -56,15 +61,15 @@ pub fn planned_step(
             .filter(|p| p.name.ends_with(" backward dx"))?;
         plan_head_grad(profile, rows, groups, (&products[l].shape, &dx.shape)).then_some(l + 1)
     });
-    let mut step: Vec<Forecast> = products
+    let planned = products
         .iter()
         .enumerate()
         .filter(|(i, _)| head.is_none_or(|(l, _)| l != *i) && dx != Some(*i))
         .map(|(_, p)| {
             let plan = plan_product(profile, MatmulAlgo::Tiled, &p.shape, SplitK::Auto);
             product_forecast(model, profile, p, plan, REDUCE_IN_FLIGHT)
-        })
-        .collect();
+        });
+    let mut step: Vec<Forecast> = std::iter::once(gather).chain(planned).collect();
     step.push(match head {
         Some((l, groups)) => {
             let steps = head_steps(&products[l].shape);
@@ -104,6 +109,9 @@ pub fn as_measured(
     if name == SOFTMAX {
         return Some(softmax_forecast(model, profile, rows, 1));
     }
+    if name.starts_with(GATHER) {
+        return Some(gather_forecast(model, profile, arch, (rows, 1)));
+    }
     let base = name.split(" [split-K").next().unwrap_or(name);
     let product = step_products(arch, rows, true)
         .into_iter()
@@ -136,6 +144,30 @@ fn product_forecast(
         split_k: plan.split_k,
         tile: Some(plan.tile),
         seconds: plan.predicted_with(model, profile, &p.shape, reduce_in_flight),
+    }
+}
+
+/// A step's share of the gather that writes `count` batches of `rows`
+/// (`layout::gather_regions`): it reads each image's bytes and writes its
+/// row of inputs and its label.
+fn gather_forecast(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    arch: &Arch,
+    (rows, count): (usize, usize),
+) -> Forecast {
+    let inputs = arch.inputs();
+    let row = (padded(inputs) * 4 + 4 + inputs) as u64;
+    let bytes = (count * rows) as u64 * row;
+    Forecast {
+        name: match count {
+            1 => "gather".into(),
+            n => format!("gather (a step's share of {n} steps' batches)"),
+        },
+        groups: 1,
+        split_k: 1,
+        tile: None,
+        seconds: model.seconds(profile, Work::Gather { bytes }) / count as f64,
     }
 }
 

@@ -82,7 +82,7 @@ impl Regions {
 
 /// The most bytes of inputs and labels a submission's steps gather at
 /// once; beyond it, each step gathers its own batch.
-pub const GATHER_AHEAD_BYTES: usize = 32 << 20;
+pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
 
 /// How `arch`'s training steps of `batch` rows, `slots` to a submission,
 /// lay out their inputs (`pixels` a row, as gathered): all the slots'
