@@ -88,21 +88,27 @@ fn the_plan_accounts_for_what_a_trainer_allocates() {
     // Both matmul kernels: they split different products, and the vec4
     // kernel stages its operands in textures (or not).
     for algo in [MatmulAlgo::Vec4, MatmulAlgo::Vec4Buffers, MatmulAlgo::Tiled] {
-        plan_matches_allocation(algo);
+        plan_matches_allocation(algo, false);
     }
+    // A GPU's plans: the tiled product, and the batches of a submission's
+    // steps gathered at once.
+    plan_matches_allocation(MatmulAlgo::Tiled, true);
 }
 
-fn plan_matches_allocation(algo: MatmulAlgo) {
+fn plan_matches_allocation(algo: MatmulAlgo, gpu_plans: bool) {
     if common::gpu().is_none() {
         return;
     }
-    let ctx = Arc::new(
-        GpuContext::new(&GpuOptions {
-            matmul: Some(algo),
-            ..Default::default()
-        })
-        .unwrap(),
-    );
+    let ctx = match gpu_plans {
+        true => common::planned_as(gpu_net::gpu::DeviceProfile::discrete(132)),
+        false => Arc::new(
+            GpuContext::new(&GpuOptions {
+                matmul: Some(algo),
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+    };
     let mnist = common::mnist();
     let data = Mnist {
         train: mnist.train.first(3000),
@@ -141,6 +147,8 @@ fn plan_matches_allocation(algo: MatmulAlgo) {
         let t = trainer(&ctx, &arch, &data, batch, &rule).unwrap();
         let made = ctx.allocated() - before;
         let plan = GpuTrainer::plan(&ctx, &arch, &data, batch, t.step().slots, &rule);
+        // Every configuration's 8 batches fit the bound.
+        assert_eq!(t.step().regions.count > 1, gpu_plans, "{algo:?}");
         if batch == 2048 {
             assert!(
                 plan.buffers

@@ -819,14 +819,18 @@ fn texture_operands_train_to_the_same_bits_as_buffer_operands() {
     }
 }
 
-/// Where a submission's batches fit `layout::GATHER_AHEAD_BYTES`, one
-/// gather writes them all and each step reads its own region: 8 steps to a
-/// submission train to the bits of 1 to a submission, with Dropout (a key
-/// a step) and Adam, plain SGD (fused into the products), and the
-/// SimpleConvNet; a batch too large to gather ahead gathers a step at a time.
+/// On a GPU's plans, where a submission's batches fit
+/// `plan::GATHER_AHEAD_BYTES`, one gather writes them all and each step
+/// reads its own region: 8 steps to a submission train to the bits of 1 to
+/// a submission, with Dropout (a key a step) and Adam, plain SGD (fused
+/// into the products), and the SimpleConvNet; a batch too large to gather
+/// ahead gathers a step at a time.
 #[test]
 fn steps_gathered_together_train_to_the_bits_of_steps_gathered_alone() {
-    let Some(ctx) = common::gpu() else { return };
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = common::planned_as(gpu_net::gpu::DeviceProfile::discrete(132));
     let data = common::mnist();
     let adam = StepRule {
         optimizer: Optimizer {

@@ -16,8 +16,9 @@ pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
 use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
-use super::layout::{FrontMatrices, GpuLayout, Regions, gather_regions, step_products};
-use super::plan::implicit_columns;
+use super::layout::{FrontMatrices, GpuLayout, Regions, step_products};
+use super::plan::{gather_regions, implicit_columns};
+use super::profile::DeviceProfile;
 use crate::core::model::Arch;
 
 /// The size a storage buffer of `bytes` really gets (`GpuContext::storage`).
@@ -34,6 +35,8 @@ pub struct Plan {
     /// Whether a convolution's columns are stored (`plan::implicit_columns`
     /// says where they are read in place instead).
     columns_stored: bool,
+    /// The device's, for the planner's choices that change what is stored.
+    profile: DeviceProfile,
 }
 
 impl Plan {
@@ -43,6 +46,7 @@ impl Plan {
             buffers: vec![],
             textures: vec![],
             columns_stored: !implicit_columns(&ctx.profile, ctx.matmul_algo),
+            profile: ctx.profile,
         }
     }
 
@@ -141,9 +145,10 @@ impl Plan {
 
     /// [`Plan::activations`] for a training step of `batch` rows, `slots`
     /// to a submission, its inputs and labels laid out by
-    /// `layout::gather_regions`.
+    /// `plan::gather_regions`.
     pub fn step_activations(&mut self, arch: &Arch, batch: usize, slots: usize) {
-        self.layers(arch, batch, true, gather_regions(arch, batch, slots));
+        let regions = gather_regions(&self.profile, arch, batch, slots);
+        self.layers(arch, batch, true, regions);
     }
 
     /// The training step's own buffers: the batch indices of `slots` steps

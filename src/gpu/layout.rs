@@ -80,24 +80,6 @@ impl Regions {
     }
 }
 
-/// The most bytes of inputs and labels a submission's steps gather at
-/// once; beyond it, each step gathers its own batch.
-pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
-
-/// How `arch`'s training steps of `batch` rows, `slots` to a submission,
-/// lay out their inputs (`pixels` a row, as gathered): all the slots'
-/// batches at once where they fit [`GATHER_AHEAD_BYTES`], else one. Lists
-/// of layers gather a batch a step.
-pub fn gather_regions(arch: &Arch, batch: usize, slots: usize) -> Regions {
-    // A u32 label is 4 bytes: 64 rows of them make 256.
-    let rows = batch.next_multiple_of(64);
-    let bytes = slots * rows * (padded(arch.inputs()) + 1) * 4;
-    match slots > 1 && bytes <= GATHER_AHEAD_BYTES && arch.list_plan().is_none() {
-        true => Regions { count: slots, rows },
-        false => Regions::one(batch),
-    }
-}
-
 /// One layer's parameter block in the GPU arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpuLayer {

@@ -10,10 +10,13 @@
 //! GPU, neighbouring invocations write neighbouring addresses. (The gather
 //! and update kernels run one invocation per element, which suits both.)
 //!
-//! Imports `profile` and `cost`.
+//! Imports `profile`, `cost`, `layout` (the inputs' layout) and
+//! `crate::core::model`.
 
 use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
+use super::layout::{Regions, padded};
 use super::profile::{DeviceProfile, MatmulAlgo};
+use crate::core::model::Arch;
 
 /// The product's dimensions and strides (row lengths as stored). Columns
 /// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
@@ -340,6 +343,26 @@ pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
 /// bits either way, with no im2col dispatch and no column matrix in memory.
 pub fn implicit_columns(profile: &DeviceProfile, algo: MatmulAlgo) -> bool {
     profile.implicit_conv && algo == MatmulAlgo::Tiled
+}
+
+/// The most bytes of inputs and labels a submission's steps gather at
+/// once; beyond it, each step gathers its own batch.
+pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
+
+/// How `arch`'s training steps of `batch` rows, `slots` to a submission,
+/// lay out their inputs and labels: on a GPU, where a dispatch's launch is
+/// what a small gather costs, all the slots' batches at once where they fit
+/// [`GATHER_AHEAD_BYTES`]; else (a CPU adapter, whose caches still hold a
+/// step's batch when its first product reads it; a list of layers) one.
+pub fn gather_regions(profile: &DeviceProfile, arch: &Arch, batch: usize, slots: usize) -> Regions {
+    // A u32 label is 4 bytes: 64 rows of them make 256.
+    let rows = batch.next_multiple_of(64);
+    let bytes = slots * rows * (padded(arch.inputs()) + 1) * 4;
+    let fits = slots > 1 && bytes <= GATHER_AHEAD_BYTES;
+    match fits && !profile.cpu && arch.list_plan().is_none() {
+        true => Regions { count: slots, rows },
+        false => Regions::one(batch),
+    }
 }
 
 /// Invocations of a softmax workgroup (`WG` in softmax_loss.wgsl).

@@ -15,9 +15,10 @@ use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, chunk_sizes, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
-use super::layout::{Regions, gather_regions, padded};
+use super::layout::{Regions, padded};
 use super::net::GpuNet;
 use super::ops::{Batch, DeviceDataset, GradTarget, Mode, Op, StepNet, read_stats, stats_buffer};
+use super::plan::gather_regions;
 use crate::core::data::Mnist;
 use crate::core::dropout_mask::layer_key;
 use crate::core::limits::MAX_INDICES_PER_SUBMIT;
@@ -32,7 +33,7 @@ const MAX_IN_FLIGHT: usize = 2;
 /// `slots` steps per submission (each slot reads its own part of `idx`, and
 /// has its own Dropout and optimizer dispatches, whose per-step numbers the
 /// host writes before the submission). Where the inputs hold several
-/// steps' batches (`layout::gather_regions`), one gather writes them all
+/// steps' batches (`plan::gather_regions`), one gather writes them all
 /// and each slot runs the forward and backward passes of its own region.
 pub struct StepWorkspace<N: StepNet> {
     pub batch: usize,
@@ -77,7 +78,7 @@ impl<N: StepNet> StepWorkspace<N> {
         lr: f32,
     ) -> Result<Self> {
         let ctx = net.context();
-        let regions = gather_regions(net.arch(), batch, slots);
+        let regions = gather_regions(&ctx.profile, net.arch(), batch, slots);
         let acts = net.batch_regions(batch, regions)?;
         let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
         let stats = stats_buffer(ctx, "train stats");
@@ -227,6 +228,17 @@ impl<N: StepNet> StepWorkspace<N> {
                     .map(move |op| op.dispatch(slot)),
             )
             .chain(self.update.get(slot).map(|d| &**d))
+    }
+
+    /// [`StepWorkspace::step_dispatches`], each with the share of it one
+    /// step takes: a gather writing the batches of several steps counts
+    /// one step's share, every other dispatch 1.
+    pub fn step_dispatch_shares(&self) -> impl Iterator<Item = (&Dispatch, f64)> {
+        let gather = 1.0 / self.regions.count as f64;
+        let gathers = self.gathers.first().map(|d| (d, gather));
+        gathers
+            .into_iter()
+            .chain(self.step_dispatches().skip(1).map(|d| (d, 1.0)))
     }
 
     /// Every dispatch of one step, in order (slot 0's: its gather writes

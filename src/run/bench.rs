@@ -141,6 +141,8 @@ pub struct KernelShare {
     pub batch: usize,
     pub hidden: Vec<usize>,
     pub name: String,
+    /// A step's share: a dispatch that serves several steps (one gather
+    /// of a submission's batches) counts its time over their number.
     pub ms_per_step: f64,
     pub share: f64,
     /// Workgroups per step of this kernel (with a split product's reduction).
@@ -371,7 +373,7 @@ fn profile<N: StepNet>(
     if !ctx.timestamps {
         return Ok(vec![]);
     }
-    let dispatches: Vec<_> = trainer.step().step_dispatches().collect();
+    let (dispatches, step_shares): (Vec<_>, Vec<_>) = trainer.step().step_dispatch_shares().unzip();
     let steps = ((0.5 / step_seconds) as usize).clamp(PROFILED_STEPS, 9);
     let count = (dispatches.len() * 2 * steps) as u32;
     let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -415,7 +417,7 @@ fn profile<N: StepNet>(
                     ticks[q + 1].saturating_sub(ticks[q]) as f64 * ns_per_tick / 1e6
                 })
                 .collect();
-            median(&mut per_step)
+            median(&mut per_step) * step_shares[i]
         })
         .collect();
     let total: f64 = ms.iter().sum();
