@@ -8,7 +8,7 @@
 //! there): the gather, the products and the softmax are predicted, the
 //! rest (the window kernels, Adam's update) carry their measured times.
 //! The new plans gather the batches of a submission's 16 steps at once
-//! where they fit (`plan::gather_regions`), a step's share counted.
+//! where they fit (`layout::step_regions`), a step's share counted.
 //!
 //! Then DeepConvNet's step at batch 100, which no GPU has run: its gather,
 //! products and softmax predicted by the model under the planner's plans, its

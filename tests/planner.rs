@@ -6,11 +6,10 @@ use gpu_net::core::model::Arch;
 use gpu_net::gpu::DeviceProfile;
 use gpu_net::gpu::MatmulAlgo;
 use gpu_net::gpu::cost::{H200, Tile};
-use gpu_net::gpu::layout::Regions;
 use gpu_net::gpu::layout::step_products;
+use gpu_net::gpu::layout::{Regions, step_regions};
 use gpu_net::gpu::plan::{
-    MatmulPlan, MatmulShape, SOFTMAX_MAX_GROUPS, SplitK, gather_regions, plan_product,
-    plan_softmax, plan_tiled,
+    MatmulPlan, MatmulShape, SOFTMAX_MAX_GROUPS, SplitK, plan_product, plan_softmax, plan_tiled,
 };
 
 fn h200() -> DeviceProfile {
@@ -140,22 +139,16 @@ fn the_same_shape_on_the_same_profile_gets_the_same_plan() {
 fn a_submissions_batches_are_gathered_at_once_on_a_gpu_where_they_fit() {
     let regions = |count, rows| Regions { count, rows };
     // 16 batches of 100 rows (each region 128 rows: 256-byte aligned).
-    assert_eq!(gather_regions(&h200(), &book(), 100, 16), regions(16, 128));
-    assert_eq!(
-        gather_regions(&h200(), &book(), 1000, 16),
-        regions(16, 1024)
-    );
-    assert_eq!(gather_regions(&h200(), &book(), 100, 1), Regions::one(100));
+    assert_eq!(step_regions(&h200(), &book(), 100, 16), regions(16, 128));
+    assert_eq!(step_regions(&h200(), &book(), 1000, 16), regions(16, 1024));
+    assert_eq!(step_regions(&h200(), &book(), 100, 1), Regions::one(100));
     // 16 × 2048 rows of 789 floats are over 64 MiB.
-    assert_eq!(
-        gather_regions(&h200(), &book(), 2048, 16),
-        Regions::one(2048)
-    );
+    assert_eq!(step_regions(&h200(), &book(), 2048, 16), Regions::one(2048));
     // A CPU adapter's caches still hold a step's batch when it is read.
     let cpu = DeviceProfile::cpu(2);
-    assert_eq!(gather_regions(&cpu, &book(), 100, 16), Regions::one(100));
+    assert_eq!(step_regions(&cpu, &book(), 100, 16), Regions::one(100));
     let list = Arch::from_network(book().network()).unwrap();
-    assert_eq!(gather_regions(&h200(), &list, 100, 16), Regions::one(100));
+    assert_eq!(step_regions(&h200(), &list, 100, 16), Regions::one(100));
 }
 
 #[test]

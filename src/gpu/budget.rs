@@ -16,8 +16,8 @@ pub use super::kernels::matmul::Scratch;
 use super::kernels::matmul::{TEXELS_PER_ROW, operand_texels, plan_product, stages_operands};
 use super::kernels::{Epilogue, MatmulVariant, SoftmaxWithLoss, SplitK};
 pub use super::layout::matrix_bytes;
-use super::layout::{FrontMatrices, GpuLayout, Regions, step_products};
-use super::plan::{gather_regions, implicit_columns};
+use super::layout::{FrontMatrices, GpuLayout, Regions, step_products, step_regions};
+use super::plan::implicit_columns;
 use super::profile::DeviceProfile;
 use crate::core::model::Arch;
 
@@ -145,9 +145,9 @@ impl Plan {
 
     /// [`Plan::activations`] for a training step of `batch` rows, `slots`
     /// to a submission, its inputs and labels laid out by
-    /// `plan::gather_regions`.
+    /// `layout::step_regions`.
     pub fn step_activations(&mut self, arch: &Arch, batch: usize, slots: usize) {
-        let regions = gather_regions(&self.profile, arch, batch, slots);
+        let regions = step_regions(&self.profile, arch, batch, slots);
         self.layers(arch, batch, true, regions);
     }
 

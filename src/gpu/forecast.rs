@@ -13,10 +13,10 @@
 //! Imports `cost`, `plan`, `profile` and `layout`.
 
 use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
-use super::layout::{StepProduct, padded, step_products};
+use super::layout::{StepProduct, padded, step_products, step_regions};
 use super::plan::{
-    REDUCE_WG, SplitK, gather_regions, head_grad_cost, head_steps, plan_head, plan_head_grad,
-    plan_product, plan_softmax, plan_tiled, rows_seconds,
+    REDUCE_WG, SplitK, head_grad_cost, head_steps, plan_head, plan_head_grad, plan_product,
+    plan_softmax, plan_tiled, rows_seconds,
 };
 use super::profile::{DeviceProfile, MatmulAlgo};
 use crate::core::model::Arch;
@@ -49,7 +49,7 @@ pub fn planned_step(
     arch: &Arch,
     (rows, slots): (usize, usize),
 ) -> Vec<Forecast> {
-    let regions = gather_regions(profile, arch, rows, slots).count;
+    let regions = step_regions(profile, arch, rows, slots).count;
     let gather = gather_forecast(model, profile, arch, (rows, regions));
     let products = step_products(arch, rows, true);
     let last = products.iter().rposition(|p| p.name.ends_with(" forward"));
@@ -148,7 +148,7 @@ fn product_forecast(
 }
 
 /// A step's share of the gather that writes `count` batches of `rows`
-/// (`plan::gather_regions`): it reads each image's bytes and writes its
+/// (`layout::step_regions`): it reads each image's bytes and writes its
 /// row of inputs and its label.
 fn gather_forecast(
     model: &CostModel,

@@ -28,10 +28,14 @@
 //!
 //! Also the facts both the allocating code and the budget read: a matrix's
 //! bytes ([`matrix_bytes`]) and each layer's three products' shapes.
-//! Imports only `kernels::matmul` (for [`MatmulShape`]), `crate::core::conv`,
+//! Imports only `kernels::matmul` (for [`MatmulShape`]), `plan` and
+//! `profile` (for [`step_regions`]), `crate::core::conv`,
 //! `crate::core::model` and `crate::core::network`.
 
 use super::kernels::matmul::MatmulShape;
+pub use super::plan::Regions;
+use super::plan::gather_regions;
+use super::profile::DeviceProfile;
 use crate::core::conv::{ConvFront, Slide};
 use crate::core::model::{ARENA_ALIGN, Arch, Params};
 use crate::core::network::{Layer, Plan, Values};
@@ -53,30 +57,13 @@ pub fn matrix_bytes(rows: usize, cols: usize) -> u64 {
     padded_rows(rows) as u64 * padded(cols) as u64 * 4
 }
 
-/// How a training step's inputs and labels are laid out for the steps of
-/// one submission: `count` batches one after another, each `rows` rows
-/// from the last (the batch, rounded up so that every batch starts on a
-/// 256-byte boundary, a storage binding's offset). One gather writes them
-/// all, so a submission of `count` steps has one gather dispatch, not
-/// `count`; each step's products read its own region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Regions {
-    pub count: usize,
-    pub rows: usize,
-}
-
-impl Regions {
-    /// A single batch of `batch` rows (an evaluation's, or one step's).
-    pub fn one(batch: usize) -> Self {
-        Regions {
-            count: 1,
-            rows: batch,
-        }
-    }
-
-    /// Rows the inputs and labels hold.
-    pub fn total_rows(&self) -> usize {
-        self.count * self.rows
+/// How `arch`'s training steps of `batch` rows, `slots` to a submission,
+/// lay out their inputs and labels (`plan::gather_regions`, its rows
+/// `padded(inputs)` long); a list of layers gathers a batch a step.
+pub fn step_regions(profile: &DeviceProfile, arch: &Arch, batch: usize, slots: usize) -> Regions {
+    match arch.list_plan() {
+        Some(_) => Regions::one(batch),
+        None => gather_regions(profile, batch, slots, padded(arch.inputs())),
     }
 }
 

@@ -283,7 +283,7 @@ pub trait StepNet {
     fn batch_buffers(&self, rows: usize, train: bool) -> Result<Self::Act>;
     /// Training buffers for `rows` samples whose inputs and labels hold
     /// the batches of several steps, as `regions` lays them out: one view
-    /// per batch, sharing every buffer (`plan::gather_regions` says which
+    /// per batch, sharing every buffer (`layout::step_regions` says which
     /// networks take more than one).
     fn batch_regions(&self, rows: usize, regions: Regions) -> Result<Vec<Self::Act>> {
         assert_eq!(regions, Regions::one(rows), "one batch a step");

@@ -10,13 +10,10 @@
 //! GPU, neighbouring invocations write neighbouring addresses. (The gather
 //! and update kernels run one invocation per element, which suits both.)
 //!
-//! Imports `profile`, `cost`, `layout` (the inputs' layout) and
-//! `crate::core::model`.
+//! Imports `profile` and `cost`.
 
 use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
-use super::layout::{Regions, padded};
 use super::profile::{DeviceProfile, MatmulAlgo};
-use crate::core::model::Arch;
 
 /// The product's dimensions and strides (row lengths as stored). Columns
 /// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
@@ -345,21 +342,52 @@ pub fn implicit_columns(profile: &DeviceProfile, algo: MatmulAlgo) -> bool {
     profile.implicit_conv && algo == MatmulAlgo::Tiled
 }
 
+/// How a training step's inputs and labels are laid out for the steps of
+/// one submission: `count` batches one after another, each `rows` rows
+/// from the last (the batch, rounded up so that every batch starts on a
+/// 256-byte boundary, a storage binding's offset). One gather writes them
+/// all, so a submission of `count` steps has one gather dispatch, not
+/// `count`; each step's products read its own region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regions {
+    pub count: usize,
+    pub rows: usize,
+}
+
+impl Regions {
+    /// A single batch of `batch` rows (an evaluation's, or one step's).
+    pub fn one(batch: usize) -> Self {
+        Regions {
+            count: 1,
+            rows: batch,
+        }
+    }
+
+    /// Rows the inputs and labels hold.
+    pub fn total_rows(&self) -> usize {
+        self.count * self.rows
+    }
+}
+
 /// The most bytes of inputs and labels a submission's steps gather at
 /// once; beyond it, each step gathers its own batch.
 pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
 
-/// How `arch`'s training steps of `batch` rows, `slots` to a submission,
-/// lay out their inputs and labels: on a GPU, where a dispatch's launch is
-/// what a small gather costs, all the slots' batches at once where they fit
-/// [`GATHER_AHEAD_BYTES`]; else (a CPU adapter, whose caches still hold a
-/// step's batch when its first product reads it; a list of layers) one.
-pub fn gather_regions(profile: &DeviceProfile, arch: &Arch, batch: usize, slots: usize) -> Regions {
+/// How training steps of `batch` rows of `row_floats` inputs, `slots` to a
+/// submission, lay out their inputs and labels: on a GPU, where a
+/// dispatch's launch is what a small gather costs, all the slots' batches
+/// at once where they fit [`GATHER_AHEAD_BYTES`]; on a CPU adapter, whose
+/// caches still hold a step's batch when its first product reads it, one.
+pub fn gather_regions(
+    profile: &DeviceProfile,
+    batch: usize,
+    slots: usize,
+    row_floats: usize,
+) -> Regions {
     // A u32 label is 4 bytes: 64 rows of them make 256.
     let rows = batch.next_multiple_of(64);
-    let bytes = slots * rows * (padded(arch.inputs()) + 1) * 4;
-    let fits = slots > 1 && bytes <= GATHER_AHEAD_BYTES;
-    match fits && !profile.cpu && arch.list_plan().is_none() {
+    let bytes = slots * rows * (row_floats + 1) * 4;
+    match slots > 1 && bytes <= GATHER_AHEAD_BYTES && !profile.cpu {
         true => Regions { count: slots, rows },
         false => Regions::one(batch),
     }

@@ -15,10 +15,9 @@ use super::dispatch::{Dispatch, Slice, record_all};
 use super::error::{GpuError, Result};
 use super::eval::{EvalWorkspace, chunk_sizes, eval_chunk};
 use super::kernels::{GatherCall, OptimizerBuffers, OptimizerDispatch, OptimizerKernel, Stats};
-use super::layout::{Regions, padded};
+use super::layout::{Regions, padded, step_regions};
 use super::net::GpuNet;
 use super::ops::{Batch, DeviceDataset, GradTarget, Mode, Op, StepNet, read_stats, stats_buffer};
-use super::plan::gather_regions;
 use crate::core::data::Mnist;
 use crate::core::dropout_mask::layer_key;
 use crate::core::limits::MAX_INDICES_PER_SUBMIT;
@@ -33,7 +32,7 @@ const MAX_IN_FLIGHT: usize = 2;
 /// `slots` steps per submission (each slot reads its own part of `idx`, and
 /// has its own Dropout and optimizer dispatches, whose per-step numbers the
 /// host writes before the submission). Where the inputs hold several
-/// steps' batches (`plan::gather_regions`), one gather writes them all
+/// steps' batches (`layout::step_regions`), one gather writes them all
 /// and each slot runs the forward and backward passes of its own region.
 pub struct StepWorkspace<N: StepNet> {
     pub batch: usize,
@@ -78,7 +77,7 @@ impl<N: StepNet> StepWorkspace<N> {
         lr: f32,
     ) -> Result<Self> {
         let ctx = net.context();
-        let regions = gather_regions(&ctx.profile, net.arch(), batch, slots);
+        let regions = step_regions(&ctx.profile, net.arch(), batch, slots);
         let acts = net.batch_regions(batch, regions)?;
         let idx = ctx.storage("batch indices", (batch * slots * 4) as u64);
         let stats = stats_buffer(ctx, "train stats");
