@@ -381,60 +381,58 @@ fn a_row_longer_than_the_head_holds_is_refused() {
     let Some(ctx) = common::gpu() else { return };
     let c = Case::new(3, 5, 16);
     let buf = ctx.storage("any", 4096);
-    let call = SoftmaxCall {
-        label: "wide head".into(),
-        rows: 3,
-        classes: 16,
+    let call = head_call(&c, &buf, true, None);
+    let e = SoftmaxWithLoss::new(&ctx).bind(&ctx, call).err().unwrap();
+    assert!(e.to_string().contains("at most 16 logits"), "{e}");
+}
+
+/// A head pass over case `c`'s shapes with every operand in `buf`, and
+/// the input gradient into `dh` where given.
+fn head_call<'a>(
+    c: &Case,
+    buf: &'a wgpu::Buffer,
+    want_grad: bool,
+    dh: Option<&'a wgpu::Buffer>,
+) -> SoftmaxCall<'a> {
+    SoftmaxCall {
+        label: "test head".into(),
+        rows: c.rows,
+        classes: c.classes,
         stride: c.stride(),
-        want_grad: true,
-        y: Slice::whole(&buf),
-        t: Slice::whole(&buf),
-        dy: Slice::whole(&buf),
-        stats: Slice::new(&buf, 0, 4),
+        want_grad,
+        y: Slice::whole(buf),
+        t: Slice::whole(buf),
+        dy: Slice::whole(buf),
+        stats: Slice::new(buf, 0, 4),
         head: Some(Head {
-            h: Slice::whole(&buf),
-            w: Slice::whole(&buf),
+            h: Slice::whole(buf),
+            w: Slice::whole(buf),
             k: c.k(),
             ldh: c.k(),
             ldw: c.stride(),
             groups: 1,
-            grad: None,
+            grad: dh.map(|dh| HeadGrad {
+                dh: Slice::whole(dh),
+                inputs: c.inputs,
+                relu: true,
+            }),
         }),
-    };
-    let e = SoftmaxWithLoss::new(&ctx).bind(&ctx, call).err().unwrap();
-    assert!(e.to_string().contains("at most 16 logits"), "{e}");
+    }
 }
 
 #[test]
 fn an_input_gradient_without_dy_or_room_is_refused() {
     let Some(ctx) = common::gpu() else { return };
     let c = Case::new(3, 5, 10);
-    let (k, stride) = (c.k(), c.stride());
     let buf = ctx.storage("any", 4096);
-    let short = ctx.storage("short", (c.rows * k * 4 - 4) as u64);
-    let call = |want_grad: bool, short_dh: bool| SoftmaxCall {
-        label: "head with dh".into(),
-        rows: c.rows,
-        classes: c.classes,
-        stride,
-        want_grad,
-        y: Slice::whole(&buf),
-        t: Slice::whole(&buf),
-        dy: Slice::whole(&buf),
-        stats: Slice::new(&buf, 0, 4),
-        head: Some(Head {
-            h: Slice::whole(&buf),
-            w: Slice::whole(&buf),
-            k,
-            ldh: k,
-            ldw: stride,
-            groups: 1,
-            grad: Some(HeadGrad {
-                dh: Slice::whole(if short_dh { &short } else { &buf }),
-                inputs: c.inputs,
-                relu: true,
-            }),
-        }),
+    let short = ctx.storage("short", (c.rows * c.k() * 4 - 4) as u64);
+    let call = |want_grad: bool, short_dh: bool| {
+        head_call(
+            &c,
+            &buf,
+            want_grad,
+            Some(if short_dh { &short } else { &buf }),
+        )
     };
     let softmax = SoftmaxWithLoss::new(&ctx);
     assert!(softmax.bind(&ctx, call(true, false)).is_ok());
