@@ -42,6 +42,20 @@ for r in fused:
     if key in rate:
         print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
 EOF
+# One gather of a submission's batches against a gather a step, same card,
+# same sitting.
+GPU_NET_GATHER_AHEAD=0 bench --repeats 3 --batch 100,1000 --hidden 50 >"$out/mlp_gather_each.json" 2>>"$out/mlp.err"
+python3 - "$out/mlp.json" "$out/mlp_gather_each.json" <<'EOF' | tee "$out/gather.md"
+import json, sys
+ahead, each = (json.load(open(f))["results"] for f in sys.argv[1:])
+rate = {(r["batch"], tuple(r["hidden"])): r["steps_per_sec"] for r in each}
+print("| MLP batch × hidden | gathered ahead, steps/s | a gather a step, steps/s | ahead / each |")
+print("| --- | ---: | ---: | ---: |")
+for r in ahead:
+    key = (r["batch"], tuple(r["hidden"]))
+    if key in rate:
+        print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
+EOF
 # Convolutions reading im2col's matrix in place against writing it out
 # (im2col, then the product reading it back), same card, same sitting.
 GPU_NET_IMPLICIT_CONV=0 bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/conv_stored.json" 2>>"$out/conv.err"

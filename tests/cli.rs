@@ -347,9 +347,10 @@ fn devices_lists_adapters() {
 
 /// GPU_NET_COMPUTE_UNITS sets the planner's compute units,
 /// GPU_NET_T128_SPEEDUP the large tile's speed, GPU_NET_FUSED_HEAD
-/// whether it may fuse the head and GPU_NET_IMPLICIT_CONV whether
-/// convolutions read their columns in place (bench reports all four); a
-/// value that is none of them is a usage error naming the variable.
+/// whether it may fuse the head, GPU_NET_IMPLICIT_CONV whether
+/// convolutions read their columns in place and GPU_NET_GATHER_AHEAD
+/// whether a submission's batches are gathered at once (bench reports all
+/// five); a value that is none of them is a usage error naming the variable.
 #[test]
 fn compute_units_come_from_the_environment() {
     if common::gpu().is_none() {
@@ -369,6 +370,11 @@ fn compute_units_come_from_the_environment() {
         &["train", "--iters", "1"],
     );
     assert_fails_output(&o, 2, &["GPU_NET_IMPLICIT_CONV", "1 (on) or 0 (off)"]);
+    let o = gpu_net_with(
+        &[("GPU_NET_GATHER_AHEAD", "on")],
+        &["train", "--iters", "1"],
+    );
+    assert_fails_output(&o, 2, &["GPU_NET_GATHER_AHEAD", "1 (on) or 0 (off)"]);
     let args = [
         "bench",
         "--batch",
@@ -384,6 +390,7 @@ fn compute_units_come_from_the_environment() {
             ("GPU_NET_T128_SPEEDUP", "1.25"),
             ("GPU_NET_FUSED_HEAD", "0"),
             ("GPU_NET_IMPLICIT_CONV", "0"),
+            ("GPU_NET_GATHER_AHEAD", "0"),
         ],
         &[&args[..], &["--repeats", "1", "--json"]].concat(),
     );
@@ -394,6 +401,7 @@ fn compute_units_come_from_the_environment() {
     assert_eq!(v["adapter"]["t128_speedup"], 1.25);
     assert_eq!(v["adapter"]["fused_head"], false);
     assert_eq!(v["adapter"]["implicit_conv"], false);
+    assert_eq!(v["adapter"]["gather_ahead"], false);
 }
 
 /// The tiled kernel trains as the CPU does, with the plans of the

@@ -149,6 +149,15 @@ fn a_submissions_batches_are_gathered_at_once_on_a_gpu_where_they_fit() {
     assert_eq!(step_regions(&cpu, &book(), 100, 16), Regions::one(100));
     let list = Arch::from_network(book().network()).unwrap();
     assert_eq!(step_regions(&h200(), &list, 100, 16), Regions::one(100));
+    let off = DeviceProfile {
+        gather_ahead: false,
+        ..h200()
+    };
+    assert_eq!(
+        step_regions(&off, &book(), 100, 16),
+        Regions::one(100),
+        "GPU_NET_GATHER_AHEAD=0"
+    );
 }
 
 #[test]

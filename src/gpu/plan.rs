@@ -369,6 +369,12 @@ impl Regions {
     }
 }
 
+/// Whether `profile`'s device gathers a submission's batches at once where
+/// they fit (see [`gather_regions`]).
+pub fn gathers_ahead(profile: &DeviceProfile) -> bool {
+    profile.gather_ahead && !profile.cpu
+}
+
 /// The most bytes of inputs and labels a submission's steps gather at
 /// once; beyond it, each step gathers its own batch.
 pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
@@ -377,7 +383,8 @@ pub const GATHER_AHEAD_BYTES: usize = 64 << 20;
 /// submission, lay out their inputs and labels: on a GPU, where a
 /// dispatch's launch is what a small gather costs, all the slots' batches
 /// at once where they fit [`GATHER_AHEAD_BYTES`]; on a CPU adapter, whose
-/// caches still hold a step's batch when its first product reads it, one.
+/// caches still hold a step's batch when its first product reads it, or
+/// with `GPU_NET_GATHER_AHEAD=0`, one.
 pub fn gather_regions(
     profile: &DeviceProfile,
     batch: usize,
@@ -387,7 +394,7 @@ pub fn gather_regions(
     // A u32 label is 4 bytes: 64 rows of them make 256.
     let rows = batch.next_multiple_of(64);
     let bytes = slots * rows * (row_floats + 1) * 4;
-    match slots > 1 && bytes <= GATHER_AHEAD_BYTES && !profile.cpu {
+    match slots > 1 && bytes <= GATHER_AHEAD_BYTES && gathers_ahead(profile) {
         true => Regions { count: slots, rows },
         false => Regions::one(batch),
     }

@@ -33,6 +33,10 @@ pub const FUSED_HEAD_VAR: &str = "GPU_NET_FUSED_HEAD";
 /// im2col's matrix out where the planner would read it in place
 /// (`bench/gpu.sh` times both ways).
 pub const IMPLICIT_CONV_VAR: &str = "GPU_NET_IMPLICIT_CONV";
+/// The environment variable that, set to 0, has each training step gather
+/// its own batch where the planner would gather a submission's at once
+/// (`bench/gpu.sh` times both ways).
+pub const GATHER_AHEAD_VAR: &str = "GPU_NET_GATHER_AHEAD";
 
 /// Which matmul implementation the network's products use (the kernels are
 /// in `kernels::matmul`).
@@ -98,6 +102,9 @@ pub struct DeviceProfile {
     /// Whether the planner may have convolutions read im2col's matrix in
     /// place (`plan::implicit_columns`); `GPU_NET_IMPLICIT_CONV=0` says no.
     pub implicit_conv: bool,
+    /// Whether the planner may gather a submission's batches at once
+    /// (`plan::gather_regions`); `GPU_NET_GATHER_AHEAD=0` says no.
+    pub gather_ahead: bool,
 }
 
 /// The 128×128 tile's speed over the 64×64 one that the design expects
@@ -118,6 +125,7 @@ impl DeviceProfile {
             t128_speedup: T128_SPEEDUP_ESTIMATE,
             fused_head: true,
             implicit_conv: true,
+            gather_ahead: true,
         }
     }
 
@@ -147,6 +155,7 @@ impl DeviceProfile {
             t128_speedup: T128_SPEEDUP_ESTIMATE,
             fused_head: env_setting(FUSED_HEAD_VAR, parse_switch)?.unwrap_or(true),
             implicit_conv: env_setting(IMPLICIT_CONV_VAR, parse_switch)?.unwrap_or(true),
+            gather_ahead: env_setting(GATHER_AHEAD_VAR, parse_switch)?.unwrap_or(true),
         })
     }
 

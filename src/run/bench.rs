@@ -27,7 +27,7 @@ use crate::gpu::kernels::{
     Tile,
 };
 use crate::gpu::ops::StepNet;
-use crate::gpu::plan::implicit_columns;
+use crate::gpu::plan::{gathers_ahead, implicit_columns};
 use crate::gpu::trainer::GpuTrainer;
 use crate::run::device::{Device, list_stages};
 use crate::run::epoch_loop::{Sampler, Trainer};
@@ -114,6 +114,9 @@ pub struct AdapterReport {
     /// (`plan::implicit_columns`: the tiled product, and not
     /// `GPU_NET_IMPLICIT_CONV=0`).
     pub implicit_conv: bool,
+    /// Whether a submission's batches are gathered at once where they fit
+    /// (`plan::gather_regions`: a GPU, and not `GPU_NET_GATHER_AHEAD=0`).
+    pub gather_ahead: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -217,6 +220,7 @@ pub fn adapter_report(ctx: &GpuContext) -> AdapterReport {
         t128_speedup: ctx.profile.t128_speedup,
         fused_head: ctx.profile.fused_head,
         implicit_conv: implicit_columns(&ctx.profile, ctx.matmul_algo),
+        gather_ahead: gathers_ahead(&ctx.profile),
     }
 }
 
