@@ -28,34 +28,29 @@ bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/
 python3 bench/torch_peer.py --seconds "$secs" \
     --compare mlp:"$out/mlp.json" mlp:"$out/big.json" conv:"$out/conv.json" \
     2>"$out/torch.jsonl" | tee "$out/table.md"
-# The head (the last Affine computed by the softmax pass) against the two
-# dispatches it replaces, same card, same sitting.
+# One table of the MLP's steps/s in two runs of `bench` on the same card in
+# the same sitting: mlp_versus ON.json OFF.json "on" "off".
+mlp_versus() {
+    python3 - "$@" <<'EOF'
+import json, sys
+on, off = (json.load(open(f))["results"] for f in sys.argv[1:3])
+name_on, name_off = sys.argv[3:5]
+rate = {(r["batch"], tuple(r["hidden"])): r["steps_per_sec"] for r in off}
+print(f"| MLP batch × hidden | {name_on}, steps/s | {name_off}, steps/s | {name_on} / {name_off} |")
+print("| --- | ---: | ---: | ---: |")
+for r in on:
+    key = (r["batch"], tuple(r["hidden"]))
+    if key in rate:
+        print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
+EOF
+}
+# The head (the last Affine and its input gradient computed by the softmax
+# pass) against the dispatches it replaces.
 GPU_NET_FUSED_HEAD=0 bench --repeats 3 --batch 100,1000 --hidden 50 >"$out/mlp_apart.json" 2>>"$out/mlp.err"
-python3 - "$out/mlp.json" "$out/mlp_apart.json" <<'EOF' | tee "$out/head.md"
-import json, sys
-fused, apart = (json.load(open(f))["results"] for f in sys.argv[1:])
-rate = {(r["batch"], tuple(r["hidden"])): r["steps_per_sec"] for r in apart}
-print("| MLP batch × hidden | head, steps/s | apart, steps/s | head / apart |")
-print("| --- | ---: | ---: | ---: |")
-for r in fused:
-    key = (r["batch"], tuple(r["hidden"]))
-    if key in rate:
-        print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
-EOF
-# One gather of a submission's batches against a gather a step, same card,
-# same sitting.
+mlp_versus "$out/mlp.json" "$out/mlp_apart.json" head apart | tee "$out/head.md"
+# One gather of a submission's batches against a gather a step.
 GPU_NET_GATHER_AHEAD=0 bench --repeats 3 --batch 100,1000 --hidden 50 >"$out/mlp_gather_each.json" 2>>"$out/mlp.err"
-python3 - "$out/mlp.json" "$out/mlp_gather_each.json" <<'EOF' | tee "$out/gather.md"
-import json, sys
-ahead, each = (json.load(open(f))["results"] for f in sys.argv[1:])
-rate = {(r["batch"], tuple(r["hidden"])): r["steps_per_sec"] for r in each}
-print("| MLP batch × hidden | gathered ahead, steps/s | a gather a step, steps/s | ahead / each |")
-print("| --- | ---: | ---: | ---: |")
-for r in ahead:
-    key = (r["batch"], tuple(r["hidden"]))
-    if key in rate:
-        print(f"| {key[0]} × {key[1][0]} | {r['steps_per_sec']:.0f} | {rate[key]:.0f} | {r['steps_per_sec'] / rate[key]:.2f} |")
-EOF
+mlp_versus "$out/mlp.json" "$out/mlp_gather_each.json" ahead "a gather a step" | tee "$out/gather.md"
 # Convolutions reading im2col's matrix in place against writing it out
 # (im2col, then the product reading it back), same card, same sitting.
 GPU_NET_IMPLICIT_CONV=0 bench --repeats 3 --net simple-convnet --optimizer adam --batch 100,1000 >"$out/conv_stored.json" 2>>"$out/conv.err"

@@ -205,18 +205,16 @@ impl GpuNet {
         let ctx = &self.ctx;
         let bytes = |n: usize| matrix_bytes(rows, n);
         let input_rows = regions.total_rows();
-        ctx.check_binding(
-            &format!("the inputs ({input_rows} × {} f32)", self.arch.inputs()),
-            matrix_bytes(input_rows, self.arch.inputs()),
-        )?;
         let inputs = std::iter::once(self.arch.inputs());
         for (l, s) in inputs
             .chain(self.arch.sizes[1..].iter().copied())
             .enumerate()
         {
+            // Layer 0's are the inputs, every region's.
+            let rows = if l == 0 { input_rows } else { rows };
             ctx.check_binding(
                 &format!("layer {l}'s activations ({rows} × {s} f32)"),
-                bytes(s),
+                matrix_bytes(rows, s),
             )?;
         }
         let front = match self.arch.conv {
@@ -491,7 +489,7 @@ impl GpuNet {
         name: String,
         g: &GpuLayer,
         rows: usize,
-        x_dy: [&'a wgpu::Buffer; 2],
+        x_dy: (Slice<'a>, &'a wgpu::Buffer),
         target: GradTarget,
         decay: f32,
     ) -> MatmulCall<'a> {
@@ -634,10 +632,9 @@ impl StepNet for GpuNet {
             if !in_head {
                 self.input_grads(act, l, grad_in, &mut pending);
             }
-            let input = self.layer_input(act, l);
+            let x_dy = (self.layer_input(act, l), grad_in);
             let name = format!("affine{}", l + 1);
-            let mut call = self.weight_grad(name, g, rows, [input.buffer, grad_in], target, decay);
-            call.a.offset = input.offset; // the batch's region of the inputs
+            let call = self.weight_grad(name, g, rows, x_dy, target, decay);
             pending.push(Pending::Matmul(call));
         }
         if let (Some(f), Some(g)) = (&act.front, self.layout.conv) {
@@ -648,8 +645,14 @@ impl StepNet for GpuNet {
             // through columns.
             let read = f.col.as_ref().unwrap_or(&act.x);
             let positions = f.m.positions();
-            let mut call =
-                self.weight_grad("conv1".into(), &g, positions, [read, dz], target, decay);
+            let mut call = self.weight_grad(
+                "conv1".into(),
+                &g,
+                positions,
+                (Slice::whole(read), dz),
+                target,
+                decay,
+            );
             if f.col.is_none() {
                 let columns = front::image_columns(f.m.conv, padded(self.arch.inputs()));
                 call = call.reading_columns(act.x_from(self.arch.inputs()), columns);

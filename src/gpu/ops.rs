@@ -145,7 +145,8 @@ pub fn input_grad<'a>(
 }
 
 /// Layer `g`'s `[dW; db] = [X, 1]ᵀ·dY` over `rows` rows (`x_dy`: the
-/// layer's input and the gradient at its output), with weight decay, into
+/// layer's input, from its batch's first row, and the gradient at its
+/// output), with weight decay, into
 /// `target`: the SGD epilogue on the parameter arena, or the gradient
 /// arena (`arenas`: parameters, gradients).
 pub fn weight_grad<'a>(
@@ -153,7 +154,7 @@ pub fn weight_grad<'a>(
     name: String,
     g: &GpuLayer,
     rows: usize,
-    x_dy: [&'a wgpu::Buffer; 2],
+    (x, dy): (Slice<'a>, &'a wgpu::Buffer),
     (target, decay): (GradTarget, f32),
 ) -> MatmulCall<'a> {
     let all = padded_rows(rows);
@@ -174,8 +175,8 @@ pub fn weight_grad<'a>(
             decay_rows: if decay != 0.0 { g.inputs } else { 0 },
             ..weight_grad_shape(g, rows)
         },
-        a: Slice::new(x_dy[0], 0, all * g.rows()),
-        b: Slice::new(x_dy[1], 0, all * g.cols()),
+        a: Slice::new(x.buffer, x.offset as usize, all * g.rows()),
+        b: Slice::new(dy, 0, all * g.cols()),
         c: Slice::new(dest, g.offset, g.len()),
         aux: (target == GradTarget::Store).then(|| Slice::new(params, g.offset, g.len())),
         columns: None,

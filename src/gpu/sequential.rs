@@ -371,7 +371,8 @@ impl GpuSequential {
             pending.push(Pending::Ready(Op::Shared(col2im)));
         }
         let read = act.cols[i].as_ref().unwrap_or(x);
-        let mut call = weight_grad(arenas, label, &g, positions, [read, dout], update);
+        let x_dy = (Slice::whole(read), dout);
+        let mut call = weight_grad(arenas, label, &g, positions, x_dy, update);
         if act.cols[i].is_none() {
             let slide = s.slide(input, rows).expect("a convolution slides");
             call = call.reading_columns(Slice::whole(x), stage_columns(input, slide));
@@ -412,7 +413,7 @@ impl GpuSequential {
                     let call = input_grad(&self.params, what, &g, rows, dy_dx, mask);
                     pending.push(Pending::Matmul(call));
                 }
-                let call = weight_grad(arenas, label, &g, rows, [x, dout], update);
+                let call = weight_grad(arenas, label, &g, rows, (Slice::whole(x), dout), update);
                 pending.push(Pending::Matmul(call));
             }
             StageKind::Pooling { .. } | StageKind::Flatten => {
