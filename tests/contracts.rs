@@ -139,9 +139,9 @@ fn every_shared_struct_matches_its_wgsl() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     // matmul ×4 (two tiles, the vec4 kernel's two operand forms), gather,
     // softmax ×3 (Dims, Stats, Partial), batchnorm ×2, dropout, optimizer,
-    // and the window kernels ×5 (im2col, col2im, max pooling forward,
-    // backward and backward over tiling windows).
-    assert_eq!(checked, 17, "a kernel's contract went missing");
+    // and the window kernels ×6 (im2col, col2im, max pooling forward and
+    // backward, each also by quads over tiling windows).
+    assert_eq!(checked, 18, "a kernel's contract went missing");
 }
 
 /// Each group 0 binding after the uniform in `source`: (number, name,
@@ -215,8 +215,8 @@ fn every_kernels_bindings_match_its_shaders() {
     let modules: usize = contracts.iter().map(|c| c.modules.len()).sum();
     // matmul ×4 (two tiles and the vec4 kernel on buffers, the vec4 kernel
     // on textures), gather, softmax, batchnorm ×2, dropout, optimizer, and
-    // the window kernels ×5.
-    assert_eq!(modules, 15, "a kernel's bindings went missing");
+    // the window kernels ×6.
+    assert_eq!(modules, 16, "a kernel's bindings went missing");
 }
 
 /// Batch normalization's forward, whose bindings 1, 2 (`a`, `z`) are both
@@ -453,7 +453,7 @@ fn image_layout_codes_match_the_shaders() {
         .filter(|(n, _)| n.contains("tiled"));
     let window = sources().map(|(n, s)| (n, s.to_string()));
     let modules: Vec<_> = tiled.chain(window).collect();
-    assert_eq!(modules.len(), 7, "two tiled modules and five window ones");
+    assert_eq!(modules.len(), 8, "two tiled modules and six window ones");
     for (what, source) in modules {
         check_codes(&source, &IMAGE_LAYOUT_CODES).unwrap_or_else(|e| panic!("{what}: {e}"));
     }

@@ -17,6 +17,7 @@ use gpu_net::gpu::GpuContext;
 use gpu_net::gpu::kernels::{
     Col2imCall, Epilogue, Im2col, Im2colCall, ImageLayout, Matmul, MatmulCall, MatmulShape,
     MatmulVariant, MaxPool, PoolBackwardCall, PoolForwardCall, Slice, window::WindowGrain,
+    window::pools_by_quads,
 };
 use gpu_net::gpu::layout::{
     GpuLayer, conv_from_gpu, conv_to_gpu, forward_shape, input_grad_shape, padded, padded_rows,
@@ -48,7 +49,7 @@ fn conv_shapes() -> Vec<Slide> {
     ]
 }
 
-/// The window kernels' two grains.
+/// `im2col`'s two grains.
 const GRAINS: [WindowGrain; 2] = [WindowGrain::Rows, WindowGrain::Elements];
 
 /// Pooling shapes, over a convolution's output (C channels).
@@ -58,7 +59,37 @@ fn pool_shapes() -> Vec<Slide> {
         slide(1, 3, 5, 7, 3, 1, 1),    // overlapping windows, padding
         slide(3, 1, 6, 4, 2, 2, 0),
         slide(1, 17, 7, 5, 3, 2, 0),
+        slide(17, 33, 4, 6, 2, 2, 0),
+        slide(1, 3, 9, 6, 3, 3, 0),
+        slide(127, 16, 2, 2, 2, 2, 0), // DeepConvNet's channels, many windows
     ]
+}
+
+/// The row strides of a convolution's output each pooling test runs at:
+/// the layout's (`padded`, whole vec4s: the quads kernels where the windows
+/// tile the image), and one that is not a multiple of 4 (the general
+/// kernels, whatever the windows).
+fn pool_strides(s: &Slide) -> [usize; 2] {
+    let c = s.input.c;
+    let odd = if (c + 1).is_multiple_of(4) {
+        c + 2
+    } else {
+        c + 1
+    };
+    [padded(c), odd]
+}
+
+#[test]
+fn pooling_runs_by_quads_where_windows_tile_rows_of_vec4s() {
+    let shapes = pool_shapes();
+    assert!(pools_by_quads(&shapes[0], 32));
+    assert!(
+        !pools_by_quads(&shapes[0], 31),
+        "a stride of part of a vec4"
+    );
+    assert!(!pools_by_quads(&shapes[1], 4), "overlapping windows");
+    assert!(!pools_by_quads(&shapes[3], 20), "windows 3 at stride 2");
+    assert!(pools_by_quads(&shapes[5], 4), "3×3 windows at stride 3");
 }
 
 /// Distinct f32 values in (-1, 1), reproducible.
@@ -216,11 +247,19 @@ fn pool_input(s: &Slide, seed: u64) -> Vec<f32> {
 fn max_pooling_forward_matches_the_cpu_exactly() {
     let Some(ctx) = common::gpu() else { return };
     let kernel = MaxPool::new(&ctx);
-    for s in pool_shapes() {
+    for (s, zs, relu) in pool_shapes().into_iter().flat_map(|s| {
+        pool_strides(&s)
+            .into_iter()
+            .flat_map(move |zs| [(s, zs, true), (s, zs, false)])
+    }) {
         let (c, area) = (s.input.c, s.input.h * s.input.w);
-        let (zs, out) = (padded(c), c * s.out_area());
+        let out = c * s.out_area();
         let ps = padded(out);
-        let z = pool_input(&s, 3); // NHWC rows
+        // NHWC rows, after Relu (ties at 0) or not (windows all below 0).
+        let z = match relu {
+            true => pool_input(&s, 3),
+            false => values(s.input.len(), 3),
+        };
         let zb = ctx.storage_init("z", &store(&z, s.input.n * area, c, zs));
         let p = ctx.storage_init("p", &vec![JUNK; (s.input.n + 1) * ps]);
         let argmax = ctx.storage_init("argmax", &vec![u32::MAX; s.input.n * out]);
@@ -246,7 +285,10 @@ fn max_pooling_forward_matches_the_cpu_exactly() {
                     _ if j == out => 1.0,
                     _ => 0.0,
                 };
-                assert_eq!(v, expect, "{s:?}: image {n}, value {j}");
+                assert_eq!(
+                    v, expect,
+                    "{s:?}, z stride {zs}, relu {relu}: image {n}, value {j}"
+                );
             }
         }
         let idx = ctx
@@ -256,23 +298,26 @@ fn max_pooling_forward_matches_the_cpu_exactly() {
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
             .collect();
-        assert_eq!(idx, cpu.argmax(), "{s:?}: argmax (ties to the first index)");
+        assert_eq!(
+            idx,
+            cpu.argmax(),
+            "{s:?}, z stride {zs}, relu {relu}: argmax (ties to the first index)"
+        );
     }
 }
 
-/// With and without Relu, windows numbered channel by channel (CPU
-/// adapters) and channels fastest (GPUs).
+/// With and without Relu, by quads and by the gather (see `pool_strides`).
 #[test]
 fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
     let Some(ctx) = common::gpu() else { return };
     let kernel = MaxPool::new(&ctx);
     for s in pool_shapes() {
-        for (relu, grain) in [false, true]
+        for (relu, zs) in [false, true]
             .into_iter()
-            .flat_map(|r| GRAINS.map(|g| (r, g)))
+            .flat_map(|r| pool_strides(&s).map(|zs| (r, zs)))
         {
             let (c, area) = (s.input.c, s.input.h * s.input.w);
-            let (zs, out) = (padded(c), c * s.out_area());
+            let out = c * s.out_area();
             let ps = padded(out);
             let z = pool_input(&s, 4);
             let z64 = nhwc_to_nchw(&common::widen(&z), s.input.n, c, area);
@@ -295,8 +340,7 @@ fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
                 z: Slice::whole(&zb),
                 dz: Slice::new(&dz, 0, s.input.n * area * zs),
             };
-            ctx.run(&[&kernel.backward_at(&ctx, call, grain).unwrap()])
-                .unwrap();
+            ctx.run(&[&kernel.backward(&ctx, call).unwrap()]).unwrap();
             let mut want = nchw_to_nhwc(&cpu.backward(&common::widen(&dp)), s.input.n, c, area);
             if relu {
                 for (w, &zv) in want.iter_mut().zip(&z) {
@@ -308,7 +352,7 @@ fn max_pooling_backward_matches_the_cpu_with_and_without_relu() {
             let rows = s.input.n * area;
             let got = read(&ctx, &dz, (rows + 1) * zs);
             assert_close(
-                &format!("{s:?}, relu {relu}, {grain:?}"),
+                &format!("{s:?}, relu {relu}, z stride {zs}"),
                 &real(&got, rows, c, zs),
                 &want,
             );

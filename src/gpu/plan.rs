@@ -4,11 +4,12 @@
 //! cost model (`cost`) says are fastest; on a CPU adapter (lavapipe) the
 //! vec4 kernel keeps the rules measured there. The same shape on the same
 //! profile always gets the same plan, so a seed repeats a run bit for bit.
-//! The window kernels' grain: on a CPU adapter `im2col` runs an invocation
-//! per row and tiled pooling's backward numbers its windows channel by
-//! channel (each invocation's loop is cheaper than divisions there); on a
-//! GPU, neighbouring invocations write neighbouring addresses. (The gather
-//! and update kernels run one invocation per element, which suits both.)
+//! `im2col`'s grain: on a CPU adapter an invocation per row (its loop is
+//! cheaper than divisions there); on a GPU one per element, so that
+//! neighbouring invocations write neighbouring addresses. (Pooling over
+//! windows that tile the image runs a window's quad of channels per
+//! invocation everywhere, and the gather and update kernels one invocation
+//! per element or vec4, which suits both.)
 //!
 //! Imports `profile` and `cost`.
 
@@ -314,16 +315,16 @@ impl Vec4Shape {
     }
 }
 
-/// How the window kernels divide their work (see the module's comment).
+/// How `im2col` divides its work (see the module's comment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowGrain {
-    /// `im2col` a row per invocation; pooling backward channel by channel.
+    /// A row of im2col's matrix per invocation.
     Rows,
-    /// `im2col` an element per invocation; pooling backward channels fastest.
+    /// An element per invocation.
     Elements,
 }
 
-/// The window kernels' grain on `profile`'s device.
+/// `im2col`'s grain on `profile`'s device.
 pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
     if profile.cpu {
         WindowGrain::Rows

@@ -44,8 +44,6 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         ("AFFINE", BOOL),
         // softmax_loss.rs: the head with its input gradient.
         ("INPUT_GRAD", BOOL),
-        // window.rs: tiled pooling's backward, windows channels fastest.
-        ("CHANNELS_FASTEST", BOOL),
         // batchnorm.rs, dropout.rs: training or evaluation form.
         ("TRAIN", BOOL),
         ("RULE", &RULES),

@@ -1,12 +1,15 @@
 //! The kernels that slide a window over images, chapter 7's: `Im2col`
 //! (`shaders/window/im2col.wgsl` and, backward, `col2im.wgsl`) and `MaxPool`
-//! (`maxpool_forward.wgsl`, `maxpool_backward.wgsl`, and
-//! `maxpool_backward_tiled.wgsl` where the windows tile the image). Each is
-//! compiled after `shaders/lib/columns.wgsl` and `shaders/window.wgsl`: their one uniform, the
-//! slide's geometry ([`crate::core::conv::Slide`]) with two row strides, and the
-//! helpers that follow a window. Each runs one invocation per element it
-//! writes, but tiled pooling's backward (one per window) and, on CPU
-//! adapters, `im2col` (one per row): the planner's [`WindowGrain`].
+//! (`maxpool_forward.wgsl` and `maxpool_backward.wgsl`, or, where the windows
+//! tile the image, `maxpool_forward_quads.wgsl` and
+//! `maxpool_backward_quads.wgsl`). Each is compiled after
+//! `shaders/lib/columns.wgsl` and `shaders/window.wgsl`: their one uniform,
+//! the slide's geometry ([`crate::core::conv::Slide`]) with two row strides,
+//! and the helpers that follow a window. Each runs one invocation per
+//! element it writes, but `im2col` on CPU adapters (one per row: the
+//! planner's [`WindowGrain`]) and the quads kernels (one per window and four
+//! channels: vec4 reads and writes of a convolution's rows, on every
+//! adapter).
 //!
 //! Layouts (rows of matrices, `stride` f32 apart, as the rest of the GPU path):
 //! - images: one row per image, its C·H·W values (CHW), or, as a
@@ -48,19 +51,24 @@ const IM2COL: &str = window_source!("im2col.wgsl");
 const COL2IM: &str = window_source!("col2im.wgsl");
 const POOL_FORWARD: &str = window_source!("maxpool_forward.wgsl");
 const POOL_BACKWARD: &str = window_source!("maxpool_backward.wgsl");
-const POOL_BACKWARD_TILED: &str = window_source!("maxpool_backward_tiled.wgsl");
+const POOL_FORWARD_QUADS: &str = window_source!("maxpool_forward_quads.wgsl");
+const POOL_BACKWARD_QUADS: &str = window_source!("maxpool_backward_quads.wgsl");
 
 /// Each module as compiled, named as `tests/translate.rs` names it.
-pub fn sources() -> [(&'static str, &'static str); 5] {
+pub fn sources() -> [(&'static str, &'static str); 6] {
     [
         ("shaders/window+col2im.wgsl", COL2IM),
         ("shaders/window+im2col.wgsl", IM2COL),
         ("shaders/window+maxpool_backward.wgsl", POOL_BACKWARD),
-        (
-            "shaders/window+maxpool_backward_tiled.wgsl",
-            POOL_BACKWARD_TILED,
-        ),
         ("shaders/window+maxpool_forward.wgsl", POOL_FORWARD),
+        (
+            "shaders/window+maxpool_backward_quads.wgsl",
+            POOL_BACKWARD_QUADS,
+        ),
+        (
+            "shaders/window+maxpool_forward_quads.wgsl",
+            POOL_FORWARD_QUADS,
+        ),
     ]
 }
 /// Invocations per workgroup of every window kernel: `window.wgsl`'s `WG`
@@ -324,9 +332,9 @@ pub struct MaxPool {
     forward_layout: KernelLayout,
     backward_layout: KernelLayout,
     forward: wgpu::ComputePipeline,
+    forward_quads: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
-    /// Windows numbered channel by channel, and channels fastest.
-    backward_tiled: [wgpu::ComputePipeline; 2],
+    backward_quads: wgpu::ComputePipeline,
 }
 
 /// Windows that tile the image: stride = window height = width, no
@@ -334,6 +342,14 @@ pub struct MaxPool {
 pub fn tiles(s: &Slide) -> bool {
     let w = s.window;
     w.pad == 0 && w.stride == w.h && w.stride == w.w
+}
+
+/// Whether pooling over `s` runs the quads kernels: windows that [`tiles`]
+/// the image, over rows of whole vec4s (`z_stride` a multiple of 4, as
+/// every stride of `gpu::layout` is). Invocations then number
+/// (n, oy, ox, quad of channels); otherwise the general kernels'.
+pub fn pools_by_quads(s: &Slide, z_stride: usize) -> bool {
+    tiles(s) && z_stride.is_multiple_of(4)
 }
 
 impl MaxPool {
@@ -355,22 +371,36 @@ impl MaxPool {
                 POOL_BACKWARD,
                 &CONSTANTS,
             ),
-            backward_tiled: [0.0, 1.0].map(|channels_fastest| {
-                pipeline(
-                    ctx,
-                    "maxpool backward (tiled)",
-                    &backward_layout,
-                    POOL_BACKWARD_TILED,
-                    &[("CHANNELS_FASTEST", channels_fastest), CONSTANTS[0]],
-                )
-            }),
+            forward_quads: pipeline(
+                ctx,
+                "maxpool forward (quads)",
+                &forward_layout,
+                POOL_FORWARD_QUADS,
+                &CONSTANTS,
+            ),
+            backward_quads: pipeline(
+                ctx,
+                "maxpool backward (quads)",
+                &backward_layout,
+                POOL_BACKWARD_QUADS,
+                &CONSTANTS,
+            ),
             forward_layout,
             backward_layout,
         }
     }
 
+    /// One invocation per element of `p` (`maxpool_forward.wgsl`), or per
+    /// window and quad of channels where [`pools_by_quads`].
     pub fn forward(&self, ctx: &GpuContext, c: PoolForwardCall<'_>) -> Result<Dispatch> {
-        let count = c.slide.input.n * c.p_stride;
+        let (count, pipeline) = if pools_by_quads(&c.slide, c.z_stride) {
+            (
+                c.slide.input.n * c.slide.out_area() * c.z_stride / 4,
+                &self.forward_quads,
+            )
+        } else {
+            (c.slide.input.n * c.p_stride, &self.forward)
+        };
         let flag = (c.ones, ImageLayout::Images);
         let (d, grid) = dims(ctx, &c.slide, [c.z_stride, c.p_stride], count, flag);
         let slices = PoolForwardBuffers {
@@ -381,7 +411,7 @@ impl MaxPool {
         dispatch(
             ctx,
             c.label,
-            &self.forward,
+            pipeline,
             &self.forward_layout,
             &d,
             &slices,
@@ -389,23 +419,15 @@ impl MaxPool {
         )
     }
 
-    /// The gather, or where the windows [`tiles`] one invocation per window
-    /// in the order the planner gives this device.
+    /// The gather (`maxpool_backward.wgsl`), or one invocation per window
+    /// and quad of channels where [`pools_by_quads`].
     pub fn backward(&self, ctx: &GpuContext, c: PoolBackwardCall<'_>) -> Result<Dispatch> {
-        self.backward_at(ctx, c, window_grain(&ctx.profile))
-    }
-
-    /// [`MaxPool::backward`] at `grain`, whatever the device.
-    pub fn backward_at(
-        &self,
-        ctx: &GpuContext,
-        c: PoolBackwardCall<'_>,
-        grain: WindowGrain,
-    ) -> Result<Dispatch> {
         let i = c.slide.input;
-        let tiled = &self.backward_tiled[(grain == WindowGrain::Elements) as usize];
-        let (count, pipeline) = if tiles(&c.slide) {
-            (i.n * i.c * c.slide.out_area(), tiled)
+        let (count, pipeline) = if pools_by_quads(&c.slide, c.z_stride) {
+            (
+                i.n * c.slide.out_area() * c.z_stride / 4,
+                &self.backward_quads,
+            )
         } else {
             (i.n * i.h * i.w * c.z_stride, &self.backward)
         };
@@ -448,8 +470,8 @@ pub(super) fn binding_contracts() -> Vec<BindingContract> {
         binding_contract::<ToColumns>("im2col", module(1)),
         binding_contract::<PoolBackwardBuffers>(
             "maxpool backward",
-            [module(2), module(3)].concat(),
+            [module(2), module(4)].concat(),
         ),
-        binding_contract::<PoolForwardBuffers>("maxpool forward", module(4)),
+        binding_contract::<PoolForwardBuffers>("maxpool forward", [module(3), module(5)].concat()),
     ]
 }
