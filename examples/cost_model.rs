@@ -6,15 +6,18 @@
 //!
 //! A step is the sum of its dispatches (the GPU was busy the whole step
 //! there): the gather, the products and the softmax are predicted, the
-//! rest (the window kernels, Adam's update) carry their measured times.
+//! rest (the window kernels, Adam's update) carry their measured times,
+//! but in the new plans the pooling, which runs by quads
+//! (`plan::pools_by_quads`) and is predicted as a stream of its bytes at the
+//! bandwidth fitted to Adam's update (no GPU has run it).
 //! The new plans gather the batches of a submission's 16 steps at once
 //! where they fit (`layout::step_regions`), a step's share counted.
 //!
 //! Then DeepConvNet's step at batch 100, which no GPU has run: its gather,
-//! products and softmax predicted by the model under the planner's plans, its
-//! window kernels (col2im, pooling, and im2col where the planner writes the
-//! columns out) at the bytes per second SimpleConvNet's measured on the
-//! H200 at batch 1000.
+//! products and softmax predicted by the model under the planner's plans,
+//! its pooling as streams, and its other window kernels (col2im, and im2col
+//! where the planner writes the columns out) at the bytes per second
+//! SimpleConvNet's im2col measured on the H200 at batch 1000.
 //!
 //! Where the planner's convolutions read im2col's matrix in place
 //! (`plan::implicit_columns`), the new plan has no im2col dispatch; the
@@ -22,12 +25,12 @@
 //! them from memory (the address arithmetic is assumed hidden, as no GPU
 //! has run it).
 
-use gpu_net::core::conv::ConvFront;
+use gpu_net::core::conv::{ConvFront, ImageShape, Slide, Window};
 use gpu_net::core::model::Arch;
 use gpu_net::core::network::{Layer, Network, Values};
 use gpu_net::gpu::DeviceProfile;
-use gpu_net::gpu::cost::H200;
-use gpu_net::gpu::forecast::{as_measured, planned_step};
+use gpu_net::gpu::cost::{H200, Work};
+use gpu_net::gpu::forecast::{as_measured, planned_step, pooling_bytes};
 use gpu_net::gpu::kernels::MatmulAlgo;
 use gpu_net::gpu::plan::implicit_columns;
 use serde_json::Value;
@@ -109,7 +112,7 @@ fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
         .iter()
         .map(|f| f.seconds)
         .sum();
-    let [im2col, pool_fwd, pool_bwd] = window_rates(conv);
+    let im2col = im2col_rate(conv);
     let mut windows = 0.0;
     let plan = arch.list_plan().unwrap();
     for p in &plan.layers {
@@ -136,13 +139,21 @@ fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
                     windows += (col + f32s(100 * c * h * w)) / im2col; // col2im
                 }
             }
-            Layer::Pooling { .. } => {
-                let (z, out) = (
-                    f32s(100 * h * w * padded(c)),
-                    f32s(100 * padded(oc * oh * ow)),
-                );
-                windows += (z + out) / pool_fwd;
-                windows += (2.0 * z + 2.0 * out) / pool_bwd;
+            Layer::Pooling { size, stride } => {
+                let window = Window {
+                    h: size,
+                    w: size,
+                    stride,
+                    pad: 0,
+                };
+                let slide = Slide::new(ImageShape { n: 100, c, h, w }, window).unwrap();
+                let strides = (padded(c), padded(oc * oh * ow));
+                // By quads (a Relu comes before each pooling).
+                let bytes = pooling_bytes(&slide, strides, true).expect("2×2 windows tile");
+                windows += bytes
+                    .map(|bytes| H200.seconds(profile, Work::Stream { bytes }))
+                    .iter()
+                    .sum::<f64>();
             }
             _ => {}
         }
@@ -156,29 +167,15 @@ fn deep_convnet(profile: &DeviceProfile, conv: &Value) {
     );
 }
 
-/// Bytes a second of SimpleConvNet's im2col, pooling forward and pooling
-/// backward at batch 1000 on the H200 (what each writes and reads).
-fn window_rates(conv: &Value) -> [f64; 3] {
-    let us = |name: &str| {
-        let kernels = conv["kernels"].as_array().unwrap();
-        let k = kernels
-            .iter()
-            .find(|k| k["batch"] == 1000 && k["name"] == name)
-            .unwrap();
-        k["ms_per_step"].as_f64().unwrap() / 1e3
-    };
-    // 1000 images: 576,000 positions; K 25 (28 stored); 30 filters (32
-    // stored); 4,320 pooled values an image (4,324 stored).
-    let (col, z, p) = (
-        576_000.0 * 28.0 * 4.0,
-        576_000.0 * 32.0 * 4.0,
-        1000.0 * 4324.0 * 4.0,
-    );
-    [
-        col / us("conv1 im2col"),
-        (z + p) / us("pool1 forward"),
-        (2.0 * z + 2.0 * p) / us("pool1 backward + relu1 backward"),
-    ]
+/// Bytes a second of SimpleConvNet's im2col at batch 1000 on the H200
+/// (576,000 rows of 25 values, 28 stored, written).
+fn im2col_rate(conv: &Value) -> f64 {
+    let kernels = conv["kernels"].as_array().unwrap();
+    let k = kernels
+        .iter()
+        .find(|k| k["batch"] == 1000 && k["name"] == "conv1 im2col")
+        .unwrap();
+    576_000.0 * 28.0 * 4.0 / (k["ms_per_step"].as_f64().unwrap() / 1e3)
 }
 
 /// (batch, hidden) of a result or kernel entry.
@@ -196,13 +193,17 @@ fn step(
     kernels: &[&Value],
     verbose: bool,
 ) -> (f64, f64) {
-    let (mut old, mut unmodelled, mut im2col) = (0.0, 0.0, 0.0);
+    let planned = planned_step(&H200, profile, arch, (batch, SLOTS));
+    // Measured dispatches the new plan carries: neither modelled under the
+    // old plans nor planned anew (a front's pooling, by quads, is).
+    let (mut old, mut unmodelled, mut replaced, mut im2col) = (0.0, 0.0, 0.0, 0.0);
     for k in kernels {
         let name = k["name"].as_str().unwrap();
         let measured = k["ms_per_step"].as_f64().unwrap() / 1e3;
         if name.ends_with(" im2col") {
             im2col += measured;
         }
+        let is_planned = planned.iter().any(|f| f.name == name);
         let split = k["split_k"].as_u64().unwrap() as u32;
         match as_measured(&H200, profile, arch, batch, name, split) {
             Some(f) => {
@@ -216,10 +217,13 @@ fn step(
                     );
                 }
             }
+            None if is_planned => {
+                unmodelled += measured;
+                replaced += measured;
+            }
             None => unmodelled += measured,
         }
     }
-    let planned = planned_step(&H200, profile, arch, (batch, SLOTS));
     if verbose {
         for f in &planned {
             println!(
@@ -232,9 +236,10 @@ fn step(
             );
         }
         println!(
-            "    unmodelled dispatches (as measured) {:.1} µs, of which im2col {:.1} µs",
+            "    unmodelled dispatches (as measured) {:.1} µs, of which im2col {:.1} µs and planned anew {:.1} µs",
             unmodelled * 1e6,
-            im2col * 1e6
+            im2col * 1e6,
+            replaced * 1e6
         );
     }
     let new: f64 = planned.iter().map(|f| f.seconds).sum();
@@ -243,7 +248,7 @@ fn step(
         true => im2col,
         false => 0.0,
     };
-    (old + unmodelled, new + unmodelled - gone)
+    (old + unmodelled, new + unmodelled - gone - replaced)
 }
 
 /// PyTorch's best steps/s per (kind, batch, hidden): eager or CUDA graph.

@@ -10,7 +10,8 @@
 //! (`step_latency`: a lone workgroup waits on its loads) and at least its
 //! multiply-adds at the kernel's share of the unit's peak (`efficiency`);
 //! its output costs at least its bytes at the epilogue's bandwidth.
-//! A gather costs its bytes at a fitted bandwidth.
+//! A gather costs its bytes at a fitted bandwidth, and so does a kernel
+//! that streams vec4s (at another).
 //! Row kernels (the softmax) cost a fixed time per row an invocation walks,
 //! and one step's wait per 16 of K where they compute the row first; where
 //! they then compute an input gradient across the workgroup, one more wait
@@ -104,6 +105,10 @@ pub enum Work {
     /// A gather of a batch (or of several steps' batches): `bytes` of
     /// images read and inputs and labels written.
     Gather { bytes: u64 },
+    /// A kernel that reads and writes vec4s, neighbouring invocations on
+    /// neighbouring 16 bytes: `bytes` read and written (the optimizer's
+    /// update, and pooling by quads: `plan::pools_by_quads`).
+    Stream { bytes: u64 },
 }
 
 /// What a row of the head's input gradient costs: multiply-adds, and
@@ -138,6 +143,11 @@ pub struct CostModel {
     /// Bytes per second a gather reads and writes (H200: its batches of
     /// 100 to 65,536 images within a factor of 1.6).
     pub gather_bytes: f64,
+    /// Bytes per second a [`Work::Stream`] kernel moves (H200: Adam's
+    /// update of SimpleConvNet, 12.7 MB in 10.3 and 11.3 µs, launch
+    /// included: 2.4 to 2.9 TB/s once the launch is taken off; with so few
+    /// bytes the launch is half of it, so those two bound the figure loosely).
+    pub stream_bytes: f64,
     /// Bytes per second one compute unit's workgroups write and read back
     /// through a product's epilogue (H200: about 1.3 TB/s over 132 units,
     /// well under HBM's 4.8: four floats per invocation per row).
@@ -154,6 +164,7 @@ pub const H200: CostModel = CostModel {
     partial_read: 0.5e-6,
     t64_efficiency: 0.28,
     gather_bytes: 0.75e12,
+    stream_bytes: 2.6e12,
     epilogue_bytes_per_unit: 10.0e9,
 };
 
@@ -244,6 +255,7 @@ impl CostModel {
             }
             Work::Finish { partials } => (partials.div_ceil(256) + 8) as f64 * self.partial_read,
             Work::Gather { bytes } => bytes as f64 / self.gather_bytes,
+            Work::Stream { bytes } => bytes as f64 / self.stream_bytes,
         };
         self.launch + busy
     }

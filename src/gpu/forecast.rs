@@ -1,25 +1,30 @@
 //! The cost model over a whole training step, without a GPU: the gather,
 //! each product and the softmax of a step as the planner plans them on a
 //! profile, with their predicted times (a gather that writes several steps'
-//! batches counts a step's share); and the same dispatches under the plans of a
+//! batches counts a step's share), and a convolutional front's pooling
+//! where it runs by quads; and the same dispatches under the plans of a
 //! measurement (the 64×64 tile, the split of K `bench --json`
 //! reported, one softmax workgroup, a reduction reading one partial sum at
-//! a time), so that the model can be held against
-//! what was measured (`tests/cost_model.rs`) and old plans set beside new
-//! ones (`examples/cost_model.rs`). Dispatches no plan changes (the window
-//! kernels, the updates) are not modelled: the callers carry their
-//! measured times.
+//! a time), so that the model can be held against what was measured
+//! (`tests/cost_model.rs`) and old plans set beside new ones
+//! (`examples/cost_model.rs`). Dispatches the model does not plan (im2col,
+//! pooling as measured, the optimizer's update, Batch Normalization,
+//! Dropout) are carried at their measured times by the callers.
 //!
-//! Imports `cost`, `plan`, `profile` and `layout`.
+//! Imports `cost`, `plan`, `profile`, `kernels` (workgroup sizes) and
+//! `layout` (and `crate::core`).
 
 use super::cost::{CostModel, MEASURED_REDUCE_IN_FLIGHT, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
-use super::layout::{StepProduct, padded, step_products, step_regions};
+use super::kernels::{optimizer, window};
+use super::layout::{FrontMatrices, GpuLayout, StepProduct, padded, step_products, step_regions};
 use super::plan::{
     REDUCE_WG, SplitK, head_grad_cost, head_steps, plan_head, plan_head_grad, plan_product,
-    plan_softmax, plan_tiled, rows_seconds,
+    plan_softmax, plan_tiled, pools_by_quads, rows_seconds,
 };
 use super::profile::{DeviceProfile, MatmulAlgo};
+use crate::core::conv::Slide;
 use crate::core::model::Arch;
+use crate::core::optim::OptimizerKind;
 
 /// The label of the softmax's dispatch in a step.
 pub const SOFTMAX: &str = "softmax_with_loss";
@@ -91,7 +96,97 @@ pub fn planned_step(
         }
         None => softmax_forecast(model, profile, rows, plan_softmax(profile, rows)),
     });
+    step.extend(front_pooling(model, profile, arch, rows));
     step
+}
+
+/// The bytes max pooling over `slide` by quads moves (`plan::pools_by_quads`;
+/// None where it runs the general kernels, which the model does not cover),
+/// forward and backward: the forward reads the convolution's rows of
+/// `z_stride` and writes the pooled rows of `p_stride` and one argmax per
+/// pooled value; the backward reads the pooled gradient and the argmaxes
+/// (and the rows again for Relu's mask when `relu`) and writes the rows'
+/// gradient.
+pub fn pooling_bytes(
+    slide: &Slide,
+    (z_stride, p_stride): (usize, usize),
+    relu: bool,
+) -> Option<[u64; 2]> {
+    if !pools_by_quads(slide, z_stride) {
+        return None;
+    }
+    let n = slide.input.n as u64;
+    let rows = (n * (slide.input.h * slide.input.w * z_stride) as u64) * 4;
+    let pooled = n * (slide.input.c * slide.out_area()) as u64 * 4;
+    let forward = rows + n * p_stride as u64 * 4 + pooled;
+    let backward = 2 * pooled + rows * (1 + relu as u64);
+    Some([forward, backward])
+}
+
+/// A convolutional front's pooling (SimpleConvNet's `pool1`, Relu's
+/// backward fused into its backward), named as its dispatches are, where it
+/// runs by quads.
+fn front_pooling(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    arch: &Arch,
+    rows: usize,
+) -> Vec<Forecast> {
+    let Some(m) = arch.conv.and_then(|c| FrontMatrices::new(&c, rows)) else {
+        return vec![];
+    };
+    let strides = (padded(m.filters()), padded(m.pooled()));
+    let Some(bytes) = pooling_bytes(&m.pool, strides, true) else {
+        return vec![];
+    };
+    // An invocation per window and quad of channels.
+    let quads = rows * m.pool.out_area() * strides.0 / 4;
+    let groups = quads.div_ceil(window::WG as usize) as u64;
+    let names = ["pool1 forward", "pool1 backward + relu1 backward"];
+    (names.iter().zip(bytes))
+        .map(|(name, bytes)| stream_forecast(model, profile, name, (bytes, groups)))
+        .collect()
+}
+
+/// A [`Work::Stream`] dispatch of `bytes` over `groups` workgroups.
+fn stream_forecast(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    name: &str,
+    (bytes, groups): (u64, u64),
+) -> Forecast {
+    Forecast {
+        name: name.into(),
+        groups,
+        split_k: 1,
+        tile: None,
+        seconds: model.seconds(profile, Work::Stream { bytes }),
+    }
+}
+
+/// The optimizer's update as `bench --json` names it (`{rule} update slot
+/// {s}`: a rule not fused into the products) over `arch`'s parameter arena:
+/// the parameters and each array of the rule's state read and written, the
+/// gradients read. None for a name that is no rule's update. No plan
+/// changes it, so the callers carry its measured time in a step;
+/// `tests/cost_model.rs` holds [`CostModel::stream_bytes`] to it.
+pub fn update_forecast(
+    model: &CostModel,
+    profile: &DeviceProfile,
+    arch: &Arch,
+    name: &str,
+) -> Option<Forecast> {
+    let (rule, _) = name.split_once(" update slot ")?;
+    let kind = OptimizerKind::parse(rule).ok()?;
+    let arrays = 3 + 2 * kind.state_arrays() as u64;
+    let len = GpuLayout::new(arch).len as u64;
+    let groups = (len / 4).div_ceil((optimizer::WG * optimizer::PER) as u64);
+    Some(stream_forecast(
+        model,
+        profile,
+        name,
+        (arrays * len * 4, groups),
+    ))
 }
 
 /// A dispatch `bench --json` reported (its `name` and `split_k`), as the
@@ -112,6 +207,7 @@ pub fn as_measured(
     if name.starts_with(GATHER) {
         return Some(gather_forecast(model, profile, arch, (rows, 1)));
     }
+
     let base = name.split(" [split-K").next().unwrap_or(name);
     let product = step_products(arch, rows, true)
         .into_iter()

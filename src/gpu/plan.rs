@@ -11,10 +11,11 @@
 //! invocation everywhere, and the gather and update kernels one invocation
 //! per element or vec4, which suits both.)
 //!
-//! Imports `profile` and `cost`.
+//! Imports `profile` and `cost` (and `crate::core::conv`).
 
 use super::cost::{CostModel, H200, K_STEP, REDUCE_IN_FLIGHT, RowGrad, Tile, Work};
 use super::profile::{DeviceProfile, MatmulAlgo};
+use crate::core::conv::Slide;
 
 /// The product's dimensions and strides (row lengths as stored). Columns
 /// `n_real..n` of C are padding: 1.0 at `ones_col`, 0.0 elsewhere (left
@@ -322,6 +323,21 @@ pub enum WindowGrain {
     Rows,
     /// An element per invocation.
     Elements,
+}
+
+/// Windows that tile the image: stride = window height = width, no
+/// padding, so every input value lies in exactly one window.
+pub fn tiles(s: &Slide) -> bool {
+    let w = s.window;
+    w.pad == 0 && w.stride == w.h && w.stride == w.w
+}
+
+/// Whether max pooling over `s` runs by quads (`kernels::MaxPool`): windows
+/// that [`tiles`] the image, over rows of whole vec4s (`z_stride` a
+/// multiple of 4, as every stride of `gpu::layout` is). Invocations then
+/// number (n, oy, ox, quad of channels); otherwise the general kernels'.
+pub fn pools_by_quads(s: &Slide, z_stride: usize) -> bool {
+    tiles(s) && z_stride.is_multiple_of(4)
 }
 
 /// `im2col`'s grain on `profile`'s device.

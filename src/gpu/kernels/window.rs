@@ -29,8 +29,8 @@ use crate::gpu::dispatch::{
     kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::Result;
-pub use crate::gpu::plan::WindowGrain;
 use crate::gpu::plan::window_grain;
+pub use crate::gpu::plan::{WindowGrain, pools_by_quads, tiles};
 
 /// A kernel of `shaders/window/` after `shaders/lib/columns.wgsl` (where a
 /// window reads, shared with the tiled product) and `shaders/window.wgsl`,
@@ -335,21 +335,6 @@ pub struct MaxPool {
     forward_quads: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
     backward_quads: wgpu::ComputePipeline,
-}
-
-/// Windows that tile the image: stride = window height = width, no
-/// padding, so every input value lies in exactly one window.
-pub fn tiles(s: &Slide) -> bool {
-    let w = s.window;
-    w.pad == 0 && w.stride == w.h && w.stride == w.w
-}
-
-/// Whether pooling over `s` runs the quads kernels: windows that [`tiles`]
-/// the image, over rows of whole vec4s (`z_stride` a multiple of 4, as
-/// every stride of `gpu::layout` is). Invocations then number
-/// (n, oy, ox, quad of channels); otherwise the general kernels'.
-pub fn pools_by_quads(s: &Slide, z_stride: usize) -> bool {
-    tiles(s) && z_stride.is_multiple_of(4)
 }
 
 impl MaxPool {
