@@ -86,27 +86,45 @@ fn column_at(g: Columns, j: u32) -> Column {
     return Column(COLUMN_WINDOW, ch, ky, at - ky * g.fw);
 }
 
-// Element (r, j) of the matrix, column j being `col`: the index of its
-// value in the images, or COLUMN_ZERO (the window over padding, past the
-// ones column, or a row past the matrix's last, as in the zero rows a
-// product's K is padded with) or COLUMN_ONE.
-fn column_entry_at(g: Columns, r: u32, col: Column) -> i32 {
+// What row r of the matrix is: the window position (oy, ox) over image n
+// (n >= g.n for a row past the matrix's last). Worked out once, it serves
+// every column (see `column_entry_from`).
+struct Position {
+    n: u32,
+    oy: u32,
+    ox: u32,
+}
+
+fn column_position(g: Columns, r: u32) -> Position {
     let area = g.out_h * g.out_w;
     let n = r / area;
-    if n >= g.n {
+    let p = r - n * area;
+    let oy = p / g.out_w;
+    return Position(n, oy, p - oy * g.out_w);
+}
+
+// Element (r, j) of the matrix, row r being `at` and column j `col`: the
+// index of its value in the images, or COLUMN_ZERO (the window over
+// padding, past the ones column, or a row past the matrix's last, as in the
+// zero rows a product's K is padded with) or COLUMN_ONE. No division.
+fn column_entry_from(g: Columns, at: Position, col: Column) -> i32 {
+    if at.n >= g.n {
         return COLUMN_ZERO;
     }
     if col.kind != COLUMN_WINDOW {
         return col.kind;
     }
-    let p = r - n * area;
-    let oy = p / g.out_w;
     let size = vec2<u32>(g.h, g.w);
-    let at = columns_source(size, g.stride, g.pad, oy, p - oy * g.out_w, col.ky, col.kx);
-    if at.x < 0 {
+    let s = columns_source(size, g.stride, g.pad, at.oy, at.ox, col.ky, col.kx);
+    if s.x < 0 {
         return COLUMN_ZERO;
     }
-    return i32(columns_image_at(g.image_layout, size, g.x_stride, n, col.ch, u32(at.x), u32(at.y)));
+    return i32(columns_image_at(g.image_layout, size, g.x_stride, at.n, col.ch, u32(s.x), u32(s.y)));
+}
+
+// Element (r, j) of the matrix, column j being `col` (see `column_entry_from`).
+fn column_entry_at(g: Columns, r: u32, col: Column) -> i32 {
+    return column_entry_from(g, column_position(g, r), col);
 }
 
 // Element (r, j) of the matrix (see `column_entry_at`).

@@ -76,6 +76,22 @@ fn columns() -> Columns {
 var<private> own_m: u32;
 var<private> own_column: Column;
 
+// With A_COLUMNS and not TRANS_A (a convolution's forward product), the
+// rows of A an invocation stages are the same every step (`a_spot`: rows
+// m0 + li / BK + 16·i, one column of K): their window positions are
+// worked out once in `main`, and each step works out its one column, so
+// that staging A divides nothing.
+var<private> own_rows: array<Position, LOADS>;
+
+// The value of the images at `at` (shaders/lib/columns.wgsl's
+// column_entry_from), 0 or 1.
+fn entry_value(at: i32) -> f32 {
+    if at >= 0 {
+        return a[at];
+    }
+    return select(0.0, 1.0, at == COLUMN_ONE);
+}
+
 // Element (r, j) of the im2col matrix A_COLUMNS reads: a value of the images
 // in `a`, 0 or 1 (shaders/lib/columns.wgsl).
 fn column_value(r: u32, j: u32) -> f32 {
@@ -83,11 +99,16 @@ fn column_value(r: u32, j: u32) -> f32 {
     if !TRANS_A || j != own_m {
         col = column_at(columns(), j);
     }
-    let at = column_entry_at(columns(), r, col);
-    if at >= 0 {
-        return a[at];
+    return entry_value(column_entry_at(columns(), r, col));
+}
+
+// Element (m, k) of the im2col matrix, m being row i of `own_rows` and k
+// column `col`, inside the guards `load_a` keeps.
+fn own_row_value(i: u32, m: u32, k: u32, col: Column) -> f32 {
+    if m >= dims.m || k >= k_end {
+        return 0.0;
     }
-    return select(0.0, 1.0, at == COLUMN_ONE);
+    return entry_value(column_entry_from(columns(), own_rows[i], col));
 }
 
 fn load_a(m: u32, k: u32) -> f32 {
@@ -220,10 +241,20 @@ fn fetch_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
 // Reads step k0 of K into this invocation's registers (next_a, next_b):
 // FETCH vec4s of each operand tile, wide where the operand allows it.
 fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
+    var own_col: Column;
+    if A_COLUMNS && !TRANS_A {
+        own_col = column_at(columns(), k0 + li % BK);
+    }
     for (var q = 0u; q < FETCH; q++) {
         let e = li + q * 256u;
         if WIDE_A && !A_COLUMNS {
             next_a[q] = fetch_a(e, m0, k0);
+        } else if A_COLUMNS && !TRANS_A {
+            for (var r = 0u; r < 4u; r++) {
+                let i = 4u * q + r;
+                let at = a_spot(li + i * 256u);
+                next_a[q][r] = own_row_value(i, m0 + at.y, k0 + at.x, own_col);
+            }
         } else {
             for (var r = 0u; r < 4u; r++) {
                 let at = a_spot(li + (4u * q + r) * 256u);
@@ -299,6 +330,11 @@ fn main(
     if A_COLUMNS && TRANS_A {
         own_m = m0 + a_spot(li).y;
         own_column = column_at(columns(), own_m);
+    }
+    if A_COLUMNS && !TRANS_A {
+        for (var i = 0u; i < LOADS; i++) {
+            own_rows[i] = column_position(columns(), m0 + a_spot(li + i * 256u).y);
+        }
     }
     // acc[(4·i + r)·QUADS + j]: row 4·(lid.y + 16·i) + r, columns
     // 4·(lid.x + 16·j) .. +3 of the tile.
