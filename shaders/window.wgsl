@@ -49,6 +49,38 @@ fn source(oy: u32, ox: u32, ky: u32, kx: u32) -> vec2<i32> {
     return columns_source(size, dims.stride, dims.pad, oy, ox, ky, kx);
 }
 
+// What an invocation of the pooling kernels that work by quads of channels
+// (window/maxpool_forward_quads.wgsl, maxpool_backward_quads.wgsl) works
+// on: window position `pos` (oy, ox) over image n, and quad q of the
+// channels of the convolution's rows, `quads` vec4s long (in_stride / 4);
+// invocations numbered (n, oy, ox, q), quads fastest.
+struct Quad {
+    n: u32,
+    pos: u32,
+    oy: u32,
+    ox: u32,
+    q: u32,
+    quads: u32,
+}
+
+fn quad_of(e: u32) -> Quad {
+    let quads = dims.in_stride / 4u;
+    let window = e / quads;
+    let area = dims.out_h * dims.out_w;
+    let n = window / area;
+    let pos = window - n * area;
+    let oy = pos / dims.out_w;
+    return Quad(n, pos, oy, pos - oy * dims.out_w, e - window * quads, quads);
+}
+
+// The vec4 of the convolution's rows that quad `at` reads or writes at
+// window offset (ky, 0), for windows that tile the image (no padding);
+// offset (ky, kx) is kx·quads after it.
+fn quad_row(at: Quad, ky: u32) -> u32 {
+    let y = at.oy * dims.stride + ky;
+    return ((at.n * dims.h + y) * dims.w + at.ox * dims.stride) * at.quads + at.q;
+}
+
 // Along one axis: the window position whose offset k reads image position
 // p (o·stride + k = p + pad), or -1 where none does; `out` positions in all.
 fn reader(p: u32, k: u32, out: u32) -> i32 {

@@ -25,30 +25,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if e >= dims.count {
         return;
     }
-    let quads = dims.in_stride / 4u;
-    let window = e / quads;
-    let q = e - window * quads;
+    let w = quad_of(e);
     let area = dims.out_h * dims.out_w;
-    let n = window / area;
-    let pos = window - n * area;
-    let oy = pos / dims.out_w;
-    let ox = pos - oy * dims.out_w;
     // A channel past C has the gradient 0, wherever it points.
     var g = vec4<f32>(0.0);
     var at = vec4<u32>(0u);
     for (var r = 0u; r < 4u; r++) {
-        let ch = 4u * q + r;
+        let ch = 4u * w.q + r;
         if ch < dims.c {
-            let j = ch * area + pos;
-            g[r] = dp[n * dims.out_stride + j];
-            at[r] = argmax[n * dims.c * area + j];
+            let j = ch * area + w.pos;
+            g[r] = dp[w.n * dims.out_stride + j];
+            at[r] = argmax[w.n * dims.c * area + j];
         }
     }
     var t = 0u; // the window's element, row-major: ky·fw + kx
     for (var ky = 0u; ky < dims.fh; ky++) {
-        let row = (n * dims.h + oy * dims.stride + ky) * dims.w + ox * dims.stride;
+        let row = quad_row(w, ky);
         for (var kx = 0u; kx < dims.fw; kx++) {
-            let i = (row + kx) * quads + q;
+            let i = row + kx * w.quads;
             var v = select(vec4<f32>(0.0), g, at == vec4<u32>(t));
             if dims.flag == 1u {
                 v = select(vec4<f32>(0.0), v, z[i] > vec4<f32>(0.0));

@@ -24,22 +24,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if e >= dims.count {
         return;
     }
-    let quads = dims.in_stride / 4u;
-    let window = e / quads;
-    let q = e - window * quads;
-    let area = dims.out_h * dims.out_w;
-    let n = window / area;
-    let pos = window - n * area;
-    let oy = pos / dims.out_w;
-    let ox = pos - oy * dims.out_w;
-    let k = dims.c * area;
+    let w = quad_of(e);
+    let k = dims.c * dims.out_h * dims.out_w;
     var best = vec4<f32>(0.0);
     var at = vec4<u32>(0u);
     var t = 0u; // the window's element, row-major: ky·fw + kx
     for (var ky = 0u; ky < dims.fh; ky++) {
-        let row = (n * dims.h + oy * dims.stride + ky) * dims.w + ox * dims.stride;
+        let row = quad_row(w, ky);
         for (var kx = 0u; kx < dims.fw; kx++) {
-            let v = z[(row + kx) * quads + q];
+            let v = z[row + kx * w.quads];
             let above = (v > best) | vec4<bool>(t == 0u);
             best = select(best, v, above);
             at = select(at, vec4<u32>(t), above);
@@ -47,16 +40,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
     }
     for (var r = 0u; r < 4u; r++) {
-        let ch = 4u * q + r;
+        let ch = 4u * w.q + r;
         if ch < dims.c {
-            let j = ch * area + pos;
-            p[n * dims.out_stride + j] = best[r];
-            argmax[n * k + j] = at[r];
+            let j = ch * dims.out_h * dims.out_w + w.pos;
+            p[w.n * dims.out_stride + j] = best[r];
+            argmax[w.n * k + j] = at[r];
         }
     }
-    if pos == 0u && q == 0u {
+    if w.pos == 0u && w.q == 0u {
         for (var j = k; j < dims.out_stride; j++) {
-            p[n * dims.out_stride + j] = select(0.0, 1.0, j == k && dims.flag == 1u);
+            p[w.n * dims.out_stride + j] = select(0.0, 1.0, j == k && dims.flag == 1u);
         }
     }
 }
