@@ -207,7 +207,6 @@ pub fn as_measured(
     if name.starts_with(GATHER) {
         return Some(gather_forecast(model, profile, arch, (rows, 1)));
     }
-
     let base = name.split(" [split-K").next().unwrap_or(name);
     let product = step_products(arch, rows, true)
         .into_iter()

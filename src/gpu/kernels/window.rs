@@ -30,7 +30,7 @@ use crate::gpu::dispatch::{
 };
 use crate::gpu::error::Result;
 use crate::gpu::plan::window_grain;
-pub use crate::gpu::plan::{WindowGrain, pools_by_quads, tiles};
+pub use crate::gpu::plan::{WindowGrain, pools_by_quads};
 
 /// A kernel of `shaders/window/` after `shaders/lib/columns.wgsl` (where a
 /// window reads, shared with the tiled product) and `shaders/window.wgsl`,
