@@ -1,12 +1,13 @@
-// The book's max Pooling backward where the windows tile the image (as
-// window/maxpool_backward_tiled.wgsl: every input value lies in exactly one
-// window), four channels at a time: one invocation per window position
-// (n, oy, ox) and quad of channels (channels 4q .. 4q+3 of z's rows, which
-// are `in_stride` apart, a multiple of 4), numbered quads fastest. It reads
-// its window's four gradients `dp` and maxima `argmax` once, then writes its
-// quad of every row of the window as one vec4: the gradient where argmax
-// points, 0 elsewhere and in the channels past C; with `flag` set, kept only
-// where Relu's output `z` is above 0 (Relu's backward, fused). Neighbouring
+// The book's max Pooling backward where the windows tile the image (stride
+// = window height = window width, no padding: every input value lies in
+// exactly one window), four channels at a time: one invocation per window
+// position (n, oy, ox) and quad of channels (channels 4q .. 4q+3 of z's
+// rows, which are `in_stride` apart, a multiple of 4), numbered quads
+// fastest. It reads its window's four gradients `dp` and maxima `argmax`
+// once, then writes its quad of every row of the window as one vec4: the
+// gradient where argmax points, 0 elsewhere and in the channels past C;
+// with `flag` set, kept only where Relu's output `z` is above 0 (Relu's
+// backward, fused). Neighbouring
 // invocations read and write neighbouring 16 bytes of a row, every row of
 // dz is written whole (its padding included) by its own invocations, and
 // the window's position is divided out once for four channels. No value is

@@ -19,7 +19,7 @@ use super::kernels::{optimizer, window};
 use super::layout::{FrontMatrices, GpuLayout, StepProduct, padded, step_products, step_regions};
 use super::plan::{
     REDUCE_WG, SplitK, head_grad_cost, head_steps, plan_head, plan_head_grad, plan_product,
-    plan_softmax, plan_tiled, pools_by_quads, rows_seconds,
+    plan_softmax, plan_tiled, pool_quads, pools_by_quads, rows_seconds,
 };
 use super::profile::{DeviceProfile, MatmulAlgo};
 use crate::core::conv::Slide;
@@ -139,9 +139,7 @@ fn front_pooling(
     let Some(bytes) = pooling_bytes(&m.pool, strides, true) else {
         return vec![];
     };
-    // An invocation per window and quad of channels.
-    let quads = rows * m.pool.out_area() * strides.0 / 4;
-    let groups = quads.div_ceil(window::WG as usize) as u64;
+    let groups = pool_quads(&m.pool, strides.0).div_ceil(window::WG as usize) as u64;
     let names = ["pool1 forward", "pool1 backward + relu1 backward"];
     (names.iter().zip(bytes))
         .map(|(name, bytes)| stream_forecast(model, profile, name, (bytes, groups)))

@@ -340,6 +340,12 @@ pub fn pools_by_quads(s: &Slide, z_stride: usize) -> bool {
     tiles(s) && z_stride.is_multiple_of(4)
 }
 
+/// The invocations of pooling over `s` by quads: one per window position
+/// and quad of the `z_stride` channels a row holds.
+pub fn pool_quads(s: &Slide, z_stride: usize) -> usize {
+    s.input.n * s.out_area() * z_stride / 4
+}
+
 /// `im2col`'s grain on `profile`'s device.
 pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
     if profile.cpu {

@@ -29,8 +29,8 @@ use crate::gpu::dispatch::{
     kernel_bindings, kernel_layout, pipeline, pipeline_at, wgsl_struct,
 };
 use crate::gpu::error::Result;
-use crate::gpu::plan::window_grain;
 pub use crate::gpu::plan::{WindowGrain, pools_by_quads};
+use crate::gpu::plan::{pool_quads, window_grain};
 
 /// A kernel of `shaders/window/` after `shaders/lib/columns.wgsl` (where a
 /// window reads, shared with the tiled product) and `shaders/window.wgsl`,
@@ -379,10 +379,7 @@ impl MaxPool {
     /// window and quad of channels where [`pools_by_quads`].
     pub fn forward(&self, ctx: &GpuContext, c: PoolForwardCall<'_>) -> Result<Dispatch> {
         let (count, pipeline) = if pools_by_quads(&c.slide, c.z_stride) {
-            (
-                c.slide.input.n * c.slide.out_area() * c.z_stride / 4,
-                &self.forward_quads,
-            )
+            (pool_quads(&c.slide, c.z_stride), &self.forward_quads)
         } else {
             (c.slide.input.n * c.p_stride, &self.forward)
         };
@@ -409,10 +406,7 @@ impl MaxPool {
     pub fn backward(&self, ctx: &GpuContext, c: PoolBackwardCall<'_>) -> Result<Dispatch> {
         let i = c.slide.input;
         let (count, pipeline) = if pools_by_quads(&c.slide, c.z_stride) {
-            (
-                i.n * c.slide.out_area() * c.z_stride / 4,
-                &self.backward_quads,
-            )
+            (pool_quads(&c.slide, c.z_stride), &self.backward_quads)
         } else {
             (i.n * i.h * i.w * c.z_stride, &self.backward)
         };
