@@ -83,8 +83,14 @@ fn quad_row(at: Quad, ky: u32) -> u32 {
 
 // Along one axis: the window position whose offset k reads image position
 // p (o·stride + k = p + pad), or -1 where none does; `out` positions in all.
+// At stride 1 (every convolution of DeepConvNet) it divides nothing: an
+// integer division is a long sequence of instructions on a GPU, and on a
+// CPU adapter it is done lane by lane.
 fn reader(p: u32, k: u32, out: u32) -> i32 {
     let s = i32(p + dims.pad) - i32(k);
+    if dims.stride == 1u {
+        return select(-1, s, s >= 0 && u32(s) < out);
+    }
     if s < 0 || u32(s) % dims.stride != 0u || u32(s) / dims.stride >= out {
         return -1;
     }

@@ -46,10 +46,11 @@ fn conv_shapes() -> Vec<Slide> {
         slide(1, 1, 7, 9, 7, 1, 1),
         slide(3, 1, 28, 28, 5, 1, 0), // SimpleConvNet's Conv1
         slide(3, 1, 10, 10, 3, 1, 0), // ch07/gradient_check.py's
+        slide(2, 17, 5, 6, 3, 1, 1),  // DeepConvNet's window, 17 channels
     ]
 }
 
-/// `im2col`'s two grains.
+/// `im2col`'s and `col2im`'s two grains.
 const GRAINS: [WindowGrain; 2] = [WindowGrain::Rows, WindowGrain::Elements];
 
 /// Pooling shapes, over a convolution's output (C channels).
@@ -201,7 +202,7 @@ fn col2im_matches_the_cpu_and_repeats_bit_for_bit() {
         let (xs, cs) = (padded(per), padded(k));
         let dcol = values(s.col_rows() * k, 2);
         let cb = ctx.storage_init("dcol", &store(&dcol, s.col_rows(), k, cs));
-        let run = || {
+        let run = |grain| {
             let x = ctx.storage_init("dx", &vec![JUNK; (s.input.n + 1) * xs]);
             let call = Col2imCall {
                 label: "col2im".into(),
@@ -213,10 +214,11 @@ fn col2im_matches_the_cpu_and_repeats_bit_for_bit() {
                 relu_mask: None,
                 x: Slice::new(&x, 0, s.input.n * xs),
             };
-            ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
+            ctx.run(&[&kernel.col2im_at(&ctx, call, grain).unwrap()])
+                .unwrap();
             read(&ctx, &x, (s.input.n + 1) * xs)
         };
-        let got = run();
+        let got = run(WindowGrain::Elements);
         let want = col2im(&common::widen(&dcol), &s);
         assert_close(&format!("{s:?}"), &real(&got, s.input.n, per, xs), &want);
         for r in 0..=s.input.n {
@@ -230,7 +232,9 @@ fn col2im_matches_the_cpu_and_repeats_bit_for_bit() {
                 "{s:?}: row {r}'s padding"
             );
         }
-        assert_eq!(got, run(), "{s:?}: a second run");
+        assert_eq!(got, run(WindowGrain::Elements), "{s:?}: a second run");
+        let by_position = run(WindowGrain::Rows);
+        assert_eq!(got, by_position, "{s:?}: by position, the same bits");
     }
 }
 
@@ -584,7 +588,7 @@ fn col2im_writes_a_convolutions_output_layout_masked_by_relu() {
         let relu: Vec<f32> = values(i.len(), 13).iter().map(|v| v.max(0.0)).collect();
         let (mask, xs) = as_positions(&relu, &s);
         let mb = ctx.storage_init("mask", &mask);
-        let run = || {
+        let run = |grain| {
             let x = ctx.storage_init("dx", &vec![JUNK; (positions + 1) * xs]);
             let call = Col2imCall {
                 label: "col2im".into(),
@@ -596,10 +600,11 @@ fn col2im_writes_a_convolutions_output_layout_masked_by_relu() {
                 relu_mask: masked.then(|| Slice::whole(&mb)),
                 x: Slice::new(&x, 0, positions * xs),
             };
-            ctx.run(&[&kernel.col2im(&ctx, call).unwrap()]).unwrap();
+            ctx.run(&[&kernel.col2im_at(&ctx, call, grain).unwrap()])
+                .unwrap();
             read(&ctx, &x, (positions + 1) * xs)
         };
-        let got = run();
+        let got = run(WindowGrain::Elements);
         let chw = col2im(&common::widen(&dcol), &s);
         let relu_nhwc = nchw_to_nhwc(&common::widen(&relu), i.n, i.c, i.h * i.w);
         let want: Vec<f64> = nchw_to_nhwc(&chw, i.n, i.c, i.h * i.w)
@@ -619,7 +624,9 @@ fn col2im_writes_a_convolutions_output_layout_masked_by_relu() {
             got[positions * xs..].iter().all(|&v| v == JUNK),
             "{what}: guard row"
         );
-        assert_eq!(got, run(), "{what}: a second run");
+        assert_eq!(got, run(WindowGrain::Elements), "{what}: a second run");
+        let by_position = run(WindowGrain::Rows);
+        assert_eq!(got, by_position, "{what}: by position, the same bits");
     }
 }
 

@@ -5,9 +5,10 @@
 // to the row's stride. The images are in `x` as `layout` says (`image_at`,
 // rows `in_stride` apart); col's rows are `out_stride` apart. One invocation per
 // row of the matrix, writing all of it, padding columns included, so
-// nothing is left unwritten; a row's position is divided out once, and its
-// values follow in nested loops (integer division is what an invocation
-// per element spends its time on, on a CPU adapter above all). On a GPU,
+// nothing is left unwritten; a row's position is divided out once, each
+// window offset's source found once for all channels, and its values
+// follow in nested loops (integer division is what an invocation per
+// element spends its time on, on a CPU adapter above all). On a GPU,
 // `by_element` runs one invocation per element instead, so that neighbouring
 // invocations write neighbouring addresses (src/gpu/plan.rs, window_grain).
 // (Compiled after shaders/window.wgsl.)
@@ -25,21 +26,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let n = r / (dims.out_h * dims.out_w);
     let oy = (r / dims.out_w) % dims.out_h;
     let ox = r % dims.out_w;
-    var j = r * dims.out_stride;
-    for (var ch = 0u; ch < dims.c; ch++) {
-        for (var ky = 0u; ky < dims.fh; ky++) {
-            for (var kx = 0u; kx < dims.fw; kx++) {
-                let at = source(oy, ox, ky, kx);
-                var v = 0.0;
-                if at.x >= 0 {
-                    v = x[image_at(n, ch, u32(at.x), u32(at.y), dims.in_stride)];
+    let row = r * dims.out_stride;
+    let window = dims.fh * dims.fw;
+    // Each window offset's source is found once for all the channels,
+    // whose values lie `step` apart in either layout.
+    let step = image_at(0u, 1u, 0u, 0u, 0u) - image_at(0u, 0u, 0u, 0u, 0u);
+    for (var ky = 0u; ky < dims.fh; ky++) {
+        for (var kx = 0u; kx < dims.fw; kx++) {
+            let at = source(oy, ox, ky, kx);
+            let j = row + ky * dims.fw + kx;
+            if at.x < 0 {
+                for (var ch = 0u; ch < dims.c; ch++) {
+                    col[j + ch * window] = 0.0;
                 }
-                col[j] = v;
-                j++;
+                continue;
+            }
+            let first = image_at(n, 0u, u32(at.x), u32(at.y), dims.in_stride);
+            for (var ch = 0u; ch < dims.c; ch++) {
+                col[j + ch * window] = x[first + ch * step];
             }
         }
     }
-    let end = (r + 1u) * dims.out_stride;
+    var j = row + dims.c * window;
+    let end = row + dims.out_stride;
     if dims.flag == 1u && j < end {
         col[j] = 1.0;
         j++;

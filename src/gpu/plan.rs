@@ -4,9 +4,10 @@
 //! cost model (`cost`) says are fastest; on a CPU adapter (lavapipe) the
 //! vec4 kernel keeps the rules measured there. The same shape on the same
 //! profile always gets the same plan, so a seed repeats a run bit for bit.
-//! `im2col`'s grain: on a CPU adapter an invocation per row (its loop is
-//! cheaper than divisions there); on a GPU one per element, so that
-//! neighbouring invocations write neighbouring addresses. (Pooling over
+//! `im2col`'s and `col2im`'s grain: on a CPU adapter an invocation per row
+//! of the column matrix or per image position (its loop is cheaper than
+//! divisions there); on a GPU one per element, so that neighbouring
+//! invocations write neighbouring addresses. (Pooling over
 //! windows that tile the image runs a window's quad of channels per
 //! invocation everywhere, and the gather and update kernels one invocation
 //! per element or vec4, which suits both.)
@@ -316,12 +317,13 @@ impl Vec4Shape {
     }
 }
 
-/// How `im2col` divides its work (see the module's comment).
+/// How `im2col` and `col2im` divide their work (see the module's comment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowGrain {
-    /// A row of im2col's matrix per invocation.
+    /// A row of im2col's matrix per invocation; col2im, an image position
+    /// (its channels) per invocation.
     Rows,
-    /// An element per invocation.
+    /// An element per invocation (col2im: an image value).
     Elements,
 }
 
@@ -346,7 +348,7 @@ pub fn pool_quads(s: &Slide, z_stride: usize) -> usize {
     s.input.n * s.out_area() * z_stride / 4
 }
 
-/// `im2col`'s grain on `profile`'s device.
+/// `im2col`'s and `col2im`'s grain on `profile`'s device.
 pub fn window_grain(profile: &DeviceProfile) -> WindowGrain {
     if profile.cpu {
         WindowGrain::Rows

@@ -219,7 +219,8 @@ pub struct Im2col {
     backward_layout: KernelLayout,
     /// A row per invocation, and an element per invocation.
     forward: [wgpu::ComputePipeline; 2],
-    backward: wgpu::ComputePipeline,
+    /// An image value per invocation, and an image position per invocation.
+    backward: [wgpu::ComputePipeline; 2],
 }
 
 impl Im2col {
@@ -237,9 +238,20 @@ impl Im2col {
                 Checks::On,
             )
         };
+        let back = |entry| {
+            pipeline_at(
+                ctx,
+                "col2im",
+                &backward_layout,
+                COL2IM,
+                entry,
+                &CONSTANTS,
+                Checks::On,
+            )
+        };
         Im2col {
             forward: [by("main"), by("by_element")],
-            backward: pipeline(ctx, "col2im", &backward_layout, COL2IM, &CONSTANTS),
+            backward: [back("by_position"), back("main")],
             forward_layout,
             backward_layout,
         }
@@ -274,11 +286,26 @@ impl Im2col {
         )
     }
 
+    /// `col2im` at the grain the planner gives this device.
     pub fn col2im(&self, ctx: &GpuContext, c: Col2imCall<'_>) -> Result<Dispatch> {
+        self.col2im_at(ctx, c, window_grain(&ctx.profile))
+    }
+
+    /// `col2im` at `grain` (`Rows`: an image position per invocation),
+    /// whatever the device.
+    pub fn col2im_at(
+        &self,
+        ctx: &GpuContext,
+        c: Col2imCall<'_>,
+        grain: WindowGrain,
+    ) -> Result<Dispatch> {
         let i = c.slide.input;
-        let count = match c.layout {
-            ImageLayout::Images => i.len(),
-            ImageLayout::Positions => i.n * i.h * i.w * c.x_stride,
+        let (count, pipeline) = match (grain, c.layout) {
+            (WindowGrain::Rows, _) => (i.n * i.h * i.w, &self.backward[0]),
+            (WindowGrain::Elements, ImageLayout::Images) => (i.len(), &self.backward[1]),
+            (WindowGrain::Elements, ImageLayout::Positions) => {
+                (i.n * i.h * i.w * c.x_stride, &self.backward[1])
+            }
         };
         let flag = (c.relu_mask.is_some(), c.layout);
         let (d, grid) = dims(ctx, &c.slide, [c.col_stride, c.x_stride], count, flag);
@@ -291,7 +318,7 @@ impl Im2col {
         dispatch(
             ctx,
             c.label,
-            &self.backward,
+            pipeline,
             &self.backward_layout,
             &d,
             &buffers,
