@@ -64,4 +64,13 @@ for r in in_place:
     if r["batch"] in rate:
         print(f"| {r['batch']} | {r['steps_per_sec']:.0f} | {rate[r['batch']]:.0f} | {r['steps_per_sec'] / rate[r['batch']]:.2f} |")
 EOF
+# Chapter 8's DeepConvNet (Adam) at the book's batch, gpu-net alone: what
+# the cost model's estimate for it (cargo run --release --example
+# cost_model) is to be checked against. Last, and not fatal, so that
+# nothing above is lost if it fails.
+if bench --repeats 3 --net deep-convnet --optimizer adam --batch 100 >"$out/deep.json" 2>"$out/deep.err"; then
+    python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; print("DeepConvNet, batch 100: %.0f steps/s" % r["steps_per_sec"])' "$out/deep.json" | tee "$out/deep.md"
+else
+    echo "DeepConvNet's bench failed: see $out/deep.err"
+fi
 echo "files in $out"
