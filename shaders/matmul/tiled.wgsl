@@ -69,19 +69,36 @@ fn columns() -> Columns {
     );
 }
 
-// With A_COLUMNS and TRANS_A, every element an invocation reads lies in one
-// column of im2col's matrix (A's m, fixed by the invocation's place in the
-// tile: see `a_spot`), worked out once in `main` so that each step only
-// divides out its rows.
+// With A_COLUMNS and TRANS_A (a convolution's filters' gradient), every
+// element an invocation reads lies in one column of im2col's matrix (A's
+// m, fixed by the invocation's place in the tile: see `a_spot`), worked
+// out once in `main`.
 var<private> own_m: u32;
 var<private> own_column: Column;
 
-// With A_COLUMNS and not TRANS_A (a convolution's forward product), the
-// rows of A an invocation stages are the same every step (`a_spot`: rows
-// m0 + li / BK + 16·i, one column of K): their window positions are
-// worked out once in `main`, and each step works out its one column, so
-// that staging A divides nothing.
+// The window positions of the rows of im2col's matrix an invocation stages
+// (`a_spot`), so that staging A divides nothing. Without TRANS_A (a
+// convolution's forward product) they are the same every step (rows m0 +
+// li / BK + 16·i, one column of K a step, worked out in `fetch`). With
+// TRANS_A they are rows k0 + li / TILE + (256 / TILE)·i of the step `fetch`
+// reads next: each step moves them BK rows on, `rows_per_step` apart, by
+// `advance`, which adds without dividing.
 var<private> own_rows: array<Position, LOADS>;
+var<private> rows_per_step: Position;
+
+// Position `p` moved `d` rows of the matrix on (d as column_position gives
+// it): each part is below its bound in both, so at most one carry a part.
+fn advance(p: Position, d: Position) -> Position {
+    let ox = p.ox + d.ox;
+    let carry_x = select(0u, 1u, ox >= dims.col_out_w);
+    let oy = p.oy + d.oy + carry_x;
+    let carry_y = select(0u, 1u, oy >= dims.col_out_h);
+    return Position(
+        p.n + d.n + carry_y,
+        oy - carry_y * dims.col_out_h,
+        ox - carry_x * dims.col_out_w,
+    );
+}
 
 // The value of the images at `at` (shaders/lib/columns.wgsl's
 // column_entry_from), 0 or 1.
@@ -92,18 +109,9 @@ fn entry_value(at: i32) -> f32 {
     return select(0.0, 1.0, at == COLUMN_ONE);
 }
 
-// Element (r, j) of the im2col matrix A_COLUMNS reads: a value of the images
-// in `a`, 0 or 1 (shaders/lib/columns.wgsl).
-fn column_value(r: u32, j: u32) -> f32 {
-    var col = own_column;
-    if !TRANS_A || j != own_m {
-        col = column_at(columns(), j);
-    }
-    return entry_value(column_entry_at(columns(), r, col));
-}
-
-// Element (m, k) of the im2col matrix, m being row i of `own_rows` and k
-// column `col`, inside the guards `load_a` keeps.
+// Element (m, k) of A read through im2col's matrix (A_COLUMNS), row i of
+// `own_rows` and column `col` of the matrix, inside the guards `load_a`
+// keeps.
 fn own_row_value(i: u32, m: u32, k: u32, col: Column) -> f32 {
     if m >= dims.m || k >= k_end {
         return 0.0;
@@ -111,15 +119,10 @@ fn own_row_value(i: u32, m: u32, k: u32, col: Column) -> f32 {
     return entry_value(column_entry_from(columns(), own_rows[i], col));
 }
 
+// Element (m, k) of A in memory (not A_COLUMNS).
 fn load_a(m: u32, k: u32) -> f32 {
     if m >= dims.m || k >= k_end {
         return 0.0;
-    }
-    if A_COLUMNS {
-        if TRANS_A {
-            return column_value(k, m);
-        }
-        return column_value(m, k);
     }
     if TRANS_A {
         return a[k * dims.lda + m];
@@ -255,6 +258,13 @@ fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
                 let at = a_spot(li + i * 256u);
                 next_a[q][r] = own_row_value(i, m0 + at.y, k0 + at.x, own_col);
             }
+        } else if A_COLUMNS {
+            for (var r = 0u; r < 4u; r++) {
+                let i = 4u * q + r;
+                let at = a_spot(li + i * 256u);
+                next_a[q][r] = own_row_value(i, own_m, k0 + at.x, own_column);
+                own_rows[i] = advance(own_rows[i], rows_per_step);
+            }
         } else {
             for (var r = 0u; r < 4u; r++) {
                 let at = a_spot(li + (4u * q + r) * 256u);
@@ -330,6 +340,10 @@ fn main(
     if A_COLUMNS && TRANS_A {
         own_m = m0 + a_spot(li).y;
         own_column = column_at(columns(), own_m);
+        rows_per_step = column_position(columns(), BK);
+        for (var i = 0u; i < LOADS; i++) {
+            own_rows[i] = column_position(columns(), k_begin + a_spot(li + i * 256u).x);
+        }
     }
     if A_COLUMNS && !TRANS_A {
         for (var i = 0u; i < LOADS; i++) {
