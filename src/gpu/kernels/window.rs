@@ -219,7 +219,7 @@ pub struct Im2col {
     backward_layout: KernelLayout,
     /// A row per invocation, and an element per invocation.
     forward: [wgpu::ComputePipeline; 2],
-    /// An image value per invocation, and an image position per invocation.
+    /// An image position per invocation, and an image value per invocation.
     backward: [wgpu::ComputePipeline; 2],
 }
 
@@ -227,31 +227,17 @@ impl Im2col {
     pub fn new(ctx: &GpuContext) -> Self {
         let forward_layout = kernel_layout::<ToColumns, Dims>(ctx, "im2col");
         let backward_layout = kernel_layout::<FromColumns, Dims>(ctx, "col2im");
-        let by = |entry| {
-            pipeline_at(
-                ctx,
-                "im2col",
-                &forward_layout,
-                IM2COL,
-                entry,
-                &CONSTANTS,
-                Checks::On,
-            )
-        };
-        let back = |entry| {
-            pipeline_at(
-                ctx,
-                "col2im",
-                &backward_layout,
-                COL2IM,
-                entry,
-                &CONSTANTS,
-                Checks::On,
-            )
+        // Both kernels' pipelines at each grain: WindowGrain::Rows, then Elements.
+        let at = |(label, layout, source): (&str, &KernelLayout, &str), entries: [&str; 2]| {
+            entries
+                .map(|entry| pipeline_at(ctx, label, layout, source, entry, &CONSTANTS, Checks::On))
         };
         Im2col {
-            forward: [by("main"), by("by_element")],
-            backward: [back("by_position"), back("main")],
+            forward: at(("im2col", &forward_layout, IM2COL), ["main", "by_element"]),
+            backward: at(
+                ("col2im", &backward_layout, COL2IM),
+                ["by_position", "main"],
+            ),
             forward_layout,
             backward_layout,
         }
