@@ -193,3 +193,48 @@ fn a_measured_slow_large_tile_is_never_chosen() {
         Tile::T128
     );
 }
+
+/// The vec4 kernel's workgroup (CPU adapters): lanes along M, as tall as
+/// N needs among the heights it may have, wherever that computes fewer
+/// columns than lanes along N (8 × 16 a workgroup) would, or N is under
+/// 128; never more invocations than WebGPU's default limit.
+/// DeepConvNet's first input gradients (148 columns) take 192, not 256.
+#[test]
+fn the_vec4_workgroup_covers_n_with_the_fewest_columns() {
+    use gpu_net::gpu::plan::{VEC4_TN, VEC4_WG_X, VEC4_WG_YS, Vec4Shape};
+    let along_n = |n: u32| n.next_multiple_of(VEC4_WG_X * VEC4_TN);
+    for n in 1..=1100u32 {
+        for m in [n, 78400] {
+            let s = Vec4Shape::for_product(m as usize, n as usize);
+            let what = format!("{m} × {n}: {s:?}");
+            assert!(
+                VEC4_WG_YS.contains(&s.wg_y) && VEC4_WG_X * s.wg_y <= 256,
+                "{what}"
+            );
+            let columns = if s.x_along_m {
+                s.wg_y * VEC4_TN
+            } else {
+                along_n(n)
+            };
+            let by_m = VEC4_WG_YS.iter().map(|y| y * VEC4_TN).find(|&c| c >= n);
+            let best = by_m.map_or(along_n(n), |c| c.min(along_n(n)));
+            assert_eq!(columns, best, "{what} covers {columns} columns");
+        }
+    }
+    let shape = |m, n| {
+        let s = Vec4Shape::for_product(m, n);
+        (s.x_along_m, s.wg_y)
+    };
+    assert_eq!(shape(78400, 148), (true, 12));
+    assert_eq!(shape(19600, 292), (true, 20));
+    assert_eq!(
+        shape(1000, 500),
+        (false, 8),
+        "lanes along N cover 500 in 512 too"
+    );
+    assert_eq!(shape(1000, 128), (false, 8));
+    assert_eq!(shape(1000, 1028), (false, 8));
+    assert_eq!(shape(100, 52), (true, 4), "the book's first product");
+    assert_eq!(shape(100, 100), (true, 8));
+    assert_eq!(shape(10, 100), (false, 8), "M shorter than N");
+}

@@ -153,6 +153,13 @@ const SPLIT_CANDIDATES: [u64; 20] = [
 pub const VEC4_TN: u32 = 16;
 /// Invocations along x (the SIMD lanes) of a vec4 workgroup.
 pub const VEC4_WG_X: u32 = 8;
+/// The heights a vec4 workgroup whose lanes walk M may have (invocations
+/// along y). Each is a pipeline of its own, compiled and, in CI, validated
+/// in every variant, so they are few: the powers of two up to the 8 that
+/// covers 128 columns, as lanes along N do, then the heights between
+/// multiples of 8 blocks, where lanes along N would compute up to 64
+/// columns more (12, 20 and 28 cover 192, 320 and 448 columns).
+pub const VEC4_WG_YS: [u32; 7] = [1, 2, 4, 8, 12, 20, 28];
 
 /// The workgroup grid, tile and split of K for a product of `algo` on
 /// `profile`. [`SplitK::Auto`] on a GPU (the tiled kernel) takes the tile and
@@ -290,17 +297,22 @@ pub struct Vec4Shape {
 }
 
 impl Vec4Shape {
-    /// Lanes along N while N fills them (8 lanes × 16 columns); otherwise
-    /// along M, with just enough invocations along y to cover N. (One
-    /// invocation along y is slower: the invocations of a workgroup share
-    /// their rows of A in cache.) 12 rows per invocation, unless rounding M up
-    /// to a whole number of workgroups would waste more than with 8.
+    /// Lanes along M, the lowest of [`VEC4_WG_YS`] tall enough for N,
+    /// where that computes fewer columns than lanes along N (8 lanes × 16
+    /// columns a workgroup) would, or N is under 128; otherwise, or where M
+    /// is shorter than N, lanes along N. (The 148 columns of DeepConvNet's
+    /// first input gradients take 192 so, not 256. Where both cover N alike,
+    /// as at 500 columns, lanes along N measured faster on lavapipe.) 12
+    /// rows per invocation, unless rounding M up to a whole number of
+    /// workgroups would waste more than with 8.
     pub fn for_product(m: usize, n: usize) -> Self {
         let (m, n) = (m as u32, n as u32);
-        let (x_along_m, wg_y) = if n >= VEC4_WG_X * VEC4_TN || m < n {
-            (false, 8)
-        } else {
-            (true, n.div_ceil(VEC4_TN).next_power_of_two().min(8))
+        let by_lanes = n.next_multiple_of(VEC4_WG_X * VEC4_TN);
+        let tall = VEC4_WG_YS.into_iter().find(|&y| y * VEC4_TN >= n);
+        let narrow = n < VEC4_WG_X * VEC4_TN;
+        let (x_along_m, wg_y) = match tall {
+            Some(y) if m >= n && (narrow || y * VEC4_TN < by_lanes) => (true, y),
+            _ => (false, 8),
         };
         let rows_per_group = |tm: u32| if x_along_m { tm * VEC4_WG_X } else { tm * wg_y };
         let padded = |tm: u32| m.div_ceil(rows_per_group(tm)) * rows_per_group(tm);

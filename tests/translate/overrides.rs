@@ -4,12 +4,23 @@
 //! know fails the test instead of going untranslated.
 
 use gpu_net::gpu::kernels::{dropout, gather, optimizer, window};
-use gpu_net::gpu::plan::{REDUCE_WG, SOFTMAX_WG};
+use gpu_net::gpu::plan::{REDUCE_WG, SOFTMAX_WG, VEC4_WG_YS};
 
 /// `(name, values)`, as src/gpu/kernels/*.rs pass them as pipeline constants.
 pub type Table = [(&'static str, &'static [f64])];
 
 const BOOL: &[f64] = &[0.0, 1.0];
+
+/// Every vec4 workgroup height the planner gives (plan::VEC4_WG_YS).
+const WG_YS: [f64; VEC4_WG_YS.len()] = {
+    let mut v = [0.0; VEC4_WG_YS.len()];
+    let mut i = 0;
+    while i < v.len() {
+        v[i] = VEC4_WG_YS[i] as f64;
+        i += 1;
+    }
+    v
+};
 
 /// The program's overrides.
 pub fn program() -> Vec<(&'static str, &'static [f64])> {
@@ -35,10 +46,10 @@ pub fn program() -> Vec<(&'static str, &'static [f64])> {
         // matmul.rs: Epilogue Store 0, Relu 1, ReluMask 2, Sgd 3, Grad 4, and
         // 5, split-K's partial sums.
         ("EPILOGUE", &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
-        // matmul.rs, Vec4Shape::for_product: lanes along M or N, invocations
-        // along y (a power of two up to 8), rows per invocation (8 or 12).
+        // plan.rs, Vec4Shape::for_product: lanes along M or N, invocations
+        // along y (VEC4_WG_YS), rows per invocation (8 or 12).
         ("X_ALONG_M", BOOL),
-        ("WG_Y", &[1.0, 2.0, 4.0, 8.0]),
+        ("WG_Y", &WG_YS),
         ("TM", &[8.0, 12.0]),
         // softmax_loss.rs: the pass with the last Affine (the head).
         ("AFFINE", BOOL),
