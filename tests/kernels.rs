@@ -262,6 +262,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (100, 50, 785),
     (1000, 10, 51),
     (200, 300, 129),
+    (333, 148, 17), // the vec4 kernel's lanes along M, 12 high (plan::Vec4Shape)
+    (450, 300, 5),  // and 20 high
     (8192, 17, 33),
 ];
 
