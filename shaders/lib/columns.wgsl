@@ -66,7 +66,7 @@ fn columns_source(size: vec2<u32>, stride: u32, pad: u32, oy: u32, ox: u32, ky: 
 
 // What column j of the matrix is: the value (ch, ky, kx) of each window
 // (kind COLUMN_WINDOW), or all ones or all zeros (COLUMN_ONE, COLUMN_ZERO).
-// Worked out once, it serves every row (see `column_entry_at`).
+// Worked out once, it serves every row (see `column_entry_from`).
 struct Column {
     kind: i32,
     ch: u32,
@@ -122,12 +122,7 @@ fn column_entry_from(g: Columns, at: Position, col: Column) -> i32 {
     return i32(columns_image_at(g.image_layout, size, g.x_stride, at.n, col.ch, u32(s.x), u32(s.y)));
 }
 
-// Element (r, j) of the matrix, column j being `col` (see `column_entry_from`).
-fn column_entry_at(g: Columns, r: u32, col: Column) -> i32 {
-    return column_entry_from(g, column_position(g, r), col);
-}
-
-// Element (r, j) of the matrix (see `column_entry_at`).
+// Element (r, j) of the matrix (see `column_entry_from`).
 fn column_entry(g: Columns, r: u32, j: u32) -> i32 {
-    return column_entry_at(g, r, column_at(g, j));
+    return column_entry_from(g, column_position(g, r), column_at(g, j));
 }

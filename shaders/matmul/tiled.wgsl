@@ -73,7 +73,6 @@ fn columns() -> Columns {
 // element an invocation reads lies in one column of im2col's matrix (A's
 // m, fixed by the invocation's place in the tile: see `a_spot`), worked
 // out once in `main`.
-var<private> own_m: u32;
 var<private> own_column: Column;
 
 // The window positions of the rows of im2col's matrix an invocation stages
@@ -244,7 +243,8 @@ fn fetch_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
 // Reads step k0 of K into this invocation's registers (next_a, next_b):
 // FETCH vec4s of each operand tile, wide where the operand allows it.
 fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
-    var own_col: Column;
+    // The column of im2col's matrix this invocation's staged values lie in.
+    var own_col = own_column;
     if A_COLUMNS && !TRANS_A {
         own_col = column_at(columns(), k0 + li % BK);
     }
@@ -252,18 +252,14 @@ fn fetch(li: u32, m0: u32, n0: u32, k0: u32) {
         let e = li + q * 256u;
         if WIDE_A && !A_COLUMNS {
             next_a[q] = fetch_a(e, m0, k0);
-        } else if A_COLUMNS && !TRANS_A {
-            for (var r = 0u; r < 4u; r++) {
-                let i = 4u * q + r;
-                let at = a_spot(li + i * 256u);
-                next_a[q][r] = own_row_value(i, m0 + at.y, k0 + at.x, own_col);
-            }
         } else if A_COLUMNS {
             for (var r = 0u; r < 4u; r++) {
                 let i = 4u * q + r;
                 let at = a_spot(li + i * 256u);
-                next_a[q][r] = own_row_value(i, own_m, k0 + at.x, own_column);
-                own_rows[i] = advance(own_rows[i], rows_per_step);
+                next_a[q][r] = own_row_value(i, m0 + at.y, k0 + at.x, own_col);
+                if TRANS_A {
+                    own_rows[i] = advance(own_rows[i], rows_per_step);
+                }
             }
         } else {
             for (var r = 0u; r < 4u; r++) {
@@ -338,8 +334,7 @@ fn main(
     }
     slice_base = wg.z * dims.m * dims.ldc;
     if A_COLUMNS && TRANS_A {
-        own_m = m0 + a_spot(li).y;
-        own_column = column_at(columns(), own_m);
+        own_column = column_at(columns(), m0 + a_spot(li).y);
         rows_per_step = column_position(columns(), BK);
         for (var i = 0u; i < LOADS; i++) {
             own_rows[i] = column_position(columns(), k_begin + a_spot(li + i * 256u).x);

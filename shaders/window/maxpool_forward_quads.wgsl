@@ -25,7 +25,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         return;
     }
     let w = quad_of(e);
-    let k = dims.c * dims.out_h * dims.out_w;
+    let area = dims.out_h * dims.out_w;
+    let k = dims.c * area;
     var best = vec4<f32>(0.0);
     var at = vec4<u32>(0u);
     var t = 0u; // the window's element, row-major: ky·fw + kx
@@ -42,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var r = 0u; r < 4u; r++) {
         let ch = 4u * w.q + r;
         if ch < dims.c {
-            let j = ch * dims.out_h * dims.out_w + w.pos;
+            let j = ch * area + w.pos;
             p[w.n * dims.out_stride + j] = best[r];
             argmax[w.n * k + j] = at[r];
         }
