@@ -9,7 +9,8 @@ with TF32 off:
     100) with Adam at lr 0.001, minibatches drawn the same way.
 Each is timed eagerly and as a CUDA graph replaying 16 steps, and the fp32
 GEMM (cuBLAS) at 4096^3 and 8192^3. With --compare, reads gpu-net's
-`bench --json` files and prints one table of gpu-net / PyTorch's best.
+`bench --json` files and prints one table of gpu-net / PyTorch's best
+(bench/gpu_tables.py).
 
   python3 bench/torch_peer.py [--seconds 1] [--compare mlp:A.json conv:B.json ...]
 
@@ -24,6 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_tables import gpu_net_rates, ratio_table  # noqa: E402
 from mnist_data import load_mnist  # noqa: E402
 
 # (kind, batch, hidden): the rows of bench/gpu.sh's table.
@@ -123,42 +125,19 @@ def gemm(torch, n, seconds):
     return {"gemm": n, "tflops": 2 * n**3 * per_second / 1e12}
 
 
-def gpu_net_rates(files):
-    """(kind, batch, hidden) -> steps/s from gpu-net `bench --json` files,
-    each given as KIND:PATH (mlp or conv)."""
-    rates = {}
-    for arg in files:
-        kind, _, path = arg.partition(":")
-        if kind not in ("mlp", "conv") or not path:
-            sys.exit(f"torch_peer.py: --compare {arg!r}: expected mlp:FILE or conv:FILE")
-        with open(path) as f:
-            report = json.load(f)
-        for r in report["results"]:
-            rates[(kind, r["batch"], r["hidden"][0])] = r["steps_per_sec"]
-    return rates
-
-
-def table(torch_rows, gemms, ours):
-    print("| network, batch × hidden | gpu-net | PyTorch eager | PyTorch, CUDA graph of 16 | gpu-net / best |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for r in torch_rows:
-        mine = ours.get((r["kind"], r["batch"], r["hidden"]))
-        best = max(r["eager"], r["graph"])
-        name = f"MLP {r['batch']} × {r['hidden']}" if r["kind"] == "mlp" else f"SimpleConvNet, batch {r['batch']}"
-        mine_s = f"{mine:,.0f}" if mine else "—"
-        ratio = f"{mine / best:.2f}" if mine else "—"
-        print(f"| {name} | {mine_s} | {r['eager']:,.0f} | {r['graph']:,.0f} | {ratio} |")
-    for g in gemms:
-        print(f"cuBLAS fp32 GEMM {g['gemm']}^3: {g['tflops']:.1f} TFLOP/s")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="length of each timed stretch")
     ap.add_argument("--compare", nargs="*", default=[], help="gpu-net bench --json files as mlp:FILE or conv:FILE")
     args = ap.parse_args()
-    import torch
-
+    try:
+        ours = gpu_net_rates(args.compare)
+    except (OSError, ValueError) as e:
+        sys.exit(f"torch_peer.py: {e}")
+    try:
+        import torch
+    except ImportError as e:
+        sys.exit(f"torch_peer.py: needs PyTorch with CUDA ({e})")
     if not torch.cuda.is_available():
         sys.exit("torch_peer.py: PyTorch sees no CUDA GPU")
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -173,7 +152,7 @@ def main():
         print(json.dumps(r), file=sys.stderr)
         rows.append(r)
     gemms = [gemm(torch, n, args.seconds) for n in (4096, 8192)]
-    table(rows, gemms, gpu_net_rates(args.compare))
+    print("\n".join(ratio_table(rows, gemms, ours)))
 
 
 if __name__ == "__main__":
