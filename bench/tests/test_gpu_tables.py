@@ -1,6 +1,7 @@
 """bench/gpu_tables.py, the tables bench/gpu.sh prints, read from real
 `gpu-net bench --json` output of the release binary on this machine's
-adapter (target/release/gpu-net, which `cargo test --release` builds), so
+adapter ($GPU_NET_BIN, else target/release/gpu-net, which `cargo test
+--release` builds), so
 that the one GPU run the script is for does not fail on a renamed field.
 Skipped without the binary or an adapter, failing instead under
 GPU_NET_REQUIRE_GPU=1 as the other GPU tests do."""
@@ -17,14 +18,14 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import gpu_tables  # noqa: E402
 
-BIN = os.path.join(ROOT, "target", "release", "gpu-net")
+BIN = os.environ.get("GPU_NET_BIN", os.path.join(ROOT, "target", "release", "gpu-net"))
 FAST = ["--seconds", "0.1", "--repeats", "1"]
 
 
 def bench(tmp_path, name, args, env=None):
     """Runs `gpu-net bench --json` with `args`; the path of its output."""
     if not os.path.exists(BIN) or subprocess.run([BIN, "devices"], capture_output=True).returncode != 0:
-        if os.environ.get("GPU_NET_REQUIRE_GPU") == "1":
+        if os.environ.get("GPU_NET_REQUIRE_GPU", "0") != "0":
             pytest.fail(f"{BIN} missing or no adapter")
         pytest.skip(f"{BIN} missing or no adapter")
     out = subprocess.run(

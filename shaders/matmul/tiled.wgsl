@@ -405,7 +405,8 @@ fn main(
 // invocation waits on memory once per group rather than once per slice
 // (the order of the additions, and so the bits, are the same).
 // One invocation per element of C; the grid is (N / REDUCE_WG, M).
-// (REDUCE_WG and REDUCE_IN_FLIGHT in src/gpu/plan.rs, given by the host.)
+// (REDUCE_WG is src/gpu/plan.rs's, given by the host; src/gpu/cost.rs prices
+// REDUCE_IN_FLIGHT's waits with its own copy, which tests/translate.rs holds equal.)
 override REDUCE_WG: u32;
 const REDUCE_IN_FLIGHT: u32 = 4u;
 
