@@ -90,6 +90,11 @@ fn negative_values_get_the_flags_own_message() {
         (&["train", "--init", "-0.01"], "not a positive number"),
         (&["bench", "--seconds", "-1"], "seconds"),
         (&["verify", "--tolerance-scale", "-2"], "factor"),
+        // Numbers f32, where the GPU computes, makes infinite or 0.
+        (&["train", "--lr", "1e39"], "outside f32's range"),
+        (&["train", "--lr", "1e-46"], "outside f32's range"),
+        (&["train", "--weight-decay", "1e39"], "outside f32's range"),
+        (&["verify", "--init", "1e-50"], "outside f32's range"),
     ] {
         let flag = args[1];
         assert_fails(
@@ -300,9 +305,15 @@ fn verify_and_bench_reject_bad_input() {
     assert_fails(&["verify", "--sample", "0"], 2, &["--sample"]);
     assert_fails(&["verify", "--batch", "x"], 2, &["--batch"]);
     assert_fails(&["bench", "--matmul", "1,2"], 2, &["--matmul", "M,N,K"]);
+    assert_fails(&["bench", "--split-k", "4"], 2, &["--split-k", "--matmul"]);
     assert_fails(&["bench", "--batch", "100,0"], 2, &["--batch"]);
     assert_fails(&["bench", "--seconds", "0"], 2, &["--seconds"]);
     assert_fails(&["bench", "--hidden", "64,0"], 2, &["--hidden"]);
+    assert_fails(
+        &["bench", "--hidden", "50;;64"],
+        2,
+        &["--hidden", "\"50;;64\": a network between ';'s is empty"],
+    );
     assert_fails(
         &["bench", "--hidden", "64:32"],
         2,
@@ -320,12 +331,13 @@ fn verify_and_bench_reject_bad_input() {
         2,
         &["--hidden", "parameters"],
     );
+    // A batch past the training set, as --train-size past it.
+    assert_fails(
+        &["verify", "--batch", "70000"],
+        2,
+        &["--batch 70000", "60000"],
+    );
     if common::gpu().is_some() {
-        assert_fails(
-            &["verify", "--batch", "70000"],
-            1,
-            &["--batch 70000", "60000"],
-        );
         assert_fails(
             &["bench", "--matmul", "60000,60000,60000"],
             1,
@@ -664,13 +676,13 @@ fn a_diverging_run_stops_with_exit_1_and_writes_no_checkpoint() {
         "--device",
         "cpu",
         "--init",
-        "1e300",
+        "1e38",
         "--iters",
         "2",
         "--train-size",
         "100",
     ]);
-    assert_fails_output(&o, 1, &["smaller --init", "1e300"]);
+    assert_fails_output(&o, 1, &["smaller --init", "1e38"]);
     assert!(!stderr(&o).contains("--lr"), "{}", stderr(&o));
 }
 
@@ -810,6 +822,9 @@ fn every_numeric_flag_refuses_values_past_its_documented_range() {
                 }
                 if ["--filter-num", "--filter-size", "--stride", "--pad"].contains(&flag) {
                     args.extend(["--net", "simple-convnet"]);
+                }
+                if flag == "--split-k" {
+                    args.extend(["--matmul", "4,4,4"]);
                 }
                 args.extend([flag, &value, "--data", data]);
                 (gpu_net(&args), args.join(" "))

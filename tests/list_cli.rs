@@ -165,11 +165,11 @@ fn lists_and_flags_that_cannot_be_are_usage_errors() {
         ),
         (
             vec!["--net", "deep-convnet", "--hidden", "50"],
-            "--hidden is a setting of the presets",
+            "--hidden is a setting of two-layer, multi-layer and simple-convnet; deep-convnet and a list",
         ),
         (
             vec!["--net", s(&net), "--dropout", "0.5"],
-            "--dropout is a setting of the presets",
+            "--dropout is a setting of two-layer",
         ),
         (
             vec!["--net", "deep-convnet", "--filter-num", "8"],
@@ -183,6 +183,19 @@ fn lists_and_flags_that_cannot_be_are_usage_errors() {
             vec!["--net", "conv 2 3x3, affine 10", "--input-dim", "1,8,8"],
             "its input 1×8×8 is 64 values an image",
         ),
+        (
+            vec!["--net", "affine 20, affine 5"],
+            "it ends in 5 scores, but the data has 10 classes",
+        ),
+        (
+            vec!["--net", "conv 8 3x3 pad -1, affine 10"],
+            "the pad \"-1\" is not a whole number",
+        ),
+        (
+            vec!["--net", "/no/such/layers.net"],
+            "/no/such/layers.net: no such file",
+        ),
+        (vec!["--net", s(&d)], "is a folder, not a regular file"),
     ] {
         let mut all = vec!["train", "--device", "cpu", "--iters", "1"];
         all.extend(args.iter().copied());
@@ -190,6 +203,34 @@ fn lists_and_flags_that_cannot_be_are_usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
+    // verify and bench read the list the same way.
+    for command in [vec!["verify"], vec!["bench", "--cpu", "--seconds", "0.1"]] {
+        let o = gpu_net(&[&command[..], &["--net", "affine 12"]].concat());
+        assert_eq!(o.status.code(), Some(2), "{command:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("it ends in 12 scores"),
+            "{command:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// A list of one layer needs no comma (softmax regression).
+#[test]
+fn a_list_of_one_layer_trains() {
+    let o = gpu_net(&[
+        "train",
+        "--device",
+        "cpu",
+        "--iters",
+        "2",
+        "--train-size",
+        "100",
+        "--net",
+        "affine 10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("final test accuracy"));
 }
 
 #[test]

@@ -268,6 +268,10 @@ fn lists_the_gpu_does_not_run_are_refused_naming_the_layer() {
             "layer 3 (pool 2x2): on the GPU a pooling takes",
         ),
         ("conv 2 3x3, dropout 0.5, affine 3", "layer 2 (dropout 0.5)"),
+        (
+            "dropout 0.5, affine 3",
+            "layer 1 (dropout 0.5): on the GPU a Dropout follows a layer",
+        ),
     ] {
         let e = refusal(text);
         assert!(

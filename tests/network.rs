@@ -109,7 +109,7 @@ fn the_text_form_round_trips_and_a_bad_item_is_named() {
         ),
         (
             "affine ten",
-            "layer 1 (affine ten): the output count is not a whole number",
+            "layer 1 (affine ten): the output count \"ten\" is not a whole number",
         ),
     ] {
         let e = refusal(text, MNIST);

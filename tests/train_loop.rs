@@ -316,6 +316,31 @@ fn train_convnet_runs_through_the_loop() {
     );
 }
 
+/// Both scripts' networks take 28×28 images: data of another size is a
+/// usage error naming --data, before any step (the CPU's im2col would read
+/// past the images, the GPU's would train on the wrong pixels).
+#[test]
+fn the_scripts_refuse_images_their_network_does_not_take() {
+    use gpu_net::book::train_convnet::{train_convnet, train_deepnet};
+    use gpu_net::core::data::{Dataset, Mnist};
+    use gpu_net::core::error::Error;
+    use gpu_net::run::device::Device;
+    let small = Dataset::from_parts(vec![7; 20 * 4], vec![3; 20], 2, 2);
+    let data = Mnist {
+        train: small.clone(),
+        test: small,
+    };
+    for script in [train_convnet, train_deepnet] {
+        let e = script(&Device::Cpu, &data, (1, Some(1), None), &mut |_| {}).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("--data: the script's network takes images of 784 pixels (1×28×28), but the data's have 4"),
+            "{e}"
+        );
+    }
+}
+
 /// The loop with `evaluate` and `nan_ends_run` over `iters` iterations of
 /// batch 10 on 105 images, one step per call; the reports it gave, and the
 /// steps at which the training split was evaluated.

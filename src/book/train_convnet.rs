@@ -22,7 +22,7 @@ use crate::book::table::{Rows, Table};
 use crate::book::trainer::STEPS_PER_SUBMIT;
 use crate::core::conv::ConvFront;
 use crate::core::data::{CLASSES, Mnist};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::limits::submit_slots;
 use crate::core::model::{Arch, Init, Params};
 use crate::core::network::Network;
@@ -72,6 +72,12 @@ fn train_script(
     (seed, epochs, csv): Sizes,
     say: &mut dyn FnMut(String),
 ) -> Result<Table> {
+    let (inputs, pixels) = (params.arch.inputs(), data.train.pixels());
+    if inputs != pixels {
+        return Err(Error::Usage(format!(
+            "--data: the script's network takes images of {inputs} pixels (1×28×28), but the data's have {pixels}"
+        )));
+    }
     let (batch, lr) = (100, 0.001);
     let rule = StepRule {
         optimizer: Optimizer::new(OptimizerKind::Adam),

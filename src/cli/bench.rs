@@ -10,8 +10,8 @@ use gpu_net::core::optim::StepRule;
 use gpu_net::run::bench;
 use gpu_net::run::device::{Device, DeviceChoice};
 
-use super::args::{GpuArgs, LayerArgs, OptimizerArgs, UsageError, load_data};
-use super::net_args::ConvArgs;
+use super::args::{GpuArgs, LayerArgs, OptimizerArgs, load_data};
+use super::net_args::{ConvArgs, list_says_its_own};
 use super::output::{self, Output};
 use super::values::{
     NetKind, Nets, UsizeList, parse_list, parse_matmul, parse_net, parse_nets, repeats, seconds,
@@ -52,7 +52,7 @@ pub struct BenchArgs {
     pub matmul: Vec<bench::MatmulBench>,
     /// With --matmul: split K into at most this many slices, 1 to 1024
     /// (chosen by the product's shape by default).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, requires = "matmul", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub split_k: Option<u32>,
     #[command(flatten)]
     pub layers: LayerArgs,
@@ -77,10 +77,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let hidden = match (args.hidden.is_empty(), &args.net) {
         (false, NetKind::List(_) | NetKind::DeepConvnet) => {
-            return Err(UsageError(
-                "--hidden is a setting of the presets; a list of layers says its own".into(),
-            )
-            .into());
+            return Err(list_says_its_own("hidden").into());
         }
         (false, _) => args.hidden.into_iter().flat_map(|n| n.0).collect(),
         (true, NetKind::Mlp) => vec![vec![50], vec![1024]],

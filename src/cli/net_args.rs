@@ -106,16 +106,21 @@ impl NetArgs {
             ("dropout", layers.dropout > 0.0),
         ];
         if let Some((flag, _)) = given.iter().find(|g| g.1) {
-            return Err(UsageError(format!(
-                "--{flag} is a setting of the presets; a list of layers says its own (affine N, batchnorm, dropout R)"
-            ))
-            .into());
+            return Err(list_says_its_own(flag).into());
         }
         Ok(RunConfig {
             network: Some(self.conv.list_text(&text)?),
             ..config
         })
     }
+}
+
+/// `--flag` given with `deep-convnet` or a list of layers, which say their
+/// own hidden layers.
+pub fn list_says_its_own(flag: &str) -> UsageError {
+    UsageError(format!(
+        "--{flag} is a setting of two-layer, multi-layer and simple-convnet; deep-convnet and a list of layers say their own (affine N, batchnorm, dropout R)"
+    ))
 }
 
 impl ConvArgs {

@@ -35,10 +35,7 @@ pub fn dropout_ratio(s: &str) -> Result<f32, String> {
 }
 
 pub fn non_negative_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a finite number >= 0")),
-    }
+    limits::positive_f32(s, true)
 }
 
 pub fn unit_interval(s: &str) -> Result<f64, String> {
@@ -96,8 +93,11 @@ pub fn parse_net(s: &str) -> Result<NetKind, String> {
         "multi-layer" => NetKind::MultiLayer,
         "simple-convnet" => NetKind::SimpleConvnet,
         "deep-convnet" => NetKind::DeepConvnet,
-        _ if std::path::Path::new(s).is_file() => NetKind::List(read_net_file(s)?),
-        _ if s.contains(',') || s.contains('\n') => NetKind::List(s.to_string()),
+        _ if std::path::Path::new(s).exists() => NetKind::List(read_net_file(s)?),
+        // A path that names nothing: say so, rather than read it as layers.
+        _ if s.contains(['/', '\\']) => return Err(format!("{s}: no such file")),
+        // A list, of one layer ("affine 10") or more.
+        _ if s.contains([',', '\n', ' ']) => NetKind::List(s.to_string()),
         _ => {
             return Err(format!(
                 "{s:?} is not two-layer, mlp, multi-layer, simple-convnet, deep-convnet, a file, or a list of layers (\"conv 16 3x3 pad 1, relu, pool 2x2, affine 10\")"
@@ -106,11 +106,15 @@ pub fn parse_net(s: &str) -> Result<NetKind, String> {
     })
 }
 
-/// A network file's text, or why it cannot be read (naming it).
+/// A network file's text, or why it cannot be read (naming it): a folder,
+/// a FIFO or a device is not a file of layers.
 fn read_net_file(path: &str) -> Result<String, String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("{path}: {e}"))?
-        .len();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
+    if !meta.is_file() {
+        let kind = gpu_net::core::files::kind_of(&meta);
+        return Err(format!("{path} is {kind}, not a regular file"));
+    }
+    let len = meta.len();
     if len > MAX_NET_FILE {
         return Err(format!(
             "{path}: {len} bytes, over the {MAX_NET_FILE} a list of layers may take"
@@ -157,10 +161,7 @@ pub fn sample_size(s: &str) -> Result<usize, String> {
 }
 
 pub fn positive_f32(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number")),
-    }
+    limits::positive_f32(s, false).map(|v| v as f32)
 }
 
 #[derive(Clone, Debug)]
@@ -185,7 +186,10 @@ pub fn parse_nets(s: &str) -> Result<Nets, String> {
         ));
     }
     s.split(';')
-        .map(|net| parse_hidden(net.trim()).map(|h| h.0))
+        .map(|net| match net.trim() {
+            "" => Err(format!("{s:?}: a network between ';'s is empty")),
+            net => parse_hidden(net).map(|h| h.0),
+        })
         .collect::<Result<_, _>>()
         .map(Nets)
 }

@@ -55,10 +55,10 @@ impl Init {
         match s.to_ascii_lowercase().as_str() {
             "xavier" | "sigmoid" => Ok(Init::Xavier),
             "he" | "relu" => Ok(Init::He),
-            other => match other.parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => Ok(Init::Std(v)),
-                _ => Err(format!("{s:?} is not a positive number, `xavier` or `he`")),
-            },
+            other if other.parse::<f64>().is_ok_and(|v| v > 0.0) => {
+                crate::core::limits::positive_f32(other, false).map(Init::Std)
+            }
+            _ => Err(format!("{s:?} is not a positive number, `xavier` or `he`")),
         }
     }
 

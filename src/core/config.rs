@@ -119,9 +119,10 @@ fn field_error(field: &str, why: impl Into<String>) -> ConfigError {
 /// The network a list's text describes (its `input` item first, as
 /// `Network::text` writes it; without one, a vector of the data's values),
 /// for data of `inputs` values an image; refused where its input is not
-/// that many values, where it does not plan, and with Batch Normalization
-/// (which trains only as `--batchnorm`'s: a list's keeps no running
-/// statistics).
+/// that many values, where its last layer does not give a score for each
+/// of the data's classes, where it does not plan, and with Batch
+/// Normalization (which trains only as `--batchnorm`'s: a list's keeps no
+/// running statistics).
 fn list_arch(text: &str, inputs: usize) -> Result<Arch, ArchError> {
     let network =
         Network::parse(text, Values::Flat(inputs)).map_err(|e| ArchError::List(e.to_string()))?;
@@ -137,7 +138,14 @@ fn list_arch(text: &str, inputs: usize) -> Result<Arch, ArchError> {
             "a list's BatchNorm layers train only through --batchnorm (MultiLayerNetExtend); drop them from the list".into(),
         ));
     }
-    Arch::from_network(network).map_err(|e| ArchError::List(e.to_string()))
+    let arch = Arch::from_network(network).map_err(|e| ArchError::List(e.to_string()))?;
+    if arch.outputs() != CLASSES {
+        return Err(ArchError::List(format!(
+            "it ends in {} scores, but the data has {CLASSES} classes: end it with affine {CLASSES}",
+            arch.outputs()
+        )));
+    }
+    Ok(arch)
 }
 
 /// Fields a checkpoint's metadata does not hold: the network's `sizes`,

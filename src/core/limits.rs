@@ -38,6 +38,31 @@ pub const MAX_SECONDS: f64 = 3600.0;
 /// Weight scales of the batch-norm experiment (`--stds`): the book's 16.
 pub const MAX_STDS: usize = 16;
 
+/// A positive real setting the GPU takes as an f32 (`--lr`, `--init`'s
+/// standard deviation, `--weight-decay`): `s` as a number, refused where it
+/// is not positive (or, with `zero`, zero), or where f32 would make it
+/// infinite or 0.
+pub fn positive_f32(s: &str, zero: bool) -> Result<f64, String> {
+    let kind = if zero {
+        "number >= 0"
+    } else {
+        "positive number"
+    };
+    let v = match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (v > 0.0 || (zero && v == 0.0)) => v,
+        _ => return Err(format!("{s:?} is not a {kind}")),
+    };
+    let f = v as f32;
+    if f.is_infinite() || (f == 0.0 && v != 0.0) {
+        return Err(format!(
+            "{s:?} is outside f32's range, where the GPU computes ({:.1e} to {:.1e})",
+            f32::from_bits(1),
+            f32::MAX
+        ));
+    }
+    Ok(v)
+}
+
 /// Largest IDX data section read by default (1 GiB; MNIST's training images
 /// are 47 MB, EMNIST's largest 547 MB). A header claiming more is refused
 /// before any data is read, so a small gzip file cannot make memory follow a

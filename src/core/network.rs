@@ -688,8 +688,9 @@ fn parse_layer(item: &str) -> Result<Option<Layer>, String> {
 
 /// A whole number.
 fn number(word: Option<&str>, what: &str) -> Result<usize, String> {
-    word.and_then(|w| w.parse::<usize>().ok())
-        .ok_or_else(|| format!("{what} is not a whole number ({word:?})"))
+    let w = word.ok_or_else(|| format!("{what} is missing"))?;
+    w.parse::<usize>()
+        .map_err(|_| format!("{what} {w:?} is not a whole number"))
 }
 
 /// A square window: `3x3`, `3×3` or `3`.

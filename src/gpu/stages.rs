@@ -258,6 +258,10 @@ impl Stages {
                 Ok(false)
             }
             Layer::Dropout { ratio } => {
+                // The input has no gradient for a Dropout's backward to mask.
+                if input == 0 {
+                    return Err("on the GPU a Dropout follows a layer, not the input");
+                }
                 if value.form != Form::Images {
                     return Err(
                         "on the GPU a Dropout takes an Affine's or a pooling's output, not a convolution's",

@@ -92,7 +92,17 @@ pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
     let cannot = |e: image::ImageError| fail(path, format!("cannot decode it: {e}"));
-    let mut decoder = reader.into_decoder().map_err(cannot)?;
+    let mut decoder = reader.into_decoder().map_err(|e| match e {
+        // The decoder refuses a side past the limits before it says the size.
+        image::ImageError::Limits(_) => match header_size(path) {
+            Some((w, h)) => fail(
+                path,
+                format!("{w}×{h} is larger than the {MAX_SIDE}×{MAX_SIDE} read"),
+            ),
+            None => cannot(e),
+        },
+        e => cannot(e),
+    })?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(fail(path, format!("the image is empty ({w}×{h} pixels)")));
@@ -117,6 +127,17 @@ pub fn decode(path: &Path) -> Result<DynamicImage, PredictError> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(cannot)?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// The width and height an image's header gives, read without limits
+/// (nothing is decoded).
+fn header_size(path: &Path) -> Option<(u32, u32)> {
+    ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
 }
 
 /// The 28×28 input (u8, light ink on dark) for an image file: prepared as

@@ -3,7 +3,7 @@
 //!
 //! May import: epoch_loop (the epoch report), error, files, book_figures (the columns).
 
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::core::error::{Error, Result};
@@ -24,7 +24,9 @@ impl MetricsCsv {
     }
 
     /// A new file with the header, or (continuing a run, `append`) the
-    /// existing one, given a header if it is empty.
+    /// existing one, given a header if it is empty. A file that holds
+    /// something else (a checkpoint, a picture, another table) is refused,
+    /// not replaced or appended to.
     pub fn open(path: &Path, append: bool) -> Result<Self> {
         if let Ok(meta) = std::fs::metadata(path)
             && !meta.is_file()
@@ -33,6 +35,13 @@ impl MetricsCsv {
             return Err(Error::io(path)(std::io::Error::other(why)));
         }
         let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        if exists && !Self::holds_metrics(path) {
+            return Err(Error::Usage(format!(
+                "{} holds a file whose first line is not the metrics header ({}): remove it, or give another path",
+                path.display(),
+                Self::header()
+            )));
+        }
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -47,6 +56,16 @@ impl MetricsCsv {
             file,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether the file at `path` starts with the header line (a file that
+    /// cannot be read, or is not text, does not).
+    fn holds_metrics(path: &Path) -> bool {
+        let mut first = String::new();
+        std::fs::File::open(path)
+            .map(|f| std::io::BufReader::new(f.take(4096)).read_line(&mut first))
+            .is_ok_and(|read| read.is_ok())
+            && first.trim_end() == Self::header()
     }
 
     pub fn row(&mut self, r: &EpochReport) -> Result<()> {
@@ -102,6 +121,24 @@ mod tests {
         // A new run replaces the file.
         MetricsCsv::open(&path, false).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_file_that_holds_something_else_is_refused_and_kept() {
+        let path = std::env::temp_dir().join(format!("gpu-net-not-metrics-{}", std::process::id()));
+        let other = "epoch,iteration,loss\n1,600,0.25\n";
+        for (contents, append) in [
+            (other.as_bytes(), false),
+            (other.as_bytes(), true),
+            (&[0x93u8, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0xff][..], false),
+        ] {
+            std::fs::write(&path, contents).unwrap();
+            let e = MetricsCsv::open(&path, append).err().expect("refused");
+            assert!(e.is_usage(), "{e}");
+            assert!(e.to_string().contains("is not the metrics header"), "{e}");
+            assert_eq!(std::fs::read(&path).unwrap(), contents);
+        }
         std::fs::remove_file(&path).ok();
     }
 }

@@ -44,7 +44,7 @@ pub fn verify(req: &VerifyRequest, say: &mut dyn FnMut(&str)) -> Result<VerifyRe
     let arch = req.config.arch(data.train.pixels())?;
     // The images come first: what they do not hold needs no cost estimate.
     if req.batch > data.train.len() {
-        return Err(Error::Failed(format!(
+        return Err(Error::Usage(format!(
             "--batch {} is more than the {} training images",
             req.batch,
             data.train.len()
