@@ -506,6 +506,11 @@ fn chapter6_flags_refuse_bad_values() {
         &["--batch 1", "--batchnorm"],
     );
     assert_fails(
+        &["train", "--batchnorm", "--train-size", "1"],
+        2,
+        &["a training set of 1 image", "--batchnorm", "--train-size"],
+    );
+    assert_fails(
         &["verify", "--batchnorm", "--batch", "1"],
         2,
         &["--batch 1", "--batchnorm"],

@@ -236,6 +236,17 @@ fn trailing_bytes_are_an_error() {
     write_idx(&path, 0x801, &[2], &[1, 2, 3]).unwrap();
     let e = read_idx(&path).unwrap_err().to_string();
     assert!(e.contains("1 bytes after the 2 data bytes"), "{e}");
+    // Junk after a gzip file's last member: said to follow the data.
+    let gz = dir.join("x-labels-idx1-ubyte.gz");
+    write_idx(&gz, 0x801, &[2], &[1, 2]).unwrap();
+    let mut bytes = std::fs::read(&gz).unwrap();
+    bytes.extend_from_slice(b"junk");
+    std::fs::write(&gz, bytes).unwrap();
+    let e = read_idx(&gz).unwrap_err().to_string();
+    assert!(
+        e.contains("x-labels-idx1-ubyte.gz") && e.contains("after its 2 bytes of data"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -550,7 +550,12 @@ fn parse_idx(path: &Path, reader: &mut dyn Read, limit: u64) -> Result<Idx, Data
         });
     }
     let mut rest = Vec::new();
-    reader.take(1 << 20).read_to_end(&mut rest).map_err(io)?;
+    // A gzip error here is in what follows the data: junk after the last
+    // member reads as a bad header of another.
+    reader.take(1 << 20).read_to_end(&mut rest).map_err(|e| {
+        let what = format!("after its {expected} bytes of data: {e}");
+        io(std::io::Error::new(e.kind(), what))
+    })?;
     if !rest.is_empty() {
         return Err(DataError::TrailingData {
             path: path.to_path_buf(),

@@ -121,6 +121,11 @@ fn prepare(req: &TrainRequest, report: &mut dyn TrainReport) -> Result<Prepared>
         None => "--batch",
     };
     check_batchnorm_batch(config.batchnorm, config.batch, batch_said)?;
+    if config.batchnorm && data.train.len() < 2 {
+        return Err(Error::Usage(
+            "a training set of 1 image with Batch Normalization (--batchnorm): every batch is that image repeated, whose variance is 0, so Batch Normalization would output beta whatever the input; train on 2 or more images (--train-size)".into(),
+        ));
+    }
     let arch = config.arch(data.train.pixels())?;
     let per_epoch = epoch_loop::iters_per_epoch(data.train.len(), config.batch);
     let iters = planned_iterations(req, per_epoch, resumed.as_ref())?;
