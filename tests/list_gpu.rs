@@ -4,7 +4,9 @@
 //! `tests/network.rs`) on awkward lists — stride 2 and pad 2, odd sizes,
 //! C > 1, overlapping pools, convolution after convolution with and
 //! without Relu, a convolution flattened into an Affine, Dropout after a
-//! Relu and on the logits — and on the book's DeepConvNet; a comparison
+//! Relu and on the logits — and on the book's DeepConvNet, each with this
+//! adapter's plans and with a 132-unit GPU's (the tiled product, split K,
+//! columns read in place, the head); a comparison
 //! shown to catch a 1% error; the lists an `Arch` also describes trained
 //! to the `Arch` path's very bits; the same seed, the same bits; and the
 //! lists the GPU does not run refused naming the layer.
@@ -120,15 +122,33 @@ fn awkward() -> Vec<(&'static str, Values, u8)> {
     ]
 }
 
+/// This adapter's context, then one planning as a 132-unit GPU does with
+/// the tiled product: what a discrete GPU runs, here.
+fn both_plans() -> Vec<(&'static str, Arc<GpuContext>)> {
+    let Some(ctx) = common::gpu() else {
+        return vec![];
+    };
+    let gpu = common::planned_as(gpu_net::gpu::DeviceProfile::discrete(132));
+    vec![
+        ("this adapter's plans", ctx),
+        ("a 132-unit GPU's plans", gpu),
+    ]
+}
+
 #[test]
 fn gpu_gradients_of_every_stage_match_the_cpu_reference() {
-    let Some(ctx) = common::gpu() else { return };
+    for (plans, ctx) in both_plans() {
+        every_stage_matches_the_cpu(plans, &ctx);
+    }
+}
+
+fn every_stage_matches_the_cpu(plans: &str, ctx: &Arc<GpuContext>) {
     for (text, input, classes) in awkward() {
         let network = Network::parse(text, input).unwrap();
         for batch in [1, 3] {
             let data = images(input, batch, classes, batch as u64);
-            let ((gpu_loss, gpu), (cpu_loss, cpu)) = both(&ctx, &network, &data);
-            let what = format!("{text} (batch {batch})");
+            let ((gpu_loss, gpu), (cpu_loss, cpu)) = both(ctx, &network, &data);
+            let what = format!("{text} (batch {batch}, {plans})");
             assert!(
                 (gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss,
                 "{what}: loss {gpu_loss} vs {cpu_loss}"
@@ -144,14 +164,15 @@ fn gpu_gradients_of_every_stage_match_the_cpu_reference() {
 
 #[test]
 fn deep_convnets_gpu_gradient_matches_the_cpu_on_mnist_digits() {
-    let Some(ctx) = common::gpu() else { return };
     let data = common::mnist().train.first(2);
-    let ((gpu_loss, gpu), (cpu_loss, cpu)) = both(&ctx, &Network::deep_convnet(), &data);
-    assert!(
-        (gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss,
-        "loss {gpu_loss} vs {cpu_loss}"
-    );
-    compare("DeepConvNet", &gpu, &cpu).unwrap();
+    for (plans, ctx) in both_plans() {
+        let ((gpu_loss, gpu), (cpu_loss, cpu)) = both(&ctx, &Network::deep_convnet(), &data);
+        assert!(
+            (gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss,
+            "{plans}: loss {gpu_loss} vs {cpu_loss}"
+        );
+        compare(&format!("DeepConvNet, {plans}"), &gpu, &cpu).unwrap();
+    }
 }
 
 #[test]
