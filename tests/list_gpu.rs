@@ -122,22 +122,9 @@ fn awkward() -> Vec<(&'static str, Values, u8)> {
     ]
 }
 
-/// This adapter's context, then one planning as a 132-unit GPU does with
-/// the tiled product: what a discrete GPU runs, here.
-fn both_plans() -> Vec<(&'static str, Arc<GpuContext>)> {
-    let Some(ctx) = common::gpu() else {
-        return vec![];
-    };
-    let gpu = common::planned_as(gpu_net::gpu::DeviceProfile::discrete(132));
-    vec![
-        ("this adapter's plans", ctx),
-        ("a 132-unit GPU's plans", gpu),
-    ]
-}
-
 #[test]
 fn gpu_gradients_of_every_stage_match_the_cpu_reference() {
-    for (plans, ctx) in both_plans() {
+    for (plans, ctx) in common::both_plans() {
         every_stage_matches_the_cpu(plans, &ctx);
     }
 }
@@ -165,7 +152,7 @@ fn every_stage_matches_the_cpu(plans: &str, ctx: &Arc<GpuContext>) {
 #[test]
 fn deep_convnets_gpu_gradient_matches_the_cpu_on_mnist_digits() {
     let data = common::mnist().train.first(2);
-    for (plans, ctx) in both_plans() {
+    for (plans, ctx) in common::both_plans() {
         let ((gpu_loss, gpu), (cpu_loss, cpu)) = both(&ctx, &Network::deep_convnet(), &data);
         assert!(
             (gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss,

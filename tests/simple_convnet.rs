@@ -12,9 +12,10 @@ use gpu_net::core::data::{Dataset, Mnist};
 use gpu_net::core::model::{Arch, Init, Params};
 use gpu_net::core::optim::{Optimizer, OptimizerKind, StepRule};
 use gpu_net::cpu::{CpuTrainer, Labels, Net};
-use gpu_net::gpu::GpuTrainer;
+use gpu_net::gpu::{GpuContext, GpuTrainer};
 use gpu_net::run::epoch_loop::{Sampler, Trainer};
 use gpu_net::run::gradient_check::gpu_gradient;
+use std::sync::Arc;
 
 fn gradient_check_arch() -> Arch {
     let front = ConvFront {
@@ -187,10 +188,16 @@ fn images(front: &ConvFront, n: usize, seed: u64) -> Dataset {
 }
 
 /// The GPU's gradient (gather, im2col, the products, pooling, and back)
-/// against the CPU's f64 backprop, batches of 1 and 3.
+/// against the CPU's f64 backprop, batches of 1 and 3, with this adapter's
+/// plans and a 132-unit GPU's.
 #[test]
 fn the_gpu_gradient_matches_the_cpu_on_awkward_shapes() {
-    let Some(ctx) = common::gpu() else { return };
+    for (plans, ctx) in common::both_plans() {
+        gradient_matches_the_cpu(plans, &ctx);
+    }
+}
+
+fn gradient_matches_the_cpu(plans: &str, ctx: &Arc<GpuContext>) {
     for front in awkward_fronts() {
         let arch = Arch::simple_convnet(front, &[17], 10).unwrap();
         let params = Params::init_with(&arch, Init::He, 5);
@@ -203,7 +210,7 @@ fn the_gpu_gradient_matches_the_cpu_on_awkward_shapes() {
             let (cl, c) = Net::new(&arch).gradient(&params, &x, Labels::Index(&t), t.len(), 1);
             assert!(
                 (gl - cl).abs() < 1e-5 * cl.abs().max(1.0),
-                "{front:?}: loss {gl} {cl}"
+                "{front:?}, {plans}: loss {gl} {cl}"
             );
             for tensor in arch.tensors() {
                 let d = diff(
@@ -217,7 +224,7 @@ fn the_gpu_gradient_matches_the_cpu_on_awkward_shapes() {
                 );
                 assert!(
                     d.ok(),
-                    "{front:?} batch {}: {}: {d:?}",
+                    "{front:?} batch {}, {plans}: {}: {d:?}",
                     t.len(),
                     tensor.name
                 );

@@ -158,3 +158,17 @@ pub fn planned_as(profile: gpu_net::gpu::DeviceProfile) -> Arc<GpuContext> {
     ctx.profile = profile;
     Arc::new(ctx)
 }
+
+/// This adapter's context, then one planning as a 132-unit GPU does with
+/// the tiled product (split K, columns read in place, col2im by value):
+/// what a discrete GPU runs, here. Empty without an adapter.
+pub fn both_plans() -> Vec<(&'static str, Arc<GpuContext>)> {
+    let Some(ctx) = gpu() else {
+        return vec![];
+    };
+    let discrete = planned_as(gpu_net::gpu::DeviceProfile::discrete(132));
+    vec![
+        ("this adapter's plans", ctx),
+        ("a 132-unit GPU's plans", discrete),
+    ]
+}
