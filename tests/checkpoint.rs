@@ -57,13 +57,14 @@ fn resume_is_exact(device: &str) {
             "{args:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        o
     };
     run(&[&common[..], &["--iters", "30", "--save", s(&whole)]].concat());
     run(&[&common[..], &["--iters", "15", "--save", s(&half)]].concat());
     let first = Checkpoint::read(&half).unwrap();
     assert_eq!(first.state.iterations, 15);
     // Flags may be left out: they come from the checkpoint.
-    run(&[
+    let o = run(&[
         "--device",
         device,
         "--iters",
@@ -72,7 +73,19 @@ fn resume_is_exact(device: &str) {
         s(&half),
         "--save",
         s(&half),
+        "--json",
     ]);
+    // Its time and samples/s are of the iterations it ran, and it says so.
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("done: iterations 16 to 30 (15 iterations) in"),
+        "{said}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["iters"].as_u64(), v["first_iter"].as_u64()),
+        (Some(30), Some(15))
+    );
     let (a, b) = (
         Checkpoint::read(&whole).unwrap(),
         Checkpoint::read(&half).unwrap(),

@@ -1534,6 +1534,31 @@ fn a_simple_convnet_checkpoint_works_with_every_command() {
         2,
         &["contradicts the checkpoint's simple-convnet (input 1×28×28, 4 filters"],
     );
+    // A list, or deep-convnet, is a network the checkpoint's is not.
+    assert_fails(
+        &["train", "--resume", ck, "--net", "deep-convnet"],
+        2,
+        &["--net deep-convnet contradicts the checkpoint's simple-convnet"],
+    );
+    assert_fails(
+        &[
+            "train",
+            "--resume",
+            ck,
+            "--net",
+            "affine 50, relu, affine 10",
+        ],
+        2,
+        &["--net \"input 1x28x28, affine 50, relu, affine 10, softmax\" contradicts"],
+    );
+    // The convolution's flags alone: the checkpoint says them.
+    assert_fails(
+        &["train", "--resume", ck, "--filter-size", "5"],
+        2,
+        &[
+            "--filter-size is a setting of the convolution, which a resumed run takes from its checkpoint",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

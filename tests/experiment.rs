@@ -198,6 +198,33 @@ fn hyperparameter_search_ranks_its_trials() {
     assert!(lines.iter().any(|l| l.starts_with("Best-1(val acc:")));
 }
 
+/// Under 5 training images a fifth holds none back: no trial could be
+/// ranked, so the search is refused rather than ranked on accuracy 0.
+#[test]
+fn hyperparameter_search_refuses_data_with_no_validation_images() {
+    use gpu_net::core::data::{Dataset, Mnist};
+    let four = Dataset::from_parts(vec![9; 4 * 784], vec![1, 2, 3, 4], 28, 28);
+    let data = Mnist {
+        train: four.clone(),
+        test: four,
+    };
+    let cfg = ExperimentConfig {
+        trials: Some(1),
+        epochs: Some(1),
+        ..Default::default()
+    };
+    let e = run(
+        Experiment::HyperparameterSearch,
+        &Device::Cpu,
+        &data,
+        &cfg,
+        &mut |_| {},
+    )
+    .expect_err("refused");
+    assert!(e.is_usage(), "{e}");
+    assert!(e.to_string().contains("4 leave none"), "{e}");
+}
+
 #[test]
 fn cli_writes_csv_and_json_and_refuses_bad_names() {
     let dir = std::env::temp_dir().join(format!("gpu-net-exp-{}", std::process::id()));
@@ -235,6 +262,23 @@ fn cli_writes_csv_and_json_and_refuses_bad_names() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A file at NAME.csv that is not this table (a checkpoint copied
+    // there) is refused and kept.
+    std::fs::write(dir.join("weight-decay.csv"), "{\"model\": 1}\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))
+        .args(["experiment", "weight-decay", "--epochs", "1", "--out"])
+        .arg(&dir)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("weight-decay.csv") && err.contains("not this table's header"),
+        "{err}"
+    );
+    let kept = std::fs::read_to_string(dir.join("weight-decay.csv")).unwrap();
+    assert_eq!(kept, "{\"model\": 1}\n");
     std::fs::remove_dir_all(&dir).ok();
 
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-net"))

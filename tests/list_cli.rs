@@ -169,7 +169,7 @@ fn lists_and_flags_that_cannot_be_are_usage_errors() {
         ),
         (
             vec!["--net", s(&net), "--dropout", "0.5"],
-            "--dropout is a setting of two-layer",
+            "--dropout is a setting of two-layer and multi-layer; deep-convnet",
         ),
         (
             vec!["--net", "deep-convnet", "--filter-num", "8"],

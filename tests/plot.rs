@@ -139,6 +139,31 @@ fn a_csv_that_is_not_metrics_is_refused_by_name() {
     let o = gpu_net(&["plot", "/nonexistent.csv", "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.csv"));
+    // A file the figure would replace that is not SVG (a checkpoint named
+    // without an extension) is refused and kept; an SVG is replaced.
+    let metrics = d.join("run.csv");
+    std::fs::write(&metrics, "epoch,iteration,loss,train_accuracy,test_accuracy,seconds,samples_per_sec\n1,600,0.5,0.9,0.9,1,1\n").unwrap();
+    let model = d.join("mymodel");
+    std::fs::write(&model, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    let o = gpu_net(&[
+        "plot",
+        metrics.to_str().unwrap(),
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("mymodel") && err.contains("not SVG"), "{err}");
+    assert!(std::fs::read(&model).unwrap().starts_with(b"\x08"));
+    for _ in 0..2 {
+        let o = gpu_net(&[
+            "plot",
+            metrics.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use gpu_net::run::checkpoint::Checkpoint;
-use image::{GrayImage, Luma};
+use image::{GenericImageView, GrayImage, Luma};
 
 fn gpu_net(args: &[&str]) -> Output {
     common::run_cli(args)
@@ -268,6 +268,20 @@ fn show_weights_draws_each_unit_of_w1_as_a_tile() {
     // 1-pixel gaps.
     let tile = 28 * 3 + 1;
     assert_eq!(img.dimensions(), (8 * tile + 1, 7 * tile + 1));
+    // Named .pgm, the picture is a PGM (P5, grey), the same size.
+    let pgm = d.join("w1.pgm");
+    let o = gpu_net(&[
+        "show-weights",
+        "--model",
+        model.to_str().unwrap(),
+        "-o",
+        pgm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&pgm).unwrap().starts_with(b"P5"));
+    let grey = image::open(&pgm).unwrap();
+    assert_eq!(grey.color(), image::ColorType::L8);
+    assert_eq!(grey.dimensions(), img.dimensions());
     let ck = Checkpoint::read(&model).unwrap();
     let w1 = &ck.params.values[..784 * 50];
     for j in [0usize, 9, 49] {

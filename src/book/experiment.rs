@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::book::table::{Rows, Table, csv_line};
 use crate::core::data::{CLASSES, Dataset, Mnist};
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::model::{Arch, Init, Params};
 use crate::core::optim::{Optimizer, OptimizerKind, StepRule};
 use crate::report::book_figures::{BATCH_NORM_COLUMNS, LOSS_COLUMNS, SEARCH_COLUMNS};
@@ -509,6 +509,12 @@ fn hyperparameter_search(
         order.swap(i, rng.random_range(0..=i));
     }
     let val_num = first.len() / 5;
+    if val_num == 0 {
+        return Err(Error::Usage(format!(
+            "--data: the search holds out a fifth of the first 500 training images for validation, and {} leave none",
+            first.len()
+        )));
+    }
     let pick = |idx: &[usize]| {
         let images = idx.iter().flat_map(|&i| first.image(i).to_vec()).collect();
         let labels = idx.iter().map(|&i| first.labels[i]).collect();

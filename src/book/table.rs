@@ -25,6 +25,13 @@ impl Rows {
                 // Never opened for writing unless a file: a FIFO would block.
                 crate::core::files::check_writable(path)
                     .map_err(|e| Error::io(path)(std::io::Error::other(e)))?;
+                let header = columns.join(",");
+                if crate::core::files::holds_other_than(path, &header) {
+                    return Err(Error::Usage(format!(
+                        "{} holds a file whose first line is not this table's header ({header}): remove it, or write elsewhere",
+                        path.display()
+                    )));
+                }
                 let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
                 use std::io::Write;
                 writeln!(f, "{}", columns.join(",")).map_err(Error::io(path))?;

@@ -16,7 +16,7 @@ use super::values::{up_to_max_epochs, weight_scales};
 
 #[derive(Args)]
 pub struct ExperimentArgs {
-    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search or train-convnet.
+    /// optimizer-compare, weight-init-compare, batch-norm, weight-decay, dropout, hyperparameter-search, train-convnet or train-deepnet.
     #[arg(value_parser = experiment::Experiment::parse)]
     pub name: experiment::Experiment,
     /// cpu, gpu, or auto (GPU when there is an adapter).
@@ -37,7 +37,7 @@ pub struct ExperimentArgs {
     /// Iterations of optimizer-compare and weight-init-compare instead of the book's 2000.
     #[arg(long, value_parser = up_to_max_epochs)]
     pub iters: Option<usize>,
-    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50, train-convnet 20).
+    /// Epochs instead of the script's (batch-norm 20, weight-decay 201, dropout 301, hyperparameter-search 50, train-convnet and train-deepnet 20).
     #[arg(long, value_parser = up_to_max_epochs)]
     pub epochs: Option<usize>,
     /// Trials of hyperparameter-search instead of 100.

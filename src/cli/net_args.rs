@@ -118,8 +118,12 @@ impl NetArgs {
 /// `--flag` given with `deep-convnet` or a list of layers, which say their
 /// own hidden layers.
 pub fn list_says_its_own(flag: &str) -> UsageError {
+    let presets = match flag {
+        "hidden" => "two-layer, multi-layer and simple-convnet",
+        _ => "two-layer and multi-layer",
+    };
     UsageError(format!(
-        "--{flag} is a setting of two-layer, multi-layer and simple-convnet; deep-convnet and a list of layers say their own (affine N, batchnorm, dropout R)"
+        "--{flag} is a setting of {presets}; deep-convnet and a list of layers say their own (affine N, batchnorm, dropout R)"
     ))
 }
 

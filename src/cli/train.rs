@@ -10,7 +10,7 @@ use gpu_net::core::config::RunConfig;
 use gpu_net::core::optim::OptimizerKind;
 use gpu_net::run::{self, TrainOutcome, TrainRequest};
 
-use super::args::{DeviceArg, GpuArgs, LayerArgs, OptimizerArgs};
+use super::args::{DeviceArg, GpuArgs, LayerArgs, OptimizerArgs, UsageError};
 use super::interrupt;
 use super::net_args::{CONV_FLAGS, NetArgs};
 use super::output::Output;
@@ -92,11 +92,22 @@ impl TrainArgs {
 
 /// The request the flags make; `given` says which flags the user gave.
 fn request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<TrainRequest> {
-    // `conv` is one field set by several flags.
+    // `conv` is one field set by several flags; `--net` sets `network` too
+    // (a list's text, none for the other presets).
     let conv_given = given("net") || CONV_FLAGS.iter().any(|f| given(f));
+    if args.resume.is_some()
+        && !given("net")
+        && let Some(flag) = CONV_FLAGS.iter().find(|f| given(f))
+    {
+        return Err(UsageError(format!(
+            "--{} is a setting of the convolution, which a resumed run takes from its checkpoint: drop it",
+            flag.replace('_', "-")
+        ))
+        .into());
+    }
     let given_fields = RunConfig::field_names()
         .into_iter()
-        .filter(|f| given(f) || (f == "conv" && conv_given))
+        .filter(|f| given(f) || (f == "conv" && conv_given) || (f == "network" && given("net")))
         .collect();
     let mut config = args.config()?;
     if args.net.net == NetKind::DeepConvnet {

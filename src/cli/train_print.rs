@@ -144,9 +144,18 @@ pub fn say_how_it_ended(
             summary.iters
         ));
     } else {
+        // A resumed run's time is of the iterations it ran, not the whole run's.
+        let ran = match summary.first_iter {
+            0 => count(summary.iters, "iteration"),
+            from => format!(
+                "iterations {} to {} ({})",
+                from + 1,
+                summary.iters,
+                count(summary.iters - from, "iteration")
+            ),
+        };
         out.say(&format!(
-            "done: {} in {:.1} s ({:.0} samples/s) and {:.1} s of evaluation, final test accuracy {:.4}",
-            count(summary.iters, "iteration"),
+            "done: {ran} in {:.1} s ({:.0} samples/s) and {:.1} s of evaluation, final test accuracy {:.4}",
             summary.seconds,
             summary.samples_per_sec,
             summary.eval_seconds,

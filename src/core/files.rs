@@ -135,6 +135,28 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
 }
 
 /// `path` exists and is a regular file (after symbolic links), so reading
+/// Whether `path` holds something other than a table whose first line is
+/// `header`: a file with something in it that does not start with that
+/// line (a checkpoint, a picture, another table). A table an output may
+/// replace or extend; anything else is the user's, and is not written over.
+pub fn holds_other_than(path: &Path, header: &str) -> bool {
+    use std::io::{BufRead, Read};
+    // Only a regular file is opened: a FIFO would block (check_writable
+    // refuses the rest).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    match std::io::BufReader::new(file.take(4096)).read_line(&mut first) {
+        Ok(0) => false,
+        Ok(_) => first.trim_end() != header,
+        Err(_) => true, // not text
+    }
+}
+
 /// it ends: a FIFO, a device or a folder is refused, named.
 pub fn check_regular(path: &Path) -> Result<(), FileError> {
     let meta = std::fs::metadata(path).map_err(at(path))?;

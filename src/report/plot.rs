@@ -248,17 +248,43 @@ pub fn read_csv(path: &Path) -> Result<Table, PlotError> {
 }
 
 /// Whether [`draw`] can write `out`: named `.svg` (or without an
-/// extension), and writable ([`crate::core::files::check_writable`]).
+/// extension), not holding something else already (a checkpoint, notes),
+/// and writable ([`crate::core::files::check_writable`]).
 pub fn check_output(out: &Path) -> Result<(), PlotError> {
     let fail = |why: String| PlotError::Output {
         path: out.to_path_buf(),
         why,
     };
-    check_svg_name(out).map_err(|why| PlotError::Misnamed {
+    let misnamed = |why: String| PlotError::Misnamed {
         path: out.to_path_buf(),
         why,
-    })?;
+    };
+    check_svg_name(out).map_err(misnamed)?;
+    if holds_other_than_svg(out) {
+        return Err(misnamed(
+            "holds a file that is not SVG: remove it, or give another path".into(),
+        ));
+    }
     crate::core::files::check_writable(out).map_err(fail)
+}
+
+/// Whether `out` is a file with something in it that does not start as an
+/// SVG picture does (`<svg` or an XML declaration).
+fn holds_other_than_svg(out: &Path) -> bool {
+    use std::io::Read;
+    // Only a regular file is opened: a FIFO would block (check_writable
+    // refuses the rest).
+    if !std::fs::metadata(out).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(out) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if file.take(5).read_to_end(&mut head).is_err() || head.is_empty() {
+        return false;
+    }
+    !(head.starts_with(b"<svg") || head.starts_with(b"<?xml"))
 }
 
 /// `.svg`, or no extension at all: a `.png` file holding SVG would not open.

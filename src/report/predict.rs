@@ -65,12 +65,28 @@ pub fn image_format(path: &Path) -> Result<image::ImageFormat, PredictError> {
 }
 
 /// Writes `img` whole (or not at all) in the format its name says: PNG,
-/// JPEG, BMP or PGM; any other name is refused before anything is written.
+/// JPEG, BMP or PGM (grey, as the name promises: the image crate would
+/// write a colour picture as PAM); any other name is refused before
+/// anything is written.
 pub fn save_image(img: &DynamicImage, path: &Path) -> Result<(), PredictError> {
     let format = image_format(path)?;
     let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, format)
-        .map_err(|e| fail(path, e))?;
+    let written = if format == image::ImageFormat::Pnm {
+        use image::ImageEncoder;
+        use image::codecs::pnm::{PnmEncoder, PnmSubtype, SampleEncoding};
+        let grey = img.to_luma8();
+        PnmEncoder::new(&mut bytes)
+            .with_subtype(PnmSubtype::Graymap(SampleEncoding::Binary))
+            .write_image(
+                grey.as_raw(),
+                grey.width(),
+                grey.height(),
+                image::ExtendedColorType::L8,
+            )
+    } else {
+        img.write_to(&mut bytes, format)
+    };
+    written.map_err(|e| fail(path, e))?;
     crate::core::files::write(path, bytes.get_ref()).map_err(|e| fail(path, e.error))
 }
 

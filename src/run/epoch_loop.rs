@@ -108,6 +108,9 @@ pub struct TrainSummary {
     /// Iterations done when the loop ended: the planned ones, or fewer when
     /// it was `interrupted`.
     pub iters: usize,
+    /// Iterations done before this run (a resumed run's checkpoint's): this
+    /// run's `seconds` and `samples_per_sec` are of `iters - first_iter`.
+    pub first_iter: usize,
     /// Whether the caller stopped the loop before its planned end.
     pub interrupted: bool,
     /// Seconds of training (the steps, without evaluation or setup).
@@ -362,6 +365,7 @@ fn summary(
     TrainSummary {
         device: trainer.device(),
         iters: done,
+        first_iter,
         interrupted,
         seconds: train_seconds,
         eval_seconds,

@@ -51,9 +51,9 @@ pub struct EvalReport {
     pub images: usize,
     pub loss: f64,
     pub accuracy: f64,
-    /// Fraction of each class's images given that class (NaN-free: a class
-    /// with no images gets 0).
-    pub per_class: Vec<f64>,
+    /// Fraction of each class's images given that class; none (JSON null)
+    /// for a class the test set has no images of.
+    pub per_class: Vec<Option<f64>>,
     /// `confusion[true][predicted]`: image counts.
     pub confusion: Vec<Vec<u64>>,
     /// The first test images the network gets wrong (the book's
@@ -76,18 +76,7 @@ pub fn evaluate<E: Evaluator + ?Sized>(
     for (&t, &p) in labels.iter().zip(&predicted) {
         confusion[t as usize][p as usize] += 1;
     }
-    let per_class = confusion
-        .iter()
-        .enumerate()
-        .map(|(c, row)| {
-            let n: u64 = row.iter().sum();
-            if n == 0 {
-                0.0
-            } else {
-                row[c] as f64 / n as f64
-            }
-        })
-        .collect();
+    let per_class = per_class(&confusion);
     Ok(EvalReport {
         model: model.to_string(),
         device: trainer.device(),
@@ -100,6 +89,19 @@ pub fn evaluate<E: Evaluator + ?Sized>(
     })
 }
 
+/// Each class's accuracy from `confusion[true][predicted]`: none for a
+/// class with no images (0 of 0 is no accuracy at all).
+fn per_class(confusion: &[Vec<u64>]) -> Vec<Option<f64>> {
+    confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let n: u64 = row.iter().sum();
+            (n > 0).then(|| row[c] as f64 / n as f64)
+        })
+        .collect()
+}
+
 /// What `gpu-net eval` prints.
 pub fn render(r: &EvalReport) -> String {
     let mut s = format!(
@@ -108,7 +110,10 @@ pub fn render(r: &EvalReport) -> String {
     );
     s += "accuracy per class:\n";
     for (c, a) in r.per_class.iter().enumerate() {
-        s += &format!("  {c}: {a:.4}\n");
+        match a {
+            Some(a) => s += &format!("  {c}: {a:.4}\n"),
+            None => s += &format!("  {c}: no test images\n"),
+        }
     }
     s += "\nconfusion matrix (rows: true class, columns: predicted):\n      ";
     for c in 0..r.confusion.len() {
@@ -123,4 +128,33 @@ pub fn render(r: &EvalReport) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_class_without_images_has_no_accuracy() {
+        let confusion = vec![vec![3, 1, 0], vec![0, 0, 0], vec![0, 2, 2]];
+        let got = per_class(&confusion);
+        assert_eq!(got, [Some(0.75), None, Some(0.5)]);
+        let report = EvalReport {
+            model: "m".into(),
+            device: "cpu".into(),
+            images: 8,
+            loss: 0.5,
+            accuracy: 0.625,
+            per_class: got,
+            confusion,
+            misclassified: vec![],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains("  0: 0.7500\n  1: no test images\n  2: 0.5000\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["per_class"], serde_json::json!([0.75, null, 0.5]));
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! May import: epoch_loop (the epoch report), error, files, book_figures (the columns).
 
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::core::error::{Error, Result};
@@ -35,7 +35,7 @@ impl MetricsCsv {
             return Err(Error::io(path)(std::io::Error::other(why)));
         }
         let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
-        if exists && !Self::holds_metrics(path) {
+        if files::holds_other_than(path, &Self::header()) {
             return Err(Error::Usage(format!(
                 "{} holds a file whose first line is not the metrics header ({}): remove it, or give another path",
                 path.display(),
@@ -56,16 +56,6 @@ impl MetricsCsv {
             file,
             path: path.to_path_buf(),
         })
-    }
-
-    /// Whether the file at `path` starts with the header line (a file that
-    /// cannot be read, or is not text, does not).
-    fn holds_metrics(path: &Path) -> bool {
-        let mut first = String::new();
-        std::fs::File::open(path)
-            .map(|f| std::io::BufReader::new(f.take(4096)).read_line(&mut first))
-            .is_ok_and(|read| read.is_ok())
-            && first.trim_end() == Self::header()
     }
 
     pub fn row(&mut self, r: &EpochReport) -> Result<()> {

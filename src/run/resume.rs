@@ -3,7 +3,7 @@
 //! the trainer put back where the run stood; and what `--save` would
 //! replace that is not an earlier state of this run.
 //!
-//! Part of `run`: imports `checkpoint`, `config`, `error`, `limits`,
+//! Part of `run`: imports `checkpoint`, `config`, `error`, `limits`, `network`,
 //! `model`, `epoch_loop`.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use crate::core::config::{ConfigError, RunConfig};
 use crate::core::error::{Context, Error, Result};
 use crate::core::limits;
 use crate::core::model::Arch;
+use crate::core::network::Network;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::epoch_loop::{self, Precision, Trainer};
 
@@ -36,22 +37,30 @@ pub(super) fn resume(path: &Path, req: &TrainRequest) -> Result<Resumed> {
     checkpoint.config = match checkpoint.config.overlay(&req.config, &given) {
         Ok(c) => c,
         Err(ConfigError::Contradicts(conflicts)) => {
-            let said: Vec<String> = conflicts
+            // The convolution and the list are one network, said once.
+            let network = ["conv", "network"];
+            let mut said: Vec<String> = conflicts
                 .iter()
-                .map(|c| match c.field.as_str() {
-                    "conv" => format!(
-                        "--net {} contradicts the checkpoint's {}",
-                        net_text(&c.given),
-                        net_text(&c.stored)
-                    ),
-                    _ => format!(
+                .filter(|c| !network.contains(&c.field.as_str()))
+                .map(|c| {
+                    format!(
                         "--{} {} contradicts the checkpoint's {}",
                         c.field.replace('_', "-"),
                         c.given,
                         c.stored
-                    ),
+                    )
                 })
                 .collect();
+            if conflicts
+                .iter()
+                .any(|c| network.contains(&c.field.as_str()))
+            {
+                let (given, stored) = (net_name(&req.config), net_name(&checkpoint.config));
+                said.insert(
+                    0,
+                    format!("--net {given} contradicts the checkpoint's {stored}"),
+                );
+            }
             let why = format!("--resume {}: {}", path.display(), said.join("; "));
             return Err(Error::Usage(why));
         }
@@ -63,13 +72,14 @@ pub(super) fn resume(path: &Path, req: &TrainRequest) -> Result<Resumed> {
     })
 }
 
-/// A `conv` field's text as `--net` names it: `mlp`, or `simple-convnet`
-/// with its settings.
-fn net_text(conv: &str) -> String {
-    match serde_json::from_str::<Option<crate::core::conv::ConvFront>>(conv) {
-        Ok(Some(front)) => format!("simple-convnet ({})", front.describe()),
-        _ if conv == "none" => "mlp".into(),
-        _ => conv.into(),
+/// A configuration's network as `--net` names it: `mlp`, `simple-convnet`
+/// with its settings, `deep-convnet`, or a list's text.
+fn net_name(config: &RunConfig) -> String {
+    match (&config.network, config.conv) {
+        (Some(text), _) if *text == Network::deep_convnet().text() => "deep-convnet".into(),
+        (Some(text), _) => format!("\"{text}\""),
+        (None, Some(front)) => format!("simple-convnet ({})", front.describe()),
+        (None, None) => "mlp".into(),
     }
 }
 
