@@ -55,7 +55,7 @@ pub(super) fn train_loop(
     };
     let done = start.map_or(0, |s| s.done);
     let metrics = match &req.metrics {
-        Some(path) => Some(MetricsCsv::open(path, start.is_some()).context("--metrics")?),
+        Some(path) => Some(MetricsCsv::open(path, start.map(|s| s.done)).context("--metrics")?),
         None => None,
     };
     let name = run.save.as_ref().and_then(|p| p.file_stem());

@@ -23,11 +23,13 @@ impl MetricsCsv {
         COLUMNS.join(",")
     }
 
-    /// A new file with the header, or (continuing a run, `append`) the
-    /// existing one, given a header if it is empty. A file that holds
-    /// something else (a checkpoint, a picture, another table) is refused,
-    /// not replaced or appended to.
-    pub fn open(path: &Path, append: bool) -> Result<Self> {
+    /// A new file with the header, or (continuing a run from iteration
+    /// `resumed_at`) the existing one, given a header if it is empty, less
+    /// its rows past that iteration (another continuation's, which this run
+    /// replaces). A file that holds something else (a checkpoint, a
+    /// picture, another table) is refused, not replaced or appended to.
+    pub fn open(path: &Path, resumed_at: Option<usize>) -> Result<Self> {
+        let append = resumed_at.is_some();
         if let Ok(meta) = std::fs::metadata(path)
             && !meta.is_file()
         {
@@ -41,6 +43,11 @@ impl MetricsCsv {
                 path.display(),
                 Self::header()
             )));
+        }
+        if let Some(done) = resumed_at
+            && exists
+        {
+            Self::drop_rows_past(path, done)?;
         }
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -56,6 +63,26 @@ impl MetricsCsv {
             file,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Rewrites the file at `path` (whole or not at all) without the rows
+    /// whose iteration is past `done`; untouched when there are none.
+    fn drop_rows_past(path: &Path, done: usize) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let past = |line: &str| {
+            let iteration = line.split(',').nth(1).and_then(|i| i.parse::<usize>().ok());
+            iteration.is_some_and(|i| i > done)
+        };
+        if !text.lines().skip(1).any(past) {
+            return Ok(());
+        }
+        let kept: String = text
+            .lines()
+            .enumerate()
+            .filter(|&(i, line)| i == 0 || !past(line))
+            .map(|(_, line)| format!("{line}\n"))
+            .collect();
+        files::write(path, kept.as_bytes()).map_err(|e| Error::io(path)(e.error))
     }
 
     pub fn row(&mut self, r: &EpochReport) -> Result<()> {
@@ -96,10 +123,10 @@ mod tests {
     #[test]
     fn rows_follow_one_header_and_a_continued_run_appends() {
         let path = std::env::temp_dir().join(format!("gpu-net-metrics-{}.csv", std::process::id()));
-        let mut m = MetricsCsv::open(&path, false).unwrap();
+        let mut m = MetricsCsv::open(&path, None).unwrap();
         m.row(&report(1)).unwrap();
         drop(m);
-        let mut m = MetricsCsv::open(&path, true).unwrap();
+        let mut m = MetricsCsv::open(&path, Some(600)).unwrap();
         m.row(&report(2)).unwrap();
         drop(m);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -109,8 +136,41 @@ mod tests {
         assert_eq!(lines[2], "2,1200,0.25,0.9,0.875,2,30000");
         assert_eq!(lines.len(), 3);
         // A new run replaces the file.
-        MetricsCsv::open(&path, false).unwrap();
+        MetricsCsv::open(&path, None).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// Resumed from an older checkpoint (a copy kept at iteration 1200),
+    /// the rows of the run that went on from it are dropped: the CSV tells
+    /// the run the checkpoint holds.
+    #[test]
+    fn a_run_resumed_from_an_earlier_point_drops_the_rows_past_it() {
+        let path =
+            std::env::temp_dir().join(format!("gpu-net-metrics-past-{}.csv", std::process::id()));
+        let mut m = MetricsCsv::open(&path, None).unwrap();
+        for epoch in 1..=3 {
+            m.row(&report(epoch)).unwrap();
+        }
+        drop(m);
+        let mut m = MetricsCsv::open(&path, Some(1200)).unwrap();
+        m.row(&EpochReport {
+            loss: 0.5,
+            ..report(3)
+        })
+        .unwrap();
+        drop(m);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let iterations: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(iterations, ["600", "1200", "1800"]);
+        assert!(
+            text.lines().last().unwrap().starts_with("3,1800,0.5,"),
+            "{text}"
+        );
         std::fs::remove_file(&path).ok();
     }
 
@@ -124,7 +184,9 @@ mod tests {
             (&[0x93u8, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0xff][..], false),
         ] {
             std::fs::write(&path, contents).unwrap();
-            let e = MetricsCsv::open(&path, append).err().expect("refused");
+            let e = MetricsCsv::open(&path, append.then_some(600))
+                .err()
+                .expect("refused");
             assert!(e.is_usage(), "{e}");
             assert!(e.to_string().contains("is not the metrics header"), "{e}");
             assert_eq!(std::fs::read(&path).unwrap(), contents);
