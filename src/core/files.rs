@@ -134,7 +134,6 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     may_replace(path, &ours?)
 }
 
-/// `path` exists and is a regular file (after symbolic links), so reading
 /// Whether `path` holds something other than a table whose first line is
 /// `header`: a file with something in it that does not start with that
 /// line (a checkpoint, a picture, another table). A table an output may
@@ -157,6 +156,7 @@ pub fn holds_other_than(path: &Path, header: &str) -> bool {
     }
 }
 
+/// `path` exists and is a regular file (after symbolic links), so reading
 /// it ends: a FIFO, a device or a folder is refused, named.
 pub fn check_regular(path: &Path) -> Result<(), FileError> {
     let meta = std::fs::metadata(path).map_err(at(path))?;
