@@ -247,24 +247,31 @@ pub fn read_csv(path: &Path) -> Result<Table, PlotError> {
         })
 }
 
-/// Whether [`draw`] can write `out`: named `.svg` (or without an
-/// extension), not holding something else already (a checkpoint, notes),
-/// and writable ([`crate::core::files::check_writable`]).
+/// Whether [`draw`] can write `out`: [`check_output_name`], and not
+/// holding something else already (a checkpoint, notes).
 pub fn check_output(out: &Path) -> Result<(), PlotError> {
+    check_output_name(out)?;
+    if holds_other_than_svg(out) {
+        return Err(PlotError::Misnamed {
+            path: out.to_path_buf(),
+            why: "holds a file that is not SVG: remove it, or give another path".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `out` is named `.svg` (or without an extension) and writable
+/// ([`crate::core::files::check_writable`]), whatever it holds: `train`
+/// asks this first, and what it holds once no two flags name one file.
+pub fn check_output_name(out: &Path) -> Result<(), PlotError> {
     let fail = |why: String| PlotError::Output {
         path: out.to_path_buf(),
         why,
     };
-    let misnamed = |why: String| PlotError::Misnamed {
+    check_svg_name(out).map_err(|why| PlotError::Misnamed {
         path: out.to_path_buf(),
         why,
-    };
-    check_svg_name(out).map_err(misnamed)?;
-    if holds_other_than_svg(out) {
-        return Err(misnamed(
-            "holds a file that is not SVG: remove it, or give another path".into(),
-        ));
-    }
+    })?;
     crate::core::files::check_writable(out).map_err(fail)
 }
 

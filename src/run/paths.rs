@@ -31,7 +31,7 @@ pub(super) fn check_outputs(req: &TrainRequest, save: Option<&Path>) -> Result<(
         checkpoint::check_writable(path).context(save_flag(req))?;
     }
     if let Some(path) = &req.plot {
-        crate::report::plot::check_output(path).context("--plot")?;
+        crate::report::plot::check_output_name(path).context("--plot")?;
     }
     Ok(())
 }
@@ -68,6 +68,10 @@ pub(super) fn check_distinct(
                 )));
             }
         }
+    }
+    // Distinct, the figure may still land on a file that is not one.
+    if let Some(path) = &req.plot {
+        crate::report::plot::check_output(path).context("--plot")?;
     }
     Ok(())
 }
