@@ -580,8 +580,19 @@ fn metrics_csv_has_a_row_per_epoch_and_continues_on_resume() {
         s(&ck),
         "--metrics",
         s(&csv),
+        "--plot",
+        s(&d.join("m.svg")),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The figure draws the whole run, the epochs before the resume too: a
+    // curve of 4 points.
+    let svg = std::fs::read_to_string(d.join("m.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let mut curves = doc.descendants().filter_map(|n| n.attribute("points"));
+    assert!(
+        curves.any(|p| p.split_whitespace().count() == 4),
+        "no curve of 4 points: {svg}"
+    );
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(

@@ -87,7 +87,15 @@ pub(super) fn train_loop(
     let summary = summary.map_err(|e| with_hint(e, config, run.origin))?;
     report.finish();
     if let Some(path) = &req.plot {
-        crate::report::plot::draw(std::slice::from_ref(&end.curves), path)?;
+        // A resumed run's metrics CSV holds the epochs before it too.
+        let curves = match &req.metrics {
+            Some(csv) if done > 0 => Curves {
+                name: end.curves.name.clone(),
+                ..crate::report::plot::read_metrics(csv)?
+            },
+            _ => end.curves,
+        };
+        crate::report::plot::draw(std::slice::from_ref(&curves), path)?;
         report.say(&format!("learning curves written to {}", path.display()));
     }
     Ok(summary)
