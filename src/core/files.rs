@@ -139,21 +139,28 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
 /// line (a checkpoint, a picture, another table). A table an output may
 /// replace or extend; anything else is the user's, and is not written over.
 pub fn holds_other_than(path: &Path, header: &str) -> bool {
-    use std::io::{BufRead, Read};
-    // Only a regular file is opened: a FIFO would block (check_writable
-    // refuses the rest).
+    head(path, 4096).is_some_and(|bytes| {
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        // Not text, or another first line.
+        std::str::from_utf8(first).map_or(true, |line| line.trim_end() != header)
+    })
+}
+
+/// The first `n` bytes of the regular file at `path`; none for a file that
+/// is empty, missing or unreadable, or is not a regular file (only a
+/// regular file is opened: a FIFO would block).
+pub fn head(path: &Path, n: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return false;
+        return None;
     }
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut first = String::new();
-    match std::io::BufReader::new(file.take(4096)).read_line(&mut first) {
-        Ok(0) => false,
-        Ok(_) => first.trim_end() != header,
-        Err(_) => true, // not text
-    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(n)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (!bytes.is_empty()).then_some(bytes)
 }
 
 /// `path` exists and is a regular file (after symbolic links), so reading

@@ -278,20 +278,8 @@ pub fn check_output_name(out: &Path) -> Result<(), PlotError> {
 /// Whether `out` is a file with something in it that does not start as an
 /// SVG picture does (`<svg` or an XML declaration).
 fn holds_other_than_svg(out: &Path) -> bool {
-    use std::io::Read;
-    // Only a regular file is opened: a FIFO would block (check_writable
-    // refuses the rest).
-    if !std::fs::metadata(out).is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let Ok(file) = std::fs::File::open(out) else {
-        return false;
-    };
-    let mut head = Vec::new();
-    if file.take(5).read_to_end(&mut head).is_err() || head.is_empty() {
-        return false;
-    }
-    !(head.starts_with(b"<svg") || head.starts_with(b"<?xml"))
+    crate::core::files::head(out, 5)
+        .is_some_and(|head| !(head.starts_with(b"<svg") || head.starts_with(b"<?xml")))
 }
 
 /// `.svg`, or no extension at all: a `.png` file holding SVG would not open.
